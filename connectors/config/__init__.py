@@ -1,0 +1,384 @@
+"""Load the one plant configuration file: parse TOML, validate everything, convert to domain types.
+
+``load(path)`` either returns a ``PlantConfig`` or raises one ``twin.errors.ConfigError`` listing
+every problem as ``file: path.to.key: what is wrong (got X)``. Nothing is dropped or clamped.
+
+>>> from pathlib import Path
+>>> cfg = load(Path(__file__).parents[2] / "examples" / "fleet.toml")
+>>> sorted(s.kind.value for s in cfg.fleet.sites)[:1]
+['last-mile']
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ValidationError
+
+from connectors.config import modbus as modbus_schema
+from connectors.config.schema import PlantModel, SiteModel, TemplateModel
+from twin.errors import ConfigError, Problem
+from twin.frozen import FrozenDict
+from twin.spec import (
+    AlarmId,
+    AlarmKind,
+    AlarmRule,
+    DemandSpec,
+    FleetSpec,
+    InventoryItemSpec,
+    MachineId,
+    MachineSpec,
+    MachineTemplate,
+    Priority,
+    ProductFamily,
+    ProductId,
+    Shift,
+    ShiftCalendar,
+    SignalKind,
+    SignalName,
+    SignalSpec,
+    SiteId,
+    SiteSpec,
+    Sku,
+    TemplateId,
+)
+
+__all__ = ["HistorianConfig", "PlantConfig", "load", "load_text"]
+
+_WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+_COUNTER_KINDS = (SignalKind.GOOD_COUNT, SignalKind.SCRAP_COUNT)
+INVENTORY_SIGNALS = ("on_hand", "in_transit", "eta")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistorianConfig:
+    """Where history is kept. ``path`` is resolved against the configuration file's folder."""
+
+    kind: str
+    path: Path
+    retention_raw_days: float
+    rollup_interval_s: float
+    checkpoint_interval_s: float
+    url: str | None = None
+    org: str | None = None
+    bucket: str | None = None
+    token_env: str | None = None
+    token_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlantConfig:
+    """A validated plant configuration."""
+
+    source: Path
+    fleet: FleetSpec
+    historian: HistorianConfig
+    modbus: tuple[Any, ...] = ()  # connectors.modbus devices (typed there)
+
+
+def load(path: str | Path) -> PlantConfig:
+    """Read, validate and convert the configuration at ``path``; raise ``ConfigError`` if invalid."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        problem = Problem(path="", message=f"cannot read file: {exc.strerror}", has_got=False)
+        raise ConfigError(str(p), [problem]) from exc
+    return load_text(text, source=p)
+
+
+def load_text(text: str, *, source: str | Path = "<string>") -> PlantConfig:
+    """Validate configuration ``text`` (TOML); ``source`` names it in error messages."""
+    src = Path(source)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(src), [Problem(path="", message=f"not valid TOML: {exc}", has_got=False)]) from exc
+    try:
+        model = PlantModel.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(str(src), pydantic_problems(exc)) from None
+    problems: list[Problem] = []
+    fleet = _convert_fleet(model, problems)
+    devices: tuple[Any, ...] = ()
+    convert_modbus = getattr(modbus_schema, "convert_modbus", None)
+    if not problems and convert_modbus is not None:
+        devices = tuple(convert_modbus(model.sources, fleet, problems))
+        fleet = _with_poll_intervals(fleet, devices)
+    if problems:
+        raise ConfigError(str(src), problems)
+    return PlantConfig(source=src, fleet=fleet, historian=_convert_historian(model, src), modbus=devices)
+
+
+def pydantic_problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
+    """Turn pydantic's errors into ``Problem``s with dotted/indexed paths and the offending value."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = _format_loc(err["loc"], prefix)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            problems.append(Problem(path=loc, message="unknown key", got=err.get("input")))
+        elif kind == "missing":
+            problems.append(Problem(path=loc, message="required key is missing", has_got=False))
+        else:
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            if msg.startswith("token: "):
+                loc, msg = (f"{loc}.token" if loc else "token"), msg.removeprefix("token: ")
+            problems.append(Problem(path=loc, message=msg, got=_short(err.get("input"))))
+    return problems
+
+
+def _format_loc(loc: tuple[int | str, ...], prefix: str = "") -> str:
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).startswith(("function-", "tagged-union")) or "[" in str(part):
+            continue  # pydantic's internal validator names
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _short(value: object) -> object:
+    if isinstance(value, dict):
+        return "{" + ", ".join(sorted(map(str, value)))[:80] + "}"
+    if isinstance(value, list) and len(value) > 8:
+        return f"[list of {len(value)}]"
+    return value
+
+
+def _dupes(values: list[str]) -> set[str]:
+    return {v for v, n in Counter(values).items() if n > 1}
+
+
+def _convert_templates(model: PlantModel, problems: list[Problem]) -> dict[str, MachineTemplate]:
+    templates: dict[str, MachineTemplate] = {}
+    dupes = _dupes([t.id for t in model.templates])
+    for i, t in enumerate(model.templates):
+        path = f"templates[{i}]"
+        if t.id in dupes:
+            problems.append(Problem(path=f"{path}.id", message="duplicate template id", got=t.id))
+        templates[t.id] = _convert_template(t, path, problems)
+    return templates
+
+
+def _convert_template(t: TemplateModel, path: str, problems: list[Problem]) -> MachineTemplate:
+    names = [s.name for s in t.signals]
+    for j, s in enumerate(t.signals):
+        if s.name in _dupes(names):
+            problems.append(Problem(path=f"{path}.signals[{j}].name", message="duplicate signal name", got=s.name))
+        if s.counter_bits is not None and s.kind not in _COUNTER_KINDS:
+            problems.append(Problem(path=f"{path}.signals[{j}].counter_bits",
+                                    message=f"only counters (good_count, scrap_count) have a width, not {s.kind.value}",
+                                    got=s.counter_bits))
+    for kind in (SignalKind.STATUS, SignalKind.GOOD_COUNT, SignalKind.SCRAP_COUNT):
+        of_kind = [s.name for s in t.signals if s.kind is kind]
+        if len(of_kind) > 1:
+            problems.append(Problem(path=f"{path}.signals", message=f"more than one signal of kind {kind.value}",
+                                    got=of_kind))
+    has_status = any(s.kind is SignalKind.STATUS for s in t.signals)
+    if has_status and not t.status_codes:
+        problems.append(Problem(path=f"{path}.status_codes",
+                                message="a template with a status signal needs status_codes (code -> status)",
+                                has_got=False))
+    if t.status_codes and not has_status:
+        problems.append(Problem(path=f"{path}.status_codes", message="status_codes given but no signal of kind status",
+                                got=sorted(t.status_codes)))
+    for code, status in t.status_codes.items():
+        if status.value == "unknown":
+            problems.append(Problem(path=f"{path}.status_codes.{code}",
+                                    message="'unknown' is what the twin shows for unmapped codes; map a real status",
+                                    got=status.value))
+        if not 0 <= code <= 0xFFFF:
+            problems.append(Problem(path=f"{path}.status_codes.{code}", message="status code must be 0..65535",
+                                    got=code))
+    signals = tuple(
+        SignalSpec(name=SignalName(s.name), kind=s.kind, unit=s.unit, description=s.description,
+                   counter_bits=s.counter_bits or 32)
+        for s in t.signals
+    )
+    return MachineTemplate(
+        id=TemplateId(t.id), role=t.role, ideal_cycle_time_s=t.ideal_cycle_time_s,
+        status_codes=FrozenDict(t.status_codes), signals=signals, description=t.description,
+        batch_size=t.batch_size, mtbf_h=t.mtbf_h, mttr_h=t.mttr_h, scrap_rate=t.scrap_rate,
+    )
+
+
+def _convert_site(s: SiteModel, path: str, templates: dict[str, MachineTemplate], product_ids: set[str],
+                  problems: list[Problem]) -> SiteSpec:
+    try:
+        ZoneInfo(s.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(Problem(path=f"{path}.timezone", message="unknown IANA time zone", got=s.timezone))
+    machines: list[MachineSpec] = []
+    origin: dict[str, str] = {}
+    for j, g in enumerate(s.machines):
+        gpath = f"{path}.machines[{j}]"
+        template = templates.get(g.template)
+        if template is None:
+            problems.append(Problem(path=f"{gpath}.template", message="no template with this id", got=g.template))
+            continue
+        ids = [g.id] if g.id is not None else [f"{g.id_prefix}{n}" for n in range(1, (g.count or 0) + 1)]
+        for mid in ids:
+            if mid in origin:
+                problems.append(Problem(path=gpath, message=f"machine id {mid!r} already defined at {origin[mid]}",
+                                        got=mid))
+                continue
+            origin[mid] = gpath
+            machines.append(MachineSpec(id=MachineId(mid), site=SiteId(s.id), template=template))
+    skus = [i.sku for i in s.inventory]
+    items = []
+    for j, it in enumerate(s.inventory):
+        ipath = f"{path}.inventory[{j}]"
+        if it.sku in _dupes(skus):
+            problems.append(Problem(path=f"{ipath}.sku", message="duplicate SKU at this site", got=it.sku))
+        if it.sku in origin:
+            problems.append(Problem(path=f"{ipath}.sku", message="a machine of this site already has this id",
+                                    got=it.sku))
+        items.append(InventoryItemSpec(
+            sku=Sku(it.sku), name=it.name, kind=it.kind, unit=it.unit, reorder_point=it.reorder_point,
+            reorder_qty=it.reorder_qty, supplier=it.supplier, lead_time_d=it.lead_time_d,
+            lead_time_sd_d=it.lead_time_sd_d, transport=it.transport, initial_on_hand=it.initial_on_hand,
+        ))
+    demand = []
+    for j, d in enumerate(s.demand):
+        if d.product not in product_ids:
+            problems.append(Problem(path=f"{path}.demand[{j}].product", message="no product with this id",
+                                    got=d.product))
+        demand.append(DemandSpec(product=ProductId(d.product), orders_per_day=d.orders_per_day,
+                                 weekday_factors=tuple(d.weekday_factors), hour_factors=tuple(d.hour_factors)))
+    shifts = tuple(
+        Shift(name=sh.name, weekdays=frozenset(_WEEKDAYS[d] for d in sh.days), start=sh.start, end=sh.end)
+        for sh in s.shifts
+    )
+    for j, sh in enumerate(s.shifts):
+        if sh.start == sh.end:
+            problems.append(Problem(path=f"{path}.shifts[{j}].end",
+                                    message="a shift cannot start and end at the same time", got=str(sh.end)))
+    return SiteSpec(
+        id=SiteId(s.id), name=s.name, kind=s.kind, timezone=s.timezone,
+        calendar=ShiftCalendar(shifts=shifts, holidays=frozenset(s.holidays)),
+        machines=tuple(machines), inventory=tuple(items), demand=tuple(demand),
+        daily_plan_units=s.daily_plan_units, region=s.region,
+    )
+
+
+def _check_routings(model: PlantModel, sites: list[SiteSpec], products: dict[str, ProductFamily],
+                    problems: list[Problem]) -> None:
+    for i, site in enumerate(sites):
+        roles = {m.role for m in site.machines}
+        stocked = {it.sku for it in site.inventory}
+        for j, d in enumerate(site.demand):
+            product = products.get(d.product)
+            if product is None:
+                continue
+            missing_roles = [r.value for r in product.routing if r not in roles]
+            if missing_roles:
+                problems.append(Problem(path=f"sites[{i}].demand[{j}].product",
+                                        message=f"site has no machine for routing step(s) {missing_roles}",
+                                        got=d.product))
+            missing_skus = sorted(sku for sku in product.bom if sku not in stocked)
+            if missing_skus:
+                problems.append(Problem(path=f"sites[{i}].demand[{j}].product",
+                                        message=f"bill of materials needs SKUs this site does not stock: {missing_skus}",
+                                        got=d.product))
+    del model
+
+
+def _convert_alarms(model: PlantModel, sites: list[SiteSpec], templates: dict[str, MachineTemplate],
+                    problems: list[Problem]) -> tuple[AlarmRule, ...]:
+    site_ids = {s.id for s in sites}
+    machine_ids = {m.id for s in sites for m in s.machines}
+    skus = {it.sku for s in sites for it in s.inventory}
+    rules = []
+    dupes = _dupes([a.id for a in model.alarms])
+    for i, a in enumerate(model.alarms):
+        path = f"alarms[{i}]"
+        if a.id in dupes:
+            problems.append(Problem(path=f"{path}.id", message="duplicate alarm id", got=a.id))
+        for key, values, known in (("sites", a.sites, site_ids), ("templates", a.templates, set(templates)),
+                                   ("machines", a.machines, machine_ids), ("skus", a.skus, skus)):
+            for j, v in enumerate(values):
+                if v not in known:
+                    problems.append(Problem(path=f"{path}.{key}[{j}]", message=f"no such {key[:-1]}", got=v))
+        if a.signal is not None:
+            watched = [templates[t] for t in (a.templates or list(templates)) if t in templates]
+            if not any(t.signal(a.signal) for t in watched):
+                problems.append(Problem(path=f"{path}.signal", message="no watched template has this signal",
+                                        got=a.signal))
+        rules.append(AlarmRule(
+            id=AlarmId(a.id), kind=AlarmKind(a.kind), priority=Priority[a.priority.upper()], message=a.message,
+            signal=SignalName(a.signal) if a.signal else None, threshold=a.threshold, for_s=a.for_s,
+            sites=frozenset(SiteId(x) for x in a.sites), templates=frozenset(TemplateId(x) for x in a.templates),
+            machines=frozenset(MachineId(x) for x in a.machines), skus=frozenset(Sku(x) for x in a.skus),
+        ))
+    return tuple(rules)
+
+
+def _convert_fleet(model: PlantModel, problems: list[Problem]) -> FleetSpec:
+    templates = _convert_templates(model, problems)
+    product_dupes = _dupes([p.id for p in model.products])
+    products: dict[str, ProductFamily] = {}
+    for i, p in enumerate(model.products):
+        if p.id in product_dupes:
+            problems.append(Problem(path=f"products[{i}].id", message="duplicate product id", got=p.id))
+        products[p.id] = ProductFamily(
+            id=ProductId(p.id), name=p.name, routing=tuple(p.routing),
+            bom=FrozenDict({Sku(k): v for k, v in p.bom.items()}), batch_min=p.batch_min,
+            batch_max=p.batch_max, due_h=p.due_h,
+        )
+    site_dupes = _dupes([s.id for s in model.sites])
+    sites = []
+    for i, s in enumerate(model.sites):
+        if s.id in site_dupes:
+            problems.append(Problem(path=f"sites[{i}].id", message="duplicate site id", got=s.id))
+        sites.append(_convert_site(s, f"sites[{i}]", templates, set(products), problems))
+    _check_routings(model, sites, products, problems)
+    alarms = _convert_alarms(model, sites, templates, problems)
+    return FleetSpec(
+        id=model.fleet.id, name=model.fleet.name, sites=tuple(sites), templates=tuple(templates.values()),
+        products=tuple(products.values()), alarms=alarms, stale_after_polls=model.fleet.stale_after_polls,
+    )
+
+
+def _with_poll_intervals(fleet: FleetSpec, devices: tuple[Any, ...]) -> FleetSpec:
+    """Each machine and item is expected as often as the fastest device that serves it."""
+    fastest: dict[tuple[str, str], float] = {}
+    for dev in devices:
+        for point in dev.points:
+            key = (dev.site, point.asset)
+            fastest[key] = min(fastest.get(key, float("inf")), float(dev.poll_interval_s))
+    sites = []
+    for site in fleet.sites:
+        machines = tuple(
+            replace(m, poll_interval_s=fastest.get((site.id, m.id), m.poll_interval_s)) for m in site.machines
+        )
+        items = tuple(
+            replace(it, poll_interval_s=fastest.get((site.id, it.sku), it.poll_interval_s))
+            for it in site.inventory
+        )
+        sites.append(replace(site, machines=machines, inventory=items))
+    return replace(fleet, sites=tuple(sites))
+
+
+def _convert_historian(model: PlantModel, src: Path) -> HistorianConfig:
+    h = model.historian
+    base = src.parent if src.name != "<string>" else Path.cwd()
+
+    def resolve(p: str) -> Path:
+        return Path(os.path.normpath(base / p))
+
+    return HistorianConfig(
+        kind=h.kind, path=resolve(h.path),
+        retention_raw_days=h.retention_raw_days, rollup_interval_s=h.rollup_interval_s,
+        checkpoint_interval_s=h.checkpoint_interval_s, url=h.url, org=h.org, bucket=h.bucket,
+        token_env=h.token_env,
+        token_file=resolve(h.token_file) if h.token_file else None,
+    )

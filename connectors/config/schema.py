@@ -1,0 +1,232 @@
+"""The plant configuration schema: one TOML file, pydantic v2 models with ``extra="forbid"``.
+
+These models only check the shape of each key; cross-references (templates, machines, SKUs,
+products, alarm targets) are checked in ``connectors.config`` while converting to the domain's
+plain dataclasses (``twin.spec``). Field names carry units (``_s``, ``_h``, ``_d``).
+"""
+
+from __future__ import annotations
+
+from datetime import date, time
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+
+from connectors.config.modbus import ModbusDeviceModel, RegisterMapModel
+from twin.spec import AlarmKind, ItemKind, MachineStatus, Role, SignalKind, SiteKind, Transport
+
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+# Numbers are strict: "60" (a string) is not a number here; 60 and 60.0 are.
+Num = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+Int = Annotated[int, Strict()]
+Positive = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+PriorityName = Literal["low", "medium", "high", "urgent"]
+
+
+class Model(BaseModel):
+    """Base of every section: unknown keys are errors; numbers are never parsed from strings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, str_strip_whitespace=True)
+
+
+class FleetModel(Model):
+    """``[fleet]``: the fleet's identity and twin-wide settings."""
+
+    id: Id
+    name: str = Field(min_length=1)
+    stale_after_polls: Num = Field(default=3.0, ge=1.0, le=1000.0)
+
+
+class HistorianModel(Model):
+    """``[historian]``: where history is kept. Secrets never live in this file."""
+
+    kind: Literal["sqlite", "influxdb"] = "sqlite"
+    path: str = "var/history.db"
+    retention_raw_days: Num = Field(default=30.0, gt=0, le=3650)
+    rollup_interval_s: Num = Field(default=60.0, gt=0, le=86400)
+    checkpoint_interval_s: Num = Field(default=300.0, gt=0, le=86400)
+    url: str | None = None
+    org: str | None = None
+    bucket: str | None = None
+    token_env: str | None = None
+    token_file: str | None = None
+    token: str | None = Field(default=None, description="refused: tokens never come from the config")
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> Self:
+        if self.token is not None:
+            raise ValueError(
+                "token: an InfluxDB token is never read from the configuration file; "
+                "name an environment variable with token_env or a file with token_file"
+            )
+        if self.kind == "influxdb":
+            missing = [k for k in ("url", "org", "bucket") if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"kind 'influxdb' needs {', '.join(missing)}")
+            if not (self.token_env or self.token_file):
+                raise ValueError("kind 'influxdb' needs token_env or token_file")
+        return self
+
+
+class SignalModel(Model):
+    """One signal of a machine template."""
+
+    name: Id
+    kind: SignalKind
+    unit: str = ""
+    description: str = ""
+    counter_bits: Literal[16, 32, 64] | None = None
+
+
+class TemplateModel(Model):
+    """``[[templates]]``: a kind of machine."""
+
+    id: Id
+    role: Role
+    description: str = ""
+    ideal_cycle_time_s: Positive
+    batch_size: Int = Field(default=1, ge=1, le=10_000)
+    mtbf_h: Positive = 200.0
+    mttr_h: Positive = 1.0
+    scrap_rate: Num = Field(default=0.02, ge=0.0, lt=1.0)
+    status_codes: dict[int, MachineStatus] = Field(default_factory=dict)
+    signals: list[SignalModel] = Field(min_length=1)
+
+
+class MachineGroupModel(Model):
+    """One machine (``id``) or ``count`` machines named ``id_prefix``1..N, built from ``template``."""
+
+    template: Id
+    id: Id | None = None
+    count: Int | None = Field(default=None, ge=1, le=1000)
+    id_prefix: Id | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Self:
+        if self.id is not None and (self.count is not None or self.id_prefix is not None):
+            raise ValueError("give either id, or count with id_prefix, not both")
+        if self.id is None and (self.count is None or self.id_prefix is None):
+            raise ValueError("give either id, or count with id_prefix")
+        return self
+
+
+class ShiftModel(Model):
+    """A shift in the site's local time; ``end <= start`` means it ends the next day."""
+
+    name: str = Field(min_length=1)
+    days: list[Weekday] = Field(min_length=1)
+    start: time
+    end: time
+
+
+class InventoryModel(Model):
+    """``[[sites.inventory]]``: a stocked item and its (s, Q) policy."""
+
+    sku: Id
+    name: str = Field(min_length=1)
+    kind: ItemKind
+    unit: str = Field(min_length=1)
+    reorder_point: NonNegative
+    reorder_qty: Positive
+    supplier: str = Field(min_length=1)
+    lead_time_d: Positive
+    lead_time_sd_d: NonNegative = 0.0
+    transport: Transport = Transport.LOCAL
+    initial_on_hand: NonNegative = 0.0
+
+
+class DemandModel(Model):
+    """``[[sites.demand]]``: how orders of a product family arrive at a site."""
+
+    product: Id
+    orders_per_day: NonNegative
+    weekday_factors: list[NonNegative] = Field(default_factory=lambda: [1.0] * 7, min_length=7, max_length=7)
+    hour_factors: list[NonNegative] = Field(default_factory=lambda: [1.0] * 24, min_length=24, max_length=24)
+
+
+class SiteModel(Model):
+    """``[[sites]]``: a micro-factory."""
+
+    id: Id
+    name: str = Field(min_length=1)
+    kind: SiteKind
+    region: str = ""
+    timezone: str
+    daily_plan_units: Int = Field(default=0, ge=0)
+    shifts: list[ShiftModel] = Field(min_length=1)
+    holidays: list[date] = Field(default_factory=list)
+    machines: list[MachineGroupModel] = Field(min_length=1)
+    inventory: list[InventoryModel] = Field(default_factory=list)
+    demand: list[DemandModel] = Field(default_factory=list)
+
+
+class ProductModel(Model):
+    """``[[products]]``: a configure-to-order product family."""
+
+    id: Id
+    name: str = Field(min_length=1)
+    routing: list[Role] = Field(min_length=1)
+    bom: dict[str, Positive] = Field(default_factory=dict)
+    batch_min: Int = Field(default=1, ge=1)
+    batch_max: Int = Field(default=1, ge=1)
+    due_h: Positive = 48.0
+
+    @model_validator(mode="after")
+    def _batch(self) -> Self:
+        if self.batch_max < self.batch_min:
+            raise ValueError(f"batch_max ({self.batch_max}) is below batch_min ({self.batch_min})")
+        return self
+
+
+class AlarmModel(Model):
+    """``[[alarms]]``: an alarm rule. Empty filters mean every site/template/machine/SKU."""
+
+    id: Id
+    kind: AlarmKind
+    priority: PriorityName
+    message: str = Field(min_length=1)
+    signal: Id | None = None
+    threshold: Num | None = None
+    for_s: NonNegative = 0.0
+    sites: list[Id] = Field(default_factory=list)
+    templates: list[Id] = Field(default_factory=list)
+    machines: list[Id] = Field(default_factory=list)
+    skus: list[Id] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> Self:
+        if self.kind in (AlarmKind.ABOVE, AlarmKind.BELOW):
+            if self.signal is None or self.threshold is None:
+                raise ValueError(f"kind '{self.kind.value}' needs signal and threshold")
+            if self.skus:
+                raise ValueError(f"kind '{self.kind.value}' watches machines: skus does not apply")
+        elif self.kind is AlarmKind.STOCK_BELOW_REORDER:
+            if self.signal is not None or self.threshold is not None:
+                raise ValueError("kind 'stock_below_reorder' uses each item's reorder point: "
+                                 "signal and threshold do not apply")
+            if self.templates or self.machines:
+                raise ValueError("kind 'stock_below_reorder' watches stock: templates/machines do not apply")
+        elif self.kind is AlarmKind.MACHINE_DOWN and (self.signal is not None or self.threshold is not None):
+            raise ValueError("kind 'machine_down' uses the status signal: signal and threshold do not apply")
+        return self
+
+
+class SourcesModel(Model):
+    """``[sources]``: where live data comes from (Modbus devices; register maps they share)."""
+
+    register_maps: list[RegisterMapModel] = Field(default_factory=list)
+    modbus: list[ModbusDeviceModel] = Field(default_factory=list)
+
+
+class PlantModel(Model):
+    """The whole configuration file."""
+
+    fleet: FleetModel
+    historian: HistorianModel = Field(default_factory=HistorianModel)
+    templates: list[TemplateModel] = Field(min_length=1)
+    sites: list[SiteModel] = Field(min_length=1)
+    products: list[ProductModel] = Field(default_factory=list)
+    alarms: list[AlarmModel] = Field(default_factory=list)
+    sources: SourcesModel = Field(default_factory=SourcesModel)

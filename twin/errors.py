@@ -1,0 +1,71 @@
+"""Exceptions raised by the twin and its adapters.
+
+Exception tree::
+
+    TwinError                  base of everything this product raises on purpose
+    ├── ConfigError            a configuration or scenario file is invalid; lists every Problem
+    ├── HistorianError         the historian could not store or read (adapters translate their
+    │                          library's exceptions into this, ``raise ... from exc``)
+    ├── SourceError            a data source (PLC, feed) could not be reached at all
+    └── SimulationError        a what-if could not be built or run from the given inputs
+
+Faults of the field (a PLC that times out, answers garbage) are *not* exceptions: they become
+readings with quality BAD or STALE (see ``twin.readings``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["ConfigError", "HistorianError", "Problem", "SimulationError", "SourceError", "TwinError"]
+
+
+class TwinError(Exception):
+    """Base class of every error this product raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Problem:
+    """One thing wrong with an input, located by its dotted path.
+
+    >>> str(Problem(path="sites[0].timezone", message="unknown time zone", got="Mars/Base"))
+    "sites[0].timezone: unknown time zone (got 'Mars/Base')"
+    """
+
+    path: str
+    message: str
+    got: object = None
+    has_got: bool = True
+
+    def __str__(self) -> str:
+        where = self.path or "(top level)"
+        if not self.has_got:
+            return f"{where}: {self.message}"
+        return f"{where}: {self.message} (got {self.got!r})"
+
+
+class ConfigError(TwinError):
+    """An input file (plant configuration, scenario) is invalid.
+
+    The message lists every problem at once, one per line, as ``file: path.to.key: what (got X)``.
+    """
+
+    def __init__(self, source: str, problems: Iterable[Problem]) -> None:
+        self.source = source
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        lines = [f"{source}: {p}" for p in self.problems] or [f"{source}: invalid"]
+        header = f"{len(self.problems)} problem(s) in {source}:" if len(self.problems) > 1 else ""
+        super().__init__("\n".join([header, *lines]) if header else lines[0])
+
+
+class HistorianError(TwinError):
+    """The historian could not store or read data."""
+
+
+class SourceError(TwinError):
+    """A data source could not be reached at all (used by commissioning commands)."""
+
+
+class SimulationError(TwinError):
+    """A what-if simulation could not be built or run from its inputs."""

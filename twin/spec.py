@@ -1,0 +1,340 @@
+"""The static description of a fleet of micro-factories: sites, machines, stock, products, alarms.
+
+These are plain frozen dataclasses built once from the validated configuration
+(``connectors.config.load``) and then shared by the live twin, the KPIs, the simulator and the
+dashboard. They carry no protocol details (register maps live in ``connectors``).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, time
+from typing import NewType
+
+from twin.frozen import FrozenDict
+
+__all__ = [
+    "AlarmId",
+    "AlarmKind",
+    "AlarmRule",
+    "DemandSpec",
+    "FleetSpec",
+    "InventoryItemSpec",
+    "ItemKind",
+    "MachineId",
+    "MachineSpec",
+    "MachineStatus",
+    "MachineTemplate",
+    "Priority",
+    "ProductFamily",
+    "ProductId",
+    "Role",
+    "Shift",
+    "ShiftCalendar",
+    "SignalKind",
+    "SignalName",
+    "SignalSpec",
+    "SiteId",
+    "SiteKind",
+    "SiteSpec",
+    "Sku",
+    "TemplateId",
+    "Transport",
+]
+
+SiteId = NewType("SiteId", str)
+MachineId = NewType("MachineId", str)
+TemplateId = NewType("TemplateId", str)
+SignalName = NewType("SignalName", str)
+Sku = NewType("Sku", str)
+ProductId = NewType("ProductId", str)
+AlarmId = NewType("AlarmId", str)
+
+
+class MachineStatus(enum.Enum):
+    """What a machine is doing. ``UNKNOWN`` whenever the status signal is not current and good."""
+
+    OFF = "off"
+    IDLE = "idle"
+    RUNNING = "running"
+    FAULT = "fault"
+    MAINTENANCE = "maintenance"
+    SETUP = "setup"
+    UNKNOWN = "unknown"
+
+
+class Role(enum.Enum):
+    """The routing role of a machine: which operation of a product's routing it performs."""
+
+    PRINT = "print"
+    MACHINE = "machine"
+    POST_PROCESS = "post-process"
+    ASSEMBLE = "assemble"
+    INSPECT = "inspect"
+    PACK = "pack"
+
+
+class SignalKind(enum.Enum):
+    """What a machine signal means to the twin."""
+
+    STATUS = "status"
+    GOOD_COUNT = "good_count"
+    SCRAP_COUNT = "scrap_count"
+    CYCLE_TIME = "cycle_time"
+    TEMPERATURE = "temperature"
+    POWER = "power"
+    VIBRATION = "vibration"
+    FAULT_CODE = "fault_code"
+    JOB = "job"
+    LEVEL = "level"
+    OTHER = "other"
+
+
+class ItemKind(enum.Enum):
+    """Kind of inventory item."""
+
+    RAW = "raw"
+    SUB_ASSEMBLY = "sub-assembly"
+    PACKAGING = "packaging"
+    FINISHED = "finished"
+
+
+class Transport(enum.Enum):
+    """How a supplier ships: decides the shape of lead-time uncertainty."""
+
+    LOCAL = "local"
+    AIR = "air"
+    SEA = "sea"
+
+
+class SiteKind(enum.Enum):
+    """Point-of-demand plants make products; last-mile plants assemble shipped sub-assemblies."""
+
+    POINT_OF_DEMAND = "point-of-demand"
+    LAST_MILE = "last-mile"
+
+
+class Priority(enum.IntEnum):
+    """Alarm priority (ISA-18.2 style); higher value is more urgent."""
+
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    URGENT = 4
+
+
+class AlarmKind(enum.Enum):
+    """The kinds of alarm rules."""
+
+    ABOVE = "above"  # a machine signal above a threshold for at least for_s
+    BELOW = "below"  # a machine signal below a threshold for at least for_s
+    STOCK_BELOW_REORDER = "stock_below_reorder"  # on hand below the item's reorder point
+    MACHINE_DOWN = "machine_down"  # status FAULT (or OFF in shift) for at least for_s
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalSpec:
+    """One signal a machine template exposes."""
+
+    name: SignalName
+    kind: SignalKind
+    unit: str = ""
+    description: str = ""
+    counter_bits: int = 32  # width of a GOOD_COUNT/SCRAP_COUNT counter in the PLC (wrap-around)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MachineTemplate:
+    """A kind of machine: its signals, status codes, role and nominal figures."""
+
+    id: TemplateId
+    role: Role
+    ideal_cycle_time_s: float
+    status_codes: FrozenDict[int, MachineStatus]
+    signals: tuple[SignalSpec, ...]
+    description: str = ""
+    batch_size: int = 1  # parts per cycle (a print build holds several parts)
+    mtbf_h: float = 200.0
+    mttr_h: float = 1.0
+    scrap_rate: float = 0.02
+
+    def signal(self, name: str) -> SignalSpec | None:
+        """The signal called ``name``, or None."""
+        for s in self.signals:
+            if s.name == name:
+                return s
+        return None
+
+    def signal_of_kind(self, kind: SignalKind) -> SignalSpec | None:
+        """The first signal of ``kind``, or None."""
+        for s in self.signals:
+            if s.kind is kind:
+                return s
+        return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MachineSpec:
+    """One machine of a site, built from a template."""
+
+    id: MachineId
+    site: SiteId
+    template: MachineTemplate
+    poll_interval_s: float = 1.0  # how often its signals are expected to be refreshed
+
+    @property
+    def role(self) -> Role:
+        return self.template.role
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shift:
+    """A working shift on some weekdays (0 = Monday). ``end <= start`` means it ends the next day."""
+
+    name: str
+    weekdays: frozenset[int]
+    start: time
+    end: time
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShiftCalendar:
+    """When a site plans to produce, in the site's local time."""
+
+    shifts: tuple[Shift, ...]
+    holidays: frozenset[date] = frozenset()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InventoryItemSpec:
+    """A stocked item of a site and its replenishment policy, (s, Q): order Q when at or below s."""
+
+    sku: Sku
+    name: str
+    kind: ItemKind
+    unit: str
+    reorder_point: float
+    reorder_qty: float
+    supplier: str
+    lead_time_d: float
+    transport: Transport = Transport.LOCAL
+    lead_time_sd_d: float = 0.0
+    initial_on_hand: float = 0.0
+    poll_interval_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProductFamily:
+    """A family of configure-to-order products: its routing and bill of materials per unit."""
+
+    id: ProductId
+    name: str
+    routing: tuple[Role, ...]
+    bom: FrozenDict[Sku, float]
+    batch_min: int = 1
+    batch_max: int = 1
+    due_h: float = 48.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemandSpec:
+    """How orders of a family arrive at a site (a base rate shaped by weekday and hour)."""
+
+    product: ProductId
+    orders_per_day: float
+    weekday_factors: tuple[float, ...] = (1.0,) * 7
+    hour_factors: tuple[float, ...] = (1.0,) * 24
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SiteSpec:
+    """A micro-factory."""
+
+    id: SiteId
+    name: str
+    kind: SiteKind
+    timezone: str
+    calendar: ShiftCalendar
+    machines: tuple[MachineSpec, ...]
+    inventory: tuple[InventoryItemSpec, ...] = ()
+    demand: tuple[DemandSpec, ...] = ()
+    daily_plan_units: int = 0
+    region: str = ""
+
+    def machine(self, machine_id: str) -> MachineSpec | None:
+        """The machine with this id, or None."""
+        for m in self.machines:
+            if m.id == machine_id:
+                return m
+        return None
+
+    def item(self, sku: str) -> InventoryItemSpec | None:
+        """The inventory item with this SKU, or None."""
+        for i in self.inventory:
+            if i.sku == sku:
+                return i
+        return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmRule:
+    """A rule that raises an alarm. Filters (sites, templates, machines, skus) narrow where it applies."""
+
+    id: AlarmId
+    kind: AlarmKind
+    priority: Priority
+    message: str
+    signal: SignalName | None = None
+    threshold: float | None = None
+    for_s: float = 0.0
+    sites: frozenset[SiteId] = frozenset()
+    templates: frozenset[TemplateId] = frozenset()
+    machines: frozenset[MachineId] = frozenset()
+    skus: frozenset[Sku] = frozenset()
+
+    def applies_to_machine(self, machine: MachineSpec) -> bool:
+        """Whether this rule watches ``machine``."""
+        if self.kind is AlarmKind.STOCK_BELOW_REORDER:
+            return False
+        return (
+            (not self.sites or machine.site in self.sites)
+            and (not self.templates or machine.template.id in self.templates)
+            and (not self.machines or machine.id in self.machines)
+        )
+
+    def applies_to_item(self, site: SiteId, item: InventoryItemSpec) -> bool:
+        """Whether this rule watches the stock of ``item`` at ``site``."""
+        if self.kind is not AlarmKind.STOCK_BELOW_REORDER:
+            return False
+        return (not self.sites or site in self.sites) and (not self.skus or item.sku in self.skus)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetSpec:
+    """The whole fleet: what every other part of the product is built from."""
+
+    id: str
+    name: str
+    sites: tuple[SiteSpec, ...]
+    templates: tuple[MachineTemplate, ...]
+    products: tuple[ProductFamily, ...] = ()
+    alarms: tuple[AlarmRule, ...] = ()
+    stale_after_polls: float = 3.0  # a signal older than this many poll intervals is STALE
+    _sites_by_id: FrozenDict[SiteId, SiteSpec] = field(
+        default_factory=FrozenDict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_sites_by_id", FrozenDict({s.id: s for s in self.sites}))
+
+    def site(self, site_id: str) -> SiteSpec:
+        """The site with this id; ``KeyError`` if there is none."""
+        return self._sites_by_id[SiteId(site_id)]
+
+    def product(self, product_id: str) -> ProductFamily | None:
+        """The product family with this id, or None."""
+        for p in self.products:
+            if p.id == product_id:
+                return p
+        return None

@@ -1,0 +1,179 @@
+"""Immutable snapshots of the twin: what every machine and stock item looked like at ``as_of``.
+
+A ``SiteState`` is rebuilt by the live reducer (``twin.live.apply``) from readings, stored as a
+checkpoint by the historian, and used as the starting point of a what-if fork. Update by copying
+(``dataclasses.replace``); never mutate.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from twin.frozen import FrozenDict
+from twin.readings import Quality, Value
+from twin.spec import AlarmId, MachineId, MachineStatus, Priority, SignalName, SiteId, Sku
+
+__all__ = [
+    "AlarmState",
+    "Event",
+    "EventKind",
+    "InventoryState",
+    "MachineState",
+    "OpenOrder",
+    "Shipment",
+    "SignalValue",
+    "SiteState",
+    "TwinState",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalValue:
+    """The latest known value of a signal, with its quality and when it was sampled."""
+
+    value: Value
+    quality: Quality
+    ts: datetime
+    reason: str = ""
+
+    def age_s(self, as_of: datetime) -> float:
+        """Seconds between sampling and ``as_of``."""
+        return (as_of - self.ts).total_seconds()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MachineState:
+    """A machine at one moment.
+
+    ``good_total`` / ``scrap_total`` are production counted by the twin since it started, immune to
+    PLC counter wrap-around and resets. ``status_seconds`` accumulates the time spent in each status
+    up to ``status_since``; time in the current status is ``as_of - status_since``. Window KPIs are
+    differences of two snapshots.
+    """
+
+    id: MachineId
+    status: MachineStatus = MachineStatus.UNKNOWN
+    status_since: datetime | None = None
+    status_quality: Quality = Quality.STALE
+    status_reason: str = "no data yet"
+    good_total: int = 0
+    scrap_total: int = 0
+    last_raw_good: int | None = None
+    last_raw_scrap: int | None = None
+    failures: int = 0  # transitions into FAULT
+    repairs: int = 0  # transitions out of FAULT
+    status_seconds: FrozenDict[MachineStatus, float] = field(default_factory=FrozenDict)
+    signals: FrozenDict[SignalName, SignalValue] = field(default_factory=FrozenDict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shipment:
+    """Goods on their way to a site."""
+
+    sku: Sku
+    qty: float
+    eta: datetime
+    id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InventoryState:
+    """Stock of one item at a site. ``consumed_total`` sums every decrease of ``on_hand``."""
+
+    sku: Sku
+    on_hand: float | None = None
+    quality: Quality = Quality.STALE
+    ts: datetime | None = None
+    reason: str = "no data yet"
+    in_transit: tuple[Shipment, ...] = ()
+    consumed_total: float = 0.0
+    received_total: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenOrder:
+    """A customer order not yet shipped."""
+
+    id: str
+    product: str
+    qty: int
+    created: datetime
+    due: datetime
+    done_qty: int = 0
+
+
+class EventKind(enum.Enum):
+    """What an event records."""
+
+    STATUS_CHANGE = "status_change"
+    ALARM_RAISED = "alarm_raised"
+    ALARM_CLEARED = "alarm_cleared"
+    ALARM_ACKNOWLEDGED = "alarm_acknowledged"
+    COUNTER_RESET = "counter_reset"
+    QUALITY_CHANGE = "quality_change"
+    SHIPMENT_ARRIVED = "shipment_arrived"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Something that happened at a site."""
+
+    ts: datetime
+    site: SiteId
+    asset: str
+    kind: EventKind
+    message: str
+    data: FrozenDict[str, Value] = field(default_factory=FrozenDict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmState:
+    """One alarm instance (rule × asset) and its lifecycle: active/cleared × acknowledged or not."""
+
+    rule: AlarmId
+    site: SiteId
+    asset: str
+    priority: Priority
+    message: str
+    active: bool
+    raised_at: datetime
+    value: Value = None
+    cleared_at: datetime | None = None
+    acknowledged: bool = False
+    acked_by: str = ""
+    acked_at: datetime | None = None
+    ack_comment: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.rule}:{self.asset}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SiteState:
+    """A site at ``as_of``.
+
+    ``pending`` holds when each duration-rule condition (key ``rule:asset``) became true, so an
+    alarm is raised only once the condition has held for the rule's ``for_s``. ``alarms`` keeps
+    active alarms and cleared ones not yet acknowledged. ``recent_events`` is a bounded tail.
+    """
+
+    site: SiteId
+    as_of: datetime
+    machines: FrozenDict[MachineId, MachineState] = field(default_factory=FrozenDict)
+    inventory: FrozenDict[Sku, InventoryState] = field(default_factory=FrozenDict)
+    alarms: FrozenDict[str, AlarmState] = field(default_factory=FrozenDict)
+    pending: FrozenDict[str, datetime] = field(default_factory=FrozenDict)
+    orders: tuple[OpenOrder, ...] = ()
+    recent_events: tuple[Event, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TwinState:
+    """The whole fleet at ``as_of``."""
+
+    fleet: str
+    as_of: datetime
+    sites: FrozenDict[SiteId, SiteState] = field(default_factory=FrozenDict)
