@@ -12,6 +12,7 @@ every problem as ``file: path.to.key: what is wrong (got X)``. Nothing is droppe
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -54,6 +55,7 @@ __all__ = ["HistorianConfig", "PlantConfig", "load", "load_text"]
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 _COUNTER_KINDS = (SignalKind.GOOD_COUNT, SignalKind.SCRAP_COUNT)
 INVENTORY_SIGNALS = ("on_hand", "in_transit", "eta")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,10 +141,12 @@ def _format_loc(loc: tuple[int | str, ...], prefix: str = "") -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif str(part).startswith(("function-", "tagged-union")) or "[" in str(part):
+        elif part in ("[key]",) or part.startswith(("function-", "tagged-union")):
             continue  # pydantic's internal validator names
+        elif _PLAIN_KEY.fullmatch(part):
+            out += f".{part}" if out else part
         else:
-            out += f".{part}" if out else str(part)
+            out += f"[{part!r}]"  # a key a user could not type bare: show it quoted, escapes visible
     return out
 
 
