@@ -290,9 +290,10 @@ def _check_routings(model: PlantModel, sites: list[SiteSpec], products: dict[str
                                         got=d.product))
             missing_skus = sorted(sku for sku in product.bom if sku not in stocked)
             if missing_skus:
-                problems.append(Problem(path=f"sites[{i}].demand[{j}].product",
-                                        message=f"bill of materials needs SKUs this site does not stock: {missing_skus}",
-                                        got=d.product))
+                problems.append(Problem(
+                    path=f"sites[{i}].demand[{j}].product",
+                    message=f"bill of materials needs SKUs this site does not stock: {missing_skus}", got=d.product,
+                ))
     del model
 
 
