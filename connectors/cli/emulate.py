@@ -1,0 +1,96 @@
+"""``twin emulate CONFIG``: serve emulated PLCs on 127.0.0.1 for every configured Modbus device.
+
+The registers follow the configured register maps and are driven by the seeded plant process
+(``connectors.emulator.plant``), in real time or faster (``--speed``). Fault flags reproduce field
+problems for demos: ``--hang ID``, ``--freeze ID``, ``--exception ID:START-END[:CODE]`` (protocol
+addresses), ``--drop-every S`` (drop all client connections every S seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+
+from connectors.cli.poll import select_devices
+from connectors.modbus.spec import ModbusDevice
+from twin.errors import ConfigError, Problem
+from twin.spec import FleetSpec
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("emulate", help="serve emulated Modbus PLCs driven by a simulated plant")
+    p.add_argument("config", help="plant configuration file (TOML)")
+    p.add_argument("--device", action="append", default=[], metavar="ID", help="only this device (repeatable)")
+    p.add_argument("--speed", type=float, default=1.0, help="plant time runs this many times faster (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the plant process (default 0)")
+    p.add_argument("--start", type=datetime.fromisoformat, default=None,
+                   help="plant start time, ISO 8601 with offset (default: now)")
+    p.add_argument("--duration", type=float, default=0.0, metavar="S", help="stop after S seconds (default: never)")
+    p.add_argument("--hang", action="append", default=[], metavar="ID", help="device stops answering")
+    p.add_argument("--freeze", action="append", default=[], metavar="ID", help="device values stop changing")
+    p.add_argument("--exception", action="append", default=[], metavar="ID:START-END[:CODE]",
+                   help="device answers exception CODE (default 2) for reads touching START..END")
+    p.add_argument("--drop-every", type=float, default=0.0, metavar="S", help="drop all connections every S s")
+    p.set_defaults(func=run)
+
+
+def _parse_exception(spec: str, source: str) -> tuple[str, int, int, int]:
+    try:
+        dev, rng, *rest = spec.split(":")
+        start, end = (int(x) for x in rng.split("-"))
+        code = int(rest[0]) if rest else 2
+    except ValueError as exc:
+        raise ConfigError(source, [Problem(path="--exception", message="expected ID:START-END[:CODE]",
+                                           got=spec)]) from exc
+    return dev, start, end, code
+
+
+def run(args: argparse.Namespace) -> int:
+    from connectors.config import load
+
+    cfg = load(args.config)
+    devices = select_devices(cfg.modbus, args.device, str(cfg.source))
+    names = {d.id for d in devices}
+    for flag in ("hang", "freeze"):
+        select_devices(devices, [d for d in getattr(args, flag) if d not in names] or [], str(cfg.source))
+    ranges = [_parse_exception(s, str(cfg.source)) for s in args.exception]
+    return asyncio.run(_emulate(cfg.fleet, devices, args, ranges))
+
+
+async def _emulate(fleet: FleetSpec, devs: list[ModbusDevice], args: argparse.Namespace,
+                   ranges: list[tuple[str, int, int, int]]) -> int:
+    from connectors.emulator.server import Emulator
+
+    emu = Emulator(fleet, devs, seed=args.seed, speed=args.speed, start=args.start)
+    for d in args.hang:
+        emu.fault(d).hang = True
+    for d in args.freeze:
+        emu.fault(d).frozen = True
+    for d, start, end, code in ranges:
+        emu.fault(d).fail_range(start, end, code)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if args.duration:
+        loop.call_later(args.duration, stop.set)
+
+    async def dropper() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=args.drop_every)
+            for d in devs:
+                emu.drop_connections(d.id)
+
+    for d in devs:
+        print(f"{d.id}: 127.0.0.1:{d.port} unit {d.device_id} ({d.site}: {', '.join(d.assets)})", flush=True)
+    print(f"emulating {len(devs)} device(s) at speed {args.speed:g}, seed {args.seed}; Ctrl-C to stop", flush=True)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(emu.run(stop))
+        if args.drop_every > 0:
+            tg.create_task(dropper())
+    print(f"stopped; write requests received: {emu.writes_received}", flush=True)
+    return 0

@@ -1,0 +1,11 @@
+"""PLCs for the demo and the tests: a seeded plant process served over Modbus TCP with fault injection.
+
+``plant`` is the pure, time-steppable process (no I/O, usable without any server, e.g. to
+backfill history); ``server`` serves its values through the configured register maps.
+"""
+
+from __future__ import annotations
+
+from connectors.emulator.plant import Plant
+
+__all__ = ["Plant"]

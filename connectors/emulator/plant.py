@@ -1,0 +1,368 @@
+"""A pure, seeded, time-steppable plant process: what the emulated PLCs report.
+
+Machines cycle RUNNING → (IDLE) → RUNNING, fail after exponentially distributed operating time
+(mean ``template.mtbf_h``), are repaired after exponentially distributed time (mean
+``template.mttr_h``) and resume the interrupted cycle; a planned maintenance stop comes every
+``maintenance_every_h`` operating hours. A cycle lasts ``ideal_cycle_time_s`` with ±3 % noise and
+makes ``batch_size`` parts, each scrapped with probability ``scrap_rate``. Temperatures approach a
+load-dependent target exponentially; power and vibration follow the status. Stock falls as orders
+(``sites.demand`` × BOM) consume it and rises when (s, Q) replenishment shipments arrive after
+their lead time plus a random delay (a long right tail for sea freight).
+
+No I/O and no wall clock: ``advance(to)`` moves the process to ``to`` and returns the raw values
+keyed by ``(site, asset, signal)``. The same seed and the same sequence of calls give the same
+values, so the demo can backfill days of history at full speed.
+
+>>> from twin.spec import FleetSpec
+>>> plant = Plant(FleetSpec(id="f", name="f", sites=(), templates=()), seed=1,
+...               start=datetime(2026, 1, 5, tzinfo=UTC))
+>>> plant.advance(datetime(2026, 1, 5, 1, tzinfo=UTC))
+{}
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from twin.readings import Quality, Reading, Value
+from twin.spec import FleetSpec, InventoryItemSpec, MachineSpec, MachineStatus, Role, SignalKind, SiteSpec, Transport
+
+__all__ = ["MachineStats", "Plant", "ValueKey"]
+
+ValueKey = tuple[str, str, str]  # (site, asset, signal)
+
+_DEFAULT_CODES = {MachineStatus.OFF: 0, MachineStatus.IDLE: 1, MachineStatus.RUNNING: 2, MachineStatus.FAULT: 3,
+                  MachineStatus.MAINTENANCE: 4, MachineStatus.SETUP: 5}
+_RATED_KW = {Role.PRINT: 1.2, Role.MACHINE: 7.5, Role.POST_PROCESS: 2.0, Role.ASSEMBLE: 1.5, Role.INSPECT: 0.5,
+             Role.PACK: 0.4}
+_AMBIENT_C = 22.0
+_TAU_S = 600.0  # thermal time constant
+_IDLE_P = 0.1  # chance of an idle gap after a cycle
+_DAY_S = 86400.0
+
+
+def _hot_c(name: str) -> float:
+    """The running temperature of a signal, guessed from its name."""
+    for hint, t in (("nozzle", 215.0), ("bed", 60.0), ("chamber", 170.0), ("spindle", 38.0)):
+        if hint in name:
+            return t
+    return 45.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MachineStats:
+    """Totals of one machine since the plant started (not reset by a PLC restart, unlike counters)."""
+
+    run_s: float  # time RUNNING (operating time)
+    fault_s: float  # time in FAULT
+    failures: int
+    repairs: int
+    cycles: int  # completed cycles
+    cycle_s: float  # their summed durations
+    good: int  # since the last restart
+    scrap: int
+
+
+@dataclass(slots=True)
+class _Machine:
+    spec: MachineSpec
+    rng: random.Random
+    codes: dict[MachineStatus, int]
+    status: MachineStatus = MachineStatus.RUNNING
+    t: float = 0.0
+    cycle_len: float = 0.0
+    cycle_left: float = 0.0
+    ttf_left: float = 0.0
+    until_maint: float = 0.0
+    phase_end: float = 0.0
+    good: int = 0
+    scrap: int = 0
+    job: int = 0
+    last_cycle_s: float = 0.0
+    fault_code: int = 0
+    level: float = 1.0
+    temp_from: dict[str, float] = field(default_factory=dict)
+    status_t: float = 0.0
+    run_s: float = 0.0
+    fault_s: float = 0.0
+    failures: int = 0
+    repairs: int = 0
+    cycles: int = 0
+    cycle_s: float = 0.0
+
+
+@dataclass(slots=True)
+class _Item:
+    spec: InventoryItemSpec
+    rng: random.Random
+    daily_orders: float
+    draw: tuple[tuple[float, float, int, int], ...]  # (share of orders, qty per unit, batch min, batch max)
+    on_hand: float
+    t: float = 0.0
+    next_use: float = 0.0
+    shipments: list[tuple[float, float]] = field(default_factory=list)  # (arrival s, qty)
+
+
+class Plant:
+    """The emulated plant. ``advance(to)`` returns ``{(site, asset, signal): value}`` at ``to``.
+
+    ``maintenance_every_h`` spaces planned maintenance stops (1 h each) in operating hours.
+    ``sites`` limits the process to some sites (default: all).
+    """
+
+    def __init__(self, fleet: FleetSpec, *, seed: int, start: datetime, maintenance_every_h: float = 160.0,
+                 sites: Iterable[str] | None = None) -> None:
+        if start.tzinfo is None:
+            raise ValueError(f"start must be timezone-aware (got {start!r})")
+        self.fleet = fleet
+        self.start = start.astimezone(UTC)
+        self._t = 0.0
+        self._maint_s = maintenance_every_h * 3600.0
+        wanted = set(sites) if sites is not None else None
+        self._machines: list[_Machine] = []
+        self._items: list[tuple[str, _Item]] = []
+        self._noise = random.Random(f"{seed}:noise")
+        for site in fleet.sites:
+            if wanted is not None and site.id not in wanted:
+                continue
+            for m in site.machines:
+                self._machines.append(self._new_machine(m, random.Random(f"{seed}:{site.id}:{m.id}")))
+            for it in site.inventory:
+                self._items.append((site.id, self._new_item(site, it, random.Random(f"{seed}:{site.id}:{it.sku}"))))
+        self._values = self._compute()
+
+    @property
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=self._t)
+
+    # ------------------------------------------------------------------ machines
+    def _new_machine(self, spec: MachineSpec, rng: random.Random) -> _Machine:
+        codes = dict(_DEFAULT_CODES)
+        for code, status in sorted(spec.template.status_codes.items(), reverse=True):
+            codes[status] = code  # the lowest code of each status wins
+        m = _Machine(spec=spec, rng=rng, codes=codes)
+        m.cycle_len = self._cycle_len(m)
+        m.cycle_left = rng.uniform(0.0, m.cycle_len)
+        m.ttf_left = rng.expovariate(1.0 / (spec.template.mtbf_h * 3600.0))
+        m.until_maint = rng.uniform(0.0, self._maint_s)
+        m.last_cycle_s = m.cycle_len
+        for s in spec.template.signals:
+            if s.kind is SignalKind.TEMPERATURE:
+                m.temp_from[s.name] = _hot_c(s.name)
+        return m
+
+    @staticmethod
+    def _cycle_len(m: _Machine) -> float:
+        return m.spec.template.ideal_cycle_time_s * max(0.5, m.rng.gauss(1.0, 0.03))
+
+    def _set_status(self, m: _Machine, status: MachineStatus) -> None:
+        for name in m.temp_from:
+            m.temp_from[name] = self._temp(m, name)
+        m.status, m.status_t = status, m.t
+
+    def _temp(self, m: _Machine, name: str) -> float:
+        target = _hot_c(name) if m.status is MachineStatus.RUNNING else _AMBIENT_C + 0.1 * (_hot_c(name) - _AMBIENT_C)
+        return target + (m.temp_from[name] - target) * math.exp(-(m.t - m.status_t) / _TAU_S)
+
+    def _step_machine(self, m: _Machine, to: float) -> None:
+        tpl = m.spec.template
+        while m.t < to:
+            if m.status is MachineStatus.RUNNING:
+                dt = min(m.cycle_left, m.ttf_left, m.until_maint, to - m.t)
+                m.t += dt
+                m.cycle_left -= dt
+                m.ttf_left -= dt
+                m.until_maint -= dt
+                m.run_s += dt
+                if m.ttf_left <= 0.0:
+                    m.failures += 1
+                    m.ttf_left = m.rng.expovariate(1.0 / (tpl.mtbf_h * 3600.0))
+                    m.fault_code = m.rng.randint(100, 120)
+                    m.phase_end = m.t + m.rng.expovariate(1.0 / (tpl.mttr_h * 3600.0))
+                    self._set_status(m, MachineStatus.FAULT)
+                elif m.cycle_left <= 0.0:
+                    scrap = sum(1 for _ in range(tpl.batch_size) if m.rng.random() < tpl.scrap_rate)
+                    m.scrap += scrap
+                    m.good += tpl.batch_size - scrap
+                    m.job += 1
+                    m.last_cycle_s = m.cycle_len
+                    m.cycles += 1
+                    m.cycle_s += m.cycle_len
+                    m.level -= 0.02
+                    if m.level < 0.1:
+                        m.level = 1.0
+                    m.cycle_len = m.cycle_left = self._cycle_len(m)
+                    if m.rng.random() < _IDLE_P:
+                        m.phase_end = m.t + m.rng.expovariate(2.0 / tpl.ideal_cycle_time_s)
+                        self._set_status(m, MachineStatus.IDLE)
+                elif m.until_maint <= 0.0:
+                    m.until_maint = self._maint_s
+                    m.phase_end = m.t + 3600.0
+                    self._set_status(m, MachineStatus.MAINTENANCE)
+            else:
+                end = min(m.phase_end, to)
+                if m.status is MachineStatus.FAULT:
+                    m.fault_s += end - m.t
+                if m.phase_end > to:
+                    m.t = to
+                    break
+                m.t = m.phase_end
+                if m.status is MachineStatus.FAULT:
+                    m.repairs += 1
+                m.fault_code = 0
+                self._set_status(m, MachineStatus.RUNNING)
+
+    def _machine_values(self, site: str, m: _Machine, out: dict[ValueKey, Value]) -> None:
+        tpl = m.spec.template
+        rated = _RATED_KW[tpl.role] * (3.0 if "sls" in tpl.id else 1.0)
+        running = m.status is MachineStatus.RUNNING
+        n = self._noise
+        for s in tpl.signals:
+            k = s.kind
+            v: Value
+            if k is SignalKind.STATUS:
+                v = m.codes[m.status]
+            elif k is SignalKind.GOOD_COUNT:
+                v = m.good % (1 << s.counter_bits)
+            elif k is SignalKind.SCRAP_COUNT:
+                v = m.scrap % (1 << s.counter_bits)
+            elif k is SignalKind.CYCLE_TIME:
+                v = round(m.last_cycle_s, 1)
+            elif k is SignalKind.TEMPERATURE:
+                v = round(self._temp(m, s.name) + n.gauss(0.0, 0.3), 1)
+            elif k is SignalKind.POWER:
+                factor = {MachineStatus.RUNNING: 0.9 + 0.2 * n.random(), MachineStatus.IDLE: 0.15,
+                          MachineStatus.FAULT: 0.05}.get(m.status, 0.0)
+                v = round(rated * factor, 2)
+            elif k is SignalKind.VIBRATION:
+                v = round(max(0.0, n.gauss(2.5, 0.3)) if running else 0.2, 2)
+            elif k is SignalKind.FAULT_CODE:
+                v = m.fault_code
+            elif k is SignalKind.JOB:
+                v = m.job
+            elif k is SignalKind.LEVEL:
+                v = round(m.level * (1000.0 if s.unit == "g" else 100.0), 1)
+            else:
+                v = 0
+            out[(site, m.spec.id, s.name)] = v
+
+    # ------------------------------------------------------------------ stock
+    def _new_item(self, site: SiteSpec, spec: InventoryItemSpec, rng: random.Random) -> _Item:
+        draws: list[tuple[float, float, int, int]] = []
+        total = 0.0
+        for d in site.demand:
+            product = self.fleet.product(d.product)
+            if product is None or spec.sku not in product.bom:
+                continue
+            draws.append((d.orders_per_day, product.bom[spec.sku], product.batch_min, product.batch_max))
+            total += d.orders_per_day
+        if not draws:  # not in any bill of materials here: a slow steady draw
+            total = 4.0
+            draws.append((4.0, spec.reorder_qty / 28.0, 1, 1))
+        shares = tuple((rate / total, qty, lo, hi) for rate, qty, lo, hi in draws)
+        item = _Item(spec=spec, rng=rng, daily_orders=total, draw=shares, on_hand=spec.initial_on_hand)
+        item.next_use = rng.expovariate(total / _DAY_S)
+        return item
+
+    def _delay_d(self, it: _Item) -> float:
+        s = it.spec
+        lead = max(0.25 * s.lead_time_d, s.lead_time_d + it.rng.gauss(0.0, s.lead_time_sd_d))
+        tail_p, tail_mean = {Transport.SEA: (0.2, 5.0), Transport.AIR: (0.1, 1.0)}.get(s.transport, (0.05, 0.5))
+        if it.rng.random() < tail_p:
+            lead += it.rng.expovariate(1.0 / tail_mean)
+        return lead
+
+    def _reorder(self, it: _Item) -> None:
+        s = it.spec
+        if it.on_hand + sum(q for _, q in it.shipments) <= s.reorder_point:
+            it.shipments.append((it.t + self._delay_d(it) * _DAY_S, s.reorder_qty))
+            it.shipments.sort()
+
+    def _step_item(self, it: _Item, to: float) -> None:
+        self._reorder(it)
+        while True:
+            arrival = it.shipments[0][0] if it.shipments else math.inf
+            nxt = min(arrival, it.next_use)
+            if nxt > to:
+                it.t = to
+                return
+            it.t = nxt
+            if arrival <= it.next_use:
+                it.on_hand += it.shipments.pop(0)[1]
+            else:
+                u = it.rng.random()
+                chosen = it.draw[-1]
+                for d in it.draw:
+                    if u <= d[0]:
+                        chosen = d
+                        break
+                    u -= d[0]
+                _, qty, lo, hi = chosen
+                it.on_hand = max(0.0, it.on_hand - qty * it.rng.randint(lo, hi))
+                it.next_use = it.t + it.rng.expovariate(it.daily_orders / _DAY_S)
+            self._reorder(it)
+
+    def _item_values(self, site: str, it: _Item, out: dict[ValueKey, Value]) -> None:
+        sku = it.spec.sku
+        out[(site, sku, "on_hand")] = round(it.on_hand, 3)
+        out[(site, sku, "in_transit")] = round(sum(q for _, q in it.shipments), 3)
+        eta = (self.start + timedelta(seconds=it.shipments[0][0])).timestamp() if it.shipments else 0
+        out[(site, sku, "eta")] = int(eta)
+
+    # ------------------------------------------------------------------ public
+    def advance(self, to: datetime) -> dict[ValueKey, Value]:
+        """Move the process to ``to`` (never backwards) and return every value at that moment."""
+        target = (to - self.start).total_seconds()
+        if target < self._t:
+            raise ValueError(f"cannot go back in time: now {self.now.isoformat()}, asked {to.isoformat()}")
+        self._t = target
+        for m in self._machines:
+            self._step_machine(m, target)
+        for _, it in self._items:
+            self._step_item(it, target)
+        self._values = self._compute()
+        return self.values()
+
+    def values(self) -> dict[ValueKey, Value]:
+        """Every value at the current moment (the same on every call until the next ``advance``)."""
+        return dict(self._values)
+
+    def _compute(self) -> dict[ValueKey, Value]:
+        out: dict[ValueKey, Value] = {}
+        for m in self._machines:
+            self._machine_values(m.spec.site, m, out)
+        for site, it in self._items:
+            self._item_values(site, it, out)
+        return out
+
+    def readings(self, to: datetime) -> list[Reading]:
+        """``advance(to)`` as GOOD readings stamped ``to`` (for backfilling history without servers)."""
+        ts = to.astimezone(UTC)
+        return [Reading(ts=ts, site=site, asset=asset, signal=signal, value=v, quality=Quality.GOOD)
+                for (site, asset, signal), v in self.advance(to).items()]
+
+    def restart(self, site: str, asset: str) -> None:
+        """A PLC restart: the asset's counters start again from 0."""
+        for m in self._machines:
+            if m.spec.site == site and m.spec.id == asset:
+                m.good = m.scrap = m.job = 0
+        self._values = self._compute()
+
+    def stats(self, site: str, asset: str) -> MachineStats:
+        """What a machine has done since the start: the ground truth calibration must recover."""
+        for m in self._machines:
+            if m.spec.site == site and m.spec.id == asset:
+                return MachineStats(run_s=m.run_s, fault_s=m.fault_s, failures=m.failures, repairs=m.repairs,
+                                    cycles=m.cycles, cycle_s=m.cycle_s, good=m.good, scrap=m.scrap)
+        raise KeyError(f"no machine {asset!r} at {site!r}")
+
+    def status(self, site: str, asset: str) -> MachineStatus:
+        """The current status of a machine (for tests)."""
+        for m in self._machines:
+            if m.spec.site == site and m.spec.id == asset:
+                return m.status
+        raise KeyError(f"no machine {asset!r} at {site!r}")

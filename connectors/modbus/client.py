@@ -1,0 +1,141 @@
+"""The Modbus TCP client side: the one module of the product that imports pymodbus's client.
+
+(``connectors.modbus.server`` is the only other module importing pymodbus, for the emulator's
+server side.) Everything pymodbus raises or answers is translated here into a ``ReadResult``:
+both of its failure tracks, raised exceptions (``ConnectionException``, ``ModbusIOException``,
+timeouts) and error responses (``isError()``, with the Modbus exception code), become a failure
+with a reason such as ``exception 2: illegal data address``. Nothing pymodbus-specific leaks out.
+pymodbus 3.16 is pinned: ``device_id=`` and ``count=`` are passed by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException
+from pymodbus.pdu import ModbusPDU
+
+from connectors.modbus.spec import RegisterKind, exception_reason
+
+__all__ = ["Failure", "ModbusConnection", "ReadResult"]
+
+log = logging.getLogger(__name__)
+
+
+class Failure(enum.Enum):
+    """Why a read returned no values."""
+
+    EXCEPTION = "exception"  # the device answered a Modbus exception response
+    TIMEOUT = "timeout"  # no answer in time: the link is suspect
+    CONNECTION = "connection"  # not connected, or the connection broke
+    PROTOCOL = "protocol"  # an answer that does not fit the request
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """The outcome of one read: ``values`` (registers as ints, bits as bools), or a failure and why."""
+
+    values: Sequence[int] | Sequence[bool] | None
+    failure: Failure | None = None
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+class ModbusConnection:
+    """One TCP connection to one device, serving one request at a time (a lock per connection).
+
+    It never reconnects on its own: the poller decides when (with backoff). Every request is
+    bounded by ``timeout_s``.
+
+    Usage::
+
+        conn = ModbusConnection("127.0.0.1", 502, device_id=1, timeout_s=1.0)
+        if await conn.connect() == "":
+            result = await conn.read(RegisterKind.HOLDING, 0, 10)
+        conn.close()
+    """
+
+    def __init__(self, host: str, port: int, *, device_id: int, timeout_s: float) -> None:
+        self.host = host
+        self.port = port
+        self.device_id = device_id
+        self.timeout_s = timeout_s
+        self._client: AsyncModbusTcpClient | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.connected
+
+    async def connect(self) -> str:
+        """Open the connection; returns "" when connected, else the reason it failed."""
+        self.close()
+        client = AsyncModbusTcpClient(
+            self.host, port=self.port, timeout=self.timeout_s, retries=0, reconnect_delay=0,
+            name=f"{self.host}:{self.port}",
+        )
+        try:
+            ok = await asyncio.wait_for(client.connect(), timeout=self.timeout_s + 0.5)
+        except (TimeoutError, ModbusException, OSError) as exc:
+            client.close()
+            return f"cannot connect to {self.host}:{self.port}: {exc or type(exc).__name__}"
+        if not ok:
+            client.close()
+            return f"cannot connect to {self.host}:{self.port}"
+        self._client = client
+        return ""
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def read(self, kind: RegisterKind, address: int, count: int) -> ReadResult:
+        """Read ``count`` registers or bits of ``kind`` from protocol ``address``."""
+        client = self._client
+        if client is None or not client.connected:
+            return ReadResult(None, Failure.CONNECTION, "not connected")
+        async with self._lock:
+            try:
+                response = await asyncio.wait_for(self._request(client, kind, address, count),
+                                                  timeout=self.timeout_s + 0.25)
+            except TimeoutError:
+                return ReadResult(None, Failure.TIMEOUT, f"timeout after {self.timeout_s:g} s")
+            except ConnectionException as exc:
+                return ReadResult(None, Failure.CONNECTION, f"connection lost: {exc}")
+            except ModbusException as exc:  # ModbusIOException: no answer within pymodbus's timeout
+                if not client.connected:
+                    return ReadResult(None, Failure.CONNECTION, f"connection lost: {exc}")
+                return ReadResult(None, Failure.TIMEOUT, f"timeout after {self.timeout_s:g} s")
+            except OSError as exc:
+                return ReadResult(None, Failure.CONNECTION, f"connection lost: {exc}")
+        if response.isError():
+            code = int(getattr(response, "exception_code", 0))
+            return ReadResult(None, Failure.EXCEPTION, exception_reason(code))
+        if kind.is_bit:
+            bits = response.bits
+            if len(bits) < count:
+                return ReadResult(None, Failure.PROTOCOL, f"asked {count} bits, got {len(bits)}")
+            return ReadResult(bits[:count])
+        regs = response.registers
+        if len(regs) != count:
+            return ReadResult(None, Failure.PROTOCOL, f"asked {count} registers, got {len(regs)}")
+        return ReadResult(regs)
+
+    async def _request(self, client: AsyncModbusTcpClient, kind: RegisterKind, address: int,
+                       count: int) -> ModbusPDU:
+        if kind is RegisterKind.HOLDING:
+            return await client.read_holding_registers(address, count=count, device_id=self.device_id)
+        if kind is RegisterKind.INPUT:
+            return await client.read_input_registers(address, count=count, device_id=self.device_id)
+        if kind is RegisterKind.COIL:
+            return await client.read_coils(address, count=count, device_id=self.device_id)
+        return await client.read_discrete_inputs(address, count=count, device_id=self.device_id)

@@ -1,0 +1,212 @@
+"""Pure Modbus data handling: decode and encode point values, and plan block reads.
+
+No I/O here: the poller, the emulator and the tests all use these functions, so what the
+emulator writes is exactly what the poller reads back.
+
+>>> p = ModbusPoint(asset="P1", signal="t", kind=RegisterKind.INPUT, address=0, type=DataType.INT16,
+...                 scale=0.1)
+>>> encode_point(p, -12.5)
+[65411]
+>>> decode_point(p, [65411])
+(-12.5, '')
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from connectors.modbus.spec import ByteOrder, DataType, ModbusPoint, RegisterKind
+from twin.readings import Value
+
+__all__ = [
+    "MAX_BITS",
+    "MAX_REGISTERS",
+    "Block",
+    "decode_point",
+    "decode_raw",
+    "encode_point",
+    "encode_raw",
+    "plan_blocks",
+]
+
+MAX_REGISTERS = 125  # most registers one read (function 3/4) may return
+MAX_BITS = 2000  # most coils/discrete inputs one read (function 1/2) may return
+
+_FORMATS = {
+    DataType.INT16: "h", DataType.UINT16: "H", DataType.INT32: "i", DataType.UINT32: "I",
+    DataType.INT64: "q", DataType.UINT64: "Q", DataType.FLOAT32: "f", DataType.FLOAT64: "d",
+}
+_FLOATS = (DataType.FLOAT32, DataType.FLOAT64)
+_STRUCTS = {t: struct.Struct(">" + f) for t, f in _FORMATS.items()}
+
+
+def _words_to_bytes(words: Sequence[int], order: ByteOrder) -> bytes:
+    if order.word_swap:
+        words = words[::-1]
+    raw = bytearray(struct.pack(f">{len(words)}H", *words))
+    if order.byte_swap:
+        raw[0::2], raw[1::2] = raw[1::2], raw[0::2]
+    return bytes(raw)
+
+
+def _bytes_to_words(raw: bytes, order: ByteOrder) -> list[int]:
+    buf = bytearray(raw)
+    if order.byte_swap:
+        buf[0::2], buf[1::2] = buf[1::2], buf[0::2]
+    words = list(struct.unpack(f">{len(buf) // 2}H", buf))
+    if order.word_swap:
+        words.reverse()
+    return words
+
+
+def decode_raw(
+    type_: DataType, order: ByteOrder, words: Sequence[int], bit: int | None = None
+) -> int | float | str | bool:
+    """The raw value of ``words`` (registers, or one bit for BOOL), before scale and offset."""
+    if type_ is DataType.BOOL:
+        return bool(words[0])
+    if type_ is DataType.BIT:
+        return bool((words[0] >> (bit or 0)) & 1)
+    if type_ is DataType.STRING:
+        text = _words_to_bytes(words, order).decode("latin-1")
+        return text.rstrip("\x00 ")
+    s = _STRUCTS[type_]
+    n = s.size // 2
+    if len(words) != n:
+        raise ValueError(f"{type_.value} needs {n} registers (got {len(words)})")
+    if n == 1:  # one register: only the byte swap matters
+        w = words[0]
+        if order.byte_swap:
+            w = ((w & 0xFF) << 8) | (w >> 8)
+        return w - 0x10000 if type_ is DataType.INT16 and w & 0x8000 else w
+    value: int | float = s.unpack(_words_to_bytes(words, order))[0]
+    return value
+
+
+def encode_raw(
+    type_: DataType, order: ByteOrder, value: int | float | str | bool, length: int = 0
+) -> list[int]:
+    """The registers holding raw ``value`` (the inverse of :func:`decode_raw`; BIT sets one bit)."""
+    if type_ in (DataType.BOOL, DataType.BIT):
+        return [1 if value else 0]
+    if type_ is DataType.STRING:
+        raw = str(value).encode("latin-1")
+        if len(raw) > 2 * length:
+            raise ValueError(f"string {value!r} longer than {2 * length} characters")
+        return _bytes_to_words(raw.ljust(2 * length, b"\x00"), order)
+    s = _STRUCTS[type_]
+    packed = s.pack(float(value) if type_ in _FLOATS else int(value))
+    return _bytes_to_words(packed, order)
+
+
+def decode_point(point: ModbusPoint, words: Sequence[int] | Sequence[bool], start: int = 0) -> tuple[Value, str]:
+    """Decode ``point`` from ``words`` (registers or bits of a block read starting at ``start``).
+
+    Returns ``(value, "")``, or ``(None, reason)`` when the raw value cannot be trusted
+    (NaN or infinite float, a code outside the point's enum map).
+    """
+    i = point.address - start
+    typ = point.type
+    if point.kind.is_bit:
+        return bool(words[i]), ""
+    if typ is DataType.BIT:
+        return bool((int(words[i]) >> (point.bit or 0)) & 1), ""
+    raw = decode_raw(typ, point.byte_order, [int(w) for w in words[i : i + point.count]])
+    if isinstance(raw, str):
+        return raw, ""
+    if typ in _FLOATS and not math.isfinite(raw):
+        return None, f"not a number ({raw})"
+    if point.enum:
+        label = point.enum.get(int(raw))
+        if label is None:
+            return None, f"code {raw} not in the point's enum map"
+        return label, ""
+    scale = point.scale
+    if scale != 1.0 or point.offset != 0.0:
+        inv = 1.0 / scale
+        if inv == round(inv):  # scale 0.1, 0.01...: divide, so 113 * 0.01 reads 1.13, not 1.1300000000000001
+            return raw / round(inv) + point.offset, ""
+        return raw * scale + point.offset, ""
+    return raw, ""
+
+
+def encode_point(point: ModbusPoint, value: Value) -> list[int]:
+    """Registers (or the one bit, as 0/1) that make ``point`` decode to ``value``.
+
+    Integer types round ``(value - offset) / scale`` and refuse values that do not fit.
+    """
+    if value is None:
+        raise ValueError(f"{point.asset}.{point.signal}: cannot encode None")
+    typ = point.type
+    if point.kind.is_bit or typ in (DataType.BOOL, DataType.BIT):
+        return [1 if value else 0]
+    if typ is DataType.STRING:
+        return encode_raw(typ, point.byte_order, str(value), point.count)
+    if point.enum and isinstance(value, str):
+        codes = [c for c, label in point.enum.items() if label == value]
+        if not codes:
+            raise ValueError(f"{point.asset}.{point.signal}: {value!r} is not in the enum map")
+        value = codes[0]
+    if isinstance(value, str):
+        raise ValueError(f"{point.asset}.{point.signal}: {typ.value} cannot hold {value!r}")
+    raw: float = (float(value) - point.offset) / point.scale
+    if typ in _FLOATS:
+        return encode_raw(typ, point.byte_order, raw)
+    as_int = round(raw)
+    try:
+        return encode_raw(typ, point.byte_order, as_int)
+    except struct.error as exc:
+        raise ValueError(f"{point.asset}.{point.signal}: {value!r} does not fit {typ.value}") from exc
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Block:
+    """One read request: ``count`` registers (or bits) of ``kind`` from ``address``, serving ``points``."""
+
+    kind: RegisterKind
+    address: int
+    count: int
+    points: tuple[ModbusPoint, ...]
+
+
+def plan_blocks(
+    points: Iterable[ModbusPoint], *, max_registers: int = MAX_REGISTERS, max_bits: int = MAX_BITS,
+    max_gap: int = 10,
+) -> tuple[Block, ...]:
+    """Coalesce points into as few reads as possible.
+
+    Per register kind, points sorted by address join the current block while the block stays
+    within ``max_registers`` (``max_bits`` for coils and discrete inputs) and the unused gap
+    before the point is at most ``max_gap`` addresses. Points may share addresses (BIT points of
+    one register). Blocks come out ordered by kind, then address.
+
+    >>> mk = lambda a, t: ModbusPoint(asset="A", signal=f"s{a}", kind=RegisterKind.HOLDING, address=a, type=t)
+    >>> [(b.address, b.count) for b in plan_blocks([mk(0, DataType.UINT16), mk(3, DataType.UINT32),
+    ...                                            mk(200, DataType.INT16)], max_gap=5)]
+    [(0, 5), (200, 1)]
+    """
+    by_kind: dict[RegisterKind, list[ModbusPoint]] = {}
+    for p in points:
+        by_kind.setdefault(p.kind, []).append(p)
+    blocks: list[Block] = []
+    for kind in RegisterKind:
+        pts = sorted(by_kind.get(kind, ()), key=lambda p: (p.address, p.end))
+        limit = max_bits if kind.is_bit else max_registers
+        current: list[ModbusPoint] = []
+        start = end = 0
+        for p in pts:
+            if p.count > limit:
+                raise ValueError(f"{p.asset}.{p.signal} needs {p.count} registers, over the limit of {limit}")
+            if current and p.address - end <= max_gap and max(end, p.end) - start <= limit:
+                current.append(p)
+                end = max(end, p.end)
+                continue
+            if current:
+                blocks.append(Block(kind=kind, address=start, count=end - start, points=tuple(current)))
+            current, start, end = [p], p.address, p.end
+        if current:
+            blocks.append(Block(kind=kind, address=start, count=end - start, points=tuple(current)))
+    return tuple(blocks)

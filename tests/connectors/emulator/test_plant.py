@@ -1,0 +1,97 @@
+"""The pure plant process: seeded, time-steppable, and true to the figures it is built from."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from connectors.config import load_text
+from connectors.emulator.plant import Plant
+from tests.connectors.modbus.conftest import FLEET, fleet_text
+from twin.readings import Quality
+
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+FLEET_CFG = load_text(fleet_text(), source=FLEET).fleet
+
+
+def test_same_seed_same_values_whatever_the_step() -> None:
+    a = Plant(FLEET_CFG, seed=11, start=T0)
+    b = Plant(FLEET_CFG, seed=11, start=T0)
+    c = Plant(FLEET_CFG, seed=12, start=T0)
+    end = T0 + timedelta(hours=12)
+    for h in range(1, 13):  # b goes hour by hour, a in one jump: machine/stock processes agree
+        b.advance(T0 + timedelta(hours=h))
+    va, vb = a.advance(end), b.values()
+    no_noise = {k for k in va if not k[2].endswith(("_c", "_kw", "_mm_s"))}  # sensor noise is drawn per call
+    assert {k: va[k] for k in no_noise} == {k: vb[k] for k in no_noise}
+    assert c.advance(end) != va
+    assert a.values() == a.values()  # stable between advances
+    rs = a.readings(end)
+    assert len(rs) == len(va) and all(r.quality is Quality.GOOD and r.ts == end for r in rs)
+
+
+@pytest.mark.slow
+def test_recovers_mtbf_mttr_and_cycle_time_within_5_percent() -> None:
+    # P1/P2: mtbf 20 h, mttr 0.5 h, cycle 600 s; CNC: mtbf 30 h, mttr 0.25 h, cycle 120 s.
+    # 400 days of ~21 h between failures (20 h running + repair, idle gaps, maintenance) give ~440
+    # failures per printer and ~310 per mill: ~880 and ~930 per template, so the relative standard
+    # error of the exponential means is about 1/sqrt(880) = 3.4 %; the seed is fixed, so the test is
+    # deterministic (5 % is ~1.5 sigma per template).
+    plant = Plant(FLEET_CFG, seed=2026, start=T0, maintenance_every_h=160.0)
+    plant.advance(T0 + timedelta(days=400))
+    for tpl_id, assets in (("fdm-printer", [("pod-a", "P1"), ("pod-a", "P2")]),
+                           ("cnc-mill", [("pod-a", "CNC1"), ("pod-b", "CNC1"), ("pod-b", "CNC2")])):
+        tpl = next(t for t in FLEET_CFG.templates if t.id == tpl_id)
+        stats = [plant.stats(s, a) for s, a in assets]
+        run_s = sum(st.run_s for st in stats)
+        failures = sum(st.failures for st in stats)
+        mtbf_h = run_s / failures / 3600
+        mttr_h = sum(st.fault_s for st in stats) / sum(st.repairs for st in stats) / 3600
+        cycle_s = sum(st.cycle_s for st in stats) / sum(st.cycles for st in stats)
+        assert failures > 800
+        assert abs(mtbf_h / tpl.mtbf_h - 1) < 0.05, (tpl_id, mtbf_h)
+        assert abs(mttr_h / tpl.mttr_h - 1) < 0.05, (tpl_id, mttr_h)
+        assert abs(cycle_s / tpl.ideal_cycle_time_s - 1) < 0.01, (tpl_id, cycle_s)  # noise is ±3 %, mean 1
+        parts = sum(st.good + st.scrap for st in stats)
+        assert parts == sum(st.cycles for st in stats) * tpl.batch_size
+        scrap = sum(st.scrap for st in stats) / parts
+        assert abs(scrap - tpl.scrap_rate) < 0.005, (tpl_id, scrap)  # ~10^5 parts: binomial sd < 0.1 %
+
+
+def test_stock_falls_and_shipments_arrive_after_their_lead_time() -> None:
+    plant = Plant(FLEET_CFG, seed=5, start=T0)
+    item = FLEET_CFG.site("pod-a").item("PLA-1KG")
+    assert item is not None
+    seen_transit, rises, prev = 0, 0, item.initial_on_hand
+    etas: set[int] = set()
+    for h in range(1, 24 * 60):
+        now = T0 + timedelta(hours=h)
+        v = plant.advance(now)
+        on_hand, transit, eta = v[("pod-a", "PLA-1KG", "on_hand")], v[("pod-a", "PLA-1KG", "in_transit")], \
+            v[("pod-a", "PLA-1KG", "eta")]
+        assert isinstance(on_hand, float) and on_hand >= 0
+        if transit:
+            seen_transit += 1
+            assert isinstance(eta, int) and eta > now.timestamp() - 1  # the ETA is ahead of us
+            etas.add(eta)
+        else:
+            assert eta == 0
+        if on_hand > prev:
+            rises += 1
+        prev = on_hand
+    # 40 orders/day × 2.5 units × 0.05 kg = 5 kg/day; Q = 20 kg lasts ~4 days: ~15 orders in 60 days
+    assert 8 <= len(etas) <= 25
+    assert rises == len(etas) or rises == len(etas) - 1  # each shipment arrives once (the last may be on its way)
+    assert seen_transit > 0
+
+
+def test_restart_resets_counters_only() -> None:
+    plant = Plant(FLEET_CFG, seed=1, start=T0)
+    v = plant.advance(T0 + timedelta(hours=8))
+    assert v[("pod-a", "P1", "good_count")] > 0
+    plant.restart("pod-a", "P1")
+    after = plant.values()
+    assert after[("pod-a", "P1", "good_count")] == 0 and after[("pod-a", "P1", "scrap_count")] == 0
+    assert after[("pod-a", "P2", "good_count")] == v[("pod-a", "P2", "good_count")]
+    assert plant.stats("pod-a", "P1").cycles > 0  # the truth is kept

@@ -1,0 +1,27 @@
+"""Fixtures of the Modbus tests: the small Modbus fleet with free ports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connectors.config import PlantConfig, load_text
+from tests.conftest import free_port
+
+HERE = Path(__file__).resolve().parent
+FLEET = HERE / "fleet_modbus.toml"
+
+
+def fleet_text(**ports: int) -> str:
+    """The test fleet's TOML with ports 15020/15021/15022 replaced."""
+    text = FLEET.read_text()
+    for old, new in ports.items():
+        text = text.replace(f"port = {old.removeprefix('p')}", f"port = {new}")
+    return text
+
+
+@pytest.fixture
+def modbus_cfg() -> PlantConfig:
+    text = fleet_text(p15020=free_port(), p15021=free_port(), p15022=free_port())
+    return load_text(text, source=FLEET)
