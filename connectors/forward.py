@@ -1,0 +1,169 @@
+"""Store-and-forward: write locally first (the acknowledgement), send the backlog to InfluxDB in order.
+
+Each ``write`` commits the batch to the embedded SQLite store together with its line protocol in
+the store's outbox (one transaction). The forwarder then sends outbox batches oldest first; after
+InfluxDB accepts one, the durable cursor in the same SQLite file moves past it. A crash between
+"accepted" and "cursor moved" resends that batch, which InfluxDB stores once (same measurement,
+tags and timestamp), so nothing is lost and nothing is duplicated across outages and restarts.
+While InfluxDB is unreachable, writes keep succeeding locally and retries back off.
+
+This module also opens the historian a configuration asks for (:func:`open_writer`,
+:func:`open_reader`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from connectors.store import SqliteHistorian
+from twin.errors import HistorianError
+from twin.historian import Historian, SeriesKey, SeriesResult
+from twin.readings import Reading
+from twin.spec import FleetSpec
+from twin.state import Event, SiteState
+
+__all__ = ["LineSink", "StoreAndForward", "open_reader", "open_writer"]
+
+log = logging.getLogger(__name__)
+
+
+class LineSink(Protocol):
+    """Where forwarded line protocol goes (``InfluxHistorian.write_lines``)."""
+
+    def write_lines(self, payload: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class StoreAndForward:
+    """A historian that writes to a local store and forwards every batch to a line-protocol sink.
+
+    Reads are served by the local store. ``pump()`` sends pending batches; ``write`` calls it after
+    each commit unless the sink failed less than the current back-off ago (``clock`` is monotonic
+    seconds, injectable for tests).
+    """
+
+    def __init__(
+        self,
+        store: SqliteHistorian,
+        sink: LineSink,
+        *,
+        batches_per_pump: int = 50,
+        backoff_s: tuple[float, float] = (1.0, 60.0),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not store.has_outbox:
+            raise HistorianError("store-and-forward needs a store opened with outbox=batch_lines")
+        self.store, self.sink = store, sink
+        self.batches_per_pump = batches_per_pump
+        self._backoff_min, self._backoff_max = backoff_s
+        self._backoff = 0.0
+        self._next_try = 0.0
+        self._clock = clock
+        self._failing = False
+
+    def __repr__(self) -> str:
+        return f"StoreAndForward({self.store!r}, {self.sink!r})"
+
+    def write(
+        self,
+        readings: Sequence[Reading],
+        states: Sequence[SiteState] = (),
+        events: Sequence[Event] = (),
+    ) -> None:
+        self.store.write(readings, states, events)  # acknowledged here
+        if self._clock() >= self._next_try:
+            self.pump()
+
+    def pump(self, max_batches: int | None = None) -> int:
+        """Send pending batches in order; returns how many were forwarded. Never raises on a sink failure."""
+        sent = 0
+        limit = self.batches_per_pump if max_batches is None else max_batches
+        while sent < limit:
+            pending = self.store.outbox_pending(min(10, limit - sent))
+            if not pending:
+                break
+            for batch_id, payload in pending:
+                try:
+                    self.sink.write_lines(payload)
+                except HistorianError as exc:
+                    self._backoff = min(self._backoff_max, max(self._backoff_min, self._backoff * 2))
+                    self._next_try = self._clock() + self._backoff
+                    if not self._failing:
+                        log.warning("forwarding paused (%s); %d batches wait; retry in %.0f s", exc,
+                                    self.store.outbox_backlog(), self._backoff)
+                    self._failing = True
+                    return sent
+                self.store.outbox_done(batch_id)
+                sent += 1
+        if self._failing:
+            log.warning("forwarding resumed: %d batches sent", sent)
+        self._failing = False
+        self._backoff = 0.0
+        return sent
+
+    def backlog(self) -> int:
+        return self.store.outbox_backlog()
+
+    def series(
+        self, keys: Sequence[SeriesKey], t0: datetime, t1: datetime, max_points: int
+    ) -> list[SeriesResult]:
+        return self.store.series(keys, t0, t1, max_points)
+
+    def state_at(self, site: str, t: datetime) -> SiteState | None:
+        return self.store.state_at(site, t)
+
+    def events(self, site: str | None, t0: datetime, t1: datetime) -> list[Event]:
+        return self.store.events(site, t0, t1)
+
+    def signals(self, site: str | None = None) -> list[SeriesKey]:
+        return self.store.signals(site)
+
+    def close(self) -> None:
+        try:
+            self.pump()
+        finally:
+            self.sink.close()
+            self.store.close()
+
+
+def _influx(config: Any, fleet: FleetSpec) -> Any:
+    from connectors.influx import InfluxHistorian, read_token
+
+    token = read_token(getattr(config, "token_env", None), getattr(config, "token_file", None))
+    return InfluxHistorian(config.url, config.org, config.bucket, token, fleet)
+
+
+def open_writer(config: Any, fleet: FleetSpec) -> Historian:
+    """The collector's historian for a ``HistorianConfig``: SQLite, or SQLite forwarding to InfluxDB.
+
+    ``config`` has ``kind`` ("sqlite" | "influxdb"), ``path``, ``rollup_interval_s``,
+    ``retention_raw_days`` and, for InfluxDB, ``url``, ``org``, ``bucket``, ``token_env``, ``token_file``.
+    """
+    rollup_s = int(getattr(config, "rollup_interval_s", 60))
+    retention = getattr(config, "retention_raw_days", None)
+    if config.kind == "sqlite":
+        return SqliteHistorian(Path(config.path), fleet, rollup_interval_s=rollup_s, retention_raw_days=retention)
+    if config.kind == "influxdb":
+        from connectors.influx import batch_lines
+
+        store = SqliteHistorian(Path(config.path), fleet, outbox=batch_lines, rollup_interval_s=rollup_s,
+                                retention_raw_days=retention)
+        return StoreAndForward(store, _influx(config, fleet))
+    raise HistorianError(f"unknown historian kind {config.kind!r}")
+
+
+def open_reader(config: Any, fleet: FleetSpec) -> Historian:
+    """The dashboard's (read-only) historian for a ``HistorianConfig``."""
+    if config.kind == "sqlite":
+        return SqliteHistorian(Path(config.path), fleet, readonly=True,
+                               rollup_interval_s=int(getattr(config, "rollup_interval_s", 60)))
+    if config.kind == "influxdb":
+        historian: Historian = _influx(config, fleet)
+        return historian
+    raise HistorianError(f"unknown historian kind {config.kind!r}")

@@ -1,0 +1,60 @@
+"""Opening the configured historian, and the alarm-journal CSV."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from connectors.config import HistorianConfig
+from connectors.export import export_alarms
+from connectors.forward import StoreAndForward, open_reader, open_writer
+from connectors.store import SqliteHistorian
+from tests.connectors.store.conftest import T0
+from twin.errors import HistorianError
+from twin.frozen import FrozenDict
+from twin.spec import FleetSpec, SiteId
+from twin.state import Event, EventKind
+
+
+def cfg(path: Path, kind: str = "sqlite", **kw: object) -> HistorianConfig:
+    return HistorianConfig(kind=kind, path=path, retention_raw_days=7, rollup_interval_s=60,
+                           checkpoint_interval_s=300, **kw)  # type: ignore[arg-type]
+
+
+def test_open_writer_and_reader(tmp_path: Path, fleet: FleetSpec, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = open_writer(cfg(tmp_path / "h.sqlite"), fleet)
+    assert isinstance(w, SqliteHistorian) and not w.readonly and w.retention_raw_days == 7
+    w.close()
+    r = open_reader(cfg(tmp_path / "h.sqlite"), fleet)
+    assert isinstance(r, SqliteHistorian) and r.readonly
+    r.close()
+    monkeypatch.setenv("TWIN_TEST_INFLUX_TOKEN", "abc")
+    saf = open_writer(cfg(tmp_path / "edge.sqlite", "influxdb", url="http://127.0.0.1:9", org="o", bucket="b",
+                          token_env="TWIN_TEST_INFLUX_TOKEN"), fleet)
+    assert isinstance(saf, StoreAndForward) and "abc" not in repr(saf)
+    saf.store.close()  # no server at port 9: close the store only
+    with pytest.raises(HistorianError, match="no InfluxDB token"):
+        open_reader(cfg(tmp_path / "x", "influxdb", url="http://127.0.0.1:9", org="o", bucket="b",
+                        token_env="TWIN_TEST_UNSET"), fleet)
+
+
+def test_alarm_journal_csv(store: SqliteHistorian) -> None:
+    def ev(k: int, kind: EventKind, **data: object) -> Event:
+        return Event(ts=T0 + timedelta(seconds=k), site=SiteId("s1"), asset="P1", kind=kind, message=kind.value,
+                     data=FrozenDict(data))  # type: ignore[arg-type]
+
+    store.write([], events=[
+        ev(0, EventKind.ALARM_RAISED, rule="hot", priority=3, value=251.5),
+        ev(1, EventKind.STATUS_CHANGE, to="fault"),  # not an alarm: left out
+        ev(2, EventKind.ALARM_ACKNOWLEDGED, rule="hot", priority=3, value=251.5, user="ann", comment="on it"),
+    ])
+    out = io.StringIO()
+    assert export_alarms(store, "s1", T0, T0 + timedelta(minutes=1), out) == 2
+    assert out.getvalue().splitlines() == [
+        "ts,site,asset,kind,message,rule,priority,value,user,comment",
+        "2026-01-05T08:00:00+00:00,s1,P1,alarm_raised,alarm_raised,hot,3,251.5,,",
+        "2026-01-05T08:00:02+00:00,s1,P1,alarm_acknowledged,alarm_acknowledged,hot,3,251.5,ann,on it",
+    ]
