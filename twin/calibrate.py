@@ -1,0 +1,340 @@
+"""Calibration: simulation parameters estimated from history, each with its sample size.
+
+Reads the history of a window ``[t0, t1]`` through the :class:`twin.historian.Historian` protocol and
+returns a :class:`Calibration`: one :class:`ParamEstimate` per figure (value, sample size, whether it
+came from history or fell back to the configuration because history was too short) and the
+resulting :class:`twin.sim.params.SimParams`.
+
+Where each figure comes from:
+
+- **MTBF** = time RUNNING / failures (changes into FAULT), **MTTR** = mean length of FAULT spells
+  that start and end in the window; statuses from STATUS_CHANGE events (``data["from"]/["to"]``),
+  the status at ``t0`` from ``state_at``. Samples: failures, repairs.
+- **Cycle time** = time RUNNING / cycles, cycles = (good + scrap parts counted) / batch size, from
+  the GOOD_COUNT / SCRAP_COUNT series (a counter that goes down restarted from zero). Its
+  coefficient of variation from the distinct values of a CYCLE_TIME signal, when there is one.
+- **Scrap rate** = scrap / (good + scrap). Samples: parts.
+- **Demand** per (site, product): from open orders seen in hourly snapshots (``state_at``) when there
+  are any (orders created in the window); otherwise from stock draws: every decrease of the on-hand
+  series of a SKU that only this product uses at the site is one order. Hour-of-day factors are
+  estimated only with at least 20 orders per hour of the day on average.
+- **Consumption** per (site, SKU): mean draw / (bill of materials x mean batch), from the same
+  decreases; 1.0 means the bill of materials is right.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import pairwise
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from twin.frozen import FrozenDict
+from twin.historian import Historian, SeriesKey, SeriesPoint
+from twin.sim.params import DemandParams, MachineParams, SimParams
+from twin.sim.projection import to_plain
+from twin.spec import FleetSpec, MachineSpec, MachineStatus, SignalKind, SiteSpec, Sku
+from twin.state import Event, EventKind
+
+__all__ = ["Calibration", "MinSamples", "ParamEstimate", "Source", "calibrate", "machine_history"]
+
+log = logging.getLogger(__name__)
+
+DAY_S = 86400.0
+MAX_POINTS = 10_000_000  # ask for raw points: draws and counter steps must not be averaged away
+
+
+class Source(enum.Enum):
+    """Where an estimate's value comes from."""
+
+    HISTORY = "history"
+    DEFAULT = "default"  # history too short: the configuration's value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParamEstimate:
+    """One calibrated figure: ``name`` of ``subject`` (``site/machine``, ``site/product``, ``site/sku``)."""
+
+    name: str
+    subject: str
+    value: float
+    samples: int
+    source: Source
+    default: float
+    unit: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MinSamples:
+    """The smallest sample that replaces a configured default."""
+
+    failures: int = 5
+    repairs: int = 5
+    cycles: int = 30
+    parts: int = 200
+    orders: int = 30
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Calibration:
+    """Estimates over ``[t0, t1]`` and the simulation parameters built from them."""
+
+    t0: datetime
+    t1: datetime
+    estimates: tuple[ParamEstimate, ...]
+    params: SimParams = field(default_factory=SimParams)
+
+    def get(self, name: str, subject: str) -> ParamEstimate:
+        for e in self.estimates:
+            if e.name == name and e.subject == subject:
+                return e
+        raise KeyError((name, subject))
+
+    @property
+    def defaults_used(self) -> tuple[ParamEstimate, ...]:
+        return tuple(e for e in self.estimates if e.source is Source.DEFAULT)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"t0": self.t0.isoformat(), "t1": self.t1.isoformat(), "estimates": to_plain(self.estimates)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MachineHistory:
+    """What a machine did in a window, from its status events and counters."""
+
+    running_s: float
+    failures: int
+    repair_durations_s: tuple[float, ...]
+    good: float
+    scrap: float
+    cycle_samples: tuple[float, ...]
+
+
+def _status(value: object) -> MachineStatus:
+    try:
+        return MachineStatus(value)
+    except ValueError:
+        return MachineStatus.UNKNOWN
+
+
+def _counter_increase(points: Sequence[SeriesPoint]) -> float:
+    total = 0.0
+    for prev, cur in pairwise(points):
+        total += cur.value - prev.value if cur.value >= prev.value else cur.value  # restart from zero
+    return total
+
+
+def machine_history(
+    machine: MachineSpec,
+    events: Sequence[Event],
+    initial: MachineStatus,
+    counters: dict[SignalKind, Sequence[SeriesPoint]],
+    t0: datetime,
+    t1: datetime,
+) -> MachineHistory:
+    """Fold one machine's STATUS_CHANGE events and counter series over ``[t0, t1]``."""
+    status, since = initial, t0
+    running = 0.0
+    failures = 0
+    fault_start: datetime | None = None
+    repairs: list[float] = []
+    for ev in sorted(events, key=lambda e: e.ts):
+        if ev.kind is not EventKind.STATUS_CHANGE or not t0 <= ev.ts <= t1:
+            continue
+        to = _status(ev.data.get("to"))
+        if status is MachineStatus.RUNNING:
+            running += (ev.ts - since).total_seconds()
+        if to is MachineStatus.FAULT and status is not MachineStatus.FAULT:
+            failures += 1
+            fault_start = ev.ts
+        elif status is MachineStatus.FAULT and to not in (MachineStatus.FAULT, MachineStatus.UNKNOWN):
+            if fault_start is not None:
+                repairs.append((ev.ts - fault_start).total_seconds())
+            fault_start = None
+        if to is not MachineStatus.UNKNOWN or status is not MachineStatus.FAULT:
+            status = to
+        since = ev.ts
+    if status is MachineStatus.RUNNING:
+        running += (t1 - since).total_seconds()
+    cycle_values = counters.get(SignalKind.CYCLE_TIME, ())
+    samples = [p.value for prev, p in pairwise(cycle_values) if p.value != prev.value]
+    return MachineHistory(
+        running_s=running,
+        failures=failures,
+        repair_durations_s=tuple(repairs),
+        good=_counter_increase(counters.get(SignalKind.GOOD_COUNT, ())),
+        scrap=_counter_increase(counters.get(SignalKind.SCRAP_COUNT, ())),
+        cycle_samples=tuple(samples),
+    )
+
+
+def _est(name: str, subject: str, value: float | None, samples: int, enough: int, default: float,
+         unit: str) -> ParamEstimate:
+    if value is None or samples < enough or not math.isfinite(value):
+        return ParamEstimate(name=name, subject=subject, value=default, samples=samples, source=Source.DEFAULT,
+                             default=default, unit=unit)
+    return ParamEstimate(name=name, subject=subject, value=value, samples=samples, source=Source.HISTORY,
+                         default=default, unit=unit)
+
+
+def _series(
+    historian: Historian, keys: list[SeriesKey], t0: datetime, t1: datetime
+) -> dict[SeriesKey, list[SeriesPoint]]:
+    if not keys:
+        return {}
+    result = historian.series(keys, t0, t1, MAX_POINTS)
+    out: dict[SeriesKey, list[SeriesPoint]] = {}
+    for r in result:
+        if r.downsampled:
+            log.warning("series %s was downsampled: counts and draws may be undercounted", r.key)
+        out[r.key] = list(r.points)
+    return out
+
+
+def _calibrate_site(
+    fleet: FleetSpec, site: SiteSpec, historian: Historian, t0: datetime, t1: datetime, mins: MinSamples,
+    estimates: list[ParamEstimate], machines: dict[tuple[str, str], MachineParams],
+    demand: dict[tuple[str, str], DemandParams], consumption: dict[tuple[str, str], float],
+) -> None:
+    sid = str(site.id)
+    events = historian.events(sid, t0, t1)
+    start_state = historian.state_at(sid, t0)
+    keys: list[SeriesKey] = []
+    for m in site.machines:
+        for kind in (SignalKind.GOOD_COUNT, SignalKind.SCRAP_COUNT, SignalKind.CYCLE_TIME):
+            sig = m.template.signal_of_kind(kind)
+            if sig is not None:
+                keys.append(SeriesKey(site=sid, asset=str(m.id), signal=str(sig.name)))
+    keys += [SeriesKey(site=sid, asset=str(i.sku), signal="on_hand") for i in site.inventory]
+    series = _series(historian, keys, t0, t1)
+    for m in site.machines:
+        t = m.template
+        subject = f"{sid}/{m.id}"
+        initial = MachineStatus.UNKNOWN
+        if start_state is not None and m.id in start_state.machines:
+            initial = start_state.machines[m.id].status
+        counters: dict[SignalKind, Sequence[SeriesPoint]] = {}
+        for kind in (SignalKind.GOOD_COUNT, SignalKind.SCRAP_COUNT, SignalKind.CYCLE_TIME):
+            sig = t.signal_of_kind(kind)
+            if sig is not None:
+                counters[kind] = series.get(SeriesKey(site=sid, asset=str(m.id), signal=str(sig.name)), [])
+        h = machine_history(m, [e for e in events if e.asset == m.id], initial, counters, t0, t1)
+        mtbf = _est("mtbf_h", subject, h.running_s / 3600.0 / h.failures if h.failures else None, h.failures,
+                    mins.failures, t.mtbf_h, "h")
+        n_rep = len(h.repair_durations_s)
+        mttr = _est("mttr_h", subject, sum(h.repair_durations_s) / n_rep / 3600.0 if n_rep else None, n_rep,
+                    mins.repairs, t.mttr_h, "h")
+        parts = h.good + h.scrap
+        cycles = parts / max(1, t.batch_size)
+        cycle = _est("cycle_time_s", subject, h.running_s / cycles if cycles else None, int(cycles), mins.cycles,
+                     t.ideal_cycle_time_s, "s")
+        scrap = _est("scrap_rate", subject, h.scrap / parts if parts else None, int(parts), mins.parts, t.scrap_rate,
+                     "")
+        cv: float | None = None
+        if len(h.cycle_samples) >= mins.cycles:
+            mean = sum(h.cycle_samples) / len(h.cycle_samples)
+            var = sum((x - mean) ** 2 for x in h.cycle_samples) / (len(h.cycle_samples) - 1)
+            cv = math.sqrt(var) / mean if mean > 0 else None
+        estimates.extend([mtbf, mttr, cycle, scrap])
+        machines[(sid, str(m.id))] = MachineParams(
+            cycle_time_s=cycle.value if cycle.source is Source.HISTORY else None,
+            cycle_cv=cv,
+            mtbf_h=mtbf.value if mtbf.source is Source.HISTORY else None,
+            mttr_h=mttr.value if mttr.source is Source.HISTORY else None,
+            scrap_rate=scrap.value if scrap.source is Source.HISTORY else None,
+        )
+    _calibrate_demand(fleet, site, historian, t0, t1, mins, series, estimates, demand, consumption)
+
+
+def _draws(points: Sequence[SeriesPoint]) -> list[tuple[datetime, float]]:
+    return [(p.ts, prev.value - p.value) for prev, p in pairwise(points) if p.value < prev.value]
+
+
+def _calibrate_demand(
+    fleet: FleetSpec, site: SiteSpec, historian: Historian, t0: datetime, t1: datetime, mins: MinSamples,
+    series: dict[SeriesKey, list[SeriesPoint]], estimates: list[ParamEstimate],
+    demand: dict[tuple[str, str], DemandParams], consumption: dict[tuple[str, str], float],
+) -> None:
+    sid = str(site.id)
+    days = (t1 - t0).total_seconds() / DAY_S
+    zone = ZoneInfo(site.timezone)
+    # orders seen in hourly snapshots
+    created: dict[str, list[datetime]] = {}
+    seen: set[str] = set()
+    t = t0
+    while t <= t1:
+        st = historian.state_at(sid, t)
+        for o in st.orders if st is not None else ():
+            if o.id not in seen and t0 <= o.created <= t1:
+                seen.add(o.id)
+                created.setdefault(o.product, []).append(o.created)
+        t += timedelta(hours=1)
+    users: dict[str, list[str]] = {}
+    for d in site.demand:
+        p = fleet.product(d.product)
+        for sku in p.bom if p is not None else ():
+            users.setdefault(str(sku), []).append(str(d.product))
+    for d in site.demand:
+        pid = str(d.product)
+        subject = f"{sid}/{pid}"
+        times = created.get(pid, [])
+        if not times:
+            product = fleet.product(pid)
+            own = [s for s, who in users.items() if who == [pid] and site.item(s) is not None]
+            best: list[tuple[datetime, float]] = []
+            for own_sku in own:
+                sku = Sku(own_sku)
+                draws = _draws(series.get(SeriesKey(site=sid, asset=sku, signal="on_hand"), []))
+                if len(draws) > len(best):
+                    best = draws
+                if product is not None and draws:
+                    per_order = product.bom[sku] * (product.batch_min + product.batch_max) / 2.0
+                    est = _est("consumption_factor", f"{sid}/{sku}", sum(q for _, q in draws) / len(draws) / per_order,
+                               len(draws), mins.orders, 1.0, "")
+                    estimates.append(est)
+                    if est.source is Source.HISTORY:
+                        consumption[(sid, str(sku))] = est.value
+            times = [ts for ts, _ in best]
+        rate = _est("orders_per_day", subject, len(times) / days if days > 0 else None, len(times), mins.orders,
+                    d.orders_per_day, "1/d")
+        estimates.append(rate)
+        hour_factors: tuple[float, ...] | None = None
+        if len(times) >= 24 * 20:
+            counts = [0] * 24
+            for ts in times:
+                counts[ts.astimezone(zone).hour] += 1
+            mean = sum(counts) / 24.0
+            hour_factors = tuple(c / mean for c in counts)
+        if rate.source is Source.HISTORY:
+            demand[(sid, pid)] = DemandParams(orders_per_day=rate.value, hour_factors=hour_factors)
+
+
+def calibrate(
+    fleet: FleetSpec,
+    historian: Historian,
+    t0: datetime,
+    t1: datetime,
+    *,
+    sites: Sequence[str] | None = None,
+    min_samples: MinSamples | None = None,
+) -> Calibration:
+    """Estimate the simulation parameters of ``sites`` (default: all) from history in ``[t0, t1]``."""
+    mins = min_samples or MinSamples()
+    estimates: list[ParamEstimate] = []
+    machines: dict[tuple[str, str], MachineParams] = {}
+    demand: dict[tuple[str, str], DemandParams] = {}
+    consumption: dict[tuple[str, str], float] = {}
+    for site in fleet.sites:
+        if sites is not None and site.id not in sites:
+            continue
+        _calibrate_site(fleet, site, historian, t0, t1, mins, estimates, machines, demand, consumption)
+    n_default = sum(1 for e in estimates if e.source is Source.DEFAULT)
+    if n_default:
+        log.info("calibration: %d of %d figures fell back to the configuration", n_default, len(estimates))
+    params = SimParams(machines=FrozenDict(machines), demand=FrozenDict(demand), consumption=FrozenDict(consumption))
+    return Calibration(t0=t0, t1=t1, estimates=tuple(estimates), params=params)

@@ -1,0 +1,361 @@
+"""Fork: turn a snapshot of the twin, a scenario and parameters into the model's plain data.
+
+:func:`fork` never touches a running simulation: it reads the immutable snapshot and the fleet
+description and returns a :class:`Fork` (plain, picklable data) from which every replication
+builds a fresh ``simpy.Environment``.
+
+Assumptions when the snapshot lacks information (each one reported as a :class:`ForkNote`):
+
+- status UNKNOWN, OFF or IDLE: the machine is idle and takes work in its next shift;
+- status RUNNING or SETUP: it is in the middle of one cycle; the time left is the cycle time minus
+  the time since ``status_since`` (modulo the cycle time; a full cycle when it is unknown);
+- status FAULT or MAINTENANCE: under repair; the time left is exponential with mean MTTR
+  (memoryless, so the time already spent does not matter);
+- stock on hand unknown: the item's configured ``initial_on_hand``;
+- open orders: the material was taken when they were released; the remaining quantity
+  (``qty - done_qty``) starts again at the first operation of the routing, in due-date order;
+  no open orders: the floor starts empty;
+- shipments in transit arrive at their ETA plus a half-normal delay whose scale is the item's
+  lead-time standard deviation scaled by the square root of the share of the lead time left;
+- a site calendar without shifts: the site runs around the clock;
+- demand: ``orders_per_day`` times the weekday factor, spread over the day by the hour factors
+  normalised to a mean of 1, in the site's local time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from twin.errors import SimulationError
+from twin.sim.clock import HOUR_S, Window, local_hour_segments, shift_windows, subtract_windows, to_sim
+from twin.sim.model import (
+    DemandData,
+    InTransit,
+    ItemData,
+    MachineData,
+    ModelData,
+    OrderData,
+    OverflowData,
+    ProductData,
+)
+from twin.sim.params import SimParams
+from twin.sim.scenario import (
+    CycleTimeFactor,
+    DemandMultiplier,
+    LeadTimeChange,
+    MachineDown,
+    MachinesAdded,
+    MachinesRemoved,
+    OverflowRouting,
+    ReorderPolicy,
+    Scenario,
+    ShiftChange,
+    ShipmentDelay,
+)
+from twin.spec import FleetSpec, MachineId, MachineSpec, MachineStatus, MachineTemplate, SiteSpec
+from twin.state import SiteState, TwinState
+
+__all__ = ["Fork", "ForkNote", "fork"]
+
+log = logging.getLogger(__name__)
+
+DAY_S = 86400.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForkNote:
+    """An assumption the fork made for missing data: ``kind`` is a stable code, ``subject`` what."""
+
+    kind: str
+    subject: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fork:
+    """The model data of one fork, when it starts, and the assumptions made to build it."""
+
+    as_of: datetime
+    data: ModelData
+    notes: tuple[ForkNote, ...]
+
+
+def _site_states(state: TwinState | SiteState | Sequence[SiteState]) -> tuple[datetime, dict[str, SiteState]]:
+    if isinstance(state, TwinState):
+        return state.as_of, {str(k): v for k, v in state.sites.items()}
+    if isinstance(state, SiteState):
+        return state.as_of, {str(state.site): state}
+    states = list(state)
+    if not states:
+        raise SimulationError("fork needs at least one site state")
+    return max(s.as_of for s in states), {str(s.site): s for s in states}
+
+
+def _machines(
+    site: SiteSpec, fleet: FleetSpec, scenario: Scenario
+) -> list[MachineSpec]:
+    machines = list(site.machines)
+    templates = {str(t.id): t for t in fleet.templates}
+    for iv in scenario.interventions:
+        if isinstance(iv, MachinesRemoved) and iv.site == site.id:
+            of_kind = [m for m in machines if m.template.id == iv.template]
+            if len(of_kind) < iv.count:
+                raise SimulationError(
+                    f"cannot remove {iv.count} machine(s) of template {iv.template!r} at site {site.id!r}: "
+                    f"it has {len(of_kind)}"
+                )
+            drop = {m.id for m in sorted(of_kind, key=lambda m: m.id)[len(of_kind) - iv.count :]}
+            machines = [m for m in machines if m.id not in drop]
+        elif isinstance(iv, MachinesAdded) and iv.site == site.id:
+            template: MachineTemplate | None = templates.get(iv.template)
+            if template is None:
+                raise SimulationError(f"unknown machine template {iv.template!r}")
+            for n in range(1, iv.count + 1):
+                mid = f"{site.id}-{iv.template}-new{n}"
+                machines.append(MachineSpec(id=MachineId(mid), site=site.id, template=template))
+    return machines
+
+
+def _cycle_factor(m: MachineSpec, scenario: Scenario) -> float:
+    factor = 1.0
+    for iv in scenario.interventions:
+        if isinstance(iv, CycleTimeFactor) and (
+            (iv.machine is not None and iv.machine == m.id and iv.site in (None, m.site))
+            or (iv.role is not None and iv.role is m.role)
+            or (iv.machine is None and iv.site is not None and iv.site == m.site)
+            or (iv.machine is None and iv.role is None and iv.site is None)
+        ):
+            factor *= iv.factor
+    return factor
+
+
+def _initial(
+    m: MachineSpec, site_state: SiteState | None, as_of: datetime, cycle_s: float, mttr_s: float,
+    notes: list[ForkNote],
+) -> tuple[float, float]:
+    """(remaining busy, remaining repair) of a machine at the fork."""
+    ms = site_state.machines.get(m.id) if site_state is not None else None
+    status = ms.status if ms is not None else MachineStatus.UNKNOWN
+    if status in (MachineStatus.RUNNING, MachineStatus.SETUP):
+        if ms is not None and ms.status_since is not None and cycle_s > 0:
+            elapsed = max(0.0, to_sim(ms.status_since, as_of))
+            return cycle_s - math.fmod(elapsed, cycle_s), 0.0
+        notes.append(ForkNote(kind="running_since_unknown", subject=m.id))
+        return cycle_s, 0.0
+    if status in (MachineStatus.FAULT, MachineStatus.MAINTENANCE):
+        return 0.0, mttr_s
+    if status is MachineStatus.UNKNOWN:
+        notes.append(ForkNote(kind="status_unknown_assumed_idle", subject=m.id))
+    return 0.0, 0.0
+
+
+def _demand_segments(
+    rate_per_day: float, weekday_factors: Sequence[float], hour_factors: Sequence[float],
+    hours: Sequence[tuple[float, int, int]], multipliers: Iterable[tuple[float, float, float]], horizon_s: float,
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    mean_h = sum(hour_factors) / len(hour_factors) if hour_factors and sum(hour_factors) > 0 else 1.0
+    base = [
+        (start, rate_per_day / DAY_S * weekday_factors[wd % len(weekday_factors)]
+         * (hour_factors[h % len(hour_factors)] / mean_h if hour_factors else 1.0))
+        for start, wd, h in hours
+    ]
+    mults = list(multipliers)
+    cuts = sorted({s for s, _ in base} | {t for a, b, _ in mults for t in (a, b) if 0 <= t < horizon_s})
+    starts: list[float] = []
+    rates: list[float] = []
+    j = 0
+    for c in cuts:
+        while j + 1 < len(base) and base[j + 1][0] <= c:
+            j += 1
+        rate = base[j][1]
+        for a, b, f in mults:
+            if a <= c < b:
+                rate *= f
+        starts.append(c)
+        rates.append(rate)
+    return tuple(starts), tuple(rates)
+
+
+def fork(
+    fleet: FleetSpec,
+    state: TwinState | SiteState | Sequence[SiteState],
+    scenario: Scenario | None = None,
+    params: SimParams | None = None,
+    *,
+    horizon_s: float,
+    bin_s: float = HOUR_S,
+    sites: Iterable[str] | None = None,
+) -> Fork:
+    """Build the model data of a what-if starting from ``state``.
+
+    ``sites`` restricts the model to some sites (default: every site of the snapshot, or the
+    fleet when the snapshot has none); sites an overflow rule sends orders to are added.
+    """
+    scenario = scenario or Scenario()
+    params = params or SimParams()
+    if horizon_s <= 0:
+        raise SimulationError(f"horizon must be > 0 s (got {horizon_s!r})")
+    as_of, states = _site_states(state)
+    chosen = list(sites) if sites is not None else (list(states) or [str(s.id) for s in fleet.sites])
+    overflow = [iv for iv in scenario.interventions if isinstance(iv, OverflowRouting)]
+    for ov in overflow:
+        if ov.from_site in chosen and ov.to_site not in chosen:
+            chosen.append(ov.to_site)
+    notes: list[ForkNote] = []
+    machines: list[MachineData] = []
+    items: list[ItemData] = []
+    demand: list[DemandData] = []
+    orders: list[OrderData] = []
+    for sid in chosen:
+        try:
+            site = fleet.site(sid)
+        except KeyError as exc:
+            raise SimulationError(f"site {sid!r} is not in fleet {fleet.id!r}") from exc
+        ss = states.get(sid)
+        if ss is None:
+            notes.append(ForkNote(kind="no_site_state_assumed_empty", subject=sid))
+        calendar = site.calendar
+        for iv in scenario.interventions:
+            if isinstance(iv, ShiftChange) and iv.site == sid:
+                calendar = iv.calendar
+        if calendar.shifts:
+            shift_w: tuple[Window, ...] | None = shift_windows(calendar, site.timezone, as_of, horizon_s)
+        else:
+            notes.append(ForkNote(kind="no_shifts_runs_around_the_clock", subject=sid))
+            shift_w = None
+        for m in _machines(site, fleet, scenario):
+            t = m.template
+            mp = params.machines.get((sid, str(m.id)))
+            cycle = (mp.cycle_time_s if mp and mp.cycle_time_s else t.ideal_cycle_time_s) * _cycle_factor(m, scenario)
+            cv = mp.cycle_cv if mp and mp.cycle_cv is not None else params.default_cycle_cv
+            mtbf_h = mp.mtbf_h if mp and mp.mtbf_h else t.mtbf_h
+            mttr_h = mp.mttr_h if mp and mp.mttr_h is not None else t.mttr_h
+            scrap = mp.scrap_rate if mp and mp.scrap_rate is not None else t.scrap_rate
+            downs = [
+                (iv.start.seconds_from(as_of), iv.start.seconds_from(as_of) + iv.duration_h * HOUR_S)
+                for iv in scenario.interventions
+                if isinstance(iv, MachineDown) and iv.machine == m.id and iv.site in (None, sid)
+            ]
+            windows = shift_w
+            if downs:
+                windows = subtract_windows(shift_w if shift_w is not None else ((0.0, horizon_s),), downs)
+            busy, repair = _initial(m, ss, as_of, cycle, mttr_h * HOUR_S, notes)
+            machines.append(
+                MachineData(
+                    id=m.id, site=sid, role=m.role.value, cycle_mean_s=cycle, cycle_cv=cv,
+                    batch_size=max(1, t.batch_size), mtbf_s=mtbf_h * HOUR_S if mtbf_h > 0 else math.inf,
+                    mttr_s=mttr_h * HOUR_S, scrap_rate=min(max(scrap, 0.0), 0.95), windows=windows,
+                    initial_busy_s=busy, initial_repair_s=repair,
+                )
+            )
+        for item in site.inventory:
+            inv = ss.inventory.get(item.sku) if ss is not None else None
+            on_hand = inv.on_hand if inv is not None else None
+            if on_hand is None:
+                notes.append(ForkNote(kind="stock_unknown_assumed_initial", subject=f"{sid}/{item.sku}"))
+                on_hand = item.initial_on_hand
+            s, q = item.reorder_point, item.reorder_qty
+            lead_d, sd_d = item.lead_time_d, item.lead_time_sd_d
+            for iv in scenario.interventions:
+                if isinstance(iv, ReorderPolicy) and iv.sku == item.sku and iv.site in (None, sid):
+                    s, q = iv.reorder_point, iv.reorder_qty
+                if (
+                    isinstance(iv, LeadTimeChange)
+                    and iv.site in (None, sid)
+                    and (iv.sku in (None, item.sku))
+                    and (iv.supplier in (None, item.supplier))
+                ):
+                    # without a new spread, keep the old coefficient of variation
+                    sd_d = iv.lead_time_sd_d if iv.lead_time_sd_d is not None else sd_d * iv.lead_time_d / lead_d
+                    lead_d = iv.lead_time_d
+            transit: list[InTransit] = []
+            for shp in inv.in_transit if inv is not None else ():
+                eta = to_sim(as_of, shp.eta)
+                extra = sum(
+                    iv.delay_d * DAY_S
+                    for iv in scenario.interventions
+                    if isinstance(iv, ShipmentDelay) and iv.sku == item.sku and iv.site in (None, sid)
+                    and iv.shipment in (None, shp.id)
+                )
+                share = min(1.0, max(eta, 0.0) / (item.lead_time_d * DAY_S)) if item.lead_time_d > 0 else 0.0
+                transit.append(
+                    InTransit(eta_s=eta, qty=shp.qty, eta_sd_s=item.lead_time_sd_d * DAY_S * math.sqrt(share),
+                              extra_delay_s=extra)
+                )
+            items.append(
+                ItemData(site=sid, sku=item.sku, on_hand=float(on_hand), reorder_point=s, reorder_qty=q,
+                         lead_mean_s=lead_d * DAY_S, lead_sd_s=sd_d * DAY_S, in_transit=tuple(transit))
+            )
+        hours = local_hour_segments(site.timezone, as_of, horizon_s)
+        for d in site.demand:
+            dp = params.demand.get((sid, str(d.product)))
+            per_day = dp.orders_per_day if dp is not None else d.orders_per_day
+            hf = dp.hour_factors if dp is not None and dp.hour_factors else d.hour_factors
+            mults = []
+            for iv in scenario.interventions:
+                if isinstance(iv, DemandMultiplier) and iv.site in (None, sid) and iv.product in (None, d.product):
+                    a = iv.start.seconds_from(as_of) if iv.start is not None else 0.0
+                    b = iv.end.seconds_from(as_of) if iv.end is not None else math.inf
+                    mults.append((max(a, 0.0), b, iv.factor))
+            starts, rates = _demand_segments(per_day, d.weekday_factors, hf, hours, mults, horizon_s)
+            demand.append(DemandData(site=sid, product=str(d.product), starts_s=starts, rates_per_s=rates))
+        if ss is not None:
+            for o in sorted(ss.orders, key=lambda o: (o.due, o.created, o.id)):
+                left = o.qty - o.done_qty
+                if left <= 0:
+                    continue
+                if fleet.product(o.product) is None:
+                    notes.append(ForkNote(kind="order_of_unknown_product_ignored", subject=o.id))
+                    continue
+                orders.append(OrderData(id=o.id, site=sid, product=o.product, qty=left,
+                                        created_s=to_sim(as_of, o.created), due_s=to_sim(as_of, o.due)))
+            if not ss.orders:
+                notes.append(ForkNote(kind="no_open_orders_empty_queue", subject=sid))
+    products = []
+    for p in fleet.products:
+        bom = tuple((str(sku), float(qty)) for sku, qty in p.bom.items())
+        products.append(ProductData(id=str(p.id), routing=tuple(r.value for r in p.routing), bom=bom,
+                                    batch_min=p.batch_min, batch_max=max(p.batch_min, p.batch_max),
+                                    due_s=p.due_h * HOUR_S))
+    if params.consumption:
+        # a per-site factor needs per-site products: scale the bom inside the item's site only
+        products = _scaled_products(products, params, chosen)
+    data = ModelData(
+        horizon_s=horizon_s, bin_s=bin_s, sites=tuple(chosen), machines=tuple(machines),
+        products=tuple(products), items=tuple(items), demand=tuple(demand), orders=tuple(orders),
+        overflow=tuple(OverflowData(from_site=ov.from_site, to_site=ov.to_site, transfer_s=ov.transfer_h * HOUR_S,
+                                    threshold=ov.threshold) for ov in overflow if ov.from_site in chosen),
+    )
+    _check_routings(data, fleet)
+    log.debug("fork at %s: %d machines, %d items, %d open orders", as_of, len(machines), len(items), len(orders))
+    return Fork(as_of=as_of, data=data, notes=tuple(notes))
+
+
+def _scaled_products(products: list[ProductData], params: SimParams, sites: Sequence[str]) -> list[ProductData]:
+    """Average consumption factors over the chosen sites (the model's bill of materials is global)."""
+    out = []
+    for p in products:
+        bom = []
+        for sku, qty in p.bom:
+            factors = [params.consumption[(s, sku)] for s in sites if (s, sku) in params.consumption]
+            bom.append((sku, qty * (sum(factors) / len(factors) if factors else 1.0)))
+        out.append(ProductData(id=p.id, routing=p.routing, bom=tuple(bom), batch_min=p.batch_min,
+                               batch_max=p.batch_max, due_s=p.due_s))
+    return out
+
+
+def _check_routings(data: ModelData, fleet: FleetSpec) -> None:
+    roles = {(m.site, m.role) for m in data.machines}
+    products = {p.id: p for p in data.products}
+    for d in data.demand:
+        p = products.get(d.product)
+        if p is None:
+            raise SimulationError(f"site {d.site!r} has demand for unknown product {d.product!r}")
+        missing = [r for r in p.routing if (d.site, r) not in roles]
+        if missing:
+            raise SimulationError(
+                f"site {d.site!r} has demand for {d.product!r} but no machine for role(s) {', '.join(missing)}"
+            )
