@@ -21,6 +21,14 @@ __all__ = ["main"]
 # Modules of this package that define subcommands, in the order ``twin --help`` lists them.
 SUBCOMMANDS: tuple[str, ...] = (
     "check",
+    "dashboard",
+    "poll",
+    "emulate",
+    "collect",
+    "whatif",
+    "backtest",
+    "replay",
+    "export",
 )
 
 

@@ -1,0 +1,110 @@
+"""Alarm journal: filter by site, priority, state and time; acknowledge; export as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, dcc, html
+
+from dashboard import components, ids
+from dashboard.auth import current_user
+from dashboard.pages._shared import acknowledge, alarm_grid, card, notice, register_page, site_dropdown, site_options
+from dashboard.services import Services
+from twin.errors import TwinError
+from twin.spec import Priority
+
+__all__ = ["journal_csv", "layout", "register"]
+
+PATH = "/alarms"
+HOURS = {"1 h": 1, "8 h": 8, "24 h": 24, "7 d": 168, "30 d": 720}
+STATES = ["active", "cleared", "acked", "unacked"]
+CSV_FIELDS = ["site", "asset", "priority", "message", "state", "raised", "cleared", "acked_by", "acked_at", "comment"]
+
+
+def layout(**_query: Any) -> html.Div:
+    return html.Div(
+        [
+            html.Div([html.H2("Alarm journal")], className="page-head"),
+            card(
+                "Filter",
+                dbc.Row(
+                    [
+                        dbc.Col(site_dropdown(ids.ALARMS_SITES, None, multi=True), md=4),
+                        dbc.Col(dcc.Dropdown(id=ids.ALARMS_PRIORITIES, multi=True, placeholder="Priority…",
+                                             options=[{"label": p.name, "value": int(p)} for p in Priority]), md=3),
+                        dbc.Col(dcc.Checklist(id=ids.ALARMS_STATES, options=STATES, value=[], inline=True), md=3),
+                        dbc.Col(dcc.Dropdown(id=ids.ALARMS_HOURS, options=list(HOURS), value="24 h",
+                                             clearable=False), md=2),
+                    ],
+                    className="g-2",
+                ),
+            ),
+            alarm_grid(ids.ALARMS_GRID, height="460px"),
+            dbc.Row(
+                [
+                    dbc.Col(dbc.InputGroup([dbc.Input(id=ids.ALARMS_COMMENT, placeholder="Comment (optional)",
+                                                      maxLength=200),
+                                            dbc.Button("Acknowledge selected", id=ids.ALARMS_ACK,
+                                                       color="secondary")]), md=8),
+                    dbc.Col(dbc.Button("Export CSV", id=ids.ALARMS_EXPORT, color="light"), md=4,
+                            className="text-end"),
+                ],
+                className="mt-2",
+            ),
+            html.Div(id=ids.ALARMS_ACK_RESULT, className="mt-1"),
+            dcc.Download(id=ids.ALARMS_DOWNLOAD),
+        ]
+    )
+
+
+def journal_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def register(app: dash.Dash, services: Services) -> None:
+    register_page(__name__, path=PATH, name="Alarms", title="Alarms · Micro-factory twin", order=5,
+                       layout=layout)
+    queries = services.queries
+
+    @app.callback(Output(ids.ALARMS_SITES, "options"), Input(ids.LOCATION, "pathname"))
+    def _sites(_p: str | None) -> list[dict[str, str]]:
+        return site_options(queries)
+
+    def rows(sites: list[str] | None, prios: list[int] | None, states: list[str] | None, hours: str | None
+             ) -> list[dict[str, Any]]:
+        found = queries.alarm_rows(sites=sites, priorities=prios, states=states, hours=HOURS.get(hours or "", 24))
+        return components.alarm_table_rows(found)
+
+    @app.callback(Output(ids.ALARMS_GRID, "rowData"),
+                  Input(ids.ALARMS_SITES, "value"), Input(ids.ALARMS_PRIORITIES, "value"),
+                  Input(ids.ALARMS_STATES, "value"), Input(ids.ALARMS_HOURS, "value"),
+                  Input(ids.REFRESH, "n_intervals"), Input(ids.ALARMS_ACK_RESULT, "children"))
+    def _refresh(sites: list[str] | None, prios: list[int] | None, states: list[str] | None, hours: str | None,
+                 _n: int | None, _ack: Any) -> list[dict[str, Any]]:
+        return rows(sites, prios, states, hours)
+
+    @app.callback(Output(ids.ALARMS_ACK_RESULT, "children"), Input(ids.ALARMS_ACK, "n_clicks"),
+                  State(ids.ALARMS_GRID, "selectedRows"), State(ids.ALARMS_COMMENT, "value"),
+                  prevent_initial_call=True)
+    def _ack(_n: int | None, selected: list[dict[str, Any]] | None, comment: str | None) -> Any:
+        try:
+            return notice(acknowledge(queries, current_user(), selected, comment))
+        except TwinError as exc:  # Forbidden, or the historian refused the write
+            return notice(str(exc), error=True)
+
+    @app.callback(Output(ids.ALARMS_DOWNLOAD, "data"), Input(ids.ALARMS_EXPORT, "n_clicks"),
+                  State(ids.ALARMS_SITES, "value"), State(ids.ALARMS_PRIORITIES, "value"),
+                  State(ids.ALARMS_STATES, "value"), State(ids.ALARMS_HOURS, "value"), prevent_initial_call=True)
+    def _export(_n: int | None, sites: list[str] | None, prios: list[int] | None, states: list[str] | None,
+                hours: str | None) -> dict[str, Any]:
+        stamp = queries.now().strftime("%Y%m%dT%H%MZ")
+        return {"content": journal_csv(rows(sites, prios, states, hours)), "filename": f"alarms-{stamp}.csv",
+                "type": "text/csv", "base64": False}

@@ -1,0 +1,51 @@
+"""Fleet overview: one tile per site; a tile opens its site page.
+
+Each tile shows OEE with A/P/Q, output against plan, machines by status, alarms, stock at risk
+and data freshness.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, html
+
+from dashboard import components, ids
+from dashboard.pages._shared import register_page
+from dashboard.services import Services
+
+__all__ = ["layout", "register"]
+
+PATH = "/"
+
+
+def layout(**_query: Any) -> html.Div:
+    return html.Div(
+        [
+            html.Div([html.H2("Fleet overview"), html.Div(id=ids.FLEET_SUMMARY, className="muted")],
+                     className="page-head"),
+            html.Div(components.andon_legend(), id=ids.FLEET_LEGEND),
+            dbc.Row(id=ids.FLEET_TILES, className="g-3"),
+        ]
+    )
+
+
+def render(services: Services) -> tuple[list[Any], str]:
+    tiles = services.queries.fleet_tiles()
+    cols = [dbc.Col(components.site_tile(t), xs=12, md=6, xl=4, xxl=3) for t in tiles]
+    alarms = sum(t.active_alarms for t in tiles)
+    stale = sum(1 for t in tiles if t.stale)
+    summary = f"{len(tiles)} sites · {alarms} active alarms" + (f" · {stale} site(s) with stale data" if stale else "")
+    return cols, summary
+
+
+def register(app: dash.Dash, services: Services) -> None:
+    register_page(__name__, path=PATH, name="Fleet", title="Fleet · Micro-factory twin", order=0,
+                       layout=layout)
+
+    @app.callback(Output(ids.FLEET_TILES, "children"), Output(ids.FLEET_SUMMARY, "children"),
+                  Input(ids.REFRESH, "n_intervals"))
+    def _refresh(_n: int | None) -> tuple[list[Any], str]:
+        return render(services)

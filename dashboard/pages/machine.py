@@ -1,0 +1,107 @@
+"""Machine page: trends over a chosen range (downsampled by the historian), events and KPIs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, dcc, html
+from dash.exceptions import PreventUpdate
+
+from dashboard import components, figures, ids, theme
+from dashboard.pages._shared import card, register_page, site_dropdown, site_options
+from dashboard.queries import MachineKpis, MachineView
+from dashboard.services import Services
+
+__all__ = ["RANGES_H", "layout", "register"]
+
+PATH = "/machine"
+RANGES_H = {"1 h": 1.0, "8 h": 8.0, "24 h": 24.0, "7 d": 168.0}
+MAX_POINTS = 1000
+
+
+def layout(site: str | None = None, machine: str | None = None, **_query: Any) -> html.Div:
+    return html.Div(
+        [
+            html.Div([html.H2("Machine"), html.Div(site_dropdown(ids.MACHINE_SITE, site), className="head-picker"),
+                      html.Div(dcc.Dropdown(id=ids.MACHINE_SELECT, value=machine, options=[], clearable=False,
+                                            placeholder="Machine…"), className="head-picker"),
+                      dbc.RadioItems(id=ids.MACHINE_RANGE, options=list(RANGES_H), value="8 h", inline=True,
+                                     className="range-picker")], className="page-head"),
+            dbc.Row([dbc.Col(html.Div(id=ids.MACHINE_HEADER), md=3), dbc.Col(html.Div(id=ids.MACHINE_KPIS), md=9)],
+                    className="mb-3"),
+            card("Trends", dcc.Checklist(id=ids.MACHINE_SIGNALS, options=[], value=[], inline=True,
+                                         className="signal-picker"),
+                 dcc.Graph(id=ids.MACHINE_TREND, config={"displaylogo": False})),
+            card("Events", html.Div(id=ids.MACHINE_EVENTS)),
+        ]
+    )
+
+
+def kpi_cards(k: MachineKpis) -> dbc.Row:
+    items = [
+        ("OEE", theme.fmt_pct(k.oee.oee)), ("Availability", theme.fmt_pct(k.oee.availability)),
+        ("Performance", theme.fmt_pct(k.oee.performance)), ("Quality", theme.fmt_pct(k.oee.quality)),
+        ("Good", theme.fmt_number(k.oee.good)), ("Scrap rate", theme.fmt_pct(k.scrap_rate, 1)),
+        ("Failures", str(k.failures)), ("MTBF", theme.fmt_number(k.mtbf_h, "h")),
+        ("MTTR", theme.fmt_number(k.mttr_h, "h")), ("Throughput", theme.fmt_number(k.throughput_per_h, "/h")),
+    ]
+    boxes = [html.Div([html.Div(label, className="kpi-label"), html.Div(value, className="kpi-mid")],
+                      className="kpi-box") for label, value in items]
+    return dbc.Row([dbc.Col(b, xs=6, md=4, lg=2) for b in boxes], className="g-2")
+
+
+def render(view: MachineView) -> tuple[Any, ...]:
+    unit = next((view.units.get(s.key.signal, "") for s in view.series), "")
+    trend = figures.trend(view.series, unit=unit, height=360)
+    rows = [html.Tr([html.Td(theme.fmt_ts(e.ts, seconds=True)), html.Td(e.kind.value), html.Td(e.message)])
+            for e in sorted(view.events, key=lambda e: e.ts, reverse=True)[:200]]
+    events = (dbc.Table([html.Thead(html.Tr([html.Th("Time"), html.Th("Kind"), html.Th("Message")])),
+                         html.Tbody(rows)], size="sm", className="hmi-table")
+              if rows else html.Div("No events in this range", className="muted"))
+    return components.machine_tile(view.tile, link=False), kpi_cards(view.kpis), trend, events
+
+
+def register(app: dash.Dash, services: Services) -> None:
+    register_page(__name__, path=PATH, name="Machine", title="Machine · Micro-factory twin", order=2,
+                       layout=layout)
+    queries = services.queries
+
+    @app.callback(Output(ids.MACHINE_SITE, "options"), Output(ids.MACHINE_SITE, "value"),
+                  Input(ids.LOCATION, "pathname"), State(ids.MACHINE_SITE, "value"))
+    def _sites(_p: str | None, value: str | None) -> tuple[list[dict[str, str]], str | None]:
+        options = site_options(queries)
+        return options, value if value in {o["value"] for o in options} else (options[0]["value"] if options else None)
+
+    @app.callback(Output(ids.MACHINE_SELECT, "options"), Output(ids.MACHINE_SELECT, "value"),
+                  Input(ids.MACHINE_SITE, "value"), State(ids.MACHINE_SELECT, "value"))
+    def _machines(site: str | None, value: str | None) -> tuple[list[dict[str, str]], str | None]:
+        if not site:
+            raise PreventUpdate
+        names = [m.id for m in queries.fleet.site(site).machines]
+        return ([{"label": f"{m.id} ({m.template.id})", "value": m.id} for m in queries.fleet.site(site).machines],
+                value if value in names else (names[0] if names else None))
+
+    @app.callback(Output(ids.MACHINE_SIGNALS, "options"), Output(ids.MACHINE_SIGNALS, "value"),
+                  Input(ids.MACHINE_SELECT, "value"), State(ids.MACHINE_SITE, "value"))
+    def _signals(machine: str | None, site: str | None) -> tuple[list[dict[str, str]], list[str]]:
+        spec = queries.fleet.site(site).machine(machine) if site and machine else None
+        if spec is None:
+            raise PreventUpdate
+        numeric = [s for s in spec.template.signals if s.kind.value not in ("status", "job", "fault_code")]
+        temps = [str(s.name) for s in numeric if s.kind.value == "temperature"]
+        return ([{"label": f"{s.name} ({s.unit})" if s.unit else s.name, "value": s.name} for s in numeric],
+                temps[:2] or [str(s.name) for s in numeric[:1]])
+
+    @app.callback(Output(ids.MACHINE_HEADER, "children"), Output(ids.MACHINE_KPIS, "children"),
+                  Output(ids.MACHINE_TREND, "figure"), Output(ids.MACHINE_EVENTS, "children"),
+                  Input(ids.MACHINE_SELECT, "value"), Input(ids.MACHINE_RANGE, "value"),
+                  Input(ids.MACHINE_SIGNALS, "value"), Input(ids.REFRESH, "n_intervals"),
+                  State(ids.MACHINE_SITE, "value"))
+    def _refresh(machine: str | None, rng: str | None, signals: list[str] | None, _n: int | None,
+                 site: str | None) -> tuple[Any, ...]:
+        if not site or not machine or queries.fleet.site(site).machine(machine) is None:
+            raise PreventUpdate
+        view = queries.machine_view(site, machine, RANGES_H.get(rng or "8 h", 8.0), signals or [], MAX_POINTS)
+        return render(view)

@@ -1,0 +1,337 @@
+"""What-if: build a scenario, run it in the background with progress and cancel, read the projection.
+
+The page stays thin: forms edit a plain scenario document (``dashboard.scenarios``); "Run" is
+authorised on the server (engineer or admin) and produces a signed request; a background callback
+verifies it and calls ``Services.whatif.run``. Results are fan charts (P10–P90) continuing the
+actual trend, KPI deltas with confidence intervals and on-time probabilities of open orders.
+Scenarios are saved and loaded as TOML; earlier runs of the session can be compared.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import ALL, Input, Output, State, ctx, dcc, html
+from dash.exceptions import PreventUpdate
+
+from dashboard import auth, figures, ids, theme
+from dashboard.auth import CurrentUser, Forbidden, UserRole
+from dashboard.pages._shared import card, notice, register_page, site_dropdown, site_options
+from dashboard.pages.replay import parse_local
+from dashboard.scenarios import FIELDS, INTERVENTIONS, scenario_from_toml, scenario_problems, scenario_to_toml
+from dashboard.services import Services, WhatIfRequest, WhatIfResult
+from twin.errors import ConfigError, TwinError
+
+__all__ = ["authorise_run", "layout", "register", "run_request"]
+
+log = logging.getLogger(__name__)
+PATH = "/whatif"
+TOKEN_SALT = "twin-whatif-run"
+TOKEN_MAX_AGE_S = 60
+CHOICE_TYPES = {"machine", "template", "sku", "product", "site", "weekdays"}
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+def _field(key: str) -> html.Div:
+    fs = FIELDS[key]
+    if fs.type in CHOICE_TYPES:
+        widget: Any = dcc.Dropdown(
+            id=ids.whatif_field(key, choice=True), multi=fs.type == "weekdays",
+            options=[{"label": d, "value": i} for i, d in enumerate(WEEKDAYS)] if fs.type == "weekdays" else [],
+        )
+    else:
+        widget = dbc.Input(id=ids.whatif_field(key, choice=False), type="text" if fs.type == "time" else "number",
+                           min=fs.minimum, max=fs.maximum, step="any" if fs.type == "float" else 1)
+    return html.Div([dbc.Label(fs.label), widget], id=ids.whatif_wrap(key), className="wf-field",
+                    style={"display": "none"})
+
+
+def layout(site: str | None = None, at: str | None = None, **_q: Any) -> html.Div:
+    kinds = [{"label": label, "value": k} for k, (label, _) in INTERVENTIONS.items()]
+    return html.Div(
+        [
+            html.Div([html.H2("What-if"), html.Div(id=ids.WHATIF_FORK_NOTE, className="muted")],
+                     className="page-head"),
+            dbc.Row(
+                [
+                    dbc.Col(card(
+                        "Scenario",
+                        dbc.Row([dbc.Col([dbc.Label("Name"), dbc.Input(id=ids.WHATIF_NAME, value="scenario 1")]),
+                                 dbc.Col([dbc.Label("Site"), site_dropdown(ids.WHATIF_SITE, site)])]),
+                        dbc.Row([
+                            dbc.Col([dbc.Label("Fork at (UTC, empty: now)"),
+                                     dbc.Input(id=ids.WHATIF_AT, type="datetime-local", value=at)]),
+                            dbc.Col([dbc.Label("Horizon (h)"),
+                                     dbc.Input(id=ids.WHATIF_HORIZON, type="number", value=168, min=1, max=1440)]),
+                            dbc.Col([dbc.Label("Replications"),
+                                     dbc.Input(id=ids.WHATIF_REPLICATIONS, type="number", value=50, min=1,
+                                               max=1000, step=1)]),
+                        ], className="mt-2"),
+                        html.Hr(),
+                        dbc.Label("Add an intervention"),
+                        dcc.Dropdown(id=ids.WHATIF_KIND, options=kinds, value="machine_down", clearable=False),
+                        html.Div([_field(k) for k in FIELDS], id=ids.WHATIF_FORM, className="wf-grid mt-2"),
+                        html.Div([dbc.Button("Add", id=ids.WHATIF_ADD, color="secondary", className="me-2"),
+                                  dbc.Button("Clear all", id=ids.WHATIF_CLEAR, color="light")], className="mt-2"),
+                        html.Div(id=ids.WHATIF_INTERVENTIONS, className="mt-2"),
+                        html.Div(id=ids.WHATIF_ERROR),
+                        html.Hr(),
+                        html.Div([
+                            dbc.Button("Run", id=ids.WHATIF_RUN, color="primary", className="me-2"),
+                            dbc.Button("Cancel", id=ids.WHATIF_CANCEL, color="light", disabled=True,
+                                       className="me-2"),
+                            dbc.Button("Save TOML", id=ids.WHATIF_SAVE, color="light", className="me-2"),
+                            dcc.Upload(dbc.Button("Load TOML", color="light"), id=ids.WHATIF_UPLOAD,
+                                       accept=".toml", className="d-inline-block"),
+                        ]),
+                        dbc.Progress(id=ids.WHATIF_PROGRESS, value=0, label="", className="mt-2",
+                                     style={"height": "18px"}),
+                        html.Div(id=ids.WHATIF_STATUS, className="mt-1"),
+                    ), lg=5),
+                    dbc.Col([
+                        card("Projection",
+                             dcc.Dropdown(id=ids.WHATIF_FAN_KPI, options=[], value=None, clearable=False,
+                                          placeholder="KPI…", style={"maxWidth": "320px"}),
+                             dcc.Graph(id=ids.WHATIF_FAN, figure=figures.empty("Run a scenario to see its projection"),
+                                       config={"displaylogo": False})),
+                        card("KPI deltas", dcc.Graph(id=ids.WHATIF_DELTAS, figure=figures.empty("No run yet"),
+                                                     config={"displaylogo": False})),
+                        card("Open orders: probability on time", html.Div(id=ids.WHATIF_ORDERS)),
+                        card("Compare runs", html.Div(id=ids.WHATIF_COMPARE)),
+                    ], lg=7),
+                ]
+            ),
+            dcc.Store(id=ids.WHATIF_SCENARIO, data={"interventions": []}),
+            dcc.Store(id=ids.WHATIF_REQUEST),
+            dcc.Store(id=ids.WHATIF_RESULT),
+            dcc.Store(id=ids.WHATIF_RUNS, data=[], storage_type="session"),
+            dcc.Download(id=ids.WHATIF_DOWNLOAD),
+        ]
+    )
+
+
+def _num(x: Any) -> float | int | None:
+    if x in (None, ""):
+        return None
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return int(f) if f.is_integer() else f
+
+
+def scenario_doc(stored: dict[str, Any] | None, *, name: Any, site: Any, at: Any, horizon: Any, reps: Any
+                 ) -> dict[str, Any]:
+    """The full scenario document from the stored interventions and the form's header fields."""
+    doc: dict[str, Any] = {"name": (name or "").strip(), "site": site, "horizon_h": _num(horizon),
+                           "replications": _num(reps), "interventions": list((stored or {}).get("interventions", []))}
+    if at:
+        doc["at"] = at
+    return doc
+
+
+def authorise_run(services: Services, settings: auth.AuthSettings, user: CurrentUser | None,
+                  doc: dict[str, Any]) -> dict[str, Any]:
+    """Check the user may run what-ifs and the scenario is valid; return a signed run request."""
+    who = auth.require(user, UserRole.ENGINEER, "running a what-if")
+    if services.whatif is None:
+        raise TwinError("the what-if engine is not available in this dashboard")
+    problems = scenario_problems(doc, services.queries.fleet)
+    if problems:
+        raise ConfigError("scenario", problems)
+    return {"token": auth.sign(settings, {"user": who.name, "doc": doc}, salt=TOKEN_SALT), "doc": doc}
+
+
+def run_request(settings: auth.AuthSettings, request: dict[str, Any]) -> WhatIfRequest:
+    """The what-if request in a signed token (``Forbidden`` if forged, altered or expired)."""
+    payload = auth.verify(settings, str(request.get("token", "")), salt=TOKEN_SALT, max_age_s=TOKEN_MAX_AGE_S)
+    doc = payload["doc"]
+    return WhatIfRequest(site=doc["site"], scenario=doc, horizon_h=float(doc["horizon_h"]),
+                         replications=int(doc["replications"]), at=parse_local(doc.get("at")))
+
+
+def _orders_table(result: WhatIfResult) -> Any:
+    if not result.orders:
+        return html.Div("No open orders in the snapshot", className="muted")
+    rows = []
+    for o in sorted(result.orders, key=lambda o: o.p_scenario):
+        cls = "row-red" if o.p_scenario < 0.5 else "row-amber" if o.p_scenario < 0.8 else ""
+        rows.append(html.Tr([html.Td(o.order), html.Td(theme.fmt_ts(o.due)), html.Td(theme.fmt_pct(o.p_baseline)),
+                             html.Td(theme.fmt_pct(o.p_scenario)),
+                             html.Td(f"{theme.fmt_pct(o.ci_low)} – {theme.fmt_pct(o.ci_high)}")], className=cls))
+    head = html.Thead(html.Tr([html.Th(h) for h in ("Order", "Due", "Baseline", "Scenario", "95 % CI")]))
+    return dbc.Table([head, html.Tbody(rows)], size="sm", className="hmi-table")
+
+
+def _compare_table(runs: list[dict[str, Any]]) -> Any:
+    if not runs:
+        return html.Div("Runs of this session appear here for comparison", className="muted")
+    results = [WhatIfResult.from_dict(r) for r in runs]
+    kpis = list(dict.fromkeys(d.kpi for r in results for d in r.deltas))
+    head = html.Thead(html.Tr([html.Th("Run"), *[html.Th(f"Δ {k}") for k in kpis]]))
+    body = []
+    for r in results:
+        by = {d.kpi: d for d in r.deltas}
+        cells = [html.Td(f"{theme.fmt_number(by[k].delta, by[k].unit, 2)} [{by[k].ci_low:.3g}, {by[k].ci_high:.3g}]"
+                         if k in by else "–") for k in kpis]
+        body.append(html.Tr([html.Td(f"{r.name} · {r.site} · {r.replications} reps"), *cells]))
+    return dbc.Table([head, html.Tbody(body)], size="sm", className="hmi-table")
+
+
+def register(app: dash.Dash, services: Services) -> None:
+    register_page(__name__, path=PATH, name="What-if", title="What-if · Micro-factory twin", order=3,
+                  layout=layout)
+    queries = services.queries
+    settings: auth.AuthSettings = app.server.config[auth.CONFIG_KEY]
+    choice_keys = [k for k, f in FIELDS.items() if f.type in CHOICE_TYPES]
+    value_keys = [k for k in FIELDS if k not in choice_keys]
+
+    @app.callback(Output(ids.WHATIF_SITE, "options"), Output(ids.WHATIF_SITE, "value"),
+                  Output(ids.WHATIF_FORK_NOTE, "children"),
+                  Input(ids.LOCATION, "pathname"), State(ids.WHATIF_SITE, "value"), State(ids.WHATIF_AT, "value"))
+    def _sites(_p: str | None, site: str | None, at: str | None) -> tuple[Any, ...]:
+        options = site_options(queries)
+        site = site if site in {o["value"] for o in options} else (options[0]["value"] if options else None)
+        note = f"forked from the recorded state at {at} UTC" if at else "forked from the live state (now)"
+        return options, site, note
+
+    @app.callback(Output(ids.whatif_wrap(ALL), "style"), Input(ids.WHATIF_KIND, "value"),
+                  State(ids.whatif_wrap(ALL), "id"))
+    def _visible(kind: str | None, wraps: list[dict[str, str]]) -> list[dict[str, str]]:
+        shown = set(INTERVENTIONS.get(kind or "", ("", ()))[1])
+        return [{"display": "block"} if w["field"] in shown else {"display": "none"} for w in wraps]
+
+    @app.callback(Output(ids.whatif_field(ALL, choice=True), "options"), Input(ids.WHATIF_SITE, "value"),
+                  State(ids.whatif_field(ALL, choice=True), "id"))
+    def _choices(site: str | None, fields: list[dict[str, str]]) -> list[list[dict[str, Any]]]:
+        if not site:
+            raise PreventUpdate
+        fleet = queries.fleet
+        spec = fleet.site(site)
+        lists: dict[str, list[str]] = {
+            "machine": [m.id for m in spec.machines], "template": [t.id for t in fleet.templates],
+            "sku": [i.sku for i in spec.inventory], "product": [p.id for p in fleet.products],
+            "site": [s.id for s in fleet.sites if s.id != site],
+        }
+        out = []
+        for f in fields:
+            kind = FIELDS[f["field"]].type
+            if kind == "weekdays":
+                out.append([{"label": d, "value": i} for i, d in enumerate(WEEKDAYS)])
+            else:
+                out.append([{"label": v, "value": v} for v in lists.get(kind, [])])
+        return out
+
+    @app.callback(
+        Output(ids.WHATIF_SCENARIO, "data"), Output(ids.WHATIF_ERROR, "children"),
+        Output(ids.WHATIF_NAME, "value"), Output(ids.WHATIF_HORIZON, "value"),
+        Output(ids.WHATIF_REPLICATIONS, "value"),
+        Input(ids.WHATIF_ADD, "n_clicks"), Input(ids.WHATIF_CLEAR, "n_clicks"), Input(ids.WHATIF_UPLOAD, "contents"),
+        State(ids.WHATIF_KIND, "value"), State(ids.whatif_field(ALL, choice=True), "value"),
+        State(ids.whatif_field(ALL, choice=False), "value"), State(ids.WHATIF_SCENARIO, "data"),
+        State(ids.WHATIF_NAME, "value"), State(ids.WHATIF_HORIZON, "value"), State(ids.WHATIF_REPLICATIONS, "value"),
+        State(ids.WHATIF_UPLOAD, "filename"), prevent_initial_call=True,
+    )
+    def _edit(_a: Any, _c: Any, upload: str | None, kind: str, choices: list[Any], values: list[Any],
+              stored: dict[str, Any] | None, name: Any, horizon: Any, reps: Any,
+              filename: str | None) -> tuple[Any, ...]:
+        keep = dash.no_update
+        if ctx.triggered_id == ids.WHATIF_CLEAR:
+            return {"interventions": []}, None, keep, keep, keep
+        if ctx.triggered_id == ids.WHATIF_UPLOAD and upload:
+            try:
+                text = base64.b64decode(upload.split(",", 1)[1]).decode("utf-8")
+                doc = scenario_from_toml(text, queries.fleet, filename or "scenario.toml")
+            except (ConfigError, UnicodeDecodeError, IndexError, ValueError) as exc:
+                return keep, notice(str(exc), error=True), keep, keep, keep
+            return doc, notice(f"Loaded {filename}"), doc["name"], doc["horizon_h"], doc["replications"]
+        given = dict(zip(choice_keys, choices, strict=True)) | {
+            k: (v if FIELDS[k].type == "time" else _num(v)) for k, v in zip(value_keys, values, strict=True)}
+        item = {"kind": kind} | {k: given.get(k) for k in INTERVENTIONS[kind][1]}
+        doc = {"interventions": [*(stored or {}).get("interventions", []), item]}
+        return doc, None, keep, keep, keep
+
+    @app.callback(Output(ids.WHATIF_INTERVENTIONS, "children"), Input(ids.WHATIF_SCENARIO, "data"))
+    def _list(doc: dict[str, Any] | None) -> Any:
+        items = (doc or {}).get("interventions", [])
+        if not items:
+            return html.Div("No interventions: the run shows the baseline only", className="muted")
+        return html.Ol([html.Li(f"{INTERVENTIONS[i['kind']][0]}: " + ", ".join(
+            f"{FIELDS[k].label.split(' (')[0].lower()} {i[k]}" for k in INTERVENTIONS[i["kind"]][1]
+            if i.get(k) not in (None, ""))) for i in items if i.get("kind") in INTERVENTIONS])
+
+    @app.callback(Output(ids.WHATIF_DOWNLOAD, "data"), Input(ids.WHATIF_SAVE, "n_clicks"),
+                  State(ids.WHATIF_SCENARIO, "data"), State(ids.WHATIF_NAME, "value"), State(ids.WHATIF_SITE, "value"),
+                  State(ids.WHATIF_AT, "value"), State(ids.WHATIF_HORIZON, "value"),
+                  State(ids.WHATIF_REPLICATIONS, "value"), prevent_initial_call=True)
+    def _save(_n: Any, stored: Any, name: Any, site: Any, at: Any, horizon: Any, reps: Any) -> dict[str, Any]:
+        doc = scenario_doc(stored, name=name, site=site, at=at, horizon=horizon, reps=reps)
+        filename = "".join(c if c.isalnum() or c in "-_" else "-" for c in doc["name"] or "scenario") + ".toml"
+        return {"content": scenario_to_toml(doc), "filename": filename, "type": "application/toml", "base64": False}
+
+    @app.callback(Output(ids.WHATIF_REQUEST, "data"), Output(ids.WHATIF_STATUS, "children"),
+                  Input(ids.WHATIF_RUN, "n_clicks"),
+                  State(ids.WHATIF_SCENARIO, "data"), State(ids.WHATIF_NAME, "value"), State(ids.WHATIF_SITE, "value"),
+                  State(ids.WHATIF_AT, "value"), State(ids.WHATIF_HORIZON, "value"),
+                  State(ids.WHATIF_REPLICATIONS, "value"), prevent_initial_call=True)
+    def _start(_n: Any, stored: Any, name: Any, site: Any, at: Any, horizon: Any, reps: Any) -> tuple[Any, Any]:
+        doc = scenario_doc(stored, name=name, site=site, at=at, horizon=horizon, reps=reps)
+        try:
+            request = authorise_run(services, settings, auth.current_user(), doc)
+        except (Forbidden, TwinError) as exc:
+            return dash.no_update, notice(str(exc), error=True)
+        return request, notice(f"Running {doc['replications']} replications…")
+
+    @app.callback(
+        Output(ids.WHATIF_RESULT, "data"), Input(ids.WHATIF_REQUEST, "data"),
+        background=True, prevent_initial_call=True,
+        progress=[Output(ids.WHATIF_PROGRESS, "value"), Output(ids.WHATIF_PROGRESS, "label")],
+        running=[(Output(ids.WHATIF_RUN, "disabled"), True, False),
+                 (Output(ids.WHATIF_CANCEL, "disabled"), False, True)],
+        cancel=[Input(ids.WHATIF_CANCEL, "n_clicks")],
+    )
+    def _run(set_progress: Any, request: dict[str, Any] | None) -> Any:
+        if not request or services.whatif is None:
+            raise PreventUpdate
+        req = run_request(settings, request)  # refuses a forged or stale request, even from a direct POST
+
+        def progress(done: int, total: int) -> None:
+            set_progress((100.0 * done / max(total, 1), f"{done}/{total}"))
+
+        try:
+            return services.whatif.run(req, progress).to_dict()
+        except TwinError as exc:
+            log.warning("what-if failed: %s", exc)
+            return {"error": str(exc)}
+
+    @app.callback(Output(ids.WHATIF_FAN_KPI, "options"), Output(ids.WHATIF_FAN_KPI, "value"),
+                  Output(ids.WHATIF_DELTAS, "figure"), Output(ids.WHATIF_ORDERS, "children"),
+                  Output(ids.WHATIF_RUNS, "data"), Output(ids.WHATIF_STATUS, "children", allow_duplicate=True),
+                  Input(ids.WHATIF_RESULT, "data"), State(ids.WHATIF_FAN_KPI, "value"), State(ids.WHATIF_RUNS, "data"),
+                  prevent_initial_call=True)
+    def _result(data: dict[str, Any] | None, kpi: str | None, runs: list[dict[str, Any]] | None) -> tuple[Any, ...]:
+        if not data:
+            raise PreventUpdate
+        if "error" in data:
+            keep = dash.no_update
+            return keep, keep, keep, keep, keep, notice(data["error"], error=True)
+        result = WhatIfResult.from_dict(data)
+        kpis = result.kpis()
+        return ([{"label": k, "value": k} for k in kpis], kpi if kpi in kpis else (kpis[0] if kpis else None),
+                figures.deltas_chart(result), _orders_table(result), [*(runs or [])[-9:], data],
+                notice(f"Done: {result.replications} replications of {result.name!r}"))
+
+    @app.callback(Output(ids.WHATIF_FAN, "figure"), Input(ids.WHATIF_FAN_KPI, "value"),
+                  State(ids.WHATIF_RESULT, "data"))
+    def _fan(kpi: str | None, data: dict[str, Any] | None) -> Any:
+        if not data or "error" in data or not kpi:
+            return figures.empty("Run a scenario to see its projection")
+        return figures.fan_chart(WhatIfResult.from_dict(data), kpi)
+
+    @app.callback(Output(ids.WHATIF_COMPARE, "children"), Input(ids.WHATIF_RUNS, "data"))
+    def _compare(runs: list[dict[str, Any]] | None) -> Any:
+        return _compare_table(runs or [])

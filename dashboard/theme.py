@@ -1,0 +1,137 @@
+"""The dashboard's look and wording: ISA-101 greys, Andon colours, thresholds, units and number formats.
+
+Domain code returns plain numbers and enums; everything a person reads (colours, ``%`` signs, "stale
+42 s") is decided here and only here, so the whole dashboard speaks one visual language.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from twin.spec import MachineStatus, Priority
+
+__all__ = [
+    "ANDON",
+    "BACKGROUND",
+    "GRID",
+    "PANEL",
+    "PRIORITY_COLOURS",
+    "TEXT",
+    "TEXT_MUTED",
+    "AndonStyle",
+    "Thresholds",
+    "andon",
+    "fmt_age",
+    "fmt_duration",
+    "fmt_number",
+    "fmt_pct",
+    "fmt_ts",
+    "priority_label",
+]
+
+# ISA-101: a calm grey screen; saturated colour is reserved for what is abnormal.
+BACKGROUND = "#d9dadb"
+PANEL = "#e8e9ea"
+GRID = "#c4c6c8"
+TEXT = "#1f2326"
+TEXT_MUTED = "#5a6066"
+NORMAL_LINE = "#4d5a66"  # a normal process value: dark slate, not a colour
+BASELINE_LINE = "#7b838a"
+SCENARIO_LINE = "#1f5fa8"  # the what-if scenario: the one accent colour of the what-if page
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AndonStyle:
+    """How one machine status is drawn: background, text colour, the word shown and a CSS class."""
+
+    label: str
+    background: str
+    foreground: str
+    css: str
+
+
+ANDON: dict[MachineStatus, AndonStyle] = {
+    MachineStatus.RUNNING: AndonStyle(label="RUNNING", background="#2e8b3a", foreground="#ffffff",
+                                      css="andon-running"),
+    MachineStatus.IDLE: AndonStyle(label="IDLE", background="#e0a100", foreground="#1f2326", css="andon-idle"),
+    MachineStatus.FAULT: AndonStyle(label="FAULT", background="#c62828", foreground="#ffffff", css="andon-fault"),
+    MachineStatus.MAINTENANCE: AndonStyle(label="MAINTENANCE", background="#1f5fa8", foreground="#ffffff",
+                                          css="andon-maint"),
+    MachineStatus.SETUP: AndonStyle(label="SETUP", background="#1f5fa8", foreground="#ffffff", css="andon-maint"),
+    MachineStatus.OFF: AndonStyle(label="OFF", background="#8e9398", foreground="#ffffff", css="andon-off"),
+    MachineStatus.UNKNOWN: AndonStyle(label="UNKNOWN", background="#b4b8bc", foreground="#1f2326",
+                                      css="andon-unknown"),
+}
+
+PRIORITY_COLOURS: dict[Priority, str] = {
+    Priority.URGENT: "#c62828",
+    Priority.HIGH: "#d9480f",
+    Priority.MEDIUM: "#e0a100",
+    Priority.LOW: "#5a6066",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Thresholds:
+    """When a number becomes abnormal enough to be coloured."""
+
+    oee_low: float = 0.60  # OEE below this is flagged
+    behind_plan: float = 0.90  # output below this share of the pro-rata plan is "behind plan"
+    site_stale_s: float = 60.0  # a site whose newest sample is older than this is flagged stale
+
+
+def andon(status: MachineStatus) -> AndonStyle:
+    return ANDON[status]
+
+
+def priority_label(priority: Priority | int) -> str:
+    return Priority(int(priority)).name
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and not (isinstance(x, float) and (math.isnan(x) or math.isinf(x)))
+
+
+def fmt_pct(x: float | None, digits: int = 0) -> str:
+    """A ratio (0.734) as a percentage ("73 %"); "–" when unknown."""
+    if x is None or not _finite(x):
+        return "–"
+    return f"{100.0 * x:.{digits}f} %"
+
+
+def fmt_number(x: float | None, unit: str = "", digits: int = 1) -> str:
+    """A quantity with its unit; integers without decimals; "–" when unknown."""
+    if x is None or not _finite(x):
+        return "–"
+    text = f"{x:,.0f}" if float(x).is_integer() and abs(x) >= 1 else f"{x:,.{digits}f}"
+    return f"{text} {unit}".rstrip()
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """A duration the way an operator says it: "42 s", "12 min", "3.5 h", "2.1 d"."""
+    if seconds is None or not _finite(seconds):
+        return "–"
+    s = abs(seconds)
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 90 * 60:
+        return f"{s / 60:.0f} min"
+    if s < 48 * 3600:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} d"
+
+
+def fmt_age(seconds: float | None) -> str:
+    """The age of data, e.g. "stale 42 s"."""
+    if seconds is None:
+        return "no data"
+    return f"stale {fmt_duration(seconds)}"
+
+
+def fmt_ts(ts: datetime | None, *, seconds: bool = False) -> str:
+    """A timestamp in UTC, ISO-like, e.g. "2026-01-05 08:00 UTC"."""
+    if ts is None:
+        return "–"
+    return ts.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")

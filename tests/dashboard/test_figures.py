@@ -1,0 +1,141 @@
+"""Pure figure builders, theme formatting and tile components."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from dashboard import components, figures, theme
+from dashboard.queries import MachineTile, OeeView, StockRow, TimelineSegment
+from dashboard.services import Actual, Band, KpiDelta, WhatIfResult
+from twin.historian import SeriesKey, SeriesPoint, SeriesResult
+from twin.readings import Quality
+from twin.spec import MachineStatus
+
+T0 = datetime(2026, 1, 7, 8, 0, tzinfo=UTC)
+
+
+def test_formats() -> None:
+    assert theme.fmt_pct(0.734) == "73 %"
+    assert theme.fmt_pct(None) == "–"
+    assert theme.fmt_pct(float("nan")) == "–"
+    assert theme.fmt_duration(42) == "42 s"
+    assert theme.fmt_duration(12 * 60) == "12 min"
+    assert theme.fmt_duration(3.5 * 3600) == "3.5 h"
+    assert theme.fmt_age(42) == "stale 42 s"
+    assert theme.fmt_number(1234.0, "kg") == "1,234 kg"
+    assert theme.fmt_number(0.25, "d", 2) == "0.25 d"
+
+
+def test_every_status_has_a_word_and_a_colour() -> None:
+    labels = {theme.andon(s).label for s in MachineStatus}
+    assert len(labels) == len(MachineStatus)  # each status says what it is in words
+    assert theme.andon(MachineStatus.RUNNING).background != theme.andon(MachineStatus.FAULT).background
+
+
+def _tile(**kw: object) -> MachineTile:
+    base: dict[str, object] = {"site": "s", "machine": "M1", "role": "print", "template": "t",
+                               "shown": MachineStatus.RUNNING, "reported": MachineStatus.RUNNING,
+                               "quality": Quality.GOOD, "age_s": 1.0, "in_status_s": 600.0}
+    base.update(kw)
+    return MachineTile(**base)  # type: ignore[arg-type]
+
+
+def test_stale_tile_is_grey_with_age_and_last_report() -> None:
+    tile = _tile(shown=MachineStatus.UNKNOWN, quality=Quality.STALE, age_s=42.0)
+    div = components.machine_tile(tile)
+    text = str(div.to_plotly_json())
+    assert "andon-unknown" in div.className
+    assert "UNKNOWN" in text and "stale 42 s" in text and "last reported RUNNING" in text
+
+
+def test_bad_tile_says_why() -> None:
+    tile = _tile(shown=MachineStatus.UNKNOWN, quality=Quality.BAD, reason="exception 2: illegal address")
+    assert components.status_note(tile) == "bad: exception 2: illegal address"
+    assert components.status_note(_tile()) == "for 10 min"
+
+
+def test_oee_bars_show_each_factor() -> None:
+    view = OeeView(availability=0.9, performance=0.8, quality=0.95, oee=0.9 * 0.8 * 0.95)
+    fig = figures.oee_bars([("M1", view), ("M2", OeeView(availability=0.5))])
+    names = [t.name for t in fig.data]
+    assert names == ["Availability", "Performance", "Quality", "OEE"]
+    assert fig.data[0].x == (90.0, 50.0)
+    assert fig.data[1].x == (80.0, None)  # a missing factor stays missing, never 0
+    assert abs(fig.data[3].x[0] - 68.4) < 1e-9
+
+
+def test_timeline_uses_andon_colours_and_names_statuses() -> None:
+    segs = [TimelineSegment(machine="M1", status=MachineStatus.RUNNING, start=T0, end=T0 + timedelta(hours=1)),
+            TimelineSegment(machine="M1", status=MachineStatus.FAULT, start=T0 + timedelta(hours=1),
+                            end=T0 + timedelta(hours=2))]
+    fig = figures.status_timeline(segs, T0, T0 + timedelta(hours=2))
+    by_name = {t.name: t for t in fig.data}
+    assert set(by_name) == {"RUNNING", "FAULT"}
+    assert by_name["FAULT"].marker.color == theme.andon(MachineStatus.FAULT).background
+    assert by_name["RUNNING"].x == (3_600_000.0,)  # one hour in ms on a date axis
+
+
+def test_trend_draws_min_max_envelope_when_downsampled() -> None:
+    key = SeriesKey(site="s", asset="M1", signal="temp_c")
+    pts = tuple(SeriesPoint(ts=T0 + timedelta(minutes=i), value=float(i), min=i - 1.0, max=i + 5.0, count=10)
+                for i in range(5))
+    fig = figures.trend([SeriesResult(key=key, points=pts, downsampled=True)], unit="degC")
+    assert len(fig.data) == 3  # max edge, min edge filled to it, mean line
+    assert fig.data[0].y == (5.0, 6.0, 7.0, 8.0, 9.0)
+    assert fig.data[1].fill == "tonexty"
+    raw = figures.trend([SeriesResult(key=key, points=pts, downsampled=False)])
+    assert len(raw.data) == 1
+
+
+def test_empty_figures_say_why() -> None:
+    fig = figures.trend([])
+    assert fig.layout.annotations[0].text == "No data in this range"
+
+
+def test_stock_bars_colour_only_abnormal_items() -> None:
+    common = {"unit": "kg", "quality": Quality.GOOD, "lead_time_d": 2.0, "daily_use": 1.0, "in_transit": 0.0,
+              "next_eta": None}
+    rows = [
+        StockRow(sku="A", name="a", on_hand=5.0, reorder_point=10.0, days_of_cover=5.0, below_reorder=True,
+                 cover_short=False, **common),  # type: ignore[arg-type]
+        StockRow(sku="B", name="b", on_hand=50.0, reorder_point=10.0, days_of_cover=1.0, below_reorder=False,
+                 cover_short=True, **common),  # type: ignore[arg-type]
+        StockRow(sku="C", name="c", on_hand=50.0, reorder_point=10.0, days_of_cover=50.0, below_reorder=False,
+                 cover_short=False, **common),  # type: ignore[arg-type]
+    ]
+    fig = figures.stock_bars(rows)
+    colours = list(fig.data[0].marker.color)
+    assert colours[0] == "#c62828" and colours[1] == "#e0a100" and colours[2] == "#7b838a"
+    assert fig.data[0].x == (0.5, 5.0, 5.0)
+    assert "BELOW REORDER" in fig.data[0].text[0] and "COVER < LEAD TIME" in fig.data[0].text[1]
+
+
+def _result() -> WhatIfResult:
+    t = (T0, T0 + timedelta(hours=12))
+    return WhatIfResult(
+        name="x", site="s", at=T0, horizon_h=12, replications=10,
+        bands=(Band(kpi="units", unit="u", variant="baseline", t=t, p10=(0, 8), p50=(0, 10), p90=(0, 12)),
+               Band(kpi="units", unit="u", variant="scenario", t=t, p10=(0, 6), p50=(0, 8), p90=(0, 9))),
+        actuals=(Actual(kpi="units", unit="u", t=(T0 - timedelta(hours=6), T0), values=(-3.0, 0.0)),),
+        deltas=(KpiDelta(kpi="on_time", unit="", baseline=0.9, scenario=0.7, delta=-0.2, ci_low=-0.3, ci_high=-0.1),
+                KpiDelta(kpi="wip", unit="", baseline=5, scenario=6, delta=1, ci_low=-1, ci_high=3,
+                         higher_is_better=False)),
+    )
+
+
+def test_fan_chart_has_both_bands_and_the_actual_trend() -> None:
+    fig = figures.fan_chart(_result(), "units")
+    names = [t.name for t in fig.data if t.name]
+    assert names == ["actual", "baseline P10–P90", "baseline P50", "scenario P10–P90", "scenario P50"]
+    scen_p10 = next(t for t in fig.data if t.name == "scenario P10–P90")
+    assert scen_p10.y == (0, 6) and scen_p10.fill == "tonexty"
+
+
+def test_deltas_red_only_where_surely_worse() -> None:
+    fig = figures.deltas_chart(_result())
+    assert list(fig.data[0].marker.color) == ["#c62828", theme.NORMAL_LINE]  # CI of wip straddles 0
+
+
+def test_result_round_trips_through_a_store() -> None:
+    r = _result()
+    assert WhatIfResult.from_dict(r.to_dict()) == r

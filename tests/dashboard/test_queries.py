@@ -1,0 +1,154 @@
+"""The read-side query service over a real SQLite historian filled through the live reducer."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+import history
+from conftest import NOW
+
+from dashboard.queries import QueryService, alarm_journal, machine_tile
+from twin.frozen import FrozenDict
+from twin.readings import Quality
+from twin.spec import FleetSpec, MachineStatus, Priority, SiteId
+from twin.state import AlarmState, Event, EventKind, MachineState, SignalValue
+
+
+def test_stale_machine_shows_unknown_with_its_age(queries: QueryService) -> None:
+    view = queries.site_view("pod-berlin")
+    p3 = next(m for m in view.machines if m.machine == "P3")
+    assert p3.shown is MachineStatus.UNKNOWN
+    assert p3.quality is Quality.STALE
+    # its last sample is the last 120 s tick before NOW - 15 min: NOW - 16 min = 960 s old
+    assert p3.age_s == 960.0
+    others = [m for m in view.machines if m.machine != "P3"]
+    assert all(m.shown is not MachineStatus.UNKNOWN for m in others)
+    assert view.tile.by_status[MachineStatus.UNKNOWN] == 1
+
+
+def test_faulted_machine_and_its_alarm(queries: QueryService) -> None:
+    view = queries.site_view("pod-lyon")
+    cnc = next(m for m in view.machines if m.machine == "CNC1")
+    assert cnc.shown is MachineStatus.FAULT
+    # in FAULT since the first tick after NOW - 40 min: NOW - 38 min
+    assert cnc.in_status_s == 38 * 60
+    assert [a.key for a in view.alarms if a.active] == ["machine-down:CNC1"]
+    assert view.tile.active_alarms == 1 and view.tile.top_priority is Priority.HIGH
+
+
+def test_fleet_tiles_oee_factors_and_plan(queries: QueryService) -> None:
+    tiles = {t.site: t for t in queries.fleet_tiles()}
+    assert set(tiles) == {"pod-berlin", "pod-lyon", "pod-austin", "lm-rotterdam"}
+    rot = tiles["lm-rotterdam"]
+    # history.fill runs machines at 85 % of their ideal rate while running: performance ≈ 0.85
+    # (less the fraction of a part not yet finished at each tick)
+    assert rot.oee.performance is not None and 0.80 < rot.oee.performance <= 0.85
+    # every 25th part is scrap: quality → 24/25 = 0.96 (± one part per machine of rounding)
+    assert rot.oee.quality is not None and abs(rot.oee.quality - 0.96) < 0.015
+    assert rot.oee.oee is not None
+    assert abs(rot.oee.oee - rot.oee.availability * rot.oee.performance * rot.oee.quality) < 1e-12  # type: ignore[operator]
+    assert rot.output_today == rot.oee.good
+    # Austin (America/Chicago) is at 06:00 local, before its day shift: nothing planned yet
+    assert tiles["pod-austin"].oee.availability is None
+    assert tiles["pod-austin"].plan_by_now == 0.0
+    assert all(not t.stale for t in tiles.values())
+
+
+def test_stock_at_risk_and_shipments(queries: QueryService) -> None:
+    view = queries.site_view("pod-berlin")
+    first = view.stock[0]
+    assert first.below_reorder and first.at_risk  # the fixture starts it at 60 % of its reorder point
+    # consumption is reorder_point / 3 per day by construction: days of cover = on_hand / (rp / 3)
+    assert first.days_of_cover is not None and first.on_hand is not None
+    assert abs(first.days_of_cover - first.on_hand / (first.reorder_point / 3.0)) < 1e-6
+    assert view.shipments and view.shipments[0].sku == first.sku
+    assert view.shipments[0].eta_in_s == first.lead_time_d / 2 * 86400
+
+
+def test_timeline_covers_the_shift_window(queries: QueryService) -> None:
+    segs = queries.timeline("pod-lyon", 8.0)
+    cnc = sorted((s for s in segs if s.machine == "CNC1"), key=lambda s: s.start)
+    assert cnc[0].start == NOW - timedelta(hours=8) and cnc[-1].end == NOW
+    assert cnc[-1].status is MachineStatus.FAULT
+    for a, b in itertools.pairwise(cnc):
+        assert a.end == b.start  # contiguous, no gaps or overlaps
+
+
+def test_machine_view_downsamples_and_counts_failures(queries: QueryService) -> None:
+    view = queries.machine_view("pod-lyon", "CNC1", 8.0, ["spindle_temp_c"], max_points=50)
+    assert len(view.series) == 1 and 0 < len(view.series[0].points) <= 50
+    assert view.kpis.failures == 1 and view.kpis.repairs == 0  # one fault, still going
+    assert view.kpis.mttr_h is None
+
+
+def test_acknowledge_round_trip(queries: QueryService) -> None:
+    rows = queries.alarm_rows(sites=["pod-lyon"], priorities=None, states=["unacked"], hours=24)
+    assert [r.key for r in rows] == ["machine-down:CNC1"]
+    queries.acknowledge(site="pod-lyon", key="machine-down:CNC1", user="erin", comment="spindle swapped")
+    acked = queries.alarm_rows(sites=["pod-lyon"], priorities=None, states=["acked"], hours=24)
+    assert len(acked) == 1 and acked[0].acked_by == "erin" and acked[0].ack_comment == "spindle swapped"
+    assert queries.site_view("pod-lyon").alarms[0].acknowledged
+    assert queries.alarm_rows(sites=["pod-lyon"], priorities=None, states=["unacked"], hours=24) == []
+
+
+def test_cache_reads_the_historian_once_per_ttl(queries: QueryService) -> None:
+    calls = []
+    inner = queries.historian
+
+    class Counting:
+        def __getattr__(self, name: str) -> object:
+            return getattr(inner, name)
+
+        def state_at(self, site: str, t: object) -> object:
+            calls.append(site)
+            return inner.state_at(site, t)  # type: ignore[arg-type]
+
+    clock = [0.0]
+    q = QueryService(fleet=queries.fleet, historian=Counting(), clock=lambda: NOW,  # type: ignore[arg-type]
+                     monotonic=lambda: clock[0], ttl_s=2.0)
+    q.fleet_tiles()
+    first = len(calls)
+    q.fleet_tiles()
+    q.site_view("pod-berlin")
+    assert len(calls) == first  # everything within the TTL came from the cache
+    clock[0] = 2.5
+    q.fleet_tiles()
+    assert len(calls) > first
+
+
+def test_good_status_too_old_is_not_shown_as_current(fleet: FleetSpec) -> None:
+    spec = fleet.site("pod-berlin").machines[0]
+    m = MachineState(id=spec.id, status=MachineStatus.RUNNING, status_since=NOW - timedelta(hours=1),
+                     status_quality=Quality.GOOD, status_reason="",
+                     signals=FrozenDict({"status": SignalValue(value=2, quality=Quality.GOOD,
+                                                               ts=NOW - timedelta(seconds=100))}))
+    # the collector died: the snapshot still says GOOD, but 100 s > 3 polls × 1 s
+    tile = machine_tile(spec, m, NOW, stale_after_polls=3.0)
+    assert tile.shown is MachineStatus.UNKNOWN and tile.reported is MachineStatus.RUNNING
+    assert tile.age_s == 100.0
+
+
+def test_alarm_journal_reconstructs_instances() -> None:
+    s = SiteId("s1")
+    ev = [
+        Event(ts=NOW, site=s, asset="M1", kind=EventKind.ALARM_RAISED, message="hot",
+              data=FrozenDict({"rule": "hot", "priority": 3})),
+        Event(ts=NOW + timedelta(minutes=5), site=s, asset="M1", kind=EventKind.ALARM_CLEARED, message="ok",
+              data=FrozenDict({"rule": "hot"})),
+        Event(ts=NOW + timedelta(minutes=6), site=s, asset="M1", kind=EventKind.ALARM_ACKNOWLEDGED, message="ack",
+              data=FrozenDict({"rule": "hot", "user": "bo", "comment": "fan"})),
+        Event(ts=NOW + timedelta(minutes=9), site=s, asset="M1", kind=EventKind.ALARM_RAISED, message="hot",
+              data=FrozenDict({"rule": "hot", "priority": 3})),
+    ]
+    rows = alarm_journal([], ev)
+    assert [(r.active, r.acknowledged) for r in rows] == [(True, False), (False, True)]
+    assert rows[1].acked_by == "bo" and rows[1].cleared_at == NOW + timedelta(minutes=5)
+    assert rows[0].priority is Priority.HIGH
+    current = AlarmState(rule="hot", site=s, asset="M1", priority=Priority.HIGH, message="hot", active=True,
+                         raised_at=NOW - timedelta(days=1))
+    assert alarm_journal([current], [])[0].raised_at == NOW - timedelta(days=1)
+
+
+def test_history_module_is_deterministic() -> None:
+    assert history.status_at(0, 0) is MachineStatus.RUNNING and history.status_at(23, 0) is MachineStatus.IDLE
