@@ -19,11 +19,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
 from typing import Protocol
 
 from connectors.modbus.poller import Clock, Poller, utc_now
 from connectors.modbus.spec import ModbusDevice
 from twin import live
+from twin.frozen import FrozenDict
+from twin.historian import Historian
 from twin.readings import Reading
 from twin.spec import FleetSpec, SiteId
 from twin.state import Event, SiteState, TwinState
@@ -117,3 +121,23 @@ class Collector:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.poller.run(stop), name="collector-poll")
             tg.create_task(self._flush_loop(stop), name="collector-flush")
+
+
+def resume_state(fleet: FleetSpec, historian: Historian, now: datetime) -> TwinState:
+    """The twin as the historian last knew it, so a restarted collector continues its totals.
+
+    Each site's state is ``historian.state_at(site, now)`` (checkpoint plus the readings after it),
+    reconciled with the current configuration: machines and items added since are fresh, removed
+    ones are dropped. Sites without history start from ``twin.live.initial_state``.
+    """
+    fresh = live.initial_state(fleet, now)
+    sites: dict[SiteId, SiteState] = {}
+    for site_id, fresh_site in fresh.sites.items():
+        known = historian.state_at(site_id, now)
+        if known is None:
+            sites[site_id] = fresh_site
+            continue
+        machines = FrozenDict({mid: known.machines.get(mid, m) for mid, m in fresh_site.machines.items()})
+        items = FrozenDict({sku: known.inventory.get(sku, it) for sku, it in fresh_site.inventory.items()})
+        sites[site_id] = replace(known, machines=machines, inventory=items, as_of=max(known.as_of, now))
+    return replace(fresh, sites=FrozenDict(sites))

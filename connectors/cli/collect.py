@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from connectors.collector import Collector, LoggingSink, Sink
+    from connectors.collector import Collector, LoggingSink, Sink, resume_state
     from connectors.config import load
     from connectors.modbus.poller import utc_now
     from connectors.store import SqliteHistorian
@@ -46,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
         store = historian.store if isinstance(historian, StoreAndForward) else historian
         assert isinstance(store, SqliteHistorian)
         sink, closer, retention_store = historian, historian.close, store
-    collector = Collector(cfg.fleet, devices, sink, checkpoint_interval_s=cfg.historian.checkpoint_interval_s)
+    state = None
+    if retention_store is not None:
+        state = resume_state(cfg.fleet, retention_store, utc_now())  # continue totals after a restart
+    collector = Collector(cfg.fleet, devices, sink, checkpoint_interval_s=cfg.historian.checkpoint_interval_s,
+                          state=state)
 
     async def main() -> None:
         stop = asyncio.Event()
