@@ -28,24 +28,22 @@ Conditions:
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from twin.errors import TwinError
+from twin.errors import AlarmError
 from twin.frozen import FrozenDict
 from twin.readings import Quality, Value
 from twin.spec import AlarmKind, AlarmRule, FleetSpec, MachineId, MachineStatus, SiteSpec, Sku
-from twin.state import AlarmState, Event, EventKind, SiteState
+from twin.state import AlarmState, Event, EventKind, InventoryState, MachineState, SiteState
 
-__all__ = ["RECENT_EVENTS", "AlarmError", "acknowledge", "condition", "evaluate"]
+__all__ = ["RECENT_EVENTS", "AlarmError", "acknowledge", "condition", "evaluate", "evaluate_parts"]
 
 log = logging.getLogger(__name__)
 
 RECENT_EVENTS = 200  # how many events a SiteState keeps in ``recent_events``
 
-
-class AlarmError(TwinError):
-    """An alarm operation is not possible (unknown alarm key, missing user, already acknowledged)."""
 
 
 def _numeric(value: Value) -> float | None:
@@ -54,8 +52,12 @@ def _numeric(value: Value) -> float | None:
     return float(value)
 
 
-def _machine_condition(rule: AlarmRule, site_state: SiteState, asset: str) -> tuple[bool | None, Value]:
-    machine = site_state.machines.get(MachineId(asset))
+_Machines = Mapping[MachineId, MachineState]
+_Inventory = Mapping[Sku, InventoryState]
+
+
+def _machine_condition(rule: AlarmRule, machines: _Machines, asset: str) -> tuple[bool | None, Value]:
+    machine = machines.get(MachineId(asset))
     if machine is None:
         return None, None
     if rule.kind is AlarmKind.MACHINE_DOWN:
@@ -75,8 +77,8 @@ def _machine_condition(rule: AlarmRule, site_state: SiteState, asset: str) -> tu
     return value < rule.threshold, value
 
 
-def _stock_condition(site_state: SiteState, sku: str, reorder_point: float) -> tuple[bool | None, Value]:
-    inv = site_state.inventory.get(Sku(sku))
+def _stock_condition(inventory: _Inventory, sku: str, reorder_point: float) -> tuple[bool | None, Value]:
+    inv = inventory.get(Sku(sku))
     if inv is None or inv.on_hand is None or inv.quality is not Quality.GOOD:
         return None, None
     return inv.on_hand < reorder_point, inv.on_hand
@@ -90,8 +92,8 @@ def condition(
         item = site_spec.item(asset)
         if item is None:
             return None, None
-        return _stock_condition(site_state, asset, item.reorder_point)
-    return _machine_condition(rule, site_state, asset)
+        return _stock_condition(site_state.inventory, asset, item.reorder_point)
+    return _machine_condition(rule, site_state.machines, asset)
 
 
 def _event(kind: EventKind, alarm: AlarmState, at: datetime, message: str, **extra: Value) -> Event:
@@ -115,103 +117,131 @@ def evaluate(
     Returns the site state with updated ``alarms`` and ``pending`` (the same object if nothing
     changed) and the ALARM_RAISED / ALARM_CLEARED events.
     """
-    if not spec.alarms:
-        return site_state, ()
+    alarms, pending, events = evaluate_parts(
+        spec, site_spec, site_state.machines, site_state.inventory, site_state.alarms, site_state.pending,
+        now, changed=changed,
+    )
+    if alarms is site_state.alarms and pending is site_state.pending:
+        return site_state, events
+    return replace(site_state, alarms=alarms, pending=pending), events
+
+
+def _targets(
+    spec: FleetSpec,
+    site_spec: SiteSpec,
+    pending: Mapping[str, datetime],
+    now: datetime,
+    changed: Collection[str] | None,
+) -> list[tuple[AlarmRule, str, float | None]]:
+    """The (rule, asset, reorder point) pairs to evaluate: all, or the changed and the due ones."""
     site = site_spec.id
-    alarms_in = site_state.alarms
-    pending_in = site_state.pending
+    out: list[tuple[AlarmRule, str, float | None]] = []
+    if changed is None:
+        for rule in spec.alarms:
+            if rule.sites and site not in rule.sites:
+                continue
+            if rule.kind is AlarmKind.STOCK_BELOW_REORDER:
+                out.extend((rule, i.sku, i.reorder_point) for i in site_spec.inventory
+                           if rule.applies_to_item(site, i))
+            else:
+                out.extend((rule, m.id, None) for m in site_spec.machines if rule.applies_to_machine(m))
+        return out
+    seen: set[str] = set()
+    assets = list(changed)
+    for key, since in pending.items():
+        for rule in spec.alarms:
+            prefix = f"{rule.id}:"
+            if key.startswith(prefix) and now - since >= timedelta(seconds=rule.for_s):
+                assets.append(key[len(prefix):])
+    for asset in assets:
+        if asset in seen:
+            continue
+        seen.add(asset)
+        machine = site_spec.machine(asset)
+        item = site_spec.item(asset) if machine is None else None
+        for rule in spec.alarms:
+            if rule.sites and site not in rule.sites:
+                continue
+            if machine is not None and rule.applies_to_machine(machine):
+                out.append((rule, asset, None))
+            elif item is not None and rule.applies_to_item(site, item):
+                out.append((rule, asset, item.reorder_point))
+    return out
+
+
+def evaluate_parts(
+    spec: FleetSpec,
+    site_spec: SiteSpec,
+    machines: Mapping[MachineId, MachineState],
+    inventory: Mapping[Sku, InventoryState],
+    alarms: FrozenDict[str, AlarmState],
+    pending: FrozenDict[str, datetime],
+    now: datetime,
+    *,
+    changed: Collection[str] | None = None,
+) -> tuple[FrozenDict[str, AlarmState], FrozenDict[str, datetime], tuple[Event, ...]]:
+    """:func:`evaluate` on the parts of a site state (the live reducer builds the state once).
+
+    Returns the new ``alarms`` and ``pending`` (the very same objects when unchanged) and the events.
+    """
+    if not spec.alarms:
+        return alarms, pending, ()
+    site = site_spec.id
     alarms_out: dict[str, AlarmState] | None = None
     pending_out: dict[str, datetime] | None = None
     events: list[Event] = []
 
-    def check(rule: AlarmRule, asset: str, holds: bool | None, value: Value) -> None:
-        nonlocal alarms_out, pending_out
+    for rule, asset, reorder_point in _targets(spec, site_spec, pending, now, changed):
+        if reorder_point is not None:
+            holds, value = _stock_condition(inventory, asset, reorder_point)
+        else:
+            holds, value = _machine_condition(rule, machines, asset)
         if holds is None:
-            return  # unknown: neither raises nor clears
+            continue  # unknown: neither raises nor clears
         key = f"{rule.id}:{asset}"
-        pending = pending_out if pending_out is not None else pending_in
-        alarms = alarms_out if alarms_out is not None else alarms_in
-        current = alarms.get(key)
+        pend = pending_out if pending_out is not None else pending
+        current = (alarms_out if alarms_out is not None else alarms).get(key)
         if holds:
             if current is not None and current.active:
-                return
-            since = pending.get(key)
-            if since is None:
-                since = now
+                continue
+            since = pend.get(key, now)
             if (now - since).total_seconds() >= rule.for_s:
                 if alarms_out is None:
-                    alarms_out = dict(alarms_in)
+                    alarms_out = dict(alarms)
                 raised = AlarmState(
                     rule=rule.id, site=site, asset=asset, priority=rule.priority, message=rule.message,
                     active=True, raised_at=now, value=value,
                 )
                 alarms_out[key] = raised
-                if key in pending:
+                if key in pend:
                     if pending_out is None:
-                        pending_out = dict(pending_in)
+                        pending_out = dict(pending)
                     del pending_out[key]
                 events.append(_event(EventKind.ALARM_RAISED, raised, now, f"{asset}: {rule.message}"))
-            elif key not in pending:
+            elif key not in pend:
                 if pending_out is None:
-                    pending_out = dict(pending_in)
+                    pending_out = dict(pending)
                 pending_out[key] = since
-            return
-        if key in pending:
+            continue
+        if key in pend:
             if pending_out is None:
-                pending_out = dict(pending_in)
+                pending_out = dict(pending)
             del pending_out[key]
         if current is not None and current.active:
             if alarms_out is None:
-                alarms_out = dict(alarms_in)
-            cleared = AlarmState(
-                rule=current.rule, site=current.site, asset=current.asset, priority=current.priority,
-                message=current.message, active=False, raised_at=current.raised_at, value=value,
-                cleared_at=now, acknowledged=current.acknowledged, acked_by=current.acked_by,
-                acked_at=current.acked_at, ack_comment=current.ack_comment,
-            )
+                alarms_out = dict(alarms)
+            cleared = replace(current, active=False, cleared_at=now, value=value)
             if cleared.acknowledged:
                 del alarms_out[key]
             else:
                 alarms_out[key] = cleared
             events.append(_event(EventKind.ALARM_CLEARED, cleared, now, f"{asset}: cleared: {rule.message}"))
 
-    def due(rule: AlarmRule, asset: str) -> bool:
-        since = pending_in.get(f"{rule.id}:{asset}")
-        return since is not None and now - since >= timedelta(seconds=rule.for_s)
-
-    for rule in spec.alarms:
-        if rule.sites and site not in rule.sites:
-            continue
-        if rule.kind is AlarmKind.STOCK_BELOW_REORDER:
-            for item in site_spec.inventory:
-                if not rule.applies_to_item(site, item):
-                    continue
-                if changed is not None and item.sku not in changed and not due(rule, item.sku):
-                    continue
-                holds, value = _stock_condition(site_state, item.sku, item.reorder_point)
-                check(rule, item.sku, holds, value)
-        else:
-            for machine in site_spec.machines:
-                if not rule.applies_to_machine(machine):
-                    continue
-                if changed is not None and machine.id not in changed and not due(rule, machine.id):
-                    continue
-                holds, value = _machine_condition(rule, site_state, machine.id)
-                check(rule, machine.id, holds, value)
-
-    if alarms_out is None and pending_out is None:
-        return site_state, ()
-    new_state = SiteState(
-        site=site_state.site,
-        as_of=site_state.as_of,
-        machines=site_state.machines,
-        inventory=site_state.inventory,
-        alarms=alarms_in if alarms_out is None else FrozenDict(alarms_out),
-        pending=pending_in if pending_out is None else FrozenDict(pending_out),
-        orders=site_state.orders,
-        recent_events=site_state.recent_events,
+    return (
+        alarms if alarms_out is None else FrozenDict(alarms_out),
+        pending if pending_out is None else FrozenDict(pending_out),
+        tuple(events),
     )
-    return new_state, tuple(events)
 
 
 def acknowledge(

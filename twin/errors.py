@@ -6,6 +6,7 @@ Exception tree::
     ├── ConfigError            a configuration or scenario file is invalid; lists every Problem
     ├── HistorianError         the historian could not store or read (adapters translate their
     │                          library's exceptions into this, ``raise ... from exc``)
+    ├── AlarmError             an alarm operation is not possible (unknown key, no user, acked twice)
     ├── SourceError            a data source (PLC, feed) could not be reached at all
     └── SimulationError        a what-if could not be built or run from the given inputs
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["ConfigError", "HistorianError", "Problem", "SimulationError", "SourceError", "TwinError"]
+__all__ = ["AlarmError", "ConfigError", "HistorianError", "Problem", "SimulationError", "SourceError", "TwinError"]
 
 
 class TwinError(Exception):
@@ -57,6 +58,10 @@ class ConfigError(TwinError):
         lines = [f"{source}: {p}" for p in self.problems] or [f"{source}: invalid"]
         header = f"{len(self.problems)} problem(s) in {source}:" if len(self.problems) > 1 else ""
         super().__init__("\n".join([header, *lines]) if header else lines[0])
+
+
+class AlarmError(TwinError):
+    """An alarm operation is not possible (unknown alarm key, missing user, already acknowledged)."""
 
 
 class HistorianError(TwinError):

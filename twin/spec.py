@@ -130,7 +130,7 @@ class AlarmKind(enum.Enum):
     ABOVE = "above"  # a machine signal above a threshold for at least for_s
     BELOW = "below"  # a machine signal below a threshold for at least for_s
     STOCK_BELOW_REORDER = "stock_below_reorder"  # on hand below the item's reorder point
-    MACHINE_DOWN = "machine_down"  # status FAULT (or OFF in shift) for at least for_s
+    MACHINE_DOWN = "machine_down"  # status FAULT for at least for_s
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -208,7 +208,7 @@ class ShiftCalendar:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InventoryItemSpec:
-    """A stocked item of a site and its replenishment policy, (s, Q): order Q when at or below s."""
+    """A stocked item of a site and its replenishment policy (s, Q): order Q when on hand falls below s."""
 
     sku: Sku
     name: str
