@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 
 from connectors.cli.poll import select_devices
 from connectors.modbus.spec import ModbusDevice
@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed of the plant process (default 0)")
     p.add_argument("--start", type=datetime.fromisoformat, default=None,
                    help="plant start time, ISO 8601 with offset (default: now)")
+    p.add_argument("--history-from", type=datetime.fromisoformat, default=None, metavar="TIME",
+                   help="the plant's history begins at TIME (ISO 8601 with offset) and is fast-forwarded to now "
+                        "before serving: continues a backfill made with the same --seed from the same TIME")
     p.add_argument("--duration", type=float, default=0.0, metavar="S", help="stop after S seconds (default: never)")
     p.add_argument("--hang", action="append", default=[], metavar="ID", help="device stops answering")
     p.add_argument("--freeze", action="append", default=[], metavar="ID", help="device values stop changing")
@@ -66,7 +69,11 @@ async def _emulate(fleet: FleetSpec, devs: list[ModbusDevice], args: argparse.Na
                    ranges: list[tuple[str, int, int, int]]) -> int:
     from connectors.emulator.server import Emulator
 
-    emu = Emulator(fleet, devs, seed=args.seed, speed=args.speed, start=args.start)
+    if args.history_from is not None:
+        emu = Emulator(fleet, devs, seed=args.seed, speed=args.speed, start=args.history_from,
+                       resume_at=datetime.now(UTC))
+    else:
+        emu = Emulator(fleet, devs, seed=args.seed, speed=args.speed, start=args.start)
     for d in args.hang:
         emu.fault(d).hang = True
     for d in args.freeze:

@@ -151,13 +151,15 @@ class Emulator:
     """Emulated PLCs for ``devices``, driven by a seeded ``Plant``.
 
     Plant time runs ``speed`` times faster than ``clock`` from ``start`` (default: the clock's now);
+    with ``resume_at``, the plant's history begins at ``start`` but serving begins at ``resume_at``
+    (the plant fast-forwards there first: the demo continues the history it backfilled this way);
     the images are refreshed every ``tick_s`` seconds of wall time while ``run`` is running (or on
     each ``update()`` call).
     """
 
     def __init__(self, fleet: FleetSpec, devices: Iterable[ModbusDevice], *, seed: int = 0, speed: float = 1.0,
                  start: datetime | None = None, clock: Callable[[], datetime] = _utc_now,
-                 host: str = "127.0.0.1", tick_s: float = 0.1) -> None:
+                 host: str = "127.0.0.1", tick_s: float = 0.1, resume_at: datetime | None = None) -> None:
         self.devices = {d.id: d for d in devices}
         self.speed = speed
         self.tick_s = tick_s
@@ -165,6 +167,7 @@ class Emulator:
         self._wall0 = clock()
         self.plant = Plant(fleet, seed=seed, start=start or self._wall0,
                            sites={d.site for d in self.devices.values()})
+        self._origin = max(resume_at, self.plant.start) if resume_at is not None else self.plant.start
         self._stores: dict[int, _PortStore] = {}
         self._units: dict[str, tuple[int, _Unit]] = {}
         for d in self.devices.values():
@@ -177,7 +180,7 @@ class Emulator:
 
     # ------------------------------------------------------------------ time
     def sim_time(self) -> datetime:
-        return self.plant.start + (self._clock() - self._wall0) * self.speed
+        return self._origin + (self._clock() - self._wall0) * self.speed
 
     def update(self) -> None:
         """Advance the plant to now and rewrite every image that is not frozen."""
