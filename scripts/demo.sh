@@ -4,5 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e .
-# Until `twin demo` lands (issue 7), show what the product can already do: validate the example fleet.
-exec .venv/bin/twin check examples/fleet.toml "$@"
+exec .venv/bin/twin demo "$@"

@@ -21,6 +21,7 @@ __all__ = ["main"]
 # Modules of this package that define subcommands, in the order ``twin --help`` lists them.
 SUBCOMMANDS: tuple[str, ...] = (
     "check",
+    "demo",
     "dashboard",
     "poll",
     "emulate",

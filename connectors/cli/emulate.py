@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 from datetime import UTC, datetime
 
 from connectors.cli.poll import select_devices
@@ -82,6 +83,8 @@ async def _emulate(fleet: FleetSpec, devs: list[ModbusDevice], args: argparse.Na
         emu.fault(d).fail_range(start, end, code)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # stop cleanly and report, e.g. when `twin demo` stops us
+        loop.add_signal_handler(sig, stop.set)
     if args.duration:
         loop.call_later(args.duration, stop.set)
 

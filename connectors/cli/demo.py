@@ -1,0 +1,220 @@
+"""``twin demo``: the whole product on one machine, on EMULATED data, in one command.
+
+1. writes a demo copy of the plant configuration (embedded SQLite store in ``--data-dir``);
+2. backfills a few days of EMULATED history from the seeded plant process, faster than real time;
+3. starts the emulated PLCs (``twin emulate``, continuing that history), the collector
+   (``twin collect``, resuming the twin's totals from the history) and the dashboard
+   (``twin dashboard``), each as its own process on 127.0.0.1;
+4. prints the dashboard's URL once everything answers, then waits. Ctrl-C (or SIGTERM) stops
+   every process it started, cleanly, and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import tomli_w
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = Path("examples") / "fleet.toml"
+# The emulated history is sampled every BACKFILL_STEP_S; live polling runs every DEMO_POLL_S and a
+# signal counts as stale after STALE_AFTER_S, which covers the history's spacing: replaying the
+# emulated history never shows gaps between samples as stale data.
+BACKFILL_STEP_S = 60.0
+DEMO_POLL_S = 5.0
+STALE_AFTER_S = 60.0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("demo", help="emulated PLCs + collector + dashboard on emulated data, in one command")
+    p.add_argument("config", nargs="?", default=str(DEFAULT_CONFIG),
+                   help=f"plant configuration (default {DEFAULT_CONFIG})")
+    p.add_argument("--data-dir", type=Path, default=Path("var") / "demo", help="where the demo keeps its files")
+    p.add_argument("--port", type=int, default=8050, help="dashboard port (default 8050)")
+    p.add_argument("--modbus-port-base", type=int, default=0, metavar="PORT",
+                   help="move the emulated PLCs to consecutive ports from PORT (default: the configured ports)")
+    p.add_argument("--days", type=float, default=2.0, help="days of emulated history to backfill (default 2)")
+    p.add_argument("--seed", type=int, default=7, help="seed of the emulated plant (default 7)")
+    p.add_argument("--ready-timeout", type=float, default=60.0, help="give up if not ready after S seconds")
+    p.add_argument("--duration", type=float, default=0.0, metavar="S", help="stop after S seconds (default: never)")
+    p.set_defaults(func=run)
+
+
+@dataclass
+class _Children:
+    """The processes the demo started, stopped in reverse order."""
+
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+        out = log_path.open("ab")
+        # a session of its own: Ctrl-C reaches the demo only, which then stops the children in order
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        out.close()
+        self.procs.append((name, proc))
+        return proc
+
+    def dead(self) -> list[tuple[str, int]]:
+        return [(name, p.returncode) for name, p in self.procs if p.poll() is not None]
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        for _, p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)  # the twin command shuts down cleanly on SIGINT
+        deadline = time.monotonic() + timeout_s
+        for name, p in reversed(self.procs):
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in time: killing it", name)
+                p.kill()
+                p.wait()
+
+
+def _demo_config(source: Path, data_dir: Path, port_base: int) -> tuple[Path, dict[str, Any]]:
+    raw = tomllib.loads(source.read_text(encoding="utf-8"))
+    raw.setdefault("historian", {})
+    raw["historian"] = {"kind": "sqlite", "path": str((data_dir / "history.db").resolve()),
+                        "retention_raw_days": raw["historian"].get("retention_raw_days", 30),
+                        "rollup_interval_s": raw["historian"].get("rollup_interval_s", 60),
+                        "checkpoint_interval_s": raw["historian"].get("checkpoint_interval_s", 60)}
+    raw["fleet"]["stale_after_polls"] = STALE_AFTER_S / DEMO_POLL_S
+    devices = raw.get("sources", {}).get("modbus", [])
+    first = min((d.get("port", 502) for d in devices), default=0)
+    for d in devices:
+        d["host"] = "127.0.0.1"
+        d["poll_interval_s"] = DEMO_POLL_S
+        d["bad_after_s"] = max(float(d.get("bad_after_s", 0)), 2 * STALE_AFTER_S)
+        if port_base:
+            d["port"] = port_base + d.get("port", 502) - first
+    path = data_dir / "fleet.toml"
+    header = (f"# Generated by `twin demo` from {source} — EMULATED plant, not a real one.\n"
+              f"# Embedded store in {data_dir}; polling every {DEMO_POLL_S:g} s.\n\n")
+    path.write_text(header + tomli_w.dumps(raw), encoding="utf-8")
+    return path, raw
+
+
+def _port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        return True
+    return False
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as resp:
+            return int(resp.status) == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    from connectors.config import load
+    from connectors.emulator.backfill import backfill
+    from connectors.store import SqliteHistorian
+
+    t_start = time.monotonic()
+    source = Path(args.config)
+    data_dir: Path = args.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for old in data_dir.glob("history.db*"):
+        old.unlink()  # each demo starts from a fresh emulated history
+    for old in data_dir.glob("*.log"):
+        old.unlink()
+    config_path, _ = _demo_config(source, data_dir, args.modbus_port_base)
+    cfg = load(config_path)
+    fleet = cfg.fleet
+    ports = sorted({d.port for d in cfg.modbus})
+    busy = [p for p in [*ports, args.port] if _port_open(p)]
+    if busy:
+        print(f"twin demo: port(s) {busy} on 127.0.0.1 are already in use; stop what uses them or pass "
+              f"--modbus-port-base / --port", file=sys.stderr)
+        return 1
+    n_machines = sum(len(s.machines) for s in fleet.sites)
+    print(f"twin demo: EMULATED plant data, not a real plant: fleet {fleet.id!r}, {len(fleet.sites)} sites, "
+          f"{n_machines} machines", flush=True)
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    history_from = now - timedelta(days=args.days)
+    store = SqliteHistorian(cfg.historian.path, fleet, rollup_interval_s=int(cfg.historian.rollup_interval_s))
+    t0 = time.monotonic()
+    try:
+        result = backfill(fleet, store, start=history_from, end=now, step_s=BACKFILL_STEP_S, seed=args.seed)
+    finally:
+        store.close()
+    print(f"  backfilled {args.days:g} days of EMULATED history ({result.readings:,} readings, "
+          f"{result.events:,} events) in {time.monotonic() - t0:.1f} s -> {cfg.historian.path}", flush=True)
+
+    twin = [sys.executable, "-m", "connectors.cli"]
+    children = _Children()
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    code = 0
+    try:
+        children.start("emulator", [*twin, "emulate", str(config_path), "--seed", str(args.seed),
+                                    "--history-from", history_from.isoformat()], data_dir / "emulator.log")
+        deadline = time.monotonic() + args.ready_timeout
+        while not all(_port_open(p) for p in ports):
+            if time.monotonic() > deadline or children.dead() or stopping:
+                raise _NotReady("the emulated PLCs did not start", children)
+            time.sleep(0.1)
+        print(f"  emulated PLCs: {len(cfg.modbus)} devices on 127.0.0.1 ports {ports[0]}-{ports[-1]}", flush=True)
+        children.start("collector", [*twin, "collect", str(config_path)], data_dir / "collector.log")
+        children.start("dashboard", [*twin, "dashboard", str(config_path), "--host", "127.0.0.1",
+                                     "--port", str(args.port)], data_dir / "dashboard.log")
+        url = f"http://127.0.0.1:{args.port}/"
+        while not _http_ok(url):
+            if time.monotonic() > deadline or children.dead() or stopping:
+                raise _NotReady("the dashboard did not answer", children)
+            time.sleep(0.2)
+        print(f"  collector: polling {len(cfg.modbus)} devices every {DEMO_POLL_S:g} s into the embedded store",
+              flush=True)
+        print(f"  dashboard: {url}", flush=True)
+        print(f"ready in {time.monotonic() - t_start:.1f} s; logs in {data_dir}; Ctrl-C stops everything",
+              flush=True)
+        end = time.monotonic() + args.duration if args.duration else None
+        while not stopping and (end is None or time.monotonic() < end):
+            dead = children.dead()
+            if dead:
+                print(f"twin demo: {', '.join(f'{n} exited with {c}' for n, c in dead)}; stopping "
+                      f"(see the logs in {data_dir})", file=sys.stderr)
+                code = 1
+                break
+            time.sleep(0.2)
+    except _NotReady as exc:
+        print(f"twin demo: {exc}; see the logs in {data_dir}", file=sys.stderr)
+        code = 1
+    finally:
+        children.stop()
+        for s, h in previous.items():
+            signal.signal(s, h)
+    print("twin demo: stopped" + (" (with errors)" if code else ""), flush=True)
+    return code
+
+
+class _NotReady(Exception):
+    def __init__(self, what: str, children: _Children) -> None:
+        dead = ", ".join(f"{n} exited with {c}" for n, c in children.dead())
+        super().__init__(what + (f" ({dead})" if dead else ""))
