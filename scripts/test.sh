@@ -2,7 +2,7 @@
 # Install everything the tests need on a fresh Debian machine, then run lint, types and the tests.
 #   bash scripts/test.sh [pytest args...]
 # Debian packages: mbpoll (independent Modbus client), victoria-metrics (line-protocol server),
-# chromium (browser tests). Python: a virtualenv in .venv with the package and its test extra.
+# chromium (browser tests), docker-compose (validates docker/compose.yaml; no Docker engine needed). Python: a virtualenv in .venv with the package and its test extra.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,7 @@ need=()
 command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
 command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 if ((${#need[@]})); then
   echo "installing Debian packages: ${need[*]}"
   sudo_cmd=""

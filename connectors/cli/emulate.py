@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("emulate", help="serve emulated Modbus PLCs driven by a simulated plant")
     p.add_argument("config", help="plant configuration file (TOML)")
     p.add_argument("--device", action="append", default=[], metavar="ID", help="only this device (repeatable)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address the emulated PLCs listen on (default 127.0.0.1; 0.0.0.0 inside a container)")
     p.add_argument("--speed", type=float, default=1.0, help="plant time runs this many times faster (default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the plant process (default 0)")
     p.add_argument("--start", type=datetime.fromisoformat, default=None,
@@ -72,9 +74,9 @@ async def _emulate(fleet: FleetSpec, devs: list[ModbusDevice], args: argparse.Na
 
     if args.history_from is not None:
         emu = Emulator(fleet, devs, seed=args.seed, speed=args.speed, start=args.history_from,
-                       resume_at=datetime.now(UTC))
+                       resume_at=datetime.now(UTC), host=args.host)
     else:
-        emu = Emulator(fleet, devs, seed=args.seed, speed=args.speed, start=args.start)
+        emu = Emulator(fleet, devs, seed=args.seed, speed=args.speed, start=args.start, host=args.host)
     for d in args.hang:
         emu.fault(d).hang = True
     for d in args.freeze:
@@ -96,7 +98,7 @@ async def _emulate(fleet: FleetSpec, devs: list[ModbusDevice], args: argparse.Na
                 emu.drop_connections(d.id)
 
     for d in devs:
-        print(f"{d.id}: 127.0.0.1:{d.port} unit {d.device_id} ({d.site}: {', '.join(d.assets)})", flush=True)
+        print(f"{d.id}: {args.host}:{d.port} unit {d.device_id} ({d.site}: {', '.join(d.assets)})", flush=True)
     print(f"emulating {len(devs)} device(s) at speed {args.speed:g}, seed {args.seed}; Ctrl-C to stop", flush=True)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(emu.run(stop))
