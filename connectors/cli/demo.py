@@ -153,15 +153,6 @@ def run(args: argparse.Namespace) -> int:
 
     now = datetime.now(UTC).replace(microsecond=0)
     history_from = now - timedelta(days=args.days)
-    store = SqliteHistorian(cfg.historian.path, fleet, rollup_interval_s=int(cfg.historian.rollup_interval_s))
-    t0 = time.monotonic()
-    try:
-        result = backfill(fleet, store, start=history_from, end=now, step_s=BACKFILL_STEP_S, seed=args.seed)
-    finally:
-        store.close()
-    print(f"  backfilled {args.days:g} days of EMULATED history ({result.readings:,} readings, "
-          f"{result.events:,} events) in {time.monotonic() - t0:.1f} s -> {cfg.historian.path}", flush=True)
-
     twin = [sys.executable, "-m", "connectors.cli"]
     children = _Children()
     stopping = False
@@ -173,8 +164,21 @@ def run(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     code = 0
     try:
+        # The store exists (empty) before anything reads it. The emulated PLCs and the dashboard start
+        # on the other core while this process backfills; only the collector waits for the backfill,
+        # because it resumes the twin's totals from it.
+        store = SqliteHistorian(cfg.historian.path, fleet, rollup_interval_s=int(cfg.historian.rollup_interval_s))
         children.start("emulator", [*twin, "emulate", str(config_path), "--seed", str(args.seed),
                                     "--history-from", history_from.isoformat()], data_dir / "emulator.log")
+        children.start("dashboard", [*twin, "dashboard", str(config_path), "--host", "127.0.0.1",
+                                     "--port", str(args.port)], data_dir / "dashboard.log")
+        t0 = time.monotonic()
+        try:
+            result = backfill(fleet, store, start=history_from, end=now, step_s=BACKFILL_STEP_S, seed=args.seed)
+        finally:
+            store.close()
+        print(f"  backfilled {args.days:g} days of EMULATED history ({result.readings:,} readings, "
+              f"{result.events:,} events) in {time.monotonic() - t0:.1f} s -> {cfg.historian.path}", flush=True)
         deadline = time.monotonic() + args.ready_timeout
         while not all(_port_open(p) for p in ports):
             if time.monotonic() > deadline or children.dead() or stopping:
@@ -182,8 +186,6 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(0.1)
         print(f"  emulated PLCs: {len(cfg.modbus)} devices on 127.0.0.1 ports {ports[0]}-{ports[-1]}", flush=True)
         children.start("collector", [*twin, "collect", str(config_path)], data_dir / "collector.log")
-        children.start("dashboard", [*twin, "dashboard", str(config_path), "--host", "127.0.0.1",
-                                     "--port", str(args.port)], data_dir / "dashboard.log")
         url = f"http://127.0.0.1:{args.port}/"
         while not _http_ok(url):
             if time.monotonic() > deadline or children.dead() or stopping:
