@@ -22,12 +22,14 @@ values, so the demo can backfill days of history at full speed.
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from twin.calendar import shift_intervals
 from twin.readings import Quality, Reading, Value
 from twin.spec import FleetSpec, InventoryItemSpec, MachineSpec, MachineStatus, Role, SignalKind, SiteSpec, Transport
 
@@ -111,17 +113,22 @@ class Plant:
     """The emulated plant. ``advance(to)`` returns ``{(site, asset, signal): value}`` at ``to``.
 
     ``maintenance_every_h`` spaces planned maintenance stops (1 h each) in operating hours.
+    With ``follow_shifts`` (default) machines run only in their site's shifts and are OFF between
+    them (an interrupted cycle resumes at the next shift; repairs go on outside shifts).
     ``sites`` limits the process to some sites (default: all).
     """
 
     def __init__(self, fleet: FleetSpec, *, seed: int, start: datetime, maintenance_every_h: float = 160.0,
-                 sites: Iterable[str] | None = None) -> None:
+                 sites: Iterable[str] | None = None, follow_shifts: bool = True) -> None:
         if start.tzinfo is None:
             raise ValueError(f"start must be timezone-aware (got {start!r})")
         self.fleet = fleet
         self.start = start.astimezone(UTC)
         self._t = 0.0
         self._maint_s = maintenance_every_h * 3600.0
+        self._follow_shifts = follow_shifts
+        self._shifts: dict[str, tuple[list[float], list[float]]] = {}  # per site: shift starts, ends (plant s)
+        self._shifts_to: dict[str, float] = {}  # how far the shift lists reach
         wanted = set(sites) if sites is not None else None
         self._machines: list[_Machine] = []
         self._items: list[tuple[str, _Item]] = []
@@ -133,6 +140,9 @@ class Plant:
                 self._machines.append(self._new_machine(m, random.Random(f"{seed}:{site.id}:{m.id}")))
             for it in site.inventory:
                 self._items.append((site.id, self._new_item(site, it, random.Random(f"{seed}:{site.id}:{it.sku}"))))
+        for m in self._machines:
+            if not self._shift_state(m.spec.site, 0.0)[0]:
+                m.status = MachineStatus.OFF
         self._values = self._compute()
 
     @property
@@ -168,11 +178,48 @@ class Plant:
         target = _hot_c(name) if m.status is MachineStatus.RUNNING else _AMBIENT_C + 0.1 * (_hot_c(name) - _AMBIENT_C)
         return target + (m.temp_from[name] - target) * math.exp(-(m.t - m.status_t) / _TAU_S)
 
+    def _shift_state(self, site: str, t: float) -> tuple[bool, float]:
+        """Whether ``t`` (plant seconds) is in a shift of ``site``, and when that next changes."""
+        if not self._follow_shifts:
+            return True, math.inf
+        starts, ends = self._shifts.setdefault(site, ([], []))
+        covered = self._shifts_to.get(site, 0.0)
+        spec = self.fleet.site(site)
+        # keep the shift list at least 8 days ahead of t and past the next shift start (holidays),
+        # looking no more than a year ahead (a site without any shift then stays off)
+        while covered < t + 366 * _DAY_S and (covered < t + 8 * _DAY_S or not starts or starts[-1] <= t):
+            chunk_end = covered + 14 * _DAY_S
+            for a, b in shift_intervals(spec.calendar, spec.timezone, self.start + timedelta(seconds=covered),
+                                        self.start + timedelta(seconds=chunk_end)):
+                a_s, b_s = (a - self.start).total_seconds(), (b - self.start).total_seconds()
+                if ends and abs(ends[-1] - a_s) < 1e-6:
+                    ends[-1] = b_s  # a shift split by the chunk boundary
+                else:
+                    starts.append(a_s)
+                    ends.append(b_s)
+            covered = chunk_end
+            self._shifts_to[site] = covered
+        i = bisect.bisect_right(starts, t) - 1
+        if i >= 0 and t < ends[i]:
+            return True, ends[i]
+        return False, starts[i + 1] if i + 1 < len(starts) else math.inf
+
     def _step_machine(self, m: _Machine, to: float) -> None:
         tpl = m.spec.template
+        site = m.spec.site
         while m.t < to:
+            inside, boundary = self._shift_state(site, m.t)
+            if not inside and m.status in (MachineStatus.RUNNING, MachineStatus.IDLE):
+                self._set_status(m, MachineStatus.OFF)  # end of shift: the interrupted cycle resumes later
+            if m.status is MachineStatus.OFF:
+                if inside:
+                    self._set_status(m, MachineStatus.RUNNING)
+                    continue
+                m.t = min(boundary, to)
+                continue
+            limit = min(to, boundary) if inside else to
             if m.status is MachineStatus.RUNNING:
-                dt = min(m.cycle_left, m.ttf_left, m.until_maint, to - m.t)
+                dt = min(m.cycle_left, m.ttf_left, m.until_maint, limit - m.t)
                 m.t += dt
                 m.cycle_left -= dt
                 m.ttf_left -= dt
@@ -204,13 +251,13 @@ class Plant:
                     m.phase_end = m.t + 3600.0
                     self._set_status(m, MachineStatus.MAINTENANCE)
             else:
-                end = min(m.phase_end, to)
+                # an idle gap ends with the shift; a repair or maintenance goes on outside shifts
+                end = min(m.phase_end, limit if m.status is MachineStatus.IDLE else to)
                 if m.status is MachineStatus.FAULT:
                     m.fault_s += end - m.t
-                if m.phase_end > to:
-                    m.t = to
-                    break
-                m.t = m.phase_end
+                m.t = end
+                if end < m.phase_end:
+                    continue
                 if m.status is MachineStatus.FAULT:
                     m.repairs += 1
                 m.fault_code = 0

@@ -10,6 +10,7 @@ from connectors.config import load_text
 from connectors.emulator.plant import Plant
 from tests.connectors.modbus.conftest import FLEET, fleet_text
 from twin.readings import Quality
+from twin.spec import MachineStatus
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 FLEET_CFG = load_text(fleet_text(), source=FLEET).fleet
@@ -38,7 +39,8 @@ def test_recovers_mtbf_mttr_and_cycle_time_within_5_percent() -> None:
     # failures per printer and ~310 per mill: ~880 and ~930 per template, so the relative standard
     # error of the exponential means is about 1/sqrt(880) = 3.4 %; the seed is fixed, so the test is
     # deterministic (5 % is ~1.5 sigma per template).
-    plant = Plant(FLEET_CFG, seed=2026, start=T0, maintenance_every_h=160.0)
+    # machines run around the clock here (follow_shifts=False) so the counts below hold
+    plant = Plant(FLEET_CFG, seed=2026, start=T0, maintenance_every_h=160.0, follow_shifts=False)
     plant.advance(T0 + timedelta(days=400))
     for tpl_id, assets in (("fdm-printer", [("pod-a", "P1"), ("pod-a", "P2")]),
                            ("cnc-mill", [("pod-a", "CNC1"), ("pod-b", "CNC1"), ("pod-b", "CNC2")])):
@@ -95,3 +97,15 @@ def test_restart_resets_counters_only() -> None:
     assert after[("pod-a", "P1", "good_count")] == 0 and after[("pod-a", "P1", "scrap_count")] == 0
     assert after[("pod-a", "P2", "good_count")] == v[("pod-a", "P2", "good_count")]
     assert plant.stats("pod-a", "P1").cycles > 0  # the truth is kept
+
+
+def test_machines_run_only_in_their_shifts() -> None:
+    # pod-a works Monday to Friday 06:00-22:00 Europe/Berlin (fleet_modbus.toml): over 4 weeks a
+    # machine runs at most 20 shifts x 16 h = 320 h, and on a Saturday it is not running
+    plant = Plant(FLEET_CFG, seed=4, start=T0)  # T0 is a Monday 00:00 UTC
+    saturday_noon = T0 + timedelta(days=5, hours=12)
+    plant.advance(saturday_noon)
+    assert plant.status("pod-a", "P1") in (MachineStatus.OFF, MachineStatus.FAULT, MachineStatus.MAINTENANCE)
+    plant.advance(T0 + timedelta(days=28))
+    run_h = plant.stats("pod-a", "P1").run_s / 3600
+    assert 0 < run_h <= 20 * 16
