@@ -7,6 +7,12 @@ otherwise every ``checkpoint_interval_s``. Readings the twin could not place are
 (site, asset, signal, reason). The sink and the clock are injected, so tests run it without a
 store and with a controlled clock.
 
+In ``run`` the sink's write (a SQLite commit with fsync, or a forward to InfluxDB) runs in a worker
+thread, one batch at a time and in order, so a slow disk or network never stalls the polling. A
+batch the sink refuses (``TwinError``, e.g. the database is locked) is kept and written again with
+the next one; the failure is logged when it starts and when it ends. At most ``max_backlog``
+readings wait: beyond that the oldest are dropped, and each drop is logged as an error.
+
 Usage::
 
     collector = Collector(cfg.fleet, cfg.modbus, sink=historian)
@@ -26,15 +32,18 @@ from typing import Protocol
 from connectors.modbus.poller import Clock, Poller, utc_now
 from connectors.modbus.spec import ModbusDevice
 from twin import live
+from twin.errors import TwinError
 from twin.frozen import FrozenDict
 from twin.historian import Historian
 from twin.readings import Reading
 from twin.spec import FleetSpec, SiteId
 from twin.state import Event, SiteState, TwinState
 
-__all__ = ["Collector", "LoggingSink", "Sink"]
+__all__ = ["Batch", "Collector", "LoggingSink", "Sink"]
 
 log = logging.getLogger(__name__)
+
+Batch = tuple[list[Reading], list[SiteState], list[Event]]  # what one sink.write receives
 
 
 class Sink(Protocol):
@@ -67,7 +76,8 @@ class Collector:
 
     def __init__(self, fleet: FleetSpec, devices: Sequence[ModbusDevice], sink: Sink, *, clock: Clock = utc_now,
                  flush_interval_s: float = 0.5, checkpoint_interval_s: float = 300.0,
-                 state: TwinState | None = None, seed: int | None = None) -> None:
+                 state: TwinState | None = None, seed: int | None = None,
+                 max_backlog: int = 500_000) -> None:
         self.fleet = fleet
         self.sink = sink
         self._clock = clock
@@ -78,8 +88,13 @@ class Collector:
         self._pending: list[Reading] = []
         self._checkpointed: dict[SiteId, float] = {}
         self._ignored_logged: set[tuple[str, str, str, str]] = set()
+        self._unsent: Batch | None = None  # a batch the sink refused, written again with the next one
+        self.max_backlog = max_backlog
+        self._in_flight = 0
         self.flushes = 0
         self.readings_written = 0
+        self.write_failures = 0
+        self.readings_dropped = 0
 
     def ingest(self, readings: Sequence[Reading]) -> None:
         """The poller's callback: queue readings for the next flush."""
@@ -87,6 +102,10 @@ class Collector:
 
     def flush(self) -> None:
         """Apply what has been gathered and hand it to the sink (also with no readings: staleness moves on)."""
+        self.write_batch(self.apply_pending())
+
+    def apply_pending(self) -> Batch:
+        """Fold the gathered readings into ``state``; returns the batch for the sink (with any unsent one)."""
         readings, self._pending = self._pending, []
         now = self._clock()
         if now < self.state.as_of:
@@ -106,15 +125,50 @@ class Collector:
             if site_id in with_events or last is None or t - last >= self.checkpoint_interval_s:
                 states.append(site_state)
                 self._checkpointed[site_id] = t
-        self.sink.write(readings, states, result.events)
+        batch: Batch = (readings, states, list(result.events))
+        unsent, self._unsent = self._unsent, None
+        if unsent is not None:
+            batch = (unsent[0] + batch[0], unsent[1] + batch[1], unsent[2] + batch[2])
+            excess = len(batch[0]) - self.max_backlog
+            if excess > 0:
+                self.readings_dropped += excess
+                log.error("historian backlog over %d readings: the oldest %d readings are dropped "
+                          "(%d so far)", self.max_backlog, excess, self.readings_dropped)
+                batch = (batch[0][excess:], batch[1], batch[2])
+        return batch
+
+    def write_batch(self, batch: Batch) -> None:
+        """Hand ``batch`` to the sink; if the sink refuses it (``TwinError``), keep it for the next flush."""
+        readings, states, events = batch
+        self._in_flight = len(readings)
+        try:
+            self.sink.write(readings, states, events)
+        except TwinError as exc:
+            if self._unsent is None and self.write_failures == 0:
+                log.warning("historian write failed (%s); %d readings kept to retry", exc, len(readings))
+            self.write_failures += 1
+            self._unsent = batch
+            self._in_flight = 0
+            return
+        self._in_flight = 0
+        if self.write_failures:
+            log.warning("historian write works again after %d failed attempts", self.write_failures)
+            self.write_failures = 0
         self.flushes += 1
         self.readings_written += len(readings)
+
+    @property
+    def backlog(self) -> int:
+        """Readings not yet acknowledged: gathered, being written, or refused and kept."""
+        unsent = len(self._unsent[0]) if self._unsent is not None else 0
+        return len(self._pending) + self._in_flight + unsent
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.flush_interval_s)
-            self.flush()
+            batch = self.apply_pending()  # in the loop: the twin state has one writer
+            await asyncio.to_thread(self.write_batch, batch)  # the slow part, off the loop, in order
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll and flush until ``stop`` is set; the last batch is flushed before returning."""

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from connectors.store import SqliteHistorian
 from twin.errors import HistorianError
 from twin.historian import Historian, SeriesKey, SeriesResult
+from twin.limits import Limits
 from twin.readings import Reading
 from twin.spec import FleetSpec
 from twin.state import Event, SiteState
@@ -132,11 +133,11 @@ class StoreAndForward:
             self.store.close()
 
 
-def _influx(config: Any, fleet: FleetSpec) -> Any:
+def _influx(config: Any, fleet: FleetSpec, limits: Limits | None = None) -> Any:
     from connectors.influx import InfluxHistorian, read_token
 
     token = read_token(getattr(config, "token_env", None), getattr(config, "token_file", None))
-    return InfluxHistorian(config.url, config.org, config.bucket, token, fleet)
+    return InfluxHistorian(config.url, config.org, config.bucket, token, fleet, limits=limits)
 
 
 def open_writer(config: Any, fleet: FleetSpec) -> Historian:
@@ -158,12 +159,16 @@ def open_writer(config: Any, fleet: FleetSpec) -> Historian:
     raise HistorianError(f"unknown historian kind {config.kind!r}")
 
 
-def open_reader(config: Any, fleet: FleetSpec) -> Historian:
-    """The dashboard's (read-only) historian for a ``HistorianConfig``."""
+def open_reader(config: Any, fleet: FleetSpec, *, limits: Limits | None = None) -> Historian:
+    """The dashboard's (read-only) historian for a ``HistorianConfig``.
+
+    A server for users passes ``limits=twin.limits.DEFAULT_LIMITS`` so that ``series`` refuses
+    requests over them; the command-line tools (export, replay) read without limits.
+    """
     if config.kind == "sqlite":
         return SqliteHistorian(Path(config.path), fleet, readonly=True,
-                               rollup_interval_s=int(getattr(config, "rollup_interval_s", 60)))
+                               rollup_interval_s=int(getattr(config, "rollup_interval_s", 60)), limits=limits)
     if config.kind == "influxdb":
-        historian: Historian = _influx(config, fleet)
+        historian: Historian = _influx(config, fleet, limits)
         return historian
     raise HistorianError(f"unknown historian kind {config.kind!r}")

@@ -35,6 +35,7 @@ from influxdb_client.client.write_api import WriteOptions, WriteType
 from twin.codec import dt_to_json, event_to_dict, site_state_from_dict, site_state_to_dict, value_from_json
 from twin.errors import HistorianError
 from twin.historian import SeriesKey, SeriesPoint, SeriesResult, replay_site
+from twin.limits import Limits, check_series_request
 from twin.readings import Quality, Reading, Value
 from twin.spec import FleetSpec, SiteId
 from twin.state import Event, EventKind, SiteState
@@ -372,6 +373,7 @@ class InfluxHistorian:
 
     ``write`` sends pre-built line protocol in chunks of ``batch_lines`` lines, synchronously: it
     returns once InfluxDB has accepted every chunk, and raises ``HistorianError`` otherwise.
+    ``limits``, when given, makes ``series`` refuse requests over ``twin.limits`` (``HistorianError``).
     """
 
     def __init__(
@@ -384,8 +386,10 @@ class InfluxHistorian:
         *,
         batch_size: int = 5000,
         timeout_s: float = 10.0,
+        limits: Limits | None = None,
     ) -> None:
         self.url, self.org, self.bucket, self.fleet = url, org, bucket, fleet
+        self.limits = limits
         self.batch_size = batch_size
         self._client = InfluxDBClient(url=url, token=token, org=org, timeout=int(timeout_s * 1000),
                                       enable_gzip=False)
@@ -429,6 +433,8 @@ class InfluxHistorian:
     ) -> list[SeriesResult]:
         if max_points < 1:
             raise HistorianError(f"max_points must be at least 1 (got {max_points!r})")
+        if self.limits is not None:
+            check_series_request(len(keys), t0, t1, max_points, self.limits)
         every = max(timedelta(microseconds=1), (t1 - t0 + timedelta(microseconds=1)) / max_points)
         every = timedelta(microseconds=math.ceil(every / timedelta(microseconds=1)))
         out = []

@@ -51,6 +51,7 @@ from typing import Any
 from twin.codec import event_from_dict, event_to_dict, site_state_from_dict, site_state_to_dict
 from twin.errors import HistorianError
 from twin.historian import SeriesKey, SeriesPoint, SeriesResult, fold_readings, replay_site
+from twin.limits import Limits, check_series_request
 from twin.readings import Quality, Reading, Value
 from twin.spec import FleetSpec, SiteId
 from twin.state import Event, SiteState
@@ -114,7 +115,9 @@ class SqliteHistorian:
 
     ``fleet`` is needed to rebuild states (``state_at`` replays readings through the live reducer).
     ``outbox``, when given, turns each written batch into a payload stored in the same transaction
-    for a forwarder (``connectors.forward``) to send on.
+    for a forwarder (``connectors.forward``) to send on. ``limits``, when given (a historian serving
+    users, e.g. the dashboard's), makes ``series`` refuse requests over ``twin.limits`` with a
+    ``HistorianError``; without it (the collector, calibration, export) requests are unbounded.
     """
 
     def __init__(
@@ -128,12 +131,14 @@ class SqliteHistorian:
         outbox: OutboxBuilder | None = None,
         timeout_s: float = 10.0,
         replay_margin_s: float = 10.0,
+        limits: Limits | None = None,
     ) -> None:
         if rollup_interval_s < 1:
             raise HistorianError(f"rollup_interval_s must be at least 1 (got {rollup_interval_s!r})")
         self.path = Path(path)
         self.fleet = fleet
         self.readonly = readonly
+        self.limits = limits
         self.rollup_us = int(rollup_interval_s) * 1_000_000
         self.retention_raw_days = retention_raw_days
         self._outbox = outbox
@@ -328,6 +333,8 @@ class SqliteHistorian:
         """GOOD numeric values of each series in [t0, t1], at most ``max_points`` (min/mean/max buckets)."""
         if max_points < 1:
             raise HistorianError(f"max_points must be at least 1 (got {max_points!r})")
+        if self.limits is not None:
+            check_series_request(len(keys), t0, t1, max_points, self.limits)
         a, b = to_us(t0), to_us(t1)
         out: list[SeriesResult] = []
         with self._reading() as db:

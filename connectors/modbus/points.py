@@ -105,10 +105,21 @@ def encode_raw(
 def decode_point(point: ModbusPoint, words: Sequence[int] | Sequence[bool], start: int = 0) -> tuple[Value, str]:
     """Decode ``point`` from ``words`` (registers or bits of a block read starting at ``start``).
 
-    Returns ``(value, "")``, or ``(None, reason)`` when the raw value cannot be trusted
-    (NaN or infinite float, a code outside the point's enum map).
+    Returns ``(value, "")``, or ``(None, reason)`` when the raw value cannot be trusted (NaN or
+    infinite float, a value that overflows once scaled, a code outside the point's enum map, too few
+    registers). It never raises: whatever a device sends becomes a value or a reason.
     """
     i = point.address - start
+    if i < 0 or i + point.count > len(words):
+        return None, (f"short answer: {len(words)} registers from {start} do not cover "
+                      f"{point.address}..{point.end - 1}")
+    try:
+        return _decode(point, words, i)
+    except (ValueError, TypeError, OverflowError, struct.error) as exc:  # e.g. a word outside 0..65535
+        return None, f"cannot decode {point.type.value}: {exc}"
+
+
+def _decode(point: ModbusPoint, words: Sequence[int] | Sequence[bool], i: int) -> tuple[Value, str]:
     typ = point.type
     if point.kind.is_bit:
         return bool(words[i]), ""
@@ -127,9 +138,11 @@ def decode_point(point: ModbusPoint, words: Sequence[int] | Sequence[bool], star
     scale = point.scale
     if scale != 1.0 or point.offset != 0.0:
         inv = 1.0 / scale
-        if inv == round(inv):  # scale 0.1, 0.01...: divide, so 113 * 0.01 reads 1.13, not 1.1300000000000001
-            return raw / round(inv) + point.offset, ""
-        return raw * scale + point.offset, ""
+        # scale 0.1, 0.01...: divide, so 113 * 0.01 reads 1.13, not 1.1300000000000001
+        value = raw / round(inv) + point.offset if inv == round(inv) else raw * scale + point.offset
+        if not math.isfinite(value):
+            return None, f"out of range: {raw!r} x {scale:g} + {point.offset:g} overflows"
+        return value, ""
     return raw, ""
 
 
@@ -152,9 +165,14 @@ def encode_point(point: ModbusPoint, value: Value) -> list[int]:
         value = codes[0]
     if isinstance(value, str):
         raise ValueError(f"{point.asset}.{point.signal}: {typ.value} cannot hold {value!r}")
-    raw: float = (float(value) - point.offset) / point.scale
+    if not isinstance(value, bool) and isinstance(value, int) and point.scale == 1.0 and point.offset == 0.0:
+        raw: float = value  # exact: a 64-bit count must not pass through a float (2**53 + 1 would lose its 1)
+    else:
+        raw = (float(value) - point.offset) / point.scale
     if typ in _FLOATS:
         return encode_raw(typ, point.byte_order, raw)
+    if not math.isfinite(raw):
+        raise ValueError(f"{point.asset}.{point.signal}: {value!r} does not fit {typ.value}")
     as_int = round(raw)
     try:
         return encode_raw(typ, point.byte_order, as_int)

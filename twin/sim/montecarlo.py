@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from twin.errors import SimulationError
+from twin.limits import DEFAULT_LIMITS, Limits, check_horizon, check_replications
 from twin.sim.model import ModelData, ReplicationOutput, simulate
 from twin.sim.projection import FLEET, Comparison, Projection, compare, project, replication_kpis
 from twin.sim.stats import mean_ci
@@ -105,13 +106,30 @@ def stream(
     executor: Executor | None = None,
     workers: int = 2,
     stop: StopRule | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Iterator[tuple[int, list[Pair], bool]]:
     """Yield ``(done, pairs in replication order so far, final)`` as chunks complete.
 
     ``pairs`` is the longest complete prefix of replications; the last item has ``final`` True.
+    A request over ``limits`` (replications, horizon: see ``twin.limits``) raises ``SimulationError``
+    at once, before any work starts.
     """
-    if replications < 1:
-        raise SimulationError(f"replications must be >= 1 (got {replications})")
+    check_replications(replications, limits)
+    check_horizon(baseline.horizon_s, limits)
+    if scenario is not None:
+        check_horizon(scenario.horizon_s, limits)
+    return _stream(baseline, scenario, replications, seed, executor, workers, stop)
+
+
+def _stream(
+    baseline: ModelData,
+    scenario: ModelData | None,
+    replications: int,
+    seed: int,
+    executor: Executor | None,
+    workers: int,
+    stop: StopRule | None,
+) -> Iterator[tuple[int, list[Pair], bool]]:
     plan = chunks(replications, workers)
     results: dict[int, list[Pair]] = {}
     prefix: list[Pair] = []
@@ -178,8 +196,11 @@ def run(
     on_progress: Callable[[int, int], None] | None = None,
     on_partial: Callable[[MonteCarloResult], None] | None = None,
     as_of: datetime | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> MonteCarloResult:
     """Run the replications and return them; callbacks see progress and partial results.
+
+    ``limits`` bounds the request (``twin.limits``: at most 1000 replications and 90 days by default).
 
     >>> from twin.sim.model import MachineData, ModelData, ProductData
     >>> m = ModelData(horizon_s=3600.0, sites=("s",), products=(ProductData(id="p", routing=("pack",)),),
@@ -190,7 +211,8 @@ def run(
     pairs: list[Pair] = []
     stopped = False
     for done, pairs, final in stream(
-        baseline, scenario, replications=replications, seed=seed, executor=executor, workers=workers, stop=stop
+        baseline, scenario, replications=replications, seed=seed, executor=executor, workers=workers,
+        stop=stop, limits=limits,
     ):
         stopped = final and done < replications
         if on_progress is not None:

@@ -3,7 +3,10 @@ r"""What-if scenarios: typed interventions on a fork, and their TOML form valida
 A :class:`Scenario` is a name and a tuple of interventions; build them in code or parse a TOML
 document with :func:`loads_scenario` (the caller reads the file). Validation lists every problem
 as ``file: path.to.key: what (got X)`` in one :class:`twin.errors.ConfigError`; given the fleet,
-it also checks that the machines, sites, templates, SKUs and products named exist.
+it also checks that the machines, sites, templates, SKUs and products named exist. Numbers must be
+finite, and a scenario is held to ``twin.limits`` (interventions per scenario, machines added or
+removed, demand factor, durations and offsets, orders one (s, Q) review may place) so that one
+request cannot exhaust the server.
 
 TOML layout (every table is an array of tables, so a scenario may hold several of each)::
 
@@ -26,6 +29,8 @@ TOML layout (every table is an array of tables, so a scenario may hold several o
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +38,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from twin.errors import ConfigError, Problem
+from twin.limits import DEFAULT_LIMITS, Limits
 from twin.spec import FleetSpec, Role, Shift, ShiftCalendar, Transport
 
 __all__ = [
@@ -52,6 +58,9 @@ __all__ = [
     "loads_scenario",
     "parse_scenario",
 ]
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,9 +201,11 @@ class Scenario:
 class _Checker:
     """Collects problems while reading one table."""
 
-    def __init__(self, problems: list[Problem], path: str, table: Any, allowed: set[str]) -> None:
+    def __init__(self, problems: list[Problem], path: str, table: Any, allowed: set[str],
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.problems = problems
         self.path = path
+        self.limits = limits
         self.table: Mapping[str, Any] = table if isinstance(table, Mapping) else {}
         self.ok = True
         if not isinstance(table, Mapping):
@@ -202,7 +213,9 @@ class _Checker:
             return
         for key in table:
             if key not in allowed:
-                self.fail(key, f"unknown key (allowed: {', '.join(sorted(allowed))})", table[key])
+                # a key a user could not type bare is shown quoted, escapes visible (never a raw line break)
+                shown = key if _PLAIN_KEY.fullmatch(str(key)) else f"[{str(key)!r}]"
+                self.fail(shown, f"unknown key (allowed: {', '.join(sorted(allowed))})", table[key])
 
     def fail(self, key: str, message: str, got: object) -> None:
         self.ok = False
@@ -228,13 +241,17 @@ class _Checker:
         return v
 
     def number(
-        self, key: str, required: bool = False, *, minimum: float | None = None, positive: bool = False
+        self, key: str, required: bool = False, *, minimum: float | None = None, positive: bool = False,
+        maximum: float | None = None,
     ) -> float | None:
         v = self._get(key, required)
         if v is None:
             return None
-        if isinstance(v, bool) or not isinstance(v, int | float) or v != v:
+        if isinstance(v, bool) or not isinstance(v, int | float):
             self.fail(key, "must be a number", v)
+            return None
+        if not math.isfinite(v):
+            self.fail(key, "must be a number (finite)", v)
             return None
         if positive and v <= 0:
             self.fail(key, "must be > 0", v)
@@ -242,9 +259,29 @@ class _Checker:
         if minimum is not None and v < minimum:
             self.fail(key, f"must be >= {minimum:g}", v)
             return None
+        if maximum is not None and v > maximum:
+            self.fail(key, f"must be <= {maximum:g} (request limit)", v)
+            return None
+        if abs(v) > 1e15:  # an integer TOML accepts but a float cannot hold usefully
+            self.fail(key, "is out of range", v)
+            return None
         return float(v)
 
-    def integer(self, key: str, required: bool = False, *, minimum: int = 0) -> int | None:
+    def hours(self, key: str, required: bool = False, *, minimum: float | None = None,
+              positive: bool = False) -> float | None:
+        """A duration or offset in hours (``*_h``) within the scenario limit."""
+        most = self.limits.max_scenario_offset_h
+        return self.number(key, required, minimum=minimum, positive=positive, maximum=most)
+
+    def days(self, key: str, required: bool = False, *, minimum: float | None = None,
+             positive: bool = False) -> float | None:
+        """A duration in days (``*_d``) within the scenario limit."""
+        return self.number(key, required, minimum=minimum, positive=positive,
+                           maximum=self.limits.max_scenario_offset_h / 24.0)
+
+    def integer(
+        self, key: str, required: bool = False, *, minimum: int = 0, maximum: int | None = None
+    ) -> int | None:
         v = self._get(key, required)
         if v is None:
             return None
@@ -254,12 +291,15 @@ class _Checker:
         if v < minimum:
             self.fail(key, f"must be >= {minimum}", v)
             return None
+        if maximum is not None and v > maximum:
+            self.fail(key, f"must be <= {maximum} (request limit)", v)
+            return None
         return v
 
     def moment(self, key: str) -> TimeRef | None:
         """``key`` (a datetime with offset) or ``key_in_h`` (hours after the fork)."""
         at_raw = self.table.get(key)
-        rel = self.number(f"{key}_in_h")
+        rel = self.hours(f"{key}_in_h")
         if at_raw is not None and f"{key}_in_h" in self.table:
             self.fail(key, f"give either {key} or {key}_in_h, not both", at_raw)
             return None
@@ -327,7 +367,7 @@ def _machine_down(c: _Checker, k: _Known) -> Intervention | None:
     start = c.moment("start")
     if start is None and "start" not in c.table and "start_in_h" not in c.table:
         c.fail("start", "is required (or start_in_h)", None)
-    duration = c.number("duration_h", True, positive=True)
+    duration = c.hours("duration_h", True, positive=True)
     if not c.ok or machine is None or start is None or duration is None:
         return None
     return MachineDown(machine=machine, start=start, duration_h=duration, site=site)
@@ -337,7 +377,7 @@ def _machines(removed: bool) -> _Parser:
     def parse(c: _Checker, k: _Known) -> Intervention | None:
         site = c.member("site", k.sites, "site", required=True)
         template = c.member("template", k.templates, "machine template", required=True)
-        count = c.integer("count", True, minimum=1)
+        count = c.integer("count", True, minimum=1, maximum=c.limits.max_machines_changed)
         if not c.ok or site is None or template is None or count is None:
             return None
         cls = MachinesRemoved if removed else MachinesAdded
@@ -366,7 +406,7 @@ def _cycle_time(c: _Checker, k: _Known) -> Intervention | None:
 
 
 def _demand(c: _Checker, k: _Known) -> Intervention | None:
-    factor = c.number("factor", True, minimum=0.0)
+    factor = c.number("factor", True, minimum=0.0, maximum=c.limits.max_demand_factor)
     site = c.member("site", k.sites, "site")
     product = c.member("product", k.products, "product")
     start, end = c.moment("start"), c.moment("end")
@@ -382,7 +422,7 @@ def _demand(c: _Checker, k: _Known) -> Intervention | None:
 
 def _shipment_delay(c: _Checker, k: _Known) -> Intervention | None:
     sku = c.member("sku", k.skus, "SKU", required=True)
-    delay = c.number("delay_d", True)
+    delay = c.days("delay_d", True, minimum=-c.limits.max_scenario_offset_h / 24.0)
     site = c.member("site", k.sites, "site")
     shipment = c.text("shipment")
     if not c.ok or sku is None or delay is None:
@@ -396,8 +436,8 @@ def _lead_time(c: _Checker, k: _Known) -> Intervention | None:
     if sku is None and supplier is None and "sku" not in c.table and "supplier" not in c.table:
         c.fail("sku", "give sku or supplier", None)
     site = c.member("site", k.sites, "site")
-    lead = c.number("lead_time_d", True, positive=True)
-    sd = c.number("lead_time_sd_d", minimum=0.0)
+    lead = c.days("lead_time_d", True, positive=True)
+    sd = c.days("lead_time_sd_d", minimum=0.0)
     transport_raw = c.text("transport")
     transport = None
     if transport_raw is not None:
@@ -417,6 +457,12 @@ def _reorder(c: _Checker, k: _Known) -> Intervention | None:
     site = c.member("site", k.sites, "site")
     s = c.number("reorder_point", True, minimum=0.0)
     q = c.number("reorder_qty", True, positive=True)
+    most = c.limits.max_orders_per_review
+    if s is not None and q is not None and s > q * most:
+        # one review orders Q until the position exceeds s: s/Q orders at once (a loop in the model)
+        c.fail("reorder_qty",
+               f"must be at least reorder_point / {most} (request limit: {most} orders per review)", q)
+        return None
     if not c.ok or sku is None or s is None or q is None:
         return None
     return ReorderPolicy(sku=sku, reorder_point=s, reorder_qty=q, site=site)
@@ -430,7 +476,7 @@ def _shifts(c: _Checker, k: _Known) -> Intervention | None:
         c.fail("shift", "must be an array of tables [[shifts.shift]]", raw)
         raw = []
     for j, t in enumerate(raw):
-        sc = _Checker(c.problems, f"{c.path}.shift[{j}]", t, {"name", "weekdays", "start", "end"})
+        sc = _Checker(c.problems, f"{c.path}.shift[{j}]", t, {"name", "weekdays", "start", "end"}, c.limits)
         name = sc.text("name", True)
         days = sc.table.get("weekdays")
         if not isinstance(days, list) or not days or not all(
@@ -462,7 +508,7 @@ def _overflow(c: _Checker, k: _Known) -> Intervention | None:
     dst = c.member("to", k.sites, "site", required=True)
     if src is not None and src == dst:
         c.fail("to", "must differ from 'from'", dst)
-    transfer = c.number("transfer_h", True, minimum=0.0)
+    transfer = c.hours("transfer_h", True, minimum=0.0)
     threshold = c.integer("threshold", True, minimum=0)
     if not c.ok or src is None or dst is None or transfer is None or threshold is None:
         return None
@@ -502,10 +548,13 @@ def _known(fleet: FleetSpec | None) -> _Known:
     )
 
 
-def parse_scenario(data: Mapping[str, Any], source: str, fleet: FleetSpec | None = None) -> Scenario:
+def parse_scenario(data: Mapping[str, Any], source: str, fleet: FleetSpec | None = None, *,
+                   limits: Limits = DEFAULT_LIMITS) -> Scenario:
     """A :class:`Scenario` from a parsed TOML document; raises ``ConfigError`` listing every problem."""
     problems: list[Problem] = []
-    top = _Checker(problems, "", data, {"name", "description", *_TABLES})
+    top = _Checker(problems, "", data, {"name", "description", *_TABLES}, limits)
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, problems)
     name = data.get("name", "scenario")
     if not isinstance(name, str) or not name:
         problems.append(Problem(path="name", message="must be a non-empty string", got=name))
@@ -523,11 +572,15 @@ def parse_scenario(data: Mapping[str, Any], source: str, fleet: FleetSpec | None
             problems.append(Problem(path=key, message=f"must be an array of tables [[{key}]]", got=tables))
             continue
         for i, table in enumerate(tables):
-            chk = _Checker(problems, f"{key}[{i}]", table, allowed)
+            chk = _Checker(problems, f"{key}[{i}]", table, allowed, limits)
             if chk.ok or isinstance(table, Mapping):
                 item = parser(chk, known)
                 if item is not None and chk.ok:
                     interventions.append(item)
+    if len(interventions) > limits.max_interventions:
+        most = limits.max_interventions
+        problems.append(Problem(path="", message=f"at most {most} interventions per scenario (request limit)",
+                                got=len(interventions)))
     if problems:
         raise ConfigError(source, problems)
     return Scenario(
@@ -537,10 +590,11 @@ def parse_scenario(data: Mapping[str, Any], source: str, fleet: FleetSpec | None
     )
 
 
-def loads_scenario(text: str, source: str, fleet: FleetSpec | None = None) -> Scenario:
+def loads_scenario(text: str, source: str, fleet: FleetSpec | None = None, *,
+                   limits: Limits = DEFAULT_LIMITS) -> Scenario:
     """Parse a scenario from TOML ``text`` (``source`` names it in error messages)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [Problem(path="", message=f"not valid TOML: {exc}", has_got=False)]) from exc
-    return parse_scenario(data, source, fleet)
+    return parse_scenario(data, source, fleet, limits=limits)
