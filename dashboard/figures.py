@@ -137,7 +137,9 @@ def stock_bars(rows: Sequence[StockRow], *, title: str = "") -> go.Figure:
                   annotation_position="top")
     fig.update_xaxes(title_text="on hand ÷ reorder point", rangemode="tozero")
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, title=title, height=max(200, 70 + 30 * len(rows)))
+    fig = _layout(fig, title=title, height=max(200, 90 + 30 * len(rows)))
+    fig.update_layout(margin={"t": 40 if title else 30})  # room for the "reorder point" label
+    return fig
 
 
 def fan_chart(result: WhatIfResult, kpi: str) -> go.Figure:

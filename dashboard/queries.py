@@ -292,6 +292,9 @@ def machine_tile(spec: MachineSpec, m: MachineState | None, now: datetime, stale
     if quality is Quality.GOOD and (age is None or age > limit):
         quality, reason = Quality.STALE, "not refreshed"
     in_status = (now - m.status_since).total_seconds() if m.status_since is not None else None
+    if quality is not Quality.GOOD and m.status is MachineStatus.UNKNOWN and in_status is not None:
+        # a stale/bad sample is fresh itself: the data's age is how long the status has been unknown
+        age = max(age or 0.0, in_status)
     shown = m.status if quality is Quality.GOOD else MachineStatus.UNKNOWN
     return MachineTile(**base, shown=shown, reported=m.status, quality=quality, age_s=age, reason=reason,
                        in_status_s=in_status, good_total=m.good_total, scrap_total=m.scrap_total)
@@ -442,7 +445,9 @@ def site_tile(
         output = None
     else:
         oee = oee_between(site, site.machines, day_start_state, now_state, midnight)
-        output = oee.good
+        # output = finished units: good parts of the last routing step (each unit passes every station)
+        output = oee_between(site, kpi.finishing_machines(site, fleet.products), day_start_state, now_state,
+                             midnight).good
     if alarms is None:
         alarms = [_row_from_state(a) for a in (now_state.alarms.values() if now_state else ())]
     active = [a for a in alarms if a.active]
@@ -561,6 +566,10 @@ class QueryService:
 
     ``clock`` gives the current UTC time (the live pages are the replay at ``clock()``); snapshots
     of the past (start of day, a week ago) are cached longer than the live one.
+
+    ``start_refresher()`` starts a thread owned by this service that recomputes the fleet tiles
+    every ``ttl_s``: the fleet page then only reads the latest tiles and never waits for the
+    historian, however many sites there are. ``stop_refresher()`` (or ``close()``) ends it.
     """
 
     fleet: FleetSpec
@@ -571,9 +580,47 @@ class QueryService:
     site_stale_s: float = 60.0
     monotonic: Callable[[], float] = time.monotonic
     _cache: _TtlCache = field(init=False, repr=False)
+    _tiles: tuple[float, list[SiteTile]] | None = field(init=False, repr=False, default=None)
+    _stop: threading.Event = field(init=False, repr=False)
+    _refresher: threading.Thread | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self._cache = _TtlCache(self.monotonic)
+        self._stop = threading.Event()
+
+    # -- background refresh of the fleet tiles
+    def start_refresher(self) -> None:
+        """Recompute the fleet tiles every ``ttl_s`` on a daemon thread of this service (idempotent)."""
+        if self._refresher is not None and self._refresher.is_alive():
+            return
+        self._stop.clear()
+        self._refresh_tiles()  # the first view never waits on an empty cache
+        self._refresher = threading.Thread(target=self._refresh_loop, name="dashboard-fleet-refresher", daemon=True)
+        self._refresher.start()
+
+    def stop_refresher(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._refresher is not None:
+            self._refresher.join(timeout_s)
+            self._refresher = None
+
+    close = stop_refresher
+
+    def _refresh_tiles(self) -> None:
+        now = self.now()
+        tiles = [self._site_tile(s, now) for s in self.fleet.sites]
+        self._tiles = (self.monotonic(), tiles)
+
+    def _refresh_loop(self) -> None:
+        last_error = ""
+        while not self._stop.wait(self.ttl_s):
+            try:
+                self._refresh_tiles()
+                last_error = ""
+            except Exception as exc:  # keep refreshing; the tiles' age shows the data is old
+                if str(exc) != last_error:
+                    log.exception("refreshing the fleet tiles failed")
+                last_error = str(exc)
 
     # -- raw reads, cached
     def now(self) -> datetime:
@@ -615,6 +662,10 @@ class QueryService:
         return [s.id for s in self.fleet.sites]
 
     def fleet_tiles(self) -> list[SiteTile]:
+        """Every site's tile: the refresher's latest (when running and recent), else read now (TTL-cached)."""
+        latest = self._tiles
+        if latest is not None and self.monotonic() - latest[0] <= 3 * self.ttl_s + 1.0:
+            return latest[1]
         now = self.now()
         return self._cache.get(
             ("fleet-tiles",), self.ttl_s, lambda: [self._site_tile(s, now) for s in self.fleet.sites]

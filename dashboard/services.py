@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dashboard.queries import QueryService
+from dashboard.scenarios import Limits
 
 __all__ = ["Actual", "Band", "KpiDelta", "OrderChance", "Services", "WhatIfRequest", "WhatIfResult", "WhatIfRunner"]
 
@@ -147,10 +148,12 @@ class WhatIfRunner(Protocol):
 class Services:
     """Everything the dashboard reads through: queries (cached historian reads) and the what-if runner.
 
-    ``cache_dir`` holds the background-callback job cache (created by the app factory, not at import).
+    ``cache_dir`` holds the background-callback job cache (created by the app factory, not at import);
+    ``limits`` caps what one what-if run may ask for (checked on the server).
     """
 
     queries: QueryService
     whatif: WhatIfRunner | None = None
     cache_dir: Path | None = None
+    limits: Limits = field(default_factory=Limits)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -12,7 +12,8 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from twin.errors import HistorianError
+from twin.errors import ConfigError, HistorianError, Problem
+from twin.historian import Historian
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--port", type=int, default=8050, help="TCP port (default 8050)")
     p.add_argument("--users", type=Path, default=None, help="users file (TOML; see dashboard.auth); implies login")
     p.add_argument("--refresh", type=float, default=5.0, help="seconds between live refreshes (default 5)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="worker processes of a what-if run (default 2; 0 = in the run's own process)")
+    p.add_argument("--max-replications", type=int, default=500, help="largest what-if run allowed (default 500)")
+    p.add_argument("--max-horizon", type=float, default=30 * 24.0, metavar="HOURS",
+                   help="longest what-if horizon allowed, in hours (default 720 = 30 days)")
     p.set_defaults(func=run)
 
 
@@ -36,23 +42,50 @@ def run(args: argparse.Namespace) -> int:
     from dashboard.app import PROTECTED_OUTPUTS, create_app
     from dashboard.auth import settings_for
     from dashboard.queries import QueryService
+    from dashboard.scenarios import Limits
     from dashboard.services import Services
+    from dashboard.whatif_engine import EngineRunner
 
     config = load(args.config)
     auth = settings_for(args.host, users_file=args.users, protected=PROTECTED_OUTPUTS)
-    if config.historian.kind != "sqlite":
-        raise HistorianError(f"the dashboard reads the embedded store only for now (got {config.historian.kind!r})")
+    from connectors.forward import open_reader as open_configured_reader
     from connectors.store import SqliteHistorian
+    from twin import limits as server_limits
 
-    path = config.historian.path
-    if not path.exists():
-        raise HistorianError(f"no history at {path}: start the collector first (twin collect {args.config})")
-    # not read-only: acknowledging an alarm appends an ALARM_ACKNOWLEDGED event (WAL allows the
-    # collector and the dashboard to write the same file; SQLite serialises the two writers)
-    historian = SqliteHistorian(path, config.fleet, readonly=False)
+    if not 1 <= args.max_replications <= server_limits.MAX_REPLICATIONS:
+        raise ConfigError("--max-replications", [Problem(
+            path="--max-replications", message=f"must be 1..{server_limits.MAX_REPLICATIONS}",
+            got=args.max_replications)])
+    max_horizon_h = server_limits.MAX_HORIZON_S / 3600.0
+    if not 0 < args.max_horizon <= max_horizon_h:
+        raise ConfigError("--max-horizon", [Problem(
+            path="--max-horizon", message=f"must be more than 0 and at most {max_horizon_h:g} h",
+            got=args.max_horizon)])
+    fleet = config.fleet
+    historian: Historian
+    if config.historian.kind == "sqlite":
+        path = config.historian.path
+        if not path.exists():
+            raise HistorianError(f"no history at {path}: start the collector first (twin collect {args.config})")
+        # not read-only: acknowledging an alarm appends an ALARM_ACKNOWLEDGED event (WAL allows the
+        # collector and the dashboard to write the same file; SQLite serialises the two writers).
+        # Series requests from users are bounded by twin.limits.
+        historian = SqliteHistorian(path, fleet, readonly=False, limits=server_limits.DEFAULT_LIMITS)
+    else:
+        # InfluxDB (the deployment at scale): reads through Flux, acknowledgements written as events
+        historian = open_configured_reader(config.historian, fleet, limits=server_limits.DEFAULT_LIMITS)
+
+    def open_reader() -> Historian:
+        # what-if runs happen in background worker processes: each opens its own connection
+        return open_configured_reader(config.historian, fleet)
+
+    limits = Limits(max_replications=args.max_replications, max_horizon_h=args.max_horizon)
     try:
-        queries = QueryService(fleet=config.fleet, historian=historian, clock=_utc_now)
-        app = create_app(Services(queries=queries, whatif=None), auth=auth, refresh_s=args.refresh)
+        queries = QueryService(fleet=fleet, historian=historian, clock=_utc_now)
+        runner = EngineRunner(fleet=fleet, open_historian=open_reader, clock=_utc_now, workers=args.workers,
+                              limits=limits)
+        app = create_app(Services(queries=queries, whatif=runner, limits=limits), auth=auth,
+                         refresh_s=args.refresh)
         log.info("dashboard on http://%s:%d (login %s)", args.host, args.port,
                  "required" if auth.login_required else "off")
         app.run(host=args.host, port=args.port, debug=False)

@@ -24,8 +24,8 @@ ALARM_COLUMNS = [
     {"field": "asset", "headerName": "Asset", "width": 110},
     {"field": "message", "headerName": "Message", "flex": 2, "minWidth": 200},
     {"field": "state", "headerName": "State", "width": 150},
-    {"field": "raised", "headerName": "Raised", "width": 190},
-    {"field": "cleared", "headerName": "Cleared", "width": 190},
+    {"field": "raised", "headerName": "Raised", "width": 215},
+    {"field": "cleared", "headerName": "Cleared", "width": 215},
     {"field": "acked_by", "headerName": "Acked by", "width": 110},
     {"field": "comment", "headerName": "Comment", "flex": 1, "minWidth": 120},
 ]

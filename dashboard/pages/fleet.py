@@ -14,6 +14,7 @@ from dash import Input, Output, html
 
 from dashboard import components, ids
 from dashboard.pages._shared import register_page
+from dashboard.queries import SiteTile
 from dashboard.services import Services
 
 __all__ = ["layout", "register"]
@@ -33,7 +34,10 @@ def layout(**_query: Any) -> html.Div:
 
 
 def render(services: Services) -> tuple[list[Any], str]:
-    tiles = services.queries.fleet_tiles()
+    return render_tiles(services.queries.fleet_tiles())
+
+
+def render_tiles(tiles: list[SiteTile]) -> tuple[list[Any], str]:
     cols = [dbc.Col(components.site_tile(t), xs=12, md=6, xl=4, xxl=3) for t in tiles]
     alarms = sum(t.active_alarms for t in tiles)
     stale = sum(1 for t in tiles if t.stale)
@@ -45,7 +49,17 @@ def register(app: dash.Dash, services: Services) -> None:
     register_page(__name__, path=PATH, name="Fleet", title="Fleet · Micro-factory twin", order=0,
                        layout=layout)
 
+    # the components of the last tiles drawn: the refresher replaces the tiles list every TTL, and
+    # every tab's interval in between gets the same components without building them again
+    last: dict[int, tuple[list[SiteTile], tuple[list[Any], str]]] = {}
+
     @app.callback(Output(ids.FLEET_TILES, "children"), Output(ids.FLEET_SUMMARY, "children"),
                   Input(ids.REFRESH, "n_intervals"))
     def _refresh(_n: int | None) -> tuple[list[Any], str]:
-        return render(services)
+        tiles = services.queries.fleet_tiles()
+        hit = last.get(0)
+        if hit is not None and hit[0] is tiles:
+            return hit[1]
+        out = render_tiles(tiles)
+        last[0] = (tiles, out)
+        return out

@@ -22,7 +22,16 @@ from dashboard import auth, figures, ids, theme
 from dashboard.auth import CurrentUser, Forbidden, UserRole
 from dashboard.pages._shared import card, notice, register_page, site_dropdown, site_options
 from dashboard.pages.replay import parse_local
-from dashboard.scenarios import FIELDS, INTERVENTIONS, scenario_from_toml, scenario_problems, scenario_to_toml
+from dashboard.scenarios import (
+    FIELDS,
+    INTERVENTIONS,
+    Limits,
+    describe,
+    intervention_from_form,
+    scenario_from_toml,
+    scenario_problems,
+    scenario_to_toml,
+)
 from dashboard.services import Services, WhatIfRequest, WhatIfResult
 from twin.errors import ConfigError, TwinError
 
@@ -50,7 +59,8 @@ def _field(key: str) -> html.Div:
                     style={"display": "none"})
 
 
-def layout(site: str | None = None, at: str | None = None, **_q: Any) -> html.Div:
+def layout(site: str | None = None, at: str | None = None, limits: Limits | None = None, **_q: Any) -> html.Div:
+    lim = limits or Limits()
     kinds = [{"label": label, "value": k} for k, (label, _) in INTERVENTIONS.items()]
     return html.Div(
         [
@@ -66,10 +76,11 @@ def layout(site: str | None = None, at: str | None = None, **_q: Any) -> html.Di
                             dbc.Col([dbc.Label("Fork at (UTC, empty: now)"),
                                      dbc.Input(id=ids.WHATIF_AT, type="datetime-local", value=at)]),
                             dbc.Col([dbc.Label("Horizon (h)"),
-                                     dbc.Input(id=ids.WHATIF_HORIZON, type="number", value=168, min=1, max=1440)]),
+                                     dbc.Input(id=ids.WHATIF_HORIZON, type="number", value=72, min=1,
+                                               max=lim.max_horizon_h)]),
                             dbc.Col([dbc.Label("Replications"),
                                      dbc.Input(id=ids.WHATIF_REPLICATIONS, type="number", value=50, min=1,
-                                               max=1000, step=1)]),
+                                               max=lim.max_replications, step=1)]),
                         ], className="mt-2"),
                         html.Hr(),
                         dbc.Label("Add an intervention"),
@@ -129,6 +140,8 @@ def scenario_doc(stored: dict[str, Any] | None, *, name: Any, site: Any, at: Any
     """The full scenario document from the stored interventions and the form's header fields."""
     doc: dict[str, Any] = {"name": (name or "").strip(), "site": site, "horizon_h": _num(horizon),
                            "replications": _num(reps), "interventions": list((stored or {}).get("interventions", []))}
+    if (stored or {}).get("description"):
+        doc["description"] = str((stored or {})["description"])
     if at:
         doc["at"] = at
     return doc
@@ -140,7 +153,7 @@ def authorise_run(services: Services, settings: auth.AuthSettings, user: Current
     who = auth.require(user, UserRole.ENGINEER, "running a what-if")
     if services.whatif is None:
         raise TwinError("the what-if engine is not available in this dashboard")
-    problems = scenario_problems(doc, services.queries.fleet)
+    problems = scenario_problems(doc, services.queries.fleet, services.limits)
     if problems:
         raise ConfigError("scenario", problems)
     return {"token": auth.sign(settings, {"user": who.name, "doc": doc}, salt=TOKEN_SALT), "doc": doc}
@@ -183,8 +196,11 @@ def _compare_table(runs: list[dict[str, Any]]) -> Any:
 
 
 def register(app: dash.Dash, services: Services) -> None:
+    def page(**query: Any) -> html.Div:
+        return layout(limits=services.limits, **query)
+
     register_page(__name__, path=PATH, name="What-if", title="What-if · Micro-factory twin", order=3,
-                  layout=layout)
+                  layout=page)
     queries = services.queries
     settings: auth.AuthSettings = app.server.config[auth.CONFIG_KEY]
     choice_keys = [k for k, f in FIELDS.items() if f.type in CHOICE_TYPES]
@@ -229,40 +245,42 @@ def register(app: dash.Dash, services: Services) -> None:
     @app.callback(
         Output(ids.WHATIF_SCENARIO, "data"), Output(ids.WHATIF_ERROR, "children"),
         Output(ids.WHATIF_NAME, "value"), Output(ids.WHATIF_HORIZON, "value"),
-        Output(ids.WHATIF_REPLICATIONS, "value"),
+        Output(ids.WHATIF_REPLICATIONS, "value"), Output(ids.WHATIF_SITE, "value", allow_duplicate=True),
+        Output(ids.WHATIF_AT, "value", allow_duplicate=True),
         Input(ids.WHATIF_ADD, "n_clicks"), Input(ids.WHATIF_CLEAR, "n_clicks"), Input(ids.WHATIF_UPLOAD, "contents"),
         State(ids.WHATIF_KIND, "value"), State(ids.whatif_field(ALL, choice=True), "value"),
         State(ids.whatif_field(ALL, choice=False), "value"), State(ids.WHATIF_SCENARIO, "data"),
         State(ids.WHATIF_NAME, "value"), State(ids.WHATIF_HORIZON, "value"), State(ids.WHATIF_REPLICATIONS, "value"),
-        State(ids.WHATIF_UPLOAD, "filename"), prevent_initial_call=True,
+        State(ids.WHATIF_UPLOAD, "filename"), State(ids.WHATIF_SITE, "value"), prevent_initial_call=True,
     )
     def _edit(_a: Any, _c: Any, upload: str | None, kind: str, choices: list[Any], values: list[Any],
               stored: dict[str, Any] | None, name: Any, horizon: Any, reps: Any,
-              filename: str | None) -> tuple[Any, ...]:
+              filename: str | None, site: str | None) -> tuple[Any, ...]:
         keep = dash.no_update
         if ctx.triggered_id == ids.WHATIF_CLEAR:
-            return {"interventions": []}, None, keep, keep, keep
+            return {"interventions": []}, None, keep, keep, keep, keep, keep
         if ctx.triggered_id == ids.WHATIF_UPLOAD and upload:
             try:
                 text = base64.b64decode(upload.split(",", 1)[1]).decode("utf-8")
                 doc = scenario_from_toml(text, queries.fleet, filename or "scenario.toml")
             except (ConfigError, UnicodeDecodeError, IndexError, ValueError) as exc:
-                return keep, notice(str(exc), error=True), keep, keep, keep
-            return doc, notice(f"Loaded {filename}"), doc["name"], doc["horizon_h"], doc["replications"]
+                return keep, notice(str(exc), error=True), keep, keep, keep, keep, keep
+            return (doc, notice(f"Loaded {filename}"), doc.get("name", keep), doc.get("horizon_h", keep),
+                    doc.get("replications", keep), doc.get("site", keep), doc.get("at", keep))
+        if not site:
+            return keep, notice("Choose a site first", error=True), keep, keep, keep, keep, keep
         given = dict(zip(choice_keys, choices, strict=True)) | {
             k: (v if FIELDS[k].type == "time" else _num(v)) for k, v in zip(value_keys, values, strict=True)}
-        item = {"kind": kind} | {k: given.get(k) for k in INTERVENTIONS[kind][1]}
-        doc = {"interventions": [*(stored or {}).get("interventions", []), item]}
-        return doc, None, keep, keep, keep
+        item = intervention_from_form(kind, given, site, queries.fleet)
+        doc = {**(stored or {}), "interventions": [*(stored or {}).get("interventions", []), item]}
+        return doc, None, keep, keep, keep, keep, keep
 
     @app.callback(Output(ids.WHATIF_INTERVENTIONS, "children"), Input(ids.WHATIF_SCENARIO, "data"))
     def _list(doc: dict[str, Any] | None) -> Any:
         items = (doc or {}).get("interventions", [])
         if not items:
             return html.Div("No interventions: the run shows the baseline only", className="muted")
-        return html.Ol([html.Li(f"{INTERVENTIONS[i['kind']][0]}: " + ", ".join(
-            f"{FIELDS[k].label.split(' (')[0].lower()} {i[k]}" for k in INTERVENTIONS[i["kind"]][1]
-            if i.get(k) not in (None, ""))) for i in items if i.get("kind") in INTERVENTIONS])
+        return html.Ol([html.Li(describe(i)) for i in items if isinstance(i, dict)])
 
     @app.callback(Output(ids.WHATIF_DOWNLOAD, "data"), Input(ids.WHATIF_SAVE, "n_clicks"),
                   State(ids.WHATIF_SCENARIO, "data"), State(ids.WHATIF_NAME, "value"), State(ids.WHATIF_SITE, "value"),
@@ -323,7 +341,8 @@ def register(app: dash.Dash, services: Services) -> None:
         kpis = result.kpis()
         return ([{"label": k, "value": k} for k in kpis], kpi if kpi in kpis else (kpis[0] if kpis else None),
                 figures.deltas_chart(result), _orders_table(result), [*(runs or [])[-9:], data],
-                notice(f"Done: {result.replications} replications of {result.name!r}"))
+                html.Div([notice(f"Done: {result.replications} replications of {result.name!r}"),
+                          *[html.Div(n, className="muted small") for n in result.notes]]))
 
     @app.callback(Output(ids.WHATIF_FAN, "figure"), Input(ids.WHATIF_FAN_KPI, "value"),
                   State(ids.WHATIF_RESULT, "data"))

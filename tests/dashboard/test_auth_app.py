@@ -121,7 +121,9 @@ def test_invalid_scenario_is_refused_with_every_problem(services: Services, user
     with pytest.raises(ConfigError) as err:
         whatif.authorise_run(services, _settings(users_file), CurrentUser(name="e", role=UserRole.ADMIN), doc)
     text = str(err.value)
-    for path in ("name", "horizon_h", "interventions[0].machine", "interventions[0].duration_h"):
+    # run settings, then the engine's own checks, named after the scenario TOML's tables
+    for path in ("name", "horizon_h", "machine_down[0].machine", "machine_down[0].duration_h",
+                 "machine_down[0].start_h: unknown key"):
         assert path in text
 
 

@@ -9,6 +9,7 @@ import history
 from conftest import NOW
 
 from dashboard.queries import QueryService, alarm_journal, machine_tile
+from twin import kpi
 from twin.frozen import FrozenDict
 from twin.readings import Quality
 from twin.spec import FleetSpec, MachineStatus, Priority, SiteId
@@ -48,7 +49,11 @@ def test_fleet_tiles_oee_factors_and_plan(queries: QueryService) -> None:
     assert rot.oee.quality is not None and abs(rot.oee.quality - 0.96) < 0.015
     assert rot.oee.oee is not None
     assert abs(rot.oee.oee - rot.oee.availability * rot.oee.performance * rot.oee.quality) < 1e-12  # type: ignore[operator]
-    assert rot.output_today == rot.oee.good
+    # output = finished units: only the last step of Rotterdam's routing (pack: PK1 and PK2) counts,
+    # not the same lamp again at the robot cell, bench and inspection
+    assert rot.output_today is not None and 0 < rot.output_today < rot.oee.good
+    assert [m.id for m in kpi.finishing_machines(queries.fleet.site("lm-rotterdam"), queries.fleet.products)] == [
+        "PK1", "PK2"]
     # Austin (America/Chicago) is at 06:00 local, before its day shift: nothing planned yet
     assert tiles["pod-austin"].oee.availability is None
     assert tiles["pod-austin"].plan_by_now == 0.0

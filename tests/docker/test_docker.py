@@ -64,7 +64,6 @@ def test_image_is_slim_pinned_and_non_root() -> None:
 
 
 def test_docker_plant_is_the_example_fleet() -> None:
-    os.environ.setdefault("INFLUX_TOKEN", "unused-here")
     docker_cfg = load(DOCKER / "plant.toml")
     example = load(ROOT / "examples" / "fleet.toml")
     assert docker_cfg.fleet == example.fleet
