@@ -12,12 +12,13 @@ availability above 1: that is reported, not clamped).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from twin.calendar import planned_seconds
 from twin.frozen import FrozenDict
-from twin.spec import MachineId, MachineSpec, MachineStatus, SignalKind, SiteSpec
+from twin.spec import MachineId, MachineSpec, MachineStatus, ProductFamily, Role, SignalKind, SiteSpec
 from twin.state import MachineState, SiteState
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Oee",
     "OutputVsPlan",
     "days_of_cover",
+    "finishing_machines",
     "machine_oee",
     "machine_window",
     "mtbf_h",
@@ -338,3 +340,19 @@ def planned_units_to(site_spec: SiteSpec, day_start: datetime, t: datetime) -> f
     elapsed = planned_seconds(cal, tz, day_start, min(t, day_start + timedelta(days=1)))
     return site_spec.daily_plan_units * elapsed / day
 
+
+
+def finishing_machines(site_spec: SiteSpec, products: Sequence[ProductFamily] = ()) -> tuple[MachineSpec, ...]:
+    """The machines whose good count is the site's output: those of the last step of its routings.
+
+    A finished unit passes through every station of its routing, so summing all stations would count
+    it several times. The last step of the routings of the families the site makes (``products``,
+    matched by its demand) is usually ``pack``; without demand, the site's ``pack`` machines; a site
+    with neither counts every machine.
+    """
+    made = {d.product for d in site_spec.demand}
+    last_roles = {p.routing[-1] for p in products if p.id in made and p.routing}
+    if not last_roles:
+        last_roles = {Role.PACK}
+    chosen = tuple(m for m in site_spec.machines if m.role in last_roles)
+    return chosen or site_spec.machines

@@ -1,6 +1,8 @@
 """A pure, seeded, time-steppable plant process: what the emulated PLCs report.
 
-Machines cycle RUNNING → (IDLE) → RUNNING, fail after exponentially distributed operating time
+Machines cycle RUNNING → (IDLE) → RUNNING (idle gaps sized so each station makes what the
+site's demand asks of its role, or short random gaps where no demand is configured), fail
+after exponentially distributed operating time
 (mean ``template.mtbf_h``), are repaired after exponentially distributed time (mean
 ``template.mttr_h``) and resume the interrupted cycle; a planned maintenance stop comes every
 ``maintenance_every_h`` operating hours. A cycle lasts ``ideal_cycle_time_s`` with ±3 % noise and
@@ -29,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from twin.calendar import shift_intervals
+from twin.calendar import planned_seconds, shift_intervals
 from twin.readings import Quality, Reading, Value
 from twin.spec import FleetSpec, InventoryItemSpec, MachineSpec, MachineStatus, Role, SignalKind, SiteSpec, Transport
 
@@ -95,6 +97,7 @@ class _Machine:
     repairs: int = 0
     cycles: int = 0
     cycle_s: float = 0.0
+    utilisation: float | None = None  # share of shift time running to meet demand; None: no demand
 
 
 @dataclass(slots=True)
@@ -114,12 +117,16 @@ class Plant:
 
     ``maintenance_every_h`` spaces planned maintenance stops (1 h each) in operating hours.
     With ``follow_shifts`` (default) machines run only in their site's shifts and are OFF between
-    them (an interrupted cycle resumes at the next shift; repairs go on outside shifts).
+    them (an interrupted cycle resumes at the next shift; repairs go on outside shifts). With
+    ``demand_driven`` (default) stations idle between cycles so they make what demand asks of
+    them; without, they run flat out with short random gaps (for statistical tests that need many
+    cycles and failures).
     ``sites`` limits the process to some sites (default: all).
     """
 
     def __init__(self, fleet: FleetSpec, *, seed: int, start: datetime, maintenance_every_h: float = 160.0,
-                 sites: Iterable[str] | None = None, follow_shifts: bool = True) -> None:
+                 sites: Iterable[str] | None = None, follow_shifts: bool = True,
+                 demand_driven: bool = True) -> None:
         if start.tzinfo is None:
             raise ValueError(f"start must be timezone-aware (got {start!r})")
         self.fleet = fleet
@@ -127,6 +134,7 @@ class Plant:
         self._t = 0.0
         self._maint_s = maintenance_every_h * 3600.0
         self._follow_shifts = follow_shifts
+        self._demand_driven = demand_driven
         self._shifts: dict[str, tuple[list[float], list[float]]] = {}  # per site: shift starts, ends (plant s)
         self._shifts_to: dict[str, float] = {}  # how far the shift lists reach
         wanted = set(sites) if sites is not None else None
@@ -140,9 +148,10 @@ class Plant:
                 self._machines.append(self._new_machine(m, random.Random(f"{seed}:{site.id}:{m.id}")))
             for it in site.inventory:
                 self._items.append((site.id, self._new_item(site, it, random.Random(f"{seed}:{site.id}:{it.sku}"))))
-        for m in self._machines:
-            if not self._shift_state(m.spec.site, 0.0)[0]:
-                m.status = MachineStatus.OFF
+        for mach in self._machines:
+            mach.utilisation = self._utilisation(mach.spec)
+            if not self._shift_state(mach.spec.site, 0.0)[0]:
+                mach.status = MachineStatus.OFF
         self._values = self._compute()
 
     @property
@@ -177,6 +186,32 @@ class Plant:
     def _temp(self, m: _Machine, name: str) -> float:
         target = _hot_c(name) if m.status is MachineStatus.RUNNING else _AMBIENT_C + 0.1 * (_hot_c(name) - _AMBIENT_C)
         return target + (m.temp_from[name] - target) * math.exp(-(m.t - m.status_t) / _TAU_S)
+
+    def _utilisation(self, spec: MachineSpec) -> float | None:
+        """The share of shift time a machine must run so its role meets the site's mean demand."""
+        if not self._demand_driven:
+            return None
+        site = self.fleet.site(spec.site)
+        units_per_day = 0.0
+        for d in site.demand:
+            product = self.fleet.product(d.product)
+            if product is None or spec.role not in product.routing:
+                continue
+            mean_batch = (product.batch_min + product.batch_max) / 2.0
+            units_per_day += d.orders_per_day * sum(d.weekday_factors) / 7.0 * mean_batch
+        if units_per_day <= 0.0:
+            return None
+        if self._follow_shifts:
+            week = self.start + timedelta(days=7)
+            shift_s_per_day = planned_seconds(site.calendar, site.timezone, self.start, week) / 7.0
+        else:
+            shift_s_per_day = _DAY_S
+        peers = sum(1 for m in site.machines if m.role is spec.role)
+        tpl = spec.template
+        capacity = shift_s_per_day / tpl.ideal_cycle_time_s * tpl.batch_size * peers
+        if capacity <= 0.0:
+            return None
+        return min(1.0, max(0.02, units_per_day / capacity))
 
     def _shift_state(self, site: str, t: float) -> tuple[bool, float]:
         """Whether ``t`` (plant seconds) is in a shift of ``site``, and when that next changes."""
@@ -243,7 +278,14 @@ class Plant:
                     if m.level < 0.1:
                         m.level = 1.0
                     m.cycle_len = m.cycle_left = self._cycle_len(m)
-                    if m.rng.random() < _IDLE_P:
+                    if m.utilisation is not None:
+                        # demand-driven: idle after each cycle long enough that the station makes
+                        # about what the site's demand asks of it (mean gap = cycle × (1/u − 1))
+                        gap_mean = m.cycle_len * (1.0 / m.utilisation - 1.0)
+                        if gap_mean > 1.0:
+                            m.phase_end = m.t + m.rng.expovariate(1.0 / gap_mean)
+                            self._set_status(m, MachineStatus.IDLE)
+                    elif m.rng.random() < _IDLE_P:
                         m.phase_end = m.t + m.rng.expovariate(2.0 / tpl.ideal_cycle_time_s)
                         self._set_status(m, MachineStatus.IDLE)
                 elif m.until_maint <= 0.0:

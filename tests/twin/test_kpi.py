@@ -207,3 +207,46 @@ def test_doc_examples_run(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_site_output_counts_the_last_routing_step_only() -> None:
+    # A unit is printed, post-processed, inspected and packed: four stations report a good part each.
+    # The site's output is what the last step of its routings (pack) reports, not the sum of all four.
+    from dataclasses import replace
+
+    from twin.frozen import FrozenDict
+    from twin.kpi import finishing_machines
+    from twin.spec import (
+        DemandSpec,
+        MachineId,
+        MachineSpec,
+        MachineTemplate,
+        ProductFamily,
+        ProductId,
+        Role,
+        ShiftCalendar,
+        SiteId,
+        SiteKind,
+        SiteSpec,
+        TemplateId,
+    )
+
+    def machine(mid: str, role: Role) -> MachineSpec:
+        tpl = MachineTemplate(id=TemplateId(role.value), role=role, ideal_cycle_time_s=60.0,
+                              status_codes=FrozenDict(), signals=())
+        return MachineSpec(id=MachineId(mid), site=SiteId("s"), template=tpl)
+
+    machines = (machine("P1", Role.PRINT), machine("W1", Role.POST_PROCESS), machine("QC1", Role.INSPECT),
+                machine("PK1", Role.PACK), machine("PK2", Role.PACK))
+    product = ProductFamily(id=ProductId("b"), name="b", routing=(Role.PRINT, Role.POST_PROCESS, Role.INSPECT,
+                                                                     Role.PACK), bom=FrozenDict())
+    site = SiteSpec(id=SiteId("s"), name="s", kind=SiteKind.POINT_OF_DEMAND, timezone="UTC",
+                    calendar=ShiftCalendar(shifts=()), machines=machines,
+                    demand=(DemandSpec(product=ProductId("b"), orders_per_day=1.0),))
+    assert [m.id for m in finishing_machines(site, (product,))] == ["PK1", "PK2"]
+    # a family that ends with inspection (shipped unpacked) makes the inspection station the last step
+    inspect_last = replace(product, routing=(Role.PRINT, Role.INSPECT))
+    assert [m.id for m in finishing_machines(site, (inspect_last,))] == ["QC1"]
+    # no pack station and no demand: every machine counts
+    bare = replace(site, machines=machines[:3], demand=())
+    assert len(finishing_machines(bare)) == 3

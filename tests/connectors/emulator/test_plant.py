@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -39,8 +40,9 @@ def test_recovers_mtbf_mttr_and_cycle_time_within_5_percent() -> None:
     # failures per printer and ~310 per mill: ~880 and ~930 per template, so the relative standard
     # error of the exponential means is about 1/sqrt(880) = 3.4 %; the seed is fixed, so the test is
     # deterministic (5 % is ~1.5 sigma per template).
-    # machines run around the clock here (follow_shifts=False) so the counts below hold
-    plant = Plant(FLEET_CFG, seed=2026, start=T0, maintenance_every_h=160.0, follow_shifts=False)
+    # machines run around the clock and flat out here (no shifts, no demand pacing) so the counts below hold
+    plant = Plant(FLEET_CFG, seed=2026, start=T0, maintenance_every_h=160.0, follow_shifts=False,
+                  demand_driven=False)
     plant.advance(T0 + timedelta(days=400))
     for tpl_id, assets in (("fdm-printer", [("pod-a", "P1"), ("pod-a", "P2")]),
                            ("cnc-mill", [("pod-a", "CNC1"), ("pod-b", "CNC1"), ("pod-b", "CNC2")])):
@@ -109,3 +111,22 @@ def test_machines_run_only_in_their_shifts() -> None:
     plant.advance(T0 + timedelta(days=28))
     run_h = plant.stats("pod-a", "P1").run_s / 3600
     assert 0 < run_h <= 20 * 16
+
+
+def test_demand_driven_stations_make_what_demand_asks() -> None:
+    # Berlin (examples/fleet.toml) is asked for custom-bracket 14 orders/day x mean batch (1+10)/2 = 5.5
+    # units and machined-housing 6 x (1+5)/2 = 3: 77 + 18 = 95 units per calendar day. Both end at the
+    # pack station PK1 (cycle 120 s, 1 unit), so over 28 days it should pack about 28 x 95 = 2,660
+    # units: far below its capacity in shift time (2 x 8 h x 5 days / 7 = 11.4 h/day = 343 units/day).
+    # Idle gaps are exponential: ~2,660 cycles give a relative standard error of about 2 %; maintenance
+    # (1 h every 160 h running) and idle gaps cut short by the end of a shift move it a little, so 10 %.
+    from connectors.config import load
+
+    cfg = load(Path(__file__).resolve().parents[3] / "examples" / "fleet.toml")
+    plant = Plant(cfg.fleet, seed=21, start=T0, sites=["pod-berlin"])
+    plant.advance(T0 + timedelta(days=28))
+    packed = plant.stats("pod-berlin", "PK1").good
+    assert abs(packed - 28 * 95) / (28 * 95) < 0.10, packed
+    # and a printer does not run flat out either: P1 makes far fewer parts than in 28 days at capacity
+    # (11.4 h/day / 4 h per build x 12 parts x 28 days = 960)
+    assert plant.stats("pod-berlin", "P1").good < 960 * 0.8

@@ -33,7 +33,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     config_path.write_text(text.replace('path = "../var/northwind.db"', f'path = "{db}"'))
     fleet = config_mod.load(config_path).fleet
     hist = store_mod.SqliteHistorian(db, fleet)
-    plant = plant_mod.Plant(fleet, seed=3, start=T0, sites=["pod-berlin"])
+    plant = plant_mod.Plant(fleet, seed=3, start=T0, sites=["pod-berlin"], demand_driven=False)
     state = initial_state(fleet, T0)
     now, step = T0, timedelta(seconds=60)
     readings: list = []  # type: ignore[type-arg]
