@@ -7,6 +7,7 @@ every site without ``--site``), raw when there are at most ``--max-points`` per 
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         t0, t1 = parse_time(args.t0), parse_time(args.t1)
     except ValueError as exc:
-        print(f"twin export: --from/--to: not an ISO-8601 time ({exc})")
+        print(f"twin export: --from/--to: not an ISO-8601 time ({exc})", file=sys.stderr)
         return 2
     historian = open_reader(config.historian, config.fleet)
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import datetime
 
 from twin.codec import site_state_to_dict
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         at = parse_time(args.at)
     except ValueError:
-        print(f"twin replay: --at: not an ISO-8601 time (got {args.at!r})")
+        print(f"twin replay: --at: not an ISO-8601 time (got {args.at!r})", file=sys.stderr)
         return 2
     historian = open_reader(config.historian, config.fleet)
     try:
@@ -60,11 +61,11 @@ def describe(state: SiteState) -> str:
     for m in sorted(state.machines.values(), key=lambda m: m.id):
         since = "" if m.status_since is None else f" since {m.status_since.isoformat()}"
         why = f" ({m.status_reason})" if m.status_reason else ""
-        lines.append(f"  machine {m.id:<10} {m.status.value:<11}{since}{why}; good {m.good_total}, "
+        lines.append(f"  machine {m.id:<12} {m.status.value:<11}{since}{why}; good {m.good_total}, "
                      f"scrap {m.scrap_total}, failures {m.failures}")
     for i in sorted(state.inventory.values(), key=lambda i: i.sku):
         on_hand = "no data" if i.on_hand is None else f"{i.on_hand:g}"
-        lines.append(f"  stock   {i.sku:<10} on hand {on_hand} ({i.quality.value})")
+        lines.append(f"  stock   {i.sku:<12} on hand {on_hand} ({i.quality.value})")
     for a in sorted(state.alarms.values(), key=lambda a: (-a.priority, a.key)):
         lifecycle = ("active" if a.active else "cleared") + (", acknowledged" if a.acknowledged else "")
         lines.append(f"  alarm   {a.key:<20} {a.priority.name:<7} {lifecycle}: {a.message}")
