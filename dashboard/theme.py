@@ -105,7 +105,7 @@ def fmt_number(x: float | None, unit: str = "", digits: int = 1) -> str:
     """A quantity with its unit; integers without decimals; "–" when unknown."""
     if x is None or not _finite(x):
         return "–"
-    text = f"{x:,.0f}" if float(x).is_integer() and abs(x) >= 1 else f"{x:,.{digits}f}"
+    text = f"{x:,.0f}" if float(x).is_integer() else f"{x:,.{digits}f}"
     return f"{text} {unit}".rstrip()
 
 

@@ -51,7 +51,7 @@ def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlant]:
     # screenshots: 10 h of history sampled every 10 s (a signal counts as stale after 15 polls of 1 s);
     # tests: 15 minutes every 2 s, stale after 3 polls
     # (screenshots: the plant runs at 2x only, so the minute of the run hardly inflates today's counts)
-    history, step, stale, speed = ((timedelta(hours=10), 10.0, 15, 2.0) if SHOTS
+    history, step, stale, speed = ((timedelta(hours=10), 10.0, 15, 1.0) if SHOTS
                                    else (timedelta(minutes=15), 2.0, 3, 60.0))
     with running_plant(tmp, ports(), history=history, step_s=step, stale_after_polls=stale, speed=speed) as p:
         yield p
@@ -105,7 +105,7 @@ def test_every_page_loads_without_console_errors(browser, plant: RunningPlant, t
 
 def test_a_live_value_changes_on_screen(browser, plant: RunningPlant) -> None:  # type: ignore[no-untyped-def]
     if SHOTS:
-        pytest.skip("the screenshot run keeps the plant at 2x: too slow for a visible change in 20 s")
+        pytest.skip("the screenshot run keeps the plant at 1x (true KPIs): too slow for a visible change in 20 s")
     errors: list[str] = []
     page = _page(browser, errors)
     page.goto(plant.url + "/site?site=pod-berlin")
