@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 __all__ = ["Quality", "Reading", "Value"]
 
 Value = float | int | str | bool | None
+_ZERO = timedelta(0)
 
 
 class Quality(enum.Enum):
@@ -41,5 +42,6 @@ class Reading:
     reason: str = ""
 
     def __post_init__(self) -> None:
-        if self.ts.tzinfo is None or self.ts.utcoffset() != UTC.utcoffset(None):
+        tz = self.ts.tzinfo
+        if tz is not UTC and (tz is None or self.ts.utcoffset() != _ZERO):  # fast path: UTC itself
             raise ValueError(f"Reading.ts must be timezone-aware UTC (got {self.ts!r})")
