@@ -105,9 +105,8 @@ class ModbusConnection:
             return ReadResult(None, Failure.CONNECTION, "not connected")
         async with self._lock:
             try:
-                # asyncio.timeout, unlike wait_for, does not wrap each request in a new task
-                async with asyncio.timeout(self.timeout_s + 0.25):
-                    response = await self._request(client, kind, address, count)
+                response = await asyncio.wait_for(self._request(client, kind, address, count),
+                                                  timeout=self.timeout_s + 0.25)
             except TimeoutError:
                 return ReadResult(None, Failure.TIMEOUT, f"timeout after {self.timeout_s:g} s")
             except ConnectionException as exc:
