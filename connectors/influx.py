@@ -431,10 +431,7 @@ class InfluxHistorian:
     def series(
         self, keys: Sequence[SeriesKey], t0: datetime, t1: datetime, max_points: int
     ) -> list[SeriesResult]:
-        if max_points < 1:
-            raise HistorianError(f"max_points must be at least 1 (got {max_points!r})")
-        if self.limits is not None:
-            check_series_request(len(keys), t0, t1, max_points, self.limits)
+        check_series_request(len(keys), t0, t1, max_points, self.limits)  # one rule for both historians
         every = max(timedelta(microseconds=1), (t1 - t0 + timedelta(microseconds=1)) / max_points)
         every = timedelta(microseconds=math.ceil(every / timedelta(microseconds=1)))
         out = []

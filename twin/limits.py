@@ -102,10 +102,12 @@ def check_horizon(horizon_s: float, limits: Limits = DEFAULT_LIMITS) -> None:
 
 
 def check_series_request(keys: int, t0: datetime, t1: datetime, max_points: int,
-                         limits: Limits = DEFAULT_LIMITS) -> None:
+                         limits: Limits | None = DEFAULT_LIMITS) -> None:
     """Refuse a series request over the limits with a ``HistorianError`` naming the limit.
 
     The request is ``keys`` series from ``t0`` to ``t1`` with at most ``max_points`` points each.
+    With ``limits=None`` (a historian serving trusted tools: export, calibration) only the request's
+    own sanity is checked: at least one point per series.
 
     >>> from datetime import UTC
     >>> t = datetime(2026, 1, 5, tzinfo=UTC)
@@ -116,6 +118,8 @@ def check_series_request(keys: int, t0: datetime, t1: datetime, max_points: int,
     """
     if max_points < 1:
         raise HistorianError(f"series request: max_points must be at least 1 (got {max_points!r})")
+    if limits is None:
+        return
     if max_points > limits.max_points_per_series:
         raise HistorianError(
             f"series request: max_points at most {limits.max_points_per_series} per series (got {max_points})"

@@ -105,7 +105,8 @@ def test_disconnects_and_a_dead_plc_show_unknown_never_the_last_status(modbus_cf
             t_kill = rig.now()
             await rig.wait_for(lambda: status(rig.collector.state, "pod-a", "CNC1") is MachineStatus.UNKNOWN,
                                timeout_s=2.0, what="CNC1 unknown")
-            assert rig.now() - t_kill < 0.3 + 0.1 + 0.3  # 3 polls of 0.1 s, one flush, scheduling slack
+            # 3 polls of 0.1 s, one flush, and slack for a busy 2-core machine (CI runs other work too)
+            assert rig.now() - t_kill < 0.3 + 0.1 + 0.6
             ms = rig.collector.state.sites["pod-a"].machines["CNC1"]
             assert ms.status_quality is not Quality.GOOD and ms.status_reason
             await asyncio.sleep(1.2)  # past bad_after_s = 1 s: its readings turn BAD, with a reason
@@ -113,7 +114,7 @@ def test_disconnects_and_a_dead_plc_show_unknown_never_the_last_status(modbus_cf
             assert late and all(r.quality is Quality.BAD and r.value is None and r.reason for r in late)
             # a twin state never holds CNC1's status as GOOD while the PLC is dead (after the first flush)
             assert all(st.sites["pod-a"].machines["CNC1"].status_quality is not Quality.GOOD
-                       for t, st in rig.sink.states if t > t_kill + 0.7)
+                       for t, st in rig.sink.states if t > t_kill + 1.0)
             # the other site is untouched
             assert status(rig.collector.state, "pod-b", "CNC2") in KNOWN
             await rig.emu.revive("a-cnc")

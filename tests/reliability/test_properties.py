@@ -13,18 +13,17 @@
 
 from __future__ import annotations
 
-import copy
 import math
 import struct
 import tomllib
 from typing import Any
 
-import tomli_w
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from connectors.modbus.points import decode_point, encode_point, encode_raw
 from connectors.modbus.spec import ByteOrder, DataType, ModbusPoint, RegisterKind
+from tests.toml_mutation import mutations
 from tests.twin.sim.helpers import tiny_fleet
 from twin.errors import ConfigError
 from twin.frozen import FrozenDict
@@ -224,49 +223,8 @@ scalars = st.one_of(
 )
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix] if prefix else []
-    if isinstance(node, dict):
-        for k, v in node.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
-ALL_PATHS = _paths(BASE_DICT)
-
-
-def _strip_none(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {str(k): _strip_none(v) for k, v in node.items() if v is not None}
-    if isinstance(node, list):
-        return [_strip_none(v) for v in node if v is not None]
-    return node
-
-
-@st.composite
-def mutated(draw: st.DrawFn) -> str:
-    doc = copy.deepcopy(BASE_DICT)
-    for _ in range(draw(st.integers(min_value=1, max_value=4))):
-        path = draw(st.sampled_from(ALL_PATHS))
-        parent: Any = doc
-        try:
-            for part in path[:-1]:
-                parent = parent[part]
-            action = draw(st.sampled_from(["replace", "delete", "add", "duplicate"]))
-            if action == "replace":
-                parent[path[-1]] = draw(scalars)
-            elif action == "delete":
-                del parent[path[-1]]
-            elif action == "duplicate" and isinstance(parent, list):
-                parent.append(copy.deepcopy(parent[path[-1]]))
-            elif isinstance(parent, dict):
-                parent[draw(st.text(min_size=1, max_size=8))] = draw(scalars)
-        except (KeyError, IndexError, TypeError):
-            continue
-    return tomli_w.dumps(_strip_none(doc))
+def mutated() -> st.SearchStrategy[str]:
+    return mutations(BASE_DICT, scalars, actions=("replace", "delete", "add", "duplicate"))
 
 
 def _check_error(exc: ConfigError, source: str) -> None:

@@ -3,15 +3,14 @@ path-named ConfigError, never another exception (no traceback reaches the user).
 
 from __future__ import annotations
 
-import copy
 import tomllib
 from typing import Any
 
-import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.config import load_text
+from tests.toml_mutation import mutations
 from twin.errors import ConfigError
 
 from .test_config import BASE
@@ -29,48 +28,8 @@ scalars = st.one_of(
 )
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix] if prefix else []
-    if isinstance(node, dict):
-        for k, v in node.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
-ALL_PATHS = _paths(BASE_DICT)
-
-
-def _strip_none(node: Any) -> Any:
-    # TOML has no null: drop None values, as a user would by deleting the key
-    if isinstance(node, dict):
-        return {str(k): _strip_none(v) for k, v in node.items() if v is not None}
-    if isinstance(node, list):
-        return [_strip_none(v) for v in node if v is not None]
-    return node
-
-
-@st.composite
-def mutated(draw: st.DrawFn) -> str:
-    doc = copy.deepcopy(BASE_DICT)
-    for _ in range(draw(st.integers(min_value=1, max_value=4))):
-        path = draw(st.sampled_from(ALL_PATHS))
-        parent: Any = doc
-        try:
-            for part in path[:-1]:
-                parent = parent[part]
-            action = draw(st.sampled_from(["replace", "delete", "add"]))
-            if action == "replace":
-                parent[path[-1]] = draw(scalars)
-            elif action == "delete":
-                del parent[path[-1]]
-            elif isinstance(parent, dict):
-                parent[draw(st.text(min_size=1, max_size=8))] = draw(scalars)
-        except (KeyError, IndexError, TypeError):
-            continue
-    return tomli_w.dumps(_strip_none(doc))
+def mutated() -> st.SearchStrategy[str]:
+    return mutations(BASE_DICT, scalars)
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
