@@ -203,11 +203,14 @@ def _machine_from_dict(d: Mapping[str, Any]) -> MachineState:
 
 
 def _shipment_to_dict(s: Shipment) -> Json:
-    return {"sku": s.sku, "qty": s.qty, "eta": dt_to_json(s.eta), "id": s.id}
+    return {"sku": s.sku, "qty": s.qty, "eta": dt_to_json(s.eta), "id": s.id, "origin": s.origin,
+            "planned_eta": _opt_dt_to_json(s.planned_eta), "version": s.version}
 
 
 def _shipment_from_dict(d: Mapping[str, Any]) -> Shipment:
-    return Shipment(sku=Sku(d["sku"]), qty=d["qty"], eta=dt_from_json(d["eta"]), id=d["id"])
+    return Shipment(sku=Sku(d["sku"]), qty=d["qty"], eta=dt_from_json(d["eta"]), id=d["id"],
+                    origin=d.get("origin", ""), planned_eta=_opt_dt_from_json(d.get("planned_eta")),
+                    version=d.get("version", 0))
 
 
 def _inventory_to_dict(i: InventoryState) -> Json:
@@ -280,6 +283,7 @@ def _order_to_dict(o: OpenOrder) -> Json:
         "created": dt_to_json(o.created),
         "due": dt_to_json(o.due),
         "done_qty": o.done_qty,
+        "version": o.version,
     }
 
 
@@ -291,6 +295,7 @@ def _order_from_dict(d: Mapping[str, Any]) -> OpenOrder:
         created=dt_from_json(d["created"]),
         due=dt_from_json(d["due"]),
         done_qty=d["done_qty"],
+        version=d.get("version", 0),
     )
 
 

@@ -20,7 +20,8 @@
   (quantity) and ``eta`` (unix seconds, 0 = none). Decreases of ``on_hand`` add to
   ``consumed_total``, increases to ``received_total``; an increase of ``on_hand`` while ``in_transit``
   drops in the same batch is a SHIPMENT_ARRIVED event. Without an ETA a shipment is assumed to
-  arrive after the item's nominal lead time from when it was first seen.
+  arrive after the item's nominal lead time from when it was first seen. The reducer owns only that
+  PLC-reported shipment (empty ``id``); shipments from the orders/shipments feed pass through.
 * A BAD/STALE reading without a value keeps the last known value, marked with its quality.
 * Readings for an unknown site, asset or signal, or older than the latest sample of their signal,
   are not applied and not silently dropped: ``apply_detailed`` returns them counted per
@@ -446,8 +447,11 @@ def _fold_item(
 ) -> InventoryState:
     on_hand, quality, ts, reason = old.on_hand, old.quality, old.ts, old.reason
     consumed, received = old.consumed_total, old.received_total
-    shipment = old.in_transit[0] if old.in_transit else None
-    qty = sum(s.qty for s in old.in_transit)
+    # the reducer owns only the PLC-reported shipment (empty id); feed shipments pass through untouched
+    fed = tuple(s for s in old.in_transit if s.id)
+    plc = [s for s in old.in_transit if not s.id]
+    shipment = plc[0] if plc else None
+    qty = shipment.qty if shipment is not None else 0.0
     eta: datetime | None = shipment.eta if shipment is not None else None
     transit_drop = 0.0
     rise = 0.0
@@ -484,14 +488,14 @@ def _fold_item(
                 eta = datetime.fromtimestamp(value, UTC)
         else:
             ignored.add(r, "unknown signal")
-    in_transit: tuple[Shipment, ...] = ()
+    in_transit: tuple[Shipment, ...] = fed
     if qty > 0:
         if eta is None:
             eta = readings[-1].ts + timedelta(days=item.lead_time_d)
-        if shipment is not None and shipment.qty == qty and shipment.eta == eta and len(old.in_transit) == 1:
+        if shipment is not None and shipment.qty == qty and shipment.eta == eta:
             in_transit = old.in_transit
         else:
-            in_transit = (Shipment(sku=item.sku, qty=qty, eta=eta),)
+            in_transit = (Shipment(sku=item.sku, qty=qty, eta=eta), *fed)
     if rise > 0 and transit_drop > 0:
         events.append(
             Event(

@@ -70,12 +70,21 @@ class MachineState:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Shipment:
-    """Goods on their way to a site."""
+    """Goods on their way to a site.
+
+    ``id`` is empty for the one shipment a PLC reports through an item's ``in_transit``/``eta``
+    signals (the live reducer owns it); shipments from the shipments feed carry the feed's id and
+    ``version``, where they come from, and ``planned_eta``, the first ETA announced (so a later ETA
+    is a delay: ``eta - planned_eta``).
+    """
 
     sku: Sku
     qty: float
     eta: datetime
     id: str = ""
+    origin: str = ""
+    planned_eta: datetime | None = None
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,6 +111,7 @@ class OpenOrder:
     created: datetime
     due: datetime
     done_qty: int = 0
+    version: int = 0  # of the feed record it came from (updates with a lower or equal version are ignored)
 
 
 class EventKind(enum.Enum):
@@ -114,6 +124,10 @@ class EventKind(enum.Enum):
     COUNTER_RESET = "counter_reset"
     QUALITY_CHANGE = "quality_change"
     SHIPMENT_ARRIVED = "shipment_arrived"
+    SHIPMENT_UPDATED = "shipment_updated"  # announced, ETA changed or cancelled (orders/shipments feed)
+    ORDER_RECEIVED = "order_received"
+    ORDER_UPDATED = "order_updated"
+    ORDER_CLOSED = "order_closed"  # shipped, completed or cancelled
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

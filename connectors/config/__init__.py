@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import ValidationError
 
 from connectors.config import modbus as modbus_schema
+from connectors.config.feeds import FeedsConfig, convert_feeds
+from connectors.config.influx_feed import convert_influx_feeds
 from connectors.config.schema import PlantModel, SiteModel, TemplateModel
 from twin.errors import ConfigError, Problem
 from twin.frozen import FrozenDict
@@ -82,6 +84,8 @@ class PlantConfig:
     fleet: FleetSpec
     historian: HistorianConfig
     modbus: tuple[Any, ...] = ()  # connectors.modbus devices (typed there)
+    influx: tuple[Any, ...] = ()  # InfluxDB feed sources (typed in connectors.config.influx_feed)
+    feeds: FeedsConfig | None = None  # the orders/shipments feeds, when configured
 
 
 def load(path: str | Path) -> PlantConfig:
@@ -113,9 +117,15 @@ def load_text(text: str, *, source: str | Path = "<string>") -> PlantConfig:
     if not problems and convert_modbus is not None:
         devices = tuple(convert_modbus(model.sources, fleet, problems))
         fleet = _with_poll_intervals(fleet, devices)
+    influx: tuple[Any, ...] = ()
+    feeds: FeedsConfig | None = None
+    if not problems:
+        influx = tuple(convert_influx_feeds(model.sources.influx, fleet, problems))
+        feeds = convert_feeds(model.feeds, src, fleet, problems)
     if problems:
         raise ConfigError(str(src), problems)
-    return PlantConfig(source=src, fleet=fleet, historian=_convert_historian(model, src), modbus=devices)
+    return PlantConfig(source=src, fleet=fleet, historian=_convert_historian(model, src), modbus=devices,
+                       influx=influx, feeds=feeds)
 
 
 def pydantic_problems(exc: ValidationError, prefix: str = "") -> list[Problem]:

@@ -12,6 +12,8 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
+from connectors.config.feeds import FeedsModel
+from connectors.config.influx_feed import InfluxFeedModel
 from connectors.config.modbus import ModbusDeviceModel, RegisterMapModel
 from twin.spec import AlarmKind, ItemKind, MachineStatus, Role, SignalKind, SiteKind, Transport
 
@@ -214,10 +216,11 @@ class AlarmModel(Model):
 
 
 class SourcesModel(Model):
-    """``[sources]``: where live data comes from (Modbus devices; register maps they share)."""
+    """``[sources]``: where live data comes from (Modbus devices, the register maps they share; InfluxDB feeds)."""
 
     register_maps: list[RegisterMapModel] = Field(default_factory=list)
     modbus: list[ModbusDeviceModel] = Field(default_factory=list)
+    influx: list[InfluxFeedModel] = Field(default_factory=list)
 
 
 class PlantModel(Model):
@@ -230,3 +233,4 @@ class PlantModel(Model):
     products: list[ProductModel] = Field(default_factory=list)
     alarms: list[AlarmModel] = Field(default_factory=list)
     sources: SourcesModel = Field(default_factory=SourcesModel)
+    feeds: FeedsModel | None = None
