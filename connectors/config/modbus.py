@@ -79,6 +79,12 @@ TYPE_OPTIONS: dict[DataType, tuple[frozenset[str], tuple[str, ...]]] = {
     DataType.STRING: (frozenset({"length", "byte_order"}), _REGISTER_KINDS),
 }
 _STRING_ORDERS = (ByteOrder.ABCD, ByteOrder.BADC)  # a string is a run of words: no word swap
+# The raw values an integer point can hold: an enum code outside them is a typo that would never match.
+_INT_RANGES: dict[DataType, tuple[int, int]] = {
+    DataType.INT16: (-(2**15), 2**15 - 1), DataType.UINT16: (0, 2**16 - 1),
+    DataType.INT32: (-(2**31), 2**31 - 1), DataType.UINT32: (0, 2**32 - 1),
+    DataType.INT64: (-(2**63), 2**63 - 1), DataType.UINT64: (0, 2**64 - 1),
+}
 
 
 class _Model(BaseModel):
@@ -179,6 +185,13 @@ class PointModel(_Model):
             raise ValueError("an enum map reads raw codes: it cannot be combined with scale or offset")
         if not v:
             raise ValueError("an enum map needs at least one code")
+        typ = info.data.get("type")
+        if isinstance(typ, DataType) and typ in _INT_RANGES:
+            lo, hi = _INT_RANGES[typ]
+            outside = sorted(code for code in v if not lo <= code <= hi)
+            if outside:
+                raise ValueError(f"enum code(s) {', '.join(map(str, outside))} can never be read from a "
+                                 f"{typ.value} point (its range is {lo}..{hi})")
         return v
 
     def count(self) -> int:
