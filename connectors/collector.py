@@ -7,6 +7,12 @@ otherwise every ``checkpoint_interval_s``. Readings the twin could not place are
 (site, asset, signal, reason). The sink and the clock are injected, so tests run it without a
 store and with a controlled clock.
 
+Open orders and inbound shipments (``twin.business`` records, from ``connectors.feeds``) arrive
+through ``submit(records)`` and are folded in by ``twin.business.apply_records`` in the same
+``apply_pending``, after the readings; a site with business events gets a checkpoint. Other live
+sources (e.g. an InfluxDB feed poller) are passed as ``sources``: objects with
+``async def run(self, stop)``, started in the collector's task group, that call ``ingest(readings)``.
+
 In ``run`` the sink's write (a SQLite commit with fsync, or a forward to InfluxDB) runs in a worker
 thread, one batch at a time and in order, so a slow disk or network never stalls the polling. A
 batch the sink refuses (``TwinError``, e.g. the database is locked) is kept and written again with
@@ -31,7 +37,8 @@ from typing import Protocol
 
 from connectors.modbus.poller import Clock, Poller, utc_now
 from connectors.modbus.spec import ModbusDevice
-from twin import live
+from twin import business, live
+from twin.business import BusinessRecord
 from twin.errors import TwinError
 from twin.frozen import FrozenDict
 from twin.historian import Historian
@@ -39,7 +46,7 @@ from twin.readings import Reading
 from twin.spec import FleetSpec, SiteId
 from twin.state import Event, SiteState, TwinState
 
-__all__ = ["Batch", "Collector", "LoggingSink", "Sink"]
+__all__ = ["Batch", "Collector", "LoggingSink", "Sink", "Source"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,12 @@ class Sink(Protocol):
 
     def write(self, readings: Sequence[Reading], states: Sequence[SiteState] = (),
               events: Sequence[Event] = ()) -> None: ...
+
+
+class Source(Protocol):
+    """A live source run beside the Modbus poller (an InfluxDB feed, the orders/shipments feeds)."""
+
+    async def run(self, stop: asyncio.Event) -> None: ...
 
 
 class LoggingSink:
@@ -77,7 +90,7 @@ class Collector:
     def __init__(self, fleet: FleetSpec, devices: Sequence[ModbusDevice], sink: Sink, *, clock: Clock = utc_now,
                  flush_interval_s: float = 0.5, checkpoint_interval_s: float = 300.0,
                  state: TwinState | None = None, seed: int | None = None,
-                 max_backlog: int = 500_000) -> None:
+                 max_backlog: int = 500_000, sources: Sequence[Source] = ()) -> None:
         self.fleet = fleet
         self.sink = sink
         self._clock = clock
@@ -86,6 +99,8 @@ class Collector:
         self.state = state or live.initial_state(fleet, clock())
         self.poller = Poller(devices, self.ingest, clock=clock, seed=seed)
         self._pending: list[Reading] = []
+        self._pending_records: list[BusinessRecord] = []
+        self.sources: tuple[Source, ...] = tuple(sources)
         self._checkpointed: dict[SiteId, float] = {}
         self._ignored_logged: set[tuple[str, str, str, str]] = set()
         self._unsent: Batch | None = None  # a batch the sink refused, written again with the next one
@@ -99,6 +114,14 @@ class Collector:
     def ingest(self, readings: Sequence[Reading]) -> None:
         """The poller's callback: queue readings for the next flush."""
         self._pending.extend(readings)
+
+    def add_source(self, source: Source) -> None:
+        """Run ``source`` beside the poller (before ``run``); for sources that need ``submit``/``ingest``."""
+        self.sources = (*self.sources, source)
+
+    def submit(self, records: Sequence[BusinessRecord]) -> None:
+        """Queue order/shipment records for the next flush (call it in the event loop's thread)."""
+        self._pending_records.extend(records)
 
     def flush(self) -> None:
         """Apply what has been gathered and hand it to the sink (also with no readings: staleness moves on)."""
@@ -116,16 +139,21 @@ class Collector:
             if key not in self._ignored_logged:
                 self._ignored_logged.add(key)
                 log.warning("readings of %s/%s/%s not applied: %s", ig.site, ig.asset, ig.signal, ig.reason)
-        self.state = result.state
-        with_events = {e.site for e in result.events}
+        state, events = result.state, result.events
+        if self._pending_records:
+            records, self._pending_records = self._pending_records, []
+            state, business_events = business.apply_records(self.fleet, state, records, now)
+            events = events + business_events
+        self.state = state
+        with_events = {e.site for e in events}
         t = now.timestamp()
         states: list[SiteState] = []
-        for site_id, site_state in result.state.sites.items():
+        for site_id, site_state in state.sites.items():
             last = self._checkpointed.get(site_id)
             if site_id in with_events or last is None or t - last >= self.checkpoint_interval_s:
                 states.append(site_state)
                 self._checkpointed[site_id] = t
-        batch: Batch = (readings, states, list(result.events))
+        batch: Batch = (readings, states, list(events))
         unsent, self._unsent = self._unsent, None
         if unsent is not None:
             batch = (unsent[0] + batch[0], unsent[1] + batch[1], unsent[2] + batch[2])
@@ -175,6 +203,8 @@ class Collector:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.poller.run(stop), name="collector-poll")
             tg.create_task(self._flush_loop(stop), name="collector-flush")
+            for i, source in enumerate(self.sources):
+                tg.create_task(source.run(stop), name=f"collector-source-{i}")
 
 
 def resume_state(fleet: FleetSpec, historian: Historian, now: datetime) -> TwinState:

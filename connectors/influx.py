@@ -33,7 +33,7 @@ from influxdb_client import InfluxDBClient, WritePrecision  # type: ignore[attr-
 from influxdb_client.client.write_api import WriteOptions, WriteType
 
 from twin.codec import dt_to_json, event_to_dict, site_state_from_dict, site_state_to_dict, value_from_json
-from twin.errors import HistorianError
+from twin.errors import HistorianError, SourceError
 from twin.historian import SeriesKey, SeriesPoint, SeriesResult, replay_site
 from twin.limits import Limits, check_series_request
 from twin.readings import Quality, Reading, Value
@@ -41,6 +41,7 @@ from twin.spec import FleetSpec, SiteId
 from twin.state import Event, EventKind, SiteState
 
 __all__ = [
+    "FluxQueryClient",
     "InfluxHistorian",
     "batch_lines",
     "checkpoint_line",
@@ -465,6 +466,57 @@ class InfluxHistorian:
             self._client.close()  # type: ignore[no-untyped-call]
         except Exception as exc:  # pragma: no cover - closing a pool
             raise HistorianError(f"closing the InfluxDB client: {_short(exc)}") from exc
+
+
+class FluxQueryClient:
+    """Raw Flux queries for the InfluxDB feed source (``connectors.influx_feed``); failures become ``SourceError``.
+
+    ``query_csv`` returns the annotated CSV as text (parsed by the feed's pure code). Its errors say
+    what the feed's readings show: ``HTTP 401 Unauthorized: ...`` for an answer with an error status,
+    ``influx unreachable: ...`` when no answer came. Synchronous: the feed runs it in a worker thread.
+    """
+
+    def __init__(self, url: str, org: str, token: str, *, timeout_s: float = 5.0) -> None:
+        self.url, self.org = url, org
+        self._client = InfluxDBClient(url=url, token=token, org=org, timeout=int(timeout_s * 1000),
+                                      enable_gzip=False)
+        self._query = self._client.query_api()
+
+    def __repr__(self) -> str:
+        return f"FluxQueryClient(url={self.url!r}, org={self.org!r})"
+
+    def query_csv(self, flux: str) -> str:
+        from influxdb_client.rest import ApiException
+
+        try:
+            resp = self._query.query_raw(flux, org=self.org)
+            data = resp.data if hasattr(resp, "data") else resp
+            return data.decode("utf-8") if isinstance(data, bytes) else str(data)
+        except ApiException as exc:
+            detail = _api_message(exc)
+            raise SourceError(f"HTTP {exc.status} {exc.reason or ''}".rstrip()
+                              + (f": {detail}" if detail else "")) from exc
+        except Exception as exc:  # urllib3 connection/timeout errors, OSError
+            raise SourceError(f"influx unreachable: {_short(exc)}") from exc
+
+    def close(self) -> None:
+        try:
+            self._client.close()  # type: ignore[no-untyped-call]
+        except Exception as exc:  # pragma: no cover - closing a pool
+            raise SourceError(f"closing the InfluxDB client: {_short(exc)}") from exc
+
+
+def _api_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if not body:
+        return ""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return str(body).strip()[:200]
+    return str(doc.get("message") or doc.get("error") or "")[:200] if isinstance(doc, dict) else ""
 
 
 def _short(exc: BaseException) -> str:

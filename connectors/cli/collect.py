@@ -1,8 +1,13 @@
-"""``twin collect CONFIG``: the collector role: poll the Modbus devices, update the twin, write history.
+"""``twin collect CONFIG``: the collector role: poll Modbus devices and InfluxDB feeds, update the twin, store.
 
 Writes to the configured historian: the SQLite store, or (kind ``influxdb``) the local store that
 forwards every batch to InfluxDB (store-and-forward). ``--log-only`` only logs. Raw data older than
 the retention period is pruned at start and then hourly (rollups are kept).
+
+With a ``[feeds]`` section it also receives open orders and inbound shipments: the file drop
+(``drop_dir``) and/or the HTTP endpoint (``[feeds.http]``), both committing to the feeds ledger;
+at start the ledger's latest records are re-applied to the resumed state (nothing acknowledged is
+lost by a crash). ``--no-feeds`` leaves them off.
 """
 
 from __future__ import annotations
@@ -11,8 +16,14 @@ import argparse
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from connectors.cli.poll import select_devices
+
+if TYPE_CHECKING:
+    from connectors.collector import Collector
+    from connectors.config import PlantConfig
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("config", help="plant configuration file (TOML)")
     p.add_argument("--device", action="append", default=[], metavar="ID", help="only this device (repeatable)")
     p.add_argument("--log-only", action="store_true", help="do not write the historian, only log")
+    p.add_argument("--no-feeds", action="store_true", help="do not start the orders/shipments feeds")
     p.add_argument("--duration", type=float, default=0.0, metavar="S", help="stop after S seconds (default: never)")
     p.set_defaults(func=run)
 
@@ -33,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from connectors.store import SqliteHistorian
 
     cfg = load(args.config)
-    devices = select_devices(cfg.modbus, args.device, str(cfg.source))
+    feeds_only = not cfg.modbus and not args.device and (cfg.feeds is not None or bool(cfg.influx))
+    devices = [] if feeds_only else select_devices(cfg.modbus, args.device, str(cfg.source))
     sink: Sink
     closer = None
     retention_store: SqliteHistorian | None = None
@@ -52,6 +65,13 @@ def run(args: argparse.Namespace) -> int:
         state = resume_state(cfg.fleet, retention_store, utc_now())  # continue totals after a restart
     collector = Collector(cfg.fleet, devices, sink, checkpoint_interval_s=cfg.historian.checkpoint_interval_s,
                           state=state)
+    if cfg.influx:  # InfluxDB feeds produce readings like the Modbus poller
+        from connectors.influx_feed import InfluxFeedPoller
+
+        collector.add_source(InfluxFeedPoller(cfg.influx, collector.ingest))
+    ledger_closer = None
+    if cfg.feeds is not None and not args.no_feeds:
+        ledger_closer = _start_feeds(cfg, collector)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -76,5 +96,36 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if closer is not None:
             closer()
+        if ledger_closer is not None:
+            ledger_closer()
     print(f"collected {collector.readings_written} readings in {collector.flushes} batches")
     return 0
+
+
+def _start_feeds(cfg: PlantConfig, collector: Collector) -> Callable[[], None]:
+    """Open the ledger, re-apply what it holds, plug the file drop and the HTTP endpoint into ``collector``."""
+    from connectors.config.feeds import read_token
+    from connectors.feeds.drop import FileDrop
+    from connectors.feeds.endpoint import FeedEndpoint
+    from connectors.feeds.intake import Intake
+    from connectors.feeds.ledger import Ledger
+
+    feeds = cfg.feeds
+    assert feeds is not None
+    token = read_token(feeds.http, str(cfg.source)) if feeds.http is not None else ""  # fail before opening
+    ledger = Ledger(feeds.ledger_path(cfg.historian.path))
+    known = ledger.latest()
+    if known:
+        collector.submit(known)  # the reducer ignores what the resumed state already holds
+        log.info("feeds: %d records re-applied from the ledger %s", len(known), ledger.path)
+    intake = Intake(cfg.fleet, ledger)
+    if feeds.drop_dir is not None:
+        feeds.drop_dir.mkdir(parents=True, exist_ok=True)
+        collector.add_source(FileDrop(feeds.drop_dir, intake, collector.submit, poll_s=feeds.poll_s,
+                                      rejects_log=feeds.rejects_log))
+        log.info("feeds: watching %s every %g s", feeds.drop_dir, feeds.poll_s)
+    if feeds.http is not None:
+        collector.add_source(FeedEndpoint(intake, collector.submit, token=token, host=feeds.http.host,
+                                          port=feeds.http.port, max_body_bytes=feeds.http.max_body_bytes))
+        log.info("feeds: endpoint on %s:%d", feeds.http.host, feeds.http.port)
+    return ledger.close

@@ -2,8 +2,9 @@
 
 1. writes a demo copy of the plant configuration (embedded SQLite store in ``--data-dir``);
 2. backfills a few days of EMULATED history from the seeded plant process, faster than real time;
-3. starts the emulated PLCs (``twin emulate``, continuing that history), the collector
-   (``twin collect``, resuming the twin's totals from the history) and the dashboard
+3. starts the emulated PLCs (``twin emulate``, continuing that history, also writing emulated order
+   and shipment files into ``DATA_DIR/feeds/in``), the collector
+   (``twin collect``, resuming the twin's totals from the history and taking the feed files) and the dashboard
    (``twin dashboard``), each as its own process on 127.0.0.1;
 4. prints the dashboard's URL once everything answers, then waits. Ctrl-C (or SIGTERM) stops
    every process it started, cleanly, and nothing else.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import shutil
 import signal
 import socket
 import subprocess
@@ -96,6 +98,8 @@ def _demo_config(source: Path, data_dir: Path, port_base: int) -> tuple[Path, di
                         "rollup_interval_s": raw["historian"].get("rollup_interval_s", 60),
                         "checkpoint_interval_s": raw["historian"].get("checkpoint_interval_s", 60)}
     raw["fleet"]["stale_after_polls"] = STALE_AFTER_S / DEMO_POLL_S
+    raw["feeds"] = {"drop_dir": str((data_dir / "feeds" / "in").resolve()), "poll_s": DEMO_POLL_S,
+                    "ledger": str((data_dir / "feeds.db").resolve())}
     devices = raw.get("sources", {}).get("modbus", [])
     first = min((d.get("port", 502) for d in devices), default=0)
     for d in devices:
@@ -138,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
         old.unlink()  # each demo starts from a fresh emulated history
     for old in data_dir.glob("*.log"):
         old.unlink()
+    for old in [*data_dir.glob("feeds.db*"), *data_dir.glob("feeds/in-rejects.jsonl")]:
+        old.unlink()  # and from fresh emulated order and shipment feeds
+    shutil.rmtree(data_dir / "feeds" / "in", ignore_errors=True)
     config_path, _ = _demo_config(source, data_dir, args.modbus_port_base)
     cfg = load(config_path)
     fleet = cfg.fleet
@@ -169,7 +176,10 @@ def run(args: argparse.Namespace) -> int:
         # because it resumes the twin's totals from it.
         store = SqliteHistorian(cfg.historian.path, fleet, rollup_interval_s=int(cfg.historian.rollup_interval_s))
         children.start("emulator", [*twin, "emulate", str(config_path), "--seed", str(args.seed),
-                                    "--history-from", history_from.isoformat()], data_dir / "emulator.log")
+                                    "--history-from", history_from.isoformat(),
+                                    "--feeds-dir", str(data_dir / "feeds" / "in"),
+                                    "--feeds-every", str(DEMO_POLL_S)],
+                       data_dir / "emulator.log")
         children.start("dashboard", [*twin, "dashboard", str(config_path), "--host", "127.0.0.1",
                                      "--port", str(args.port)], data_dir / "dashboard.log")
         t0 = time.monotonic()
@@ -193,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(0.2)
         print(f"  collector: polling {len(cfg.modbus)} devices every {DEMO_POLL_S:g} s into the embedded store",
               flush=True)
+        print(f"  feeds: EMULATED orders and shipments dropped into {data_dir / 'feeds' / 'in'}", flush=True)
         print(f"  dashboard: {url}", flush=True)
         print(f"ready in {time.monotonic() - t_start:.1f} s; logs in {data_dir}; Ctrl-C stops everything",
               flush=True)

@@ -4,6 +4,10 @@ The registers follow the configured register maps and are driven by the seeded p
 (``connectors.emulator.plant``), in real time or faster (``--speed``). Fault flags reproduce field
 problems for demos: ``--hang ID``, ``--freeze ID``, ``--exception ID:START-END[:CODE]`` (protocol
 addresses), ``--drop-every S`` (drop all client connections every S seconds).
+
+``--feeds-dir DIR`` also writes the emulated ERP/logistics exports (orders arriving by the sites'
+demand, the plant's replenishment shipments, some delayed) into DIR every ``--feeds-every`` seconds,
+for a collector's ``[feeds] drop_dir`` (see ``connectors.emulator.feeds``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import contextlib
 import logging
 import signal
 from datetime import UTC, datetime
+from pathlib import Path
 
 from connectors.cli.poll import select_devices
 from connectors.modbus.spec import ModbusDevice
@@ -41,6 +46,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--freeze", action="append", default=[], metavar="ID", help="device values stop changing")
     p.add_argument("--exception", action="append", default=[], metavar="ID:START-END[:CODE]",
                    help="device answers exception CODE (default 2) for reads touching START..END")
+    p.add_argument("--feeds-dir", type=Path, default=None, metavar="DIR",
+                   help="also write emulated order and shipment files into DIR (a collector's drop_dir)")
+    p.add_argument("--feeds-every", type=float, default=10.0, metavar="S",
+                   help="write the feed files every S seconds of wall time (default 10)")
     p.add_argument("--drop-every", type=float, default=0.0, metavar="S", help="drop all connections every S s")
     p.set_defaults(func=run)
 
@@ -100,9 +109,22 @@ async def _emulate(fleet: FleetSpec, devs: list[ModbusDevice], args: argparse.Na
     for d in devs:
         print(f"{d.id}: {args.host}:{d.port} unit {d.device_id} ({d.site}: {', '.join(d.assets)})", flush=True)
     print(f"emulating {len(devs)} device(s) at speed {args.speed:g}, seed {args.seed}; Ctrl-C to stop", flush=True)
+    async def feeds_writer() -> None:
+        from connectors.emulator.feeds import FeedEmulator
+
+        feeds = FeedEmulator(fleet, emu.plant, args.feeds_dir, seed=args.seed)
+        while not stop.is_set():
+            feeds.step(emu.plant.now)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=args.feeds_every)
+        print(f"feeds: {feeds.orders_written} order and {feeds.shipments_written} shipment records "
+              f"written to {args.feeds_dir}", flush=True)
+
     async with asyncio.TaskGroup() as tg:
         tg.create_task(emu.run(stop))
         if args.drop_every > 0:
             tg.create_task(dropper())
+        if args.feeds_dir is not None:
+            tg.create_task(feeds_writer())
     print(f"stopped; write requests received: {emu.writes_received}", flush=True)
     return 0

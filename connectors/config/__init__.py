@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from connectors.config import modbus as modbus_schema
 from connectors.config.feeds import FeedsConfig, convert_feeds
-from connectors.config.influx_feed import convert_influx_feeds
+from connectors.config.influx_feed import convert_influx_feeds, feed_intervals
 from connectors.config.schema import PlantModel, SiteModel, TemplateModel
 from twin.errors import ConfigError, Problem
 from twin.frozen import FrozenDict
@@ -120,7 +120,10 @@ def load_text(text: str, *, source: str | Path = "<string>") -> PlantConfig:
     influx: tuple[Any, ...] = ()
     feeds: FeedsConfig | None = None
     if not problems:
-        influx = tuple(convert_influx_feeds(model.sources.influx, fleet, problems))
+        base = src.parent if src.name != "<string>" else Path.cwd()
+        influx = convert_influx_feeds(model.sources.influx, fleet, problems, base=base, modbus=devices)
+        if influx:  # influx-fed machines are expected as often as their feed refreshes them
+            fleet = _with_poll_intervals(fleet, devices, feed_intervals(influx))
         feeds = convert_feeds(model.feeds, src, fleet, problems)
     if problems:
         raise ConfigError(str(src), problems)
@@ -363,9 +366,13 @@ def _convert_fleet(model: PlantModel, problems: list[Problem]) -> FleetSpec:
     )
 
 
-def _with_poll_intervals(fleet: FleetSpec, devices: tuple[Any, ...]) -> FleetSpec:
-    """Each machine and item is expected as often as the fastest device that serves it."""
-    fastest: dict[tuple[str, str], float] = {}
+def _with_poll_intervals(fleet: FleetSpec, devices: tuple[Any, ...],
+                         feeds: dict[tuple[str, str], float] | None = None) -> FleetSpec:
+    """Each machine and item is expected as often as the fastest device or InfluxDB feed that serves it.
+
+    ``feeds`` maps (site, asset) to the refresh interval of the InfluxDB feeds serving it.
+    """
+    fastest: dict[tuple[str, str], float] = dict(feeds or {})
     for dev in devices:
         for point in dev.points:
             key = (dev.site, point.asset)

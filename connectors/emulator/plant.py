@@ -35,7 +35,7 @@ from twin.calendar import planned_seconds, shift_intervals
 from twin.readings import Quality, Reading, Value
 from twin.spec import FleetSpec, InventoryItemSpec, MachineSpec, MachineStatus, Role, SignalKind, SiteSpec, Transport
 
-__all__ = ["MachineStats", "Plant", "ValueKey"]
+__all__ = ["MachineStats", "PlacedShipment", "Plant", "ValueKey"]
 
 ValueKey = tuple[str, str, str]  # (site, asset, signal)
 
@@ -69,6 +69,20 @@ class MachineStats:
     cycle_s: float  # their summed durations
     good: int  # since the last restart
     scrap: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlacedShipment:
+    """A replenishment shipment the plant ordered: when, the nominal ETA, and when it really arrives."""
+
+    id: str
+    site: str
+    sku: str
+    qty: float
+    origin: str
+    ordered: datetime
+    planned_eta: datetime  # ordered + the item's nominal lead time
+    arrival: datetime  # lead time plus the random delay the plant drew
 
 
 @dataclass(slots=True)
@@ -110,6 +124,8 @@ class _Item:
     t: float = 0.0
     next_use: float = 0.0
     shipments: list[tuple[float, float]] = field(default_factory=list)  # (arrival s, qty)
+    site: str = ""
+    placed: list[tuple[float, float, float]] = field(default_factory=list)  # (ordered s, arrival s, qty)
 
 
 class Plant:
@@ -353,7 +369,8 @@ class Plant:
             total = 4.0
             draws.append((4.0, spec.reorder_qty / 28.0, 1, 1))
         shares = tuple((rate / total, qty, lo, hi) for rate, qty, lo, hi in draws)
-        item = _Item(spec=spec, rng=rng, daily_orders=total, draw=shares, on_hand=spec.initial_on_hand)
+        item = _Item(spec=spec, rng=rng, daily_orders=total, draw=shares, on_hand=spec.initial_on_hand,
+                     site=site.id)
         item.next_use = rng.expovariate(total / _DAY_S)
         return item
 
@@ -368,8 +385,10 @@ class Plant:
     def _reorder(self, it: _Item) -> None:
         s = it.spec
         if it.on_hand + sum(q for _, q in it.shipments) <= s.reorder_point:
-            it.shipments.append((it.t + self._delay_d(it) * _DAY_S, s.reorder_qty))
+            arrival = it.t + self._delay_d(it) * _DAY_S
+            it.shipments.append((arrival, s.reorder_qty))
             it.shipments.sort()
+            it.placed.append((it.t, arrival, s.reorder_qty))
 
     def _step_item(self, it: _Item, to: float) -> None:
         self._reorder(it)
@@ -433,6 +452,20 @@ class Plant:
         ts = to.astimezone(UTC)
         return [Reading(ts=ts, site=site, asset=asset, signal=signal, value=v, quality=Quality.GOOD)
                 for (site, asset, signal), v in self.advance(to).items()]
+
+    def shipments(self) -> list[PlacedShipment]:
+        """Every replenishment shipment ordered so far (arrived or not), with ids ``SITE-SKU-N``."""
+        out: list[PlacedShipment] = []
+        for site, it in self._items:
+            s = it.spec
+            for n, (ordered, arrival, qty) in enumerate(it.placed, start=1):
+                t_ordered = self.start + timedelta(seconds=ordered)
+                out.append(PlacedShipment(
+                    id=f"{site}-{s.sku}-{n}", site=site, sku=s.sku, qty=qty, origin=s.supplier,
+                    ordered=t_ordered,
+                    planned_eta=t_ordered + timedelta(days=s.lead_time_d),
+                    arrival=self.start + timedelta(seconds=arrival)))
+        return out
 
     def restart(self, site: str, asset: str) -> None:
         """A PLC restart: the asset's counters start again from 0."""

@@ -1,0 +1,128 @@
+"""The collector's HTTP endpoint for orders and shipments (aiohttp), binding 127.0.0.1 by default.
+
+* ``POST /api/v1/orders`` and ``POST /api/v1/shipments``: a JSON object or an array of objects
+  (fields in ``connectors.feeds.parse``), with ``Authorization: Bearer <token>``;
+* ``GET /healthz``: ``{"status": "ok"}``, no token needed.
+
+Answers: 401 without the right token (compared in constant time; the token is never logged),
+400 when the body is not JSON (or not an object/array), 413 over ``max_body_bytes``, and 200 with
+``{"accepted", "duplicates", "late", "rejected": [{"index", "reason"}]}`` once the accepted records
+are committed to the ledger: a 200 means they survive a crash. Records are then handed to the
+collector (``Collector.submit``). Repeating a request changes nothing (duplicates).
+
+Usage::
+
+    endpoint = FeedEndpoint(intake, collector.submit, token=token, port=8081)
+    await endpoint.run(stop)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from connectors.feeds.drop import Submit
+from connectors.feeds.intake import Intake
+from connectors.feeds.parse import parse_body
+from twin.business import RecordKind
+from twin.errors import SourceError, TwinError
+
+__all__ = ["FeedEndpoint"]
+
+log = logging.getLogger(__name__)
+
+
+class FeedEndpoint:
+    """Serve the feed endpoint on ``host:port`` (``port=0``: any free port, see :attr:`port` after start)."""
+
+    def __init__(self, intake: Intake, submit: Submit, *, token: str, host: str = "127.0.0.1",
+                 port: int = 8081, max_body_bytes: int = 1024 * 1024) -> None:
+        if not token:
+            raise ValueError("the feed endpoint needs a non-empty token")
+        self.intake = intake
+        self.submit = submit
+        self._token = ("Bearer " + token).encode("utf-8")
+        self.host = host
+        self.port = port
+        self.max_body_bytes = max_body_bytes
+        self._runner: web.AppRunner | None = None
+        self.requests = 0
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=self.max_body_bytes)
+        app.router.add_post("/api/v1/orders", self._orders)
+        app.router.add_post("/api/v1/shipments", self._shipments)
+        app.router.add_get("/healthz", self._health)
+        return app
+
+    async def start(self) -> None:
+        runner = web.AppRunner(self.app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            where = f"{self.host}:{self.port}"
+            raise SourceError(f"feed endpoint cannot listen on {where}: {exc.strerror}") from exc
+        self._runner = runner
+        addresses = runner.addresses  # the bound socket tells the port when 0 was asked
+        if addresses:
+            self.port = int(addresses[0][1])
+        log.info("feed endpoint on http://%s:%d/api/v1/{orders,shipments}", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    def _authorised(self, request: web.Request) -> bool:
+        given = request.headers.get("Authorization", "").encode("utf-8", "replace")
+        return hmac.compare_digest(given, self._token)
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _orders(self, request: web.Request) -> web.Response:
+        return await self._post(request, RecordKind.ORDER)
+
+    async def _shipments(self, request: web.Request) -> web.Response:
+        return await self._post(request, RecordKind.SHIPMENT)
+
+    async def _post(self, request: web.Request, kind: RecordKind) -> web.Response:
+        self.requests += 1
+        if not self._authorised(request):
+            return web.json_response({"error": "missing or wrong bearer token"}, status=401,
+                                     headers={"WWW-Authenticate": 'Bearer realm="twin-feeds"'})
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return web.json_response({"error": f"body over {self.max_body_bytes // 1024} KiB"}, status=413)
+        try:
+            lines = parse_body(body, kind)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        try:
+            result = await asyncio.to_thread(self.intake.take, lines)
+        except TwinError as exc:
+            log.error("feed endpoint: %s", exc)
+            return web.json_response({"error": "could not store the records; retry later"}, status=503)
+        if result.to_apply:
+            self.submit(result.to_apply)  # in the loop: the twin state has one writer
+        answer: dict[str, Any] = {
+            "accepted": result.accepted, "duplicates": result.duplicates, "late": result.late,
+            "rejected": [{"index": r.line, "reason": r.reason} for r in result.rejected],
+        }
+        return web.json_response(answer)

@@ -1,0 +1,125 @@
+"""``[feeds]`` in the configuration (valid and invalid files), and ``twin collect`` receiving both feeds."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from connectors.config import load, load_text
+from connectors.store import SqliteHistorian
+from tests.conftest import EXAMPLES, ROOT, free_port
+from twin.errors import ConfigError
+from twin.spec import SiteId
+
+_RAW = tomllib.loads((EXAMPLES / "fleet.toml").read_text(encoding="utf-8"))
+_RAW.pop("feeds", None)
+BASE = tomli_w.dumps(_RAW)  # the example fleet without its [feeds]
+
+
+def with_feeds(feeds: str) -> str:
+    return BASE + "\n" + feeds
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        load_text(text, source=Path("/cfg/plant.toml"))
+    return [str(p) for p in err.value.problems]
+
+
+def test_the_example_has_a_drop_folder() -> None:
+    feeds = load(EXAMPLES / "fleet.toml").feeds
+    assert feeds is not None and feeds.drop_dir == (EXAMPLES.parent / "var" / "feeds" / "in").resolve()
+
+
+def test_paths_resolve_against_the_file_and_defaults() -> None:
+    cfg = load_text(with_feeds('[feeds]\ndrop_dir = "feeds/in"\n[feeds.http]\ntoken_env = "TWIN_FEEDS_TOKEN"\n'),
+                    source=Path("/cfg/plant.toml"))
+    feeds = cfg.feeds
+    assert feeds is not None and feeds.http is not None
+    assert (feeds.drop_dir, feeds.poll_s, feeds.ledger) == (Path("/cfg/feeds/in"), 5.0, None)
+    assert feeds.ledger_path(cfg.historian.path) == cfg.historian.path.parent / "feeds.db"
+    assert (feeds.http.host, feeds.http.port, feeds.http.max_body_bytes) == ("127.0.0.1", 8081, 1024 * 1024)
+    assert load_text(BASE).feeds is None
+
+
+@pytest.mark.parametrize(("feeds", "expected"), [
+    ("[feeds]\npoll_s = 0\n", ["feeds.poll_s: Input should be greater than 0 (got 0)"]),
+    ('[feeds]\ndrop_dir = "in"\npoll_s = "5"\n', ["feeds.poll_s: Input should be a valid number (got '5')"]),
+    ('[feeds]\ndrop_dir = "in"\npoll = 5\n', ["feeds.poll: unknown key (got 5)"]),
+    ("[feeds]\n", ["feeds: give drop_dir, [feeds.http] or both (nothing to receive)"]),
+    ('[feeds.http]\ntoken = "abc"\n', ["feeds.http.token: the feed token is never read from the configuration file; "
+                                       "name an environment variable with token_env or a file with token_file "
+                                       "(got '{token}')"]),
+    ('[feeds.http]\nlisten = "8081"\ntoken_env = "T"\n',
+     ["feeds.http.listen: expected HOST:PORT with a port 1..65535, e.g. 127.0.0.1:8081 (got '8081')"]),
+    ("[feeds.http]\n", ["feeds.http: needs token_env or token_file (where the bearer token is read from) (got '{}')"]),
+    ('[feeds.http]\ntoken_env = "T"\nmax_body_kb = 0\n',
+     ["feeds.http.max_body_kb: Input should be greater than or equal to 1 (got 0)"]),
+])
+def test_invalid_feeds_sections(feeds: str, expected: list[str]) -> None:
+    assert problems(with_feeds(feeds)) == expected
+
+
+def test_error_message_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "plant.toml"
+    path.write_text(with_feeds("[feeds]\npoll_s = -1\n"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"plant\.toml: feeds\.poll_s: Input should be greater than 0 \(got -1\)"):
+        load(path)
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_twin_collect_takes_files_and_requests(tmp_path: Path) -> None:
+    raw = tomllib.loads(BASE)  # a copy
+    raw.pop("sources", None)  # no PLCs: only the feeds
+    raw["historian"] = {"path": "history.db", "checkpoint_interval_s": 60}
+    port = free_port()
+    raw["feeds"] = {"drop_dir": "in", "poll_s": 0.2, "http": {"listen": f"127.0.0.1:{port}", "token_file": "tok"}}
+    (tmp_path / "plant.toml").write_text(tomli_w.dumps(raw), encoding="utf-8")
+    (tmp_path / "tok").write_text("abc123\n", encoding="utf-8")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "orders-1.csv").write_text(
+        "id,version,site,product,qty,created,due\n"
+        "o1,1,pod-berlin,custom-bracket,5,2026-03-02T08:00:00Z,2026-03-04T08:00:00Z\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "connectors.cli", "collect", str(tmp_path / "plant.toml"),
+                             "--duration", "20"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        body = json.dumps({"id": "o2", "version": 1, "site": "pod-berlin", "product": "machined-housing",
+                           "qty": 2, "created": "2026-03-02T08:00:00Z", "due": "2026-03-05T08:00:00Z"}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/orders", data=body, method="POST",
+                                     headers={"Authorization": "Bearer abc123"})
+        answer = None
+        deadline = time.monotonic() + 15
+        while answer is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(req, timeout=2) as resp:
+                    answer = json.loads(resp.read())
+            except OSError:
+                time.sleep(0.1)
+        assert answer == {"accepted": 1, "duplicates": 0, "late": 0, "rejected": []}
+        while (tmp_path / "in" / "orders-1.csv").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # a flush (every 0.5 s) writes the checkpoint of the site with events
+    finally:
+        proc.send_signal(2)
+        out, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 0, out.decode()
+    assert b"abc123" not in out  # the token is never printed
+    store = SqliteHistorian(tmp_path / "history.db", load(tmp_path / "plant.toml").fleet)
+    state = store.state_at(SiteId("pod-berlin"), datetime.now(UTC))
+    store.close()
+    assert state is not None
+    assert sorted(o.id for o in state.orders) == ["o1", "o2"]
+    assert (tmp_path / "feeds.db").exists()  # the ledger beside the historian file
