@@ -42,6 +42,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from connectors.config import feeds as feeds_schema
+from connectors.config import influx_feed as influx_schema
 from connectors.config import modbus as modbus_schema
 from connectors.config import schema
 from tests.conftest import free_port
@@ -363,7 +365,7 @@ def test_docs_exist_and_link_each_other() -> None:
 
 def _models() -> list[type[BaseModel]]:
     found: list[type[BaseModel]] = []
-    for module in (schema, modbus_schema):
+    for module in (schema, modbus_schema, influx_schema, feeds_schema):
         for value in vars(module).values():
             if (isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == module.__name__
                     and value.model_fields and not value.__name__.startswith("_")):
@@ -391,6 +393,11 @@ SECTIONS: dict[str, str] = {
     "ModbusDeviceModel": "## `[[sources.modbus]]`",
     "AssetMapModel": "### `assets`",
     "DevicePointModel": "### `points` of a device",
+    "InfluxFeedModel": "## `[[sources.influx]]`",
+    "InfluxConnectionModel": "### `connection`",
+    "InfluxMappingModel": "### `mappings`",
+    "FeedsModel": "## `[feeds]`",
+    "FeedsHttpModel": "### `[feeds.http]`",
 }
 
 
@@ -443,10 +450,12 @@ def test_configuration_reference_covers_every_key() -> None:
 
 def test_configuration_reference_lists_every_enum_value() -> None:
     text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    from connectors.config.influx_feed import InfluxApi
     from connectors.modbus.spec import ByteOrder, DataType
     from twin.spec import AlarmKind, ItemKind, MachineStatus, Role, SignalKind, SiteKind, Transport
 
-    for enum_type in (Role, SignalKind, ItemKind, Transport, SiteKind, AlarmKind, MachineStatus, DataType, ByteOrder):
+    for enum_type in (Role, SignalKind, ItemKind, Transport, SiteKind, AlarmKind, MachineStatus, DataType, ByteOrder,
+                      InfluxApi):
         for member in enum_type:
             if member.value == "unknown":
                 continue
