@@ -15,11 +15,17 @@ Where each figure comes from:
   coefficient of variation from the distinct values of a CYCLE_TIME signal, when there is one.
 - **Scrap rate** = scrap / (good + scrap). Samples: parts.
 - **Demand** per (site, product): from open orders seen in hourly snapshots (``state_at``) when there
-  are any (orders created in the window); otherwise from stock draws: every decrease of the on-hand
-  series of a SKU that only this product uses at the site is one order. Hour-of-day factors are
-  estimated only with at least 20 orders per hour of the day on average.
-- **Consumption** per (site, SKU): mean draw / (bill of materials x mean batch), from the same
-  decreases; 1.0 means the bill of materials is right.
+  are any (orders created in the window); otherwise from stock draws of a SKU that only this product
+  uses at the site. Two draws between two samples of the on-hand series show as one decrease, so
+  draws are not simply counted: orders are taken as a Poisson process, an interval of length d
+  between two samples shows no decrease with probability exp(-lam d), and lam is the maximum
+  likelihood estimate from the intervals with and without a decrease (with equal intervals,
+  lam = -ln(1 - decreases / intervals) / d). Intervals in which stock rose (a delivery hides the
+  draws) or that start with nothing on hand are left out. Samples: decreases. Hour-of-day factors
+  (from the times of the decreases) are estimated only with at least 20 orders per hour of the day
+  on average.
+- **Consumption** per (site, SKU): quantity drawn / (orders estimated x bill of materials x mean
+  batch), over the same intervals; 1.0 means the bill of materials is right.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ from twin.sim.projection import to_plain
 from twin.spec import FleetSpec, MachineSpec, MachineStatus, SignalKind, SiteSpec, Sku
 from twin.state import Event, EventKind
 
-__all__ = ["Calibration", "MinSamples", "ParamEstimate", "Source", "calibrate", "machine_history"]
+__all__ = ["Calibration", "Draws", "MinSamples", "ParamEstimate", "Source", "calibrate", "machine_history",
+           "stock_draws"]
 
 log = logging.getLogger(__name__)
 
@@ -251,8 +258,68 @@ def _calibrate_site(
     _calibrate_demand(fleet, site, historian, t0, t1, mins, series, estimates, demand, consumption)
 
 
-def _draws(points: Sequence[SeriesPoint]) -> list[tuple[datetime, float]]:
-    return [(p.ts, prev.value - p.value) for prev, p in pairwise(points) if p.value < prev.value]
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Draws:
+    """The draws of one stock series: decreases, and the orders behind them (see :func:`stock_draws`)."""
+
+    times: tuple[datetime, ...]  # sample times that closed an interval with a decrease
+    drawn: float  # quantity drawn in those intervals
+    exposure_s: float  # length of the intervals that count (no delivery, stock on hand at the start)
+    rate_per_s: float  # estimated orders per second; NaN without intervals
+
+    @property
+    def orders(self) -> float:
+        return self.rate_per_s * self.exposure_s if self.exposure_s > 0 else 0.0
+
+
+def _poisson_rate(hits: dict[float, int], miss_s: float) -> float:
+    """MLE of a Poisson rate from intervals with (``hits``: length -> count) and without events.
+
+    Maximises sum_hits log(1 - exp(-lam d)) - lam miss_s: the root of
+    sum_hits d / (exp(lam d) - 1) = miss_s, found by bisection (the left side falls with lam).
+    """
+    n_hits = sum(hits.values())
+    if n_hits == 0:
+        return 0.0
+    total = miss_s + sum(d * c for d, c in hits.items())
+    if miss_s <= 0.0:
+        return n_hits / total  # every interval had a draw: only a lower bound is known
+    def excess(lam: float) -> float:
+        return sum(c * d / math.expm1(lam * d) for d, c in hits.items()) - miss_s
+    lo = n_hits / total  # the simple count is a lower bound of the root
+    hi = lo * 2.0
+    while excess(hi) > 0.0:
+        lo, hi = hi, hi * 2.0
+    for _ in range(100):
+        mid = (lo + hi) / 2.0
+        if excess(mid) > 0.0:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-12 * hi:
+            break
+    return (lo + hi) / 2.0
+
+
+def stock_draws(points: Sequence[SeriesPoint]) -> Draws:
+    """Draws of an on-hand series sampled at any times, robust to several draws between two samples."""
+    hits: dict[float, int] = {}
+    miss_s = 0.0
+    times: list[datetime] = []
+    drawn = 0.0
+    for prev, cur in pairwise(points):
+        d = (cur.ts - prev.ts).total_seconds()
+        if d <= 0.0 or cur.value > prev.value or prev.value <= 0.0:
+            continue  # a delivery hides the draws; nothing on hand, nothing to draw
+        if cur.value < prev.value:
+            hits[d] = hits.get(d, 0) + 1
+            times.append(cur.ts)
+            drawn += prev.value - cur.value
+        else:
+            miss_s += d
+    exposure = miss_s + sum(d * c for d, c in hits.items())
+    rate = _poisson_rate(hits, miss_s) if exposure > 0 else math.nan
+    return Draws(times=tuple(times), drawn=drawn, exposure_s=exposure, rate_per_s=rate)
 
 
 def _calibrate_demand(
@@ -283,25 +350,26 @@ def _calibrate_demand(
         pid = str(d.product)
         subject = f"{sid}/{pid}"
         times = created.get(pid, [])
+        per_day = len(times) / days if days > 0 else None
         if not times:
             product = fleet.product(pid)
             own = [s for s, who in users.items() if who == [pid] and site.item(s) is not None]
-            best: list[tuple[datetime, float]] = []
+            best: Draws | None = None
             for own_sku in own:
                 sku = Sku(own_sku)
-                draws = _draws(series.get(SeriesKey(site=sid, asset=sku, signal="on_hand"), []))
-                if len(draws) > len(best):
+                draws = stock_draws(series.get(SeriesKey(site=sid, asset=sku, signal="on_hand"), []))
+                if best is None or len(draws.times) > len(best.times):
                     best = draws
-                if product is not None and draws:
+                if product is not None and draws.times:
                     per_order = product.bom[sku] * (product.batch_min + product.batch_max) / 2.0
-                    est = _est("consumption_factor", f"{sid}/{sku}", sum(q for _, q in draws) / len(draws) / per_order,
-                               len(draws), mins.orders, 1.0, "")
+                    est = _est("consumption_factor", f"{sid}/{sku}", draws.drawn / draws.orders / per_order,
+                               len(draws.times), mins.orders, 1.0, "")
                     estimates.append(est)
                     if est.source is Source.HISTORY:
                         consumption[(sid, str(sku))] = est.value
-            times = [ts for ts, _ in best]
-        rate = _est("orders_per_day", subject, len(times) / days if days > 0 else None, len(times), mins.orders,
-                    d.orders_per_day, "1/d")
+            times = list(best.times) if best is not None else []
+            per_day = best.rate_per_s * DAY_S if best is not None and best.exposure_s > 0 else None
+        rate = _est("orders_per_day", subject, per_day, len(times), mins.orders, d.orders_per_day, "1/d")
         estimates.append(rate)
         hour_factors: tuple[float, ...] | None = None
         if len(times) >= 24 * 20:

@@ -1,8 +1,17 @@
-"""The micro-factory model: plain data in, SimPy processes, plain per-replication outputs out.
+"""The micro-factory model: plain data in, a SimPy run, plain per-replication outputs out.
 
 A :class:`ModelData` is everything one replication needs, as picklable plain data (times in
 simulation seconds from the fork's ``as_of``). :func:`simulate` builds a fresh
 ``simpy.Environment`` from it, runs to the horizon and returns a :class:`ReplicationOutput`.
+
+Implementation, for speed (the engine's per-event overhead is what a Monte Carlo pays a million
+times): machines, order sources and deliveries are small state machines driven by callbacks on
+SimPy timeouts, not generator processes; an order reaching an idle machine starts at once (no
+wake-up event), so one job costs one event. Statistics are integrals updated when the state
+changes (queue length, orders in the system), and the per-bin series of backlog, WIP and stock
+are closed lazily: before the first change after a bin's end, that bin (and any skipped ones)
+takes the state at its end. Bins are (start, end]: a bin holds the state after every event at or
+before its end, the bin ending at the horizon included.
 
 Modelling choices (documented here once):
 
@@ -37,7 +46,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 import simpy
 
@@ -217,19 +226,49 @@ def stream_seed(seed: int, replication: int, name: str) -> int:
     return (seed * 1_000_003 + replication) * 4_294_967_311 + zlib.crc32(name.encode())
 
 
-class _Order:
-    __slots__ = ("created", "done", "due", "id", "initial", "product", "qty", "site", "step")
+class _Site:
+    """Counters and per-bin series of one site (attributes, not dicts keyed by site, in the hot path)."""
 
-    def __init__(self, oid: str, site: str, product: _Product, qty: int, created: float, due: float) -> None:
+    __slots__ = (
+        "backlog", "busy_bins", "id", "kitting", "late", "lead_sum", "on_time", "open_n", "orders_done",
+        "overflow", "sys_area", "sys_last", "throughput", "units_done", "wip", "wip_bins",
+    )
+
+    def __init__(self, sid: str, n_bins: int) -> None:
+        self.id = sid
+        self.open_n = 0
+        self.wip = 0
+        self.sys_area = 0.0
+        self.sys_last = 0.0
+        self.orders_done = 0
+        self.units_done = 0
+        self.on_time = 0
+        self.late = 0
+        self.lead_sum = 0.0
+        self.kitting: deque[_Order] = deque()
+        self.overflow: OverflowData | None = None
+        self.throughput = [0.0] * n_bins
+        self.busy_bins = [0.0] * n_bins
+        self.backlog = [0.0] * n_bins
+        self.wip_bins = [0.0] * n_bins
+
+
+class _Order:
+    __slots__ = ("at", "created", "done", "due", "id", "path", "product", "qty", "step")
+
+    def __init__(
+        self, oid: str, at: _Site, product: _Product, qty: int, created: float, due: float,
+        path: tuple[_Station, ...],
+    ) -> None:
         self.id = oid
-        self.site = site
+        self.at = at
         self.product = product
         self.qty = qty
         self.created = created
         self.due = due
         self.step = 0
         self.done = INF
-        self.initial = False
+        self.path = path
 
 
 class _Product:
@@ -252,7 +291,7 @@ class _Station:
         self.role = role
         self.queue: deque[_Order] = deque()
         self.enq: deque[float] = deque()
-        self.idle: list[simpy.Event] = []
+        self.idle: list[_Machine] = []
         self.servers = 0
         self.q_area = 0.0
         self.last = 0.0
@@ -261,16 +300,291 @@ class _Station:
         self.busy = 0.0
 
 
-class _Run:
-    """The mutable state of one replication (private to :func:`simulate`)."""
+class _Machine:
+    """One machine as a small state machine driven by timeout callbacks (no generator process).
 
-    def __init__(self, data: ModelData, seed: int, replication: int) -> None:
+    idle (in its station's ``idle`` list) -> running a job (``on_done`` or ``on_fail`` pending) ->
+    under repair (``on_repaired`` pending) -> running again ...; outside its availability windows
+    it sleeps (``on_wake`` pending at the next window's start) and is in no list.
+    """
+
+    __slots__ = (
+        "batch", "busy", "busy_bins", "cv", "down", "env", "expo_rate", "fail_rate", "log_ok", "mean", "mid",
+        "mttr", "on_done", "on_fail", "on_repaired", "on_wake", "open_until", "order", "p_scrap", "repair",
+        "rng_cycle", "rng_fail", "rng_scrap", "run", "scale", "shape", "st", "starts", "t0", "timeout", "ttf",
+        "windows", "work",
+    )
+
+    def __init__(self, run: _Run, m: MachineData, st: _Station, busy_bins: list[float]) -> None:
+        self.run = run
+        self.env = run.env
+        self.timeout = run.env.timeout
+        self.st = st
+        self.busy_bins = busy_bins
+        self.mid = mid = f"{m.site}/{m.id}"
+        self.rng_cycle = run.rng(f"cycle:{mid}")
+        self.rng_fail = run.rng(f"fail:{mid}")
+        self.rng_scrap = run.rng(f"scrap:{mid}")
+        self.windows = m.windows
+        self.starts = [w[0] for w in m.windows] if m.windows is not None else []
+        self.open_until = -1.0  # end of the availability window known to contain now (a cache)
+        self.mean, self.cv, self.batch, self.p_scrap = m.cycle_mean_s, m.cycle_cv, m.batch_size, m.scrap_rate
+        self.log_ok = math.log(1.0 - m.scrap_rate) if 0 < m.scrap_rate < 1 else 0.0
+        self.shape = 1.0 / (m.cycle_cv * m.cycle_cv) if m.cycle_cv > 0 else 0.0
+        self.scale = m.cycle_mean_s * m.cycle_cv * m.cycle_cv
+        # cv 1: exponential, drawn with expovariate
+        self.expo_rate = 1.0 / m.cycle_mean_s if m.cycle_cv == 1.0 and m.cycle_mean_s > 0 else 0.0
+        self.fail_rate = 1.0 / m.mtbf_s if m.mtbf_s < INF else 0.0
+        self.ttf = self.rng_fail.expovariate(self.fail_rate) if self.fail_rate > 0 else INF
+        self.mttr = m.mttr_s
+        self.busy = 0.0
+        self.down = 0.0
+        self.repair = 0.0
+        self.order: _Order | None = None
+        self.work = 0.0
+        self.t0 = 0.0
+        # bound once: appending a callback then allocates nothing
+        self.on_done = self._done
+        self.on_fail = self._fail
+        self.on_repaired = self._repaired
+        self.on_wake = self._wake
+
+    def start(self, m: MachineData) -> None:
+        if m.initial_repair_s > 0:  # memoryless: the time left is exponential with the mean given
+            self.repair = self.rng_fail.expovariate(1.0 / m.initial_repair_s)
+            self.work = m.initial_busy_s
+            self.timeout(self.repair).callbacks.append(self._initial_repaired)
+        elif m.initial_busy_s > 0:
+            self._initial_busy(m.initial_busy_s)
+        else:
+            self.next_job(0.0)
+
+    def _initial_repaired(self, ev: simpy.Event) -> None:
+        self.down += self.repair
+        if self.work > 0:
+            self._initial_busy(self.work)
+        else:
+            self.next_job(self.env.now)
+
+    def _initial_busy(self, busy_s: float) -> None:
+        self.t0 = self.env.now
+        self.work = busy_s
+        self.timeout(busy_s).callbacks.append(self._initial_done)
+
+    def _initial_done(self, ev: simpy.Event) -> None:
+        now = self.env.now
+        self.busy += self.work
+        self.run.add_busy(self.busy_bins, self.t0, now)
+        self.next_job(now)
+
+    def in_window(self, now: float) -> bool:
+        """Whether ``now`` is inside an availability window; if not, sleep until the next one (if any)."""
+        windows = self.windows
+        assert windows is not None
+        i = bisect_right(self.starts, now) - 1
+        if i < 0 or now >= windows[i][1]:
+            if i + 1 < len(windows):
+                self.timeout(windows[i + 1][0] - now).callbacks.append(self.on_wake)
+            return False
+        self.open_until = windows[i][1]
+        return True
+
+    def _wake(self, ev: simpy.Event) -> None:
+        self.next_job(self.env.now)
+
+    def next_job(self, now: float) -> None:
+        """Take the next job of the station's queue, or wait in its idle list."""
+        if self.windows is not None and not now < self.open_until and not self.in_window(now):
+            return
+        st = self.st
+        queue = st.queue
+        if queue:
+            order = queue.popleft()
+            t_enq = st.enq.popleft()
+            st.q_area += (len(queue) + 1) * (now - st.last)
+            st.last = now
+            st.w_sum += now - t_enq
+            st.w_n += 1
+            self.begin(order, now)
+        else:
+            st.idle.append(self)
+
+    def begin(self, order: _Order, now: float) -> None:
+        self.order = order
+        units = order.qty
+        p_scrap = self.p_scrap
+        if p_scrap > 0:
+            # Bernoulli trials until `units` good parts: jump from failure to failure with
+            # geometric runs of successes (one draw per scrapped part, not one per part)
+            scrap = 0
+            left = units
+            rnd = self.rng_scrap.random
+            log_ok = self.log_ok
+            while True:
+                run = int(math.log(1.0 - rnd()) / log_ok)
+                if run >= left:
+                    break
+                left -= run
+                scrap += 1
+            if scrap:
+                site = order.at.id
+                for sku, per_unit in order.product.bom:
+                    self.run.consume(site, sku, per_unit * scrap)
+            units += scrap
+        batch = self.batch
+        cycles = units if batch == 1 else -(-units // batch)
+        shape = self.shape
+        if shape == 0.0:
+            work = self.mean * cycles
+        elif self.expo_rate and cycles == 1:
+            work = self.rng_cycle.expovariate(self.expo_rate)
+        else:
+            work = self.rng_cycle.gammavariate(shape * cycles, self.scale)
+        self.t0 = now
+        self.work = work
+        if work >= self.ttf:
+            self.timeout(self.ttf).callbacks.append(self.on_fail)
+        else:
+            self.timeout(work).callbacks.append(self.on_done)
+
+    def _fail(self, ev: simpy.Event) -> None:
+        now = self.env.now
+        ttf = self.ttf
+        self.work -= ttf
+        self.busy += ttf
+        self.st.busy += now - self.t0
+        self.run.add_busy(self.busy_bins, self.t0, now)
+        self.repair = repair = self.rng_fail.expovariate(1.0 / self.mttr) if self.mttr > 0 else 0.0
+        self.timeout(repair).callbacks.append(self.on_repaired)
+
+    def _repaired(self, ev: simpy.Event) -> None:
+        self.down += self.repair
+        self.ttf = ttf = self.rng_fail.expovariate(self.fail_rate)
+        self.t0 = self.env.now
+        if self.work >= ttf:
+            self.timeout(ttf).callbacks.append(self.on_fail)
+        else:
+            self.timeout(self.work).callbacks.append(self.on_done)
+
+    def _done(self, ev: simpy.Event) -> None:
+        now = self.env.now
+        work = self.work
+        t0 = self.t0
+        self.ttf -= work
+        self.busy += work
+        self.st.busy += now - t0
+        run = self.run
+        size = run.bin_s
+        b = int(t0 / size)
+        if b < run.n_bins and now <= (b + 1) * size:  # within one bin: add_busy's common case, inlined
+            self.busy_bins[b] += now - t0
+        else:
+            run.add_busy(self.busy_bins, t0, now)
+        order = self.order
+        assert order is not None
+        self.order = None
+        order.step += 1
+        if order.step < len(order.path):
+            run.to_station(order, now)
+        else:
+            run.finish(order, now)
+        if self.windows is None and not self.st.queue:  # next_job's common case, inlined
+            self.st.idle.append(self)
+        else:
+            self.next_job(now)
+
+
+class _Source:
+    """Order arrivals of one (site, product): a self-rescheduling timeout, no generator process."""
+
+    __slots__ = ("at", "end", "env", "horizon", "i", "n", "on_arrival", "path", "product", "rate", "rates",
+                 "rng", "rng_qty", "run", "starts", "t")
+
+    def __init__(self, run: _Run, d: DemandData) -> None:
+        self.run = run
+        self.env = run.env
+        self.at = run.sites[d.site]
+        self.product = run.products[d.product]
+        self.path = run.path(d.site, self.product)
+        self.rng = run.rng(f"demand:{d.site}:{d.product}")
+        self.rng_qty = run.rng(f"qty:{d.site}:{d.product}")
+        self.starts, self.rates = d.starts_s, d.rates_per_s
+        self.n = len(d.starts_s)
+        self.horizon = run.data.horizon_s
+        self.i = 0
+        self.t = 0.0
+        self.rate = d.rates_per_s[0]  # the current piece's rate and end
+        self.end = d.starts_s[1] if self.n > 1 else self.horizon
+        self.on_arrival = self._arrive
+
+    def schedule(self, now: float, need: float | None = None) -> None:
+        """Schedule the next arrival by inverting the cumulative rate.
+
+        One Exp(1) (``need``, drawn here when not given) is spent across the piecewise-constant
+        rate from the last arrival on.
+        """
+        if need is None:
+            need = self.rng.expovariate(1.0)
+        t = self.t
+        rate = self.rate
+        if rate > 0 and t + need / rate <= self.end:  # within the current piece: the common case
+            t += need / rate
+            self.t = t
+            if t < self.horizon:
+                self.env.timeout(t - now).callbacks.append(self.on_arrival)
+            return
+        starts, rates, n, horizon = self.starts, self.rates, self.n, self.horizon
+        i = self.i
+        while True:
+            end = starts[i + 1] if i + 1 < n else horizon
+            rate = rates[i]
+            if rate > 0 and t + need / rate <= end:
+                t += need / rate
+                break
+            need -= rate * (end - t)
+            t = end
+            if i + 1 >= n:
+                return
+            i += 1
+        self.i, self.t = i, t
+        self.rate = rates[i]
+        self.end = starts[i + 1] if i + 1 < n else horizon
+        if t >= horizon:
+            return
+        self.env.timeout(t - now).callbacks.append(self.on_arrival)
+
+    def _arrive(self, ev: simpy.Event) -> None:
+        now = self.env.now
+        self.run.new_order(self.at, self.product, self.rng_qty, self.path, now)
+        # schedule(now), its common case inlined: the next arrival within the current piece
+        need = self.rng.expovariate(1.0)
+        rate = self.rate
+        t = self.t
+        if rate > 0 and t + need / rate <= self.end:
+            t += need / rate
+            self.t = t
+            if t < self.horizon:
+                self.env.timeout(t - now).callbacks.append(self.on_arrival)
+        else:
+            self.schedule(now, need)
+
+
+class _Run:
+    """The mutable state of one replication (private to :func:`simulate`).
+
+    Everything is driven by timeout callbacks (machines, order sources, deliveries): no generator
+    processes. Backlog, WIP and stock per bin are recorded lazily: before a change of any of them,
+    every bin that has ended is closed with the state at its end (bins are (start, end]).
+    """
+
+    def __init__(self, data: ModelData, seed: int, replication: int, env: simpy.Environment) -> None:
         self.data = data
-        self.env = simpy.Environment()
+        self.env = env
         self.seed = seed
         self.rep = replication
         self.n_bins = data.n_bins
         self.bin_s = data.bin_s
+        self.horizon_s = data.horizon_s
         self.products = {p.id: _Product(p) for p in data.products}
         self.stations: dict[tuple[str, str], _Station] = {}
         for m in data.machines:
@@ -278,75 +592,105 @@ class _Run:
             if st is None:
                 st = self.stations[(m.site, m.role)] = _Station(m.site, m.role)
             st.servers += 1
+        self.sites = {s: _Site(s, self.n_bins) for s in data.sites}
+        self.paths: dict[tuple[str, str], tuple[_Station, ...]] = {}
         self.stock: dict[tuple[str, str], float] = {(i.site, i.sku): i.on_hand for i in data.items}
         self.on_order: dict[tuple[str, str], float] = {(i.site, i.sku): 0.0 for i in data.items}
         self.items = {(i.site, i.sku): i for i in data.items}
-        self.kitting: dict[str, deque[_Order]] = {s: deque() for s in data.sites}
-        self.overflow = {o.from_site: o for o in data.overflow}
-        z = [0.0] * self.n_bins
-        self.throughput = {s: list(z) for s in data.sites}
-        self.busy_bins = {s: list(z) for s in data.sites}
-        self.backlog = {s: list(z) for s in data.sites}
-        self.wip_bins = {s: list(z) for s in data.sites}
-        self.stock_bins = {k: list(z) for k in self.stock}
-        self.open_n = dict.fromkeys(data.sites, 0)
-        self.wip = dict.fromkeys(data.sites, 0)
-        self.sys_area = dict.fromkeys(data.sites, 0.0)
-        self.sys_last = dict.fromkeys(data.sites, 0.0)
-        self.orders_done = dict.fromkeys(data.sites, 0)
-        self.units_done = dict.fromkeys(data.sites, 0)
-        self.on_time = dict.fromkeys(data.sites, 0)
-        self.late = dict.fromkeys(data.sites, 0)
-        self.lead_sum = dict.fromkeys(data.sites, 0.0)
+        for o in data.overflow:
+            self.sites[o.from_site].overflow = o
+        self.stock_bins = {k: [0.0] * self.n_bins for k in self.stock}
+        self.bin_i = 0  # the first bin not closed yet
+        self.edge = min(self.bin_s, data.horizon_s)  # its end
         self.stockout = dict.fromkeys(self.stock, INF)
         self.open_orders: list[_Order] = []
-        self.machine_busy: dict[str, float] = {}
-        self.machine_down: dict[str, float] = {}
+        self.machines: list[_Machine] = []
         self.pending: list[_Order] = []  # every order created, to count late ones at the end
         self.rng_supply = self.rng("supply")
 
     def rng(self, name: str) -> random.Random:
         return random.Random(stream_seed(self.seed, self.rep, name))
 
-    # --- orders -------------------------------------------------------------------------------
-    def _system_change(self, site: str, delta: int) -> None:
-        now = self.env.now
-        self.sys_area[site] += self.open_n[site] * (now - self.sys_last[site])
-        self.sys_last[site] = now
-        self.open_n[site] += delta
+    def path(self, site: str, product: _Product) -> tuple[_Station, ...]:
+        """The stations of ``product``'s routing at ``site`` (created empty for a role the site lacks)."""
+        key = (site, product.id)
+        path = self.paths.get(key)
+        if path is None:
+            stations = []
+            for role in product.routing:
+                st = self.stations.get((site, role))
+                if st is None:  # no machine of this role at the site: the order waits forever
+                    st = self.stations[(site, role)] = _Station(site, role)
+                stations.append(st)
+            path = self.paths[key] = tuple(stations)
+        return path
 
-    def new_order(self, site: str, product: _Product, rng: random.Random) -> None:
-        now = self.env.now
+    # --- bins ---------------------------------------------------------------------------------
+    def close_bins(self, now: float) -> None:
+        """Record backlog, WIP and stock at the end of every bin that ended before ``now``."""
+        b, n = self.bin_i, self.n_bins
+        sites = self.sites.values()
+        while b < n and now > self.edge:
+            for s in sites:
+                s.backlog[b] = s.open_n
+                s.wip_bins[b] = s.wip
+            for key, level in self.stock.items():
+                self.stock_bins[key][b] = level
+            b += 1
+            self.edge = min((b + 1) * self.bin_s, self.data.horizon_s) if b < n else INF
+        self.bin_i = b
+
+    # --- orders -------------------------------------------------------------------------------
+    def _system_change(self, at: _Site, delta: int, now: float) -> None:
+        if now > self.edge:
+            self.close_bins(now)
+        at.sys_area += at.open_n * (now - at.sys_last)
+        at.sys_last = now
+        at.open_n += delta
+
+    def new_order(
+        self, at: _Site, product: _Product, rng: random.Random, path: tuple[_Station, ...], now: float
+    ) -> None:
         qty = product.batch_min if product.batch_max <= product.batch_min else rng.randint(
             product.batch_min, product.batch_max
         )
-        order = _Order("", site, product, qty, now, now + product.due_s)
-        if order.due <= self.data.horizon_s:
+        order = _Order("", at, product, qty, now, now + product.due_s, path)
+        if order.due <= self.horizon_s:
             self.pending.append(order)
-        ov = self.overflow.get(site) if self.overflow else None
-        if ov is not None and self.open_n[site] >= ov.threshold:
-            order.site = ov.to_site
-            self._system_change(ov.to_site, +1)
+        ov = at.overflow
+        if ov is not None and at.open_n >= ov.threshold:
+            to = self.sites[ov.to_site]
+            order.at = to
+            self._system_change(to, +1, now)
             ev = self.env.timeout(ov.transfer_s, order)
             ev.callbacks.append(self._arrive_transferred)
             return
-        self._system_change(site, +1)
-        kit = self.kitting[site]
+        if now > self.edge:
+            self.close_bins(now)
+        at.sys_area += at.open_n * (now - at.sys_last)  # _system_change(at, +1, now), inlined
+        at.sys_last = now
+        at.open_n += 1
+        kit = at.kitting
         if not product.bom and not kit:
-            self.wip[site] += qty
-            self.to_station(order)
+            at.wip += qty
+            self.to_station(order, now)
             return
         kit.append(order)
-        self.try_kit(site)
+        self.try_kit(at)
 
     def _arrive_transferred(self, ev: simpy.Event) -> None:
         order = cast(_Order, ev.value)
-        self.kitting[order.site].append(order)
-        self.try_kit(order.site)
+        order.path = self.path(order.at.id, order.product)
+        order.at.kitting.append(order)
+        self.try_kit(order.at)
 
-    def try_kit(self, site: str) -> None:
-        queue = self.kitting[site]
+    def try_kit(self, at: _Site) -> None:
+        now = self.env.now
+        if now > self.edge:
+            self.close_bins(now)
+        queue = at.kitting
         stock = self.stock
+        site = at.id
         while queue:
             order = queue[0]
             short = False
@@ -358,23 +702,26 @@ class _Run:
                 if have < per_unit * order.qty - 1e-9:
                     short = True
                     if self.stockout[key] == INF:
-                        self.stockout[key] = self.env.now
+                        self.stockout[key] = now
             if short:
                 return
             queue.popleft()
             for sku, per_unit in order.product.bom:
                 self.consume(site, sku, per_unit * order.qty)
-            self.wip[site] += order.qty
-            self.to_station(order)
+            at.wip += order.qty
+            self.to_station(order, now)
 
     def consume(self, site: str, sku: str, qty: float) -> None:
         key = (site, sku)
         item = self.items.get(key)
         if item is None:
             return
+        now = self.env.now
+        if now > self.edge:
+            self.close_bins(now)
         self.stock[key] -= qty
         if self.stock[key] < -1e-9 and self.stockout[key] == INF:
-            self.stockout[key] = self.env.now
+            self.stockout[key] = now
         if item.reorder_qty > 0:
             while self.stock[key] + self.on_order[key] <= item.reorder_point + 1e-9:
                 self.on_order[key] += item.reorder_qty
@@ -384,52 +731,62 @@ class _Run:
 
     def _receive(self, ev: simpy.Event) -> None:
         key, qty, ordered = cast(tuple[tuple[str, str], float, bool], ev.value)
+        now = self.env.now
+        if now > self.edge:
+            self.close_bins(now)
         self.stock[key] += qty
         if ordered:
             self.on_order[key] -= qty
-        self.try_kit(key[0])
+        self.try_kit(self.sites[key[0]])
 
-    def to_station(self, order: _Order) -> None:
-        routing = order.product.routing
-        if order.step >= len(routing):
-            self.finish(order)
+    def to_station(self, order: _Order, now: float) -> None:
+        path = order.path
+        step = order.step
+        if step >= len(path):
+            self.finish(order, now)
             return
-        key = (order.site, routing[order.step])
-        st = self.stations.get(key)
-        if st is None:  # no machine of this role at the site: the order waits forever
-            st = self.stations[key] = _Station(*key)
-        now = self.env.now
-        if st.idle:
-            st.w_n += 1
-            st.idle.pop().succeed(order)
-            return
+        st = path[step]
+        idle = st.idle
+        while idle:
+            m = idle.pop()
+            # a machine whose window closed while it was idle goes to sleep until its next one
+            if m.windows is None or now < m.open_until or m.in_window(now):
+                st.w_n += 1
+                m.begin(order, now)
+                return
         st.q_area += len(st.queue) * (now - st.last)
         st.last = now
         st.queue.append(order)
         st.enq.append(now)
 
-    def finish(self, order: _Order) -> None:
-        now = self.env.now
-        site = order.site
+    def finish(self, order: _Order, now: float) -> None:
+        at = order.at
         order.done = now
-        self._system_change(site, -1)
-        self.wip[site] -= order.qty
-        self.orders_done[site] += 1
-        self.units_done[site] += order.qty
-        self.lead_sum[site] += now - order.created
+        if now > self.edge:
+            self.close_bins(now)
+        at.sys_area += at.open_n * (now - at.sys_last)  # _system_change(at, -1, now), inlined
+        at.sys_last = now
+        at.open_n -= 1
+        qty = order.qty
+        at.wip -= qty
+        at.orders_done += 1
+        at.units_done += qty
+        at.lead_sum += now - order.created
         if now <= order.due + 1e-9:
-            self.on_time[site] += 1
+            at.on_time += 1
         else:
-            self.late[site] += 1
-        b = min(max(math.ceil(now / self.bin_s) - 1, 0), self.n_bins - 1)  # bins are (start, end]
-        self.throughput[site][b] += order.qty
+            at.late += 1
+        # the bins ending before now are closed (above): the first open one holds now, (start, end]
+        b = self.bin_i
+        at.throughput[b if b < self.n_bins else self.n_bins - 1] += qty
 
-    # --- machines ------------------------------------------------------------------------------
-    def add_busy(self, site: str, t0: float, t1: float) -> None:
-        bins = self.busy_bins[site]
+    def add_busy(self, bins: list[float], t0: float, t1: float) -> None:
         size = self.bin_s
         b = int(t0 / size)
         last = self.n_bins - 1
+        if b <= last and t1 <= (b + 1) * size:  # within one bin: the common case
+            bins[b] += t1 - t0
+            return
         while t0 < t1 and b <= last:
             edge = (b + 1) * size
             upto = t1 if t1 < edge else edge
@@ -437,205 +794,52 @@ class _Run:
             t0 = upto
             b += 1
 
-    def machine(self, m: MachineData) -> Any:
-        env = self.env
-        st = self.stations[(m.site, m.role)]
-        mid = f"{m.site}/{m.id}"
-        rng_cycle = self.rng(f"cycle:{mid}")
-        rng_fail = self.rng(f"fail:{mid}")
-        rng_scrap = self.rng(f"scrap:{mid}")
-        windows = m.windows
-        starts = [w[0] for w in windows] if windows is not None else []
-        open_until = -1.0  # end of the availability window known to contain now (a cache)
-        mean, cv, batch, p_scrap = m.cycle_mean_s, m.cycle_cv, m.batch_size, m.scrap_rate
-        log_ok = math.log(1.0 - p_scrap) if 0 < p_scrap < 1 else 0.0
-        shape = 1.0 / (cv * cv) if cv > 0 else 0.0
-        scale = mean * cv * cv
-        fail_rate = 1.0 / m.mtbf_s if m.mtbf_s < INF else 0.0
-        ttf = rng_fail.expovariate(fail_rate) if fail_rate > 0 else INF
-        mttr = m.mttr_s
-        busy_of, down_of = self.machine_busy, self.machine_down
-        busy_of[mid] = down_of[mid] = 0.0
-        site = m.site
-        queue, enq, idle = st.queue, st.enq, st.idle
-        if m.initial_repair_s > 0:  # memoryless: the time left is exponential with the mean given
-            repair = rng_fail.expovariate(1.0 / m.initial_repair_s)
-            yield env.timeout(repair)
-            down_of[mid] += repair
-        if m.initial_busy_s > 0:
-            t0 = env.now
-            yield env.timeout(m.initial_busy_s)
-            busy_of[mid] += m.initial_busy_s
-            self.add_busy(site, t0, env.now)
-        while True:
-            now = env.now
-            if windows is not None and not now < open_until:
-                i = bisect_right(starts, now) - 1
-                if i < 0 or now >= windows[i][1]:
-                    if i + 1 >= len(windows):
-                        return
-                    yield env.timeout(windows[i + 1][0] - now)
-                    continue
-                open_until = windows[i][1]
-            if queue:
-                order = queue.popleft()
-                t_enq = enq.popleft()
-                st.q_area += (len(queue) + 1) * (now - st.last)
-                st.last = now
-                st.w_sum += now - t_enq
-                st.w_n += 1
-            else:
-                ev = env.event()
-                idle.append(ev)
-                order = yield ev
-                now = env.now
-                if windows is not None and not now < open_until:
-                    i = bisect_right(starts, now) - 1
-                    if i < 0 or now >= windows[i][1]:
-                        # woken outside our windows: hand the job back to the queue's front
-                        st.w_n -= 1
-                        st.q_area += len(queue) * (now - st.last)
-                        st.last = now
-                        queue.appendleft(order)
-                        enq.appendleft(now)
-                        if idle:
-                            self._redispatch(st)
-                        continue
-                    open_until = windows[i][1]
-            units = order.qty
-            if p_scrap > 0:
-                # Bernoulli trials until `units` good parts: jump from failure to failure with
-                # geometric runs of successes (one draw per scrapped part, not one per part)
-                scrap = 0
-                left = units
-                rnd = rng_scrap.random
-                while True:
-                    run = int(math.log(1.0 - rnd()) / log_ok)
-                    if run >= left:
-                        break
-                    left -= run
-                    scrap += 1
-                if scrap:
-                    for sku, per_unit in order.product.bom:
-                        self.consume(site, sku, per_unit * scrap)
-                units += scrap
-            cycles = -(-units // batch)
-            if shape == 0.0:
-                work = mean * cycles
-            elif cv == 1.0 and cycles == 1:
-                work = rng_cycle.expovariate(1.0 / mean)
-            else:
-                work = rng_cycle.gammavariate(shape * cycles, scale)
-            t0 = env.now
-            while work >= ttf:
-                if ttf > 0:
-                    yield env.timeout(ttf)
-                work -= ttf
-                busy_of[mid] += ttf
-                self.add_busy(site, t0, env.now)
-                repair = rng_fail.expovariate(1.0 / mttr) if mttr > 0 else 0.0
-                yield env.timeout(repair)
-                down_of[mid] += repair
-                ttf = rng_fail.expovariate(fail_rate)
-                t0 = env.now
-            yield env.timeout(work)
-            ttf -= work
-            busy_of[mid] += work
-            st.busy += env.now - t0
-            self.add_busy(site, t0, env.now)
-            order.step += 1
-            self.to_station(order)
-
-    def _redispatch(self, st: _Station) -> None:
-        now = self.env.now
-        order = st.queue.popleft()
-        t_enq = st.enq.popleft()
-        st.q_area += (len(st.queue) + 1) * (now - st.last)
-        st.last = now
-        st.w_sum += now - t_enq
-        st.w_n += 1
-        st.idle.pop().succeed(order)
-
-    # --- sources -------------------------------------------------------------------------------
-    def demand(self, d: DemandData) -> Any:
-        env = self.env
-        rng = self.rng(f"demand:{d.site}:{d.product}")
-        rng_qty = self.rng(f"qty:{d.site}:{d.product}")
-        product = self.products[d.product]
-        starts, rates = d.starts_s, d.rates_per_s
-        n = len(starts)
-        horizon = self.data.horizon_s
-        i = 0
-        t = 0.0
-        while True:
-            # invert the cumulative rate: one Exp(1) spent across piecewise-constant pieces
-            need = rng.expovariate(1.0)
-            while True:
-                end = starts[i + 1] if i + 1 < n else horizon
-                rate = rates[i]
-                if rate > 0 and t + need / rate <= end:
-                    t += need / rate
-                    break
-                need -= rate * (end - t)
-                t = end
-                if i + 1 >= n:
-                    return
-                i += 1
-            if t >= horizon:
-                return
-            yield env.timeout(t - env.now)
-            self.new_order(d.site, product, rng_qty)
-
-    def sampler(self) -> Any:
-        env = self.env
-        for b in range(self.n_bins):
-            yield env.timeout(min((b + 1) * self.bin_s, self.data.horizon_s) - env.now)
-            for s in self.data.sites:
-                self.backlog[s][b] = self.open_n[s]
-                self.wip_bins[s][b] = self.wip[s]
-            for key, level in self.stock.items():
-                self.stock_bins[key][b] = level
-
+    # --- set-up and results ---------------------------------------------------------------------
     def start(self) -> None:
         env = self.env
         for o in self.data.orders:
             product = self.products.get(o.product)
             if product is None:
                 continue
-            order = _Order(o.id, o.site, product, o.qty, o.created_s, o.due_s)
-            order.initial = True
+            at = self.sites[o.site]
+            order = _Order(o.id, at, product, o.qty, o.created_s, o.due_s, self.path(o.site, product))
             self.open_orders.append(order)
             self.pending.append(order)
-            self._system_change(o.site, +1)
-            self.wip[o.site] += o.qty
-            self.to_station(order)
+            self._system_change(at, +1, 0.0)
+            at.wip += o.qty
+            self.to_station(order, 0.0)
         for i in self.data.items:
             for shp in i.in_transit:
                 delay = abs(self.rng_supply.gauss(0.0, shp.eta_sd_s)) if shp.eta_sd_s > 0 else 0.0
-                ev = env.timeout(max(0.0, shp.eta_s + shp.extra_delay_s + delay), ((i.site, i.sku), shp.qty, False))
+                due = max(0.0, shp.eta_s + shp.extra_delay_s + delay)
+                ev = env.timeout(due, ((i.site, i.sku), shp.qty, False))
                 ev.callbacks.append(self._receive)
-        for m in self.data.machines:
-            env.process(self.machine(m))
+        for md in self.data.machines:
+            m = _Machine(self, md, self.stations[(md.site, md.role)], self.sites[md.site].busy_bins)
+            self.machines.append(m)
+            m.start(md)
         for d in self.data.demand:
-            env.process(self.demand(d))
-        env.process(self.sampler())
+            _Source(self, d).schedule(0.0)
 
     def output(self, events: int) -> ReplicationOutput:
         horizon = self.data.horizon_s
-        for s in self.data.sites:
-            self.sys_area[s] += self.open_n[s] * (horizon - self.sys_last[s])
-            self.sys_last[s] = horizon
+        self.close_bins(INF)
+        sites = self.sites.values()
+        for s in sites:
+            s.sys_area += s.open_n * (horizon - s.sys_last)
+            s.sys_last = horizon
         for order in self.pending:
             if order.done == INF and order.due <= horizon:
-                self.late[order.site] += 1
+                order.at.late += 1
         capacity: dict[str, int] = {s: 0 for s in self.data.sites}
-        for m in self.data.machines:
-            capacity[m.site] += 1
+        for md in self.data.machines:
+            capacity[md.site] += 1
         util: dict[str, list[float]] = {}
-        for s, bins in self.busy_bins.items():
-            util[s] = [
-                v / (capacity[s] * (min((b + 1) * self.bin_s, horizon) - b * self.bin_s)) if capacity[s] else 0.0
-                for b, v in enumerate(bins)
+        for s in sites:
+            c = capacity[s.id]
+            util[s.id] = [
+                v / (c * (min((b + 1) * self.bin_s, horizon) - b * self.bin_s)) if c else 0.0
+                for b, v in enumerate(s.busy_bins)
             ]
         stations = []
         for st in self.stations.values():
@@ -650,23 +854,23 @@ class _Run:
             horizon_s=horizon,
             bin_s=self.bin_s,
             events=events,
-            throughput=self.throughput,
-            backlog=self.backlog,
-            wip=self.wip_bins,
+            throughput={s.id: s.throughput for s in sites},
+            backlog={s.id: s.backlog for s in sites},
+            wip={s.id: s.wip_bins for s in sites},
             utilisation=util,
             stock=self.stock_bins,
-            orders_done=self.orders_done,
-            units_done=self.units_done,
-            on_time=self.on_time,
-            late=self.late,
-            lead_time_sum_s=self.lead_sum,
-            system_area=self.sys_area,
+            orders_done={s.id: s.orders_done for s in sites},
+            units_done={s.id: s.units_done for s in sites},
+            on_time={s.id: s.on_time for s in sites},
+            late={s.id: s.late for s in sites},
+            lead_time_sum_s={s.id: s.lead_sum for s in sites},
+            system_area={s.id: s.sys_area for s in sites},
             stockout_s=self.stockout,
             open_order_done_s={o.id: o.done for o in self.open_orders},
             open_order_due_s={o.id: o.due for o in self.open_orders},
-            open_order_site={o.id: o.site for o in self.open_orders},
-            machine_busy_s=self.machine_busy,
-            machine_down_s=self.machine_down,
+            open_order_site={o.id: o.at.id for o in self.open_orders},
+            machine_busy_s={m.mid: m.busy for m in self.machines},
+            machine_down_s={m.mid: m.down for m in self.machines},
             stations=tuple(stations),
         )
 
@@ -685,10 +889,8 @@ def simulate(
     environment: Callable[[], simpy.Environment] | None = None,
 ) -> ReplicationOutput:
     """Run one replication of ``data`` with the random streams of (``seed``, ``replication``)."""
-    run = _Run(data, seed, replication)
-    if environment is not None:
-        run.env = environment()
+    env = environment() if environment is not None else simpy.Environment()
+    run = _Run(data, seed, replication, env)
     run.start()
-    run.env.run(until=data.horizon_s)
-    # close machine generators so their totals are recorded
-    return run.output(getattr(run.env, "events_processed", 0))
+    env.run(until=data.horizon_s)
+    return run.output(getattr(env, "events_processed", 0))

@@ -1,0 +1,194 @@
+"""Calibration recovers MTBF, MTTR, cycle time and demand rate from history produced by the emulator.
+
+The whole chain is real: ``connectors.emulator.plant.Plant`` (seeded, no I/O) -> the live reducer ->
+a real ``connectors.store.SqliteHistorian`` file (``connectors.emulator.backfill``, as the demo
+writes its history) -> ``twin.calibrate`` through the historian protocol. The fleet is made for
+statistics: eight cells that fail often (MTBF 1 h, MTTR 0.2 h) and run flat out around the clock,
+and one product whose only SKU the plant draws 300 times a day.
+
+Two checks per figure:
+
+- against the **realised sample** (what the plant really did, from ``plant.stats`` and the stock it
+  really drew): within 5 %. This isolates the measurement chain (sampling every 10 s, status events,
+  counters, stock draws), which must not distort what happened;
+- against the **configured value**, within the sampling error of the sample size: an exponential
+  mean estimated from n observations has relative standard error 1/sqrt(n) (MTBF: n failures,
+  MTTR: n repairs); a Poisson count of n orders also 1/sqrt(n); the cycle time (±3 % uniform noise:
+  sd 3 %/sqrt(3) = 1.73 %) is held to 1 %. The bound is 3 standard errors (99.7 %); the seed is
+  fixed, so the test is deterministic and the bound only says the figure is plausible.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from connectors.emulator.plant import MachineStats, Plant
+from twin.frozen import FrozenDict
+from twin.readings import Reading
+from twin.spec import (
+    DemandSpec,
+    FleetSpec,
+    InventoryItemSpec,
+    ItemKind,
+    MachineId,
+    MachineSpec,
+    MachineStatus,
+    MachineTemplate,
+    ProductFamily,
+    ProductId,
+    Role,
+    ShiftCalendar,
+    SignalKind,
+    SignalName,
+    SignalSpec,
+    SiteId,
+    SiteKind,
+    SiteSpec,
+    Sku,
+    TemplateId,
+)
+from twin.state import Event
+
+pytestmark = pytest.mark.slow
+
+T0 = datetime(2026, 11, 16, tzinfo=UTC)
+DAYS = 2.0
+# sampling step: a fault shorter than it may fall between two samples (~ STEP_S / 2 MTTR = 1.4 % do)
+STEP_S = 20.0
+MTBF_H, MTTR_H, CYCLE_S, SCRAP = 1.0, 0.2, 300.0, 0.02
+CELLS = 8
+ORDERS_PER_DAY, BATCH, PER_UNIT, STOCK = 300.0, 2, 1.5, 1_000_000.0
+Z = 3.0  # standard errors allowed against the configured values
+
+
+def _fleet() -> FleetSpec:
+    cell = MachineTemplate(
+        id=TemplateId("cell"), role=Role.ASSEMBLE, ideal_cycle_time_s=CYCLE_S, batch_size=1, mtbf_h=MTBF_H,
+        mttr_h=MTTR_H, scrap_rate=SCRAP,
+        status_codes=FrozenDict({0: MachineStatus.OFF, 1: MachineStatus.IDLE, 2: MachineStatus.RUNNING,
+                                 3: MachineStatus.FAULT, 4: MachineStatus.MAINTENANCE}),
+        signals=(
+            SignalSpec(name=SignalName("status"), kind=SignalKind.STATUS),
+            SignalSpec(name=SignalName("good"), kind=SignalKind.GOOD_COUNT),
+            SignalSpec(name=SignalName("scrap"), kind=SignalKind.SCRAP_COUNT),
+        ),
+    )
+    site = SiteSpec(
+        id=SiteId("lab"), name="Lab", kind=SiteKind.POINT_OF_DEMAND, timezone="UTC",
+        calendar=ShiftCalendar(shifts=()),
+        machines=tuple(MachineSpec(id=MachineId(f"C{i}"), site=SiteId("lab"), template=cell,
+                                   poll_interval_s=STEP_S) for i in range(1, CELLS + 1)),
+        # stock that never runs out and is never reordered: every order's draw is visible
+        inventory=(InventoryItemSpec(sku=Sku("PART"), name="part", kind=ItemKind.RAW, unit="pcs",
+                                     reorder_point=0.0, reorder_qty=1.0, supplier="local", lead_time_d=1.0,
+                                     initial_on_hand=STOCK, poll_interval_s=STEP_S),),
+        demand=(DemandSpec(product=ProductId("kit"), orders_per_day=ORDERS_PER_DAY),),
+    )
+    kit = ProductFamily(id=ProductId("kit"), name="Kit", routing=(Role.ASSEMBLE,),
+                        bom=FrozenDict({Sku("PART"): PER_UNIT}), batch_min=BATCH, batch_max=BATCH)
+    return FleetSpec(id="lab", name="Lab", sites=(site,), templates=(cell,), products=(kit,))
+
+
+def _within_se(estimate: float, configured: float, n: int, rel_sd: float = 1.0) -> bool:
+    return abs(estimate / configured - 1.0) <= Z * rel_sd / math.sqrt(n)
+
+
+def _emulate(fleet: FleetSpec, db: Path) -> tuple[Plant, dict[str, MachineStats], float]:
+    """Emulate ``DAYS`` into a real SQLite historian, as ``connectors.emulator.backfill`` does (its loop,
+    with a plant that runs flat out around the clock).
+
+    Returns the plant, each machine's totals at the last sample it was not in FAULT (the repairs
+    completed by then and their time: a repair still going on at the end is not a sample of MTTR)
+    and the stock left.
+    """
+    from connectors.store import SqliteHistorian
+    from twin.live import apply, initial_state
+
+    plant = Plant(fleet, seed=7, start=T0, follow_shifts=False, demand_driven=False)
+    state = initial_state(fleet, T0)
+    hist = SqliteHistorian(db, fleet)
+    try:
+        readings: list[Reading] = []
+        events: list[Event] = []
+        t, end, step = T0, T0 + timedelta(days=DAYS), timedelta(seconds=STEP_S)
+        n = 0
+        settled: dict[str, MachineStats] = {}
+        while t <= end:
+            batch = plant.readings(t)
+            state, new_events = apply(fleet, state, batch, t)
+            readings += batch
+            events += new_events
+            n += 1
+            for i in range(1, CELLS + 1):
+                if plant.status("lab", f"C{i}") is not MachineStatus.FAULT:
+                    settled[f"C{i}"] = plant.stats("lab", f"C{i}")
+            if n % 180 == 1 or t + step > end:  # a checkpoint at the start and every hour of plant time
+                hist.write(readings, list(state.sites.values()), events)
+                readings, events = [], []
+            t += step
+    finally:
+        hist.close()
+    left = plant.values()[("lab", "PART", "on_hand")]
+    assert isinstance(left, float)
+    return plant, settled, left
+
+
+def test_calibration_from_emulator_history_recovers_the_plant(tmp_path: Path) -> None:
+    from connectors.store import SqliteHistorian
+    from twin.calibrate import Source, calibrate
+
+    fleet = _fleet()
+    plant, settled, left = _emulate(fleet, tmp_path / "h.db")
+    hist = SqliteHistorian(tmp_path / "h.db", fleet, readonly=True)
+    try:
+        cal = calibrate(fleet, hist, T0, T0 + timedelta(days=DAYS))
+    finally:
+        hist.close()
+
+    failures = repairs = cycles = cycle_s = 0.0
+    for i in range(1, CELLS + 1):
+        real = plant.stats("lab", f"C{i}")
+        done = settled[f"C{i}"]
+        subject = f"lab/C{i}"
+        mtbf, mttr, cycle = (cal.get(n, subject) for n in ("mtbf_h", "mttr_h", "cycle_time_s"))
+        assert {mtbf.source, mttr.source, cycle.source} == {Source.HISTORY}, subject
+        # each machine against what it really did: operating time / failures, mean repair, mean cycle
+        assert mtbf.value == pytest.approx(real.run_s / 3600.0 / real.failures, rel=0.05), subject
+        assert mttr.value == pytest.approx(done.fault_s / 3600.0 / done.repairs, rel=0.05), subject
+        assert cycle.value == pytest.approx(real.cycle_s / real.cycles, rel=0.05), subject
+        assert mtbf.samples == pytest.approx(real.failures, rel=0.05)
+        failures += real.failures
+        repairs += done.repairs
+        cycles += real.cycles
+        cycle_s += real.cycle_s
+    # the fleet of cells against the configuration, within the sampling error of the pooled sample:
+    # about 38 h of operating time per cell in 2 days, so ~300 failures and repairs (SE ~ 6 %)
+    assert failures >= 250 and repairs >= 250
+    mtbf_all = sum(cal.get("mtbf_h", f"lab/C{i}").value * cal.get("mtbf_h", f"lab/C{i}").samples
+                   for i in range(1, CELLS + 1)) / sum(cal.get("mtbf_h", f"lab/C{i}").samples
+                                                       for i in range(1, CELLS + 1))
+    mttr_all = sum(cal.get("mttr_h", f"lab/C{i}").value * cal.get("mttr_h", f"lab/C{i}").samples
+                   for i in range(1, CELLS + 1)) / sum(cal.get("mttr_h", f"lab/C{i}").samples
+                                                       for i in range(1, CELLS + 1))
+    assert _within_se(mtbf_all, MTBF_H, int(failures)), (mtbf_all, failures)
+    assert _within_se(mttr_all, MTTR_H, int(repairs)), (mttr_all, repairs)
+    # cycle: 1.03 x ideal at most, mean ideal; sd of one cycle 3 %/sqrt(3), over thousands of cycles
+    assert _within_se(cycle_s / cycles, CYCLE_S, int(cycles), rel_sd=0.03 / math.sqrt(3.0))
+    assert cal.get("cycle_time_s", "lab/C1").value == pytest.approx(CYCLE_S, rel=0.01)
+
+    # demand: every order draws BATCH x PER_UNIT = 3 parts of PART and nothing restocks it, so the
+    # orders the plant really placed are (stock at start - stock left) / 3
+    realised = (STOCK - left) / (BATCH * PER_UNIT)
+    demand = cal.get("orders_per_day", "lab/kit")
+    assert demand.source is Source.HISTORY
+    assert demand.value * DAYS == pytest.approx(realised, rel=0.05), (demand.value, realised)
+    # ~600 orders: Poisson, SE 1/sqrt(600) = 4 %
+    assert _within_se(demand.value, ORDERS_PER_DAY, int(realised)), (demand.value, realised)
+    # two draws often fall between two samples (300/day x 20 s: ~3 % of the orders): counting the
+    # decreases would undercount more than the estimate errs; and the bill of materials holds
+    assert abs(demand.samples - realised) > abs(demand.value * DAYS - realised)
+    assert cal.get("consumption_factor", "lab/PART").value == pytest.approx(1.0, rel=0.05)
