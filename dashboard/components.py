@@ -15,11 +15,23 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashboard import ids, theme
-from dashboard.queries import AlarmRow, MachineTile, ShipmentRow, SiteTile, StockRow
+from dashboard.queries import AlarmRow, MachineTile, OrderRow, ShipmentRow, SiteTile, StockRow
+from twin import kpi
 from twin.readings import Quality
 from twin.spec import MachineStatus
 
-__all__ = ["alarm_table_rows", "andon_legend", "machine_tile", "shipments_table", "site_tile", "stock_table"]
+__all__ = [
+    "alarm_table_rows",
+    "andon_legend",
+    "arrival_text",
+    "delay_text",
+    "machine_tile",
+    "orders_table",
+    "shipments_table",
+    "site_tile",
+    "slack_text",
+    "stock_table",
+]
 
 
 def href(path: str, **params: str) -> str:
@@ -91,6 +103,29 @@ def _status_counts(tile: SiteTile) -> html.Div:
     return html.Div(parts or [html.Span("no machines", className="muted")], className="status-counts")
 
 
+def _stock_line(tile: SiteTile) -> html.Div:
+    """Items at risk (arrivals under way counted), and items whose stock is not known: never "ok" then."""
+    parts = []
+    if tile.stock_at_risk:
+        parts.append(html.Span(f"{tile.stock_at_risk} item(s) of stock at risk", className="abnormal-amber"))
+    if tile.stock_unknown:
+        parts.append(html.Span((" · " if parts else "") + f"{tile.stock_unknown} item(s) without stock data"))
+    return html.Div(parts or "stock ok", className="small" if parts else "small muted")
+
+
+def _backlog_line(tile: SiteTile) -> html.Div:
+    """Open orders and units to make; overdue orders in red words."""
+    if not tile.open_orders:
+        return html.Div("no open orders", className="small muted", **_data_attrs(backlog="0"))
+    text = f"backlog {tile.open_orders} order(s) · {tile.backlog_units:,} units"
+    if tile.overdue_orders:
+        overdue = html.Span(f"{tile.overdue_orders} OVERDUE", className="abnormal-red")
+        return html.Div([html.Span(text + " · "), overdue], className="small",
+                        **_data_attrs(backlog=str(tile.open_orders)))
+    due = f" · next due in {theme.fmt_duration(tile.min_slack_s)}" if tile.min_slack_s is not None else ""
+    return html.Div(text + due, className="small muted", **_data_attrs(backlog=str(tile.open_orders)))
+
+
 def site_tile(tile: SiteTile, thresholds: theme.Thresholds | None = None) -> dcc.Link:
     """The fleet overview's tile of one site; clicking it opens the site page."""
     th = thresholds or theme.Thresholds()
@@ -118,7 +153,7 @@ def site_tile(tile: SiteTile, thresholds: theme.Thresholds | None = None) -> dcc
                               html.Div(theme.fmt_pct(oee.oee), className="kpi-big" + (" abnormal-amber" if oee_low
                                                                                         else ""))]),
                     html.Div([html.Div(f"A {theme.fmt_pct(oee.availability)}"),
-                              html.Div(f"P {theme.fmt_pct(oee.performance)}"),
+                              html.Div(f"P {theme.fmt_performance(oee.performance, oee.performance_capped)}"),
                               html.Div(f"Q {theme.fmt_pct(oee.quality)}")], className="apq"),
                     html.Div([html.Div("Output today", className="kpi-label"),
                               html.Div(f"{theme.fmt_number(tile.output_today)} / {tile.plan_today:,}",
@@ -130,8 +165,8 @@ def site_tile(tile: SiteTile, thresholds: theme.Thresholds | None = None) -> dcc
             ),
             _status_counts(tile),
             html.Div(alarm_text, className=f"small {alarms_cls}"),
-            html.Div(f"{tile.stock_at_risk} item(s) of stock at risk" if tile.stock_at_risk else "stock ok",
-                     className="small " + ("abnormal-amber" if tile.stock_at_risk else "muted")),
+            _backlog_line(tile),
+            _stock_line(tile),
             fresh,
         ],
         className="site-tile" + (" site-stale" if tile.stale else ""),
@@ -139,36 +174,95 @@ def site_tile(tile: SiteTile, thresholds: theme.Thresholds | None = None) -> dcc
     return dcc.Link(body, href=href("/site", site=tile.site), id=ids.site_tile(tile.site), className="tile-link")
 
 
+def stock_state(r: StockRow) -> str:
+    """An item's state in words (``theme.stock_state``)."""
+    return theme.stock_state(known=r.on_hand is not None, below_reorder=r.below_reorder,
+                             replenishing=r.replenishing, cover_short=r.cover_short)
+
+
 def stock_table(rows: Sequence[StockRow]) -> dbc.Table:
     """Stock with days of cover, in-transit quantity and next ETA; at-risk rows marked in words."""
     head = html.Thead(html.Tr([html.Th(h) for h in ("SKU", "Item", "On hand", "Reorder pt", "Cover",
-                                                    "Lead time", "In transit", "Next ETA", "State")]))
+                                                    "With arrivals", "Lead time", "In transit", "Next ETA",
+                                                    "State")]))
     body = []
     for r in rows:
-        state = ("BELOW REORDER" if r.below_reorder else "COVER < LEAD TIME" if r.cover_short
-                 else "no data" if r.on_hand is None else "ok")
-        cls = "row-red" if r.below_reorder else "row-amber" if r.cover_short else ""
+        state = stock_state(r)
+        cls = "row-red" if r.below_reorder and not r.replenishing else "row-amber" if r.cover_short else ""
         body.append(html.Tr(
             [html.Td(r.sku), html.Td(r.name), html.Td(theme.fmt_number(r.on_hand, r.unit)),
              html.Td(theme.fmt_number(r.reorder_point, r.unit)), html.Td(theme.fmt_number(r.days_of_cover, "d")),
+             html.Td(theme.fmt_number(r.cover_with_arrivals_d, "d")),
              html.Td(theme.fmt_number(r.lead_time_d, "d")), html.Td(theme.fmt_number(r.in_transit, r.unit)),
              html.Td(theme.fmt_ts(r.next_eta)), html.Td(state)], className=cls))
     return dbc.Table([head, html.Tbody(body)], size="sm", bordered=False, className="hmi-table")
 
 
+def arrival_text(r: ShipmentRow) -> str:
+    """When a shipment arrives, as shown: "3.5 h", or "OVERDUE 2 h" once its ETA has passed."""
+    return "OVERDUE " + theme.fmt_duration(-r.eta_in_s) if r.eta_in_s < 0 else theme.fmt_duration(r.eta_in_s)
+
+
+def delay_text(r: ShipmentRow) -> str:
+    """The delay against the planned ETA in words: "LATE +2.0 d", "on time", "early 3 h", or "–"."""
+    if r.delay_s is None:
+        return "–"
+    if r.delay_s > 0:
+        return f"LATE +{theme.fmt_duration(r.delay_s)}"
+    return "on time" if r.delay_s == 0 else f"early {theme.fmt_duration(-r.delay_s)}"
+
+
 def shipments_table(rows: Sequence[ShipmentRow]) -> dbc.Table | html.Div:
+    """Inbound shipments: origin, ETA against the planned ETA, delay; late ones amber, overdue red (in words)."""
     if not rows:
         return html.Div("No shipments in transit", className="muted")
-    head = html.Thead(html.Tr([html.Th(h) for h in ("Shipment", "SKU", "Qty", "ETA", "Arrives in")]))
+    head = html.Thead(html.Tr([html.Th(h) for h in ("Shipment", "SKU", "Qty", "Origin", "ETA", "Planned ETA",
+                                                    "Delay", "Arrives in")]))
     body = [
-        html.Tr([html.Td(r.id or "–"), html.Td(f"{r.sku} {r.name}"), html.Td(theme.fmt_number(r.qty, r.unit)),
-                 html.Td(theme.fmt_ts(r.eta)),
-                 html.Td("OVERDUE " + theme.fmt_duration(-r.eta_in_s) if r.eta_in_s < 0
-                         else theme.fmt_duration(r.eta_in_s))],
-                className="row-amber" if r.eta_in_s < 0 else "")
+        html.Tr([html.Td(r.id or "(PLC)"), html.Td(f"{r.sku} {r.name}"), html.Td(theme.fmt_number(r.qty, r.unit)),
+                 html.Td(r.origin or "–"), html.Td(theme.fmt_ts(r.eta)), html.Td(theme.fmt_ts(r.planned_eta)),
+                 html.Td(delay_text(r)), html.Td(arrival_text(r))],
+                className="row-red" if r.overdue else "row-amber" if r.late else "",
+                **_data_attrs(shipment=r.id or "plc", state="overdue" if r.overdue else "late" if r.late else "ok"))
         for r in rows
     ]
     return dbc.Table([head, html.Tbody(body)], size="sm", className="hmi-table")
+
+
+def slack_text(r: OrderRow) -> str:
+    """Time left to an order's due time, or "OVERDUE 3.0 h"."""
+    return f"OVERDUE {theme.fmt_duration(-r.slack_s)}" if r.overdue else theme.fmt_duration(r.slack_s)
+
+
+def orders_table(rows: Sequence[OrderRow], backlog: kpi.Backlog | None = None, *, limit: int = 50) -> html.Div:
+    """Open orders, least slack first: a summary line, then id, product, quantity, due, slack, state.
+
+    Overdue orders are red and say OVERDUE; the table lists at most ``limit`` rows and says how
+    many more there are.
+    """
+    if not rows:
+        return html.Div("No open orders", className="muted")
+    summary: list[Any] = []
+    if backlog is not None:
+        summary = [f"{backlog.open_orders} open order(s) · {backlog.units:,} units to make"]
+        if backlog.overdue:
+            summary += [" · ", html.Span(f"{backlog.overdue} OVERDUE ({backlog.overdue_units:,} units)",
+                                         className="abnormal-red")]
+        if backlog.mean_slack_s is not None:
+            summary.append(f" · mean slack {'-' if backlog.mean_slack_s < 0 else ''}"
+                           f"{theme.fmt_duration(backlog.mean_slack_s)}")
+    head = html.Thead(html.Tr([html.Th(h) for h in ("Order", "Product", "Qty", "Due", "Slack", "State")]))
+    body = [
+        html.Tr([html.Td(r.id), html.Td(r.product),
+                 html.Td(f"{r.done_qty:,} / {r.qty:,}" if r.done_qty else f"{r.qty:,}"),
+                 html.Td(theme.fmt_ts(r.due)), html.Td(slack_text(r)),
+                 html.Td("OVERDUE" if r.overdue else "open")],
+                className="row-red" if r.overdue else "", **_data_attrs(order=r.id))
+        for r in rows[:limit]
+    ]
+    more = [html.Div(f"… and {len(rows) - limit} more", className="muted small")] if len(rows) > limit else []
+    return html.Div([html.Div(summary, className="small mb-1"),
+                     dbc.Table([head, html.Tbody(body)], size="sm", className="hmi-table"), *more])
 
 
 def alarm_table_rows(rows: Sequence[AlarmRow], now: datetime | None = None) -> list[dict[str, object]]:

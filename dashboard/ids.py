@@ -43,6 +43,9 @@ SITE_ALARMS = "site-alarms"
 SITE_ACK_COMMENT = "site-ack-comment"
 SITE_ACK_BUTTON = "site-ack-button"
 SITE_ACK_RESULT = "site-ack-result"
+SITE_SENT = "site-sent"  # dcc.Store: fingerprints of the slow-changing parts this browser already has
+SITE_ORDERS = "site-orders"
+SITE_PROJECTION = "site-projection"
 
 # --- machine page
 MACHINE_SITE = "machine-site"

@@ -38,6 +38,7 @@ __all__ = [
     "MachineTile",
     "MachineView",
     "OeeView",
+    "OrderRow",
     "QueryService",
     "ShipmentRow",
     "SiteTile",
@@ -47,6 +48,8 @@ __all__ = [
     "alarm_journal",
     "machine_tile",
     "oee_between",
+    "order_rows",
+    "projection_horizon_d",
     "shipment_rows",
     "site_tile",
     "stock_rows",
@@ -84,12 +87,14 @@ class OeeView:
     planned_s: float = 0.0
     good: int = 0
     scrap: int = 0
+    performance_capped: bool = False  # above 100 % only by a cycle begun before the window (twin.kpi)
 
     @classmethod
     def of(cls, o: kpi.Oee) -> OeeView:
         total, good = o.total_count or 0, o.good_count or 0
         return cls(availability=o.availability, performance=o.performance, quality=o.quality, oee=o.oee,
-                   run_s=o.run_s or 0.0, planned_s=o.planned_s or 0.0, good=good, scrap=max(0, total - good))
+                   run_s=o.run_s or 0.0, planned_s=o.planned_s or 0.0, good=good, scrap=max(0, total - good),
+                   performance_capped=o.performance_capped)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,11 +135,25 @@ class StockRow:
     in_transit: float
     next_eta: datetime | None
     below_reorder: bool
-    cover_short: bool  # days of cover below the supplier's lead time
+    cover_short: bool  # cover counting the arrivals under way below the supplier's lead time
+    cover_with_arrivals_d: float | None = None  # days to the first projected stockout (None: no use seen)
+    stockout_at: datetime | None = None  # the first projected stockout, arrivals counted
+    projection: kpi.StockProjection | None = None  # None while on hand is unknown
+    overdue_in_transit: float = 0.0  # in transit past its ETA: not counted in the projection
+
+    @property
+    def replenishing(self) -> bool:
+        """A shipment is under way that the projection counts (its ETA has not passed)."""
+        return self.in_transit - self.overdue_in_transit > 0
 
     @property
     def at_risk(self) -> bool:
-        return self.below_reorder or self.cover_short
+        """Will run out before a new order could arrive, or is below its reorder point with nothing coming.
+
+        The arrivals under way count: an item below its reorder point whose replenishment arrives
+        before the shelf empties is not at risk. Without any use seen, only the second rule applies.
+        """
+        return self.cover_short or (self.below_reorder and not self.replenishing)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,6 +168,33 @@ class ShipmentRow:
     eta: datetime
     eta_in_s: float
     id: str = ""
+    origin: str = ""
+    planned_eta: datetime | None = None
+    delay_s: float | None = None  # ETA − planned ETA (None: no plan announced)
+    overdue: bool = False  # the ETA has passed and it has not arrived
+
+    @property
+    def late(self) -> bool:
+        return self.overdue or (self.delay_s is not None and self.delay_s > 0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderRow:
+    """An open customer order as the site page lists it."""
+
+    site: str
+    id: str
+    product: str
+    qty: int
+    done_qty: int
+    remaining: int
+    created: datetime
+    due: datetime
+    slack_s: float  # due − now; negative: overdue
+
+    @property
+    def overdue(self) -> bool:
+        return self.slack_s < 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,6 +239,12 @@ class SiteTile:
     newest_sample: datetime | None
     age_s: float | None
     stale: bool
+    stock_unknown: int = 0  # stocked items whose on hand is not known (no data, stale or bad)
+    open_orders: int = 0
+    backlog_units: int = 0
+    overdue_orders: int = 0
+    next_due: datetime | None = None
+    min_slack_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -216,6 +268,8 @@ class SiteView:
     shipments: tuple[ShipmentRow, ...]
     alarms: tuple[AlarmRow, ...]
     now: datetime
+    orders: tuple[OrderRow, ...] = ()
+    backlog: kpi.Backlog | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -300,9 +354,21 @@ def machine_tile(spec: MachineSpec, m: MachineState | None, now: datetime, stale
                        in_status_s=in_status, good_total=m.good_total, scrap_total=m.scrap_total)
 
 
+def projection_horizon_d(site: SiteSpec) -> float:
+    """How far ahead stock is projected: 1.25 × the longest lead time, at least 7 and at most 60 days."""
+    longest = max((i.lead_time_d for i in site.inventory), default=0.0)
+    return min(60.0, max(7.0, 1.25 * longest))
+
+
 def stock_rows(site: SiteSpec, now_state: SiteState | None, past: SiteState | None, now: datetime) -> list[StockRow]:
-    """Stock against reorder points; days of cover from the consumption between ``past`` and now."""
+    """Stock against reorder points, projected forward by the shipments under way.
+
+    Use per day is the consumption between ``past`` and now (``twin.kpi.consumption_per_day``);
+    days of cover without arrivals is the classic KPI, ``cover_with_arrivals_d`` counts the
+    shipments at their ETAs (``twin.kpi.project_stock``) and decides ``cover_short``.
+    """
     rows = []
+    end = now + timedelta(days=projection_horizon_d(site))
     for item in site.inventory:
         inv: InventoryState | None = now_state.inventory.get(item.sku) if now_state else None
         on_hand = inv.on_hand if inv is not None and inv.quality is Quality.GOOD else None
@@ -310,14 +376,14 @@ def stock_rows(site: SiteSpec, now_state: SiteState | None, past: SiteState | No
         daily_use: float | None = None
         cover: float | None = None
         if inv is not None and past is not None and now_state is not None:
-            p = past.inventory.get(item.sku)
             days = (now_state.as_of - past.as_of).total_seconds() / 86400.0
-            if p is not None and days > 0:
-                consumed = max(0.0, inv.consumed_total - p.consumed_total)
-                daily_use = consumed / days
-                cover = kpi.days_of_cover(on_hand, consumed, days)
+            daily_use = kpi.consumption_per_day(past.inventory.get(item.sku), inv, days)
+            if daily_use is not None:
+                cover = kpi.days_of_cover(on_hand, daily_use * days, days)
         in_transit = tuple(inv.in_transit) if inv is not None else ()
         etas = [s.eta for s in in_transit]
+        projection = kpi.project_stock(on_hand, daily_use, in_transit, now, end) if on_hand is not None else None
+        ahead = projection.cover_d if projection is not None else None
         rows.append(
             StockRow(
                 sku=item.sku, name=item.name, unit=item.unit, on_hand=on_hand, quality=quality,
@@ -325,24 +391,41 @@ def stock_rows(site: SiteSpec, now_state: SiteState | None, past: SiteState | No
                 days_of_cover=cover, in_transit=sum(s.qty for s in in_transit),
                 next_eta=min(etas) if etas else None,
                 below_reorder=on_hand is not None and on_hand <= item.reorder_point,
-                cover_short=cover is not None and cover < item.lead_time_d,
+                cover_short=ahead is not None and ahead < item.lead_time_d,
+                cover_with_arrivals_d=ahead,
+                stockout_at=projection.stockout_at if projection is not None else None,
+                projection=projection,
+                overdue_in_transit=sum(s.qty for s in in_transit if s.eta < now),
             )
         )
     return rows
 
 
 def shipment_rows(site: SiteSpec, now_state: SiteState | None, now: datetime) -> list[ShipmentRow]:
-    """Inbound shipments of a site, soonest first."""
+    """Inbound shipments of a site, soonest first, with their delay against the planned ETA."""
     if now_state is None:
         return []
     rows = []
     for sku, inv in now_state.inventory.items():
         item = site.item(sku)
         for s in inv.in_transit:
+            late = kpi.shipment_lateness(s, now)
             rows.append(ShipmentRow(site=site.id, sku=sku, name=item.name if item else sku, qty=s.qty,
                                     unit=item.unit if item else "", eta=s.eta,
-                                    eta_in_s=(s.eta - now).total_seconds(), id=s.id))
+                                    eta_in_s=(s.eta - now).total_seconds(), id=s.id, origin=s.origin,
+                                    planned_eta=s.planned_eta, delay_s=late.delay_s, overdue=late.overdue))
     return sorted(rows, key=lambda r: r.eta)
+
+
+def order_rows(site: SiteSpec, now_state: SiteState | None, now: datetime) -> list[OrderRow]:
+    """A site's open orders, the most urgent (least slack) first."""
+    if now_state is None:
+        return []
+    rows = [OrderRow(site=site.id, id=o.id, product=o.product, qty=o.qty, done_qty=o.done_qty,
+                     remaining=kpi.remaining_units(o), created=o.created, due=o.due,
+                     slack_s=kpi.order_slack_s(o, now))
+            for o in now_state.orders]
+    return sorted(rows, key=lambda r: (r.slack_s, r.id))
 
 
 def _priority(value: Any, default: Priority = Priority.MEDIUM) -> Priority:
@@ -453,14 +536,19 @@ def site_tile(
     active = [a for a in alarms if a.active]
     newest = _newest_sample(now_state)
     age = (now - newest).total_seconds() if newest else None
-    at_risk = sum(1 for r in stock_rows(site, now_state, past_state, now) if r.at_risk)
+    stock = stock_rows(site, now_state, past_state, now)
+    at_risk = sum(1 for r in stock if r.at_risk)
     plan_by_now = kpi.planned_units_to(site, midnight, now) if site.daily_plan_units else None
+    orders = kpi.backlog(now_state.orders if now_state else (), now)
     return SiteTile(
         site=site.id, name=site.name, kind=site.kind.value, region=site.region, oee=oee,
         output_today=output, plan_today=site.daily_plan_units, plan_by_now=plan_by_now,
         by_status=FrozenDict(counts), active_alarms=len(active),
         top_priority=max((a.priority for a in active), default=None), stock_at_risk=at_risk,
         newest_sample=newest, age_s=age, stale=age is None or age > site_stale_s,
+        stock_unknown=sum(1 for r in stock if r.on_hand is None),
+        open_orders=orders.open_orders, backlog_units=orders.units, overdue_orders=orders.overdue,
+        next_due=orders.next_due, min_slack_s=orders.min_slack_s,
     )
 
 
@@ -569,7 +657,10 @@ class QueryService:
 
     ``start_refresher()`` starts a thread owned by this service that recomputes the fleet tiles
     every ``ttl_s``: the fleet page then only reads the latest tiles and never waits for the
-    historian, however many sites there are. ``stop_refresher()`` (or ``close()``) ends it.
+    historian, however many sites there are. The same thread recomputes the site views of the sites
+    someone looked at in the last ``hot_s`` seconds, so a site page's interval refresh only reads
+    a finished view-model (the first view of a site computes it once, inline). ``stop_refresher()``
+    (or ``close()``) ends the thread.
     """
 
     fleet: FleetSpec
@@ -578,9 +669,12 @@ class QueryService:
     ttl_s: float = 2.0
     past_ttl_s: float = 300.0
     site_stale_s: float = 60.0
+    hot_s: float = 30.0
     monotonic: Callable[[], float] = time.monotonic
     _cache: _TtlCache = field(init=False, repr=False)
     _tiles: tuple[float, list[SiteTile]] | None = field(init=False, repr=False, default=None)
+    _views: dict[str, tuple[float, SiteView]] = field(init=False, repr=False, default_factory=dict)
+    _hot: dict[str, float] = field(init=False, repr=False, default_factory=dict)
     _stop: threading.Event = field(init=False, repr=False)
     _refresher: threading.Thread | None = field(init=False, repr=False, default=None)
 
@@ -610,6 +704,19 @@ class QueryService:
         now = self.now()
         tiles = [self._site_tile(s, now) for s in self.fleet.sites]
         self._tiles = (self.monotonic(), tiles)
+        since = self.monotonic() - self.hot_s
+        for site_id in [k for k, seen in list(self._hot.items()) if seen >= since]:
+            view = self._site_view(site_id)
+            self._views[site_id] = (self.monotonic(), view)
+        for site_id in [k for k, seen in list(self._hot.items()) if seen < since]:
+            self._hot.pop(site_id, None)
+            self._views.pop(site_id, None)
+
+    def _recent(self, stamped: tuple[float, T] | None) -> T | None:
+        """What the refresher made, if it is running and made it recently enough."""
+        if stamped is None or self._refresher is None or self.monotonic() - stamped[0] > 3 * self.ttl_s + 1.0:
+            return None
+        return stamped[1]
 
     def _refresh_loop(self) -> None:
         last_error = ""
@@ -679,6 +786,16 @@ class QueryService:
         return site_tile(site, self.fleet, live_state, start, past, now, site_stale_s=self.site_stale_s, alarms=alarms)
 
     def site_view(self, site_id: str) -> SiteView:
+        """A site's view: the refresher's latest for a site looked at recently, else read now (TTL-cached).
+
+        The same view object is returned until the next refresh, so a page may key its rendered
+        components on it.
+        """
+        self.fleet.site(site_id)  # unknown sites raise before being remembered
+        self._hot[site_id] = self.monotonic()
+        latest = self._recent(self._views.get(site_id))
+        if latest is not None:
+            return latest
         return self._cache.get(("site-view", site_id), self.ttl_s, lambda: self._site_view(site_id))
 
     def _site_view(self, site_id: str) -> SiteView:
@@ -700,7 +817,9 @@ class QueryService:
         )
         return SiteView(tile=tile, machines=machines, oee_by_machine=by_machine,
                         stock=tuple(stock_rows(site, live_state, past, now)),
-                        shipments=tuple(shipment_rows(site, live_state, now)), alarms=tuple(alarms), now=now)
+                        shipments=tuple(shipment_rows(site, live_state, now)), alarms=tuple(alarms), now=now,
+                        orders=tuple(order_rows(site, live_state, now)),
+                        backlog=kpi.backlog(live_state.orders if live_state else (), now))
 
     def _site_alarms(self, site: SiteSpec, live_state: SiteState | None, now: datetime) -> list[AlarmRow]:
         current = list(live_state.alarms.values()) if live_state else []

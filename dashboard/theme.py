@@ -27,8 +27,10 @@ __all__ = [
     "fmt_duration",
     "fmt_number",
     "fmt_pct",
+    "fmt_performance",
     "fmt_ts",
     "priority_label",
+    "stock_state",
 ]
 
 # ISA-101: a calm grey screen; saturated colour is reserved for what is abnormal.
@@ -99,6 +101,24 @@ def fmt_pct(x: float | None, digits: int = 0) -> str:
     if x is None or not _finite(x):
         return "–"
     return f"{100.0 * x:.{digits}f} %"
+
+
+def fmt_performance(x: float | None, capped: bool) -> str:
+    """Performance; "≥100 %" when capped (a cycle begun before the window ended in it: ``twin.kpi``)."""
+    return "≥" + fmt_pct(x) if capped else fmt_pct(x)
+
+
+def stock_state(*, known: bool, below_reorder: bool, replenishing: bool, cover_short: bool) -> str:
+    """An item's state in words: what is abnormal about it, the arrivals under way counted."""
+    if not known:
+        return "no data"
+    if below_reorder and not replenishing:
+        return "BELOW REORDER, NOTHING COMING"
+    if cover_short:
+        return "RUNS OUT BEFORE LEAD TIME"
+    if below_reorder:
+        return "below reorder, replenishing"
+    return "ok"
 
 
 def fmt_number(x: float | None, unit: str = "", digits: int = 1) -> str:

@@ -1,4 +1,6 @@
-"""Plant KPIs as pure functions of numbers and snapshots: OEE and its factors, MTBF/MTTR, cover.
+"""Plant KPIs as pure functions of numbers and snapshots: OEE, MTBF/MTTR, cover, backlog, stock.
+
+Also the order backlog, shipment lateness and stock projected forward by arrivals.
 
 Every function returns numbers (or None where an input is missing), never strings or colours.
 Window KPIs are differences of two snapshots of the same machine or site (``before`` at ``t0``,
@@ -8,6 +10,15 @@ performance = ideal time per part × total count ÷ run time, quality = good ÷ 
 computed wherever its inputs exist, so a machine without counters still shows its availability.
 Run time is counted over the whole window (a machine running outside its shifts can show an
 availability above 1: that is reported, not clamped).
+
+Performance over a short window is quantised by cycles: a machine counts its parts when a cycle
+ends, so a cycle that began before the window and ends inside it brings all its parts while only
+part of its run time falls in the window. For a print build of N parts that is N parts at once and
+performance far above 1 (a 6 h build of 10 parts ending 1 h into a 2 h window: 3.0). The excess
+ideal time is at most one whole cycle per machine (``ideal_cycle_time_s``, the batch's time), so
+performance above 1 by no more than that allowance is reported as exactly 1 with
+``performance_capped`` set, and the page says so; an excess beyond one cycle is not quantisation
+(a wrong ideal cycle time, a counter jump) and is reported as it is.
 """
 
 from __future__ import annotations
@@ -19,12 +30,19 @@ from datetime import datetime, timedelta
 from twin.calendar import planned_seconds
 from twin.frozen import FrozenDict
 from twin.spec import MachineId, MachineSpec, MachineStatus, ProductFamily, Role, SignalKind, SiteSpec
-from twin.state import MachineState, SiteState
+from twin.state import InventoryState, MachineState, OpenOrder, Shipment, SiteState
 
 __all__ = [
+    "Arrival",
+    "Backlog",
     "MachineWindow",
     "Oee",
     "OutputVsPlan",
+    "ShipmentLateness",
+    "StockProjection",
+    "backlog",
+    "capped_performance",
+    "consumption_per_day",
     "days_of_cover",
     "finishing_machines",
     "machine_oee",
@@ -32,9 +50,13 @@ __all__ = [
     "mtbf_h",
     "mttr_h",
     "oee",
+    "order_slack_s",
     "output_vs_plan",
     "planned_units_to",
+    "project_stock",
+    "remaining_units",
     "scrap_rate",
+    "shipment_lateness",
     "site_oee",
     "site_windows",
     "throughput_per_h",
@@ -63,6 +85,7 @@ class Oee:
     run_s: float | None = None
     total_count: int | None = None
     good_count: int | None = None
+    performance_capped: bool = False  # above 1 by at most one cycle per machine: reported as 1 (see module doc)
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
@@ -75,21 +98,44 @@ def _combine(a: float | None, p: float | None, q: float | None) -> float | None:
     return None if a is None or p is None or q is None else a * p * q
 
 
+def capped_performance(ideal_s: float, run_s: float | None, cycle_allowance_s: float) -> tuple[float | None, bool]:
+    """Performance = ideal time of the parts made ÷ run time, and whether it was capped at 1.
+
+    Above 1 by no more than ``cycle_allowance_s`` of ideal time (one whole cycle per machine: the
+    parts of a cycle begun before the window) it is 1.0 and capped; beyond that it is reported as is.
+
+    >>> capped_performance(10 * 2160.0, 7200.0, 21600.0)  # a 10-part, 6 h build ending in a 2 h window
+    (1.0, True)
+    >>> capped_performance(12 * 600.0, 3600.0, 600.0)  # 12 parts of 10 min in 1 h: not quantisation
+    (2.0, False)
+    """
+    p = _ratio(ideal_s, run_s)
+    if p is not None and p > 1.0 and run_s is not None and ideal_s - run_s <= cycle_allowance_s:
+        return 1.0, True
+    return p, False
+
+
 def oee(
     planned_s: float | None,
     run_s: float | None,
     ideal_cycle_time_s: float | None,
     total_count: int | None,
     good_count: int | None,
+    *,
+    cycle_allowance_s: float = 0.0,
 ) -> Oee:
     """OEE from its inputs. ``ideal_cycle_time_s`` is the ideal time per *part* (see batch size).
 
     Availability needs planned and run time; performance needs run time, the ideal time and the
     total count; quality needs the counts. A zero denominator leaves its factor None.
+    ``cycle_allowance_s`` is the ideal time of one whole cycle (a batch): performance above 1 by no
+    more than that is window quantisation and reported as 1 (``performance_capped``).
     """
     availability = _ratio(run_s, planned_s)
-    ideal_total = None if ideal_cycle_time_s is None or total_count is None else ideal_cycle_time_s * total_count
-    performance = _ratio(ideal_total, run_s)
+    performance: float | None = None
+    capped = False
+    if ideal_cycle_time_s is not None and total_count is not None:
+        performance, capped = capped_performance(ideal_cycle_time_s * total_count, run_s, cycle_allowance_s)
     quality = _ratio(good_count, total_count)
     return Oee(
         availability=availability,
@@ -100,6 +146,7 @@ def oee(
         run_s=run_s,
         total_count=total_count,
         good_count=good_count,
+        performance_capped=capped,
     )
 
 
@@ -226,6 +273,7 @@ def machine_oee(
         ideal_cycle_time_s=_ideal_per_part_s(machine_spec),
         total_count=w.total,
         good_count=w.good,
+        cycle_allowance_s=machine_spec.template.ideal_cycle_time_s,
     )
 
 
@@ -243,12 +291,13 @@ def site_oee(site_spec: SiteSpec, before: SiteState, after: SiteState) -> Oee:
     """OEE of a site between two snapshots, aggregated over its machines.
 
     availability = Σrun ÷ Σplanned (machines with a known status), performance = Σ(ideal time per
-    part × total) ÷ Σrun (machines with counts), quality = Σgood ÷ Σtotal. ``planned_s`` and
-    ``run_s`` of the result are the sums used for availability.
+    part × total) ÷ Σrun (machines with counts; capped at 1 when above it by no more than one cycle
+    of each of those machines), quality = Σgood ÷ Σtotal. ``planned_s`` and ``run_s`` of the result
+    are the sums used for availability.
     """
     windows = site_windows(site_spec, before, after)
     planned_each = planned_seconds(site_spec.calendar, site_spec.timezone, before.as_of, after.as_of)
-    planned = run = perf_num = perf_run = 0.0
+    planned = run = perf_num = perf_run = allowance = 0.0
     good = total = 0
     any_status = any_counts = False
     for m in site_spec.machines:
@@ -262,10 +311,11 @@ def site_oee(site_spec: SiteSpec, before: SiteState, after: SiteState) -> Oee:
             any_counts = True
             perf_num += _ideal_per_part_s(m) * w.total
             perf_run += w.run_s
+            allowance += m.template.ideal_cycle_time_s
             good += w.good
             total += w.total
     availability = _ratio(run, planned) if any_status else None
-    performance = _ratio(perf_num, perf_run) if any_counts else None
+    performance, capped = capped_performance(perf_num, perf_run, allowance) if any_counts else (None, False)
     quality = _ratio(good, total) if any_counts else None
     return Oee(
         availability=availability,
@@ -276,6 +326,7 @@ def site_oee(site_spec: SiteSpec, before: SiteState, after: SiteState) -> Oee:
         run_s=run if any_status else None,
         total_count=total if any_counts else None,
         good_count=good if any_counts else None,
+        performance_capped=capped,
     )
 
 
@@ -356,3 +407,207 @@ def finishing_machines(site_spec: SiteSpec, products: Sequence[ProductFamily] = 
         last_roles = {Role.PACK}
     chosen = tuple(m for m in site_spec.machines if m.role in last_roles)
     return chosen or site_spec.machines
+
+
+# --------------------------------------------------------------------------------------------- orders and stock
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backlog:
+    """The open orders of a site at ``as_of``: how many, how many units still to make, how late.
+
+    ``slack`` of an order is ``due - as_of`` (negative: overdue); ``mean_slack_s``/``min_slack_s``
+    are over the open orders (None without orders); ``units`` counts what is still to make
+    (``qty - done_qty``, never below 0).
+
+    >>> from twin.state import OpenOrder
+    >>> t = datetime(2026, 1, 5, 8, 0)
+    >>> o = [OpenOrder(id="A", product="p", qty=5, created=t, due=t + timedelta(hours=6)),
+    ...      OpenOrder(id="B", product="p", qty=3, done_qty=1, created=t, due=t - timedelta(hours=2))]
+    >>> b = backlog(o, t)
+    >>> (b.open_orders, b.units, b.overdue, b.min_slack_s / 3600, b.mean_slack_s / 3600)
+    (2, 7, 1, -2.0, 2.0)
+    """
+
+    as_of: datetime
+    open_orders: int = 0
+    units: int = 0
+    overdue: int = 0
+    overdue_units: int = 0
+    next_due: datetime | None = None
+    mean_slack_s: float | None = None
+    min_slack_s: float | None = None
+
+
+def order_slack_s(order: OpenOrder, now: datetime) -> float:
+    """Seconds from ``now`` to the order's due time (negative: overdue)."""
+    return (order.due - now).total_seconds()
+
+
+def remaining_units(order: OpenOrder) -> int:
+    """Units of an order still to make (never below 0)."""
+    return max(0, order.qty - order.done_qty)
+
+
+def backlog(orders: Sequence[OpenOrder], now: datetime) -> Backlog:
+    """The backlog of ``orders`` (a site's open orders) at ``now``."""
+    if not orders:
+        return Backlog(as_of=now)
+    slacks = [order_slack_s(o, now) for o in orders]
+    late = [o for o, s in zip(orders, slacks, strict=True) if s < 0]
+    upcoming = [o.due for o, s in zip(orders, slacks, strict=True) if s >= 0]
+    return Backlog(
+        as_of=now,
+        open_orders=len(orders),
+        units=sum(remaining_units(o) for o in orders),
+        overdue=len(late),
+        overdue_units=sum(remaining_units(o) for o in late),
+        next_due=min(upcoming) if upcoming else None,
+        mean_slack_s=sum(slacks) / len(slacks),
+        min_slack_s=min(slacks),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShipmentLateness:
+    """How late a shipment in transit is at ``now``.
+
+    ``delay_s`` = ETA − planned ETA (positive: announced late; None when no plan was announced);
+    ``overdue`` = its ETA has passed and it has not arrived (a shipment in transit has not arrived);
+    ``overdue_s`` how long past its ETA (0 when not overdue).
+
+    >>> from twin.state import Shipment
+    >>> t = datetime(2026, 1, 5, 8, 0)
+    >>> s = Shipment(sku="X", qty=10, eta=t + timedelta(days=2), planned_eta=t - timedelta(days=1))
+    >>> r = shipment_lateness(s, t)
+    >>> (r.delay_s / 86400, r.overdue, r.late)
+    (3.0, False, True)
+    """
+
+    delay_s: float | None
+    overdue: bool
+    overdue_s: float = 0.0
+
+    @property
+    def late(self) -> bool:
+        return self.overdue or (self.delay_s is not None and self.delay_s > 0)
+
+
+def shipment_lateness(shipment: Shipment, now: datetime) -> ShipmentLateness:
+    """Delay against the planned ETA and whether the ETA has passed (the shipment still in transit)."""
+    delay = (shipment.eta - shipment.planned_eta).total_seconds() if shipment.planned_eta is not None else None
+    past = (now - shipment.eta).total_seconds()
+    return ShipmentLateness(delay_s=delay, overdue=past > 0, overdue_s=max(0.0, past))
+
+
+def consumption_per_day(before: InventoryState | None, after: InventoryState | None, days: float) -> float | None:
+    """Average use per day of an item between two snapshots (None: a snapshot missing, empty span).
+
+    Computed from ``consumed_total`` (every decrease of on hand). This is the rate the stock
+    projection uses: what the shelf actually lost (scrap and rework included), rather than the
+    planned demand × bill of materials, which says what should be used.
+    """
+    if before is None or after is None or days <= 0:
+        return None
+    return max(0.0, after.consumed_total - before.consumed_total) / days
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Arrival:
+    """A shipment counted in a projection: ``qty`` arrives at ``t``."""
+
+    t: datetime
+    qty: float
+    shipment: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StockProjection:
+    """Stock of one item projected forward from ``start``: linear use at ``rate_per_d``, arrivals as steps.
+
+    ``t``/``level`` is the series to draw (an arrival appears twice at its time: the level just
+    before and just after it; the level never goes below 0, a stockout stays at 0 until the next
+    arrival). ``stockout_at`` is the first time the level reaches 0 (None: never, with the arrivals
+    known; or no use seen); ``cover_d`` the days from ``start`` to it, counting the arrivals (None
+    when there is no use, since the stock then lasts indefinitely). Shipments whose ETA has passed
+    are not counted (when they will come is unknown) and are listed in ``overdue``.
+    """
+
+    start: datetime
+    end: datetime
+    on_hand: float
+    rate_per_d: float | None
+    t: tuple[datetime, ...]
+    level: tuple[float, ...]
+    arrivals: tuple[Arrival, ...] = ()
+    overdue: tuple[Arrival, ...] = ()
+    stockout_at: datetime | None = None
+    cover_d: float | None = None
+
+
+def project_stock(
+    on_hand: float,
+    rate_per_d: float | None,
+    shipments: Sequence[Shipment],
+    start: datetime,
+    end: datetime,
+) -> StockProjection:
+    """Project ``on_hand`` from ``start`` to ``end`` with use and arrivals; the first stockout exactly.
+
+    Use is linear at ``rate_per_d`` (None or 0: no use); each shipment adds its quantity at its ETA
+    (shipments with an ETA before ``start`` are overdue and not counted). The first stockout is
+    found even when it falls after ``end``. An empty shelf is a stockout at ``start``.
+
+    >>> t = datetime(2026, 1, 5)
+    >>> from twin.state import Shipment
+    >>> p = project_stock(10.0, 5.0, [Shipment(sku="X", qty=20, eta=t + timedelta(days=1))], t,
+    ...                   t + timedelta(days=7))
+    >>> [round(x, 1) for x in p.level], p.cover_d  # 10 → 5 at day 1, +20 → 25, lasts 5 more days
+    ([10.0, 5.0, 25.0, 0.0, 0.0], 6.0)
+    """
+    rate = rate_per_d if rate_per_d is not None and rate_per_d > 0 else 0.0
+    counted = sorted((Arrival(t=s.eta, qty=s.qty, shipment=s.id) for s in shipments if s.eta >= start),
+                     key=lambda a: a.t)
+    overdue = tuple(Arrival(t=s.eta, qty=s.qty, shipment=s.id) for s in shipments if s.eta < start)
+    level, at = max(0.0, on_hand), start
+    ts: list[datetime] = [start]
+    levels: list[float] = [level]
+    stockout: datetime | None = start if level <= 0 else None
+    closed = False  # the series has reached ``end``; what follows only looks for the stockout
+
+    def point(t: datetime) -> None:
+        if not closed:
+            ts.append(t)
+            levels.append(level)
+
+    def use_until(t: datetime) -> None:
+        nonlocal level, at, stockout
+        days = (t - at).total_seconds() / 86400.0
+        if rate > 0 and 0 < level <= rate * days:
+            empty = at + timedelta(days=level / rate)
+            stockout = stockout or empty
+            level = 0.0
+            point(empty)
+        elif rate > 0:
+            level = max(0.0, level - rate * days)
+        at = t
+
+    def close() -> None:
+        nonlocal closed
+        if not closed:
+            use_until(end)
+            point(end)
+            closed = True
+
+    for a in counted:
+        if a.t > end:
+            close()
+        use_until(a.t)
+        point(a.t)
+        level += a.qty
+        point(a.t)
+    close()
+    if stockout is None and rate > 0:
+        stockout = at + timedelta(days=level / rate)
+    cover = (stockout - start).total_seconds() / 86400.0 if stockout is not None else None
+    return StockProjection(start=start, end=end, on_hand=on_hand, rate_per_d=rate_per_d, t=tuple(ts),
+                           level=tuple(levels), arrivals=tuple(counted), overdue=overdue,
+                           stockout_at=stockout, cover_d=cover)

@@ -2,13 +2,17 @@
 
 Binds 127.0.0.1 unless ``--host`` says otherwise; any other address requires login (a users file
 from ``--users`` or ``TWIN_USERS_FILE`` and a session secret in ``TWIN_SECRET_KEY``), and the
-command refuses to start without them (exit 2).
+command refuses to start without them (exit 2). Served by waitress (a production WSGI server,
+``--threads`` request threads); ``--debug`` uses Flask's development server with Dash's debug tools
+instead, for development only. The query service's refresher thread recomputes the fleet tiles and
+the site views being looked at in the background, so page refreshes only read finished view-models.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,11 +34,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-replications", type=int, default=500, help="largest what-if run allowed (default 500)")
     p.add_argument("--max-horizon", type=float, default=30 * 24.0, metavar="HOURS",
                    help="longest what-if horizon allowed, in hours (default 720 = 30 days)")
+    p.add_argument("--threads", type=int, default=8, help="request threads of the web server (default 8)")
+    p.add_argument("--debug", action="store_true",
+                   help="Flask's development server with Dash's debug tools (development only, never in production)")
     p.set_defaults(func=run)
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _stop_on_sigterm(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # leave serve() the way Ctrl-C does, so the finally blocks run
+
+
+def serve(app: object, *, host: str, port: int, threads: int, debug: bool) -> None:
+    """Serve ``app`` (a Dash app) until interrupted: waitress, or Flask's dev server with ``debug``."""
+    if debug:
+        app.run(host=host, port=port, debug=True)  # type: ignore[attr-defined]
+        return
+    import waitress
+
+    waitress.serve(app.server, host=host, port=port, threads=threads, ident="twin-dashboard")  # type: ignore[attr-defined]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     from connectors.store import SqliteHistorian
     from twin import limits as server_limits
 
+    if not 1 <= args.threads <= 256:
+        raise ConfigError("--threads", [Problem(path="--threads", message="must be 1..256", got=args.threads)])
     if not 1 <= args.max_replications <= server_limits.MAX_REPLICATIONS:
         raise ConfigError("--max-replications", [Problem(
             path="--max-replications", message=f"must be 1..{server_limits.MAX_REPLICATIONS}",
@@ -80,15 +103,25 @@ def run(args: argparse.Namespace) -> int:
         return open_configured_reader(config.historian, fleet)
 
     limits = Limits(max_replications=args.max_replications, max_horizon_h=args.max_horizon)
+    queries: QueryService | None = None
     try:
         queries = QueryService(fleet=fleet, historian=historian, clock=_utc_now)
         runner = EngineRunner(fleet=fleet, open_historian=open_reader, clock=_utc_now, workers=args.workers,
                               limits=limits)
         app = create_app(Services(queries=queries, whatif=runner, limits=limits), auth=auth,
                          refresh_s=args.refresh)
-        log.info("dashboard on http://%s:%d (login %s)", args.host, args.port,
-                 "required" if auth.login_required else "off")
-        app.run(host=args.host, port=args.port, debug=False)
+        log.info("login %s", "required" if auth.login_required else "off")
+        queries.start_refresher()
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
+        print(f"dashboard on http://{args.host}:{args.port}/ ("
+              + ("Flask development server, debug" if args.debug else f"waitress, {args.threads} threads") + ")",
+              flush=True)
+        try:
+            serve(app, host=args.host, port=args.port, threads=args.threads, debug=args.debug)
+        except KeyboardInterrupt:
+            log.info("dashboard stopped")
     finally:
+        if queries is not None:
+            queries.stop_refresher()
         historian.close()
     return 0

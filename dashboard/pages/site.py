@@ -1,26 +1,30 @@
 """Site page: one micro-factory at a glance.
 
 Machine tiles in Andon colours with a legend, the last shift's status timeline, live trends, OEE
-breakdown, stock against reorder points, inbound shipments, and alarms to acknowledge.
+breakdown, open orders with their slack, inbound shipments with their delay, stock against reorder
+points and projected forward by the arrivals, and alarms to acknowledge.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, dcc, html
+from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboard import components, figures, ids, theme
 from dashboard.auth import current_user
 from dashboard.pages._shared import acknowledge, alarm_grid, card, notice, register_page, site_dropdown, site_options
+from dashboard.queries import SiteView
 from dashboard.services import Services
 from twin.errors import TwinError
 
-__all__ = ["layout", "register"]
+__all__ = ["Rendered", "fingerprints", "layout", "outputs_for", "register", "render", "render_view"]
 
 PATH = "/site"
 SHIFT_H = 8.0
@@ -32,6 +36,7 @@ def layout(site: str | None = None, **_query: Any) -> html.Div:
         [
             html.Div([html.H2("Site"), html.Div(site_dropdown(ids.SITE_SELECT, site), className="head-picker"),
                       html.Div(id=ids.SITE_HEADER, className="muted")], className="page-head"),
+            dcc.Store(id=ids.SITE_SENT, data=None),
             components.andon_legend(),
             html.Div(id=ids.SITE_TILES, className="tile-grid mb-3"),
             dbc.Row(
@@ -47,8 +52,15 @@ def layout(site: str | None = None, **_query: Any) -> html.Div:
                  dcc.Graph(id=ids.SITE_TREND, config={"displaylogo": False})),
             dbc.Row(
                 [
-                    dbc.Col(card("Stock against reorder points", html.Div(id=ids.SITE_STOCK)), lg=7),
-                    dbc.Col(card("Inbound shipments", html.Div(id=ids.SITE_SHIPMENTS)), lg=5),
+                    dbc.Col(card("Open orders", html.Div(id=ids.SITE_ORDERS)), lg=6),
+                    dbc.Col(card("Inbound shipments", html.Div(id=ids.SITE_SHIPMENTS)), lg=6),
+                ]
+            ),
+            dbc.Row(
+                [
+                    dbc.Col(card("Stock against reorder points", html.Div(id=ids.SITE_STOCK)), lg=6),
+                    dbc.Col(card("Stock projected by arrivals (dashed: reorder point)",
+                                 dcc.Graph(id=ids.SITE_PROJECTION, config={"displaylogo": False})), lg=6),
                 ]
             ),
             card(
@@ -65,18 +77,94 @@ def layout(site: str | None = None, **_query: Any) -> html.Div:
     )
 
 
-def render(services: Services, site: str) -> tuple[Any, ...]:
-    view = services.queries.site_view(site)
+# The parts of the page the one-second refresh redraws. Fast parts (header, tiles, alarms) are sent
+# every time; slow parts (charts and tables whose numbers change rarely) carry a fingerprint of what
+# they show, and a browser that already holds that fingerprint gets ``no_update`` for them.
+FAST = ("header", "tiles", "alarms")
+SLOW = ("oee", "stock", "shipments", "orders", "projection")
+PROJECTION_BUCKET_S = 600  # the projection chart starts at "now": redrawn when now moves on by 10 min
+PARTS = FAST + SLOW
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """The components of one site view and the fingerprints of its slow parts."""
+
+    parts: dict[str, Any]
+    marks: dict[str, str]
+
+
+def _mark(*values: Hashable) -> str:
+    return format(hash(values) & 0xFFFFFFFFFFFF, "x")
+
+
+def _round(x: float | None, digits: int = 3) -> float | None:
+    return None if x is None else round(x, digits)
+
+
+def _sig(x: float | None, digits: int = 3) -> float | None:
+    """``x`` to ``digits`` significant digits: what a chart axis resolves."""
+    return None if x is None else float(f"{x:.{digits}g}")
+
+
+def fingerprints(view: SiteView) -> dict[str, str]:
+    """What the slow parts show, hashed: equal fingerprints mean an identical drawing.
+
+    Values are rounded to what the drawing resolves (0.1 % of OEE, three significant digits of
+    stock), and times are taken as the text shown, so a view that ticks on by a second does not
+    resend its charts; the projection is redrawn when its start moves on by ``PROJECTION_BUCKET_S``.
+    """
+    site = view.tile.site
+    oee = tuple((name, _round(v.availability), _round(v.performance), _round(v.quality), _round(v.oee),
+                 v.performance_capped) for name, v in view.oee_by_machine)
+    ships = tuple((r.id, r.sku, r.qty, r.origin, r.eta, r.planned_eta, r.overdue, components.arrival_text(r))
+                  for r in view.shipments)
+    stock = tuple((r.sku, _sig(r.on_hand), _sig(r.days_of_cover), _sig(r.cover_with_arrivals_d), r.in_transit,
+                   r.next_eta, components.stock_state(r)) for r in view.stock)
+    orders = tuple((r.id, r.product, r.qty, r.done_qty, r.due, components.slack_text(r)) for r in view.orders)
+    bucket = int(view.now.timestamp() // PROJECTION_BUCKET_S)
+    projection = tuple((r.sku, _sig(r.on_hand), _sig(r.daily_use), r.cover_short, r.reorder_point,
+                        r.projection.arrivals if r.projection else None, r.projection.overdue if r.projection else None)
+                       for r in view.stock)
+    return {"oee": _mark(site, oee), "stock": _mark(site, stock), "shipments": _mark(site, ships),
+            "orders": _mark(site, orders), "projection": _mark(site, bucket, projection)}
+
+
+def header(view: SiteView) -> str:
     t = view.tile
-    header = (f"{t.name} · {t.kind} · {len(view.machines)} machines · output today "
-              f"{theme.fmt_number(t.output_today)} / {t.plan_today:,} · "
-              + (f"DATA STALE ({theme.fmt_age(t.age_s)})" if t.stale else f"updated {theme.fmt_duration(t.age_s)} ago"))
-    tiles = [components.machine_tile(m) for m in view.machines]
-    stock = [dcc.Graph(figure=figures.stock_bars(view.stock), config={"displaylogo": False}),
-             components.stock_table(view.stock)]
-    rows = components.alarm_table_rows(view.alarms, view.now)
-    return (header, tiles, figures.oee_bars(view.oee_by_machine), stock,
-            components.shipments_table(view.shipments), rows)
+    return (f"{t.name} · {t.kind} · {len(view.machines)} machines · output today "
+            f"{theme.fmt_number(t.output_today)} / {t.plan_today:,} · "
+            + (f"DATA STALE ({theme.fmt_age(t.age_s)})" if t.stale else f"updated {theme.fmt_duration(t.age_s)} ago"))
+
+
+def render_view(view: SiteView) -> Rendered:
+    """Every part of the site page for one view-model (pure)."""
+    parts: dict[str, Any] = {
+        "header": header(view),
+        "tiles": [components.machine_tile(m) for m in view.machines],
+        "alarms": components.alarm_table_rows(view.alarms, view.now),
+        "oee": figures.oee_bars(view.oee_by_machine),
+        "stock": [dcc.Graph(figure=figures.stock_bars(view.stock), config={"displaylogo": False}),
+                  components.stock_table(view.stock)],
+        "shipments": components.shipments_table(view.shipments),
+        "orders": components.orders_table(view.orders, view.backlog),
+        "projection": figures.stock_projection(view.stock),
+    }
+    return Rendered(parts=parts, marks=fingerprints(view))
+
+
+def outputs_for(rendered: Rendered, sent: dict[str, Any] | None, *, full: bool) -> tuple[Any, ...]:
+    """The callback's outputs: slow parts the browser already holds become ``no_update``."""
+    have = {} if full or not isinstance(sent, dict) else sent
+    out = [rendered.parts[name] if name in FAST or have.get(name) != rendered.marks[name] else dash.no_update
+           for name in PARTS]
+    return (*out, dict(rendered.marks))
+
+
+def render(services: Services, site: str) -> tuple[Any, ...]:
+    """All parts of the site page, freshly read and drawn (no fingerprints applied)."""
+    rendered = render_view(services.queries.site_view(site))
+    return tuple(rendered.parts[name] for name in PARTS)
 
 
 def register(app: dash.Dash, services: Services) -> None:
@@ -90,16 +178,31 @@ def register(app: dash.Dash, services: Services) -> None:
         valid = {o["value"] for o in options}
         return options, value if value in valid else (options[0]["value"] if options else None)
 
+    # the last drawing of each site, keyed on the view object it was drawn from: every tab refreshing
+    # the same site within one refresh period shares one drawing
+    drawn: dict[str, tuple[SiteView, Rendered]] = {}
+
     @app.callback(
-        Output(ids.SITE_HEADER, "children"), Output(ids.SITE_TILES, "children"), Output(ids.SITE_OEE, "figure"),
-        Output(ids.SITE_STOCK, "children"), Output(ids.SITE_SHIPMENTS, "children"),
-        Output(ids.SITE_ALARMS, "rowData"),
+        Output(ids.SITE_HEADER, "children"), Output(ids.SITE_TILES, "children"),
+        Output(ids.SITE_ALARMS, "rowData"), Output(ids.SITE_OEE, "figure"), Output(ids.SITE_STOCK, "children"),
+        Output(ids.SITE_SHIPMENTS, "children"), Output(ids.SITE_ORDERS, "children"),
+        Output(ids.SITE_PROJECTION, "figure"), Output(ids.SITE_SENT, "data"),
         Input(ids.SITE_SELECT, "value"), Input(ids.REFRESH, "n_intervals"), Input(ids.SITE_ACK_RESULT, "children"),
+        State(ids.SITE_SENT, "data"),
     )
-    def _refresh(site: str | None, _n: int | None, _ack: Any) -> tuple[Any, ...]:
+    def _refresh(site: str | None, _n: int | None, _ack: Any, sent: dict[str, Any] | None) -> tuple[Any, ...]:
         if not site:
             raise PreventUpdate
-        return render(services, site)
+        view = queries.site_view(site)
+        hit = drawn.get(site)
+        if hit is not None and hit[0] is view:
+            rendered = hit[1]
+        else:
+            rendered = render_view(view)
+            drawn[site] = (view, rendered)
+        # a new site or the page's first call sends everything; an interval tick only what changed
+        full = ctx.triggered_id not in (ids.REFRESH, ids.SITE_ACK_RESULT)
+        return outputs_for(rendered, sent, full=full)
 
     @app.callback(Output(ids.SITE_TIMELINE, "figure"), Input(ids.SITE_SELECT, "value"),
                   Input(ids.REFRESH, "n_intervals"))

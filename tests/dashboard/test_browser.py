@@ -87,6 +87,9 @@ def test_every_page_loads_without_console_errors(browser, plant: RunningPlant, t
         if name == "fleet":
             page.wait_for_selector(".site-tile")
             assert page.locator(".site-tile").count() == 4
+            if SHOTS:  # the picture shows the plant once its stores PLCs have been read, not while connecting
+                page.wait_for_function("!document.querySelector('#fleet-tiles').innerText"
+                                       ".includes('without stock data')", timeout=30_000)
         elif name == "site":
             page.wait_for_selector(".machine-tile")
             page.wait_for_selector("#site-timeline .main-svg")

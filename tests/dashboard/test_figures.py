@@ -107,7 +107,7 @@ def test_stock_bars_colour_only_abnormal_items() -> None:
     colours = list(fig.data[0].marker.color)
     assert colours[0] == "#c62828" and colours[1] == "#e0a100" and colours[2] == "#7b838a"
     assert fig.data[0].x == (0.5, 5.0, 5.0)
-    assert "BELOW REORDER" in fig.data[0].text[0] and "COVER < LEAD TIME" in fig.data[0].text[1]
+    assert "BELOW REORDER" in fig.data[0].text[0] and "RUNS OUT BEFORE LEAD TIME" in fig.data[0].text[1]
 
 
 def _result() -> WhatIfResult:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import timedelta
 
 import history
 from conftest import NOW
 
-from dashboard.queries import QueryService, alarm_journal, machine_tile
+from dashboard.queries import QueryService, alarm_journal, machine_tile, stock_rows
 from twin import kpi
 from twin.frozen import FrozenDict
 from twin.readings import Quality
@@ -63,12 +64,29 @@ def test_fleet_tiles_oee_factors_and_plan(queries: QueryService) -> None:
 def test_stock_at_risk_and_shipments(queries: QueryService) -> None:
     view = queries.site_view("pod-berlin")
     first = view.stock[0]
-    assert first.below_reorder and first.at_risk  # the fixture starts it at 60 % of its reorder point
-    # consumption is reorder_point / 3 per day by construction: days of cover = on_hand / (rp / 3)
+    # the fixture starts PLA-1KG (reorder point 12 kg, lead time 2 d) at 60 % of its reorder point
+    assert first.sku == "PLA-1KG" and first.below_reorder
+    # consumption is reorder_point / 3 = 4 kg per day by construction: days of cover = on_hand / 4
     assert first.days_of_cover is not None and first.on_hand is not None
     assert abs(first.days_of_cover - first.on_hand / (first.reorder_point / 3.0)) < 1e-6
     assert view.shipments and view.shipments[0].sku == first.sku
     assert view.shipments[0].eta_in_s == first.lead_time_d / 2 * 86400
+    # its reorder quantity (30 kg) arrives in 1 d, before the shelf empties (on hand ~7.2 kg / 4 = 1.8 d):
+    # the arrival counts, cover = (on hand + 30) / 4 ≈ 9.3 d > lead time: below reorder but not at risk
+    assert first.replenishing and not first.at_risk
+    assert first.cover_with_arrivals_d is not None
+    assert abs(first.cover_with_arrivals_d - (first.on_hand + 30.0) / 4.0) < 1e-6
+    # the same shipment delayed to 3 d: the shelf empties at 1.8 d, before a new order could come (2 d)
+    site = queries.fleet.site("pod-berlin")
+    now_state = queries.state_at("pod-berlin", NOW)
+    past = queries.state_at("pod-berlin", NOW - timedelta(hours=4))
+    assert now_state is not None and past is not None
+    inv = now_state.inventory[first.sku]
+    late = replace(inv, in_transit=tuple(replace(s, eta=NOW + timedelta(days=3)) for s in inv.in_transit))
+    delayed = replace(now_state, inventory=now_state.inventory.set(first.sku, late))
+    row = stock_rows(site, delayed, past, NOW)[0]
+    assert row.at_risk and row.cover_short and row.stockout_at is not None
+    assert abs(row.cover_with_arrivals_d - row.on_hand / 4.0) < 1e-6  # type: ignore[operator]
 
 
 def test_timeline_covers_the_shift_window(queries: QueryService) -> None:
