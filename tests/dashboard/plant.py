@@ -1,10 +1,11 @@
 """A running plant for end-to-end tests: emulated PLCs + collector + dashboard, all on 127.0.0.1.
 
 ``running_plant(tmp, ...)`` writes a copy of the example fleet with free Modbus ports and its own
-SQLite store into ``tmp``, backfills a short EMULATED history, then runs the PLC emulator and the
-collector (the real ``connectors.emulator.Emulator`` and ``connectors.collector.Collector``) in an
-asyncio loop on a background thread, and serves the dashboard (real what-if engine) from another
-thread. Everything is stopped when the context ends.
+SQLite store into ``tmp``, backfills a short EMULATED history, then runs the PLC emulator, the
+emulated order/shipment exports and the collector (the real ``connectors.emulator.Emulator``,
+``connectors.emulator.feeds.FeedEmulator``, ``connectors.feeds`` file drop and
+``connectors.collector.Collector``) in an asyncio loop on a background thread, and serves the
+dashboard (real what-if engine) from another thread. Everything is stopped when the context ends.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ from serve import serving
 from connectors.collector import Collector, resume_state
 from connectors.config import PlantConfig, load
 from connectors.emulator.backfill import backfill
+from connectors.emulator.feeds import FeedEmulator
 from connectors.emulator.server import Emulator
+from connectors.feeds.drop import FileDrop
+from connectors.feeds.intake import Intake
+from connectors.feeds.ledger import Ledger
 from connectors.store import SqliteHistorian
 from dashboard.app import create_app
 from dashboard.auth import AuthSettings
@@ -46,6 +51,7 @@ def write_config(tmp: Path, ports: Iterator[int], *, stale_after_polls: int) -> 
     data["fleet"]["stale_after_polls"] = stale_after_polls
     data["historian"]["path"] = str(tmp / "twin.sqlite")
     data["historian"]["checkpoint_interval_s"] = 30
+    data["feeds"] = {"drop_dir": str(tmp / "feeds" / "in"), "poll_s": 0.5, "ledger": str(tmp / "feeds.db")}
     moved: dict[int, int] = {}
     for src in data["sources"]["modbus"]:
         src["port"] = moved.setdefault(src["port"], next(ports))
@@ -82,6 +88,12 @@ class _Loop:
         self.emulator = Emulator(cfg.fleet, cfg.modbus, seed=SEED, speed=speed, start=history_start, resume_at=now)
         self.collector = Collector(cfg.fleet, cfg.modbus, sink=historian, flush_interval_s=0.5,
                                    checkpoint_interval_s=30.0, state=resume_state(cfg.fleet, historian, now))
+        assert cfg.feeds is not None and cfg.feeds.drop_dir is not None
+        self.ledger = Ledger(cfg.feeds.ledger_path(cfg.historian.path))
+        # the feed exports start at the history's start: the first step drops that history's orders
+        self.feeds = FeedEmulator(cfg.fleet, self.emulator.plant, cfg.feeds.drop_dir, seed=SEED)
+        self.collector.add_source(FileDrop(cfg.feeds.drop_dir, Intake(cfg.fleet, self.ledger), self.collector.submit,
+                                           poll_s=cfg.feeds.poll_s, rejects_log=cfg.feeds.rejects_log))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -96,12 +108,20 @@ class _Loop:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.emulator.run(self._stop))
                 tg.create_task(self.collector.run(self._stop))
+                tg.create_task(self._exports(self._stop))
 
         try:
             asyncio.run(go())
         except BaseException as exc:  # reported by stop()
             self.error = exc
             self._ready.set()
+
+    async def _exports(self, stop: asyncio.Event) -> None:
+        """The ERP/logistics exports: order and shipment files every second of wall time."""
+        while not stop.is_set():
+            self.feeds.step(self.emulator.plant.now)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
 
     def start(self) -> None:
         self._thread.start()
@@ -113,6 +133,7 @@ class _Loop:
                 self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(15)
         assert not self._thread.is_alive(), "emulator/collector loop did not stop"
+        self.ledger.close()
         if self.error is not None:
             raise self.error
 

@@ -145,6 +145,41 @@ def test_a_stale_device_turns_grey(browser, plant: RunningPlant) -> None:  # typ
     assert errors == []
 
 
+def test_orders_and_shipments_dropped_by_the_erp_show_on_the_site_page(  # type: ignore[no-untyped-def]
+        browser, plant: RunningPlant) -> None:
+    feeds = plant.config.feeds
+    assert feeds is not None and feeds.drop_dir is not None
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def iso(t: datetime) -> str:
+        return t.isoformat().replace("+00:00", "Z")
+
+    # an order due 3 h ago (overdue) and a shipment announced for tomorrow, now due in 3 days (late +2 d)
+    order = {"id": "E2E-ORDER-1", "version": 1, "site": "pod-berlin", "product": "custom-bracket", "qty": 4,
+             "created": iso(now - timedelta(hours=30)), "due": iso(now - timedelta(hours=3))}
+    shipment = {"id": "E2E-SHIP-1", "version": 2, "site": "pod-berlin", "sku": "AL-BAR-6061", "qty": 80,
+                "origin": "Metall Nord", "eta": iso(now + timedelta(days=3)),
+                "planned_eta": iso(now + timedelta(days=1))}
+    for name, record in (("orders-e2e.jsonl", order), ("shipments-e2e.jsonl", shipment)):
+        tmp = feeds.drop_dir / f".{name}.part"  # written under a hidden name, then renamed: as an ERP export does
+        tmp.write_text(json.dumps(record) + "\n")
+        tmp.rename(feeds.drop_dir / name)
+    errors: list[str] = []
+    page = _page(browser, errors)
+    page.goto(plant.url + "/site?site=pod-berlin")
+    # file drop (0.5 s poll) -> ledger -> collector -> checkpoint -> dashboard refresh (1 s)
+    page.wait_for_function("() => (document.querySelector('#site-orders')?.innerText || '').includes('E2E-ORDER-1')",
+                           timeout=20_000)
+    orders = page.inner_text("#site-orders")
+    assert "OVERDUE" in orders, orders  # due 3 h ago: in words, not only in colour
+    page.wait_for_function(
+        "() => (document.querySelector('#site-shipments')?.innerText || '').includes('Metall Nord')", timeout=20_000)
+    shipments = page.inner_text("#site-shipments")
+    assert "LATE +2" in shipments, shipments  # ETA 3 days out against 1 day planned: 2 days late
+    page.close()
+    assert errors == []
+
+
 def test_replay_cursor_changes_what_a_tile_shows(browser, plant: RunningPlant) -> None:  # type: ignore[no-untyped-def]
     start = (plant.history_start - timedelta(minutes=2)).strftime(INPUT_FMT)
     end = datetime.now(UTC).strftime(INPUT_FMT)
