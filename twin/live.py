@@ -48,6 +48,7 @@ from twin.spec import (
     MachineId,
     MachineSpec,
     MachineStatus,
+    MachineTemplate,
     SignalKind,
     SignalName,
     SignalSpec,
@@ -203,6 +204,22 @@ def _status_code(value: Value) -> int | None:
     return None
 
 
+# The reducer's hottest line builds a SignalValue per reading: set straight into its slots (a frozen
+# dataclass's __init__ pays an object.__setattr__ per field); the result is equal and picklable alike.
+_new = object.__new__
+_set_value, _set_quality, _set_ts, _set_reason = (
+    vars(SignalValue)[name].__set__ for name in ("value", "quality", "ts", "reason")
+)
+
+
+def _signal_index(template: MachineTemplate) -> dict[str, SignalSpec]:
+    """The template's signals by name; the first wins, as ``MachineTemplate.signal`` finds it."""
+    index: dict[str, SignalSpec] = {}
+    for sig in template.signals:
+        index.setdefault(sig.name, sig)
+    return index
+
+
 def _any_stale(signals: FrozenDict[SignalName, SignalValue], cutoff: datetime) -> bool:
     good = Quality.GOOD
     for sv in signals.values():  # noqa: SIM110 - a plain loop is about twice as fast as any() here
@@ -258,9 +275,6 @@ class _Machine:
             self.signals = dict(self.old.signals)
         return self.signals
 
-    def current(self, name: SignalName) -> SignalValue | None:
-        return (self.signals if self.signals is not None else self.old.signals).get(name)
-
     def transition(
         self, to: MachineStatus, at: datetime, quality: Quality, reason: str, last_known: MachineStatus | None
     ) -> None:
@@ -300,28 +314,62 @@ class _Machine:
             )
         )
 
-    def fold(self, readings: list[Reading], ignored: _Ignored) -> None:
-        template = self.spec.template
+    def fold(self, readings: list[Reading], ignored: _Ignored, signals: dict[str, SignalSpec]) -> None:
+        """Fold ``readings`` (this machine's, in time order) in; ``signals`` maps names to the template's."""
+        sigs = self.sig()
+        good = Quality.GOOD
+        status_kind, good_kind, scrap_kind = SignalKind.STATUS, SignalKind.GOOD_COUNT, SignalKind.SCRAP_COUNT
+        codes = self.spec.template.status_codes
+        applied = False
         for r in readings:
-            sig = template.signal(r.signal)
+            sig = signals.get(r.signal)
             if sig is None:
                 ignored.add(r, "unknown signal")
                 continue
             name = sig.name
-            prev = self.current(name)
-            if prev is not None and r.ts < prev.ts:
+            prev = sigs.get(name)
+            ts = r.ts
+            if prev is not None and ts < prev.ts:
                 ignored.add(r, "older than the latest sample")
                 continue
             value = r.value
-            if value is None and r.quality is not Quality.GOOD and prev is not None:
+            quality = r.quality
+            if value is None and quality is not good and prev is not None:
                 value = prev.value  # keep the last known value, marked with the new quality
-            self.sig()[name] = SignalValue(value=value, quality=r.quality, ts=r.ts, reason=r.reason)
-            self.changed = True
+            sv = _new(SignalValue)  # SignalValue(value=value, quality=quality, ts=ts, reason=r.reason)
+            _set_value(sv, value)
+            _set_quality(sv, quality)
+            _set_ts(sv, ts)
+            _set_reason(sv, r.reason)
+            sigs[name] = sv
+            applied = True
             kind = sig.kind
-            if kind is SignalKind.STATUS:
+            if kind is status_kind:
+                if (
+                    quality is good
+                    and self.quality is good
+                    and type(value) is int
+                    and codes.get(value) is self.status
+                    and self.status is not MachineStatus.UNKNOWN
+                    and not self.reason
+                ):
+                    continue  # the same known status again: nothing changes
                 self._status(r, prev)
-            elif kind is SignalKind.GOOD_COUNT or kind is SignalKind.SCRAP_COUNT:
+            elif kind is good_kind or kind is scrap_kind:
+                if quality is good and type(value) is int:  # the common case of _counter: counting up
+                    is_good = kind is good_kind
+                    last = self.last_raw_good if is_good else self.last_raw_scrap
+                    if last is not None and last <= value < (1 << sig.counter_bits):
+                        if is_good:
+                            self.good_total += value - last
+                            self.last_raw_good = value
+                        else:
+                            self.scrap_total += value - last
+                            self.last_raw_scrap = value
+                        continue
                 self._counter(sig, r)
+        if applied:
+            self.changed = True
 
     def _last_known(self, prev: SignalValue | None) -> MachineStatus | None:
         if self.status is not MachineStatus.UNKNOWN:
@@ -540,15 +588,7 @@ def _sweep_item(old: InventoryState, now: datetime, threshold_s: float) -> Inven
 # Sites and fleet
 
 
-def _apply_site(
-    spec: FleetSpec,
-    site_spec: SiteSpec,
-    site_state: SiteState,
-    readings: Iterable[Reading],
-    now: datetime,
-    ignored: _Ignored,
-) -> tuple[SiteState, tuple[Event, ...]]:
-    site_id = site_spec.id
+def _by_asset(site_id: str, readings: Iterable[Reading], ignored: _Ignored) -> dict[str, list[Reading]]:
     by_asset: dict[str, list[Reading]] = {}
     for r in readings:
         if r.site != site_id:
@@ -559,7 +599,19 @@ def _apply_site(
             by_asset[r.asset] = [r]
         else:
             group.append(r)
+    return by_asset
 
+
+def _apply_site(
+    spec: FleetSpec,
+    site_spec: SiteSpec,
+    site_state: SiteState,
+    by_asset: dict[str, list[Reading]],
+    now: datetime,
+    ignored: _Ignored,
+) -> tuple[SiteState, tuple[Event, ...]]:
+    """Fold the site's readings, grouped by asset in order of first appearance, into ``site_state``."""
+    site_id = site_spec.id
     events: list[Event] = []
     changed: set[str] = set()
     old_machines = site_state.machines
@@ -568,15 +620,21 @@ def _apply_site(
     new_inventory: dict[Sku, InventoryState] = {}
     working: dict[MachineId, _Machine] = {}
 
+    machine_specs: dict[str, MachineSpec] = {m.id: m for m in site_spec.machines} if by_asset else {}
+    template_signals: dict[str, dict[str, SignalSpec]] = {}
     for asset, group in by_asset.items():
         if len(group) > 1:
             group.sort(key=_by_ts)
-        mspec = site_spec.machine(asset)
+        mspec = machine_specs.get(asset)
         if mspec is not None:
             found = old_machines.get(mspec.id)
             old_m = found or MachineState(id=mspec.id, status_since=site_state.as_of)
             w = _Machine(mspec, old_m, site_id, events)
-            w.fold(group, ignored)
+            template = mspec.template
+            signals = template_signals.get(template.id)
+            if signals is None:
+                signals = template_signals[template.id] = _signal_index(template)
+            w.fold(group, ignored, signals)
             working[mspec.id] = w
             continue
         item = site_spec.item(asset)
@@ -655,7 +713,8 @@ def apply_site(
     The per-site core of :func:`apply`, for a collector that owns one site. Readings that cannot be
     placed are skipped (use :func:`apply_detailed` to get them counted).
     """
-    return _apply_site(spec, site_spec, site_state, readings, now, _Ignored())
+    ignored = _Ignored()
+    return _apply_site(spec, site_spec, site_state, _by_asset(site_spec.id, readings, ignored), now, ignored)
 
 
 def apply_detailed(
@@ -666,29 +725,40 @@ def apply_detailed(
     ``now`` defaults to the later of ``state.as_of`` and the newest reading; every site is brought
     to ``now`` (staleness, duration alarms), whether it had readings or not.
     """
-    if now is None:
-        now = state.as_of
-        for r in readings:
-            if r.ts > now:
-                now = r.ts
-    ignored = _Ignored()
-    by_site: dict[str, list[Reading]] = {}
+    # one pass: the newest sample, and the readings grouped by site, then by asset (in order of appearance)
+    latest = state.as_of
+    by_site: dict[str, dict[str, list[Reading]]] = {}
+    site: str | None = None
+    assets: dict[str, list[Reading]] = {}
     for r in readings:
-        group = by_site.get(r.site)
+        ts = r.ts
+        if ts > latest:
+            latest = ts
+        if r.site is not site:  # identity: a poller's readings share one site string (equality decides below)
+            site = r.site
+            found = by_site.get(site)
+            if found is None:
+                found = by_site[site] = {}
+            assets = found
+        group = assets.get(r.asset)
         if group is None:
-            by_site[r.site] = [r]
+            assets[r.asset] = [r]
         else:
             group.append(r)
+    if now is None:
+        now = latest
+    ignored = _Ignored()
     sites_by_id = {s.id: s for s in spec.sites}
-    for site_id, group in by_site.items():
-        if site_id not in sites_by_id:
-            for r in group:
-                ignored.add(r, "unknown site")
+    for site_id in by_site:
+        if site_id not in sites_by_id:  # rare: count them site by site, each in the order they came
+            for r in readings:
+                if r.site == site_id:
+                    ignored.add(r, "unknown site")
     new_sites: dict[SiteId, SiteState] = {}
     events: list[Event] = []
     for site_spec in spec.sites:
         old = state.sites.get(site_spec.id) or initial_site_state(site_spec, state.as_of)
-        new, site_events = _apply_site(spec, site_spec, old, by_site.get(site_spec.id, ()), now, ignored)
+        new, site_events = _apply_site(spec, site_spec, old, by_site.get(site_spec.id, {}), now, ignored)
         new_sites[site_spec.id] = new
         events.extend(site_events)
     result = ignored.result()

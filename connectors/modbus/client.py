@@ -49,11 +49,27 @@ class ReadResult:
         return self.failure is None
 
 
+_new = object.__new__
+_set_values, _set_failure, _set_reason = (
+    vars(ReadResult)[name].__set__ for name in ("values", "failure", "reason")
+)
+
+
+def _answered(values: Sequence[int]) -> ReadResult:
+    """``ReadResult(values)``, set straight into its slots (once per answered request)."""
+    result: ReadResult = _new(ReadResult)
+    _set_values(result, values)
+    _set_failure(result, None)
+    _set_reason(result, "")
+    return result
+
+
 class ModbusConnection:
     """One TCP connection to one device, serving one request at a time (a lock per connection).
 
     It never reconnects on its own: the poller decides when (with backoff). Every request is
-    bounded by ``timeout_s``.
+    bounded by ``timeout_s``, and ends at once (``Failure.CONNECTION``) when the connection is
+    lost while it waits: pymodbus would only give up on it at its timeout.
 
     Usage::
 
@@ -70,6 +86,18 @@ class ModbusConnection:
         self.timeout_s = timeout_s
         self._client: AsyncModbusTcpClient | None = None
         self._lock = asyncio.Lock()
+        self._reader: asyncio.Task[object] | None = None  # the task waiting for an answer, if any
+        self._lost = False  # set when the link went down under that task
+
+    def _link_changed(self, up: bool) -> None:
+        """Called by pymodbus (``trace_connect``): a lost link ends the request in flight at once."""
+        reader = self._reader
+        if up or reader is None or self._lost:
+            return
+        if reader is asyncio.current_task():
+            return  # pymodbus closing the link from inside the request (too many timeouts): it raises itself
+        self._lost = True
+        reader.cancel()  # read() tells this cancellation from its caller's
 
     @property
     def connected(self) -> bool:
@@ -80,7 +108,7 @@ class ModbusConnection:
         self.close()
         client = AsyncModbusTcpClient(
             self.host, port=self.port, timeout=self.timeout_s, retries=0, reconnect_delay=0,
-            name=f"{self.host}:{self.port}",
+            name=f"{self.host}:{self.port}", trace_connect=self._link_changed,
         )
         try:
             ok = await asyncio.wait_for(client.connect(), timeout=self.timeout_s + 0.5)
@@ -104,11 +132,21 @@ class ModbusConnection:
         if client is None or not client.connected:
             return ReadResult(None, Failure.CONNECTION, "not connected")
         async with self._lock:
+            # The request's deadline is pymodbus's own (timeout=timeout_s, retries=0: its wait for the
+            # answer raises ModbusIOException). No timer of ours on top: one per request costs more than
+            # decoding the answer; a lost link ends the wait through _link_changed instead.
+            task = asyncio.current_task()
+            self._reader, self._lost = task, False
+            ours = False  # whether our cancellation reached this task as CancelledError
             try:
-                response = await asyncio.wait_for(self._request(client, kind, address, count),
-                                                  timeout=self.timeout_s + 0.25)
-            except TimeoutError:
-                return ReadResult(None, Failure.TIMEOUT, f"timeout after {self.timeout_s:g} s")
+                response = await self._request(client, kind, address, count)
+            except asyncio.CancelledError:
+                if not self._lost or task is None:
+                    raise  # the caller's cancellation
+                ours = True
+                if task.uncancel() > 0:
+                    raise  # the caller cancelled too
+                return ReadResult(None, Failure.CONNECTION, "connection lost while waiting for the answer")
             except ConnectionException as exc:
                 return ReadResult(None, Failure.CONNECTION, f"connection lost: {exc}")
             except ModbusException as exc:  # ModbusIOException: no answer within pymodbus's timeout
@@ -117,9 +155,18 @@ class ModbusConnection:
                 return ReadResult(None, Failure.TIMEOUT, f"timeout after {self.timeout_s:g} s")
             except OSError as exc:
                 return ReadResult(None, Failure.CONNECTION, f"connection lost: {exc}")
+            finally:
+                self._reader = None
+                if self._lost and not ours and task is not None:
+                    task.uncancel()  # the answer (or an error) came first and absorbed our cancellation
         if response.isError():
             code = int(getattr(response, "exception_code", 0))
             return ReadResult(None, Failure.EXCEPTION, exception_reason(code))
+        if kind is RegisterKind.HOLDING or kind is RegisterKind.INPUT:
+            regs = response.registers
+            if len(regs) != count:
+                return ReadResult(None, Failure.PROTOCOL, f"asked {count} registers, got {len(regs)}")
+            return _answered(regs)
         if kind.is_bit:
             bits = response.bits
             if len(bits) < count:

@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from operator import itemgetter
+from typing import Any
 
 from connectors.modbus.spec import ByteOrder, DataType, ModbusPoint, RegisterKind
-from twin.readings import Value
+from twin.readings import Quality, Reading, Value
 
 __all__ = [
     "MAX_BITS",
     "MAX_REGISTERS",
     "Block",
+    "BlockDecoder",
     "decode_point",
     "decode_raw",
     "encode_point",
@@ -228,3 +232,192 @@ def plan_blocks(
         if current:
             blocks.append(Block(kind=kind, address=start, count=end - start, points=tuple(current)))
     return tuple(blocks)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Compiled block decoding: the poller's hot path
+
+_Post = Callable[[Any], tuple[Value, str]]
+_Fast = tuple[list[Value], dict[int, str] | None]  # values of every point, reasons of the bad ones
+_DECODE_ERRORS = (ValueError, TypeError, OverflowError, struct.error)
+
+
+def _not_finite(raw: float) -> tuple[Value, str]:
+    return None, f"not a number ({raw})"
+
+
+def _float_check(raw: float) -> tuple[Value, str]:
+    return (raw, "") if math.isfinite(raw) else (None, f"not a number ({raw})")
+
+
+def _bit_of(bit: int) -> _Post:
+    def post(raw: int) -> tuple[Value, str]:
+        return bool((raw >> bit) & 1), ""
+    return post
+
+
+def _truthy(raw: int) -> tuple[Value, str]:
+    return bool(raw), ""
+
+
+def _text(raw: bytes) -> tuple[Value, str]:
+    return raw.decode("latin-1").rstrip("\x00 "), ""
+
+
+def _enum_of(labels: dict[int, str], is_float: bool) -> _Post:
+    def post(raw: int | float) -> tuple[Value, str]:
+        if is_float and not math.isfinite(raw):
+            return _not_finite(raw)
+        label = labels.get(int(raw))
+        if label is None:
+            return None, f"code {raw} not in the point's enum map"
+        return label, ""
+    return post
+
+
+def _scaled(scale: float, offset: float, is_float: bool) -> _Post:
+    inv = 1.0 / scale
+    div = round(inv) if inv == round(inv) else 0  # scale 0.1, 0.01...: divide, as decode_point does
+
+    def post(raw: int | float) -> tuple[Value, str]:
+        if is_float and not math.isfinite(raw):
+            return _not_finite(raw)
+        value = raw / div + offset if div else raw * scale + offset
+        if not math.isfinite(value):
+            return None, f"out of range: {raw!r} x {scale:g} + {offset:g} overflows"
+        return value, ""
+    return post
+
+
+def _layout(point: ModbusPoint, first: int) -> tuple[str, list[int], _Post | None] | None:
+    """Struct format, byte positions (in the block's big-endian bytes) and post-step of one point.
+
+    Word and byte swaps are byte permutations: the point's bytes are gathered into big-endian order
+    (as ``_words_to_bytes`` arranges them), so every byte order decodes with one ``>`` format.
+    None for a point the map should not allow (a length that does not fit its type, scale 0).
+    """
+    i = point.address - first
+    typ, order = point.type, point.byte_order
+    if typ is DataType.BIT:
+        return "H", [2 * i, 2 * i + 1], _bit_of(point.bit or 0)
+    if typ is DataType.BOOL:
+        return "H", [2 * i, 2 * i + 1], _truthy
+    n = point.count
+    if typ is not DataType.STRING and n != typ.registers:
+        return None
+    if point.scale == 0.0 or not math.isfinite(point.scale) or not math.isfinite(1.0 / point.scale):
+        return None
+    words = range(i + n - 1, i - 1, -1) if order.word_swap else range(i, i + n)
+    pos = [b for w in words for b in ((2 * w + 1, 2 * w) if order.byte_swap else (2 * w, 2 * w + 1))]
+    if typ is DataType.STRING:
+        return f"{2 * n}s", pos, _text
+    is_float = typ in _FLOATS
+    post: _Post | None = _float_check if is_float else None
+    if point.enum:
+        post = _enum_of(dict(point.enum), is_float)
+    elif point.scale != 1.0 or point.offset != 0.0:
+        post = _scaled(point.scale, point.offset, is_float)
+    return _FORMATS[typ], pos, post
+
+
+class BlockDecoder:
+    """Decodes every point of one block at once: what ``decode_point`` gives for each, faster.
+
+    Built once per block: one ``struct.Struct`` unpacks all the block's points in one call from the
+    registers' bytes (word and byte swaps precompiled into one byte permutation); scale, offset,
+    enum labels and NaN checks follow in a short loop over the points that need them. Anything
+    unusual (a short answer, a word outside 0..65535) falls back to ``decode_point`` point by point,
+    so the result is always exactly the per-point decoder's.
+
+    >>> p = ModbusPoint(asset="P1", signal="t", kind=RegisterKind.INPUT, address=0, type=DataType.INT16,
+    ...                 scale=0.1)
+    >>> q = ModbusPoint(asset="P1", signal="n", kind=RegisterKind.INPUT, address=1, type=DataType.UINT32,
+    ...                 byte_order=ByteOrder.CDAB)
+    >>> BlockDecoder(plan_blocks([p, q])[0]).decode([65411, 2, 1])
+    [(-12.5, ''), (65538, '')]
+    """
+
+    __slots__ = ("_bits", "_keys", "_pack", "_perm", "_post", "_unpack", "address", "count", "points")
+
+    def __init__(self, block: Block) -> None:
+        self.points = block.points
+        self._keys = tuple((p.asset, p.signal) for p in block.points)
+        self.address = block.address
+        self.count = block.count
+        self._bits: tuple[int, ...] | None = None
+        self._pack: Callable[..., bytes] | None = None
+        self._perm: Callable[[bytes], tuple[int, ...]] | None = None
+        self._unpack: Callable[[bytes], tuple[Any, ...]] | None = None
+        self._post: tuple[tuple[int, _Post], ...] = ()
+        if block.kind.is_bit:
+            self._bits = tuple(p.address - block.address for p in block.points)
+            return
+        fmt, perm, post = [">"], [], []
+        for j, p in enumerate(block.points):
+            layout = _layout(p, block.address)
+            if layout is None:
+                return  # leave every point of the block to decode_point (and its reasons)
+            code, pos, step = layout
+            fmt.append(code)
+            perm.extend(pos)
+            if step is not None:
+                post.append((j, step))
+        self._pack = struct.Struct(f">{block.count}H").pack
+        if perm != list(range(2 * block.count)):  # else the bytes are already in place
+            self._perm = itemgetter(*perm)
+        self._unpack = struct.Struct("".join(fmt)).unpack
+        self._post = tuple(post)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether whole answers decode in one step (False: a map the loader refuses, point by point)."""
+        return self._bits is not None or self._unpack is not None
+
+    def _fast(self, words: Sequence[int] | Sequence[bool]) -> _Fast | None:
+        """Values of every point and the reasons of the bad ones by index; None: use ``decode_point``."""
+        bits = self._bits
+        if bits is not None:
+            if len(words) >= self.count:
+                return [bool(words[i]) for i in bits], None
+            return None
+        unpack, pack, perm = self._unpack, self._pack, self._perm
+        if unpack is None or pack is None or len(words) != self.count:
+            return None
+        try:
+            raw = pack(*words)
+            values: list[Value] = list(unpack(raw if perm is None else bytes(perm(raw))))
+            reasons: dict[int, str] | None = None
+            for j, step in self._post:
+                value, why = step(values[j])
+                values[j] = value
+                if why:
+                    if reasons is None:
+                        reasons = {}
+                    reasons[j] = why
+        except _DECODE_ERRORS:
+            return None  # e.g. a word outside 0..65535: the per-point decoder says which and why
+        return values, reasons
+
+    def decode(self, words: Sequence[int] | Sequence[bool]) -> list[tuple[Value, str]]:
+        """``[decode_point(p, words, address) for p in points]``: (value, "") or (None, reason) per point."""
+        fast = self._fast(words)
+        if fast is None:
+            start = self.address
+            return [decode_point(p, words, start) for p in self.points]
+        values, reasons = fast
+        if reasons is None:
+            return [(v, "") for v in values]
+        return [(None, reasons[j]) if j in reasons else (v, "") for j, v in enumerate(values)]
+
+    def readings(self, words: Sequence[int] | Sequence[bool], ts: datetime, site: str) -> list[Reading]:
+        """One reading per point, sampled at ``ts``: GOOD with its value, or BAD with the reason.
+
+        The poller's hot path: the same readings as building ``Reading(...)`` from :meth:`decode`.
+        """
+        fast = self._fast(words)
+        if fast is not None and fast[1] is None:
+            return Reading.good_many(ts, site, self._keys, fast[0])
+        new = Reading.new
+        good, bad = Quality.GOOD, Quality.BAD
+        return [new(ts, site, p.asset, p.signal, v, bad if why else good, why)
+                for p, (v, why) in zip(self.points, self.decode(words), strict=True)]

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from connectors.modbus.client import Failure, ModbusConnection
-from connectors.modbus.points import Block, decode_point, plan_blocks
+from connectors.modbus.points import Block, BlockDecoder, plan_blocks
 from connectors.modbus.spec import ModbusDevice
 from twin.readings import Quality, Reading
 
@@ -54,6 +54,7 @@ class DevicePoller:
             device.points, max_registers=device.max_registers_per_request,
             max_bits=device.max_bits_per_request, max_gap=device.max_gap,
         )
+        self._decoders = tuple(BlockDecoder(b) for b in self.blocks)  # one compiled decoder per block
         self.conn = ModbusConnection(device.host, device.port, device_id=device.device_id,
                                      timeout_s=device.timeout_s)
         self._clock = clock
@@ -89,7 +90,8 @@ class DevicePoller:
         ts = self._clock()
         site = self.device.site
         reason = self._down_reason
-        return [Reading(ts=ts, site=site, asset=p.asset, signal=p.signal, value=None, quality=quality, reason=reason)
+        new = Reading.new
+        return [new(ts, site, p.asset, p.signal, None, quality, reason)
                 for b in (points if points is not None else self.blocks) for p in b.points]
 
     async def poll_once(self) -> list[Reading]:
@@ -111,21 +113,20 @@ class DevicePoller:
             self._attempts = 0
             self._down_since = None
         readings: list[Reading] = []
+        new = Reading.new
+        bad = Quality.BAD
         site = self.device.site
         pause = self.device.pause_s
+        read = self.conn.read
         for i, block in enumerate(self.blocks):
             if i and pause:
                 await asyncio.sleep(pause)
-            result = await self.conn.read(block.kind, block.address, block.count)
+            result = await read(block.kind, block.address, block.count)
             ts = self._clock()
             if result.values is not None:
                 self.block_reads += 1
-                values = result.values
-                for p in block.points:
-                    value, why = decode_point(p, values, block.address)
-                    readings.append(Reading(ts=ts, site=site, asset=p.asset, signal=p.signal, value=value,
-                                            quality=Quality.BAD if why else Quality.GOOD, reason=why))
-                if self._block_errors.pop(i, None) is not None:
+                readings += self._decoders[i].readings(result.values, ts, site)
+                if self._block_errors and self._block_errors.pop(i, None) is not None:
                     log.warning("device %s: %s %d+%d answers again", self.device.id, block.kind.value,
                                 block.address, block.count)
                 continue
@@ -137,8 +138,8 @@ class DevicePoller:
                     log.warning("device %s: read of %s %d+%d failed: %s", self.device.id, block.kind.value,
                                 block.address, block.count, result.reason)
                 self._block_errors[i] = result.reason
-                readings.extend(Reading(ts=ts, site=site, asset=p.asset, signal=p.signal, value=None,
-                                        quality=Quality.BAD, reason=result.reason) for p in block.points)
+                reason = result.reason
+                readings.extend(new(ts, site, p.asset, p.signal, None, bad, reason) for p in block.points)
                 if result.failure is Failure.TIMEOUT:  # the link is suspect: start over on a fresh one
                     self.conn.close()
                     now = loop.time()

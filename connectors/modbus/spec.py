@@ -38,7 +38,7 @@ class RegisterKind(enum.Enum):
 
     @property
     def is_bit(self) -> bool:
-        return self in (RegisterKind.COIL, RegisterKind.DISCRETE)
+        return self is RegisterKind.COIL or self is RegisterKind.DISCRETE
 
 
 class DataType(enum.Enum):
