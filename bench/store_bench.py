@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python bench/store_bench.py [--days 7] [--poll-s 1] [--checkpoint-s 60]``.
 Prints one table with the targets of issue 4 and a baseline measured in the same run (plain
-SQLite executemany into a table without index) so figures from noisy machines can be compared.
+SQLite executemany into a table without index, alternated with the store's ingest over
+``--rounds`` rounds; medians reported) so figures from noisy machines can be compared.
 
 The state_at history is 50 signals (10 machines × 5) polled every ``--poll-s`` for ``--days`` with
 a checkpoint every ``--checkpoint-s``; checkpoints are full-size states built by the live reducer
@@ -96,22 +97,29 @@ def main() -> None:
     ap.add_argument("--checkpoint-s", type=float, default=60.0)
     ap.add_argument("--ingest", type=int, default=500_000, help="readings in the ingest test")
     ap.add_argument("--batch", type=int, default=10_000, help="readings per write() in the ingest test")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the ingest test (baseline, then store)")
     args = ap.parse_args()
     fleet = bench_fleet()
     rows_out: list[tuple[str, str, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        # 1. ingest: 50 signals, batches of --batch readings, each write one committed transaction
+        # 1. ingest: 50 signals, batches of --batch readings, each write one committed transaction;
+        #    --rounds rounds, each the baseline then the store on fresh files, medians reported
         readings = [r for k in range(args.ingest // 50) for r in poll(T0 + timedelta(seconds=k), k)]
-        base = baseline_rate(d / "base.sqlite", [(i % 50, i, float(i)) for i in range(len(readings))])
-        h = SqliteHistorian(d / "ingest.sqlite", fleet)
-        start = time.perf_counter()
-        for i in range(0, len(readings), args.batch):
-            h.write(readings[i:i + args.batch])
-        rate = len(readings) / (time.perf_counter() - start)
-        h.close()
+        base_rows = [(i % 50, i, float(i)) for i in range(len(readings))]
+        bases, rates = [], []
+        for n in range(args.rounds):
+            bases.append(baseline_rate(d / f"base{n}.sqlite", base_rows))
+            h = SqliteHistorian(d / f"ingest{n}.sqlite", fleet)
+            start = time.perf_counter()
+            for i in range(0, len(readings), args.batch):
+                h.write(readings[i:i + args.batch])
+            rates.append(len(readings) / (time.perf_counter() - start))
+            h.close()
+        rate, base = statistics.median(rates), statistics.median(bases)
         rows_out.append(("ingest (readings/s)", f"{rate:,.0f}", "≥ 300,000",
-                         f"baseline no-index insert {base:,.0f}/s (ratio {rate / base:.2f})"))
+                         f"baseline no-index insert {base:,.0f}/s (ratio {rate / base:.2f}); median of "
+                         f"{args.rounds} rounds, store {min(rates):,.0f}..{max(rates):,.0f}"))
         del readings
 
         # 2. a 7-day 1 Hz series downsampled to 1,000 points

@@ -19,9 +19,20 @@ faster: most readings have none.
 
 ``write`` commits one transaction (``synchronous=FULL``) before it returns: that is the
 acknowledgement. Other processes read the file at the same time (``readonly=True`` opens it
-read-only). Only GOOD numeric values (bools as 0/1) enter series and rollups; ``series`` uses raw
+read-only). Only GOOD finite numbers (bools as 0/1) enter series and rollups; ``series`` uses raw
 rows when a bucket would be shorter than one rollup interval and the range is still within the raw
 retention, rollups otherwise (rollup buckets at the edges may include data just outside the range).
+
+Rollups are kept at write time without reading the raw table back: a batch that only adds points
+(the collector's case) adds its per-bucket min/max/sum/count to the stored ones with one upsert
+per bucket; a batch that rewrites stored points has its buckets recomputed from the raw rows.
+
+``state_at`` replays the readings after the latest checkpoint, but folds only the rows that can
+change the result (``_ReplayPlan``: the latest value of plain signals, the ends of monotone counter
+runs; status, watched and inventory signals whole), so a replay costs what the status changes cost,
+not what the polls cost. The result is exactly the full replay's. Retention thins old checkpoints
+(``apply_retention``). The file layout is the one of schema "1": files of earlier builds open as
+they are.
 
 >>> import tempfile, pathlib
 >>> from datetime import UTC, datetime
@@ -42,6 +53,7 @@ import logging
 import math
 import sqlite3
 import threading
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -53,7 +65,7 @@ from twin.errors import HistorianError
 from twin.historian import SeriesKey, SeriesPoint, SeriesResult, fold_readings, replay_site
 from twin.limits import Limits, check_series_request
 from twin.readings import Quality, Reading, Value
-from twin.spec import FleetSpec, SiteId
+from twin.spec import FleetSpec, SignalKind, SiteId, SiteSpec
 from twin.state import Event, SiteState
 
 __all__ = ["SqliteHistorian", "from_us", "to_us"]
@@ -61,6 +73,7 @@ __all__ = ["SqliteHistorian", "from_us", "to_us"]
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
+CHECKPOINT_KEEP_S = 3600  # before the raw horizon, one checkpoint per site and this many seconds is kept
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
 _QUALITY_CODE = {Quality.GOOD: 0, Quality.STALE: 1, Quality.BAD: 2}
@@ -146,6 +159,7 @@ class SqliteHistorian:
         self._ids: dict[tuple[str, str, str], int] = {}
         # per site: (checkpoint ts, folded up to ts, state) of the last replay, see state_at
         self._replays: dict[str, tuple[int | None, int, SiteState]] = {}
+        self._plans: dict[str, _ReplayPlan] = {}
         self.replay_margin_us = int(replay_margin_s * 1_000_000)
         try:
             if readonly:
@@ -249,57 +263,9 @@ class SqliteHistorian:
         """Store everything in one transaction; returns once it is committed (the acknowledgement)."""
         if not readings and not states and not events:
             return
-        rollup_us = self.rollup_us
-        qcode = _QUALITY_CODE
-        good = Quality.GOOD
         with self._writing() as db:
-            ids = self._ids
-            rows: list[tuple[int, int, Value, int]] = []
-            append = rows.append
-            reasons: list[tuple[int, int, str]] = []
-            spans: dict[int, list[int]] = {}
-            us_of: dict[datetime, int] = {}  # readings of one poll share their timestamp
-            for r in readings:
-                key = (r.site, r.asset, r.signal)
-                sid = ids.get(key)
-                if sid is None:
-                    sid = self._series_id(db, key)
-                t = r.ts
-                ts = us_of.get(t)
-                if ts is None:
-                    ts = us_of[t] = (t - EPOCH) // ONE_US
-                v = r.value
-                q = r.quality
-                flags = 0 if q is good else qcode[q]
-                vt = type(v)
-                if vt is bool:
-                    flags |= _BOOL
-                elif vt is float and v != v:
-                    flags |= _NAN
-                    v = None
-                append((sid, ts, v, flags))
-                if r.reason:
-                    reasons.append((sid, ts, r.reason))
-                span = spans.get(sid)
-                if span is None:
-                    spans[sid] = [ts, ts]
-                elif ts > span[1]:
-                    span[1] = ts
-                elif ts < span[0]:
-                    span[0] = ts
-            if rows:
-                db.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?)", rows)
-                if reasons:
-                    db.executemany("INSERT OR REPLACE INTO reasons VALUES (?, ?, ?)", reasons)
-                # rollups of every bucket this batch touched, recomputed from the raw rows: exact,
-                # and a rewritten reading is not counted twice
-                db.executemany(
-                    "INSERT OR REPLACE INTO rollups SELECT series_id, ts / ?1, min(value), max(value), "
-                    f"sum(value), count(*) FROM readings WHERE series_id = ?2 AND ts >= ?3 AND ts < ?4 "
-                    f"AND {_NUMERIC} GROUP BY ts / ?1",
-                    [(rollup_us, sid, lo - lo % rollup_us, hi - hi % rollup_us + rollup_us)
-                     for sid, (lo, hi) in spans.items()],
-                )
+            if readings:
+                self._write_readings(db, readings)
             if states:
                 db.executemany(
                     "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?)",
@@ -313,6 +279,113 @@ class SqliteHistorian:
                 )
             if self._outbox is not None:
                 db.execute("INSERT INTO outbox(payload) VALUES (?)", (self._outbox(readings, states, events),))
+
+    def _write_readings(self, db: sqlite3.Connection, readings: Sequence[Reading]) -> None:
+        """Insert the raw rows and bring the rollups of the buckets they touch up to date.
+
+        One pass over the readings builds the rows and, per series and rollup bucket, the list of
+        GOOD finite numbers. The rows go in with a plain ``INSERT`` first: when no (series, time)
+        of the batch is stored yet or repeated within it (a collector writing forward in time), the
+        rollups are folded in from those lists (min, max, sum, count; one upsert per bucket,
+        combined with what is stored). Otherwise the ``INSERT`` fails on the primary key, is undone
+        to a savepoint, and the batch goes in with ``INSERT OR REPLACE`` (the later write wins) and
+        the touched buckets of its series are recomputed from the raw rows, so a rewritten reading
+        is never counted twice.
+        """
+        rollup_us = self.rollup_us
+        good = Quality.GOOD
+        qcode = _QUALITY_CODE
+        ids = self._ids
+        rows: list[tuple[int, int, Value, int]] = []
+        append = rows.append
+        reasons: list[tuple[int, int, str]] = []
+        groups: dict[int, list[float | int]] = {}  # key: bucket << 32 | series id
+        group = groups.get
+        when: dict[datetime, tuple[int, int]] = {}  # readings of one poll share their timestamp
+        for r in readings:
+            key = (r.site, r.asset, r.signal)
+            sid = ids.get(key)
+            if sid is None:
+                sid = self._series_id(db, key)
+            t = r.ts
+            tb = when.get(t)
+            if tb is None:
+                us = (t - EPOCH) // ONE_US
+                tb = when[t] = (us, (us // rollup_us) << 32)
+            ts = tb[0]
+            v = r.value
+            vt = type(v)
+            if r.reason:
+                reasons.append((sid, ts, r.reason))
+            if r.quality is not good:
+                flags = qcode[r.quality]
+                if vt is bool:
+                    flags |= _BOOL
+                elif vt is float and v != v:
+                    flags |= _NAN
+                    v = None
+                append((sid, ts, v, flags))
+                continue
+            if vt is float:
+                if v - v != 0.0:  # type: ignore[operator]  # not finite: NaN as NULL with a flag, inf as is
+                    append((sid, ts, None, _NAN) if v != v else (sid, ts, v, 0))
+                    continue
+                append((sid, ts, v, 0))
+            elif vt is int:
+                append((sid, ts, v, 0))
+            elif vt is bool:
+                append((sid, ts, v, _BOOL))
+                v = int(v)  # type: ignore[arg-type]
+            else:
+                append((sid, ts, v, 0))  # text, or None: not a number
+                continue
+            k = tb[1] | sid
+            g = group(k)
+            if g is None:
+                groups[k] = [v]  # type: ignore[list-item]
+            else:
+                g.append(v)  # type: ignore[arg-type]
+        db.execute("SAVEPOINT readings")
+        try:
+            db.executemany("INSERT INTO readings VALUES (?, ?, ?, ?)", rows)
+            appended = True
+        except sqlite3.IntegrityError:  # a (series, time) stored already or twice in the batch
+            db.execute("ROLLBACK TO readings")
+            db.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?)", rows)
+            appended = False
+        db.execute("RELEASE readings")
+        if reasons:
+            db.executemany("INSERT OR REPLACE INTO reasons VALUES (?, ?, ?)", reasons)
+        if appended:
+            db.executemany(
+                "INSERT INTO rollups VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(series_id, bucket) DO UPDATE SET "
+                "vmin = min(vmin, excluded.vmin), vmax = max(vmax, excluded.vmax), "
+                "vsum = vsum + excluded.vsum, n = n + excluded.n",
+                [(k & 0xFFFFFFFF, k >> 32, min(g), max(g), sum(g), len(g)) for k, g in groups.items()],
+            )
+        else:
+            self._recompute_rollups(db, rows)
+
+    def _recompute_rollups(self, db: sqlite3.Connection, rows: list[tuple[int, int, Value, int]]) -> None:
+        """Recompute every rollup bucket the batch touched from the raw rows (exact after rewrites)."""
+        rollup_us = self.rollup_us
+        spans: dict[int, list[int]] = {}
+        for sid, ts, _, _ in rows:
+            span = spans.get(sid)
+            if span is None:
+                spans[sid] = [ts, ts]
+            elif ts < span[0]:
+                span[0] = ts
+            elif ts > span[1]:
+                span[1] = ts
+        bounds = [(sid, lo // rollup_us, hi // rollup_us + 1) for sid, (lo, hi) in spans.items()]
+        db.executemany("DELETE FROM rollups WHERE series_id = ? AND bucket >= ? AND bucket < ?", bounds)
+        db.executemany(
+            "INSERT INTO rollups SELECT series_id, ts / ?1, min(value), max(value), sum(value), count(*) "
+            f"FROM readings WHERE series_id = ?2 AND ts >= ?3 * ?1 AND ts < ?4 * ?1 AND {_NUMERIC} "
+            "GROUP BY ts / ?1",
+            [(rollup_us, sid, b0, b1) for sid, b0, b1 in bounds],
+        )
 
     # --- read ---------------------------------------------------------------------------------------
 
@@ -398,47 +471,49 @@ class SqliteHistorian:
     def readings(self, site: str, after: datetime | None, until: datetime) -> list[Reading]:
         """Every reading of ``site`` with ``after < ts <= until``, in time order, exactly as written."""
         with self._reading() as db:
-            return self._site_readings(db, site, None if after is None else to_us(after), to_us(until))
+            low = None if after is None else to_us(after)
+            names, rows, reasons = self._site_rows(db, site, low, to_us(until))
+        return _to_readings(site, names, rows, reasons)
 
-    def _site_readings(self, db: sqlite3.Connection, site: str, after: int | None, until: int) -> list[Reading]:
+    def _site_rows(
+        self, db: sqlite3.Connection, site: str, after: int | None, until: int
+    ) -> tuple[dict[int, tuple[str, str]], list[_Row], dict[tuple[int, int], str]]:
+        """(series id -> (asset, signal), raw rows in (time, series id) order, reasons by (series, time))."""
         names = {
             sid: (asset, signal)
             for sid, asset, signal in db.execute("SELECT id, asset, signal FROM series WHERE site = ?", (site,))
         }
         if not names:
-            return []
+            return names, [], {}
         marks = ",".join("?" * len(names))
         low = -(2**63) if after is None else after
         rows = db.execute(
-            "SELECT r.series_id, r.ts, r.value, r.flags, x.reason FROM readings r LEFT JOIN reasons x "
-            f"ON x.series_id = r.series_id AND x.ts = r.ts WHERE r.series_id IN ({marks}) "
-            "AND r.ts > ? AND r.ts <= ? ORDER BY r.ts, r.series_id",
+            f"SELECT series_id, ts, value, flags FROM readings WHERE series_id IN ({marks}) "
+            "AND ts > ? AND ts <= ? ORDER BY ts, series_id",
             (*names, low, until),
         ).fetchall()
-        out: list[Reading] = []
-        append = out.append
-        quality_of = _QUALITY_OF
-        last_ts, when = None, EPOCH
-        for sid, ts, value, flags, reason in rows:
-            if ts != last_ts:  # rows come in time order; one poll shares one timestamp
-                last_ts, when = ts, EPOCH + timedelta(microseconds=ts)
-            if flags > 3:
-                value = bool(value) if flags & _BOOL else math.nan
-            asset, signal = names[sid]
-            append(Reading(ts=when, site=site, asset=asset, signal=signal, value=value,
-                           quality=quality_of[flags & 3], reason=reason or ""))
-        return out
+        reasons = {
+            (sid, ts): reason
+            for sid, ts, reason in db.execute(
+                f"SELECT series_id, ts, reason FROM reasons WHERE series_id IN ({marks}) "
+                "AND ts > ? AND ts <= ?",
+                (*names, low, until),
+            )
+        }
+        return names, rows, reasons
 
     def state_at(self, site: str, t: datetime) -> SiteState | None:
         """The site as it was at ``t``: the latest checkpoint, then the readings after it replayed.
 
-        A replay is remembered per site up to ``t - replay_margin_s``; a later call with the same
-        checkpoint continues from there (the live view asks for "now" again and again). Readings
-        written later than ``replay_margin_s`` behind the newest ones would be missed by such a
-        continuation; the collector writes in time order, so that does not happen.
+        The replay folds only the readings that can change the result (see ``_replay_rows``): the
+        state at ``t`` is exactly the one a full replay gives. A replay is remembered per site up to
+        ``t - replay_margin_s``; a later call with the same checkpoint continues from there (the
+        live view asks for "now" again and again). Readings written later than ``replay_margin_s``
+        behind the newest ones would be missed by such a continuation; the collector writes in time
+        order, so that does not happen.
         """
         try:
-            self.fleet.site(site)
+            site_spec = self.fleet.site(site)
         except KeyError:
             raise HistorianError(f"unknown site {site!r}") from None
         tu = to_us(t)
@@ -458,15 +533,20 @@ class SqliteHistorian:
                                          (site, cp_ts)).fetchone()
                     base = site_state_from_dict(json.loads(text))
                 after = cp_ts
-            readings = self._site_readings(db, site, after, tu)
+            names, rows, reasons = self._site_rows(db, site, after, tu)
+        plan = self._plans.get(site)
+        if plan is None or plan.names != names:  # the site's series change rarely: keep its plan
+            plan = self._plans[site] = _ReplayPlan(self.fleet, site_spec, names)
         if base is None:
-            return replay_site(self.fleet, site, None, readings, t)
+            everything = _to_readings(site, names, plan.reduce(rows), reasons)
+            return replay_site(self.fleet, site, None, everything, t)
         keep = tu - self.replay_margin_us
-        older = [r for r in readings if to_us(r.ts) <= keep]
-        mid = fold_readings(self.fleet, site, base, older)
+        split = bisect_right(rows, keep, key=_row_ts)
+        older, newer = rows[:split], rows[split:]
+        mid = fold_readings(self.fleet, site, base, _to_readings(site, names, plan.reduce(older), reasons))
         if after is None or keep > after:
             self._replays[site] = (cp_ts, keep, mid)
-        return replay_site(self.fleet, site, mid, readings[len(older):], t)
+        return replay_site(self.fleet, site, mid, _to_readings(site, names, plan.reduce(newer), reasons), t)
 
     def events(self, site: str | None, t0: datetime, t1: datetime) -> list[Event]:
         """Events in [t0, t1] (of ``site``), in time order (write order within one instant)."""
@@ -496,10 +576,15 @@ class SqliteHistorian:
     # --- retention and forwarding ----------------------------------------------------------------
 
     def apply_retention(self, now: datetime) -> int:
-        """Delete raw readings older than the raw retention (rollups, checkpoints, events stay).
+        """Delete raw readings older than the raw retention and thin the checkpoints there.
 
         Returns how many readings were deleted. ``series`` serves ranges before the horizon from
-        rollups from then on.
+        rollups from then on (rollups and events stay). Before the horizon ``state_at`` has no
+        readings left to replay, only checkpoints, so keeping one every few minutes there buys
+        nothing but file size (a checkpoint is a whole site state, kilobytes; at one per minute a
+        site piles up half a million a year): per site, the first checkpoint of each UTC hour
+        (``CHECKPOINT_KEEP_S``) stays, and so does the last one before the horizon, which a replay
+        just after the horizon starts from. Checkpoints after the horizon are not touched.
         """
         if self.retention_raw_days is None:
             return 0
@@ -509,8 +594,16 @@ class SqliteHistorian:
             for (sid,) in db.execute("SELECT id FROM series").fetchall():
                 deleted += db.execute("DELETE FROM readings WHERE series_id = ? AND ts < ?", (sid, horizon)).rowcount
                 db.execute("DELETE FROM reasons WHERE series_id = ? AND ts < ?", (sid, horizon))
+            thinned = db.execute(
+                "DELETE FROM checkpoints WHERE ts < ?1 AND (site, ts) NOT IN ("
+                "SELECT site, min(ts) FROM checkpoints WHERE ts < ?1 GROUP BY site, ts / ?2 "
+                "UNION ALL SELECT site, max(ts) FROM checkpoints WHERE ts < ?1 GROUP BY site)",
+                (horizon, CHECKPOINT_KEEP_S * 1_000_000),
+            ).rowcount
             db.execute("INSERT OR REPLACE INTO meta VALUES ('raw_horizon_us', ?)", (str(horizon),))
-        log.info("retention: %d raw readings before %s deleted from %s", deleted, from_us(horizon), self.path)
+        self._replays.clear()
+        log.info("retention: %d raw readings and %d checkpoints before %s deleted from %s", deleted, thinned,
+                 from_us(horizon), self.path)
         return deleted
 
     def outbox_pending(self, limit: int) -> list[tuple[int, str]]:
@@ -546,3 +639,164 @@ class SqliteHistorian:
             except sqlite3.Error as exc:  # pragma: no cover - close of a healthy connection
                 raise HistorianError(f"closing {self.path}: {exc}") from exc
 
+
+_Row = tuple[int, int, Value, int]  # series id, ts (µs), value as stored, flags
+_FULL, _LATEST, _COUNTER = 0, 1, 2
+
+
+def _row_ts(row: _Row) -> int:
+    return row[1]
+
+
+def _to_readings(
+    site: str, names: dict[int, tuple[str, str]], rows: list[_Row], reasons: dict[tuple[int, int], str]
+) -> list[Reading]:
+    """Stored rows back into readings, exactly as written."""
+    out: list[Reading] = []
+    append = out.append
+    quality_of = _QUALITY_OF
+    last_ts, when = None, EPOCH
+    for sid, ts, value, flags in rows:
+        if ts != last_ts:  # rows come in time order; one poll shares one timestamp
+            last_ts, when = ts, EPOCH + timedelta(microseconds=ts)
+        if flags > 3:
+            value = bool(value) if flags & _BOOL else math.nan
+        asset, signal = names[sid]
+        append(Reading(ts=when, site=site, asset=asset, signal=signal, value=value,
+                       quality=quality_of[flags & 3], reason=reasons.get((sid, ts), "") if reasons else ""))
+    return out
+
+
+class _ReplayPlan:
+    """Which stored rows a replay must fold so that its final state is exactly the full replay's.
+
+    ``twin.live`` folds every sample time as one batch. The state at the end depends on the whole
+    sequence only for some signals; the others matter only through their last value. Per series:
+
+    * **full** (kept): status signals, signals an alarm rule watches, everything of inventory items
+      and unknown assets.
+    * **latest**: other machine signals only set their ``SignalValue``; a row may go when a later
+      row of the series follows in the window (the last one is kept; when it is a BAD/STALE row
+      without a value, which carries the previous value, the whole series is kept).
+    * **counter** (GOOD/SCRAP counters, not watched by an alarm): a GOOD in-range row may go when
+      the previous and next such rows of the series bracket it (previous <= it <= next): the
+      increases then add up to the same total; decreases (wraps, resets) and their neighbours stay.
+
+    Whatever goes, three things are kept so the fold is the same at every sample time: the first
+    and last row of each series; the first row of each asset at each sample time (the reducer
+    groups a batch by asset in order of appearance and marks those assets changed for the alarm
+    evaluation); and enough rows that no value looks stale at a sample time where its machine has
+    no row unless it also was stale in the full replay (staleness marks a machine changed). Every
+    sample time keeps at least one row, so the fold visits the same times.
+    """
+
+    def __init__(self, fleet: FleetSpec, site_spec: SiteSpec, names: dict[int, tuple[str, str]]) -> None:
+        watched = {(r.signal, m.id) for r in fleet.alarms if r.signal is not None
+                   for m in site_spec.machines if r.applies_to_machine(m)}
+        one_us = ONE_US
+        # series id -> (kind, machine id, stale threshold in µs, counter bits)
+        self.series: dict[int, tuple[int, str, int, int]] = {}
+        for sid, (asset, signal) in names.items():
+            machine = site_spec.machine(asset)
+            if machine is None:
+                self.series[sid] = (_FULL, asset, 0, 0)
+                continue
+            thr_us = timedelta(seconds=fleet.stale_after_polls * machine.poll_interval_s) // one_us
+            sig = machine.template.signal(signal)
+            if sig is not None and (sig.kind is SignalKind.STATUS or (sig.name, machine.id) in watched):
+                kind = _FULL
+            elif sig is not None and sig.kind in (SignalKind.GOOD_COUNT, SignalKind.SCRAP_COUNT):
+                kind = _COUNTER
+            else:
+                kind = _LATEST
+            self.series[sid] = (kind, asset, thr_us, sig.counter_bits if sig is not None else 0)
+        self.asset_of = {sid: asset for sid, (asset, _) in names.items()}
+        self.names = names
+
+    def reduce(self, rows: list[_Row]) -> list[_Row]:
+        """The rows to fold (a subsequence of ``rows``, which are in (time, series id) order)."""
+        if not rows:
+            return rows
+        series = self.series
+        n = len(rows)
+        keep = [False] * n
+        # rows of each series that may be thinned, by index; None: a series folded whole
+        lists: dict[int, list[int] | None] = {sid: (None if kind == _FULL else []) for sid, (kind, _, _, _)
+                                              in series.items()}
+        asset_of = self.asset_of
+        seen: set[tuple[int, str]] = set()  # (time, asset) with a row kept
+        for i, row in enumerate(rows):
+            sid = row[0]
+            key = (row[1], asset_of[sid])
+            if key not in seen:  # the asset's first row at this time
+                seen.add(key)
+                keep[i] = True
+            idx = lists[sid]
+            if idx is None:
+                keep[i] = True
+            else:
+                idx.append(i)
+        own: dict[str, set[int]] = {}  # asset -> its sample times
+        for ts, asset in seen:
+            own.setdefault(asset, set()).add(ts)
+        times = sorted({ts for ts, _ in seen})
+        by_series = {sid: idx for sid, idx in lists.items() if idx}
+        foreign: dict[str, list[int]] = {}
+        for sid, idx in by_series.items():
+            kind, asset, thr_us, bits = series[sid]
+            last = rows[idx[-1]]
+            if kind == _LATEST and last[2] is None and last[3] & 3 and not last[3] & _NAN:
+                for i in idx:  # the last row carries an earlier value: keep the series whole
+                    keep[i] = True
+                continue
+            keep[idx[0]] = keep[idx[-1]] = True
+            if len(idx) < 3:
+                continue
+            fm = foreign.get(asset)
+            if fm is None:
+                mine = own.get(asset, set())
+                fm = foreign[asset] = [t for t in times if t not in mine]
+            droppable = self._counter_droppable(rows, idx, bits) if kind == _COUNTER else None
+            kept_ts = rows[idx[0]][1]
+            for j in range(1, len(idx) - 1):
+                i = idx[j]
+                if not keep[i]:
+                    if droppable is None or droppable[j]:
+                        # no sample time without this machine after the last kept row's value turns
+                        # stale and before the next row of the series: dropping this row shows nothing
+                        k = bisect_right(fm, kept_ts + thr_us)
+                        if k == len(fm) or fm[k] >= rows[idx[j + 1]][1]:
+                            continue
+                    keep[i] = True
+                kept_ts = rows[i][1]
+        return [row for row, k in zip(rows, keep, strict=True) if k]
+
+    @staticmethod
+    def _counter_droppable(rows: list[_Row], idx: list[int], bits: int) -> list[bool]:
+        """Per row of one counter series: whether it may go (previous valid <= it <= next valid).
+
+        Valid: what ``twin.live`` takes as a counter value, a GOOD unsigned ``bits``-wide integer
+        (an integral float too; bools are stored with a flag and are not).
+        """
+        top = 1 << bits
+        vals: list[int | float | None] = []
+        for i in idx:
+            _, _, v, f = rows[i]
+            vt = type(v)
+            ok = (f == 0 and (vt is int or (vt is float and v.is_integer()))  # type: ignore[union-attr]
+                  and 0 <= v < top)  # type: ignore[operator]
+            vals.append(v if ok else None)  # type: ignore[arg-type]
+        out = [False] * len(idx)
+        nxt: int | float | None = None
+        after: list[int | float | None] = [None] * len(idx)
+        for j in range(len(idx) - 1, -1, -1):
+            after[j] = nxt
+            if vals[j] is not None:
+                nxt = vals[j]
+        prev: int | float | None = None
+        for j, v in enumerate(vals):
+            if v is not None:
+                a = after[j]
+                out[j] = prev is not None and a is not None and prev <= v <= a
+                prev = v
+        return out
