@@ -8,7 +8,10 @@ Assumptions when the snapshot lacks information (each one reported as a :class:`
 
 - status UNKNOWN, OFF or IDLE: the machine is idle and takes work in its next shift;
 - status RUNNING or SETUP: it is in the middle of one cycle; the time left is the cycle time minus
-  the time since ``status_since`` (modulo the cycle time; a full cycle when it is unknown);
+  the time since ``status_since`` (modulo the cycle time; a full cycle when it is unknown). For a
+  batch machine the cycle is one build (the template's ``ideal_cycle_time_s``, or the calibrated
+  time per build); the build in progress holds no order of the fork (see open orders below), so
+  the machine is simply busy until it ends and then fills its next build from the queue;
 - status FAULT or MAINTENANCE: under repair; the time left is exponential with mean MTTR
   (memoryless, so the time already spent does not matter);
 - stock on hand unknown: the item's configured ``initial_on_hand``;
@@ -20,6 +23,9 @@ Assumptions when the snapshot lacks information (each one reported as a :class:`
 - a site calendar without shifts: the site runs around the clock;
 - demand: ``orders_per_day`` times the weekday factor, spread over the day by the hour factors
   normalised to a mean of 1, in the site's local time.
+
+Each machine carries its template's ``batch_size`` (parts per build), which the model uses to
+fill builds from the queue (see :mod:`twin.sim.model`).
 """
 
 from __future__ import annotations

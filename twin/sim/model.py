@@ -21,11 +21,26 @@ Modelling choices (documented here once):
   operation, strictly first come first served; if any SKU is short the order (and the ones behind
   it) waits, and the SKU's first such moment is its **stockout** time. Scrapped units take their
   material again at the station that scrapped them.
-- **Stations** are the machines of one role at one site with a FIFO queue. A job (an order at one
-  routing step) is processed by one machine in ``ceil(units / batch_size)`` cycles, each gamma
-  distributed with the machine's mean and coefficient of variation (cv 1 = exponential, 0 =
-  deterministic); the job time is drawn once as the sum. Scrap is re-made on the spot: each unit is
-  scrapped with probability ``scrap_rate`` until a good one is made.
+- **Stations** are the machines of one role at one site with a FIFO queue. At a station whose
+  machines all have ``batch_size`` 1, a job (an order at one routing step) is processed by one
+  machine in ``units`` cycles, each gamma distributed with the machine's mean and coefficient of
+  variation (cv 1 = exponential, 0 = deterministic); the job time is drawn once as the sum. Scrap
+  is re-made on the spot: each unit is scrapped with probability ``scrap_rate`` until a good one
+  is made.
+- **Batch machines** (a station with any machine of ``batch_size`` > 1, e.g. a printer building 12
+  parts per build): a machine that is free and available starts a **build** at once with the
+  queued units, first come first served, filling up to ``batch_size`` slots; it never waits for a
+  full build. (The emulated plant has no order queue: each of its cycles makes a full batch and
+  idle gaps size its output to the demand; the model's builds are partly filled instead, so a
+  batch machine is busier in the model than in the emulator for the same output.) An order of
+  q units takes q slots; when fewer slots are left, the build takes what fits and the rest of the
+  order stays at the head of the queue for the next build (on this or another machine), as print
+  farms split a large order across builds. The order is done at the station when its last unit is.
+  One cycle time per build (the same gamma distribution), whatever its fill. Each slot is one
+  attempt scrapped with probability ``scrap_rate``: a scrapped attempt takes its material again
+  and the unit takes the next slot (in the same build while it has room). A batch-1 machine at
+  such a station builds one unit per cycle. An order leaves the queue (its wait ends) when its last
+  unit starts.
 - **Failures** are operation-dependent: time to failure is exponential in *running* time with mean
   MTBF, repair exponential with mean MTTR; a failure pauses the job, which resumes after repair.
 - **Shifts and planned downtime:** a machine starts a job only inside its availability windows
@@ -254,7 +269,7 @@ class _Site:
 
 
 class _Order:
-    __slots__ = ("at", "created", "done", "due", "id", "path", "product", "qty", "step")
+    __slots__ = ("at", "created", "done", "due", "id", "left", "path", "product", "qty", "step", "unstarted")
 
     def __init__(
         self, oid: str, at: _Site, product: _Product, qty: int, created: float, due: float,
@@ -269,6 +284,8 @@ class _Order:
         self.step = 0
         self.done = INF
         self.path = path
+        self.left = 0  # at a batch station: units not yet finished there
+        self.unstarted = 0  # at a batch station: units not yet in a build
 
 
 class _Product:
@@ -284,7 +301,9 @@ class _Product:
 
 
 class _Station:
-    __slots__ = ("busy", "enq", "idle", "last", "q_area", "queue", "role", "servers", "site", "w_n", "w_sum")
+    __slots__ = (
+        "busy", "enq", "idle", "last", "pooled", "q_area", "queue", "role", "servers", "site", "w_n", "w_sum",
+    )
 
     def __init__(self, site: str, role: str) -> None:
         self.site = site
@@ -293,6 +312,7 @@ class _Station:
         self.enq: deque[float] = deque()
         self.idle: list[_Machine] = []
         self.servers = 0
+        self.pooled = False  # a batch station: its machines run builds filled from the queue
         self.q_area = 0.0
         self.last = 0.0
         self.w_sum = 0.0
@@ -309,8 +329,8 @@ class _Machine:
     """
 
     __slots__ = (
-        "batch", "busy", "busy_bins", "cv", "down", "env", "expo_rate", "fail_rate", "log_ok", "mean", "mid",
-        "mttr", "on_done", "on_fail", "on_repaired", "on_wake", "open_until", "order", "p_scrap", "repair",
+        "batch", "build", "busy", "busy_bins", "cv", "down", "env", "expo_rate", "fail_rate", "log_ok", "mean", "mid",
+        "mttr", "on_done", "on_fail", "on_repaired", "on_wake", "open_until", "order", "p_scrap", "pooled", "repair",
         "rng_cycle", "rng_fail", "rng_scrap", "run", "scale", "shape", "st", "starts", "t0", "timeout", "ttf",
         "windows", "work",
     )
@@ -341,10 +361,12 @@ class _Machine:
         self.down = 0.0
         self.repair = 0.0
         self.order: _Order | None = None
+        self.pooled = st.pooled
+        self.build: list[tuple[_Order, int]] = []  # a batch machine's build: (order, good units) pieces
         self.work = 0.0
         self.t0 = 0.0
         # bound once: appending a callback then allocates nothing
-        self.on_done = self._done
+        self.on_done = self._done_build if st.pooled else self._done
         self.on_fail = self._fail
         self.on_repaired = self._repaired
         self.on_wake = self._wake
@@ -396,6 +418,9 @@ class _Machine:
         """Take the next job of the station's queue, or wait in its idle list."""
         if self.windows is not None and not now < self.open_until and not self.in_window(now):
             return
+        if self.pooled:
+            self.start_build(now)
+            return
         st = self.st
         queue = st.queue
         if queue:
@@ -431,8 +456,7 @@ class _Machine:
                 for sku, per_unit in order.product.bom:
                     self.run.consume(site, sku, per_unit * scrap)
             units += scrap
-        batch = self.batch
-        cycles = units if batch == 1 else -(-units // batch)
+        cycles = units  # batch size 1 here: machines of batch stations run builds (start_build)
         shape = self.shape
         if shape == 0.0:
             work = self.mean * cycles
@@ -440,6 +464,67 @@ class _Machine:
             work = self.rng_cycle.expovariate(self.expo_rate)
         else:
             work = self.rng_cycle.gammavariate(shape * cycles, self.scale)
+        self.t0 = now
+        self.work = work
+        if work >= self.ttf:
+            self.timeout(self.ttf).callbacks.append(self.on_fail)
+        else:
+            self.timeout(work).callbacks.append(self.on_done)
+
+    def start_build(self, now: float) -> None:
+        """Start a build with the queued units, FCFS, up to ``batch`` slots; idle if nothing is queued."""
+        st = self.st
+        queue = st.queue
+        if not queue:
+            st.idle.append(self)
+            return
+        slots = self.batch
+        build = self.build
+        p_scrap = self.p_scrap
+        rnd = self.rng_scrap.random
+        log_ok = self.log_ok
+        while queue and slots > 0:
+            order = queue[0]
+            need = order.unstarted
+            if p_scrap > 0:
+                # one attempt per slot: geometric runs of good attempts, each ended by a scrapped one
+                good = scrap = 0
+                while slots > 0 and need > 0:
+                    run = int(math.log(1.0 - rnd()) / log_ok) if p_scrap < 1 else 0
+                    if run >= need or run >= slots:
+                        k = need if need < slots else slots
+                        good += k
+                        need -= k
+                        slots -= k
+                        break
+                    good += run
+                    need -= run
+                    slots -= run + 1
+                    scrap += 1
+                if scrap:
+                    site = order.at.id
+                    for sku, per_unit in order.product.bom:
+                        self.run.consume(site, sku, per_unit * scrap)
+            else:
+                good = need if need < slots else slots
+                slots -= good
+            if good:
+                build.append((order, good))
+                order.unstarted -= good
+            if order.unstarted == 0:  # its last unit started: it leaves the queue
+                queue.popleft()
+                t_enq = st.enq.popleft()
+                st.q_area += (len(queue) + 1) * (now - st.last)
+                st.last = now
+                st.w_sum += now - t_enq
+                st.w_n += 1
+        shape = self.shape
+        if shape == 0.0:
+            work = self.mean
+        elif self.expo_rate:
+            work = self.rng_cycle.expovariate(self.expo_rate)
+        else:
+            work = self.rng_cycle.gammavariate(shape, self.scale)
         self.t0 = now
         self.work = work
         if work >= self.ttf:
@@ -492,6 +577,26 @@ class _Machine:
             self.st.idle.append(self)
         else:
             self.next_job(now)
+
+
+    def _done_build(self, ev: simpy.Event) -> None:
+        now = self.env.now
+        work = self.work
+        self.ttf -= work
+        self.busy += work
+        self.st.busy += now - self.t0
+        run = self.run
+        run.add_busy(self.busy_bins, self.t0, now)
+        for order, good in self.build:
+            order.left -= good
+            if order.left == 0:  # its last unit at this station is done
+                order.step += 1
+                if order.step < len(order.path):
+                    run.to_station(order, now)
+                else:
+                    run.finish(order, now)
+        self.build.clear()
+        self.next_job(now)
 
 
 class _Source:
@@ -592,6 +697,8 @@ class _Run:
             if st is None:
                 st = self.stations[(m.site, m.role)] = _Station(m.site, m.role)
             st.servers += 1
+            if m.batch_size > 1:
+                st.pooled = True
         self.sites = {s: _Site(s, self.n_bins) for s in data.sites}
         self.paths: dict[tuple[str, str], tuple[_Station, ...]] = {}
         self.stock: dict[tuple[str, str], float] = {(i.site, i.sku): i.on_hand for i in data.items}
@@ -747,6 +854,18 @@ class _Run:
             return
         st = path[step]
         idle = st.idle
+        if st.pooled:
+            order.left = order.unstarted = order.qty
+            queue = st.queue
+            st.q_area += len(queue) * (now - st.last)
+            st.last = now
+            queue.append(order)
+            st.enq.append(now)
+            while idle and queue:
+                m = idle.pop()
+                if m.windows is None or now < m.open_until or m.in_window(now):
+                    m.start_build(now)
+            return
         while idle:
             m = idle.pop()
             # a machine whose window closed while it was idle goes to sleep until its next one

@@ -29,7 +29,8 @@ def test_same_seed_same_numbers_in_process_and_in_a_process_pool(pool: Executor)
     assert a.projection().to_dict() == b.projection().to_dict() == c.projection().to_dict()
     assert [o.throughput for o in a.baseline] == [o.throughput for o in c.baseline]
     d = run(data, replications=6, seed=43)
-    assert d.projection().kpi("units_done").mean != a.projection().kpi("units_done").mean
+    # another seed, other draws: the per-replication outputs differ (their mean may tie by chance)
+    assert [o.units_done for o in d.baseline] != [o.units_done for o in a.baseline]
 
 
 def test_identical_scenario_gives_zero_deltas_by_common_random_numbers() -> None:

@@ -1,0 +1,171 @@
+"""Batch machines: a build is filled FCFS from the queue, one cycle time per build, orders split.
+
+Hand-worked cases with deterministic cycle times (times in hours in the comments), then Poisson
+arrivals against the theory of a bulk-service queue whose builds take everything queued.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tests.twin.sim.helpers import AS_OF, tiny_fleet
+from twin.live import initial_state
+from twin.sim.build import fork
+from twin.sim.model import DemandData, MachineData, ModelData, OrderData, ProductData, simulate
+from twin.sim.scenario import MachinesAdded, Scenario
+
+H = 3600.0
+
+
+def _printer(mid: str = "P1", batch: int = 12, cycle_s: float = 4 * H, **kw: float) -> MachineData:
+    return MachineData(id=mid, site="s", role="print", cycle_mean_s=cycle_s, cycle_cv=0.0, batch_size=batch,
+                       **kw)  # type: ignore[arg-type]
+
+
+def _orders(*qtys: int) -> tuple[OrderData, ...]:
+    return tuple(OrderData(id=f"o{i}", site="s", product="p", qty=q, created_s=0.0, due_s=1e9)
+                 for i, q in enumerate(qtys, start=1))
+
+
+def _data(machines: tuple[MachineData, ...], orders: tuple[OrderData, ...], routing: tuple[str, ...] = ("print",),
+          horizon_s: float = 24 * H) -> ModelData:
+    return ModelData(horizon_s=horizon_s, bin_s=H, sites=("s",), machines=machines,
+                     products=(ProductData(id="p", routing=routing, due_s=math.inf),), orders=orders)
+
+
+def test_a_build_takes_the_queued_orders_up_to_its_batch_size() -> None:
+    # batch 12, 4 h per build, 5 orders of 3 units queued at 0: the first build takes o1..o4
+    # (4 x 3 = 12 slots) and ends at 4 h; o5 waits for the second build, 4 h .. 8 h.
+    out = simulate(_data((_printer(),), _orders(3, 3, 3, 3, 3)), seed=1)
+    assert out.open_order_done_s == {"o1": 4 * H, "o2": 4 * H, "o3": 4 * H, "o4": 4 * H, "o5": 8 * H}
+    assert out.units_done["s"] == 15
+    assert out.machine_busy_s["s/P1"] == 8 * H  # two builds, not five (one per order was the old model)
+    (st,) = out.stations
+    # o1..o4 wait 0, o5 waits 4 h; the queue held 5 orders for 0 s, then 1 order for 4 h
+    assert (st.waits_n, st.waits_sum_s) == (5, 4 * H)
+    assert st.queue_area == 4 * H
+
+
+def test_an_order_larger_than_the_room_left_is_split_across_builds() -> None:
+    # orders of 5, 5, 5 units, batch 12. One machine: build 1 takes o1 (5), o2 (5) and 2 units of o3;
+    # o3's other 3 units go in build 2, so o3 is done when its last unit is, at 8 h.
+    one = simulate(_data((_printer(),), _orders(5, 5, 5)), seed=1)
+    assert one.open_order_done_s == {"o1": 4 * H, "o2": 4 * H, "o3": 8 * H}
+    # two machines: P1's build is the same, the idle P2 takes o3's other 3 units at once: all done at 4 h
+    two = simulate(_data((_printer("P1"), _printer("P2")), _orders(5, 5, 5)), seed=1)
+    assert two.open_order_done_s == {"o1": 4 * H, "o2": 4 * H, "o3": 4 * H}
+    assert two.machine_busy_s == {"s/P1": 4 * H, "s/P2": 4 * H}
+    # an order of 30 units on one machine: builds of 12, 12 and 6, done at 12 h
+    big = simulate(_data((_printer(),), _orders(30)), seed=1)
+    assert big.open_order_done_s == {"o1": 12 * H}
+    assert big.machine_busy_s["s/P1"] == 12 * H
+
+
+def test_a_build_starts_as_soon_as_something_is_queued_without_waiting_to_fill() -> None:
+    # a pack station (batch 1, 1 h per unit) feeds the printer one unit at 1 h, 2 h and 3 h.
+    # build 1 starts at 1 h with o1 alone and ends at 5 h; o2 and o3 queue meanwhile and fill
+    # build 2, 5 h .. 9 h. Then pack -> print, finish: o1 at 5 h, o2 and o3 at 9 h.
+    packer = MachineData(id="K1", site="s", role="pack", cycle_mean_s=H, cycle_cv=0.0)
+    out = simulate(_data((packer, _printer()), _orders(1, 1, 1), routing=("pack", "print")), seed=1)
+    assert out.open_order_done_s == {"o1": 5 * H, "o2": 9 * H, "o3": 9 * H}
+    assert out.machine_busy_s["s/P1"] == 8 * H
+    # the printer's queue: o2 waits 2 .. 5 h, o3 waits 3 .. 5 h: 3 h + 2 h
+    printer = next(s for s in out.stations if s.role == "print")
+    assert printer.waits_sum_s == 5 * H
+
+
+def test_scrapped_slots_take_material_and_push_units_to_the_next_build() -> None:
+    # every slot (attempt) scrapped with probability 0.5; one open order of 24 units (its material was
+    # taken before the fork, so only scrapped attempts draw from stock, 1 kg each). Builds are full
+    # until the order's last unit starts: builds = ceil((24 + scrapped) / 12), exactly, in every run.
+    # Scrapped attempts before 24 good ones: negative binomial, mean 24 x 0.5 / 0.5 = 24, sd
+    # sqrt(24 x 0.5) / 0.5 = 6.9; over 200 seeds the mean is within 24 +- 2 (4 standard errors).
+    from twin.sim.model import ItemData
+
+    scrapped = []
+    for seed in range(200):
+        data = ModelData(
+            horizon_s=1000 * H, bin_s=1000 * H, sites=("s",), machines=(_printer(scrap_rate=0.5),),
+            products=(ProductData(id="p", routing=("print",), bom=(("pla", 1.0),), due_s=math.inf),),
+            items=(ItemData(site="s", sku="pla", on_hand=1e6, reorder_point=0.0, reorder_qty=0.0,
+                            lead_mean_s=0.0),),
+            orders=_orders(24),
+        )
+        out = simulate(data, seed=seed)
+        assert out.units_done["s"] == 24
+        scrap = round(1e6 - out.stock[("s", "pla")][-1])
+        builds = out.machine_busy_s["s/P1"] / (4 * H)
+        assert builds == math.ceil((24 + scrap) / 12)
+        scrapped.append(scrap)
+    assert sum(scrapped) / len(scrapped) == pytest.approx(24.0, abs=2.0)
+
+
+def _poisson(lam_per_s: float, batch: int, horizon_s: float) -> ModelData:
+    return ModelData(
+        horizon_s=horizon_s, bin_s=horizon_s, sites=("s",), machines=(_printer(batch=batch),),
+        products=(ProductData(id="p", routing=("print",), due_s=math.inf),),
+        demand=(DemandData(site="s", product="p", starts_s=(0.0,), rates_per_s=(lam_per_s,)),),
+    )
+
+
+def test_poisson_arrivals_partly_filled_builds_utilisation_waits_and_little() -> None:
+    # orders of 1 unit at rate lam, builds of up to B = 12 taking everything queued, C = 4 h fixed.
+    # With lam C = 1 unit per build a queue above 12 is practically impossible (P(Poisson(1) > 12) ~ 1e-10),
+    # so each build takes what arrived during the previous one, A ~ Poisson(lam C), and the machine idles
+    # after a build with probability P(A = 0) = e^-1 until the next arrival (mean 1 / lam = C).
+    # Busy fraction U = C / (C + e^-1 C) = 1 / (1 + e^-1) = 0.7311: far above the offered units over
+    # the capacity, 1 / 12 = 0.083, since builds run almost empty (no waiting to fill).
+    # An arrival waits only while a build runs (PASTA): P = U, mean residual C / 2, so Wq = U C / 2.
+    c = 4 * H
+    lam = 1.0 / c
+    horizon = 4000 * c
+    u_theory = 1.0 / (1.0 + math.exp(-1.0))
+    busy, wq, lq, little_l, little_lw = [], [], [], [], []
+    for seed in range(4):
+        out = simulate(_poisson(lam, 12, horizon), seed=seed)
+        busy.append(out.machine_busy_s["s/P1"] / horizon)
+        (st,) = out.stations
+        wq.append(st.waits_sum_s / st.waits_n)
+        lq.append(st.queue_area / horizon)
+        # Little on the whole system: L = (orders done / T) x mean lead time
+        little_l.append(out.system_area["s"] / horizon)
+        little_lw.append(out.orders_done["s"] / horizon * out.lead_time_sum_s["s"] / out.orders_done["s"])
+        # stable: every arrival but the last few is served, one unit each
+        assert out.units_done["s"] == pytest.approx(lam * horizon, rel=0.05)
+    mean = sum(busy) / len(busy)
+    assert mean == pytest.approx(u_theory, rel=0.01)
+    assert sum(wq) / len(wq) == pytest.approx(u_theory * c / 2.0, rel=0.03)
+    # Little at the queue: Lq = lam Wq
+    assert sum(lq) / len(lq) == pytest.approx(lam * u_theory * c / 2.0, rel=0.03)
+    for a, b in zip(little_l, little_lw, strict=True):
+        assert a == pytest.approx(b, rel=0.01)
+
+
+def test_an_overloaded_batch_machine_runs_full_builds() -> None:
+    # lam C = 18 units offered per 4 h build, capacity 12: the queue grows, every build after the
+    # first (which starts with the first arrival alone) is full: units done over T = 500 builds is
+    # between 12 x 498 + 1 and 12 x 500.
+    c = 4 * H
+    horizon = 500 * c
+    out = simulate(_poisson(18.0 / c, 12, horizon), seed=5)
+    assert 12 * 498 + 1 <= out.units_done["s"] <= 12 * 500
+    assert out.machine_busy_s["s/P1"] == pytest.approx(horizon, rel=0.01)
+
+
+def test_batch_one_stations_keep_one_job_per_order() -> None:
+    # batch 1: an order of 3 units is one job of 3 cycles on one machine (1 h each), even with a
+    # second machine idle: o1 done at 3 h on P1, o2 (2 units) at 2 h on P2.
+    ms = (_printer("P1", batch=1, cycle_s=H), _printer("P2", batch=1, cycle_s=H))
+    out = simulate(_data(ms, _orders(3, 2)), seed=1)
+    assert out.open_order_done_s == {"o1": 3 * H, "o2": 2 * H}
+
+
+def test_fork_carries_the_templates_batch_size_to_every_machine() -> None:
+    fleet = tiny_fleet()
+    scenario = Scenario(interventions=(MachinesAdded(site="s1", template="printer", count=1),))
+    data = fork(fleet, initial_state(fleet, AS_OF), scenario, horizon_s=86400.0).data
+    sizes = {m.id: m.batch_size for m in data.machines}
+    # printers build 4 parts per cycle (tiny_fleet), the added one too; the packer 1
+    assert sizes == {"P1": 4, "P2": 4, "s1-printer-new1": 4, "PK1": 1}
