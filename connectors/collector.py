@@ -3,7 +3,10 @@
 ``Collector`` gathers the poller's readings, and every ``flush_interval_s`` applies the batch with
 ``twin.live.apply_detailed`` and calls ``sink.write(readings, states, events)`` (a ``Historian``,
 or ``LoggingSink`` when there is none). Site states go to the sink when the site had events and
-otherwise every ``checkpoint_interval_s``. Readings the twin could not place are logged once per
+otherwise every ``checkpoint_interval_s``, or sooner once ``checkpoint_every_readings`` readings of
+the site have arrived since its last checkpoint (so ``state_at``, which replays the readings after
+a checkpoint, stays fast whatever the poll rate; the historian thins old checkpoints).
+Readings the twin could not place are logged once per
 (site, asset, signal, reason). The sink and the clock are injected, so tests run it without a
 store and with a controlled clock.
 
@@ -90,12 +93,15 @@ class Collector:
     def __init__(self, fleet: FleetSpec, devices: Sequence[ModbusDevice], sink: Sink, *, clock: Clock = utc_now,
                  flush_interval_s: float = 0.5, checkpoint_interval_s: float = 300.0,
                  state: TwinState | None = None, seed: int | None = None,
-                 max_backlog: int = 500_000, sources: Sequence[Source] = ()) -> None:
+                 max_backlog: int = 500_000, sources: Sequence[Source] = (),
+                 checkpoint_every_readings: int = 2_000) -> None:
         self.fleet = fleet
         self.sink = sink
         self._clock = clock
         self.flush_interval_s = flush_interval_s
         self.checkpoint_interval_s = checkpoint_interval_s
+        self.checkpoint_every_readings = checkpoint_every_readings
+        self._since_checkpoint: dict[str, int] = {}  # readings per site since its last checkpoint
         self.state = state or live.initial_state(fleet, clock())
         self.poller = Poller(devices, self.ingest, clock=clock, seed=seed)
         self._pending: list[Reading] = []
@@ -146,13 +152,18 @@ class Collector:
             events = events + business_events
         self.state = state
         with_events = {e.site for e in events}
+        counts = self._since_checkpoint
+        for r in readings:
+            counts[r.site] = counts.get(r.site, 0) + 1
         t = now.timestamp()
         states: list[SiteState] = []
         for site_id, site_state in state.sites.items():
             last = self._checkpointed.get(site_id)
-            if site_id in with_events or last is None or t - last >= self.checkpoint_interval_s:
+            if (site_id in with_events or last is None or t - last >= self.checkpoint_interval_s
+                    or counts.get(site_id, 0) >= self.checkpoint_every_readings):
                 states.append(site_state)
                 self._checkpointed[site_id] = t
+                counts[site_id] = 0
         batch: Batch = (readings, states, list(events))
         unsent, self._unsent = self._unsent, None
         if unsent is not None:
