@@ -295,6 +295,11 @@ def main() -> None:
           + " | overhead " + " ".join(f"{x:.0f}%" for x in overheads))
     print(f"decode + Reading: {decode_s * 1e6:.2f} us/point; twin.live.apply: "
           f"{med(1e6 * o.apply_cpu_s / o.readings for o in ours):.2f} us/reading (CPU)")
+    raw_cpu, our_cpu = med(r.cpu_s / r.blocks for r in raws), med(o.cpu_s / o.blocks for o in ours)
+    print(f"time per block read over raw: {(raw_rate / our_rate - 1) * 100:.1f} % (wall), "
+          f"{(our_cpu / raw_cpu - 1) * 100:.1f} % (client CPU); decode + apply alone: "
+          f"{3e6 * (decode_s + med(o.apply_cpu_s / o.readings for o in ours)) / (1e6 * raw_cpu) * 100:.1f} % "
+          f"of a raw read's CPU (3 points per block)")
     print(f"overhead of decode + apply over raw reads: {overhead:.1f} % (target <= 25 %: "
           f"{'met' if overhead <= 25 else 'NOT met'}); ours {our_rate:,.0f} block reads/s (target >= 5,000: "
           f"{'met' if our_rate >= 5000 else 'NOT met'})")
