@@ -380,7 +380,7 @@ def stock_rows(site: SiteSpec, now_state: SiteState | None, past: SiteState | No
             daily_use = kpi.consumption_per_day(past.inventory.get(item.sku), inv, days)
             if daily_use is not None:
                 cover = kpi.days_of_cover(on_hand, daily_use * days, days)
-        in_transit = tuple(inv.in_transit) if inv is not None else ()
+        in_transit = inv.inbound if inv is not None else ()
         etas = [s.eta for s in in_transit]
         projection = kpi.project_stock(on_hand, daily_use, in_transit, now, end) if on_hand is not None else None
         ahead = projection.cover_d if projection is not None else None
@@ -408,7 +408,7 @@ def shipment_rows(site: SiteSpec, now_state: SiteState | None, now: datetime) ->
     rows = []
     for sku, inv in now_state.inventory.items():
         item = site.item(sku)
-        for s in inv.in_transit:
+        for s in inv.inbound:
             late = kpi.shipment_lateness(s, now)
             rows.append(ShipmentRow(site=site.id, sku=sku, name=item.name if item else sku, qty=s.qty,
                                     unit=item.unit if item else "", eta=s.eta,

@@ -100,6 +100,17 @@ class InventoryState:
     consumed_total: float = 0.0
     received_total: float = 0.0
 
+    @property
+    def inbound(self) -> tuple[Shipment, ...]:
+        """The shipments to count as coming: the feed's when there are any, else the PLC-reported one.
+
+        A PLC's in-transit register and a logistics feed describe the same goods; the feed is the more
+        detailed source (one record per shipment, with its origin and planned ETA), so counting both
+        would double every arrival.
+        """
+        fed = tuple(s for s in self.in_transit if s.id)
+        return fed or self.in_transit
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpenOrder:

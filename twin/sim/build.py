@@ -278,7 +278,7 @@ def fork(
                     sd_d = iv.lead_time_sd_d if iv.lead_time_sd_d is not None else sd_d * iv.lead_time_d / lead_d
                     lead_d = iv.lead_time_d
             transit: list[InTransit] = []
-            for shp in inv.in_transit if inv is not None else ():
+            for shp in inv.inbound if inv is not None else ():
                 eta = to_sim(as_of, shp.eta)
                 extra = sum(
                     iv.delay_d * DAY_S
