@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
+from pathlib import Path
 
 from connectors.config import PlantConfig, load
 
@@ -40,4 +41,24 @@ def summary(config: PlantConfig) -> str:
         f"{len(config.modbus)} Modbus devices ({n_points} points); historian: {config.historian.kind} "
         f"({config.historian.path if config.historian.kind == 'sqlite' else config.historian.url})"
     )
+    for feed in config.influx:
+        c = feed.connection
+        lines.append(f"  InfluxDB feed {feed.id}: site {feed.site}, {c.api.value} {c.url} {c.where}, "
+                     f"{len(feed.mappings)} mappings, every {feed.poll_interval_s:g} s")
+    feeds = config.feeds
+    if feeds is not None:
+        ways = []
+        if feeds.drop_dir is not None:
+            ways.append(f"file drop {_shown(feeds.drop_dir)} every {feeds.poll_s:g} s")
+        if feeds.http is not None:
+            ways.append(f"HTTP endpoint {feeds.http.host}:{feeds.http.port}")
+        lines.append(f"  orders and shipments: {'; '.join(ways)}")
     return "\n".join(lines)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working folder when it is inside it (as the user would type it)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
