@@ -94,14 +94,23 @@ def test_trial_stack_commands_run_and_reach_the_line_protocol_server(tmp_path: P
         raw["sources"]["modbus"] = [d for d in raw["sources"]["modbus"] if d["site"] == "pod-berlin"]
         for d in raw["sources"]["modbus"]:
             d["host"], d["port"], d["poll_interval_s"] = "127.0.0.1", free_port(), 0.5
+        drop = tmp_path / "feeds" / "in"
+        raw["feeds"]["drop_dir"], raw["feeds"]["poll_s"] = str(drop), 0.5
+        raw["feeds"]["http"]["listen"] = f"127.0.0.1:{free_port()}"
         cfg_path = tmp_path / "plant.toml"
         cfg_path.write_text(tomli_w.dumps(raw))
         load_text(cfg_path.read_text())  # still valid
-        env = {**os.environ, "INFLUX_TOKEN": "trial-token-not-printed"}
+        env = {**os.environ, "INFLUX_TOKEN": "trial-token-not-printed", "TWIN_FEEDS_TOKEN": "feeds-token-not-printed"}
         services = _compose()["services"]
         emu_cmd = [c if c != "/etc/twin/plant.toml" else str(cfg_path) for c in services["emulator"]["command"]]
         emu_cmd = [("127.0.0.1" if c == "0.0.0.0" else c) for c in emu_cmd]  # tests bind loopback only
+        emu_cmd = [(str(drop) if c == "/var/lib/twin/feeds/in" else c) for c in emu_cmd]
         col_cmd = [c if c != "/etc/twin/plant.toml" else str(cfg_path) for c in services["collector"]["command"]]
+        drop.mkdir(parents=True)
+        order = ('{"id": "ERP-1", "version": 1, "site": "pod-berlin", "product": "custom-bracket", "qty": 2, '
+                 '"created": "2026-11-23T08:00:00Z", "due": "2026-11-25T08:00:00Z"}\n')
+        (drop / ".orders-erp.jsonl.part").write_text(order)
+        (drop / ".orders-erp.jsonl.part").rename(drop / "orders-erp.jsonl")  # as an ERP export drops a file
         twin = [sys.executable, "-m", "connectors.cli"]
         emu = subprocess.Popen([*twin, *emu_cmd, "--duration", "12"], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
@@ -113,6 +122,10 @@ def test_trial_stack_commands_run_and_reach_the_line_protocol_server(tmp_path: P
             emu_out, _ = emu.communicate(timeout=20)
         assert col.returncode == 0, col.stderr
         assert "trial-token-not-printed" not in col.stdout + col.stderr + emu_out
+        assert "feeds-token-not-printed" not in col.stdout + col.stderr + emu_out
+        # the ERP's file went through the collector's file drop into the feeds ledger
+        assert list((drop / "processed").glob("orders-erp*")), col.stderr
+        assert not (drop / "orders-erp.jsonl").exists()
         samples = vm.export('{__name__=~".+",site="pod-berlin"}')
         assert samples, "nothing reached the line-protocol server"
         assets = {s["metric"].get("asset") for s in samples}
