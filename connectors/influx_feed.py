@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import csv
 import io
 import json
@@ -53,6 +52,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from connectors.config.influx_feed import InfluxApi, InfluxConnection, InfluxFeed, InfluxMapping
+from connectors.pacing import every
 from twin.errors import SourceError
 from twin.frozen import FrozenDict
 from twin.readings import Quality, Reading, Value
@@ -689,20 +689,14 @@ class FeedPoller:
 
     async def run(self, emit: Emit, stop: asyncio.Event) -> None:
         """Poll at the feed's fixed rate until ``stop`` is set; missed ticks are skipped, not queued."""
-        loop = asyncio.get_running_loop()
-        interval = self.feed.poll_interval_s
-        next_t = loop.time()
+
+        async def step() -> None:
+            readings = await self.poll_once()
+            if readings:
+                emit(readings)
+
         try:
-            while not stop.is_set():
-                readings = await self.poll_once()
-                if readings:
-                    emit(readings)
-                next_t += interval
-                now = loop.time()
-                if next_t < now:
-                    next_t = now
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=next_t - now)
+            await every(self.feed.poll_interval_s, stop, step)
         finally:
             await self.close()
 

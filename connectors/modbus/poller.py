@@ -17,7 +17,6 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from datetime import UTC, datetime
 from connectors.modbus.client import Failure, ModbusConnection
 from connectors.modbus.points import Block, BlockDecoder, plan_blocks
 from connectors.modbus.spec import ModbusDevice
+from connectors.pacing import every
 from twin.readings import Quality, Reading
 
 __all__ = ["Clock", "DevicePoller", "Poller", "ReadingSink", "utc_now"]
@@ -160,20 +160,14 @@ class DevicePoller:
 
     async def run(self, sink: ReadingSink, stop: asyncio.Event) -> None:
         """Poll at the device's fixed rate until ``stop`` is set; missed ticks are skipped, not queued."""
-        loop = asyncio.get_running_loop()
-        interval = self.device.poll_interval_s
-        next_t = loop.time()
+
+        async def step() -> None:
+            readings = await self.poll_once()
+            if readings:
+                sink(readings)
+
         try:
-            while not stop.is_set():
-                readings = await self.poll_once()
-                if readings:
-                    sink(readings)
-                next_t += interval
-                now = loop.time()
-                if next_t < now:
-                    next_t = now
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=next_t - now)
+            await every(self.device.poll_interval_s, stop, step)
         finally:
             self.close()
 
