@@ -109,7 +109,9 @@ def test_disconnects_and_a_dead_plc_show_unknown_never_the_last_status(modbus_cf
             assert rig.now() - t_kill < 0.3 + 0.1 + 0.6
             ms = rig.collector.state.sites["pod-a"].machines["CNC1"]
             assert ms.status_quality is not Quality.GOOD and ms.status_reason
-            await asyncio.sleep(1.2)  # past bad_after_s = 1 s: its readings turn BAD, with a reason
+            # past bad_after_s = 1 s its readings turn BAD, with a reason (they reach the sink with a flush)
+            await rig.wait_for(lambda: bool(rig.sink.of("CNC1", "status", t_kill + 1.15, site="pod-a")),
+                               timeout_s=5.0, what="readings after bad_after_s")
             late = rig.sink.of("CNC1", "status", t_kill + 1.15, site="pod-a")
             assert late and all(r.quality is Quality.BAD and r.value is None and r.reason for r in late)
             # a twin state never holds CNC1's status as GOOD while the PLC is dead (after the first flush)
