@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
+import secrets
 import shutil
 import signal
 import socket
@@ -49,6 +51,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help=f"plant configuration (default {DEFAULT_CONFIG})")
     p.add_argument("--data-dir", type=Path, default=Path("var") / "demo", help="where the demo keeps its files")
     p.add_argument("--port", type=int, default=8050, help="dashboard port (default 8050)")
+    p.add_argument("--feeds-port", type=int, default=8081,
+                   help="port of the orders/shipments endpoint on 127.0.0.1 (default 8081)")
     p.add_argument("--modbus-port-base", type=int, default=0, metavar="PORT",
                    help="move the emulated PLCs to consecutive ports from PORT (default: the configured ports)")
     p.add_argument("--days", type=float, default=2.0, help="days of emulated history to backfill (default 2)")
@@ -90,7 +94,17 @@ class _Children:
                 p.wait()
 
 
-def _demo_config(source: Path, data_dir: Path, port_base: int) -> tuple[Path, dict[str, Any]]:
+def _token_file(data_dir: Path) -> Path:
+    """The demo endpoint's bearer token, made once per data folder, readable by its owner only."""
+    path = data_dir / "feeds.token"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+    return path
+
+
+def _demo_config(source: Path, data_dir: Path, port_base: int, feeds_port: int = 8081) -> tuple[Path, dict[str, Any]]:
     raw = tomllib.loads(source.read_text(encoding="utf-8"))
     raw.setdefault("historian", {})
     raw["historian"] = {"kind": "sqlite", "path": str((data_dir / "history.db").resolve()),
@@ -99,7 +113,8 @@ def _demo_config(source: Path, data_dir: Path, port_base: int) -> tuple[Path, di
                         "checkpoint_interval_s": raw["historian"].get("checkpoint_interval_s", 60)}
     raw["fleet"]["stale_after_polls"] = STALE_AFTER_S / DEMO_POLL_S
     raw["feeds"] = {"drop_dir": str((data_dir / "feeds" / "in").resolve()), "poll_s": DEMO_POLL_S,
-                    "ledger": str((data_dir / "feeds.db").resolve())}
+                    "ledger": str((data_dir / "feeds.db").resolve()),
+                    "http": {"listen": f"127.0.0.1:{feeds_port}", "token_file": str(_token_file(data_dir).resolve())}}
     devices = raw.get("sources", {}).get("modbus", [])
     first = min((d.get("port", 502) for d in devices), default=0)
     for d in devices:
@@ -136,6 +151,12 @@ def run(args: argparse.Namespace) -> int:
 
     t_start = time.monotonic()
     source = Path(args.config)
+    if args.config == str(DEFAULT_CONFIG) and not source.exists():
+        source = Path(__file__).resolve().parents[2] / DEFAULT_CONFIG  # the checkout's example fleet
+    if not source.is_file():
+        print(f"twin demo: no plant configuration at {source}: pass one (e.g. twin demo path/to/plant.toml)",
+              file=sys.stderr)
+        return 2
     data_dir: Path = args.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     for old in data_dir.glob("history.db*"):
@@ -145,14 +166,14 @@ def run(args: argparse.Namespace) -> int:
     for old in [*data_dir.glob("feeds.db*"), *data_dir.glob("feeds/in-rejects.jsonl")]:
         old.unlink()  # and from fresh emulated order and shipment feeds
     shutil.rmtree(data_dir / "feeds" / "in", ignore_errors=True)
-    config_path, _ = _demo_config(source, data_dir, args.modbus_port_base)
+    config_path, _ = _demo_config(source, data_dir, args.modbus_port_base, args.feeds_port)
     cfg = load(config_path)
     fleet = cfg.fleet
     ports = sorted({d.port for d in cfg.modbus})
-    busy = [p for p in [*ports, args.port] if _port_open(p)]
+    busy = [p for p in [*ports, args.port, args.feeds_port] if _port_open(p)]
     if busy:
         print(f"twin demo: port(s) {busy} on 127.0.0.1 are already in use; stop what uses them or pass "
-              f"--modbus-port-base / --port", file=sys.stderr)
+              f"--modbus-port-base / --port / --feeds-port", file=sys.stderr)
         return 1
     n_machines = sum(len(s.machines) for s in fleet.sites)
     print(f"twin demo: EMULATED plant data, not a real plant: fleet {fleet.id!r}, {len(fleet.sites)} sites, "
@@ -203,7 +224,9 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(0.2)
         print(f"  collector: polling {len(cfg.modbus)} devices every {DEMO_POLL_S:g} s into the embedded store",
               flush=True)
-        print(f"  feeds: EMULATED orders and shipments dropped into {data_dir / 'feeds' / 'in'}", flush=True)
+        print(f"  feeds: EMULATED orders and shipments dropped into {data_dir / 'feeds' / 'in'}; endpoint "
+              f"http://127.0.0.1:{args.feeds_port}/api/v1/orders and /api/v1/shipments "
+              f"(bearer token in {data_dir / 'feeds.token'})", flush=True)
         print(f"  dashboard: {url}", flush=True)
         print(f"ready in {time.monotonic() - t_start:.1f} s; logs in {data_dir}; Ctrl-C stops everything",
               flush=True)

@@ -3,6 +3,7 @@ and Ctrl-C stops every process it started."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -78,12 +79,12 @@ class _Output:
 
 
 def test_demo_comes_up_collects_live_data_and_stops_everything(tmp_path: Path) -> None:
-    web_port = free_port()
+    web_port, feeds_port = free_port(), free_port()
     modbus_base = _free_port_block(8)
     data_dir = tmp_path / "demo"
     proc = subprocess.Popen(
         [sys.executable, "-m", "connectors.cli", "demo", "--data-dir", str(data_dir), "--port", str(web_port),
-         "--modbus-port-base", str(modbus_base), "--days", "1"],
+         "--modbus-port-base", str(modbus_base), "--feeds-port", str(feeds_port), "--days", "1"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
     )
     output = _Output(proc)
@@ -125,6 +126,23 @@ def test_demo_comes_up_collects_live_data_and_stops_everything(tmp_path: Path) -
                 changed = [k for k, values in seen.items() if len(values) >= 2]
                 time.sleep(1.0)
             assert changed, "no live value changed within 60 s"
+            # the ERP endpoint takes an order with the token the demo made, and the twin holds it
+            token = (data_dir / "feeds.token").read_text().strip()
+            order = {"id": "DEMO-ERP-1", "version": 1, "site": "pod-lyon", "product": "machined-housing",
+                     "qty": 3, "created": now.isoformat(), "due": (now + timedelta(hours=30)).isoformat()}
+            req = urllib.request.Request(f"http://127.0.0.1:{feeds_port}/api/v1/orders", method="POST",
+                                         data=json.dumps(order).encode(),
+                                         headers={"Authorization": f"Bearer {token}",
+                                                  "Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                assert json.load(resp)["accepted"] == 1
+            deadline = time.monotonic() + 30
+            held = False
+            while time.monotonic() < deadline and not held:
+                st = store.state_at("pod-lyon", datetime.now(UTC))
+                held = st is not None and any(o.id == "DEMO-ERP-1" and o.qty == 3 for o in st.orders)
+                time.sleep(0.5)
+            assert held, "the order posted to the endpoint did not reach the twin within 30 s"
         finally:
             store.close()
     finally:
