@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
@@ -85,6 +86,22 @@ class LoggingSink:
         log.debug("%d readings, %d site states, %d events", len(readings), len(states), len(events))
         for e in events:
             log.info("%s %s %s: %s", e.ts.isoformat(timespec="seconds"), e.site, e.asset, e.message)
+
+
+def tune_gc() -> None:
+    """Set the garbage collector for a long-running collector process; call it once, after startup.
+
+    Readings live for one flush (0.5 s) before the historian takes them, so with CPython's default
+    thresholds (700, 10, 10) the young generation is collected a few hundred times a second, each
+    time walking the readings still waiting: about 3 us per block read at 10,000 reads/s, 3 % of
+    the read itself (bench/modbus_bench.py). A young generation of 20,000 objects (a few MB at
+    most) is collected a hundred times less often, and ``gc.freeze()`` moves everything built at
+    startup (configuration, modules, the first state) out of the full collections' way.
+    Reference cycles are still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
 
 
 class Collector:

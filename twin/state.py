@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from twin.frozen import FrozenDict
 from twin.readings import Quality, Value
@@ -29,14 +30,21 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SignalValue:
-    """The latest known value of a signal, with its quality and when it was sampled."""
-
+class _SignalFields(NamedTuple):
     value: Value
     quality: Quality
     ts: datetime
     reason: str = ""
+
+
+class SignalValue(_SignalFields):
+    """The latest known value of a signal, with its quality and when it was sampled.
+
+    An immutable named tuple, like ``Reading`` (the reducer makes one per reading); construct it by
+    keyword.
+    """
+
+    __slots__ = ()
 
     def age_s(self, as_of: datetime) -> float:
         """Seconds between sampling and ``as_of``."""

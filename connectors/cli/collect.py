@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from connectors.collector import Collector, LoggingSink, Sink, resume_state
+    from connectors.collector import Collector, LoggingSink, Sink, resume_state, tune_gc
     from connectors.config import load
     from connectors.modbus.poller import utc_now
     from connectors.store import SqliteHistorian
@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
                 loop.call_later(3600.0, prune)
 
         prune()
+        tune_gc()
         await collector.run(stop)
 
     try:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from typing import NamedTuple
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
@@ -36,8 +36,7 @@ class Failure(enum.Enum):
     PROTOCOL = "protocol"  # an answer that does not fit the request
 
 
-@dataclass(frozen=True, slots=True)
-class ReadResult:
+class ReadResult(NamedTuple):
     """The outcome of one read: ``values`` (registers as ints, bits as bools), or a failure and why."""
 
     values: Sequence[int] | Sequence[bool] | None
@@ -49,23 +48,17 @@ class ReadResult:
         return self.failure is None
 
 
-_new = object.__new__
-_set_values, _set_failure, _set_reason = (
-    vars(ReadResult)[name].__set__ for name in ("values", "failure", "reason")
-)
+_tuple_new = tuple.__new__
 
 
 def _answered(values: Sequence[int]) -> ReadResult:
-    """``ReadResult(values)``, set straight into its slots (once per answered request)."""
-    result: ReadResult = _new(ReadResult)
-    _set_values(result, values)
-    _set_failure(result, None)
-    _set_reason(result, "")
+    """``ReadResult(values)``, built straight from its tuple (once per answered request)."""
+    result: ReadResult = _tuple_new(ReadResult, (values, None, ""))
     return result
 
 
 class ModbusConnection:
-    """One TCP connection to one device, serving one request at a time (a lock per connection).
+    """One TCP connection to one device, serving one request at a time (a second one is refused).
 
     It never reconnects on its own: the poller decides when (with backoff). Every request is
     bounded by ``timeout_s``, and ends at once (``Failure.CONNECTION``) when the connection is
@@ -85,7 +78,6 @@ class ModbusConnection:
         self.device_id = device_id
         self.timeout_s = timeout_s
         self._client: AsyncModbusTcpClient | None = None
-        self._lock = asyncio.Lock()
         self._reader: asyncio.Task[object] | None = None  # the task waiting for an answer, if any
         self._lost = False  # set when the link went down under that task
 
@@ -127,46 +119,46 @@ class ModbusConnection:
             self._client = None
 
     async def read(self, kind: RegisterKind, address: int, count: int) -> ReadResult:
-        """Read ``count`` registers or bits of ``kind`` from protocol ``address``."""
+        """Read ``count`` registers or bits of ``kind`` from protocol ``address``.
+
+        One request at a time: the poller's one task per device never overlaps two, and a second
+        caller while one waits is refused (``RuntimeError``) rather than queued behind it.
+        """
         client = self._client
         if client is None or not client.connected:
             return ReadResult(None, Failure.CONNECTION, "not connected")
-        async with self._lock:
-            # The request's deadline is pymodbus's own (timeout=timeout_s, retries=0: its wait for the
-            # answer raises ModbusIOException). No timer of ours on top: one per request costs more than
-            # decoding the answer; a lost link ends the wait through _link_changed instead.
-            task = asyncio.current_task()
-            self._reader, self._lost = task, False
-            ours = False  # whether our cancellation reached this task as CancelledError
-            try:
-                response = await self._request(client, kind, address, count)
-            except asyncio.CancelledError:
-                if not self._lost or task is None:
-                    raise  # the caller's cancellation
-                ours = True
-                if task.uncancel() > 0:
-                    raise  # the caller cancelled too
-                return ReadResult(None, Failure.CONNECTION, "connection lost while waiting for the answer")
-            except ConnectionException as exc:
+        if self._reader is not None:
+            raise RuntimeError(f"{self.host}:{self.port}: a read is already in flight on this connection")
+        # The request's deadline is pymodbus's own (timeout=timeout_s, retries=0: its wait for the
+        # answer raises ModbusIOException). No timer of ours on top: one per request costs more than
+        # decoding the answer; a lost link ends the wait through _link_changed instead.
+        task = asyncio.current_task()
+        self._reader, self._lost = task, False
+        ours = False  # whether our cancellation reached this task as CancelledError
+        try:
+            response = await _REQUESTS[kind](client, address, count=count, device_id=self.device_id)
+        except asyncio.CancelledError:
+            if not self._lost or task is None:
+                raise  # the caller's cancellation
+            ours = True
+            if task.uncancel() > 0:
+                raise  # the caller cancelled too
+            return ReadResult(None, Failure.CONNECTION, "connection lost while waiting for the answer")
+        except ConnectionException as exc:
+            return ReadResult(None, Failure.CONNECTION, f"connection lost: {exc}")
+        except ModbusException as exc:  # ModbusIOException: no answer within pymodbus's timeout
+            if not client.connected:
                 return ReadResult(None, Failure.CONNECTION, f"connection lost: {exc}")
-            except ModbusException as exc:  # ModbusIOException: no answer within pymodbus's timeout
-                if not client.connected:
-                    return ReadResult(None, Failure.CONNECTION, f"connection lost: {exc}")
-                return ReadResult(None, Failure.TIMEOUT, f"timeout after {self.timeout_s:g} s")
-            except OSError as exc:
-                return ReadResult(None, Failure.CONNECTION, f"connection lost: {exc}")
-            finally:
-                self._reader = None
-                if self._lost and not ours and task is not None:
-                    task.uncancel()  # the answer (or an error) came first and absorbed our cancellation
+            return ReadResult(None, Failure.TIMEOUT, f"timeout after {self.timeout_s:g} s")
+        except OSError as exc:
+            return ReadResult(None, Failure.CONNECTION, f"connection lost: {exc}")
+        finally:
+            self._reader = None
+            if self._lost and not ours and task is not None:
+                task.uncancel()  # the answer (or an error) came first and absorbed our cancellation
         if response.isError():
             code = int(getattr(response, "exception_code", 0))
             return ReadResult(None, Failure.EXCEPTION, exception_reason(code))
-        if kind is RegisterKind.HOLDING or kind is RegisterKind.INPUT:
-            regs = response.registers
-            if len(regs) != count:
-                return ReadResult(None, Failure.PROTOCOL, f"asked {count} registers, got {len(regs)}")
-            return _answered(regs)
         if kind.is_bit:
             bits = response.bits
             if len(bits) < count:
@@ -175,14 +167,14 @@ class ModbusConnection:
         regs = response.registers
         if len(regs) != count:
             return ReadResult(None, Failure.PROTOCOL, f"asked {count} registers, got {len(regs)}")
-        return ReadResult(regs)
+        return _answered(regs)
 
-    async def _request(self, client: AsyncModbusTcpClient, kind: RegisterKind, address: int,
-                       count: int) -> ModbusPDU:
-        if kind is RegisterKind.HOLDING:
-            return await client.read_holding_registers(address, count=count, device_id=self.device_id)
-        if kind is RegisterKind.INPUT:
-            return await client.read_input_registers(address, count=count, device_id=self.device_id)
-        if kind is RegisterKind.COIL:
-            return await client.read_coils(address, count=count, device_id=self.device_id)
-        return await client.read_discrete_inputs(address, count=count, device_id=self.device_id)
+
+# pymodbus's request per register kind, called unbound (one coroutine less per request than a
+# method of ours choosing among them).
+_REQUESTS: dict[RegisterKind, Callable[..., Awaitable[ModbusPDU]]] = {
+    RegisterKind.HOLDING: AsyncModbusTcpClient.read_holding_registers,
+    RegisterKind.INPUT: AsyncModbusTcpClient.read_input_registers,
+    RegisterKind.COIL: AsyncModbusTcpClient.read_coils,
+    RegisterKind.DISCRETE: AsyncModbusTcpClient.read_discrete_inputs,
+}

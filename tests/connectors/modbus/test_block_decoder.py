@@ -84,9 +84,16 @@ def test_block_decoder_equals_decode_point_for_random_registers(points: list[Mod
         assert same(decoder.decode(words), want), (block, words)
         # the readings the poller gets: one per point, GOOD with the value or BAD with the reason
         readings = decoder.readings(words, T, "s1")
-        assert readings == [Reading(ts=T, site="s1", asset=p.asset, signal=p.signal, value=v,
-                                    quality=Quality.BAD if why else Quality.GOOD, reason=why)
-                            for p, (v, why) in zip(block.points, want, strict=True)]
+        expected = [Reading(ts=T, site="s1", asset=p.asset, signal=p.signal, value=v,
+                            quality=Quality.BAD if why else Quality.GOOD, reason=why)
+                    for p, (v, why) in zip(block.points, want, strict=True)]
+        assert readings == expected
+        # the generated all-GOOD function: the same readings, and it declines exactly when a point is BAD
+        compiled = decoder._good
+        assert compiled is not None
+        got = compiled(words, T, "s1")
+        assert (got is None) == any(why for _, why in want)
+        assert got is None or got == expected
         assert same([(r.value, r.reason) for r in readings], want)
 
 
