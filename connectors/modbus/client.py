@@ -136,7 +136,8 @@ class ModbusConnection:
         self._reader, self._lost = task, False
         ours = False  # whether our cancellation reached this task as CancelledError
         try:
-            response = await _REQUESTS[kind](client, address, count=count, device_id=self.device_id)
+            request = _read_holding if kind is _HOLDING else _read_input if kind is _INPUT else _REQUESTS[kind]
+            response = await request(client, address, count=count, device_id=self.device_id)
         except asyncio.CancelledError:
             if not self._lost or task is None:
                 raise  # the caller's cancellation
@@ -159,7 +160,7 @@ class ModbusConnection:
         if response.isError():
             code = int(getattr(response, "exception_code", 0))
             return ReadResult(None, Failure.EXCEPTION, exception_reason(code))
-        if kind.is_bit:
+        if kind is _COIL or kind is _DISCRETE:
             bits = response.bits
             if len(bits) < count:
                 return ReadResult(None, Failure.PROTOCOL, f"asked {count} bits, got {len(bits)}")
@@ -171,10 +172,13 @@ class ModbusConnection:
 
 
 # pymodbus's request per register kind, called unbound (one coroutine less per request than a
-# method of ours choosing among them).
+# method of ours choosing among them); the kinds compared by identity on the hot path (an Enum's
+# hash is a Python-level call).
 _REQUESTS: dict[RegisterKind, Callable[..., Awaitable[ModbusPDU]]] = {
     RegisterKind.HOLDING: AsyncModbusTcpClient.read_holding_registers,
     RegisterKind.INPUT: AsyncModbusTcpClient.read_input_registers,
     RegisterKind.COIL: AsyncModbusTcpClient.read_coils,
     RegisterKind.DISCRETE: AsyncModbusTcpClient.read_discrete_inputs,
 }
+_HOLDING, _INPUT, _COIL, _DISCRETE = RegisterKind.HOLDING, RegisterKind.INPUT, RegisterKind.COIL, RegisterKind.DISCRETE
+_read_holding, _read_input = _REQUESTS[_HOLDING], _REQUESTS[_INPUT]
