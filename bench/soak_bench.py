@@ -38,7 +38,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from connectors.collector import Batch, Collector  # noqa: E402
+from connectors.collector import Batch, Collector, tune_gc  # noqa: E402
 from connectors.config import PlantConfig, load_text  # noqa: E402
 from connectors.store import SqliteHistorian  # noqa: E402
 from twin.readings import Reading  # noqa: E402
@@ -199,6 +199,7 @@ async def soak(cfg: PlantConfig, store: SqliteHistorian, minutes: float, warmup_
     col = CountingCollector(cfg.fleet, cfg.modbus, sink, flush_interval_s=0.5, checkpoint_interval_s=300.0, seed=1)
     col.flush_s = []
     stop = asyncio.Event()
+    tune_gc()  # as ``twin collect`` does before running
     task = asyncio.create_task(col.run(stop))
     devices = col.poller.devices
     blocks = {k: len(dp.blocks) for k, dp in devices.items()}
