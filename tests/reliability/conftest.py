@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from connectors.collector import Collector
 from connectors.config import PlantConfig, load_text
 from connectors.emulator.server import Emulator
 from tests.conftest import free_port
-from tests.connectors.modbus.conftest import FLEET, fleet_text
+from tests.connectors.modbus.conftest import FLEET, IN_SHIFT, fleet_text
 from twin.readings import Reading
 from twin.state import Event, SiteState, TwinState
 
@@ -89,15 +90,17 @@ class Rig:
 
 @asynccontextmanager
 async def collecting(cfg: PlantConfig, *, seed: int = 1, speed: float = 0.0, tick: bool = False,
-                     not_emulated: frozenset[str] = frozenset()) -> AsyncIterator[Rig]:
+                     not_emulated: frozenset[str] = frozenset(), start: datetime = IN_SHIFT) -> AsyncIterator[Rig]:
     """The emulator of ``cfg`` serving, and ``Collector`` running its loop, until the block ends.
 
     With ``tick`` the emulator's own loop refreshes the images every 0.1 s (plant time at ``speed``);
-    otherwise tests change plant time and images themselves. Devices in ``not_emulated`` are polled
-    but not served by the emulator (a test serves them its own way).
+    otherwise tests change plant time and images themselves. Plant time starts at ``start`` (by
+    default a time when both sites are working). Devices in ``not_emulated`` are polled but not
+    served by the emulator (a test serves them its own way).
     """
     loop = asyncio.get_running_loop()
-    emu = Emulator(cfg.fleet, [d for d in cfg.modbus if d.id not in not_emulated], seed=seed, speed=speed)
+    emu = Emulator(cfg.fleet, [d for d in cfg.modbus if d.id not in not_emulated], seed=seed, speed=speed,
+                   start=start)
     stop_emu = asyncio.Event()
     emu_task: asyncio.Task[None] | None = None
     if tick:

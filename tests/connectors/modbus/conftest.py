@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,11 @@ from tests.conftest import free_port
 
 HERE = Path(__file__).resolve().parent
 FLEET = HERE / "fleet_modbus.toml"
+IN_SHIFT = datetime(2026, 1, 5, 13, 0, tzinfo=UTC)
+"""A plant start for tests that count production: Monday 14:00 in Berlin, 07:00 in Chicago, so both
+sites are inside their shifts (pod-a 06-22, pod-b 06-14 local) for the next 7 hours (pod-a's next 8).
+Outside its shifts a machine is OFF and makes nothing: a test starting the plant at the wall clock's
+now would fail on nights and weekends."""
 
 
 def fleet_text(**ports: int) -> str:

@@ -23,6 +23,7 @@ from connectors.emulator.server import Emulator
 from connectors.modbus.points import encode_point
 from connectors.modbus.poller import DevicePoller, Poller
 from connectors.modbus.spec import DataType, RegisterKind
+from tests.connectors.modbus.conftest import IN_SHIFT
 from twin.readings import Quality, Reading
 from twin.spec import MachineStatus
 
@@ -184,7 +185,7 @@ def test_exception_codes_hang_freeze_and_restart(modbus_cfg: PlantConfig) -> Non
     cell = next(d for d in modbus_cfg.modbus if d.id == "a-cell-1")
 
     async def go() -> None:
-        emu = Emulator(modbus_cfg.fleet, [cell], seed=5, speed=600.0)
+        emu = Emulator(modbus_cfg.fleet, [cell], seed=5, speed=600.0, start=IN_SHIFT)  # counts production
         await emu.start()
         dp = DevicePoller(cell)
         try:
