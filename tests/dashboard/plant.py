@@ -45,9 +45,23 @@ SEED = 7
 LOW_STOCK = ("pod-berlin", "PLA-1KG", 4.0)  # starts below its reorder point (12 kg): a stock alarm
 
 
-def write_config(tmp: Path, ports: Iterator[int], *, stale_after_polls: int) -> Path:
-    """A copy of examples/fleet.toml with free ports, a store in ``tmp`` and one item short of stock."""
+_EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ROUND_THE_CLOCK = [{"name": "day", "days": _EVERY_DAY, "start": "06:00", "end": "18:00"},
+                   {"name": "night", "days": _EVERY_DAY, "start": "18:00", "end": "06:00"}]  # ends the next day
+
+
+def write_config(tmp: Path, ports: Iterator[int], *, stale_after_polls: int, round_the_clock: bool = True) -> Path:
+    """A copy of examples/fleet.toml with free ports, a store in ``tmp`` and one item short of stock.
+
+    With ``round_the_clock`` every site works all day, every day, with no holidays: the emulated
+    machines make parts only inside their shifts, and tests that watch values move must pass on a
+    Sunday night too. (The screenshots keep the example's shifts.)
+    """
     data: dict[str, Any] = tomllib.loads((ROOT / "examples" / "fleet.toml").read_text())
+    if round_the_clock:
+        for s in data["sites"]:
+            s["shifts"] = ROUND_THE_CLOCK
+            s.pop("holidays", None)
     data["fleet"]["stale_after_polls"] = stale_after_polls
     data["historian"]["path"] = str(tmp / "twin.sqlite")
     data["historian"]["checkpoint_interval_s"] = 30
@@ -140,8 +154,9 @@ class _Loop:
 
 @contextmanager
 def running_plant(tmp: Path, ports: Iterator[int], *, history: timedelta, step_s: float, stale_after_polls: int,
-                  speed: float = 60.0, auth: AuthSettings | None = None) -> Iterator[RunningPlant]:
-    path = write_config(tmp, ports, stale_after_polls=stale_after_polls)
+                  speed: float = 60.0, auth: AuthSettings | None = None,
+                  round_the_clock: bool = True) -> Iterator[RunningPlant]:
+    path = write_config(tmp, ports, stale_after_polls=stale_after_polls, round_the_clock=round_the_clock)
     cfg = load(path)
     now = datetime.now(UTC)
     start = now - history

@@ -53,7 +53,8 @@ def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlant]:
     # (screenshots: the plant runs at 2x only, so the minute of the run hardly inflates today's counts)
     history, step, stale, speed = ((timedelta(hours=10), 10.0, 15, 1.0) if SHOTS
                                    else (timedelta(minutes=15), 2.0, 3, 60.0))
-    with running_plant(tmp, ports(), history=history, step_s=step, stale_after_polls=stale, speed=speed) as p:
+    with running_plant(tmp, ports(), history=history, step_s=step, stale_after_polls=stale, speed=speed,
+                       round_the_clock=not SHOTS) as p:  # tests: machines work whatever the time of week
         yield p
     assert p.emulator.writes_received == 0  # the product never writes to a PLC
 

@@ -292,7 +292,7 @@ def test_collector_applies_readings_and_hands_them_to_the_sink(modbus_cfg: Plant
             self.batches.append((len(readings), len(states), len(events)))
 
     async def go() -> tuple[Collector, Sink]:
-        emu = Emulator(modbus_cfg.fleet, modbus_cfg.modbus, seed=4)
+        emu = Emulator(modbus_cfg.fleet, modbus_cfg.modbus, seed=4, start=IN_SHIFT)  # machines at work
         await emu.start()
         sink = Sink()
         col = Collector(modbus_cfg.fleet, modbus_cfg.modbus, sink, flush_interval_s=0.1, seed=1)
