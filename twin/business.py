@@ -95,6 +95,7 @@ class OrderRecord:
     due: datetime
     status: OrderStatus = OrderStatus.OPEN
     done_qty: int = 0
+    operation: str = ""  # the routing role the order is at now (e.g. "print"); "" = not started or not reported
 
     kind = RecordKind.ORDER
 
@@ -147,6 +148,9 @@ def validate(spec: FleetSpec, record: BusinessRecord) -> str | None:
             return f"done_qty must be between 0 and qty {record.qty} (got {record.done_qty})"
         if record.due < record.created:
             return f"due {record.due.isoformat()} is before created {record.created.isoformat()}"
+        if record.operation and record.operation not in {r.value for r in product.routing}:
+            routing = ", ".join(r.value for r in product.routing)
+            return f"operation {record.operation!r} is not in the routing of {record.product!r} ({routing})"
         return None
     if site.item(record.sku) is None:
         return f"site {site.id!r} does not stock SKU {record.sku!r}"
@@ -262,12 +266,12 @@ def _apply_order(w: _Sites, r: OrderRecord, where: tuple[SiteId, OpenOrder] | No
         if old is None:
             return  # closed before the twin ever held it: nothing to remove
         orders[:] = [o for o in orders if o.id != r.id]
-        closed = replace(old, version=r.version, done_qty=r.done_qty)
+        closed = replace(old, version=r.version, done_qty=r.done_qty, operation=r.operation)
         w.emit(_order_event(EventKind.ORDER_CLOSED, now, site, closed,
                             f"order {r.id} ({r.product}) {r.status.value}"))
         return
     new = OpenOrder(id=r.id, product=r.product, qty=r.qty, created=r.created, due=r.due, done_qty=r.done_qty,
-                    version=r.version)
+                    operation=r.operation, version=r.version)
     if old is None:
         orders.append(new)
         w.emit(_order_event(EventKind.ORDER_RECEIVED, now, site, new,
@@ -276,8 +280,8 @@ def _apply_order(w: _Sites, r: OrderRecord, where: tuple[SiteId, OpenOrder] | No
     orders[:] = [o for o in orders if o.id != r.id]
     orders.append(new)
     w.emit(_order_event(EventKind.ORDER_UPDATED, now, site, new,
-                        f"order {r.id} updated: {r.done_qty}/{r.qty} done, "
-                        f"due {r.due.isoformat(timespec='minutes')}"))
+                        f"order {r.id} updated: {r.done_qty}/{r.qty} done"
+                        f"{', at ' + r.operation if r.operation else ''}, due {r.due.isoformat(timespec='minutes')}"))
 
 
 def _apply_shipment(w: _Sites, r: ShipmentRecord, where: tuple[SiteId, Shipment] | None,

@@ -283,6 +283,7 @@ def _order_to_dict(o: OpenOrder) -> Json:
         "created": dt_to_json(o.created),
         "due": dt_to_json(o.due),
         "done_qty": o.done_qty,
+        "operation": o.operation,
         "version": o.version,
     }
 
@@ -295,6 +296,7 @@ def _order_from_dict(d: Mapping[str, Any]) -> OpenOrder:
         created=dt_from_json(d["created"]),
         due=dt_from_json(d["due"]),
         done_qty=d["done_qty"],
+        operation=d.get("operation", ""),
         version=d.get("version", 0),
     )
 

@@ -41,6 +41,7 @@ __all__ = [
     "Sku",
     "TemplateId",
     "Transport",
+    "consuming_step",
 ]
 
 SiteId = NewType("SiteId", str)
@@ -338,3 +339,27 @@ class FleetSpec:
             if p.id == product_id:
                 return p
         return None
+
+
+def consuming_step(product: ProductFamily, kind: ItemKind) -> int:
+    """The index of the routing step of ``product`` that draws a material of ``kind`` from stock.
+
+    Materials are drawn where they are used, not when the order arrives: packaging at the pack
+    step (the last step when the routing has none), sub-assemblies at the assemble step (the first
+    step when it has none), raw material and anything else at the first step. Both the emulated
+    plant and the twin's model draw stock by this rule, so a stock forecast and the plant agree
+    on *when* a unit's material leaves the shelf.
+
+    >>> p = ProductFamily(id=ProductId("lamp"), name="lamp", bom=FrozenDict(),
+    ...                   routing=(Role.ASSEMBLE, Role.INSPECT, Role.PACK))
+    >>> consuming_step(p, ItemKind.PACKAGING), consuming_step(p, ItemKind.SUB_ASSEMBLY), consuming_step(p, ItemKind.RAW)
+    (2, 0, 0)
+    """
+    routing = product.routing
+    if not routing:
+        return 0
+    if kind is ItemKind.PACKAGING:
+        return routing.index(Role.PACK) if Role.PACK in routing else len(routing) - 1
+    if kind is ItemKind.SUB_ASSEMBLY and Role.ASSEMBLE in routing:
+        return routing.index(Role.ASSEMBLE)
+    return 0

@@ -130,6 +130,7 @@ class OpenOrder:
     created: datetime
     due: datetime
     done_qty: int = 0
+    operation: str = ""  # routing role the order is at (from the feed); "" = not started or not reported
     version: int = 0  # of the feed record it came from (updates with a lower or equal version are ignored)
 
 

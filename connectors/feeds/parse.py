@@ -9,7 +9,8 @@ Fields (required unless a default is named):
 
 * order: ``id``, ``version`` or ``updated_at``, ``site``, ``product``, ``qty`` (whole number),
   ``created``, ``due``, ``status`` (``open`` | ``done`` | ``cancelled``, default open),
-  ``done_qty`` (default 0);
+  ``done_qty`` (default 0), ``operation`` (the routing role the order is at now, e.g. ``print``;
+  default empty: not started or not reported);
 * shipment: ``id``, ``version`` or ``updated_at``, ``site``, ``sku``, ``qty``, ``eta``,
   ``origin`` (default empty), ``status`` (``in_transit`` | ``arrived`` | ``cancelled``, default
   in_transit), ``planned_eta`` (default: the first ETA the twin saw).
@@ -53,7 +54,7 @@ __all__ = [
 
 _COMMON = ("kind", "id", "version", "updated_at", "site", "qty", "status")
 _FIELDS = {
-    RecordKind.ORDER: frozenset((*_COMMON, "product", "created", "due", "done_qty")),
+    RecordKind.ORDER: frozenset((*_COMMON, "product", "created", "due", "done_qty", "operation")),
     RecordKind.SHIPMENT: frozenset((*_COMMON, "sku", "eta", "origin", "planned_eta")),
 }
 
@@ -205,7 +206,8 @@ def parse_record(raw: object, kind: RecordKind | None, *, text: bool = False) ->
         assert created is not None and due is not None
         return OrderRecord(id=rid, version=version, site=site, product=f.text_of("product"),
                            qty=f.whole("qty"), created=created, due=due, status=status,
-                           done_qty=f.whole("done_qty", required=False))
+                           done_qty=f.whole("done_qty", required=False),
+                           operation=f.text_of("operation", required=False))
     status_text = f.text_of("status", required=False, default="in_transit")
     try:
         sstatus = ShipmentStatus(status_text)
@@ -296,6 +298,8 @@ def record_to_json(record: BusinessRecord) -> str:
              "product": record.product, "qty": record.qty, "created": _t(record.created),
              "due": _t(record.due),
              "status": record.status.value, "done_qty": record.done_qty}
+        if record.operation:
+            d["operation"] = record.operation
     else:
         d = {"kind": "shipment", "id": record.id, "version": record.version, "site": record.site,
              "sku": record.sku, "qty": record.qty, "eta": _t(record.eta), "origin": record.origin,

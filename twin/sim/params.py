@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from twin.frozen import FrozenDict
 
-__all__ = ["DemandParams", "MachineParams", "SimParams"]
+__all__ = ["DemandParams", "LeadTimeParams", "MachineParams", "SimParams"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +33,14 @@ class DemandParams:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LeadTimeParams:
+    """Replenishment lead time of one (site, SKU): ordered -> arrived, in days (mean and spread)."""
+
+    mean_d: float
+    sd_d: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SimParams:
     """Overrides keyed by ``(site, machine)``, ``(site, product)`` and ``(site, sku)``.
 
@@ -43,4 +51,5 @@ class SimParams:
     machines: FrozenDict[tuple[str, str], MachineParams] = field(default_factory=FrozenDict)
     demand: FrozenDict[tuple[str, str], DemandParams] = field(default_factory=FrozenDict)
     consumption: FrozenDict[tuple[str, str], float] = field(default_factory=FrozenDict)
+    lead_times: FrozenDict[tuple[str, str], LeadTimeParams] = field(default_factory=FrozenDict)
     default_cycle_cv: float = 0.25
