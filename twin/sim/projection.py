@@ -28,6 +28,7 @@ __all__ = [
     "OrderOnTime",
     "Projection",
     "StockoutRisk",
+    "band_samples",
     "compare",
     "project",
     "replication_kpis",
@@ -233,29 +234,47 @@ def _stock(key: tuple[str, str]) -> Callable[[ReplicationOutput], Sequence[float
     return lambda o: o.stock[key]
 
 
+def _getter(metric: str, key: str, sites: Sequence[str]) -> Callable[[ReplicationOutput], Sequence[float]]:
+    """The per-bin series of band ``(metric, key)`` in one replication (``key`` a site, FLEET or site/sku)."""
+    if metric == "stock":
+        site, _, sku = key.partition("/")
+        return _stock((site, sku))
+    chosen = list(sites) if key == FLEET else [key]
+    if metric == "cumulative_units":
+        return _summed("throughput", chosen, cumulative=True)
+    if metric == "utilisation":
+        return _summed("utilisation", chosen, average=True)
+    if metric in ("throughput", "backlog", "wip"):
+        return _summed(metric, chosen)
+    raise KeyError((metric, key))
+
+
+def band_samples(outputs: Sequence[ReplicationOutput], metric: str, key: str = FLEET) -> np.ndarray:
+    """The replications' values of one band: an array (replications x bins), rows in replication order."""
+    if not outputs:
+        return np.zeros((0, 0))
+    get = _getter(metric, key, list(outputs[0].throughput))
+    return np.asarray([get(o) for o in outputs], dtype=float)
+
+
 def _bands(outputs: Sequence[ReplicationOutput]) -> list[Band]:
     first = outputs[0]
     n_bins = len(next(iter(first.throughput.values())))
     t_s = tuple(min((b + 1) * first.bin_s, first.horizon_s) for b in range(n_bins))
     bands: list[Band] = []
+    sites = list(first.throughput)
 
-    def add(metric: str, key: str, get: Callable[[ReplicationOutput], Sequence[float]]) -> None:
-        arr = np.asarray([get(o) for o in outputs], dtype=float)
+    def add(metric: str, key: str) -> None:
+        arr = band_samples(outputs, metric, key)
         q = np.percentile(arr, [10.0, 50.0, 90.0], axis=0)
         bands.append(Band(metric=metric, key=key, t_s=t_s, p10=tuple(q[0].tolist()), p50=tuple(q[1].tolist()),
                           p90=tuple(q[2].tolist()), mean=tuple(arr.mean(axis=0).tolist())))
 
-    sites = list(first.throughput)
     for site in [*sites, FLEET]:
-        chosen = sites if site == FLEET else [site]
-
-        add("throughput", site, _summed("throughput", chosen))
-        add("cumulative_units", site, _summed("throughput", chosen, cumulative=True))
-        add("backlog", site, _summed("backlog", chosen))
-        add("wip", site, _summed("wip", chosen))
-        add("utilisation", site, _summed("utilisation", chosen, average=True))
+        for metric in ("throughput", "cumulative_units", "backlog", "wip", "utilisation"):
+            add(metric, site)
     for key in first.stock:
-        add("stock", f"{key[0]}/{key[1]}", _stock(key))
+        add("stock", f"{key[0]}/{key[1]}")
     return bands
 
 

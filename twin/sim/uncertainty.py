@@ -1,0 +1,193 @@
+"""Parameter uncertainty: draw the model's figures from their sampling distribution, one draw per replication.
+
+A first-order Monte Carlo runs every replication with the point estimates, so a figure estimated
+from 3 failures is treated as known as well as one from 300. A second-order run draws, before each
+replication, every calibrated figure from the distribution of its estimate given the sample it
+rests on, and runs the replication with the drawn figures: the band then holds both the process's
+randomness and what history cannot tell apart.
+
+:func:`perturb` is a pure function of (``ModelData``, :class:`Uncertainty`, seed, replication): each
+figure has its own random stream (``stream_seed(seed, replication, "param:figure:site:subject")``),
+so runs are reproducible, a scenario that adds a machine leaves every other draw alone, and the
+baseline and scenario of a pair get the same draw (common random numbers). A draw is a
+multiplicative factor on the value in the model data (scrap: a drawn proportion, scaled the same
+way), so a scenario that changed a figure (a faster cycle) keeps its change on top of the draw.
+
+The laws (``n`` = sample size of the estimate, see ``twin.calibrate``):
+
+- ``RATE`` (orders per day from n orders over an exposure T): rate ~ Gamma(n, T), factor
+  Gamma(n, 1) / n (mean 1, relative sd 1/sqrt(n)).
+- ``MEAN_TIME`` (MTBF = running time / n failures; MTTR = mean of n exponential repairs): the rate
+  1/figure ~ Gamma(n, total time), so the figure's factor is n / Gamma(n, 1) (relative sd about
+  1/sqrt(n - 2)).
+- ``NORMAL`` (mean cycle time from n cycles, mean lead time from n arrivals, consumption factor with
+  its standard error): factor ~ Normal(1, cv / sqrt(n)) with ``cv`` the spread of one sample over
+  the mean (for a standard error ``se`` pass n = 1 and cv = se / value); floored at 0.05.
+- ``PROPORTION`` (scrap k of n parts): p ~ Beta(k + 1/2, n - k + 1/2) (Jeffreys), factor p / (k/n).
+- ``PRIOR`` (a figure taken from the configuration, no history behind it): factor ~
+  LogNormal(0, width), the width per kind of figure in :class:`PriorWidths` (defaults: MTBF and
+  MTTR 0.5, i.e. the true figure is within x/÷ 1.65 of the configured one two times in three;
+  cycle time 0.10; scrap rate 0.5; demand 0.3; lead time 0.25; consumption 0.05).
+
+A figure the :class:`Uncertainty` does not list (a machine a scenario adds, a site that was not
+calibrated) gets its kind's prior width.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+from dataclasses import dataclass, field, replace
+
+from twin.frozen import FrozenDict
+from twin.sim.model import ModelData, ProductData, stream_seed
+
+__all__ = ["FIGURES", "FigureLaw", "Law", "PriorWidths", "Uncertainty", "draw_factor", "perturb"]
+
+# the figures a draw can move, keyed (figure, site, subject): subject is the machine, product or SKU
+FIGURES = ("mtbf", "mttr", "cycle", "scrap", "demand", "lead", "consumption")
+MIN_FACTOR = 0.05
+
+
+class Law(enum.Enum):
+    """The sampling distribution of an estimate (see the module docstring)."""
+
+    RATE = "rate"
+    MEAN_TIME = "mean_time"
+    NORMAL = "normal"
+    PROPORTION = "proportion"
+    PRIOR = "prior"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FigureLaw:
+    """How one figure's estimate is distributed: ``n`` samples, ``k`` hits (PROPORTION), ``cv`` spread.
+
+    ``cv`` is the coefficient of variation of one sample for NORMAL and the log-sd for PRIOR.
+    """
+
+    law: Law
+    n: float = 0.0
+    k: float = 0.0
+    cv: float = 0.0
+
+    def rel_sd(self) -> float:
+        """The relative standard deviation of the factor (approximate for MEAN_TIME and PRIOR)."""
+        if self.law is Law.RATE:
+            return 1.0 / math.sqrt(self.n) if self.n > 0 else math.inf
+        if self.law is Law.MEAN_TIME:
+            return 1.0 / math.sqrt(self.n - 2.0) if self.n > 2 else math.inf
+        if self.law is Law.NORMAL:
+            return self.cv / math.sqrt(self.n) if self.n > 0 else math.inf
+        if self.law is Law.PROPORTION:
+            a, b = self.k + 0.5, self.n - self.k + 0.5
+            mean = a / (a + b)
+            return math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1.0))) / mean
+        return math.sqrt(math.expm1(self.cv**2))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PriorWidths:
+    """Log-sd of the factor on a configured figure, per kind (see the module docstring)."""
+
+    mtbf: float = 0.5
+    mttr: float = 0.5
+    cycle: float = 0.10
+    scrap: float = 0.5
+    demand: float = 0.3
+    lead: float = 0.25
+    consumption: float = 0.05
+
+    def law(self, figure: str) -> FigureLaw:
+        return FigureLaw(law=Law.PRIOR, cv=float(getattr(self, figure)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Uncertainty:
+    """The law of each figure, keyed ``(figure, site, subject)``; unlisted figures get ``prior``.
+
+    ``Uncertainty()`` (nothing listed) puts the prior width on every figure: a model built from
+    the configuration alone.
+    """
+
+    figures: FrozenDict[tuple[str, str, str], FigureLaw] = field(default_factory=FrozenDict)
+    prior: PriorWidths = field(default_factory=PriorWidths)
+
+    def law(self, figure: str, site: str, subject: str) -> FigureLaw:
+        found = self.figures.get((figure, site, subject))
+        return found if found is not None else self.prior.law(figure)
+
+
+def _gamma(rng: random.Random, shape: float) -> float:
+    return rng.gammavariate(shape, 1.0) if shape > 0 else 0.0
+
+
+def draw_factor(law: FigureLaw, rng: random.Random) -> float:
+    """One draw of the multiplicative factor on a figure (PROPORTION: the drawn proportion itself)."""
+    if law.law is Law.RATE:
+        return _gamma(rng, law.n) / law.n if law.n > 0 else 1.0
+    if law.law is Law.MEAN_TIME:
+        g = _gamma(rng, law.n)
+        return law.n / g if g > 0 else 1.0
+    if law.law is Law.NORMAL:
+        if law.n <= 0 or law.cv <= 0:
+            return 1.0
+        return max(MIN_FACTOR, rng.gauss(1.0, law.cv / math.sqrt(law.n)))
+    if law.law is Law.PROPORTION:
+        return rng.betavariate(law.k + 0.5, law.n - law.k + 0.5)
+    return math.exp(rng.gauss(0.0, law.cv)) if law.cv > 0 else 1.0
+
+
+def _factor(u: Uncertainty, seed: int, replication: int, figure: str, site: str, subject: str) -> float:
+    law = u.law(figure, site, subject)
+    rng = random.Random(stream_seed(seed, replication, f"param:{figure}:{site}:{subject}"))
+    return draw_factor(law, rng)
+
+
+def _scrap(u: Uncertainty, seed: int, replication: int, site: str, machine: str, value: float) -> float:
+    law = u.law("scrap", site, machine)
+    rng = random.Random(stream_seed(seed, replication, f"param:scrap:{site}:{machine}"))
+    if law.law is Law.PROPORTION:
+        drawn = draw_factor(law, rng)
+        point = law.k / law.n if law.n > 0 else 0.0
+        # the model's value may differ from the estimate (a scenario, the 0.95 cap): scale it
+        new = drawn if point <= 0.0 or abs(point - value) < 1e-12 else value * drawn / point
+    else:
+        new = value * draw_factor(law, rng)
+    return min(max(new, 0.0), 0.95)
+
+
+def perturb(data: ModelData, uncertainty: Uncertainty, seed: int, replication: int) -> ModelData:
+    """``data`` with every figure drawn from its law for (``seed``, ``replication``)."""
+    machines = []
+    for m in data.machines:
+        mtbf_f = _factor(uncertainty, seed, replication, "mtbf", m.site, m.id)
+        mttr_f = _factor(uncertainty, seed, replication, "mttr", m.site, m.id)
+        cycle_f = _factor(uncertainty, seed, replication, "cycle", m.site, m.id)
+        machines.append(replace(
+            m,
+            cycle_mean_s=m.cycle_mean_s * cycle_f,
+            mtbf_s=m.mtbf_s * mtbf_f,
+            mttr_s=m.mttr_s * mttr_f,
+            initial_repair_s=m.initial_repair_s * mttr_f,
+            scrap_rate=_scrap(uncertainty, seed, replication, m.site, m.id, m.scrap_rate),
+        ))
+    demand = []
+    for d in data.demand:
+        f = _factor(uncertainty, seed, replication, "demand", d.site, d.product)
+        demand.append(replace(d, rates_per_s=tuple(r * f for r in d.rates_per_s)))
+    items = []
+    consumption: dict[str, list[float]] = {}
+    for it in data.items:
+        f = _factor(uncertainty, seed, replication, "lead", it.site, it.sku)
+        items.append(replace(it, lead_mean_s=it.lead_mean_s * f, lead_sd_s=it.lead_sd_s * f))  # same cv
+        consumption.setdefault(it.sku, []).append(
+            _factor(uncertainty, seed, replication, "consumption", it.site, it.sku))
+    products: list[ProductData] = []
+    for p in data.products:
+        # the model's bill of materials is global: a SKU's factor is the mean of its sites' draws
+        bom = tuple((sku, qty * (sum(consumption[sku]) / len(consumption[sku]) if sku in consumption else 1.0))
+                    for sku, qty in p.bom)
+        products.append(replace(p, bom=bom))
+    return replace(data, machines=tuple(machines), demand=tuple(demand), items=tuple(items), products=tuple(products))
