@@ -741,14 +741,27 @@ class QueryService:
         # keyed by site only: every tab and every interval within the TTL shares one read
         return self._cache.get(("live", site), self.ttl_s, lambda: self.historian.state_at(site, now))
 
-    def _past_state(self, site: str, t: datetime) -> SiteState | None:
-        bucket = t.replace(second=0, microsecond=0, minute=t.minute - t.minute % 5)
-        return self.state_at(site, bucket, ttl_s=self.past_ttl_s)
+    def _snapshot(self, site: str, t: datetime, live_state: SiteState | None) -> SiteState | None:
+        """The site at ``t`` in the past, kept ``past_ttl_s`` only once the history has reached ``t``.
 
-    def _usage_base(self, site: str, now: datetime) -> SiteState | None:
+        Until the live state holds a sample at or after ``t``, the store may still be filling in the
+        time before ``t`` (``twin demo`` backfills while the dashboard runs; a collector writes behind
+        by one flush): what it says about ``t`` then (nothing, or an older state brought forward) is
+        not final and is kept only ``ttl_s``. Kept longer, it made today's output and OEE count the
+        whole history for five minutes.
+        """
+        newest = _newest_sample(live_state)
+        final = newest is not None and newest >= t
+        return self.state_at(site, t, ttl_s=self.past_ttl_s if final else self.ttl_s)
+
+    def _past_state(self, site: str, t: datetime, live_state: SiteState | None) -> SiteState | None:
+        bucket = t.replace(second=0, microsecond=0, minute=t.minute - t.minute % 5)
+        return self._snapshot(site, bucket, live_state)
+
+    def _usage_base(self, site: str, now: datetime, live_state: SiteState | None) -> SiteState | None:
         """The snapshot consumption is averaged from: a week ago, else a day ago, else four hours ago."""
         for back in (timedelta(days=7), timedelta(days=1), timedelta(hours=4)):
-            state = self._past_state(site, now - back)
+            state = self._past_state(site, now - back, live_state)
             if state is not None:
                 return state
         return None
@@ -781,8 +794,8 @@ class QueryService:
     def _site_tile(self, site: SiteSpec, now: datetime, alarms: Sequence[AlarmRow] | None = None) -> SiteTile:
         live_state = self._live_state(site.id, now)
         midnight = _local_midnight(now, site.timezone)
-        start = self.state_at(site.id, midnight, ttl_s=self.past_ttl_s)
-        past = self._usage_base(site.id, now)
+        start = self._snapshot(site.id, midnight, live_state)
+        past = self._usage_base(site.id, now, live_state)
         return site_tile(site, self.fleet, live_state, start, past, now, site_stale_s=self.site_stale_s, alarms=alarms)
 
     def site_view(self, site_id: str) -> SiteView:
@@ -805,8 +818,8 @@ class QueryService:
         alarms = self._site_alarms(site, live_state, now)
         tile = self._site_tile(site, now, alarms)
         midnight = _local_midnight(now, site.timezone)
-        start = self.state_at(site.id, midnight, ttl_s=self.past_ttl_s)
-        past = self._usage_base(site.id, now)
+        start = self._snapshot(site.id, midnight, live_state)
+        past = self._usage_base(site.id, now, live_state)
         machines = tuple(
             machine_tile(m, live_state.machines.get(m.id) if live_state else None, now, self.fleet.stale_after_polls)
             for m in site.machines
@@ -832,7 +845,7 @@ class QueryService:
     def machine_tiles_at(self, site_id: str, t: datetime) -> list[MachineTile]:
         """Machine tiles of a site as they were at ``t`` (replay)."""
         site = self.fleet.site(site_id)
-        state = self.state_at(site_id, t, ttl_s=self.past_ttl_s)
+        state = self._snapshot(site_id, t, self._live_state(site_id, self.now()))
         return [
             machine_tile(m, state.machines.get(m.id) if state else None, t, self.fleet.stale_after_polls)
             for m in site.machines
@@ -842,7 +855,7 @@ class QueryService:
         now = self.now()
         t0 = now - timedelta(hours=hours)
         site = self.fleet.site(site_id)
-        start = self._past_state(site_id, t0)
+        start = self._past_state(site_id, t0, self._live_state(site_id, now))
         return timeline_segments(site, start, self.events(site_id, start.as_of if start else t0, now), t0, now)
 
     def signal_options(self, site_id: str) -> list[tuple[str, str]]:
@@ -872,7 +885,7 @@ class QueryService:
         if spec is None:
             raise KeyError(machine_id)
         live_state = self._live_state(site_id, now)
-        start = self._past_state(site_id, t0)
+        start = self._past_state(site_id, t0, live_state)
         keys = [SeriesKey(site=site_id, asset=machine_id, signal=s) for s in signals if spec.template.signal(s)]
         series = tuple(self.series(keys, t0, now, max_points)) if keys else ()
         units = FrozenDict({str(s.name): s.unit for s in spec.template.signals})

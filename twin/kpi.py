@@ -8,8 +8,9 @@ Window KPIs are differences of two snapshots of the same machine or site (``befo
 the plant definition: availability = run time ÷ planned time (from the shift calendar),
 performance = ideal time per part × total count ÷ run time, quality = good ÷ total; each factor is
 computed wherever its inputs exist, so a machine without counters still shows its availability.
-Run time is counted over the whole window (a machine running outside its shifts can show an
-availability above 1: that is reported, not clamped).
+Availability counts a machine's run time up to its planned time (a machine cannot run more of the
+plan than there is: running outside its shifts never lifts availability above 1), while
+performance divides the ideal time of every part made by the whole run time.
 
 Performance over a short window is quantised by cycles: a machine counts its parts when a cycle
 ends, so a cycle that began before the window and ends inside it brings all its parts while only
@@ -94,6 +95,11 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return num / den
 
 
+def _in_plan(run_s: float | None, planned_s: float | None) -> float | None:
+    """Run time counted in availability: at most the planned time."""
+    return None if run_s is None or planned_s is None else min(run_s, planned_s)
+
+
 def _combine(a: float | None, p: float | None, q: float | None) -> float | None:
     return None if a is None or p is None or q is None else a * p * q
 
@@ -131,7 +137,7 @@ def oee(
     ``cycle_allowance_s`` is the ideal time of one whole cycle (a batch): performance above 1 by no
     more than that is window quantisation and reported as 1 (``performance_capped``).
     """
-    availability = _ratio(run_s, planned_s)
+    availability = _ratio(_in_plan(run_s, planned_s), planned_s)
     performance: float | None = None
     capped = False
     if ideal_cycle_time_s is not None and total_count is not None:
@@ -290,7 +296,7 @@ def site_windows(site_spec: SiteSpec, before: SiteState, after: SiteState) -> di
 def site_oee(site_spec: SiteSpec, before: SiteState, after: SiteState) -> Oee:
     """OEE of a site between two snapshots, aggregated over its machines.
 
-    availability = Σrun ÷ Σplanned (machines with a known status), performance = Σ(ideal time per
+    availability = Σmin(run, planned) ÷ Σplanned (machines with a known status), performance = Σ(ideal time per
     part × total) ÷ Σrun (machines with counts; capped at 1 when above it by no more than one cycle
     of each of those machines), quality = Σgood ÷ Σtotal. ``planned_s`` and ``run_s`` of the result
     are the sums used for availability.
@@ -306,7 +312,7 @@ def site_oee(site_spec: SiteSpec, before: SiteState, after: SiteState) -> Oee:
             continue
         any_status = True
         planned += planned_each
-        run += w.run_s
+        run += min(w.run_s, planned_each)
         if w.total is not None and w.good is not None:
             any_counts = True
             perf_num += _ideal_per_part_s(m) * w.total

@@ -250,3 +250,22 @@ def test_site_output_counts_the_last_routing_step_only() -> None:
     # no pack station and no demand: every machine counts
     bare = replace(site, machines=machines[:3], demand=())
     assert len(finishing_machines(bare)) == 3
+
+
+def test_availability_counts_at_most_the_planned_time(fleet):
+    site = fleet.site("s1")
+    # P1 RUNNING from 2 h before its 8 h shift to its end: 10 h of run in a window of 8 h planned.
+    # Availability is run time in plan ÷ planned time: at most 8 h ÷ 8 h = 100 %, never 10/8 = 125 %;
+    # the parts of those 10 h (600 at 60 s) still count: P = 60 × 600 / 36000 s of run = 1.0
+    early = SHIFT_START - timedelta(hours=2)
+    before = MachineState(id="P1", status=S.RUNNING, status_since=early, last_raw_good=0, last_raw_scrap=0)
+    after = replace(before, good_total=600, last_raw_good=600)
+    r = machine_oee(site, site.machine("P1"), before, after, early, SHIFT_END)
+    assert r.planned_s == 28800 and r.run_s == 36000
+    assert r.availability == 1.0
+    assert r.performance == pytest.approx(1.0)
+    # the same at the site: Σrun in plan = min(36000, 28800) for P1
+    s0 = replace(initial_state(fleet, early).sites["s1"], machines=FrozenDict({"P1": before}))
+    s1 = replace(s0, as_of=SHIFT_END, machines=FrozenDict({"P1": after}))
+    site_r = site_oee(replace(site, machines=(site.machine("P1"),)), s0, s1)
+    assert site_r.availability == 1.0
