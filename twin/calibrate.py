@@ -14,18 +14,40 @@ Where each figure comes from:
   the GOOD_COUNT / SCRAP_COUNT series (a counter that goes down restarted from zero). Its
   coefficient of variation from the distinct values of a CYCLE_TIME signal, when there is one.
 - **Scrap rate** = scrap / (good + scrap). Samples: parts.
-- **Demand** per (site, product): from open orders seen in hourly snapshots (``state_at``) when there
-  are any (orders created in the window); otherwise from stock draws of a SKU that only this product
-  uses at the site. Two draws between two samples of the on-hand series show as one decrease, so
-  draws are not simply counted: orders are taken as a Poisson process, an interval of length d
-  between two samples shows no decrease with probability exp(-lam d), and lam is the maximum
-  likelihood estimate from the intervals with and without a decrease (with equal intervals,
+- **Demand** per (site, product): from the order records in history when there are any
+  (ORDER_RECEIVED events in the window: exact counts; samples: orders). The rate is the maximum
+  likelihood estimate of a Poisson process shaped by the configured weekday and hour factors: orders
+  / the window's length weighted by those factors (orders / days when they are flat). Hour-of-day
+  factors are estimated from at least 20 orders per hour of the day on average, weekday factors from
+  at least 30 per weekday with every weekday in the window. Without order records: from open orders
+  seen in hourly snapshots (``state_at``); otherwise from stock draws of a SKU that only this
+  product uses at the site. Two draws between two samples of the on-hand series show as one
+  decrease, so draws are not simply counted: orders are taken as a Poisson process, an interval of
+  length d between two samples shows no decrease with probability exp(-lam d), and lam is the
+  maximum likelihood estimate from the intervals with and without a decrease (with equal intervals,
   lam = -ln(1 - decreases / intervals) / d). Intervals in which stock rose (a delivery hides the
   draws) or that start with nothing on hand are left out. Samples: decreases. Hour-of-day factors
   (from the times of the decreases) are estimated only with at least 20 orders per hour of the day
   on average.
-- **Consumption** per (site, SKU): quantity drawn / (orders estimated x bill of materials x mean
-  batch), over the same intervals; 1.0 means the bill of materials is right.
+- **Lead time** per (site, SKU): from shipment history (SHIPMENT_ARRIVED events with their
+  ``planned_eta``): ordered = planned ETA - configured lead time, lead = arrival - ordered; the mean
+  and standard deviation (days) of at least ``MinSamples.arrivals`` arrivals go to
+  ``SimParams.lead_times``. Samples: arrivals.
+- **Consumption** per (site, SKU): 1.0 means the bill of materials is right. When the machines of
+  the step that draws the SKU (``twin.spec.consuming_step``) count their parts: stock drawn /
+  (units made at that step x BOM quantity), units made = good + scrap (a scrapped unit draws
+  again), shared among the products through that step by their order volume; stock drawn = the
+  decreases of on hand plus, where it rose, the deliveries recorded then less the rise. Samples:
+  decreases; standard error taken as value / sqrt(decreases). Otherwise (demand from stock draws):
+  quantity drawn / (orders estimated x bill of materials x mean batch), over the same intervals.
+
+Every figure from history also gets the law of its estimate (``Calibration.uncertainty``, see
+``twin.sim.uncertainty``): MTBF and MTTR ``MEAN_TIME`` with n failures / repairs, cycle time
+``NORMAL`` with n cycles and the cycle cv, scrap ``PROPORTION`` (scrap of parts), demand ``RATE``
+with n orders, lead time ``NORMAL`` with n arrivals, consumption ``NORMAL`` with its standard error.
+Figures that fell back to the configuration are not listed there: they get the prior widths.
+
+History is read only within ``[t0, t1]``: nothing after the window's end is seen.
 """
 
 from __future__ import annotations
@@ -42,13 +64,15 @@ from zoneinfo import ZoneInfo
 
 from twin.frozen import FrozenDict
 from twin.historian import Historian, SeriesKey, SeriesPoint
-from twin.sim.params import DemandParams, MachineParams, SimParams
+from twin.sim.clock import local_hour_segments
+from twin.sim.params import DemandParams, LeadTimeParams, MachineParams, SimParams
 from twin.sim.projection import to_plain
-from twin.spec import FleetSpec, MachineSpec, MachineStatus, SignalKind, SiteSpec, Sku
+from twin.sim.uncertainty import FigureLaw, Law, Uncertainty
+from twin.spec import FleetSpec, MachineSpec, MachineStatus, SignalKind, SiteSpec, Sku, consuming_step
 from twin.state import Event, EventKind
 
 __all__ = ["Calibration", "Draws", "MinSamples", "ParamEstimate", "Source", "calibrate", "machine_history",
-           "stock_draws"]
+           "order_arrivals", "shipment_lead_times", "stock_draws"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +109,7 @@ class MinSamples:
     cycles: int = 30
     parts: int = 200
     orders: int = 30
+    arrivals: int = 5
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,6 +120,7 @@ class Calibration:
     t1: datetime
     estimates: tuple[ParamEstimate, ...]
     params: SimParams = field(default_factory=SimParams)
+    uncertainty: Uncertainty = field(default_factory=Uncertainty)
 
     def get(self, name: str, subject: str) -> ParamEstimate:
         for e in self.estimates:
@@ -207,6 +233,8 @@ def _calibrate_site(
     fleet: FleetSpec, site: SiteSpec, historian: Historian, t0: datetime, t1: datetime, mins: MinSamples,
     estimates: list[ParamEstimate], machines: dict[tuple[str, str], MachineParams],
     demand: dict[tuple[str, str], DemandParams], consumption: dict[tuple[str, str], float],
+    lead_times: dict[tuple[str, str], LeadTimeParams], laws: dict[tuple[str, str, str], FigureLaw],
+    default_cv: float,
 ) -> None:
     sid = str(site.id)
     events = historian.events(sid, t0, t1)
@@ -248,6 +276,15 @@ def _calibrate_site(
             var = sum((x - mean) ** 2 for x in h.cycle_samples) / (len(h.cycle_samples) - 1)
             cv = math.sqrt(var) / mean if mean > 0 else None
         estimates.extend([mtbf, mttr, cycle, scrap])
+        mid = str(m.id)
+        if mtbf.source is Source.HISTORY:
+            laws[("mtbf", sid, mid)] = FigureLaw(law=Law.MEAN_TIME, n=float(h.failures))
+        if mttr.source is Source.HISTORY:
+            laws[("mttr", sid, mid)] = FigureLaw(law=Law.MEAN_TIME, n=float(n_rep))
+        if cycle.source is Source.HISTORY:
+            laws[("cycle", sid, mid)] = FigureLaw(law=Law.NORMAL, n=cycles, cv=cv if cv is not None else default_cv)
+        if scrap.source is Source.HISTORY:
+            laws[("scrap", sid, mid)] = FigureLaw(law=Law.PROPORTION, n=parts, k=h.scrap)
         machines[(sid, str(m.id))] = MachineParams(
             cycle_time_s=cycle.value if cycle.source is Source.HISTORY else None,
             cycle_cv=cv,
@@ -255,7 +292,168 @@ def _calibrate_site(
             mttr_h=mttr.value if mttr.source is Source.HISTORY else None,
             scrap_rate=scrap.value if scrap.source is Source.HISTORY else None,
         )
-    _calibrate_demand(fleet, site, historian, t0, t1, mins, series, estimates, demand, consumption)
+    made = _units_by_role(site, series)
+    arrivals = order_arrivals(events, t0, t1)
+    _calibrate_lead_times(site, events, t0, t1, mins, estimates, lead_times, laws)
+    _calibrate_consumption(fleet, site, events, t0, t1, mins, series, made, arrivals, estimates, consumption, laws)
+    _calibrate_demand(fleet, site, historian, t0, t1, mins, series, arrivals, estimates, demand, consumption, laws)
+
+
+def _units_by_role(site: SiteSpec, series: dict[SeriesKey, list[SeriesPoint]]) -> dict[str, float]:
+    """Parts made (good + scrap) per role at the site, for the roles whose machines all count them."""
+    made: dict[str, float] = {}
+    missing: set[str] = set()
+    for m in site.machines:
+        role = m.role.value
+        total = 0.0
+        for kind in (SignalKind.GOOD_COUNT, SignalKind.SCRAP_COUNT):
+            sig = m.template.signal_of_kind(kind)
+            pts = series.get(SeriesKey(site=str(site.id), asset=str(m.id), signal=str(sig.name))) if sig else None
+            if not pts:
+                if kind is SignalKind.GOOD_COUNT:
+                    missing.add(role)
+                continue
+            total += _counter_increase(pts)
+        made[role] = made.get(role, 0.0) + total
+    return {r: v for r, v in made.items() if r not in missing}
+
+
+def order_arrivals(events: Sequence[Event], t0: datetime, t1: datetime) -> dict[str, list[datetime]]:
+    """Times of the orders received in ``[t0, t1]`` per product (ORDER_RECEIVED events, one per order id)."""
+    out: dict[str, list[datetime]] = {}
+    seen: set[object] = set()
+    for ev in events:
+        if ev.kind is not EventKind.ORDER_RECEIVED or not t0 <= ev.ts <= t1:
+            continue
+        oid = ev.data.get("order", None)
+        if oid is not None:
+            if oid in seen:
+                continue
+            seen.add(oid)
+        product = str(ev.data.get("product", ev.asset))
+        out.setdefault(product, []).append(ev.ts)
+    for times in out.values():
+        times.sort()
+    return out
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def shipment_lead_times(site: SiteSpec, events: Sequence[Event], t0: datetime, t1: datetime) -> dict[str, list[float]]:
+    """Lead times (days) of the shipments that arrived in ``[t0, t1]``, per SKU.
+
+    ordered = planned ETA - the item's configured lead time; lead = arrival time - ordered.
+    """
+    out: dict[str, list[float]] = {}
+    for ev in events:
+        if ev.kind is not EventKind.SHIPMENT_ARRIVED or not t0 <= ev.ts <= t1:
+            continue
+        sku = str(ev.data.get("sku", ev.asset))
+        item = site.item(sku)
+        planned = _parse_time(ev.data.get("planned_eta"))
+        if item is None or planned is None:
+            continue
+        ordered = planned - timedelta(days=item.lead_time_d)
+        out.setdefault(sku, []).append((ev.ts - ordered).total_seconds() / DAY_S)
+    return out
+
+
+def _calibrate_lead_times(
+    site: SiteSpec, events: Sequence[Event], t0: datetime, t1: datetime, mins: MinSamples,
+    estimates: list[ParamEstimate], lead_times: dict[tuple[str, str], LeadTimeParams],
+    laws: dict[tuple[str, str, str], FigureLaw],
+) -> None:
+    sid = str(site.id)
+    leads = shipment_lead_times(site, events, t0, t1)
+    for item in site.inventory:
+        xs = leads.get(str(item.sku), [])
+        n = len(xs)
+        mean = sum(xs) / n if n else None
+        sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1)) if mean is not None and n > 1 else None
+        subject = f"{sid}/{item.sku}"
+        est_mean = _est("lead_time_d", subject, mean, n, mins.arrivals, item.lead_time_d, "d")
+        est_sd = _est("lead_time_sd_d", subject, sd, n, mins.arrivals, item.lead_time_sd_d, "d")
+        estimates.extend([est_mean, est_sd])
+        if est_mean.source is Source.HISTORY:
+            sd_d = est_sd.value if est_sd.source is Source.HISTORY else item.lead_time_sd_d
+            lead_times[(sid, str(item.sku))] = LeadTimeParams(mean_d=est_mean.value, sd_d=sd_d)
+            cv = sd_d / est_mean.value if est_mean.value > 0 else 0.0
+            laws[("lead", sid, str(item.sku))] = FigureLaw(law=Law.NORMAL, n=float(n), cv=cv)
+
+
+def _stock_drawn(points: Sequence[SeriesPoint], deliveries: Sequence[tuple[datetime, float]]) -> tuple[float, int]:
+    """Quantity drawn from an on-hand series and the number of intervals with a draw.
+
+    Where on hand rose, the deliveries recorded in that interval less the rise were drawn.
+    """
+    drawn = 0.0
+    n = 0
+    for prev, cur in pairwise(points):
+        if cur.value < prev.value:
+            drawn += prev.value - cur.value
+            n += 1
+        elif cur.value > prev.value:
+            delivered = sum(q for ts, q in deliveries if prev.ts < ts <= cur.ts)
+            hidden = delivered - (cur.value - prev.value)
+            if hidden > 1e-9:
+                drawn += hidden
+                n += 1
+    return drawn, n
+
+
+def _calibrate_consumption(
+    fleet: FleetSpec, site: SiteSpec, events: Sequence[Event], t0: datetime, t1: datetime, mins: MinSamples,
+    series: dict[SeriesKey, list[SeriesPoint]], made: dict[str, float], arrivals: dict[str, list[datetime]],
+    estimates: list[ParamEstimate], consumption: dict[tuple[str, str], float],
+    laws: dict[tuple[str, str, str], FigureLaw],
+) -> None:
+    """Consumption factors from the units made at the consuming step (when those counters exist)."""
+    sid = str(site.id)
+    days = (t1 - t0).total_seconds() / DAY_S
+    volume: dict[str, float] = {}  # units ordered per product, to share a role's output among products
+    products = {}
+    for d in site.demand:
+        p = fleet.product(d.product)
+        if p is None:
+            continue
+        products[str(d.product)] = p
+        n_orders = len(arrivals.get(str(d.product), [])) or d.orders_per_day * max(days, 0.0)
+        volume[str(d.product)] = n_orders * (p.batch_min + p.batch_max) / 2.0
+    deliveries: dict[str, list[tuple[datetime, float]]] = {}
+    for ev in events:
+        if ev.kind is EventKind.SHIPMENT_ARRIVED and t0 <= ev.ts <= t1:
+            qty = ev.data.get("qty", 0.0)
+            deliveries.setdefault(str(ev.data.get("sku", ev.asset)), []).append(
+                (ev.ts, float(qty) if isinstance(qty, int | float) else 0.0))
+    for item in site.inventory:
+        sku = str(item.sku)
+        expected = 0.0
+        usable = True
+        users = [p for p in products.values() if sku in p.bom and p.routing]
+        for p in users:
+            role = p.routing[consuming_step(p, item.kind)]
+            if role.value not in made:
+                usable = False
+                break
+            through = sum(volume[str(q.id)] for q in products.values() if role in q.routing)
+            share = volume[str(p.id)] / through if through > 0 else 0.0
+            expected += made[role.value] * share * p.bom[item.sku]
+        if not users or not usable or expected <= 0.0:
+            continue
+        points = series.get(SeriesKey(site=sid, asset=sku, signal="on_hand"), [])
+        drawn, n_draws = _stock_drawn(points, deliveries.get(sku, []))
+        est = _est("consumption_factor", f"{sid}/{sku}", drawn / expected, n_draws, mins.orders, 1.0, "")
+        estimates.append(est)
+        if est.source is Source.HISTORY:
+            consumption[(sid, sku)] = est.value
+            laws[("consumption", sid, sku)] = FigureLaw(law=Law.NORMAL, n=float(n_draws), cv=1.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -322,25 +520,64 @@ def stock_draws(points: Sequence[SeriesPoint]) -> Draws:
     return Draws(times=tuple(times), drawn=drawn, exposure_s=exposure, rate_per_s=rate)
 
 
+def _exposure_d(site: SiteSpec, weekday_factors: Sequence[float], hour_factors: Sequence[float], t0: datetime,
+                t1: datetime) -> float:
+    """Days in ``[t0, t1]`` weighted by the weekday and hour factors, as ``twin.sim.build`` applies them."""
+    length = (t1 - t0).total_seconds()
+    if length <= 0:
+        return 0.0
+    mean_h = sum(hour_factors) / len(hour_factors) if hour_factors and sum(hour_factors) > 0 else 1.0
+    segs = local_hour_segments(site.timezone, t0, length)
+    total = 0.0
+    for i, (start, wd, hour) in enumerate(segs):
+        end = segs[i + 1][0] if i + 1 < len(segs) else length
+        wf = weekday_factors[wd % len(weekday_factors)] if weekday_factors else 1.0
+        hf = hour_factors[hour % len(hour_factors)] / mean_h if hour_factors else 1.0
+        total += (end - start) * wf * hf
+    return total / DAY_S
+
+
+def _weekday_factors(site: SiteSpec, times: Sequence[datetime], t0: datetime, t1: datetime) -> tuple[float, ...] | None:
+    """Orders per hour on each local weekday over the mean rate: from 30 orders per weekday, every weekday seen."""
+    if len(times) < 7 * 30:
+        return None
+    length = (t1 - t0).total_seconds()
+    segs = local_hour_segments(site.timezone, t0, length)
+    hours = [0.0] * 7
+    for i, (start, wd, _) in enumerate(segs):
+        end = segs[i + 1][0] if i + 1 < len(segs) else length
+        hours[wd] += (end - start) / 3600.0
+    if min(hours) < 24.0:
+        return None
+    zone = ZoneInfo(site.timezone)
+    counts = [0] * 7
+    for ts in times:
+        counts[ts.astimezone(zone).weekday()] += 1
+    mean_rate = len(times) / sum(hours)
+    return tuple(c / h / mean_rate for c, h in zip(counts, hours, strict=True))
+
+
 def _calibrate_demand(
     fleet: FleetSpec, site: SiteSpec, historian: Historian, t0: datetime, t1: datetime, mins: MinSamples,
-    series: dict[SeriesKey, list[SeriesPoint]], estimates: list[ParamEstimate],
-    demand: dict[tuple[str, str], DemandParams], consumption: dict[tuple[str, str], float],
+    series: dict[SeriesKey, list[SeriesPoint]], arrivals: dict[str, list[datetime]],
+    estimates: list[ParamEstimate], demand: dict[tuple[str, str], DemandParams],
+    consumption: dict[tuple[str, str], float], laws: dict[tuple[str, str, str], FigureLaw],
 ) -> None:
     sid = str(site.id)
     days = (t1 - t0).total_seconds() / DAY_S
     zone = ZoneInfo(site.timezone)
-    # orders seen in hourly snapshots
-    created: dict[str, list[datetime]] = {}
-    seen: set[str] = set()
-    t = t0
-    while t <= t1:
-        st = historian.state_at(sid, t)
-        for o in st.orders if st is not None else ():
-            if o.id not in seen and t0 <= o.created <= t1:
-                seen.add(o.id)
-                created.setdefault(o.product, []).append(o.created)
-        t += timedelta(hours=1)
+    created: dict[str, list[datetime]] = dict(arrivals)
+    from_records = bool(arrivals)
+    if not from_records:  # no order records: orders seen in hourly snapshots
+        seen: set[str] = set()
+        t = t0
+        while t <= t1:
+            st = historian.state_at(sid, t)
+            for o in st.orders if st is not None else ():
+                if o.id not in seen and t0 <= o.created <= t1:
+                    seen.add(o.id)
+                    created.setdefault(o.product, []).append(o.created)
+            t += timedelta(hours=1)
     users: dict[str, list[str]] = {}
     for d in site.demand:
         p = fleet.product(d.product)
@@ -350,8 +587,14 @@ def _calibrate_demand(
         pid = str(d.product)
         subject = f"{sid}/{pid}"
         times = created.get(pid, [])
-        per_day = len(times) / days if days > 0 else None
-        if not times:
+        weekday_factors: tuple[float, ...] | None = None
+        exposure = _exposure_d(site, d.weekday_factors, d.hour_factors, t0, t1)
+        per_day = len(times) / exposure if exposure > 0 else None
+        if from_records:
+            weekday_factors = _weekday_factors(site, times, t0, t1)
+            if weekday_factors is not None:  # the estimated profile replaces the configured one
+                per_day = len(times) / days if days > 0 else None
+        if not times and not from_records:
             product = fleet.product(pid)
             own = [s for s, who in users.items() if who == [pid] and site.item(s) is not None]
             best: Draws | None = None
@@ -360,13 +603,15 @@ def _calibrate_demand(
                 draws = stock_draws(series.get(SeriesKey(site=sid, asset=sku, signal="on_hand"), []))
                 if best is None or len(draws.times) > len(best.times):
                     best = draws
-                if product is not None and draws.times:
+                if product is not None and draws.times and (sid, str(sku)) not in consumption:
                     per_order = product.bom[sku] * (product.batch_min + product.batch_max) / 2.0
                     est = _est("consumption_factor", f"{sid}/{sku}", draws.drawn / draws.orders / per_order,
                                len(draws.times), mins.orders, 1.0, "")
                     estimates.append(est)
                     if est.source is Source.HISTORY:
                         consumption[(sid, str(sku))] = est.value
+                        laws[("consumption", sid, str(sku))] = FigureLaw(
+                            law=Law.NORMAL, n=float(len(draws.times)), cv=1.0)
             times = list(best.times) if best is not None else []
             per_day = best.rate_per_s * DAY_S if best is not None and best.exposure_s > 0 else None
         rate = _est("orders_per_day", subject, per_day, len(times), mins.orders, d.orders_per_day, "1/d")
@@ -379,7 +624,9 @@ def _calibrate_demand(
             mean = sum(counts) / 24.0
             hour_factors = tuple(c / mean for c in counts)
         if rate.source is Source.HISTORY:
-            demand[(sid, pid)] = DemandParams(orders_per_day=rate.value, hour_factors=hour_factors)
+            demand[(sid, pid)] = DemandParams(orders_per_day=rate.value, hour_factors=hour_factors,
+                                              weekday_factors=weekday_factors)
+            laws[("demand", sid, pid)] = FigureLaw(law=Law.RATE, n=float(len(times)))
 
 
 def calibrate(
@@ -397,12 +644,18 @@ def calibrate(
     machines: dict[tuple[str, str], MachineParams] = {}
     demand: dict[tuple[str, str], DemandParams] = {}
     consumption: dict[tuple[str, str], float] = {}
+    lead_times: dict[tuple[str, str], LeadTimeParams] = {}
+    laws: dict[tuple[str, str, str], FigureLaw] = {}
+    default_cv = SimParams().default_cycle_cv
     for site in fleet.sites:
         if sites is not None and site.id not in sites:
             continue
-        _calibrate_site(fleet, site, historian, t0, t1, mins, estimates, machines, demand, consumption)
+        _calibrate_site(fleet, site, historian, t0, t1, mins, estimates, machines, demand, consumption, lead_times,
+                        laws, default_cv)
     n_default = sum(1 for e in estimates if e.source is Source.DEFAULT)
     if n_default:
         log.info("calibration: %d of %d figures fell back to the configuration", n_default, len(estimates))
-    params = SimParams(machines=FrozenDict(machines), demand=FrozenDict(demand), consumption=FrozenDict(consumption))
-    return Calibration(t0=t0, t1=t1, estimates=tuple(estimates), params=params)
+    params = SimParams(machines=FrozenDict(machines), demand=FrozenDict(demand), consumption=FrozenDict(consumption),
+                       lead_times=FrozenDict(lead_times))
+    return Calibration(t0=t0, t1=t1, estimates=tuple(estimates), params=params,
+                       uncertainty=Uncertainty(figures=FrozenDict(laws)))

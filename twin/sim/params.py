@@ -26,10 +26,14 @@ class MachineParams:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DemandParams:
-    """Order arrivals of one (site, product): orders per day and an optional 24-value hour profile."""
+    """Order arrivals of one (site, product): orders per day and optional hour (24) and weekday (7) profiles.
+
+    ``weekday_factors`` (Monday first, mean 1) replace the configured ones when given.
+    """
 
     orders_per_day: float
     hour_factors: tuple[float, ...] | None = None
+    weekday_factors: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
