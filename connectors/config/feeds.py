@@ -7,6 +7,9 @@
     poll_s = 5                       # how often the folder is listed
     ledger = "../var/feeds.db"       # default: feeds.db beside the historian file
     rejects_log = "../var/feeds/in-rejects.jsonl"   # default: DROP_DIR-rejects.jsonl beside the folder
+    quarantine_dir = "../var/feeds/quarantine"      # default: DROP_DIR/quarantine
+    max_file_mb = 64                 # a larger file is quarantined unread (1..4096)
+    max_line_kb = 64                 # a longer line is rejected by itself (1..1024)
 
     [feeds.http]
     listen = "127.0.0.1:8081"
@@ -66,6 +69,9 @@ class FeedsModel(BaseModel):
     poll_s: _Positive = 5.0
     ledger: str | None = Field(default=None, min_length=1)
     rejects_log: str | None = Field(default=None, min_length=1)
+    quarantine_dir: str | None = Field(default=None, min_length=1)
+    max_file_mb: Annotated[int, Strict(), Field(ge=1, le=4096)] = 64
+    max_line_kb: Annotated[int, Strict(), Field(ge=1, le=1024)] = 64
     http: FeedsHttpModel | None = None
 
 
@@ -91,6 +97,9 @@ class FeedsConfig:
     poll_s: float = 5.0
     ledger: Path | None = None
     rejects_log: Path | None = None
+    quarantine_dir: Path | None = None  # None: DROP_DIR/quarantine
+    max_file_bytes: int = 64 * 1024 * 1024
+    max_line_bytes: int = 64 * 1024
     http: FeedsHttpConfig | None = None
 
     def ledger_path(self, historian_path: Path) -> Path:
@@ -137,8 +146,15 @@ def convert_feeds(model: FeedsModel | None, src: Path, fleet: FleetSpec,
         problems.append(Problem(path="feeds.ledger",
                                 message="the ledger cannot live inside the watched drop_dir",
                                 got=model.ledger))
+    quarantine = resolve(model.quarantine_dir)
+    if drop_dir is not None and quarantine is not None and quarantine == drop_dir:
+        problems.append(Problem(path="feeds.quarantine_dir",
+                                message="the quarantine cannot be the watched drop_dir itself",
+                                got=model.quarantine_dir))
     return FeedsConfig(drop_dir=drop_dir, poll_s=model.poll_s, ledger=ledger,
-                       rejects_log=resolve(model.rejects_log), http=http)
+                       rejects_log=resolve(model.rejects_log), quarantine_dir=quarantine,
+                       max_file_bytes=model.max_file_mb * 1024 * 1024, max_line_bytes=model.max_line_kb * 1024,
+                       http=http)
 
 
 def read_token(http: FeedsHttpConfig, source: str) -> str:

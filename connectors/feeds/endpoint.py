@@ -5,10 +5,14 @@
 * ``GET /healthz``: ``{"status": "ok"}``, no token needed.
 
 Answers: 401 without the right token (compared in constant time; the token is never logged),
-400 when the body is not JSON (or not an object/array), 413 over ``max_body_bytes``, and 200 with
-``{"accepted", "duplicates", "late", "rejected": [{"index", "reason"}]}`` once the accepted records
-are committed to the ledger: a 200 means they survive a crash. Records are then handed to the
-collector (``Collector.submit``). Repeating a request changes nothing (duplicates).
+400 when the body is not JSON (or not an object/array), 413 over ``max_body_bytes`` (told by the
+``Content-Length`` header before the body is read; a body without one is read up to the limit
+only), and 200 with ``{"accepted", "duplicates", "late", "rejected": [{"index", "reason"}]}`` once
+the accepted records are committed to the ledger: a 200 means they survive a crash. A record over
+the parser's limits (nested too deep, an integer of too many digits, a version over 2^63-1) is one
+rejected record of the answer, never a failed batch: the batch's good records are taken. Records
+are then handed to the collector (``Collector.submit``). Repeating a request changes nothing
+(duplicates).
 
 Usage::
 
@@ -88,6 +92,12 @@ class FeedEndpoint:
         finally:
             await self.stop()
 
+    def _too_large(self, size: int | None) -> web.Response:
+        told = f" of {size} bytes" if size is not None else ""
+        return web.json_response({"error": f"body{told} over the limit of {self.max_body_bytes} bytes "
+                                           f"({self.max_body_bytes // 1024} KiB): send fewer records per "
+                                           "request"}, status=413, headers={"Connection": "close"})
+
     def _authorised(self, request: web.Request) -> bool:
         given = request.headers.get("Authorization", "").encode("utf-8", "replace")
         return hmac.compare_digest(given, self._token)
@@ -106,10 +116,13 @@ class FeedEndpoint:
         if not self._authorised(request):
             return web.json_response({"error": "missing or wrong bearer token"}, status=401,
                                      headers={"WWW-Authenticate": 'Bearer realm="twin-feeds"'})
+        declared = request.content_length
+        if declared is not None and declared > self.max_body_bytes:  # refused before reading a byte of it
+            return self._too_large(declared)
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return web.json_response({"error": f"body over {self.max_body_bytes // 1024} KiB"}, status=413)
+            return self._too_large(None)
         try:
             lines = parse_body(body, kind)
         except ValueError as exc:
@@ -119,6 +132,9 @@ class FeedEndpoint:
         except TwinError as exc:
             log.error("feed endpoint: %s", exc)
             return web.json_response({"error": "could not store the records; retry later"}, status=503)
+        except Exception:  # not the sender's fault and not to be retried blindly: say so, keep serving
+            log.exception("feed endpoint: unexpected error taking %d records", len(lines))
+            return web.json_response({"error": "internal error; the records were not stored"}, status=500)
         if result.to_apply:
             self.submit(result.to_apply)  # in the loop: the twin state has one writer
         answer: dict[str, Any] = {

@@ -57,7 +57,11 @@ class Intake:
             if ln.record is None:
                 result.rejected.append(Reject(line=ln.line, reason=ln.reason, raw=ln.raw))
                 continue
-            reason = validate(self.fleet, ln.record)
+            try:
+                reason = validate(self.fleet, ln.record)
+            except Exception as exc:  # a value no check foresaw: this record only, never the batch
+                log.exception("%s %s: cannot be checked", ln.record.kind.value, ln.record.id)
+                reason = f"cannot be checked: {type(exc).__name__}"
             if reason is not None:
                 result.rejected.append(Reject(line=ln.line, reason=reason, raw=ln.raw))
                 continue

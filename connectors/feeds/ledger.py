@@ -6,7 +6,9 @@ decides each record in one transaction, in order:
 * a higher version than the ledger holds (or a new id): **accepted**, stored;
 * the same version with the same content: **duplicate**, not applied again;
 * a lower version: **late** ("version 3 < 5 already applied"), ignored;
-* the same version with a different content: **conflict**, rejected.
+* the same version with a different content: **conflict**, rejected;
+* a version outside 0..2^63-1 (SQLite's integers): **invalid**, rejected by itself (the parser
+  already refuses these; the ledger never lets one record fail the whole transaction).
 
 ``commit`` returns only after the transaction is durable (WAL, ``synchronous=FULL``): callers
 acknowledge a record (HTTP 200, file moved to ``processed/``) only then. On start the collector
@@ -33,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from connectors.feeds.parse import record_from_json, record_to_json
+from connectors.feeds.parse import MAX_VERSION, record_from_json, record_to_json
 from twin.business import BusinessRecord, ShipmentRecord
 from twin.errors import HistorianError
 
@@ -59,6 +61,7 @@ class Outcome(enum.Enum):
     DUPLICATE = "duplicate"
     LATE = "late"
     CONFLICT = "conflict"
+    INVALID = "invalid"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,6 +106,9 @@ class Ledger:
         return decisions
 
     def _decide(self, r: BusinessRecord) -> Decision:
+        if not isinstance(r.version, int) or not 0 <= r.version <= MAX_VERSION:
+            return Decision(outcome=Outcome.INVALID, record=r, reason=f"version must be within 0..2^63-1 "
+                                                                     f"(got {str(r.version)[:30]})")
         row = self._db.execute("SELECT version, body FROM feed_records WHERE kind = ? AND id = ?",
                                (r.kind.value, r.id)).fetchone()
         if isinstance(r, ShipmentRecord) and r.planned_eta is None:

@@ -21,6 +21,14 @@ Timestamps are ISO 8601 with an offset or ``Z``. The version is either an intege
 ``updated_at``, a timestamp turned into milliseconds since the Unix epoch (one of the two, not both;
 use one scheme per source so that versions of one id compare).
 
+Everything from outside is read within limits, and a record over one is rejected by itself with
+the reason (the rest of its file or batch goes on): a line of at most ``max_line_bytes`` (64 KiB by
+default), JSON nested at most ``MAX_DEPTH`` levels, integers of at most ``MAX_INT_DIGITS`` digits,
+whole numbers within a signed 64-bit integer and versions within 0..2^63-1 (what the ledger can
+store). Files are read as a stream (:func:`iter_file`), one line at a time; only what makes a whole
+file unreadable (binary data, a bad CSV header) raises :class:`FileUnreadable`. Reasons quote values
+in a bounded excerpt (:func:`excerpt`).
+
 >>> rec = parse_record({"id": "o1", "version": 2, "site": "s", "product": "p", "qty": 3,
 ...                     "created": "2026-03-02T08:00:00Z", "due": "2026-03-04T08:00:00+01:00"},
 ...                    RecordKind.ORDER)
@@ -34,16 +42,24 @@ import csv
 import io
 import json
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 from twin.business import BusinessRecord, OrderRecord, OrderStatus, RecordKind, ShipmentRecord, ShipmentStatus
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_INT_DIGITS",
+    "MAX_LINE_BYTES",
+    "MAX_VERSION",
+    "FileUnreadable",
     "Line",
     "RecordError",
+    "excerpt",
+    "iter_file",
     "kind_of_name",
     "parse_body",
     "parse_file",
@@ -59,8 +75,81 @@ _FIELDS = {
 }
 
 
+MAX_LINE_BYTES = 64 * 1024  # default longest line of a dropped file
+MAX_DEPTH = 16  # deepest JSON nesting of one record (a record is a flat object: 1)
+MAX_INT_DIGITS = 20  # longest JSON integer read as a number (2^63 has 19 digits)
+MAX_VERSION = 2**63 - 1  # the ledger keeps versions as SQLite's signed 64-bit integers
+_MAX_WHOLE = 2**63 - 1
+_EXCERPT = 200  # characters of a value or line quoted in a reason or a rejects log
+
+
 class RecordError(ValueError):
     """A record that cannot be read; the message is the reason shown to the sender."""
+
+
+class FileUnreadable(ValueError):
+    """A whole file that cannot be read as a feed (binary data, no or a bad CSV header)."""
+
+
+def excerpt(text: str, limit: int = _EXCERPT) -> str:
+    r"""At most ``limit`` characters of ``text``, control characters escaped, with the length if cut.
+
+    >>> excerpt("a\x1b[31mb" + "x" * 300, 12)
+    'a\\x1b[31mbxx... (307 characters)'
+    """
+    head = text[:limit]
+    if not head.isprintable():
+        head = "".join(c if c.isprintable() else repr(c)[1:-1] for c in head)[:limit]
+    return head if len(text) <= limit else f"{head}... ({len(text)} characters)"
+
+
+class _BigInt:
+    """A JSON integer with too many digits, kept unconverted so that only its record is rejected."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"an integer of {self.digits} digits"
+
+
+def _json_int(text: str) -> int | _BigInt:
+    digits = len(text) - text.startswith("-")
+    return _BigInt(digits) if digits > MAX_INT_DIGITS else int(text)
+
+
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _depth(text: str) -> int:
+    """How deep the JSON ``text`` nests (strings skipped); cheap when it has few brackets."""
+    if text.count("[") + text.count("{") <= 1:
+        return 1 if "[" in text or "{" in text else 0
+    depth = deepest = 0
+    for m in _TOKENS.finditer(text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        elif c in "]}":
+            depth -= 1
+    return deepest
+
+
+def _load_json(text: str, max_depth: int = MAX_DEPTH) -> Any:
+    """The decoded JSON ``text`` within the limits, or ``RecordError`` with the reason."""
+    depth = _depth(text)
+    if depth > max_depth:
+        raise RecordError(f"JSON nested {depth} levels deep (at most {max_depth})")
+    try:
+        return json.loads(text, parse_int=_json_int)
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"not valid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}") from None
+    except (RecursionError, ValueError) as exc:  # belt and braces: the limits above should prevent these
+        raise RecordError(f"not valid JSON: {type(exc).__name__}") from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,7 +173,9 @@ def kind_of_name(name: str) -> RecordKind | None:
 
 
 def _describe(value: object) -> str:
-    return f"{type(value).__name__} {value!r}"
+    if isinstance(value, _BigInt):
+        return repr(value)
+    return f"{type(value).__name__} {excerpt(repr(value))}"
 
 
 class _Fields:
@@ -118,13 +209,21 @@ class _Fields:
         if value is None:
             return default
         if self.text and isinstance(value, str):
+            digits = value.strip()
+            if len(digits) > MAX_INT_DIGITS:
+                raise RecordError(f"{name} must be a whole number of at most {MAX_INT_DIGITS} digits "
+                                  f"(got {len(digits)} characters)")
             try:
-                return int(value.strip())
+                number = int(digits)
             except ValueError:
-                raise RecordError(f"{name} must be a whole number (got {value!r})") from None
-        if isinstance(value, bool) or not isinstance(value, int):
+                raise RecordError(f"{name} must be a whole number (got {excerpt(repr(value))})") from None
+        elif isinstance(value, bool) or not isinstance(value, int):
             raise RecordError(f"{name} must be a whole number (got {_describe(value)})")
-        return value
+        else:
+            number = value
+        if not -_MAX_WHOLE <= number <= _MAX_WHOLE:
+            raise RecordError(f"{name} must be within +-(2^63 - 1) (got {excerpt(str(number), 30)})")
+        return number
 
     def number(self, name: str) -> float:
         value = self._get(name, True)
@@ -132,13 +231,13 @@ class _Fields:
             try:
                 number = float(value.strip())
             except ValueError:
-                raise RecordError(f"{name} must be a number (got {value!r})") from None
+                raise RecordError(f"{name} must be a number (got {excerpt(repr(value))})") from None
         elif isinstance(value, bool) or not isinstance(value, int | float):
             raise RecordError(f"{name} must be a number (got {_describe(value)})")
         else:
             number = float(value)
         if not math.isfinite(number):
-            raise RecordError(f"{name} must be a finite number (got {value!r})")
+            raise RecordError(f"{name} must be a finite number (got {excerpt(repr(value))})")
         return number
 
     def time(self, name: str, *, required: bool = True) -> datetime | None:
@@ -150,9 +249,9 @@ class _Fields:
         try:
             t = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise RecordError(f"{name} is not an ISO 8601 timestamp (got {value!r})") from None
+            raise RecordError(f"{name} is not an ISO 8601 timestamp (got {excerpt(repr(value))})") from None
         if t.tzinfo is None or t.utcoffset() is None:
-            raise RecordError(f"{name} has no time zone: add an offset or Z (got {value!r})")
+            raise RecordError(f"{name} has no time zone: add an offset or Z (got {excerpt(repr(value))})")
         return t.astimezone(UTC)
 
 
@@ -166,8 +265,8 @@ def _version(f: _Fields) -> int:
     if not f.has("version"):
         raise RecordError("missing field 'version' (or 'updated_at')")
     v = f.whole("version")
-    if v < 0:
-        raise RecordError(f"version must be >= 0 (got {v})")
+    if not 0 <= v <= MAX_VERSION:
+        raise RecordError(f"version must be within 0..2^63-1 (got {v})")
     return v
 
 
@@ -185,7 +284,7 @@ def parse_record(raw: object, kind: RecordKind | None, *, text: bool = False) ->
         try:
             own = RecordKind(given)
         except ValueError:
-            raise RecordError(f"kind must be 'order' or 'shipment' (got {given!r})") from None
+            raise RecordError(f"kind must be 'order' or 'shipment' (got {excerpt(repr(given))})") from None
         if kind is not None and own is not kind:
             raise RecordError(f"kind {own.value!r} sent to the {kind.value}s feed")
         kind = own
@@ -194,14 +293,14 @@ def parse_record(raw: object, kind: RecordKind | None, *, text: bool = False) ->
     unknown = sorted(str(k) for k in f.raw if k not in _FIELDS[kind])
     if unknown:
         known = ", ".join(sorted(_FIELDS[kind]))
-        raise RecordError(f"unknown field(s) {', '.join(map(repr, unknown))} (known: {known})")
+        raise RecordError(f"unknown field(s) {excerpt(', '.join(map(repr, unknown)))} (known: {known})")
     rid, version, site = f.text_of("id"), _version(f), f.text_of("site")
     if kind is RecordKind.ORDER:
         status_text = f.text_of("status", required=False, default="open")
         try:
             status = OrderStatus(status_text)
         except ValueError:
-            raise RecordError(f"status must be open, done or cancelled (got {status_text!r})") from None
+            raise RecordError(f"status must be open, done or cancelled (got {excerpt(repr(status_text))})") from None
         created, due = f.time("created"), f.time("due")
         assert created is not None and due is not None
         return OrderRecord(id=rid, version=version, site=site, product=f.text_of("product"),
@@ -212,7 +311,8 @@ def parse_record(raw: object, kind: RecordKind | None, *, text: bool = False) ->
     try:
         sstatus = ShipmentStatus(status_text)
     except ValueError:
-        raise RecordError(f"status must be in_transit, arrived or cancelled (got {status_text!r})") from None
+        raise RecordError(f"status must be in_transit, arrived or cancelled "
+                          f"(got {excerpt(repr(status_text))})") from None
     eta = f.time("eta")
     assert eta is not None
     return ShipmentRecord(id=rid, version=version, site=site, sku=f.text_of("sku"), qty=f.number("qty"),
@@ -228,62 +328,201 @@ def _line(n: int, raw: str, obj: object, kind: RecordKind | None, text: bool) ->
         return Line(line=n, raw=raw, reason=str(exc))
 
 
-def parse_file(name: str, data: bytes) -> tuple[list[Line], str]:
-    """The lines of a dropped ``*.csv`` or ``*.jsonl`` file, and a reason if the whole file is unreadable."""
-    if b"\x00" in data:
-        return [], "binary data, not a text file"
+def _lines(stream: IO[bytes], max_line_bytes: int) -> Iterator[tuple[int, bytes | None, int]]:
+    """``(line number, bytes, length)`` of every physical line; bytes None for a line over the limit.
+
+    Reads at most ``max_line_bytes + 1`` bytes at a time: an endless line costs no memory, only time.
+    """
+    n = 0
+    while True:
+        line = stream.readline(max_line_bytes + 1)
+        if not line:
+            return
+        n += 1
+        if len(line) > max_line_bytes and not line.endswith(b"\n"):
+            length = len(line)
+            while not line.endswith(b"\n"):
+                line = stream.readline(max_line_bytes + 1)
+                if not line:
+                    break
+                length += len(line)
+            yield n, None, length
+            continue
+        yield n, line, len(line)
+
+
+def _too_long(length: int, limit: int) -> str:
+    return f"line of {length} bytes, over the limit of {limit} bytes"
+
+
+def _text(data: bytes, first: bool) -> str:
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig" if first else "utf-8")
     except UnicodeDecodeError as exc:
-        return [], f"not UTF-8 text (byte {exc.start})"
+        raise RecordError(f"not UTF-8 text (byte {exc.start} of the line)") from None
+
+
+def iter_file(name: str, stream: IO[bytes], *, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Line]:
+    """The lines of a dropped ``*.csv`` or ``*.jsonl`` file, read as a stream, each a record or a reason.
+
+    Raises :class:`FileUnreadable` (before any line when the start of the file shows it) when the
+    whole file cannot be read: NUL bytes in its first 8 KiB, a CSV without a usable header row.
+    """
+    head = stream.peek(8192) if hasattr(stream, "peek") else b""
+    if b"\x00" in head[:8192]:
+        raise FileUnreadable("binary data, not a text file")
     kind = kind_of_name(name)
-    out: list[Line] = []
     if name.lower().endswith(".jsonl"):
-        for n, raw in enumerate(text.splitlines(), start=1):
-            if not raw.strip():
+        yield from _iter_jsonl(stream, kind, max_line_bytes)
+    else:
+        yield from _iter_csv(stream, kind, max_line_bytes)
+
+
+def _iter_jsonl(stream: IO[bytes], kind: RecordKind | None, limit: int) -> Iterator[Line]:
+    for n, data, length in _lines(stream, limit):
+        if data is None:
+            yield Line(line=n, raw=f"<{length} bytes>", reason=_too_long(length, limit))
+            continue
+        try:
+            raw = _text(data, n == 1).rstrip("\r\n")
+        except RecordError as exc:
+            yield Line(line=n, raw=excerpt(data.decode("utf-8", "replace")), reason=str(exc))
+            continue
+        if not raw.strip():
+            continue
+        try:
+            obj = _load_json(raw)
+        except RecordError as exc:
+            yield Line(line=n, raw=raw, reason=str(exc))
+            continue
+        yield _line(n, raw, obj, kind, False)
+
+
+def _iter_csv(stream: IO[bytes], kind: RecordKind | None, limit: int) -> Iterator[Line]:
+    consumed: list[str] = []  # the physical lines of the row being read (its raw text)
+    bad: dict[int, str] = {}  # line number -> why the line was replaced by an empty one
+
+    def texts() -> Iterator[str]:
+        for n, data, length in _lines(stream, limit):
+            if data is None:
+                bad[n] = _too_long(length, limit)
+                consumed.append(f"<{length} bytes>")
+                yield "\n"
                 continue
             try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                out.append(Line(line=n, raw=raw, reason=f"not valid JSON: {exc.msg} at column {exc.colno}"))
+                text = _text(data, n == 1)
+            except RecordError as exc:
+                bad[n] = str(exc)
+                consumed.append(data.decode("utf-8", "replace"))
+                yield "\n"
                 continue
-            out.append(_line(n, raw, obj, kind, False))
-        return out, ""
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
-    except csv.Error as exc:
-        return [], f"not valid CSV: {exc}"
-    raw_lines = text.splitlines()
-    if not rows:
-        return [], "empty file: a header row is required"
-    header = [h.strip() for h in rows[0]]
-    if len(set(header)) != len(header) or any(not h for h in header):
-        return [], f"header row has empty or repeated column names (got {header})"
-    # csv.reader has no line numbers per row; rows with quoted newlines are rare in ERP exports, so
-    # the physical line is used when rows and lines agree and the row index otherwise
-    aligned = len(raw_lines) == len(rows)
-    for i, row in enumerate(rows[1:], start=2):
-        raw = raw_lines[i - 1] if aligned else ",".join(row)
+            consumed.append(text)
+            yield text
+
+    reader = csv.reader(texts(), strict=True)
+    header: list[str] | None = None
+    while True:
+        first = reader.line_num + 1
+        try:
+            row = next(reader)
+            error = ""
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            row, error = [], f"not valid CSV: {exc}"
+        raw = "".join(consumed).rstrip("\r\n")
+        consumed.clear()
+        why = error or next((bad[i] for i in range(first, reader.line_num + 1) if i in bad), "")
+        if header is None:
+            if why:
+                raise FileUnreadable(f"header row: {why}")
+            header = [h.strip() for h in row]
+            if len(set(header)) != len(header) or any(not h for h in header):
+                raise FileUnreadable(f"header row has empty or repeated column names (got {excerpt(str(header))})")
+            continue
+        if why:
+            yield Line(line=first, raw=raw, reason=why)
+            continue
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):
-            out.append(Line(line=i, raw=raw, reason=f"{len(row)} fields, the header has {len(header)}"))
+            yield Line(line=first, raw=raw, reason=f"{len(row)} fields, the header has {len(header)}")
             continue
-        out.append(_line(i, raw, dict(zip(header, row, strict=True)), kind, True))
-    return out, ""
+        yield _line(first, raw, dict(zip(header, row, strict=True)), kind, True)
+    if header is None:
+        raise FileUnreadable("empty file: a header row is required")
+
+
+def parse_file(name: str, data: bytes, *, max_line_bytes: int = MAX_LINE_BYTES) -> tuple[list[Line], str]:
+    """The lines of a whole file in memory (see :func:`iter_file`), and a reason if it is unreadable."""
+    try:
+        return list(iter_file(name, io.BufferedReader(io.BytesIO(data)), max_line_bytes=max_line_bytes)), ""
+    except FileUnreadable as exc:
+        return [], str(exc)
+
+
+def _elements(text: str) -> list[str] | None:
+    """The texts of the top-level elements of the JSON array ``text`` (strings skipped), or None."""
+    if not text.lstrip().startswith("["):
+        return None
+    out: list[str] = []
+    depth, start = 0, 0
+    for m in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{},]', text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            if depth == 1:
+                start = m.end()
+        elif c in "]}":
+            depth -= 1
+            if depth == 0:
+                last = text[start:m.start()]
+                if last.strip() or out:
+                    out.append(last)
+                return out if not text[m.end():].strip() else None
+        elif depth == 1:  # a comma between elements
+            out.append(text[start:m.start()])
+            start = m.end()
+    return None
 
 
 def parse_body(body: bytes, kind: RecordKind) -> list[Line]:
-    """The records of an HTTP body: one JSON object or an array of them. ``ValueError`` if not JSON."""
+    """The records of an HTTP body: one JSON object or an array of them. ``ValueError`` if not JSON.
+
+    A record over the limits (nested too deep, an integer with too many digits, a version over
+    2^63-1) is rejected by itself: the other records of the batch are still taken.
+    """
     try:
-        doc = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"body is not JSON: not UTF-8 text (byte {exc.start})") from None
+    if _depth(text) > MAX_DEPTH + 1:  # an array of records is one level more than a record
+        elements = _elements(text)
+        if elements is None:
+            return [Line(line=0, raw=excerpt(text), reason=f"JSON nested {_depth(text)} levels deep "
+                                                              f"(at most {MAX_DEPTH})")]
+        out: list[Line] = []
+        for i, element in enumerate(elements):
+            try:
+                out.append(_line(i, excerpt(element, 500), _load_json(element), kind, False))
+            except RecordError as exc:
+                out.append(Line(line=i, raw=excerpt(element, 500), reason=str(exc)))
+        return out
+    try:
+        doc = json.loads(text, parse_int=_json_int)
+    except json.JSONDecodeError as exc:
         raise ValueError(f"body is not JSON: {exc}") from None
+    except (RecursionError, ValueError) as exc:
+        raise ValueError(f"body is not JSON: {type(exc).__name__}") from None
     if isinstance(doc, dict):
         doc = [doc]
     if not isinstance(doc, list):
         raise ValueError(f"body must be a JSON object or an array of objects (got {type(doc).__name__})")
-    return [_line(i, json.dumps(obj)[:500], obj, kind, False) for i, obj in enumerate(doc)]
+    return [_line(i, excerpt(_dumps(obj), 500), obj, kind, False) for i, obj in enumerate(doc)]
+
+
+def _dumps(obj: object) -> str:
+    return json.dumps(obj, default=repr)
 
 
 def _t(t: datetime | None) -> str | None:

@@ -123,3 +123,28 @@ def test_twin_collect_takes_files_and_requests(tmp_path: Path) -> None:
     assert state is not None
     assert sorted(o.id for o in state.orders) == ["o1", "o2"]
     assert (tmp_path / "feeds.db").exists()  # the ledger beside the historian file
+
+
+def test_the_drop_limits_and_quarantine_from_the_file(tmp_path: Path) -> None:
+    from connectors.feeds.drop import FileDrop
+    from connectors.feeds.intake import Intake
+    from connectors.feeds.ledger import Ledger
+
+    cfg = load_text(with_feeds('[feeds]\ndrop_dir = "feeds/in"\nquarantine_dir = "feeds/bad"\nmax_file_mb = 2\n'
+                               "max_line_kb = 8\n"), source=tmp_path / "plant.toml")
+    feeds = cfg.feeds
+    assert feeds is not None
+    ledger = Ledger(tmp_path / "feeds.db")
+    try:
+        drop = FileDrop.from_config(feeds, Intake(cfg.fleet, ledger), lambda records: None)
+        # 2 MiB = 2,097,152 bytes; 8 KiB = 8,192 bytes
+        assert (drop.quarantine, drop.limits.max_file_bytes, drop.limits.max_line_bytes) == (
+            tmp_path / "feeds" / "bad", 2_097_152, 8192)
+    finally:
+        ledger.close()
+    default = load_text(with_feeds('[feeds]\ndrop_dir = "in"\n'), source=tmp_path / "plant.toml").feeds
+    assert default is not None and (default.quarantine_dir, default.max_file_bytes) == (None, 64 * 1024 * 1024)
+    assert problems(with_feeds('[feeds]\ndrop_dir = "in"\nmax_file_mb = 0\n')) == [
+        "feeds.max_file_mb: Input should be greater than or equal to 1 (got 0)"]
+    assert problems(with_feeds('[feeds]\ndrop_dir = "in"\nquarantine_dir = "in"\n')) == [
+        "feeds.quarantine_dir: the quarantine cannot be the watched drop_dir itself (got 'in')"]

@@ -78,11 +78,13 @@ def test_partial_repeated_corrupt_and_late_files(tmp_path: Path, intake: Intake,
     collector.apply_pending()
     assert collector.state.sites == state.sites
 
-    # a corrupt file: binary garbage is rejected as a whole and moved away
+    # a corrupt file: binary garbage is refused as a whole and moved to quarantine with its reason
     drop(folder, "orders-0002.csv", b"\x89PNG\r\n\x1a\n\x00\x00\xff\xd8garbage")
     (corrupt,) = watcher.scan()
-    assert (corrupt.accepted, corrupt.rejected, corrupt.error) == (0, 1, "binary data, not a text file")
-    assert rejects(watcher.rejects_log)[-1]["line"] == 0
+    assert (corrupt.accepted, corrupt.quarantined, corrupt.error) == (0, True, "binary data, not a text file")
+    assert corrupt.moved_to is not None and corrupt.moved_to.parent == folder / "quarantine"
+    assert {k: rejects(watcher.rejects_log)[-1][k] for k in ("line", "outcome")} == {"line": 0,
+                                                                                      "outcome": "quarantined"}
 
     # newer versions, then late and conflicting ones
     drop(folder, "orders-0003.jsonl",

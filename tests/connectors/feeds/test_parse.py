@@ -31,11 +31,12 @@ def reason(raw: object, kind: RecordKind | None = RecordKind.ORDER, text: bool =
     ({"qty": 2.5}, "qty must be a whole number (got float 2.5)"),
     ({"qty": True}, "qty must be a whole number (got bool True)"),
     ({"id": 17}, "id must be text (got int 17)"),
-    ({"qyt": 5}, "unknown field(s) 'qyt' (known: created, done_qty, due, id, kind, operation, product, qty, site, status, "
-                 "updated_at, version)"),
+    ({"qyt": 5}, "unknown field(s) 'qyt' (known: created, done_qty, due, id, kind, operation, product, qty, "
+                 "site, status, updated_at, version)"),
     ({"status": "shipped"}, "status must be open, done or cancelled (got 'shipped')"),
     ({"updated_at": "2026-03-02T09:00:00Z"}, "give either version or updated_at, not both"),
-    ({"version": -1}, "version must be >= 0 (got -1)"),
+    ({"version": -1}, "version must be within 0..2^63-1 (got -1)"),
+        ({"version": 2**63}, "version must be within +-(2^63 - 1) (got 9223372036854775808)"),
     ({"kind": "shipment"}, "kind 'shipment' sent to the orders feed"),
 ])
 def test_order_reasons(change: dict[str, object], expected: str) -> None:
@@ -83,7 +84,9 @@ def test_csv_text_values_and_bad_lines() -> None:
 
 def test_corrupt_files() -> None:
     assert parse_file("orders.csv", b"\x89PNG\r\n\x1a\n\x00\x00garbage") == ([], "binary data, not a text file")
-    assert parse_file("orders.csv", b"id,qty\n\xff\xfe5\n")[1] == "not UTF-8 text (byte 7)"
+    # a line that is not UTF-8 is rejected by itself (byte 0 of line 2); the file goes on
+    lines, error = parse_file("orders.csv", b"id,qty\n\xff\xfe5\n")
+    assert (error, [(ln.line, ln.reason) for ln in lines]) == ("", [(2, "not UTF-8 text (byte 0 of the line)")])
     assert parse_file("orders.csv", b"")[1] == "empty file: a header row is required"
     truncated = json.dumps(ORDER).encode() + b'\n{"id": "o2", "version": 1, "si'
     lines, error = parse_file("orders.jsonl", truncated)
