@@ -52,7 +52,7 @@ from twin.spec import (
     TemplateId,
 )
 
-__all__ = ["HistorianConfig", "PlantConfig", "load", "load_text"]
+__all__ = ["MAX_CONFIG_BYTES", "HistorianConfig", "PlantConfig", "load", "load_text", "read_config_text"]
 
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 _COUNTER_KINDS = (SignalKind.GOOD_COUNT, SignalKind.SCRAP_COUNT)
@@ -88,15 +88,36 @@ class PlantConfig:
     feeds: FeedsConfig | None = None  # the orders/shipments feeds, when configured
 
 
+MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a plant configuration is kilobytes; anything this big is a mistake
+
+
+def read_config_text(path: Path) -> str:
+    """The text of a file the configuration loader reads: UTF-8, at most ``MAX_CONFIG_BYTES``.
+
+    Raises ``ConfigError`` naming ``path`` when it cannot be read, is too large or is not UTF-8.
+    """
+
+    def refuse(message: str) -> ConfigError:
+        return ConfigError(str(path), [Problem(path="", message=message, has_got=False)])
+
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise refuse(f"cannot read file: {exc.strerror or exc}") from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise refuse(f"file over {MAX_CONFIG_BYTES // (1024 * 1024)} MiB: not a plant configuration")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise refuse(f"not UTF-8 text: byte {exc.start} (line {line}) is {data[exc.start]:#04x}") from None
+
+
 def load(path: str | Path) -> PlantConfig:
     """Read, validate and convert the configuration at ``path``; raise ``ConfigError`` if invalid."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        problem = Problem(path="", message=f"cannot read file: {exc.strerror}", has_got=False)
-        raise ConfigError(str(p), [problem]) from exc
-    return load_text(text, source=p)
+    return load_text(read_config_text(p), source=p)
 
 
 def load_text(text: str, *, source: str | Path = "<string>") -> PlantConfig:
@@ -106,6 +127,9 @@ def load_text(text: str, *, source: str | Path = "<string>") -> PlantConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(src), [Problem(path="", message=f"not valid TOML: {exc}", has_got=False)]) from exc
+    except RecursionError:  # tomllib recurses once per nesting level: arrays ~500 deep exhaust the stack
+        raise ConfigError(str(src), [Problem(path="", message="not valid TOML: arrays or tables nested too deep",
+                                             has_got=False)]) from None
     try:
         model = PlantModel.model_validate(raw)
     except ValidationError as exc:
