@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qs
 
 import dash
 import dash_ag_grid as dag
@@ -14,7 +15,8 @@ from dash import dcc, html
 from dashboard.auth import CurrentUser, UserRole, require
 from dashboard.queries import QueryService
 
-__all__ = ["acknowledge", "alarm_grid", "card", "notice", "register_page", "site_dropdown", "site_options"]
+__all__ = ["acknowledge", "alarm_grid", "card", "choose", "notice", "register_page", "site_dropdown", "site_options",
+           "url_param"]
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +42,42 @@ def card(title: str, *children: Any, **kwargs: Any) -> dbc.Card:
     return dbc.Card([dbc.CardHeader(title), dbc.CardBody(list(children))], className="hmi-card mb-3", **kwargs)
 
 
-def site_dropdown(component_id: str, value: str | None, *, multi: bool = False) -> dcc.Dropdown:
-    """A site picker; its options are filled by a callback from the fleet (layouts stay service-free)."""
-    return dcc.Dropdown(id=component_id, value=value, options=[], clearable=multi, multi=multi,
+def site_dropdown(component_id: str, value: str | None = None, *, multi: bool = False) -> dcc.Dropdown:
+    """A site picker; its options AND its value are set by a callback from the fleet and the URL.
+
+    The layout never sets the value: a dropdown given a value before its options drops it (and
+    reports the change), so a page would show the first site instead of the one in its address.
+    The page's callback picks the value with :func:`choose` from the URL (``url_param``).
+    """
+    del value  # kept for the pages' signatures; the URL decides (see above)
+    return dcc.Dropdown(id=component_id, value=None, options=[], clearable=multi, multi=multi,
                         placeholder="Site…", className="site-dropdown")
+
+
+def url_param(search: str | None, key: str) -> str | None:
+    """The value of ``key`` in a URL query string (``?site=pod-lyon&machine=CNC2``), or None.
+
+    >>> url_param("?site=pod-lyon&machine=CNC2", "machine")
+    'CNC2'
+    >>> url_param("", "site") is None
+    True
+    """
+    values = parse_qs((search or "").lstrip("?")).get(key)
+    return values[-1] if values else None
+
+
+def choose(valid: Sequence[str], *preferred: str | None) -> str | None:
+    """The first of ``preferred`` that is in ``valid`` (the URL's, then the current one), else the first valid.
+
+    >>> choose(["pod-berlin", "pod-lyon"], "pod-lyon", "pod-berlin")
+    'pod-lyon'
+    >>> choose(["pod-berlin", "pod-lyon"], "nowhere", None)
+    'pod-berlin'
+    """
+    for p in preferred:
+        if p is not None and p in valid:
+            return p
+    return valid[0] if valid else None
 
 
 def site_options(queries: QueryService) -> list[dict[str, str]]:

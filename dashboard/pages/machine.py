@@ -10,7 +10,7 @@ from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboard import components, figures, ids, theme
-from dashboard.pages._shared import card, register_page, site_dropdown, site_options
+from dashboard.pages._shared import card, choose, register_page, site_dropdown, site_options, url_param
 from dashboard.queries import MachineKpis, MachineView
 from dashboard.services import Services
 
@@ -25,7 +25,7 @@ def layout(site: str | None = None, machine: str | None = None, **_query: Any) -
     return html.Div(
         [
             html.Div([html.H2("Machine"), html.Div(site_dropdown(ids.MACHINE_SITE, site), className="head-picker"),
-                      html.Div(dcc.Dropdown(id=ids.MACHINE_SELECT, value=machine, options=[], clearable=False,
+                      html.Div(dcc.Dropdown(id=ids.MACHINE_SELECT, value=None, options=[], clearable=False,
                                             placeholder="Machine…"), className="head-picker"),
                       dbc.RadioItems(id=ids.MACHINE_RANGE, options=list(RANGES_H), value="8 h", inline=True,
                                      className="range-picker")], className="page-head"),
@@ -68,20 +68,21 @@ def register(app: dash.Dash, services: Services) -> None:
                        layout=layout)
     queries = services.queries
 
+    # the URL decides what the page opens with (a tile's link, a reload, a deep link); the pickers after
     @app.callback(Output(ids.MACHINE_SITE, "options"), Output(ids.MACHINE_SITE, "value"),
-                  Input(ids.LOCATION, "pathname"), State(ids.MACHINE_SITE, "value"))
-    def _sites(_p: str | None, value: str | None) -> tuple[list[dict[str, str]], str | None]:
+                  Input(ids.LOCATION, "pathname"), Input(ids.LOCATION, "search"), State(ids.MACHINE_SITE, "value"))
+    def _sites(_p: str | None, search: str | None, value: str | None) -> tuple[list[dict[str, str]], str | None]:
         options = site_options(queries)
-        return options, value if value in {o["value"] for o in options} else (options[0]["value"] if options else None)
+        return options, choose([o["value"] for o in options], url_param(search, "site"), value)
 
     @app.callback(Output(ids.MACHINE_SELECT, "options"), Output(ids.MACHINE_SELECT, "value"),
-                  Input(ids.MACHINE_SITE, "value"), State(ids.MACHINE_SELECT, "value"))
-    def _machines(site: str | None, value: str | None) -> tuple[list[dict[str, str]], str | None]:
+                  Input(ids.MACHINE_SITE, "value"), State(ids.LOCATION, "search"), State(ids.MACHINE_SELECT, "value"))
+    def _machines(site: str | None, search: str | None, value: str | None) -> tuple[list[dict[str, str]], str | None]:
         if not site:
             raise PreventUpdate
-        names = [m.id for m in queries.fleet.site(site).machines]
-        return ([{"label": f"{m.id} ({m.template.id})", "value": m.id} for m in queries.fleet.site(site).machines],
-                value if value in names else (names[0] if names else None))
+        machines = queries.fleet.site(site).machines
+        return ([{"label": f"{m.id} ({m.template.id})", "value": m.id} for m in machines],
+                choose([m.id for m in machines], url_param(search, "machine"), value))
 
     @app.callback(Output(ids.MACHINE_SIGNALS, "options"), Output(ids.MACHINE_SIGNALS, "value"),
                   Input(ids.MACHINE_SELECT, "value"), State(ids.MACHINE_SITE, "value"))

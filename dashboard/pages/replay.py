@@ -15,7 +15,7 @@ from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboard import components, ids, theme
-from dashboard.pages._shared import card, register_page, site_dropdown, site_options
+from dashboard.pages._shared import card, choose, register_page, site_dropdown, site_options, url_param
 from dashboard.services import Services
 
 __all__ = ["cursor_time", "layout", "next_cursor", "parse_local", "register"]
@@ -98,12 +98,15 @@ def register(app: dash.Dash, services: Services) -> None:
 
     @app.callback(Output(ids.REPLAY_SITE, "options"), Output(ids.REPLAY_SITE, "value"),
                   Output(ids.REPLAY_START, "value"), Output(ids.REPLAY_END, "value"),
-                  Input(ids.LOCATION, "pathname"), State(ids.REPLAY_SITE, "value"),
+                  Input(ids.LOCATION, "pathname"), Input(ids.LOCATION, "search"), State(ids.REPLAY_SITE, "value"),
                   State(ids.REPLAY_START, "value"), State(ids.REPLAY_END, "value"))
-    def _defaults(_p: str | None, site: str | None, start: str | None, end: str | None) -> tuple[Any, ...]:
+    def _defaults(_p: str | None, search: str | None, site: str | None, start: str | None,
+                  end: str | None) -> tuple[Any, ...]:
         options = site_options(queries)
         now = queries.now()
-        site = site if site in {o["value"] for o in options} else (options[0]["value"] if options else None)
+        site = choose([o["value"] for o in options], url_param(search, "site"), site)
+        start = url_param(search, "start") or start
+        end = url_param(search, "end") or end
         return (options, site, start or (now - DEFAULT_RANGE).strftime(INPUT_FMT), end or now.strftime(INPUT_FMT))
 
     @app.callback(Output(ids.REPLAY_CURSOR, "max"), Input(ids.REPLAY_START, "value"), Input(ids.REPLAY_END, "value"))

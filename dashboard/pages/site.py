@@ -19,7 +19,17 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import components, figures, ids, theme
 from dashboard.auth import current_user
-from dashboard.pages._shared import acknowledge, alarm_grid, card, notice, register_page, site_dropdown, site_options
+from dashboard.pages._shared import (
+    acknowledge,
+    alarm_grid,
+    card,
+    choose,
+    notice,
+    register_page,
+    site_dropdown,
+    site_options,
+    url_param,
+)
 from dashboard.queries import SiteView
 from dashboard.services import Services
 from twin.errors import TwinError
@@ -172,11 +182,10 @@ def register(app: dash.Dash, services: Services) -> None:
     queries = services.queries
 
     @app.callback(Output(ids.SITE_SELECT, "options"), Output(ids.SITE_SELECT, "value"),
-                  Input(ids.LOCATION, "pathname"), State(ids.SITE_SELECT, "value"))
-    def _options(_path: str | None, value: str | None) -> tuple[list[dict[str, str]], str | None]:
+                  Input(ids.LOCATION, "pathname"), Input(ids.LOCATION, "search"), State(ids.SITE_SELECT, "value"))
+    def _options(_path: str | None, search: str | None, value: str | None) -> tuple[list[dict[str, str]], str | None]:
         options = site_options(queries)
-        valid = {o["value"] for o in options}
-        return options, value if value in valid else (options[0]["value"] if options else None)
+        return options, choose([o["value"] for o in options], url_param(search, "site"), value)
 
     # the last drawing of each site, keyed on the view object it was drawn from: every tab refreshing
     # the same site within one refresh period shares one drawing

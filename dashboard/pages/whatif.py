@@ -20,7 +20,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import auth, figures, ids, theme
 from dashboard.auth import CurrentUser, Forbidden, UserRole
-from dashboard.pages._shared import card, notice, register_page, site_dropdown, site_options
+from dashboard.pages._shared import card, choose, notice, register_page, site_dropdown, site_options, url_param
 from dashboard.pages.replay import parse_local
 from dashboard.scenarios import (
     FIELDS,
@@ -208,12 +208,16 @@ def register(app: dash.Dash, services: Services) -> None:
 
     @app.callback(Output(ids.WHATIF_SITE, "options"), Output(ids.WHATIF_SITE, "value"),
                   Output(ids.WHATIF_FORK_NOTE, "children"),
-                  Input(ids.LOCATION, "pathname"), State(ids.WHATIF_SITE, "value"), State(ids.WHATIF_AT, "value"))
-    def _sites(_p: str | None, site: str | None, at: str | None) -> tuple[Any, ...]:
+                  Output(ids.WHATIF_AT, "value", allow_duplicate=True),
+                  Input(ids.LOCATION, "pathname"), Input(ids.LOCATION, "search"), State(ids.WHATIF_SITE, "value"),
+                  State(ids.WHATIF_AT, "value"), prevent_initial_call="initial_duplicate")
+    def _sites(_p: str | None, search: str | None, site: str | None, at: str | None) -> tuple[Any, ...]:
+        # a fork (replay's "fork from here", a shared link) names its site and time in the URL
         options = site_options(queries)
-        site = site if site in {o["value"] for o in options} else (options[0]["value"] if options else None)
+        site = choose([o["value"] for o in options], url_param(search, "site"), site)
+        at = url_param(search, "at") or at
         note = f"forked from the recorded state at {at} UTC" if at else "forked from the live state (now)"
-        return options, site, note
+        return options, site, note, at
 
     @app.callback(Output(ids.whatif_wrap(ALL), "style"), Input(ids.WHATIF_KIND, "value"),
                   State(ids.whatif_wrap(ALL), "id"))

@@ -262,3 +262,48 @@ def test_viewer_cannot_start_a_whatif(browser, plant: RunningPlant, tmp_path: Pa
         assert 403 in statuses  # refused on the server, before any callback code runs
         assert not re.search("Running|Done", page.inner_text("#whatif-status"))
         page.close()
+
+
+def _settled(page, selector: str) -> None:  # type: ignore[no-untyped-def]
+    page.wait_for_selector(selector)
+    page.wait_for_load_state("networkidle")
+
+
+def test_the_machine_page_opens_the_machine_in_its_url(browser, plant: RunningPlant) -> None:  # type: ignore[no-untyped-def]
+    errors: list[str] = []
+    page = _page(browser, errors)
+    page.goto(plant.url + "/site?site=pod-lyon")
+    link = page.locator("#site-tiles .machine-tile", has_text="CNC2").locator("a").first
+    link.wait_for()
+    href = link.get_attribute("href") or ""
+    assert href == "/machine?site=pod-lyon&machine=CNC2"  # the tile links to its own machine
+    opened = []
+    for how in ("tile link", "reload", "deep link"):
+        if how == "tile link":
+            link.click()
+        elif how == "reload":
+            page.reload()
+        else:
+            page.goto(plant.url + href)
+        _settled(page, "#machine-header .machine-tile")
+        # Lyon's CNC2 — not the first site's first machine (Berlin P1) nor Lyon's first (S1)
+        opened.append((how, page.inner_text("#machine-site"), page.inner_text("#machine-header").split("\n")[0]))
+    assert opened == [(how, "Lyon point-of-demand (pod-lyon)", "CNC2") for how in ("tile link", "reload", "deep link")]
+    page.close()
+    assert errors == []
+
+
+def test_fork_from_a_lyon_replay_opens_whatif_at_lyon_and_that_time(  # type: ignore[no-untyped-def]
+        browser, plant: RunningPlant) -> None:
+    start = (datetime.now(UTC) - timedelta(minutes=10)).strftime(INPUT_FMT)
+    page = _page(browser, [])
+    page.goto(plant.url + f"/replay?site=pod-lyon&start={start}")
+    _settled(page, "#replay-tiles .machine-tile")
+    href = page.get_attribute("#replay-fork", "href") or ""
+    assert "site=pod-lyon" in href and f"at={start.replace(':', '%3A')}" in href, href  # cursor at 0: the start
+    page.click("#replay-fork")
+    _settled(page, "#whatif-interventions:has-text('No interventions')")
+    assert page.inner_text("#whatif-site") == "Lyon point-of-demand (pod-lyon)"  # not Berlin, the first site
+    assert page.input_value("#whatif-at") == start
+    assert start in page.inner_text("#whatif-fork-note")
+    page.close()
