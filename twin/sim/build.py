@@ -10,16 +10,23 @@ Assumptions when the snapshot lacks information (each one reported as a :class:`
 - status RUNNING or SETUP: it is in the middle of one cycle; the time left is the cycle time minus
   the time since ``status_since`` (modulo the cycle time; a full cycle when it is unknown). For a
   batch machine the cycle is one build (the template's ``ideal_cycle_time_s``, or the calibrated
-  time per build); the build in progress holds no order of the fork (see open orders below), so
-  the machine is simply busy until it ends and then fills its next build from the queue;
+  time per build). The cycle is assumed to be working on the oldest units queued at the machine's
+  station (a batch machine: up to ``batch_size`` units; a unit machine: the oldest order, its
+  first unit in progress), whose material was drawn; they finish when the time left ends (see
+  :mod:`twin.sim.model`). With nothing queued at its station, the machine is busy and makes nothing;
 - status FAULT or MAINTENANCE: under repair; the time left is exponential with mean MTTR
   (memoryless, so the time already spent does not matter);
 - stock on hand unknown: the item's configured ``initial_on_hand``;
-- open orders: the material was taken when they were released; the remaining quantity
-  (``qty - done_qty``) starts again at the first operation of the routing, in due-date order;
-  no open orders: the floor starts empty;
-- shipments in transit arrive at their ETA plus a half-normal delay whose scale is the item's
-  lead-time standard deviation scaled by the square root of the share of the lead time left;
+- open orders: the remaining quantity (``qty - done_qty``) is queued at the order's current
+  operation (``OpenOrder.operation``), in due-date order, the material of the steps before it
+  drawn; an order with no operation ("" = not started or not reported) or one outside its routing
+  is at the first step; no open orders: the floor starts empty;
+- materials: each bill-of-materials line is drawn at ``twin.spec.consuming_step`` of the SKU's item
+  kind (the kind of the first chosen site stocking it; a SKU no site stocks is raw material);
+- lead times: the calibrated ``SimParams.lead_times[(site, sku)]`` (mean and spread, days) when
+  present, else the item's configured ones, for new replenishment orders and for shipments in
+  transit, which arrive at their ETA plus a half-normal delay whose scale is the lead-time
+  standard deviation scaled by the square root of the share of the lead time left;
 - a site calendar without shifts: the site runs around the clock;
 - demand: ``orders_per_day`` times the weekday factor, spread over the day by the hour factors
   normalised to a mean of 1, in the site's local time.
@@ -33,7 +40,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from twin.errors import SimulationError
@@ -62,7 +69,17 @@ from twin.sim.scenario import (
     ShiftChange,
     ShipmentDelay,
 )
-from twin.spec import FleetSpec, MachineId, MachineSpec, MachineStatus, MachineTemplate, SiteSpec
+from twin.spec import (
+    FleetSpec,
+    ItemKind,
+    MachineId,
+    MachineSpec,
+    MachineStatus,
+    MachineTemplate,
+    ProductFamily,
+    SiteSpec,
+    consuming_step,
+)
 from twin.state import SiteState, TwinState
 
 __all__ = ["Fork", "ForkNote", "fork"]
@@ -158,6 +175,31 @@ def _initial(
     return 0.0, 0.0
 
 
+def _order_step(oid: str, operation: str, product: ProductFamily, notes: list[ForkNote]) -> int:
+    """The routing step an open order is at: its operation's index; the first step when unknown."""
+    if not operation:
+        notes.append(ForkNote(kind="order_operation_unknown_assumed_first_step", subject=oid))
+        return 0
+    roles = [r.value for r in product.routing]
+    if operation not in roles:
+        notes.append(ForkNote(kind="order_operation_not_in_routing_assumed_first_step", subject=oid))
+        return 0
+    return roles.index(operation)
+
+
+def _item_kinds(fleet: FleetSpec, sites: Sequence[str], notes: list[ForkNote]) -> dict[str, ItemKind]:
+    """The item kind of each SKU: that of the first chosen site stocking it (then any site of the fleet)."""
+    kinds: dict[str, ItemKind] = {}
+    order = [s for s in fleet.sites if str(s.id) in sites] + [s for s in fleet.sites if str(s.id) not in sites]
+    for site in order:
+        for item in site.inventory:
+            sku = str(item.sku)
+            seen = kinds.setdefault(sku, item.kind)
+            if seen is not item.kind and str(site.id) in sites:
+                notes.append(ForkNote(kind="item_kind_differs_between_sites_first_used", subject=f"{site.id}/{sku}"))
+    return kinds
+
+
 def _demand_segments(
     rate_per_day: float, weekday_factors: Sequence[float], hour_factors: Sequence[float],
     hours: Sequence[tuple[float, int, int]], multipliers: Iterable[tuple[float, float, float]], horizon_s: float,
@@ -211,6 +253,8 @@ def fork(
         if ov.from_site in chosen and ov.to_site not in chosen:
             chosen.append(ov.to_site)
     notes: list[ForkNote] = []
+    running: list[MachineData] = []  # busy at the fork: they hold the oldest queued units (notes below)
+    queued: dict[tuple[str, str], int] = {}  # units of open orders queued per (site, role)
     machines: list[MachineData] = []
     items: list[ItemData] = []
     demand: list[DemandData] = []
@@ -249,14 +293,15 @@ def fork(
             if downs:
                 windows = subtract_windows(shift_w if shift_w is not None else ((0.0, horizon_s),), downs)
             busy, repair = _initial(m, ss, as_of, cycle, mttr_h * HOUR_S, notes)
-            machines.append(
-                MachineData(
-                    id=m.id, site=sid, role=m.role.value, cycle_mean_s=cycle, cycle_cv=cv,
-                    batch_size=max(1, t.batch_size), mtbf_s=mtbf_h * HOUR_S if mtbf_h > 0 else math.inf,
-                    mttr_s=mttr_h * HOUR_S, scrap_rate=min(max(scrap, 0.0), 0.95), windows=windows,
-                    initial_busy_s=busy, initial_repair_s=repair,
-                )
+            md = MachineData(
+                id=m.id, site=sid, role=m.role.value, cycle_mean_s=cycle, cycle_cv=cv,
+                batch_size=max(1, t.batch_size), mtbf_s=mtbf_h * HOUR_S if mtbf_h > 0 else math.inf,
+                mttr_s=mttr_h * HOUR_S, scrap_rate=min(max(scrap, 0.0), 0.95), windows=windows,
+                initial_busy_s=busy, initial_repair_s=repair,
             )
+            machines.append(md)
+            if busy > 0:
+                running.append(md)
         for item in site.inventory:
             inv = ss.inventory.get(item.sku) if ss is not None else None
             on_hand = inv.on_hand if inv is not None else None
@@ -264,7 +309,9 @@ def fork(
                 notes.append(ForkNote(kind="stock_unknown_assumed_initial", subject=f"{sid}/{item.sku}"))
                 on_hand = item.initial_on_hand
             s, q = item.reorder_point, item.reorder_qty
-            lead_d, sd_d = item.lead_time_d, item.lead_time_sd_d
+            lp = params.lead_times.get((sid, str(item.sku)))
+            lead_d, sd_d = (lp.mean_d, lp.sd_d) if lp is not None else (item.lead_time_d, item.lead_time_sd_d)
+            transit_mean_d, transit_sd_d = lead_d, sd_d  # the spread of shipments already on their way
             for iv in scenario.interventions:
                 if isinstance(iv, ReorderPolicy) and iv.sku == item.sku and iv.site in (None, sid):
                     s, q = iv.reorder_point, iv.reorder_qty
@@ -286,9 +333,9 @@ def fork(
                     if isinstance(iv, ShipmentDelay) and iv.sku == item.sku and iv.site in (None, sid)
                     and iv.shipment in (None, shp.id)
                 )
-                share = min(1.0, max(eta, 0.0) / (item.lead_time_d * DAY_S)) if item.lead_time_d > 0 else 0.0
+                share = min(1.0, max(eta, 0.0) / (transit_mean_d * DAY_S)) if transit_mean_d > 0 else 0.0
                 transit.append(
-                    InTransit(eta_s=eta, qty=shp.qty, eta_sd_s=item.lead_time_sd_d * DAY_S * math.sqrt(share),
+                    InTransit(eta_s=eta, qty=shp.qty, eta_sd_s=transit_sd_d * DAY_S * math.sqrt(share),
                               extra_delay_s=extra)
                 )
             items.append(
@@ -313,17 +360,28 @@ def fork(
                 left = o.qty - o.done_qty
                 if left <= 0:
                     continue
-                if fleet.product(o.product) is None:
+                product = fleet.product(o.product)
+                if product is None:
                     notes.append(ForkNote(kind="order_of_unknown_product_ignored", subject=o.id))
                     continue
+                step = _order_step(o.id, o.operation, product, notes)
+                if product.routing:
+                    role = product.routing[step].value
+                    queued[(sid, role)] = queued.get((sid, role), 0) + left
                 orders.append(OrderData(id=o.id, site=sid, product=o.product, qty=left,
-                                        created_s=to_sim(as_of, o.created), due_s=to_sim(as_of, o.due)))
+                                        created_s=to_sim(as_of, o.created), due_s=to_sim(as_of, o.due), step=step))
             if not ss.orders:
                 notes.append(ForkNote(kind="no_open_orders_empty_queue", subject=sid))
+    for md in running:
+        kind = ("running_machine_assumed_on_oldest_units" if queued.get((md.site, md.role), 0) > 0
+                else "running_machine_without_queued_units_makes_nothing")
+        notes.append(ForkNote(kind=kind, subject=md.id))
+    kinds = _item_kinds(fleet, chosen, notes)
     products = []
     for p in fleet.products:
         bom = tuple((str(sku), float(qty)) for sku, qty in p.bom.items())
-        products.append(ProductData(id=str(p.id), routing=tuple(r.value for r in p.routing), bom=bom,
+        steps = tuple(consuming_step(p, kinds.get(str(sku), ItemKind.RAW)) for sku in p.bom)
+        products.append(ProductData(id=str(p.id), routing=tuple(r.value for r in p.routing), bom=bom, bom_steps=steps,
                                     batch_min=p.batch_min, batch_max=max(p.batch_min, p.batch_max),
                                     due_s=p.due_h * HOUR_S))
     if params.consumption:
@@ -348,8 +406,7 @@ def _scaled_products(products: list[ProductData], params: SimParams, sites: Sequ
         for sku, qty in p.bom:
             factors = [params.consumption[(s, sku)] for s in sites if (s, sku) in params.consumption]
             bom.append((sku, qty * (sum(factors) / len(factors) if factors else 1.0)))
-        out.append(ProductData(id=p.id, routing=p.routing, bom=tuple(bom), batch_min=p.batch_min,
-                               batch_max=p.batch_max, due_s=p.due_s))
+        out.append(replace(p, bom=tuple(bom)))
     return out
 
 

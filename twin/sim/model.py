@@ -17,22 +17,27 @@ Modelling choices (documented here once):
 
 - **Orders** arrive as a non-homogeneous Poisson process per (site, product): a piecewise-constant
   rate (one piece per local clock hour). Quantity is uniform in ``batch_min..batch_max``.
-- **Kitting:** an arriving order takes its whole bill of materials from stock before its first
-  operation, strictly first come first served; if any SKU is short the order (and the ones behind
-  it) waits, and the SKU's first such moment is its **stockout** time. Scrapped units take their
-  material again at the station that scrapped them.
-- **Stations** are the machines of one role at one site with a FIFO queue. At a station whose
+- **Materials are drawn where they are used** (``twin.spec.consuming_step``, the same rule as the
+  emulated plant): each bill-of-materials line has the routing step that draws it
+  (``ProductData.bom_steps``: packaging at pack, sub-assemblies at assemble, raw material at the
+  first step). A unit takes its share of a SKU when it starts at that step; every attempt does, so
+  a scrapped unit draws again. A unit whose material is short waits at that station, first come
+  first served (the units behind it wait too); the first such moment is the SKU's **stockout**
+  time. A job takes as many units as the material covers, the rest of the order stays at the head
+  of the queue until a delivery arrives. A SKU the site does not stock is not a constraint. At a
+  unit station a job's material is drawn when the job starts (one event per job), not unit by
+  unit.
+- **Stations** are the machines of one role at one site with a FIFO queue. An order enters the
+  floor (WIP) when it arrives and queues at its first step. At a station whose
   machines all have ``batch_size`` 1, a job (an order at one routing step) is processed by one
   machine in ``units`` cycles, each gamma distributed with the machine's mean and coefficient of
   variation (cv 1 = exponential, 0 = deterministic); the job time is drawn once as the sum. Scrap
   is re-made on the spot: each unit is scrapped with probability ``scrap_rate`` until a good one
-  is made.
+  is made. (A job is part of an order only when material runs short: see above.)
 - **Batch machines** (a station with any machine of ``batch_size`` > 1, e.g. a printer building 12
   parts per build): a machine that is free and available starts a **build** at once with the
   queued units, first come first served, filling up to ``batch_size`` slots; it never waits for a
-  full build. (The emulated plant has no order queue: each of its cycles makes a full batch and
-  idle gaps size its output to the demand; the model's builds are partly filled instead, so a
-  batch machine is busier in the model than in the emulator for the same output.) An order of
+  full build (the emulated plant follows the same rule). An order of
   q units takes q slots; when fewer slots are left, the build takes what fits and the rest of the
   order stays at the head of the queue for the next build (on this or another machine), as print
   farms split a large order across builds. The order is done at the station when its last unit is.
@@ -45,6 +50,15 @@ Modelling choices (documented here once):
   MTBF, repair exponential with mean MTTR; a failure pauses the job, which resumes after repair.
 - **Shifts and planned downtime:** a machine starts a job only inside its availability windows
   (shifts minus planned downtime); a started job runs to its end (non-preemptive).
+- **The fork** (``OrderData.step``, ``MachineData.initial_busy_s``): an open order's remaining units
+  queue at the step they are at, in the order given, with the material of earlier steps drawn. A
+  machine with ``initial_busy_s`` > 0 is in the middle of a cycle on the oldest queued units of its
+  station, taken before any other machine starts: a batch machine holds a build of up to
+  ``batch_size`` of them, a unit machine the order at the head of the queue (its first unit in
+  progress, the others following on the same machine). That material was drawn before the fork;
+  the held units finish when the time left ends (the following units of a unit machine one cycle
+  each later). A machine under repair at the fork (``initial_repair_s``) first finishes the repair,
+  then its held units if it holds any. With no queued units a busy machine makes nothing.
 - **Replenishment:** (s, Q): whenever the inventory position (on hand + on order) is at or below s,
   Q is ordered; lead time is lognormal with the item's mean and standard deviation. Shipments in
   transit at the fork arrive at their ETA plus a half-normal delay (scale ``eta_sd_s``).
@@ -64,6 +78,8 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import simpy
+
+from twin.errors import SimulationError
 
 __all__ = [
     "DemandData",
@@ -96,7 +112,7 @@ class MachineData:
     mttr_s: float = 0.0
     scrap_rate: float = 0.0
     windows: tuple[tuple[float, float], ...] | None = None
-    initial_busy_s: float = 0.0  # remaining time of the cycle running at the fork
+    initial_busy_s: float = 0.0  # remaining time of the cycle running at the fork, on the oldest queued units
     initial_repair_s: float = 0.0  # remaining repair or maintenance at the fork
 
 
@@ -126,11 +142,12 @@ class ItemData:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProductData:
-    """A product family: routing roles and bill of materials per unit."""
+    """A product family: routing roles, bill of materials per unit and the step drawing each line."""
 
     id: str
     routing: tuple[str, ...]
     bom: tuple[tuple[str, float], ...] = ()
+    bom_steps: tuple[int, ...] = ()  # routing step drawing each bom line (``twin.spec.consuming_step``); () = step 0
     batch_min: int = 1
     batch_max: int = 1
     due_s: float = 48 * 3600.0
@@ -148,7 +165,11 @@ class DemandData:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderData:
-    """An open order at the fork; ``created_s``/``due_s`` relative to the fork (created <= 0)."""
+    """An open order at the fork; ``created_s``/``due_s`` relative to the fork (created <= 0).
+
+    ``qty`` units (the remaining ones) are queued at routing step ``step``; the material of the
+    steps before it was drawn.
+    """
 
     id: str
     site: str
@@ -156,6 +177,7 @@ class OrderData:
     qty: int
     created_s: float
     due_s: float
+    step: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -245,7 +267,7 @@ class _Site:
     """Counters and per-bin series of one site (attributes, not dicts keyed by site, in the hot path)."""
 
     __slots__ = (
-        "backlog", "busy_bins", "id", "kitting", "late", "lead_sum", "on_time", "open_n", "orders_done",
+        "backlog", "busy_bins", "id", "late", "lead_sum", "on_time", "open_n", "orders_done",
         "overflow", "sys_area", "sys_last", "throughput", "units_done", "wip", "wip_bins",
     )
 
@@ -260,7 +282,6 @@ class _Site:
         self.on_time = 0
         self.late = 0
         self.lead_sum = 0.0
-        self.kitting: deque[_Order] = deque()
         self.overflow: OverflowData | None = None
         self.throughput = [0.0] * n_bins
         self.busy_bins = [0.0] * n_bins
@@ -268,12 +289,15 @@ class _Site:
         self.wip_bins = [0.0] * n_bins
 
 
+Draws = tuple[tuple[tuple[str, str], float], ...]  # ((site, sku), per unit) drawn at one step
+
+
 class _Order:
-    __slots__ = ("at", "created", "done", "due", "id", "left", "path", "product", "qty", "step", "unstarted")
+    __slots__ = ("at", "created", "done", "draws", "due", "id", "left", "path", "product", "qty", "step", "unstarted")
 
     def __init__(
         self, oid: str, at: _Site, product: _Product, qty: int, created: float, due: float,
-        path: tuple[_Station, ...],
+        route: tuple[tuple[_Station, ...], tuple[Draws, ...]],
     ) -> None:
         self.id = oid
         self.at = at
@@ -283,18 +307,27 @@ class _Order:
         self.due = due
         self.step = 0
         self.done = INF
-        self.path = path
-        self.left = 0  # at a batch station: units not yet finished there
-        self.unstarted = 0  # at a batch station: units not yet in a build
+        self.path, self.draws = route  # the stations of the routing, the stocked material each step draws
+        self.left = 0  # units not yet finished at the current station
+        self.unstarted = 0  # units not yet started there (in a job or a build)
 
 
 class _Product:
-    __slots__ = ("batch_max", "batch_min", "bom", "due_s", "id", "routing")
+    __slots__ = ("batch_max", "batch_min", "bom", "due_s", "id", "routing", "steps")
 
     def __init__(self, p: ProductData) -> None:
         self.id = p.id
         self.routing = p.routing
         self.bom = p.bom
+        if p.bom_steps and len(p.bom_steps) != len(p.bom):
+            raise SimulationError(
+                f"product {p.id!r}: bom_steps needs one step per bom line ({len(p.bom)}) (got {p.bom_steps!r})"
+            )
+        steps = p.bom_steps or (0,) * len(p.bom)
+        bad = [k for k in steps if not 0 <= k < max(1, len(p.routing))]
+        if bad:
+            raise SimulationError(f"product {p.id!r}: bom_steps must index its routing {p.routing!r} (got {bad!r})")
+        self.steps = steps
         self.batch_min = p.batch_min
         self.batch_max = p.batch_max
         self.due_s = p.due_s
@@ -329,10 +362,10 @@ class _Machine:
     """
 
     __slots__ = (
-        "batch", "build", "busy", "busy_bins", "cv", "down", "env", "expo_rate", "fail_rate", "log_ok", "mean", "mid",
-        "mttr", "on_done", "on_fail", "on_repaired", "on_wake", "open_until", "order", "p_scrap", "pooled", "repair",
-        "rng_cycle", "rng_fail", "rng_scrap", "run", "scale", "shape", "st", "starts", "t0", "timeout", "ttf",
-        "windows", "work",
+        "batch", "build", "busy", "busy_bins", "cv", "down", "env", "expo_rate", "fail_rate", "held", "k", "log_ok",
+        "mean", "mid", "mttr", "on_done", "on_fail", "on_repaired", "on_wake", "open_until", "order", "p_scrap",
+        "pooled", "repair", "rng_cycle", "rng_fail", "rng_scrap", "run", "scale", "shape", "st", "starts", "t0",
+        "timeout", "ttf", "windows", "work",
     )
 
     def __init__(self, run: _Run, m: MachineData, st: _Station, busy_bins: list[float]) -> None:
@@ -348,6 +381,8 @@ class _Machine:
         self.windows = m.windows
         self.starts = [w[0] for w in m.windows] if m.windows is not None else []
         self.open_until = -1.0  # end of the availability window known to contain now (a cache)
+        if not 0.0 <= m.scrap_rate < 1.0:
+            raise SimulationError(f"machine {mid!r}: scrap_rate must be in [0, 1) (got {m.scrap_rate!r})")
         self.mean, self.cv, self.batch, self.p_scrap = m.cycle_mean_s, m.cycle_cv, m.batch_size, m.scrap_rate
         self.log_ok = math.log(1.0 - m.scrap_rate) if 0 < m.scrap_rate < 1 else 0.0
         self.shape = 1.0 / (m.cycle_cv * m.cycle_cv) if m.cycle_cv > 0 else 0.0
@@ -360,7 +395,9 @@ class _Machine:
         self.busy = 0.0
         self.down = 0.0
         self.repair = 0.0
-        self.order: _Order | None = None
+        self.order: _Order | None = None  # a unit machine's job: the order and its good units ``k``
+        self.k = 0
+        self.held = False  # busy at the fork (see ``hold``)
         self.pooled = st.pooled
         self.build: list[tuple[_Order, int]] = []  # a batch machine's build: (order, good units) pieces
         self.work = 0.0
@@ -371,33 +408,54 @@ class _Machine:
         self.on_repaired = self._repaired
         self.on_wake = self._wake
 
+    def hold(self, busy_s: float) -> None:
+        """At the fork: the cycle in progress (``busy_s`` left) holds the oldest queued units of the station.
+
+        Their material was drawn before the fork. A batch machine holds a build of up to ``batch``
+        slots; a unit machine the order at the head of the queue, its first unit in progress and
+        the others following (drawing their material now, as a job does when it starts).
+        """
+        self.held = True
+        st = self.st
+        if self.pooled:
+            self.fill(0.0, False)
+            self.work = busy_s
+            return
+        queue = st.queue
+        self.work = busy_s
+        if not queue:
+            return
+        order = queue[0]
+        attempts = self.take(order, 0.0, 1)
+        self.order = order
+        self.work = busy_s + self.job_time(attempts - 1)
+        if order.unstarted == 0:
+            self.leave_queue(0.0)
+
     def start(self, m: MachineData) -> None:
+        """Begin the run: a repair in progress first, then the held units, or else the queue."""
         if m.initial_repair_s > 0:  # memoryless: the time left is exponential with the mean given
             self.repair = self.rng_fail.expovariate(1.0 / m.initial_repair_s)
-            self.work = m.initial_busy_s
             self.timeout(self.repair).callbacks.append(self._initial_repaired)
-        elif m.initial_busy_s > 0:
-            self._initial_busy(m.initial_busy_s)
+        elif self.held:
+            self.resume(0.0)
         else:
             self.next_job(0.0)
 
     def _initial_repaired(self, ev: simpy.Event) -> None:
         self.down += self.repair
-        if self.work > 0:
-            self._initial_busy(self.work)
+        if self.held:
+            self.resume(self.env.now)
         else:
             self.next_job(self.env.now)
 
-    def _initial_busy(self, busy_s: float) -> None:
-        self.t0 = self.env.now
-        self.work = busy_s
-        self.timeout(busy_s).callbacks.append(self._initial_done)
-
-    def _initial_done(self, ev: simpy.Event) -> None:
-        now = self.env.now
-        self.busy += self.work
-        self.run.add_busy(self.busy_bins, self.t0, now)
-        self.next_job(now)
+    def resume(self, now: float) -> None:
+        """Run the held job (``work`` seconds left) from ``now``."""
+        self.t0 = now
+        if self.work >= self.ttf:
+            self.timeout(self.ttf).callbacks.append(self.on_fail)
+        else:
+            self.timeout(self.work).callbacks.append(self.on_done)
 
     def in_window(self, now: float) -> bool:
         """Whether ``now`` is inside an availability window; if not, sleep until the next one (if any)."""
@@ -414,49 +472,103 @@ class _Machine:
     def _wake(self, ev: simpy.Event) -> None:
         self.next_job(self.env.now)
 
-    def next_job(self, now: float) -> None:
-        """Take the next job of the station's queue, or wait in its idle list."""
+    def next_job(self, now: float) -> bool:
+        """Take the next job of the station's queue, or wait in its idle list; whether a job started."""
         if self.windows is not None and not now < self.open_until and not self.in_window(now):
-            return
+            return False
         if self.pooled:
-            self.start_build(now)
-            return
+            return self.start_build(now)
         st = self.st
         queue = st.queue
         if queue:
-            order = queue.popleft()
-            t_enq = st.enq.popleft()
-            st.q_area += (len(queue) + 1) * (now - st.last)
-            st.last = now
-            st.w_sum += now - t_enq
-            st.w_n += 1
-            self.begin(order, now)
-        else:
-            st.idle.append(self)
+            order = queue[0]
+            if self.begin(order, now):
+                if order.unstarted == 0:
+                    self.leave_queue(now)
+                return True
+        st.idle.append(self)
+        return False
 
-    def begin(self, order: _Order, now: float) -> None:
+    def leave_queue(self, now: float) -> None:
+        """The order at the head of the queue started its last unit: its wait ends."""
+        st = self.st
+        queue = st.queue
+        queue.popleft()
+        t_enq = st.enq.popleft()
+        st.q_area += (len(queue) + 1) * (now - st.last)
+        st.last = now
+        st.w_sum += now - t_enq
+        st.w_n += 1
+
+    def attempts(self, need: int, room: float) -> tuple[int, int]:
+        """(good units, attempts) making up to ``need`` good units in at most ``room`` attempts.
+
+        Bernoulli trials with the scrap rate: jump from scrapped attempt to scrapped attempt with
+        geometric runs of good ones (one draw per scrapped part, not one per part).
+        """
+        rnd = self.rng_scrap.random
+        log_ok = self.log_ok
+        good = scrap = 0
+        while room > 0 and need > 0:
+            run = int(math.log(1.0 - rnd()) / log_ok)
+            if run >= need or run >= room:
+                good += need if need < room else int(room)
+                break
+            good += run
+            need -= run
+            room -= run + 1
+            scrap += 1
+        return good, good + scrap
+
+    def take(self, order: _Order, now: float, free: int = 0) -> int:
+        """Start a job of ``order``'s unstarted units at this unit machine: as many as the material covers.
+
+        ``free`` attempts need no material (drawn before the fork). Returns the attempts started
+        (0: the material is short); sets the job's good units (``k``) and the order's unstarted ones.
+        """
+        need = order.unstarted
+        draws = order.draws[order.step]
+        run = self.run
+        room: float = INF
+        if draws:
+            room = run.coverable(draws) + free
+            if room == 0:
+                run.short(self.st, draws, now)
+                return 0
+        if self.p_scrap > 0:
+            good, attempts = self.attempts(need, room)
+        else:
+            good = attempts = need if need < room else int(room)
+        if draws:
+            if attempts > free:
+                run.draw(draws, attempts - free)
+            if good < need:
+                run.short(self.st, draws, now)
+        order.unstarted = need - good
+        self.k = good
+        return attempts
+
+    def job_time(self, cycles: int) -> float:
+        """The time of ``cycles`` cycles: one gamma draw for their sum."""
+        if cycles <= 0:
+            return 0.0
+        shape = self.shape
+        if shape == 0.0:
+            return self.mean * cycles
+        if self.expo_rate and cycles == 1:
+            return self.rng_cycle.expovariate(self.expo_rate)
+        return self.rng_cycle.gammavariate(shape * cycles, self.scale)
+
+    def begin(self, order: _Order, now: float) -> bool:
+        """Start a job of ``order``'s unstarted units (a unit machine); False when its material is short."""
+        if self.p_scrap > 0 or order.draws[order.step]:
+            cycles = self.take(order, now)
+            if cycles == 0:
+                return False
+        else:  # the common case, inlined: no scrap, no material at this step
+            cycles = self.k = order.unstarted
+            order.unstarted = 0
         self.order = order
-        units = order.qty
-        p_scrap = self.p_scrap
-        if p_scrap > 0:
-            # Bernoulli trials until `units` good parts: jump from failure to failure with
-            # geometric runs of successes (one draw per scrapped part, not one per part)
-            scrap = 0
-            left = units
-            rnd = self.rng_scrap.random
-            log_ok = self.log_ok
-            while True:
-                run = int(math.log(1.0 - rnd()) / log_ok)
-                if run >= left:
-                    break
-                left -= run
-                scrap += 1
-            if scrap:
-                site = order.at.id
-                for sku, per_unit in order.product.bom:
-                    self.run.consume(site, sku, per_unit * scrap)
-            units += scrap
-        cycles = units  # batch size 1 here: machines of batch stations run builds (start_build)
         shape = self.shape
         if shape == 0.0:
             work = self.mean * cycles
@@ -470,54 +582,55 @@ class _Machine:
             self.timeout(self.ttf).callbacks.append(self.on_fail)
         else:
             self.timeout(work).callbacks.append(self.on_done)
+        return True
 
-    def start_build(self, now: float) -> None:
-        """Start a build with the queued units, FCFS, up to ``batch`` slots; idle if nothing is queued."""
+    def fill(self, now: float, draw: bool = True) -> int:
+        """Fill a build with the queued units, FCFS, up to ``batch`` slots and the material; the slots used.
+
+        Each slot is one attempt and draws its material (unless ``draw`` is False: the build in
+        progress at the fork). A unit whose material is short stops the filling (first come first
+        served): the units behind it wait too.
+        """
         st = self.st
         queue = st.queue
-        if not queue:
-            st.idle.append(self)
-            return
+        run = self.run
         slots = self.batch
         build = self.build
         p_scrap = self.p_scrap
-        rnd = self.rng_scrap.random
-        log_ok = self.log_ok
         while queue and slots > 0:
             order = queue[0]
             need = order.unstarted
+            draws = order.draws[order.step] if draw else ()
+            room = slots
+            if draws:
+                avail = run.coverable(draws)
+                if avail < room:
+                    room = avail
+                if room == 0:
+                    run.short(st, draws, now)
+                    break
             if p_scrap > 0:
-                # one attempt per slot: geometric runs of good attempts, each ended by a scrapped one
-                good = scrap = 0
-                while slots > 0 and need > 0:
-                    run = int(math.log(1.0 - rnd()) / log_ok) if p_scrap < 1 else 0
-                    if run >= need or run >= slots:
-                        k = need if need < slots else slots
-                        good += k
-                        need -= k
-                        slots -= k
-                        break
-                    good += run
-                    need -= run
-                    slots -= run + 1
-                    scrap += 1
-                if scrap:
-                    site = order.at.id
-                    for sku, per_unit in order.product.bom:
-                        self.run.consume(site, sku, per_unit * scrap)
+                good, used = self.attempts(need, room)
             else:
-                good = need if need < slots else slots
-                slots -= good
+                good = used = need if need < room else room
+            slots -= used
+            if draws:
+                run.draw(draws, used)
             if good:
                 build.append((order, good))
                 order.unstarted -= good
             if order.unstarted == 0:  # its last unit started: it leaves the queue
-                queue.popleft()
-                t_enq = st.enq.popleft()
-                st.q_area += (len(queue) + 1) * (now - st.last)
-                st.last = now
-                st.w_sum += now - t_enq
-                st.w_n += 1
+                self.leave_queue(now)
+            elif room < slots + used:  # the material ran out before the slots: the head waits
+                run.short(st, draws, now)
+                break
+        return self.batch - slots
+
+    def start_build(self, now: float) -> bool:
+        """Start a build with the queued units; idle if nothing can start. Whether a build started."""
+        if not self.st.queue or self.fill(now) == 0:
+            self.st.idle.append(self)
+            return False
         shape = self.shape
         if shape == 0.0:
             work = self.mean
@@ -531,6 +644,7 @@ class _Machine:
             self.timeout(self.ttf).callbacks.append(self.on_fail)
         else:
             self.timeout(work).callbacks.append(self.on_done)
+        return True
 
     def _fail(self, ev: simpy.Event) -> None:
         now = self.env.now
@@ -566,18 +680,19 @@ class _Machine:
         else:
             run.add_busy(self.busy_bins, t0, now)
         order = self.order
-        assert order is not None
-        self.order = None
-        order.step += 1
-        if order.step < len(order.path):
-            run.to_station(order, now)
-        else:
-            run.finish(order, now)
+        if order is not None:  # (None: busy at the fork with no queued units)
+            self.order = None
+            order.left -= self.k
+            if order.left == 0:  # its last unit at this station is done
+                order.step += 1
+                if order.step < len(order.path):
+                    run.to_station(order, now)
+                else:
+                    run.finish(order, now)
         if self.windows is None and not self.st.queue:  # next_job's common case, inlined
             self.st.idle.append(self)
         else:
             self.next_job(now)
-
 
     def _done_build(self, ev: simpy.Event) -> None:
         now = self.env.now
@@ -602,15 +717,15 @@ class _Machine:
 class _Source:
     """Order arrivals of one (site, product): a self-rescheduling timeout, no generator process."""
 
-    __slots__ = ("at", "end", "env", "horizon", "i", "n", "on_arrival", "path", "product", "rate", "rates",
-                 "rng", "rng_qty", "run", "starts", "t")
+    __slots__ = ("at", "end", "env", "horizon", "i", "n", "on_arrival", "product", "rate", "rates", "rng",
+                 "rng_qty", "route", "run", "starts", "t")
 
     def __init__(self, run: _Run, d: DemandData) -> None:
         self.run = run
         self.env = run.env
         self.at = run.sites[d.site]
         self.product = run.products[d.product]
-        self.path = run.path(d.site, self.product)
+        self.route = run.route(d.site, self.product)
         self.rng = run.rng(f"demand:{d.site}:{d.product}")
         self.rng_qty = run.rng(f"qty:{d.site}:{d.product}")
         self.starts, self.rates = d.starts_s, d.rates_per_s
@@ -660,7 +775,7 @@ class _Source:
 
     def _arrive(self, ev: simpy.Event) -> None:
         now = self.env.now
-        self.run.new_order(self.at, self.product, self.rng_qty, self.path, now)
+        self.run.new_order(self.at, self.product, self.rng_qty, self.route, now)
         # schedule(now), its common case inlined: the next arrival within the current piece
         need = self.rng.expovariate(1.0)
         rate = self.rate
@@ -700,7 +815,7 @@ class _Run:
             if m.batch_size > 1:
                 st.pooled = True
         self.sites = {s: _Site(s, self.n_bins) for s in data.sites}
-        self.paths: dict[tuple[str, str], tuple[_Station, ...]] = {}
+        self.routes: dict[tuple[str, str], tuple[tuple[_Station, ...], tuple[Draws, ...]]] = {}
         self.stock: dict[tuple[str, str], float] = {(i.site, i.sku): i.on_hand for i in data.items}
         self.on_order: dict[tuple[str, str], float] = {(i.site, i.sku): 0.0 for i in data.items}
         self.items = {(i.site, i.sku): i for i in data.items}
@@ -710,6 +825,7 @@ class _Run:
         self.bin_i = 0  # the first bin not closed yet
         self.edge = min(self.bin_s, data.horizon_s)  # its end
         self.stockout = dict.fromkeys(self.stock, INF)
+        self.waiting: dict[tuple[str, str], list[_Station]] = {}  # stations whose head waits for a SKU
         self.open_orders: list[_Order] = []
         self.machines: list[_Machine] = []
         self.pending: list[_Order] = []  # every order created, to count late ones at the end
@@ -718,19 +834,27 @@ class _Run:
     def rng(self, name: str) -> random.Random:
         return random.Random(stream_seed(self.seed, self.rep, name))
 
-    def path(self, site: str, product: _Product) -> tuple[_Station, ...]:
-        """The stations of ``product``'s routing at ``site`` (created empty for a role the site lacks)."""
+    def route(self, site: str, product: _Product) -> tuple[tuple[_Station, ...], tuple[Draws, ...]]:
+        """The stations of ``product``'s routing at ``site`` and the stocked material each step draws per unit.
+
+        A role the site lacks gets an empty station (its orders wait forever).
+        """
         key = (site, product.id)
-        path = self.paths.get(key)
-        if path is None:
+        route = self.routes.get(key)
+        if route is None:
             stations = []
             for role in product.routing:
                 st = self.stations.get((site, role))
-                if st is None:  # no machine of this role at the site: the order waits forever
+                if st is None:
                     st = self.stations[(site, role)] = _Station(site, role)
                 stations.append(st)
-            path = self.paths[key] = tuple(stations)
-        return path
+            draws = tuple(
+                tuple(((site, sku), per_unit) for (sku, per_unit), k in zip(product.bom, product.steps, strict=True)
+                      if k == step and per_unit > 0 and (site, sku) in self.items)
+                for step in range(len(stations))
+            )
+            route = self.routes[key] = (tuple(stations), draws)
+        return route
 
     # --- bins ---------------------------------------------------------------------------------
     def close_bins(self, now: float) -> None:
@@ -756,12 +880,13 @@ class _Run:
         at.open_n += delta
 
     def new_order(
-        self, at: _Site, product: _Product, rng: random.Random, path: tuple[_Station, ...], now: float
+        self, at: _Site, product: _Product, rng: random.Random,
+        route: tuple[tuple[_Station, ...], tuple[Draws, ...]], now: float,
     ) -> None:
         qty = product.batch_min if product.batch_max <= product.batch_min else rng.randint(
             product.batch_min, product.batch_max
         )
-        order = _Order("", at, product, qty, now, now + product.due_s, path)
+        order = _Order("", at, product, qty, now, now + product.due_s, route)
         if order.due <= self.horizon_s:
             self.pending.append(order)
         ov = at.overflow
@@ -777,52 +902,47 @@ class _Run:
         at.sys_area += at.open_n * (now - at.sys_last)  # _system_change(at, +1, now), inlined
         at.sys_last = now
         at.open_n += 1
-        kit = at.kitting
-        if not product.bom and not kit:
-            at.wip += qty
-            self.to_station(order, now)
-            return
-        kit.append(order)
-        self.try_kit(at)
+        at.wip += qty
+        self.to_station(order, now)
 
     def _arrive_transferred(self, ev: simpy.Event) -> None:
         order = cast(_Order, ev.value)
-        order.path = self.path(order.at.id, order.product)
-        order.at.kitting.append(order)
-        self.try_kit(order.at)
-
-    def try_kit(self, at: _Site) -> None:
         now = self.env.now
         if now > self.edge:
             self.close_bins(now)
-        queue = at.kitting
-        stock = self.stock
-        site = at.id
-        while queue:
-            order = queue[0]
-            short = False
-            for sku, per_unit in order.product.bom:
-                key = (site, sku)
-                have = stock.get(key)
-                if have is None:
-                    continue  # not stocked at this site: not modelled as a constraint
-                if have < per_unit * order.qty - 1e-9:
-                    short = True
-                    if self.stockout[key] == INF:
-                        self.stockout[key] = now
-            if short:
-                return
-            queue.popleft()
-            for sku, per_unit in order.product.bom:
-                self.consume(site, sku, per_unit * order.qty)
-            at.wip += order.qty
-            self.to_station(order, now)
+        order.path, order.draws = self.route(order.at.id, order.product)
+        order.at.wip += order.qty
+        self.to_station(order, now)
 
-    def consume(self, site: str, sku: str, qty: float) -> None:
-        key = (site, sku)
-        item = self.items.get(key)
-        if item is None:
-            return
+    # --- material ---------------------------------------------------------------------------
+    def coverable(self, draws: Draws) -> int:
+        """How many units the stock on hand covers at a step drawing ``draws`` (0: short)."""
+        stock = self.stock
+        n = 1 << 62
+        for key, per_unit in draws:
+            c = int((stock[key] + 1e-9) / per_unit)
+            if c < n:
+                n = c
+        return n if n > 0 else 0
+
+    def draw(self, draws: Draws, units: int) -> None:
+        """Take the material of ``units`` attempts at a step from stock."""
+        for key, per_unit in draws:
+            self.consume(key, per_unit * units)
+
+    def short(self, st: _Station, draws: Draws, now: float) -> None:
+        """The head of ``st`` waits for material: the first such moment of a SKU is its stockout."""
+        stock = self.stock
+        for key, per_unit in draws:
+            if stock[key] < per_unit - 1e-9:
+                if self.stockout[key] == INF:
+                    self.stockout[key] = now
+                waiting = self.waiting.setdefault(key, [])
+                if st not in waiting:
+                    waiting.append(st)
+
+    def consume(self, key: tuple[str, str], qty: float) -> None:
+        item = self.items[key]
         now = self.env.now
         if now > self.edge:
             self.close_bins(now)
@@ -844,7 +964,16 @@ class _Run:
         self.stock[key] += qty
         if ordered:
             self.on_order[key] -= qty
-        self.try_kit(self.sites[key[0]])
+        for st in self.waiting.pop(key, ()):
+            self.kick(st, now)
+
+    def kick(self, st: _Station, now: float) -> None:
+        """Material arrived: the idle machines of ``st`` try the head of its queue again."""
+        idle = st.idle
+        while idle and st.queue:
+            m = idle.pop()
+            if (m.windows is None or now < m.open_until or m.in_window(now)) and not m.next_job(now):
+                break  # still short: m is idle again
 
     def to_station(self, order: _Order, now: float) -> None:
         path = order.path
@@ -854,28 +983,33 @@ class _Run:
             return
         st = path[step]
         idle = st.idle
+        queue = st.queue
+        order.left = order.unstarted = order.qty
         if st.pooled:
-            order.left = order.unstarted = order.qty
-            queue = st.queue
             st.q_area += len(queue) * (now - st.last)
             st.last = now
             queue.append(order)
             st.enq.append(now)
             while idle and queue:
                 m = idle.pop()
-                if m.windows is None or now < m.open_until or m.in_window(now):
-                    m.start_build(now)
+                if (m.windows is None or now < m.open_until or m.in_window(now)) and not m.start_build(now):
+                    break  # the head waits for material: m is idle again
             return
-        while idle:
-            m = idle.pop()
-            # a machine whose window closed while it was idle goes to sleep until its next one
-            if m.windows is None or now < m.open_until or m.in_window(now):
-                st.w_n += 1
-                m.begin(order, now)
-                return
-        st.q_area += len(st.queue) * (now - st.last)
+        if not queue:  # (a queue with idle machines beside it waits for material: join it)
+            while idle:
+                m = idle.pop()
+                # a machine whose window closed while it was idle goes to sleep until its next one
+                if m.windows is None or now < m.open_until or m.in_window(now):
+                    if m.begin(order, now):
+                        if order.unstarted == 0:
+                            st.w_n += 1
+                            return
+                    else:
+                        idle.append(m)
+                    break  # short of material: the rest of the order queues
+        st.q_area += len(queue) * (now - st.last)
         st.last = now
-        st.queue.append(order)
+        queue.append(order)
         st.enq.append(now)
 
     def finish(self, order: _Order, now: float) -> None:
@@ -920,13 +1054,19 @@ class _Run:
             product = self.products.get(o.product)
             if product is None:
                 continue
+            if not 0 <= o.step < max(1, len(product.routing)):
+                raise SimulationError(
+                    f"open order {o.id!r}: step must index the routing {product.routing!r} of {o.product!r} "
+                    f"(got {o.step!r})"
+                )
             at = self.sites[o.site]
-            order = _Order(o.id, at, product, o.qty, o.created_s, o.due_s, self.path(o.site, product))
+            order = _Order(o.id, at, product, o.qty, o.created_s, o.due_s, self.route(o.site, product))
+            order.step = o.step
             self.open_orders.append(order)
             self.pending.append(order)
             self._system_change(at, +1, 0.0)
             at.wip += o.qty
-            self.to_station(order, 0.0)
+            self.to_station(order, 0.0)  # no machine is idle yet: it queues
         for i in self.data.items:
             for shp in i.in_transit:
                 delay = abs(self.rng_supply.gauss(0.0, shp.eta_sd_s)) if shp.eta_sd_s > 0 else 0.0
@@ -934,8 +1074,12 @@ class _Run:
                 ev = env.timeout(due, ((i.site, i.sku), shp.qty, False))
                 ev.callbacks.append(self._receive)
         for md in self.data.machines:
-            m = _Machine(self, md, self.stations[(md.site, md.role)], self.sites[md.site].busy_bins)
-            self.machines.append(m)
+            self.machines.append(_Machine(self, md, self.stations[(md.site, md.role)], self.sites[md.site].busy_bins))
+        # machines mid-cycle at the fork hold the oldest queued units before any other machine starts
+        for m, md in zip(self.machines, self.data.machines, strict=True):
+            if md.initial_busy_s > 0:
+                m.hold(md.initial_busy_s)
+        for m, md in zip(self.machines, self.data.machines, strict=True):
             m.start(md)
         for d in self.data.demand:
             _Source(self, d).schedule(0.0)

@@ -77,9 +77,10 @@ def test_a_build_starts_as_soon_as_something_is_queued_without_waiting_to_fill()
 
 
 def test_scrapped_slots_take_material_and_push_units_to_the_next_build() -> None:
-    # every slot (attempt) scrapped with probability 0.5; one open order of 24 units (its material was
-    # taken before the fork, so only scrapped attempts draw from stock, 1 kg each). Builds are full
-    # until the order's last unit starts: builds = ceil((24 + scrapped) / 12), exactly, in every run.
+    # every slot (attempt) scrapped with probability 0.5; one open order of 24 units at its first step,
+    # not started: material is drawn where it is used, 1 kg per attempt at the print step, so the stock
+    # falls by 24 good + scrapped attempts. Builds are full until the order's last unit starts:
+    # builds = ceil((24 + scrapped) / 12), exactly, in every run.
     # Scrapped attempts before 24 good ones: negative binomial, mean 24 x 0.5 / 0.5 = 24, sd
     # sqrt(24 x 0.5) / 0.5 = 6.9; over 200 seeds the mean is within 24 +- 2 (4 standard errors).
     from twin.sim.model import ItemData
@@ -95,7 +96,7 @@ def test_scrapped_slots_take_material_and_push_units_to_the_next_build() -> None
         )
         out = simulate(data, seed=seed)
         assert out.units_done["s"] == 24
-        scrap = round(1e6 - out.stock[("s", "pla")][-1])
+        scrap = round(1e6 - out.stock[("s", "pla")][-1]) - 24
         builds = out.machine_busy_s["s/P1"] / (4 * H)
         assert builds == math.ceil((24 + scrap) / 12)
         scrapped.append(scrap)
