@@ -21,6 +21,7 @@ from twin.readings import Quality
 from twin.spec import MachineStatus
 
 __all__ = [
+    "alarm_line",
     "alarm_table_rows",
     "andon_legend",
     "arrival_text",
@@ -104,13 +105,34 @@ def _status_counts(tile: SiteTile) -> html.Div:
 
 
 def _stock_line(tile: SiteTile) -> html.Div:
-    """Items at risk (arrivals under way counted), and items whose stock is not known: never "ok" then."""
-    parts = []
+    """Items at risk (arrivals under way counted), below reorder, or not known, and stock alarms.
+
+    "stock ok" only when none of these holds: never beside an active stock alarm.
+    """
+    parts: list[Any] = []
+
+    def add(text: str, css: str = "") -> None:
+        parts.append(html.Span((" · " if parts else "") + text, className=css or None))
+
     if tile.stock_at_risk:
-        parts.append(html.Span(f"{tile.stock_at_risk} item(s) of stock at risk", className="abnormal-amber"))
+        add(f"{tile.stock_at_risk} item(s) of stock at risk", "abnormal-amber")
+    replenishing = tile.stock_below_reorder - tile.stock_at_risk
+    if replenishing > 0:
+        add(f"{replenishing} item(s) below reorder point, replenishing")
     if tile.stock_unknown:
-        parts.append(html.Span((" · " if parts else "") + f"{tile.stock_unknown} item(s) without stock data"))
+        add(f"{tile.stock_unknown} item(s) without stock data")
+    if not parts and tile.stock_alarms:
+        add(f"{tile.stock_alarms} stock alarm(s) active", "abnormal-amber")
     return html.Div(parts or "stock ok", className="small" if parts else "small muted")
+
+
+def alarm_line(tile: SiteTile) -> str:
+    """How many alarms are active and what the top one is: priority, asset and message."""
+    top = tile.top_alarm
+    if not tile.active_alarms or top is None:
+        return "no active alarms"
+    return (f"{tile.active_alarms} active alarm(s) · top {theme.priority_label(top.priority)}: "
+            f"{top.asset} {top.message}")
 
 
 def _backlog_line(tile: SiteTile) -> html.Div:
@@ -140,8 +162,7 @@ def site_tile(tile: SiteTile, thresholds: theme.Thresholds | None = None) -> dcc
     )
     oee_low = oee.oee is not None and oee.oee < th.oee_low
     alarms_cls = "abnormal-red" if tile.active_alarms else "muted"
-    alarm_text = (f"{tile.active_alarms} active alarm(s), top {theme.priority_label(tile.top_priority)}"
-                  if tile.active_alarms and tile.top_priority is not None else "no active alarms")
+    alarm_text = alarm_line(tile)
     body = html.Div(
         [
             html.Div([html.Span(tile.name, className="site-name"),

@@ -245,6 +245,9 @@ class SiteTile:
     overdue_orders: int = 0
     next_due: datetime | None = None
     min_slack_s: float | None = None
+    stock_below_reorder: int = 0  # items on hand at or below their reorder point (replenishing or not)
+    stock_alarms: int = 0  # active alarms on stocked items (e.g. "stock below reorder point")
+    top_alarm: AlarmRow | None = None  # the active alarm of the highest priority (the latest of those)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -549,6 +552,9 @@ def site_tile(
         stock_unknown=sum(1 for r in stock if r.on_hand is None),
         open_orders=orders.open_orders, backlog_units=orders.units, overdue_orders=orders.overdue,
         next_due=orders.next_due, min_slack_s=orders.min_slack_s,
+        stock_below_reorder=sum(1 for r in stock if r.below_reorder),
+        stock_alarms=sum(1 for a in active if site.item(a.asset) is not None),
+        top_alarm=max(active, key=lambda a: (a.priority, a.raised_at), default=None),
     )
 
 

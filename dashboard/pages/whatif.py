@@ -306,7 +306,8 @@ def register(app: dash.Dash, services: Services) -> None:
             request = authorise_run(services, settings, auth.current_user(), doc)
         except (Forbidden, TwinError) as exc:
             return dash.no_update, notice(str(exc), error=True)
-        return request, notice(f"Running {doc['replications']} replications…")
+        at_text = f"the recorded state at {doc['at']} UTC" if doc.get("at") else "the live state (now)"
+        return request, notice(f"Running {doc['replications']} replications at {site} from {at_text}…")
 
     @app.callback(
         Output(ids.WHATIF_RESULT, "data"), Input(ids.WHATIF_REQUEST, "data"),

@@ -22,8 +22,8 @@ from dashboard.queries import (
 from twin import kpi, live
 from twin.frozen import FrozenDict
 from twin.readings import Quality
-from twin.spec import FleetSpec, Sku
-from twin.state import InventoryState, OpenOrder, Shipment, SiteState
+from twin.spec import FleetSpec, Priority, Sku
+from twin.state import AlarmState, InventoryState, OpenOrder, Shipment, SiteState
 
 H = timedelta(hours=1)
 D = timedelta(days=1)
@@ -204,3 +204,35 @@ def test_refresh_sends_only_what_changed(fleet: FleetSpec) -> None:
     assert diff == {"orders"}
     # a site switch (full) sends everything even when the browser claims to hold it
     assert all(o is not dash.no_update for o in site_page.outputs_for(later, sent, full=True))
+
+
+def test_fleet_tile_never_says_stock_ok_beside_a_stock_alarm_and_names_the_top_alarm(fleet: FleetSpec) -> None:
+    now, past = _states(fleet)
+    site = fleet.site(SITE)
+    # all four of Berlin's items known: PLA 10 kg is below its reorder point of 12 kg (a shipment is
+    # on its way, so not "at risk"); the stock rule has raised its MEDIUM alarm on PLA, and a LOW one
+    # on the powder is active too
+    known = {sku: InventoryState(sku=sku, on_hand=500.0, quality=Quality.GOOD, ts=NOW)
+             for sku in (Sku("AL-BAR-6061"), Sku("BOX-M"))}
+    stock_alarm = AlarmState(rule="stock-below-reorder", site=SITE, asset=PLA, priority=Priority.MEDIUM,
+                             message="Stock below reorder point", active=True, raised_at=NOW - 2 * H, value=10.0)
+    low = AlarmState(rule="powder-low", site=SITE, asset="P2", priority=Priority.LOW, message="Powder hopper low",
+                     active=True, raised_at=NOW - H)
+    now = replace(now, inventory=now.inventory.merge(known),
+                  alarms=FrozenDict({a.key: a for a in (stock_alarm, low)}))
+    tile = site_tile(site, fleet, now, None, past, NOW)
+    assert (tile.stock_at_risk, tile.stock_unknown, tile.stock_below_reorder) == (0, 0, 1)
+    words = " ".join(_texts(components.site_tile(tile)))
+    assert "stock ok" not in words
+    assert "1 item(s) below reorder point, replenishing" in words
+    # the alarm line says what and where: the top (highest priority) alarm's asset and message
+    assert "2 active alarm(s) · top MEDIUM: PLA-1KG Stock below reorder point" in words
+
+
+def _texts(node: object) -> list[str]:
+    """Every text of a component tree, in order."""
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, list | tuple):
+        return [t for child in node for t in _texts(child)]
+    return _texts(getattr(node, "children", None)) if node is not None else []
