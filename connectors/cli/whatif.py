@@ -5,6 +5,12 @@ snapshot at ``--at`` (and calibrates from the history before it) from the histor
 one, or starts from the configuration's initial state; runs paired Monte Carlo replications on a
 local process pool (or a Dask cluster with ``--dask ADDRESS``) with a progress bar on stderr, and
 prints a KPI table of baseline vs scenario (or JSON / CSV).
+
+Replications are second order by default: each draws the calibrated figures from their sampling
+distribution (``twin.sim.uncertainty``; figures from the configuration get the stated prior
+widths), and a short first-order companion run of the baseline (a quarter of the replications,
+at least 10) says how much of the spread is parameter uncertainty. ``--first-order`` uses the
+point estimates in every replication and skips the companion.
 """
 
 from __future__ import annotations
@@ -77,6 +83,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-half-width", type=float, default=None,
                    help="stop early once the on-time-rate delta's 95%% half-width is below this")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--first-order", action="store_true",
+                   help="use the point estimates in every replication (no parameter uncertainty)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -200,11 +208,16 @@ def run(args: argparse.Namespace) -> int:
     scen = fork(inputs.fleet, inputs.state, scenario, inputs.params, horizon_s=args.horizon, bin_s=args.bin,
                 sites=base.data.sites)
     stop = StopRule(half_width=args.target_half_width) if args.target_half_width else None
+    second_order = not args.first_order
+    uncertainty = uncertainty_of(inputs.calibration)
+    shares: dict[str, float] = {}
     with executor_for(args.dask, args.workers) as ex:
         result = monte_carlo(base.data, scen.data, replications=args.replications, seed=args.seed, executor=ex,
                              workers=max(1, args.workers), stop=stop,
                              on_progress=progress_bar(not args.no_progress and not args.json),
-                             as_of=base.as_of)
+                             as_of=base.as_of, uncertainty=uncertainty, second_order=second_order)
+        if second_order:
+            shares = parameter_shares(base.data, result, args.seed, ex, max(1, args.workers))
     if inputs.historian is not None:
         inputs.historian.close()
     cmp = result.comparison()
@@ -214,11 +227,17 @@ def run(args: argparse.Namespace) -> int:
         doc["notes"] = [{"kind": n.kind, "subject": n.subject} for n in base.notes]
         doc["calibration"] = inputs.calibration.to_dict() if inputs.calibration is not None else None
         doc["stopped_early"] = result.stopped_early
+        doc["second_order"] = result.second_order
+        doc["parameter_share"] = {k: (v if math.isfinite(v) else None) for k, v in shares.items()}
         print(json.dumps(doc, allow_nan=False))
     elif args.csv:
         print(kpi_csv(cmp), end="")
     else:
         print(kpi_table(cmp, scenario.name, result.replications, base.as_of))
+        if shares:
+            print("\n" + share_line(shares))
+        elif not second_order:
+            print("\nfirst order: every replication used the point estimates (no parameter uncertainty)")
         if base.notes:
             kinds = sorted({n.kind for n in base.notes})
             print(f"\nassumptions: {', '.join(kinds)}")
@@ -227,6 +246,35 @@ def run(args: argparse.Namespace) -> int:
             print(f"calibration: {n} of {len(inputs.calibration.estimates)} figures use configured defaults "
                   "(history too short)")
     return 0
+
+
+SHARE_KPIS = ("units_done", "on_time_rate", "lead_time_h")
+
+
+def uncertainty_of(calibration: Any) -> Any:
+    """The figures' sampling laws: the calibration's, or prior widths on every figure without one."""
+    from twin.sim.uncertainty import Uncertainty
+
+    return calibration.uncertainty if calibration is not None else Uncertainty()
+
+
+def parameter_shares(data: Any, result: Any, seed: int, executor: Executor | None, workers: int) -> dict[str, float]:
+    """Share of the baseline's variance due to parameter uncertainty per fleet KPI (first-order companion)."""
+    from twin.sim.montecarlo import companion_replications, parameter_share
+    from twin.sim.montecarlo import run as monte_carlo
+
+    n = companion_replications(result.replications)
+    first = monte_carlo(data, replications=n, seed=seed, executor=executor, workers=workers, second_order=False)
+    return {k: parameter_share(result.baseline, first.baseline, k) for k in SHARE_KPIS}
+
+
+def share_line(shares: dict[str, float]) -> str:
+    """The sentence that says how much of the band is parameter uncertainty."""
+    parts = [f"{_KPI_LABELS[k][0]} {v * 100:.0f}%" for k, v in shares.items() if math.isfinite(v)]
+    if not parts:
+        return "parameter uncertainty: not measurable (no spread)"
+    return ("parameter uncertainty (share of the baseline's variance, 1 - first-order / second-order): "
+            + ", ".join(parts))
 
 
 _KPI_LABELS = {

@@ -2,9 +2,27 @@
 
 :func:`actual_series` reads what happened from the historian (cumulative good parts of the
 machines that finish products, and stock on hand per SKU) on the projection's bin ends;
-:func:`backtest` scores the projection against it: **coverage** (share of bin ends where the
-actual value lies within P10..P90; about 0.8 for a calibrated model) and the **error of the
-median** (mean absolute error of P50, and relative to the mean actual level).
+:func:`backtest` scores the projection against it, per band with an actual series:
+
+- **coverage**: share of bin ends where the actual value lies within P10..P90 (about 0.8 for a
+  calibrated model);
+- **error of the median**: mean absolute error of P50 at the bin ends, and relative to the mean
+  actual level;
+- with the replications' samples (``samples``): the **PIT** of each actual value (the share of
+  samples below it, ties counted half: the mid-rank, so a deterministic band scores 0.5 on its
+  value) and its 10-bin histogram (flat for a calibrated model, U-shaped when the bands are too
+  narrow, humped when too wide); the **CRPS** from the samples, E|X - y| - E|X - X'| / 2 with X, X'
+  independent draws of the sample distribution (mean over the bin ends; in the series' unit, 0 for
+  a perfect point forecast);
+- with a naive forecast (``naive``: what happened in the same hours one week earlier) the same
+  errors for it and a **skill score** 1 - err_model / err_naive (above 0: better than naive). For
+  output (``cumulative_units``) the error compared is that of the **daily output**: units made in
+  each full day of the horizon (the whole horizon when it is shorter), P50 of the samples' daily
+  output against the actual; for stock, the mean absolute error at the bin ends.
+
+:func:`rolling_summary` pools the scores of backtests from many origins: coverage, PIT
+histogram, mean CRPS, mean errors and skill (ratio of the mean errors), and coverage by hour of
+the horizon.
 """
 
 from __future__ import annotations
@@ -16,18 +34,91 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
+import numpy as np
+
 from twin.historian import Historian, SeriesKey, SeriesPoint
 from twin.sim.projection import FLEET, Projection, to_plain
 from twin.spec import FleetSpec, SignalKind
 
-__all__ = ["BacktestResult", "SeriesScore", "actual_series", "backtest"]
+__all__ = ["BacktestResult", "RollingSummary", "SeriesScore", "SeriesSummary", "actual_series", "backtest",
+           "crps", "daily_values", "pit", "pit_histogram", "rolling_summary"]
 
 MAX_POINTS = 10_000_000
+PIT_BINS = 10
+DAY_S = 86400.0
+WEEK = timedelta(days=7)
+
+
+def pit(samples: Sequence[float] | np.ndarray, y: float) -> float:
+    """Probability integral transform of ``y`` under the samples: share below, ties counted half.
+
+    >>> pit([1.0, 2.0, 3.0, 4.0], 2.5), pit([1.0, 2.0, 3.0, 4.0], 2.0), pit([5.0, 5.0], 5.0)
+    (0.5, 0.375, 0.5)
+    """
+    xs = np.asarray(samples, dtype=float)
+    if xs.size == 0:
+        return math.nan
+    below = float(np.count_nonzero(xs < y))
+    ties = float(np.count_nonzero(xs == y))
+    return (below + 0.5 * ties) / xs.size
+
+
+def pit_histogram(values: Sequence[float], bins: int = PIT_BINS) -> tuple[int, ...]:
+    """Counts of PIT values in ``bins`` equal bins of [0, 1] (1.0 in the last bin; NaNs left out).
+
+    >>> pit_histogram([0.0, 0.05, 0.5, 0.95, 1.0])
+    (2, 0, 0, 0, 0, 1, 0, 0, 0, 2)
+    """
+    counts = [0] * bins
+    for v in values:
+        if math.isnan(v):
+            continue
+        counts[min(bins - 1, max(0, int(v * bins)))] += 1
+    return tuple(counts)
+
+
+def crps(samples: Sequence[float] | np.ndarray, y: float) -> float:
+    """CRPS of the empirical distribution of ``samples`` at ``y``: E|X - y| - E|X - X'| / 2.
+
+    With the samples sorted, E|X - X'| = 2 / m^2 * sum_i (2 i - m - 1) x_i (i = 1..m).
+
+    >>> crps([1.0, 2.0, 3.0], 2.0)  # 2/3 - (8/9) / 2 = 2/9
+    0.2222222222222222
+    >>> crps([4.0], 1.0)  # a point forecast: the absolute error
+    3.0
+    """
+    xs = np.sort(np.asarray(samples, dtype=float))
+    m = xs.size
+    if m == 0:
+        return math.nan
+    abs_err = float(np.abs(xs - y).mean())
+    i = np.arange(1, m + 1, dtype=float)
+    spread = float(2.0 / (m * m) * np.sum((2.0 * i - m - 1.0) * xs))
+    return abs_err - spread / 2.0
+
+
+def daily_values(t_s: Sequence[float], cumulative: Sequence[float]) -> list[float]:
+    """Output in each full day of a cumulative series (from 0 at the fork); the whole span if none.
+
+    >>> daily_values([43200.0, 86400.0, 129600.0, 172800.0], [5.0, 12.0, 20.0, 30.0])
+    [12.0, 18.0]
+    >>> daily_values([3600.0, 7200.0], [1.0, 3.0])
+    [3.0]
+    """
+    out: list[float] = []
+    last = 0.0
+    for t, c in zip(t_s, cumulative, strict=True):
+        if abs(t / DAY_S - round(t / DAY_S)) < 1e-9 and t > 0:
+            out.append(c - last)
+            last = c
+    if not out and len(cumulative):
+        out.append(cumulative[-1])
+    return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SeriesScore:
-    """One band against the actual series at the same bin ends."""
+    """One band against the actual series at the same bin ends (see the module docstring)."""
 
     metric: str
     key: str
@@ -39,6 +130,14 @@ class SeriesScore:
     coverage: float  # share of points with p10 <= actual <= p90
     median_abs_error: float  # mean |p50 - actual|
     median_rel_error: float  # median_abs_error / mean |actual| (NaN when the actual is all zero)
+    pit: tuple[float, ...] = ()  # per point (with samples)
+    pit_histogram: tuple[int, ...] = ()
+    crps: float = math.nan  # mean over the points (with samples)
+    naive: tuple[float, ...] = ()  # the naive forecast per point (with a naive series)
+    naive_abs_error: float = math.nan  # mean |naive - actual|
+    daily_error: float = math.nan  # cumulative_units: mean |P50 daily output - actual| over full days
+    naive_daily_error: float = math.nan
+    skill: float = math.nan  # 1 - error / naive error (daily output for units, bin ends for stock)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,6 +149,7 @@ class BacktestResult:
     replications: int
     series: tuple[SeriesScore, ...]
     coverage: float
+    second_order: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(self)  # type: ignore[no-any-return]
@@ -110,31 +210,153 @@ def actual_series(
     return out
 
 
-def backtest(projection: Projection, actual: Mapping[tuple[str, str], Sequence[float]]) -> BacktestResult:
-    """Score ``projection`` against ``actual`` (values at the projection's bin ends)."""
+def _skill(err: float, naive: float) -> float:
+    if math.isnan(err) or math.isnan(naive) or naive <= 0.0:
+        return math.nan
+    return 1.0 - err / naive
+
+
+def backtest(
+    projection: Projection,
+    actual: Mapping[tuple[str, str], Sequence[float]],
+    samples: Mapping[tuple[str, str], np.ndarray] | None = None,
+    naive: Mapping[tuple[str, str], Sequence[float]] | None = None,
+    *,
+    second_order: bool = False,
+) -> BacktestResult:
+    """Score ``projection`` against ``actual`` (values at the projection's bin ends).
+
+    ``samples`` (replications x bins per band, e.g. ``MonteCarloResult.samples``) add PIT and CRPS,
+    ``naive`` (the actual series one week earlier) the naive errors and the skill score.
+    """
     scores = []
     hit = total = 0
     for band in projection.bands:
         values = actual.get((band.metric, band.key))
         if values is None:
             continue
-        pts = [
-            (t, a, lo, mid, hi)
-            for t, a, lo, mid, hi in zip(band.t_s, values, band.p10, band.p50, band.p90, strict=True)
-            if not math.isnan(a)
-        ]
-        if not pts:
+        arr = samples.get((band.metric, band.key)) if samples is not None else None
+        nv = naive.get((band.metric, band.key)) if naive is not None else None
+        idx = [i for i, a in enumerate(values) if not math.isnan(a)]
+        if not idx:
             continue
-        inside = sum(1 for _, a, lo, _, hi in pts if lo - 1e-9 <= a <= hi + 1e-9)
-        mae = sum(abs(mid - a) for _, a, _, mid, _ in pts) / len(pts)
-        level = sum(abs(a) for _, a, _, _, _ in pts) / len(pts)
+        t_s = [band.t_s[i] for i in idx]
+        act = [values[i] for i in idx]
+        lo, mid, hi = ([seq[i] for i in idx] for seq in (band.p10, band.p50, band.p90))
+        inside = sum(1 for a, lo_, hi_ in zip(act, lo, hi, strict=True) if lo_ - 1e-9 <= a <= hi_ + 1e-9)
+        mae = sum(abs(m - a) for m, a in zip(mid, act, strict=True)) / len(idx)
+        level = sum(abs(a) for a in act) / len(idx)
         hit += inside
-        total += len(pts)
+        total += len(idx)
+        pits: tuple[float, ...] = ()
+        mean_crps = math.nan
+        if arr is not None and arr.size:
+            pits = tuple(pit(arr[:, i], values[i]) for i in idx)
+            mean_crps = sum(crps(arr[:, i], values[i]) for i in idx) / len(idx)
+        naive_pts: tuple[float, ...] = ()
+        naive_err = daily_err = naive_daily = math.nan
+        if nv is not None:
+            naive_pts = tuple(nv[i] for i in idx)
+            ok = [(n, a) for n, a in zip(naive_pts, act, strict=True) if not math.isnan(n)]
+            naive_err = sum(abs(n - a) for n, a in ok) / len(ok) if ok else math.nan
+        skill = _skill(mae, naive_err)
+        if band.metric == "cumulative_units" and len(idx) == len(values):
+            full_t = list(band.t_s)
+            actual_daily = daily_values(full_t, list(values))
+            if arr is not None and arr.size:
+                per_rep = np.asarray([daily_values(full_t, list(row)) for row in arr], dtype=float)
+                p50_daily = np.percentile(per_rep, 50.0, axis=0).tolist()
+            else:
+                p50_daily = daily_values(full_t, list(band.p50))
+            daily_err = sum(abs(p - a) for p, a in zip(p50_daily, actual_daily, strict=True)) / len(actual_daily)
+            if nv is not None and not any(math.isnan(x) for x in nv):
+                naive_d = daily_values(full_t, list(nv))
+                naive_daily = sum(abs(p - a) for p, a in zip(naive_d, actual_daily, strict=True)) / len(actual_daily)
+            skill = _skill(daily_err, naive_daily)
         scores.append(SeriesScore(
-            metric=band.metric, key=band.key, t_s=tuple(p[0] for p in pts), actual=tuple(p[1] for p in pts),
-            p10=tuple(p[2] for p in pts), p50=tuple(p[3] for p in pts), p90=tuple(p[4] for p in pts),
-            coverage=inside / len(pts), median_abs_error=mae, median_rel_error=mae / level if level else math.nan,
+            metric=band.metric, key=band.key, t_s=tuple(t_s), actual=tuple(act), p10=tuple(lo), p50=tuple(mid),
+            p90=tuple(hi), coverage=inside / len(idx), median_abs_error=mae,
+            median_rel_error=mae / level if level else math.nan, pit=pits,
+            pit_histogram=pit_histogram(pits) if pits else (), crps=mean_crps, naive=naive_pts,
+            naive_abs_error=naive_err, daily_error=daily_err, naive_daily_error=naive_daily, skill=skill,
         ))
     return BacktestResult(as_of=projection.as_of, horizon_s=projection.horizon_s,
                           replications=projection.replications, series=tuple(scores),
-                          coverage=hit / total if total else math.nan)
+                          coverage=hit / total if total else math.nan, second_order=second_order)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeriesSummary:
+    """One series over many origins: pooled coverage and PIT, mean CRPS and errors, skill, coverage by hour."""
+
+    metric: str
+    key: str
+    origins: int
+    points: int
+    coverage: float
+    pit_histogram: tuple[int, ...]
+    crps: float
+    median_abs_error: float
+    naive_abs_error: float
+    daily_error: float
+    naive_daily_error: float
+    skill: float  # 1 - mean error / mean naive error (daily output for units, bin ends for stock)
+    coverage_by_hour: tuple[float, ...]  # share inside P10..P90 at hour h of the horizon (h = 1, 2, ...)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RollingSummary:
+    """Every series' summary and the pooled coverage and PIT histogram of all of them."""
+
+    origins: int
+    coverage: float
+    pit_histogram: tuple[int, ...]
+    series: tuple[SeriesSummary, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain(self)  # type: ignore[no-any-return]
+
+
+def _nanmean(xs: Sequence[float]) -> float:
+    ok = [x for x in xs if not math.isnan(x)]
+    return sum(ok) / len(ok) if ok else math.nan
+
+
+def rolling_summary(results: Sequence[BacktestResult]) -> RollingSummary:
+    """Pool backtests from several origins, series by series (see the module docstring)."""
+    groups: dict[tuple[str, str], list[SeriesScore]] = {}
+    for r in results:
+        for s in r.series:
+            groups.setdefault((s.metric, s.key), []).append(s)
+    out = []
+    all_hits = all_points = 0
+    all_pit = [0] * PIT_BINS
+    for (metric, key), scores in groups.items():
+        hits = points = 0
+        by_hour: dict[int, list[int]] = {}
+        pit_counts = [0] * PIT_BINS
+        for s in scores:
+            for t, a, lo, hi in zip(s.t_s, s.actual, s.p10, s.p90, strict=True):
+                inside = int(lo - 1e-9 <= a <= hi + 1e-9)
+                hits += inside
+                points += 1
+                by_hour.setdefault(max(1, math.ceil(t / 3600.0 - 1e-9)), []).append(inside)
+            for i, c in enumerate(s.pit_histogram):
+                pit_counts[i] += c
+        all_hits += hits
+        all_points += points
+        all_pit = [a + b for a, b in zip(all_pit, pit_counts, strict=True)]
+        hours = range(1, max(by_hour) + 1) if by_hour else range(0)
+        mae = _nanmean([s.median_abs_error for s in scores])
+        naive = _nanmean([s.naive_abs_error for s in scores])
+        daily = _nanmean([s.daily_error for s in scores])
+        naive_daily = _nanmean([s.naive_daily_error for s in scores])
+        skill = _skill(daily, naive_daily) if metric == "cumulative_units" else _skill(mae, naive)
+        out.append(SeriesSummary(
+            metric=metric, key=key, origins=len(scores), points=points, coverage=hits / points if points else math.nan,
+            pit_histogram=tuple(pit_counts), crps=_nanmean([s.crps for s in scores]), median_abs_error=mae,
+            naive_abs_error=naive, daily_error=daily, naive_daily_error=naive_daily, skill=skill,
+            coverage_by_hour=tuple(sum(by_hour[h]) / len(by_hour[h]) if h in by_hour else math.nan for h in hours),
+        ))
+    return RollingSummary(origins=len(results), coverage=all_hits / all_points if all_points else math.nan,
+                          pit_histogram=tuple(all_pit), series=tuple(out))

@@ -1,0 +1,95 @@
+"""Backtest scores by hand: coverage, PIT, CRPS, P50 and naive errors, skill, and their rolling summary."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+
+from twin.sim.backtest import backtest as score
+from twin.sim.backtest import crps, pit, pit_histogram, rolling_summary
+from twin.sim.projection import Band, Projection
+
+SAMPLES = np.asarray([[1.0, 10.0], [2.0, 12.0], [3.0, 14.0], [4.0, 16.0]])  # 4 replications x 2 bins
+
+
+def _projection(metric: str, key: str, t_s: tuple[float, ...], samples: np.ndarray) -> Projection:
+    q = np.percentile(samples, [10.0, 50.0, 90.0], axis=0)
+    band = Band(metric=metric, key=key, t_s=t_s, p10=tuple(q[0]), p50=tuple(q[1]), p90=tuple(q[2]),
+                mean=tuple(samples.mean(axis=0)))
+    return Projection(replications=samples.shape[0], horizon_s=t_s[-1], bin_s=t_s[0], bands=(band,), kpis=(),
+                      stockouts=(), orders=())
+
+
+def test_scores_of_a_tiny_projection_by_hand() -> None:
+    # bins end at 12 h and 24 h. P10/P50/P90 (numpy's linear interpolation): [1.3, 2.5, 3.7] and
+    # [10.6, 13, 15.4]. Actual [2, 20]: 2 is inside, 20 above -> coverage 1/2.
+    p = _projection("cumulative_units", "s", (43200.0, 86400.0), SAMPLES)
+    key = ("cumulative_units", "s")
+    r = score(p, {key: [2.0, 20.0]}, {key: SAMPLES}, {key: [1.0, 15.0]})
+    s = r.series[0]
+    assert s.coverage == 0.5 and r.coverage == 0.5
+    # PIT: 1 sample below 2 and 1 tie -> (1 + 1/2) / 4 = 0.375 (bin 3); all below 20 -> 1.0 (last bin)
+    assert s.pit == (0.375, 1.0)
+    assert s.pit_histogram == (0, 0, 0, 1, 0, 0, 0, 0, 0, 1)
+    # CRPS = E|X - y| - E|X - X'| / 2. Bin 1: E|X - 2| = (1 + 0 + 1 + 2) / 4 = 1; E|X - X'| over the
+    # 16 ordered pairs of [1, 2, 3, 4] = 20 / 16 = 1.25 -> 0.375. Bin 2: E|X - 20| = 28 / 4 = 7,
+    # E|X - X'| = 2 x 1.25 = 2.5 -> 5.75. Mean 3.0625.
+    assert s.crps == pytest.approx(3.0625)
+    # P50 error at the bin ends (|2.5 - 2| + |13 - 20|) / 2 = 3.75; naive (|1 - 2| + |15 - 20|) / 2 = 3
+    assert s.median_abs_error == pytest.approx(3.75)
+    assert s.naive_abs_error == pytest.approx(3.0)
+    # daily output: one full day (0..24 h): samples [10, 12, 14, 16] -> P50 13, actual 20, naive 15:
+    # errors 7 and 5, skill 1 - 7/5 = -0.4 (worse than the same hours a week earlier)
+    assert s.daily_error == pytest.approx(7.0)
+    assert s.naive_daily_error == pytest.approx(5.0)
+    assert s.skill == pytest.approx(-0.4)
+
+
+def test_stock_skill_compares_the_errors_at_the_bin_ends() -> None:
+    p = _projection("stock", "s/FIL", (3600.0, 7200.0), SAMPLES)
+    key = ("stock", "s/FIL")
+    s = score(p, {key: [2.5, 13.0]}, {key: SAMPLES}, {key: [4.5, 9.0]}).series[0]
+    # P50 hits both exactly: error 0; naive |4.5 - 2.5| + |9 - 13| = 6 / 2 = 3 -> skill 1
+    assert s.median_abs_error == 0.0 and s.naive_abs_error == pytest.approx(3.0) and s.skill == 1.0
+    assert math.isnan(s.daily_error)  # daily output is for output series only
+    assert s.pit == (0.5, 0.5)  # two below, two above each
+
+
+def test_rolling_summary_pools_origins_and_counts_coverage_by_hour() -> None:
+    key = ("stock", "s/FIL")
+    p = _projection("stock", "s/FIL", (3600.0, 7200.0), SAMPLES)
+    a = score(p, {key: [2.0, 20.0]}, {key: SAMPLES}, {key: [2.0, 14.0]})  # hour 1 inside, hour 2 out
+    b = score(p, {key: [3.0, 14.0]}, {key: SAMPLES}, {key: [1.0, 10.0]})  # both inside
+    summary = rolling_summary([a, b])
+    s = summary.series[0]
+    assert summary.origins == 2 and s.origins == 2 and s.points == 4
+    assert s.coverage == 0.75 and summary.coverage == 0.75
+    assert s.coverage_by_hour == (1.0, 0.5)
+    # PITs: a -> 0.375, 1.0; b -> 0.625, 0.625 (2 below, 1 tie of 4 / bin 2: 14 ties with one sample)
+    assert s.pit_histogram == (0, 0, 0, 1, 0, 0, 2, 0, 0, 1)
+    # mean P50 errors: a (0.5 + 7) / 2 = 3.75, b (0.5 + 1) / 2 = 0.75 -> 2.25; naive a (0 + 6) / 2 = 3,
+    # b (2 + 4) / 2 = 3 -> 3; skill = 1 - 2.25 / 3 = 0.25
+    assert s.median_abs_error == pytest.approx(2.25)
+    assert s.naive_abs_error == pytest.approx(3.0)
+    assert s.skill == pytest.approx(0.25)
+
+
+def test_crps_and_pit_of_special_cases() -> None:
+    assert crps([5.0], 2.0) == 3.0  # a point forecast scores its absolute error
+    assert crps([2.0, 2.0, 2.0], 2.0) == 0.0
+    assert pit([5.0] * 10, 5.0) == 0.5  # a deterministic band on its value: the middle
+    assert pit_histogram([0.1, 0.1999, 0.2]) == (0, 2, 1, 0, 0, 0, 0, 0, 0, 0)
+
+
+def test_pit_of_a_calibrated_forecast_is_flat() -> None:
+    # actual and the 200 samples drawn from the same normal distribution: PIT uniform, 1,000 points
+    # give 100 per bin with sd sqrt(1000 x 0.1 x 0.9) = 9.5; a 4-sd band is 62..138
+    rng = random.Random(2)
+    pits = []
+    for _ in range(1000):
+        xs = [rng.gauss(0.0, 1.0) for _ in range(200)]
+        pits.append(pit(xs, rng.gauss(0.0, 1.0)))
+    assert all(62 <= c <= 138 for c in pit_histogram(pits))
