@@ -71,6 +71,7 @@ NUMERIC_KINDS = frozenset(
         SignalKind.SCRAP_COUNT,
     }
 )
+KNOWN_SINCE_LOOKBACK = timedelta(days=2)  # how far back a status is followed through data gaps
 ALARM_KINDS = frozenset({EventKind.ALARM_RAISED, EventKind.ALARM_CLEARED, EventKind.ALARM_ACKNOWLEDGED})
 
 
@@ -331,8 +332,13 @@ def _status_signal(spec: MachineSpec) -> str | None:
     return sig.name if sig else None
 
 
-def machine_tile(spec: MachineSpec, m: MachineState | None, now: datetime, stale_after_polls: float) -> MachineTile:
-    """The tile of one machine at ``now``: UNKNOWN unless its status sample is GOOD and recent enough."""
+def machine_tile(spec: MachineSpec, m: MachineState | None, now: datetime, stale_after_polls: float,
+                 known_since: datetime | None = None) -> MachineTile:
+    """The tile of one machine at ``now``: UNKNOWN unless its status sample is GOOD and recent enough.
+
+    ``known_since`` is when the current status really began when that is before ``status_since``
+    (``twin.live.status_known_since``: a data gap in which the status stayed the same does not restart it).
+    """
     base: dict[str, Any] = {
         "site": spec.site, "machine": spec.id, "role": spec.role.value, "template": spec.template.id
     }
@@ -348,7 +354,10 @@ def machine_tile(spec: MachineSpec, m: MachineState | None, now: datetime, stale
     limit = stale_after_polls * spec.poll_interval_s
     if quality is Quality.GOOD and (age is None or age > limit):
         quality, reason = Quality.STALE, "not refreshed"
-    in_status = (now - m.status_since).total_seconds() if m.status_since is not None else None
+    since = m.status_since
+    if known_since is not None and since is not None and known_since < since and m.status is not MachineStatus.UNKNOWN:
+        since = known_since
+    in_status = (now - since).total_seconds() if since is not None else None
     if quality is not Quality.GOOD and m.status is MachineStatus.UNKNOWN and in_status is not None:
         # a stale/bad sample is fresh itself: the data's age is how long the status has been unknown
         age = max(age or 0.0, in_status)
@@ -496,10 +505,19 @@ def _replace_row(row: AlarmRow, **changes: Any) -> AlarmRow:
 
 
 def _newest_sample(state: SiteState | None) -> datetime | None:
+    """The time of the site's newest GOOD sample: a STALE or BAD reading is fresh, but it is no data.
+
+    (A poller keeps reporting an unreachable PLC's points, STALE then BAD, stamped with the time it
+    tried: counted, a lost PLC's site said "updated 5 s ago".)
+    """
     if state is None:
         return None
-    stamps = [sv.ts for m in state.machines.values() for sv in m.signals.values()]
-    stamps += [i.ts for i in state.inventory.values() if i.ts is not None]
+    good = Quality.GOOD
+    stamps = [sv.ts for m in state.machines.values() for sv in m.signals.values() if sv.quality is good]
+    # a machine whose status went UNKNOWN (its samples replaced by STALE/BAD ones) had data until then
+    stamps += [m.status_since for m in state.machines.values()
+               if m.status is MachineStatus.UNKNOWN and m.status_quality is not good and m.status_since is not None]
+    stamps += [i.ts for i in state.inventory.values() if i.ts is not None and i.quality is good]
     return max(stamps) if stamps else None
 
 
@@ -827,7 +845,8 @@ class QueryService:
         start = self._snapshot(site.id, midnight, live_state)
         past = self._usage_base(site.id, now, live_state)
         machines = tuple(
-            machine_tile(m, live_state.machines.get(m.id) if live_state else None, now, self.fleet.stale_after_polls)
+            machine_tile(m, live_state.machines.get(m.id) if live_state else None, now, self.fleet.stale_after_polls,
+                         self._known_since(site.id, m.id, live_state))
             for m in site.machines
         )
         by_machine = tuple(
@@ -839,6 +858,26 @@ class QueryService:
                         shipments=tuple(shipment_rows(site, live_state, now)), alarms=tuple(alarms), now=now,
                         orders=tuple(order_rows(site, live_state, now)),
                         backlog=kpi.backlog(live_state.orders if live_state else (), now))
+
+    def _known_since(self, site: str, machine: str, live_state: SiteState | None) -> datetime | None:
+        """When a machine's current status began, through data gaps it came back from in the same status.
+
+        Only a machine whose current status began by coming back from UNKNOWN (the site's recent
+        events say so) is looked up: the STATUS_CHANGE events of up to ``KNOWN_SINCE_LOOKBACK``
+        before, read once per outage (the answer does not change while the status lasts).
+        """
+        m = live_state.machines.get(machine) if live_state else None  # type: ignore[call-overload]
+        if live_state is None or m is None or m.status_since is None or m.status is MachineStatus.UNKNOWN:
+            return None
+        since = m.status_since
+        back = any(e.asset == machine and e.ts == since and e.kind is EventKind.STATUS_CHANGE
+                   and e.data.get("from") == MachineStatus.UNKNOWN.value for e in live_state.recent_events)
+        if not back:
+            return None
+        return self._cache.get(
+            ("known-since", site, machine, since), self.past_ttl_s,
+            lambda: live.status_known_since(self.events(site, since - KNOWN_SINCE_LOOKBACK, since), machine,
+                                            m.status, since))
 
     def _site_alarms(self, site: SiteSpec, live_state: SiteState | None, now: datetime) -> list[AlarmRow]:
         current = list(live_state.alarms.values()) if live_state else []
@@ -898,7 +937,8 @@ class QueryService:
         events = tuple(e for e in self.events(site_id, t0, now) if e.asset == machine_id)
         kpis = machine_kpis(site, spec, start, live_state or SiteState(site=site.id, as_of=now), t0)
         current = live_state.machines.get(spec.id) if live_state else None
-        tile = machine_tile(spec, current, now, self.fleet.stale_after_polls)
+        tile = machine_tile(spec, current, now, self.fleet.stale_after_polls,
+                            self._known_since(site_id, machine_id, live_state))
         return MachineView(site=site_id, machine=machine_id, tile=tile, series=series, units=units,
                            events=events, kpis=kpis, t0=t0, t1=now)
 

@@ -78,6 +78,7 @@ __all__ = [
     "initial_site_state",
     "initial_state",
     "refresh",
+    "status_known_since",
 ]
 
 log = logging.getLogger(__name__)
@@ -784,6 +785,41 @@ def apply(
     """
     result = apply_detailed(spec, state, readings, now)
     return result.state, result.events
+
+
+def status_known_since(events: Iterable[Event], machine: str, status: MachineStatus, since: datetime) -> datetime:
+    """When ``machine``'s current ``status`` (held since ``since``) began, looking through data gaps.
+
+    A data outage is logged as STATUS_CHANGE events into and out of UNKNOWN. Coming back in the
+    status it had before the gap does not make it a new status: the time in status counts from the
+    last change into ``status`` from another known status (or its first report). ``status_since``
+    stays as it is (it anchors ``status_seconds``, which counts the gap as UNKNOWN); this is what a
+    person reads as "OFF for 5.8 h". ``events`` are events up to ``since``, in time order; other
+    machines' and other kinds are skipped. A gap in which the status changed (X -> UNKNOWN -> Y)
+    starts Y at its return.
+
+    >>> t = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+    >>> def change(minutes: int, frm: str, to: str) -> Event:
+    ...     return Event(ts=t + timedelta(minutes=minutes), site="s1", asset="M1", kind=EventKind.STATUS_CHANGE,
+    ...                  message="", data=FrozenDict({"from": frm, "to": to}))
+    >>> log = [change(0, "running", "off"), change(300, "off", "unknown"), change(310, "unknown", "off")]
+    >>> status_known_since(log, "M1", MachineStatus.OFF, t + timedelta(minutes=310)) == t
+    True
+    """
+    unknown, wanted = MachineStatus.UNKNOWN.value, status.value
+    changes = [e for e in events if e.asset == machine and e.kind is EventKind.STATUS_CHANGE and e.ts <= since]
+    start = since
+    for e in reversed(changes):
+        frm, to = e.data.get("from"), e.data.get("to")
+        if to == wanted and frm == unknown:
+            start = e.ts  # back from a gap (or the first report): the status may have begun earlier
+        elif to == unknown and frm == wanted:
+            continue  # the gap began while in this status
+        elif to == wanted:
+            return e.ts  # the change into it from another known status
+        else:
+            break
+    return start
 
 
 def refresh(spec: FleetSpec, state: TwinState, now: datetime) -> tuple[TwinState, tuple[Event, ...]]:

@@ -147,10 +147,26 @@ def header(view: SiteView) -> str:
             + (f"DATA STALE ({theme.fmt_age(t.age_s)})" if t.stale else f"updated {theme.fmt_duration(t.age_s)} ago"))
 
 
+def header_part(view: SiteView) -> Any:
+    """The header line, under a banner when the site's data is stale or some machines have none."""
+    text = header(view)
+    dark = [m for m in view.machines if not m.current]
+    if view.tile.stale:
+        banner = (f"DATA STALE: nothing current from this site for {theme.fmt_duration(view.tile.age_s)} "
+                  "(no data yet)" if view.tile.age_s is None else
+                  f"DATA STALE: nothing current from this site for {theme.fmt_duration(view.tile.age_s)}; "
+                  "tiles are grey (UNKNOWN), figures are as last reported")
+    elif dark:
+        banner = f"{len(dark)} of {len(view.machines)} machine(s) without current data (grey tiles)"
+    else:
+        return text
+    return [html.Div(banner, className="stale-banner", role="alert"), html.Span(text)]
+
+
 def render_view(view: SiteView) -> Rendered:
     """Every part of the site page for one view-model (pure)."""
     parts: dict[str, Any] = {
-        "header": header(view),
+        "header": header_part(view),
         "tiles": [components.machine_tile(m) for m in view.machines],
         "alarms": components.alarm_table_rows(view.alarms, view.now),
         "oee": figures.oee_bars(view.oee_by_machine),

@@ -175,3 +175,47 @@ def test_alarm_journal_reconstructs_instances() -> None:
 
 def test_history_module_is_deterministic() -> None:
     assert history.status_at(0, 0) is MachineStatus.RUNNING and history.status_at(23, 0) is MachineStatus.IDLE
+
+
+def test_a_lost_plc_is_stale_on_the_site_and_the_status_keeps_its_age(fleet: FleetSpec, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime
+
+    from connectors.store import SqliteHistorian
+    from dashboard.pages.site import header, header_part
+    from twin import live
+    from twin.readings import Reading
+
+    site = fleet.site("pod-berlin")
+    t0, lost, back = NOW - timedelta(hours=6), NOW - timedelta(minutes=12), NOW - timedelta(minutes=2)
+    store = SqliteHistorian(tmp_path / "h.db", fleet)
+    state = live.initial_state(fleet, t0)
+    t, i = t0, 0
+    while t <= NOW:  # every machine OFF from t0; from `lost` the cell's PLC does not answer, from `back` again
+        if lost <= t < back:  # what the poller reports for an unreachable device: STALE, no value, fresh time
+            readings = [Reading(ts=t, site=site.id, asset=m.id, signal="status", value=None, quality=Quality.STALE,
+                                reason="connection lost") for m in site.machines]
+        else:
+            readings = [Reading(ts=t, site=site.id, asset=m.id, signal="status", value=0) for m in site.machines]
+        state, events = live.apply(fleet, state, readings, t)
+        store.write(readings, list(state.sites.values()) if i % 30 == 0 else [], events)
+        t, i = t + timedelta(seconds=60), i + 1
+    clock: list[datetime] = [NOW - timedelta(minutes=6)]
+    queries = QueryService(fleet=fleet, historian=store, clock=lambda: clock[0])
+
+    during = queries.site_view(site.id)  # 6 min into the outage
+    assert {m.shown for m in during.machines} == {MachineStatus.UNKNOWN}
+    # the machines went UNKNOWN with the first STALE reading, at NOW - 12 min: no data for 6 min = 360 s.
+    # The STALE readings the poller keeps sending are fresh, but they are no data: not "updated 0 s ago"
+    assert during.tile.stale and during.tile.age_s == 360.0
+    assert "DATA STALE (stale 6 min)" in header(during)
+    banner = header_part(during)[0]
+    assert banner.className == "stale-banner" and "nothing current from this site for 6 min" in banner.children
+
+    clock[0] = NOW  # 2 min after the PLC answers again
+    queries.invalidate()
+    after = queries.site_view(site.id)
+    p1 = next(m for m in after.machines if m.machine == "P1")
+    assert p1.shown is MachineStatus.OFF and not after.tile.stale
+    # OFF since t0 before and after the outage: "OFF for 6.0 h" (21,600 s), not "for 120 s" since it came back
+    assert p1.in_status_s == 6 * 3600
+    store.close()

@@ -295,3 +295,27 @@ def test_missing_site_state_is_created(fleet, rd):
     partial = replace(state, sites=type(state.sites)({"s1": state.sites["s1"]}))
     new, _ = apply(fleet, partial, [rd(0, "C1", "status", 2, site="s2")])
     assert new.sites["s2"].machines["C1"].status is S.RUNNING
+
+
+def test_a_data_gap_does_not_restart_the_status_it_came_back_in() -> None:
+    from twin.frozen import FrozenDict
+    from twin.live import status_known_since
+    from twin.state import Event
+
+    t = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+    def change(minutes: float, frm: str, to: str, asset: str = "M1") -> Event:
+        return Event(ts=t + timedelta(minutes=minutes), site="s1", asset=asset, kind=EventKind.STATUS_CHANGE,
+                     message="", data=FrozenDict({"from": frm, "to": to}))
+
+    off = MachineStatus.OFF
+    # OFF at 0, two outages (at 300 and 340 min) it came back from OFF: OFF since 0, i.e. 5.8 h at 348 min
+    log = [change(0, "running", "off"), change(300, "off", "unknown"), change(301, "unknown", "off"),
+           change(320, "idle", "running", asset="M2"), change(340, "off", "unknown"), change(346.7, "unknown", "off")]
+    assert status_known_since(log, "M1", off, t + timedelta(minutes=346.7)) == t
+    # RUNNING before the gap and OFF after it: OFF begins when it came back
+    changed = [change(0, "idle", "running"), change(300, "running", "unknown"), change(310, "unknown", "off")]
+    assert status_known_since(changed, "M1", off, t + timedelta(minutes=310)) == t + timedelta(minutes=310)
+    # the first report ever (from the initial UNKNOWN) is where it began
+    first = [change(5, "unknown", "off")]
+    assert status_known_since(first, "M1", off, t + timedelta(minutes=5)) == t + timedelta(minutes=5)
