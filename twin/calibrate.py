@@ -62,6 +62,8 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from twin.frozen import FrozenDict
 from twin.historian import Historian, SeriesKey, SeriesPoint
 from twin.sim.clock import local_hour_segments
@@ -156,10 +158,12 @@ def _status(value: object) -> MachineStatus:
 
 
 def _counter_increase(points: Sequence[SeriesPoint]) -> float:
-    total = 0.0
-    for prev, cur in pairwise(points):
-        total += cur.value - prev.value if cur.value >= prev.value else cur.value  # restart from zero
-    return total
+    if len(points) < 2:
+        return 0.0
+    v = np.fromiter((p.value for p in points), dtype=float, count=len(points))
+    step = np.diff(v)
+    # a counter that went down restarted from zero: it counted its new value since
+    return float(step[step >= 0.0].sum() + v[1:][step < 0.0].sum())
 
 
 def machine_history(
@@ -247,6 +251,7 @@ def _calibrate_site(
                 keys.append(SeriesKey(site=sid, asset=str(m.id), signal=str(sig.name)))
     keys += [SeriesKey(site=sid, asset=str(i.sku), signal="on_hand") for i in site.inventory]
     series = _series(historian, keys, t0, t1)
+    made_by_machine: dict[str, float] = {}
     for m in site.machines:
         t = m.template
         subject = f"{sid}/{m.id}"
@@ -259,6 +264,7 @@ def _calibrate_site(
             if sig is not None:
                 counters[kind] = series.get(SeriesKey(site=sid, asset=str(m.id), signal=str(sig.name)), [])
         h = machine_history(m, [e for e in events if e.asset == m.id], initial, counters, t0, t1)
+        made_by_machine[str(m.id)] = h.good + h.scrap
         mtbf = _est("mtbf_h", subject, h.running_s / 3600.0 / h.failures if h.failures else None, h.failures,
                     mins.failures, t.mtbf_h, "h")
         n_rep = len(h.repair_durations_s)
@@ -292,29 +298,25 @@ def _calibrate_site(
             mttr_h=mttr.value if mttr.source is Source.HISTORY else None,
             scrap_rate=scrap.value if scrap.source is Source.HISTORY else None,
         )
-    made = _units_by_role(site, series)
+    made = _units_by_role(site, series, made_by_machine)
     arrivals = order_arrivals(events, t0, t1)
     _calibrate_lead_times(site, events, t0, t1, mins, estimates, lead_times, laws)
     _calibrate_consumption(fleet, site, events, t0, t1, mins, series, made, arrivals, estimates, consumption, laws)
     _calibrate_demand(fleet, site, historian, t0, t1, mins, series, arrivals, estimates, demand, consumption, laws)
 
 
-def _units_by_role(site: SiteSpec, series: dict[SeriesKey, list[SeriesPoint]]) -> dict[str, float]:
+def _units_by_role(site: SiteSpec, series: dict[SeriesKey, list[SeriesPoint]],
+                   made_by_machine: dict[str, float]) -> dict[str, float]:
     """Parts made (good + scrap) per role at the site, for the roles whose machines all count them."""
     made: dict[str, float] = {}
     missing: set[str] = set()
     for m in site.machines:
         role = m.role.value
-        total = 0.0
-        for kind in (SignalKind.GOOD_COUNT, SignalKind.SCRAP_COUNT):
-            sig = m.template.signal_of_kind(kind)
-            pts = series.get(SeriesKey(site=str(site.id), asset=str(m.id), signal=str(sig.name))) if sig else None
-            if not pts:
-                if kind is SignalKind.GOOD_COUNT:
-                    missing.add(role)
-                continue
-            total += _counter_increase(pts)
-        made[role] = made.get(role, 0.0) + total
+        sig = m.template.signal_of_kind(SignalKind.GOOD_COUNT)
+        if sig is None or not series.get(SeriesKey(site=str(site.id), asset=str(m.id), signal=str(sig.name))):
+            missing.add(role)
+            continue
+        made[role] = made.get(role, 0.0) + made_by_machine.get(str(m.id), 0.0)
     return {r: v for r, v in made.items() if r not in missing}
 
 

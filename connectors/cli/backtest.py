@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import sys
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from datetime import datetime, timedelta
@@ -96,6 +97,61 @@ def score_at(
     return backtest(projection, actual, samples, naive, second_order=res.second_order)
 
 
+class WindowCache:
+    """A read-through cache of a historian's series and events over ``[lo, hi]``, for overlapping reads.
+
+    A rolling backtest reads, at every origin, the week before it (calibration), the horizon after
+    it (the actual series) and the same hours a week earlier (the naive forecast): windows that
+    overlap by most of their length. Each series and each site's events are read once over
+    ``[lo, hi]`` and sliced by time after that; a read outside ``[lo, hi]`` goes to the historian.
+    Slicing returns exactly the points in ``[t0, t1]``, as the historian would, so nothing after
+    an origin is seen by its calibration.
+    """
+
+    def __init__(self, historian: Any, lo: datetime, hi: datetime) -> None:
+        self._h = historian
+        self.lo, self.hi = lo, hi
+        self._series: dict[Any, tuple[list[datetime], tuple[Any, ...], bool]] = {}
+        self._events: dict[str, tuple[list[datetime], list[Any]]] = {}
+
+    def series(self, keys: Sequence[Any], t0: datetime, t1: datetime, max_points: int) -> list[Any]:
+        from twin.historian import SeriesResult
+
+        if t0 < self.lo or t1 > self.hi:
+            return list(self._h.series(keys, t0, t1, max_points))
+        missing = [k for k in keys if k not in self._series]
+        if missing:
+            for r in self._h.series(missing, self.lo, self.hi, max_points):
+                self._series[r.key] = ([p.ts for p in r.points], r.points, r.downsampled)
+        out = []
+        for k in keys:
+            ts, points, down = self._series[k]
+            out.append(SeriesResult(key=k, points=points[bisect_left(ts, t0):bisect_right(ts, t1)], downsampled=down))
+        return out
+
+    def events(self, site: str | None, t0: datetime, t1: datetime) -> list[Any]:
+        if site is None or t0 < self.lo or t1 > self.hi:
+            return list(self._h.events(site, t0, t1))
+        if site not in self._events:
+            evs = sorted(self._h.events(site, self.lo, self.hi), key=lambda e: e.ts)
+            self._events[site] = ([e.ts for e in evs], evs)
+        ts, evs = self._events[site]
+        return evs[bisect_left(ts, t0):bisect_right(ts, t1)]
+
+    def state_at(self, site: str, t: datetime) -> Any:
+        return self._h.state_at(site, t)
+
+    def signals(self, site: str | None = None) -> list[Any]:
+        return list(self._h.signals(site))
+
+    def write(self, *args: Any, **kwargs: Any) -> None:
+        raise TwinError("a backtest only reads history")
+
+    def close(self) -> None:
+        self._series.clear()
+        self._events.clear()
+
+
 def origins(first: datetime, last: datetime, every_s: float) -> list[datetime]:
     """``first``, ``first + every``, .. up to ``last`` (inclusive)."""
     out = []
@@ -115,6 +171,9 @@ def rolling(
     from twin.sim.backtest import rolling_summary
 
     results = []
+    if at:
+        lo = min(at) - timedelta(days=calibrate_days) - WEEK - timedelta(hours=1)
+        historian = WindowCache(historian, lo, max(at) + timedelta(seconds=horizon_s))
     for i, t in enumerate(at):
         results.append(score_at(fleet, historian, t, horizon_s, bin_s=bin_s, replications=replications, seed=seed,
                                 executor=executor, workers=workers, calibrate_days=calibrate_days,

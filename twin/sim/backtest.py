@@ -28,10 +28,10 @@ the horizon.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -155,22 +155,33 @@ class BacktestResult:
         return to_plain(self)  # type: ignore[no-any-return]
 
 
-def _increase_between(points: Sequence[SeriesPoint], t0: datetime, t: datetime) -> float:
-    """Counter increase from the last point at or before ``t0`` to ``t`` (a decrease is a restart)."""
-    seq = [p for p in points if p.ts <= t0][-1:] + [p for p in points if t0 < p.ts <= t]
+def _increases_at(points: Sequence[SeriesPoint], t0: datetime, ends: Sequence[datetime]) -> list[float]:
+    """Counter increase from the last point at or before ``t0`` to each of the (ascending) ``ends``.
+
+    A decrease is a restart from zero (the new value counts). One pass over the points.
+    """
+    ts = [p.ts for p in points]
+    start = max(0, bisect_right(ts, t0) - 1)
+    out = []
     total = 0.0
-    for prev, cur in pairwise(seq):
-        total += cur.value - prev.value if cur.value >= prev.value else cur.value
-    return total
+    i = start
+    for end in ends:
+        stop = bisect_right(ts, end)
+        while i + 1 < stop:
+            prev, cur = points[i].value, points[i + 1].value
+            total += cur - prev if cur >= prev else cur
+            i += 1
+        out.append(total)
+    return out
 
 
-def _value_at(points: Sequence[SeriesPoint], t: datetime) -> float:
-    last = math.nan
-    for p in points:
-        if p.ts > t:
-            break
-        last = p.value
-    return last
+def _values_at(points: Sequence[SeriesPoint], ends: Sequence[datetime]) -> list[float]:
+    ts = [p.ts for p in points]
+    out = []
+    for end in ends:
+        i = bisect_right(ts, end)
+        out.append(points[i - 1].value if i else math.nan)
+    return out
 
 
 def actual_series(
@@ -197,15 +208,13 @@ def actual_series(
         stock_keys = [SeriesKey(site=sid, asset=str(i.sku), signal="on_hand") for i in site.inventory]
         res = {r.key: r.points for r in historian.series([*keys, *stock_keys], t0 - timedelta(hours=1), t1,
                                                            MAX_POINTS)}
-        units = [
-            sum(_increase_between(res.get(k, ()), t0, t0 + timedelta(seconds=s)) for k in keys) for s in t_s
-        ]
+        ends = [t0 + timedelta(seconds=s) for s in t_s]
+        per_key = [_increases_at(res.get(k, ()), t0, ends) for k in keys]
+        units = [sum(col) for col in zip(*per_key, strict=True)] if per_key else [0.0] * len(t_s)
         out[("cumulative_units", sid)] = tuple(units)
         fleet_total = [a + b for a, b in zip(fleet_total, units, strict=True)]
         for k in stock_keys:
-            out[("stock", f"{sid}/{k.asset}")] = tuple(
-                _value_at(res.get(k, ()), t0 + timedelta(seconds=s)) for s in t_s
-            )
+            out[("stock", f"{sid}/{k.asset}")] = tuple(_values_at(res.get(k, ()), ends))
     out[("cumulative_units", FLEET)] = tuple(fleet_total)
     return out
 

@@ -23,7 +23,7 @@ from twin.sim.model import DemandData, MachineData, ModelData, OrderData, Produc
 from twin.sim.montecarlo import parameter_share
 from twin.sim.montecarlo import run as monte_carlo
 from twin.sim.projection import replication_kpis
-from twin.sim.uncertainty import FigureLaw, Law, PriorWidths, Uncertainty, draw_factor, perturb
+from twin.sim.uncertainty import FigureLaw, Law, PriorWidths, SplitMix, Uncertainty, draw_factor, perturb
 
 LAM_H = 2.0 / 3600.0  # orders per second
 HORIZON_S = 50 * 3600.0  # lam H = 100 orders
@@ -109,7 +109,7 @@ def test_draws_are_reproducible_and_pair_baseline_with_a_scenario() -> None:
 
 
 def test_law_means_and_prior_spread() -> None:
-    rng = random.Random(1)
+    rng = SplitMix(1)  # the figures' own generator: its normal, gamma and beta variates checked here
     # Beta(k + 1/2, n - k + 1/2): mean (k + 1/2) / (n + 1) = 4.5 / 101
     p = [draw_factor(FigureLaw(law=Law.PROPORTION, n=100, k=4), rng) for _ in range(20_000)]
     assert abs(statistics.fmean(p) - 4.5 / 101) < 0.001
@@ -121,3 +121,10 @@ def test_law_means_and_prior_spread() -> None:
     w = PriorWidths().law("mtbf")
     logs = [math.log(draw_factor(w, rng)) for _ in range(20_000)]
     assert abs(statistics.stdev(logs) - 0.5) < 0.01
+    # Gamma(0.5, 1) (the boosted branch): mean 0.5, variance 0.5
+    g = [rng.gammavariate(0.5, 1.0) for _ in range(20_000)]
+    assert abs(statistics.fmean(g) - 0.5) < 0.02 and abs(statistics.variance(g) - 0.5) < 0.05
+    # the same draws from random.Random agree in law
+    r = random.Random(1)
+    m2 = [draw_factor(FigureLaw(law=Law.MEAN_TIME, n=20), r) for _ in range(20_000)]
+    assert abs(statistics.fmean(m2) - statistics.fmean(m)) < 0.01
