@@ -39,6 +39,7 @@ from twin.sim.params import SimParams
 from twin.sim.projection import Band as SimBand
 from twin.sim.projection import Comparison
 from twin.sim.scenario import OverflowRouting, Scenario
+from twin.sim.uncertainty import Uncertainty
 from twin.spec import FleetSpec, SignalKind, SiteSpec
 from twin.state import SiteState, TwinState
 
@@ -235,7 +236,9 @@ class EngineRunner:
     """Runs what-ifs with ``twin.sim`` over the history in ``open_historian()`` (see the module docstring).
 
     ``workers`` 0 runs the replications in the worker process itself; ``calibrate_days`` 0 uses the
-    configured figures; ``actual_h`` is how much recent history the fan charts continue.
+    configured figures; ``actual_h`` is how much recent history the fan charts continue;
+    ``second_order`` draws the calibrated figures per replication (``twin.sim.uncertainty``;
+    configured figures get their prior widths), False uses the point estimates.
     """
 
     fleet: FleetSpec
@@ -245,6 +248,7 @@ class EngineRunner:
     calibrate_days: float = 7.0
     actual_h: float = 24.0
     limits: Limits = field(default_factory=Limits)
+    second_order: bool = True
 
     def run(self, request: WhatIfRequest, progress: Progress) -> WhatIfResult:
         doc = {**request.scenario, "site": request.site, "horizon_h": request.horizon_h,
@@ -262,6 +266,7 @@ class EngineRunner:
         try:
             states: dict[str, SiteState] = {}
             params: SimParams | None = None
+            uncertainty = Uncertainty()  # no calibration: prior widths on the configured figures
             actuals: list[Actual] = []
             if historian is not None:
                 for sid in sites:
@@ -273,6 +278,7 @@ class EngineRunner:
 
                     cal = calibrate(self.fleet, historian, at - timedelta(days=self.calibrate_days), at, sites=sites)
                     params = cal.params
+                    uncertainty = cal.uncertainty
                     if cal.defaults_used:
                         notes.append(f"{len(cal.defaults_used)} of {len(cal.estimates)} parameters use the "
                                      "configured figures (history too short)")
@@ -295,7 +301,8 @@ class EngineRunner:
         try:
             with _executor(self.workers) as ex:
                 mc = monte_carlo(base.data, scen.data, replications=request.replications, seed=request.seed,
-                                 executor=ex, workers=max(1, self.workers), on_progress=progress, as_of=at)
+                                 executor=ex, workers=max(1, self.workers), on_progress=progress, as_of=at,
+                                 uncertainty=uncertainty, second_order=self.second_order)
         except SimulationError:
             raise
         except (OSError, RuntimeError) as exc:  # the pool could not start or broke
