@@ -71,6 +71,7 @@ NUMERIC_KINDS = frozenset(
         SignalKind.SCRAP_COUNT,
     }
 )
+HISTORY_SEARCH = timedelta(days=400)  # how far back history_start looks for a site's first record
 KNOWN_SINCE_LOOKBACK = timedelta(days=2)  # how far back a status is followed through data gaps
 ALARM_KINDS = frozenset({EventKind.ALARM_RAISED, EventKind.ALARM_CLEARED, EventKind.ALARM_ACKNOWLEDGED})
 
@@ -878,6 +879,33 @@ class QueryService:
             ("known-since", site, machine, since), self.past_ttl_s,
             lambda: live.status_known_since(self.events(site, since - KNOWN_SINCE_LOOKBACK, since), machine,
                                             m.status, since))
+
+    def history_start(self, site: str) -> datetime | None:
+        """The first moment of ``site``'s recorded history (to the minute), None without any.
+
+        The historian has a state at ``t`` exactly from the first reading on (``state_at`` is None
+        before): found by bisection over the last ``HISTORY_SEARCH`` (a few dozen cheap reads of
+        early times), kept ``past_ttl_s``.
+        """
+        def search() -> datetime | None:
+            now = self.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
+            if self.historian.state_at(site, now) is None:
+                return None
+            lo, hi = now - HISTORY_SEARCH, now  # state_at(lo) None (or the search's limit), state_at(hi) known
+            if self.historian.state_at(site, lo) is not None:
+                return lo
+            while hi - lo > timedelta(minutes=1):
+                mid = lo + (hi - lo) / 2
+                mid = mid.replace(second=0, microsecond=0)
+                if mid <= lo:
+                    mid = lo + timedelta(minutes=1)
+                if self.historian.state_at(site, mid) is None:
+                    lo = mid
+                else:
+                    hi = mid
+            return hi
+
+        return self._cache.get(("history-start", site), self.past_ttl_s, search)
 
     def _site_alarms(self, site: SiteSpec, live_state: SiteState | None, now: datetime) -> list[AlarmRow]:
         current = list(live_state.alarms.values()) if live_state else []

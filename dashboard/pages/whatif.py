@@ -22,6 +22,7 @@ from dashboard import auth, figures, ids, theme
 from dashboard.auth import CurrentUser, Forbidden, UserRole
 from dashboard.pages._shared import card, choose, notice, register_page, site_dropdown, site_options, url_param
 from dashboard.pages.replay import parse_local
+from dashboard.queries import QueryService
 from dashboard.scenarios import (
     FIELDS,
     INTERVENTIONS,
@@ -33,9 +34,9 @@ from dashboard.scenarios import (
     scenario_to_toml,
 )
 from dashboard.services import Services, WhatIfRequest, WhatIfResult
-from twin.errors import ConfigError, TwinError
+from twin.errors import ConfigError, Problem, TwinError
 
-__all__ = ["authorise_run", "layout", "register", "run_request"]
+__all__ = ["authorise_run", "fork_problems", "layout", "register", "run_request"]
 
 log = logging.getLogger(__name__)
 PATH = "/whatif"
@@ -154,9 +155,31 @@ def authorise_run(services: Services, settings: auth.AuthSettings, user: Current
     if services.whatif is None:
         raise TwinError("the what-if engine is not available in this dashboard")
     problems = scenario_problems(doc, services.queries.fleet, services.limits)
+    if not problems:
+        problems = fork_problems(services.queries, str(doc["site"]), doc.get("at"))
     if problems:
         raise ConfigError("scenario", problems)
     return {"token": auth.sign(settings, {"user": who.name, "doc": doc}, salt=TOKEN_SALT), "doc": doc}
+
+
+def fork_problems(queries: QueryService, site: str, at: Any) -> list[Problem]:
+    """A fork time after now or before the site's recorded history is refused, naming the history's range.
+
+    Empty ``at`` forks from the live state (now). A fork needs a recorded state: one before the
+    history would run from the configured initial state, one in the future from a state nobody has.
+    """
+    t = parse_local(at) if at not in (None, "") else None
+    if t is None:
+        return []
+    now = queries.now()
+    start = queries.history_start(site)
+    span = (f"the recorded history of {site} runs from {theme.fmt_ts(start)} to now ({theme.fmt_ts(now)})"
+            if start is not None else f"{site} has no recorded history yet: fork from now (empty time)")
+    if t > now:
+        return [Problem(path="at", message=f"is in the future; {span}", got=at)]
+    if start is None or t < start:
+        return [Problem(path="at", message=f"is before the recorded history; {span}", got=at)]
+    return []
 
 
 def run_request(settings: auth.AuthSettings, request: dict[str, Any]) -> WhatIfRequest:
@@ -217,6 +240,9 @@ def register(app: dash.Dash, services: Services) -> None:
         site = choose([o["value"] for o in options], url_param(search, "site"), site)
         at = url_param(search, "at") or at
         note = f"forked from the recorded state at {at} UTC" if at else "forked from the live state (now)"
+        start = queries.history_start(site) if site else None
+        if start is not None:
+            note += f" · history of {site} from {theme.fmt_ts(start)} to now"
         return options, site, note, at
 
     @app.callback(Output(ids.whatif_wrap(ALL), "style"), Input(ids.WHATIF_KIND, "value"),

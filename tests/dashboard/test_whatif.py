@@ -164,3 +164,18 @@ def test_engine_runner_on_recorded_history(store_path: Path, fleet: FleetSpec) -
     assert runner.run(req, lambda d, t: None).to_dict() == r.to_dict()
     with pytest.raises(ConfigError, match="server limit"):
         runner.run(WhatIfRequest(site="pod-berlin", scenario=doc, horizon_h=24, replications=501), print)
+
+
+def test_a_fork_from_the_future_or_before_the_history_is_refused_with_the_range(services: Services) -> None:
+    settings = settings_for("127.0.0.1", env={})
+    engineer = CurrentUser(name="e", role=UserRole.ENGINEER)
+    # the fixture's history: ticks every 120 s from NOW - 10 h (02:00 UTC) to NOW (12:00 UTC, the clock)
+    span = "the recorded history of pod-berlin runs from 2026-01-07 02:00 UTC to now (2026-01-07 12:00 UTC)"
+    base = {"name": "x", "site": "pod-berlin", "horizon_h": 24, "replications": 5, "interventions": []}
+    for at, why in (("2026-01-07T13:00", "is in the future"), ("2026-01-06T23:00", "is before the recorded history")):
+        with pytest.raises(ConfigError) as refused:
+            whatif.authorise_run(services, settings, engineer, {**base, "at": at})
+        assert str(refused.value) == f"scenario: at: {why}; {span} (got '{at}')"
+    # inside the history (and empty = now) the run is signed
+    for at in ("2026-01-07T02:00", "2026-01-07T09:30", ""):
+        assert whatif.authorise_run(services, settings, engineer, {**base, "at": at})["token"]
