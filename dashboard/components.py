@@ -50,15 +50,31 @@ def status_note(tile: MachineTile) -> str:
     return f"for {theme.fmt_duration(tile.in_status_s)}"
 
 
+def attention_note(tile: MachineTile) -> str:
+    """Why a tile needs a look, in words ("" when it does not)."""
+    if not tile.attention:
+        return ""
+    if tile.alarm is not None:
+        return f"ALARM {theme.priority_label(tile.alarm.priority)}: {tile.alarm.message}"
+    return "IDLE TOO LONG in shift"
+
+
 def machine_tile(tile: MachineTile, *, scope: str = "live", link: bool = True) -> html.Div:
-    """A machine tile in its Andon colour, with the status word, its age or reason, and the counters."""
+    """A machine tile in its Andon colour, with the status word, its age or reason, and the counters.
+
+    Normal states are calm (idle is grey: waiting for work is normal); amber is for a machine that
+    needs a look, and the tile says why (``attention_note``).
+    """
     style = theme.andon(tile.shown)
+    css = theme.ATTENTION.css if tile.attention else style.css
     body = [
         html.Div(tile.machine, className="tile-title"),
         html.Div(style.label, className="tile-status"),
         html.Div(status_note(tile), className="tile-note"),
         html.Div(f"{tile.role} · good {tile.good_total:,} · scrap {tile.scrap_total:,}", className="tile-meta"),
     ]
+    if tile.attention:
+        body.insert(3, html.Div(attention_note(tile), className="tile-attention"))
     if tile.shown is MachineStatus.UNKNOWN and tile.reported is not MachineStatus.UNKNOWN:
         body.append(html.Div(f"last reported {theme.andon(tile.reported).label}", className="tile-meta"))
     inner: html.Div | dcc.Link = html.Div(body)
@@ -67,9 +83,10 @@ def machine_tile(tile: MachineTile, *, scope: str = "live", link: bool = True) -
     return html.Div(
         inner,
         id=ids.machine_tile(tile.site, tile.machine, scope=scope),
-        className=f"tile machine-tile {style.css}",
-        title=f"{tile.machine}: {style.label} ({status_note(tile)})",
-        **_data_attrs(status=style.label),
+        className=f"tile machine-tile {css}",
+        title=f"{tile.machine}: {style.label} ({status_note(tile)})" + (
+            f" · {attention_note(tile)}" if tile.attention else ""),
+        **_data_attrs(status=style.label, attention="1" if tile.attention else "0"),
     )
 
 
@@ -80,16 +97,16 @@ def _data_attrs(**attrs: str) -> dict[str, Any]:
 def andon_legend() -> html.Div:
     """What each tile colour means, always shown beside the tiles."""
     items = [
-        (MachineStatus.RUNNING, "running"),
-        (MachineStatus.IDLE, "idle / warning"),
-        (MachineStatus.FAULT, "fault"),
-        (MachineStatus.MAINTENANCE, "maintenance / setup / assist"),
-        (MachineStatus.OFF, "off"),
-        (MachineStatus.UNKNOWN, "unknown / stale (age shown)"),
+        (theme.andon(MachineStatus.RUNNING).css, "running"),
+        (theme.andon(MachineStatus.IDLE).css, "idle (waiting for work)"),
+        (theme.ATTENTION.css, "needs a look (idle too long in shift, alarm)"),
+        (theme.andon(MachineStatus.FAULT).css, "fault"),
+        (theme.andon(MachineStatus.MAINTENANCE).css, "maintenance / setup / assist"),
+        (theme.andon(MachineStatus.OFF).css, "off"),
+        (theme.andon(MachineStatus.UNKNOWN).css, "unknown / stale (age shown)"),
     ]
     return html.Div(
-        [html.Span([html.Span(className=f"swatch {theme.andon(s).css}"), text], className="legend-item")
-         for s, text in items],
+        [html.Span([html.Span(className=f"swatch {css}"), text], className="legend-item") for css, text in items],
         className="andon-legend",
     )
 

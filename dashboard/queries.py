@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from twin import kpi, live
+from twin.calendar import in_shift
 from twin.frozen import FrozenDict
 from twin.historian import Historian, SeriesKey, SeriesResult
 from twin.readings import Quality
@@ -71,6 +72,7 @@ NUMERIC_KINDS = frozenset(
         SignalKind.SCRAP_COUNT,
     }
 )
+IDLE_ATTENTION_S = 900.0  # idle in shift for longer than this needs a look (theme.Thresholds.idle_attention_s)
 HISTORY_SEARCH = timedelta(days=400)  # how far back history_start looks for a site's first record
 KNOWN_SINCE_LOOKBACK = timedelta(days=2)  # how far back a status is followed through data gaps
 ALARM_KINDS = frozenset({EventKind.ALARM_RAISED, EventKind.ALARM_CLEARED, EventKind.ALARM_ACKNOWLEDGED})
@@ -115,10 +117,17 @@ class MachineTile:
     in_status_s: float | None = None
     good_total: int = 0
     scrap_total: int = 0
+    idle_too_long: bool = False  # idle in shift for longer than the threshold: needs a look
+    alarm: AlarmRow | None = None  # the machine's top active alarm of MEDIUM priority or above
 
     @property
     def current(self) -> bool:
         return self.shown is not MachineStatus.UNKNOWN
+
+    @property
+    def attention(self) -> bool:
+        """Needs a look (drawn amber, the reason in words): idle in shift too long, or an alarm on it."""
+        return self.current and self.shown is not MachineStatus.FAULT and (self.idle_too_long or self.alarm is not None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -334,11 +343,14 @@ def _status_signal(spec: MachineSpec) -> str | None:
 
 
 def machine_tile(spec: MachineSpec, m: MachineState | None, now: datetime, stale_after_polls: float,
-                 known_since: datetime | None = None) -> MachineTile:
+                 known_since: datetime | None = None, *, in_shift: bool = False,
+                 alarms: Sequence[AlarmRow] = (), idle_attention_s: float = IDLE_ATTENTION_S) -> MachineTile:
     """The tile of one machine at ``now``: UNKNOWN unless its status sample is GOOD and recent enough.
 
     ``known_since`` is when the current status really began when that is before ``status_since``
     (``twin.live.status_known_since``: a data gap in which the status stayed the same does not restart it).
+    Idle is normal (waiting for work) unless it lasts over ``idle_attention_s`` while the site is
+    ``in_shift``; the machine's active ``alarms`` of MEDIUM priority or above also need a look.
     """
     base: dict[str, Any] = {
         "site": spec.site, "machine": spec.id, "role": spec.role.value, "template": spec.template.id
@@ -363,8 +375,13 @@ def machine_tile(spec: MachineSpec, m: MachineState | None, now: datetime, stale
         # a stale/bad sample is fresh itself: the data's age is how long the status has been unknown
         age = max(age or 0.0, in_status)
     shown = m.status if quality is Quality.GOOD else MachineStatus.UNKNOWN
+    idle_long = (shown is MachineStatus.IDLE and in_shift and in_status is not None
+                 and in_status > idle_attention_s)
+    mine = [a for a in alarms if a.active and a.asset == spec.id and a.priority >= Priority.MEDIUM]
+    top = max(mine, key=lambda a: (a.priority, a.raised_at), default=None)
     return MachineTile(**base, shown=shown, reported=m.status, quality=quality, age_s=age, reason=reason,
-                       in_status_s=in_status, good_total=m.good_total, scrap_total=m.scrap_total)
+                       in_status_s=in_status, good_total=m.good_total, scrap_total=m.scrap_total,
+                       idle_too_long=idle_long, alarm=top)
 
 
 def projection_horizon_d(site: SiteSpec) -> float:
@@ -845,9 +862,10 @@ class QueryService:
         midnight = _local_midnight(now, site.timezone)
         start = self._snapshot(site.id, midnight, live_state)
         past = self._usage_base(site.id, now, live_state)
+        shift = in_shift(site.calendar, site.timezone, now)
         machines = tuple(
             machine_tile(m, live_state.machines.get(m.id) if live_state else None, now, self.fleet.stale_after_polls,
-                         self._known_since(site.id, m.id, live_state))
+                         self._known_since(site.id, m.id, live_state), in_shift=shift, alarms=alarms)
             for m in site.machines
         )
         by_machine = tuple(
@@ -966,7 +984,9 @@ class QueryService:
         kpis = machine_kpis(site, spec, start, live_state or SiteState(site=site.id, as_of=now), t0)
         current = live_state.machines.get(spec.id) if live_state else None
         tile = machine_tile(spec, current, now, self.fleet.stale_after_polls,
-                            self._known_since(site_id, machine_id, live_state))
+                            self._known_since(site_id, machine_id, live_state),
+                            in_shift=in_shift(site.calendar, site.timezone, now),
+                            alarms=[_row_from_state(a) for a in (live_state.alarms.values() if live_state else ())])
         return MachineView(site=site_id, machine=machine_id, tile=tile, series=series, units=units,
                            events=events, kpis=kpis, t0=t0, t1=now)
 

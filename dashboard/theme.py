@@ -14,6 +14,7 @@ from twin.spec import MachineStatus, Priority
 
 __all__ = [
     "ANDON",
+    "ATTENTION",
     "BACKGROUND",
     "GRID",
     "PANEL",
@@ -57,7 +58,8 @@ class AndonStyle:
 ANDON: dict[MachineStatus, AndonStyle] = {
     MachineStatus.RUNNING: AndonStyle(label="RUNNING", background="#2e8b3a", foreground="#ffffff",
                                       css="andon-running"),
-    MachineStatus.IDLE: AndonStyle(label="IDLE", background="#e0a100", foreground="#1f2326", css="andon-idle"),
+    # idle is normal (waiting for work): grey, like the screen. Amber is ATTENTION, for what needs a look
+    MachineStatus.IDLE: AndonStyle(label="IDLE", background="#c9cdd0", foreground="#1f2326", css="andon-idle"),
     MachineStatus.FAULT: AndonStyle(label="FAULT", background="#c62828", foreground="#ffffff", css="andon-fault"),
     MachineStatus.MAINTENANCE: AndonStyle(label="MAINTENANCE", background="#1f5fa8", foreground="#ffffff",
                                           css="andon-maint"),
@@ -66,6 +68,10 @@ ANDON: dict[MachineStatus, AndonStyle] = {
     MachineStatus.UNKNOWN: AndonStyle(label="UNKNOWN", background="#b4b8bc", foreground="#1f2326",
                                       css="andon-unknown"),
 }
+
+# a machine that needs a look (idle in shift for longer than Thresholds.idle_attention_s, or an active
+# alarm of MEDIUM priority or above on it): amber, whatever its normal colour, with the reason in words
+ATTENTION = AndonStyle(label="", background="#e0a100", foreground="#1f2326", css="andon-attention")
 
 PRIORITY_COLOURS: dict[Priority, str] = {
     Priority.URGENT: "#c62828",
@@ -82,6 +88,7 @@ class Thresholds:
     oee_low: float = 0.60  # OEE below this is flagged
     behind_plan: float = 0.90  # output below this share of the pro-rata plan is "behind plan"
     site_stale_s: float = 60.0  # a site whose newest sample is older than this is flagged stale
+    idle_attention_s: float = 900.0  # idle in shift longer than this needs a look (amber); shorter is normal
 
 
 def andon(status: MachineStatus) -> AndonStyle:

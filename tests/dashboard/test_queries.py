@@ -219,3 +219,36 @@ def test_a_lost_plc_is_stale_on_the_site_and_the_status_keeps_its_age(fleet: Fle
     # OFF since t0 before and after the outage: "OFF for 6.0 h" (21,600 s), not "for 120 s" since it came back
     assert p1.in_status_s == 6 * 3600
     store.close()
+
+
+def test_idle_is_calm_and_amber_means_a_look_is_needed(fleet: FleetSpec) -> None:
+    from dashboard import components
+    from dashboard.queries import AlarmRow
+
+    spec = fleet.site("pod-berlin").machine("P1")
+    assert spec is not None
+
+    def tile(status: MachineStatus, for_s: float, *, in_shift: bool = True, alarms=()):  # type: ignore[no-untyped-def]
+        since = NOW - timedelta(seconds=for_s)
+        m = MachineState(id="P1", status=status, status_since=since, status_quality=Quality.GOOD, status_reason="",
+                         signals=FrozenDict({"status": SignalValue(value=1, quality=Quality.GOOD, ts=NOW)}))
+        t = machine_tile(spec, m, NOW, fleet.stale_after_polls, in_shift=in_shift, alarms=alarms)
+        div = components.machine_tile(t)
+        return t, div.className, div.title
+
+    # idle 40 s between two builds: waiting for work is normal, grey (no amber flicker every few seconds)
+    t, css, _ = tile(MachineStatus.IDLE, 40)
+    assert not t.attention and css.endswith("andon-idle")
+    # idle 20 min in shift, over the 15 min threshold: amber, and the tile says why
+    t, css, title = tile(MachineStatus.IDLE, 20 * 60)
+    assert t.attention and css.endswith("andon-attention") and "IDLE TOO LONG in shift" in title
+    # idle 2 h outside the shifts: nothing is waiting, grey
+    assert not tile(MachineStatus.IDLE, 7200, in_shift=False)[0].attention
+    # running with an active MEDIUM alarm on it: amber, naming the alarm; a LOW one stays calm
+    hot = AlarmRow(site="pod-berlin", key="nozzle-overtemp:P1", rule="nozzle-overtemp", asset="P1",
+                   priority=Priority.MEDIUM, message="Nozzle temperature above 265 degC", active=True,
+                   raised_at=NOW - timedelta(minutes=3))
+    t, css, title = tile(MachineStatus.RUNNING, 600, alarms=[hot])
+    assert t.attention and css.endswith("andon-attention") and "ALARM MEDIUM: Nozzle temperature" in title
+    low = replace(hot, priority=Priority.LOW)
+    assert tile(MachineStatus.RUNNING, 600, alarms=[low])[1].endswith("andon-running")
