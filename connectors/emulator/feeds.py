@@ -1,24 +1,22 @@
-"""Emulated ERP and logistics exports: order and shipment files for the demo, dropped atomically in a folder.
+"""Emulated ERP and logistics exports: the plant's order and shipment records as files dropped atomically in a folder.
 
-``FeedEmulator.step(to)`` brings the feeds to plant time ``to`` and writes what happened since the
-last step:
+The plant (``connectors.emulator.plant.Plant``) makes the records: an order's versions as it
+arrives, moves along its routing (``operation``), finishes units (``done_qty``) and closes; a
+replenishment shipment announced in transit, re-announced with a later ETA when delayed, and
+arrived. ``FeedEmulator.step(to)`` only writes the versions ``plant.take_records()`` returned since
+the last step (the plant must have been advanced to ``to`` first):
 
-* **orders** arrive at each site by its demand (``orders_per_day`` × weekday factor × hour factor,
-  in the site's local time; a Poisson process drawn by thinning), ``batch_min..batch_max`` units,
-  due ``due_h`` after creation; each is closed (status ``done``) after a random lead time of
-  0.2–1.2 × ``due_h``, so about one in six ships late. Files ``orders-<time>-<n>.jsonl``.
-* **shipments** are the plant's own (s, Q) replenishment orders (``Plant.shipments``): announced
-  when placed with the nominal ETA; when the plant drew a delay of more than an hour, a new
-  version with the later ETA follows at three quarters of the planned lead time; ``arrived`` when
-  they arrive. Files ``shipments-<time>-<n>.csv``.
+* **orders** as JSON Lines, files ``orders-<time>-<n>.jsonl``;
+* **shipments** as CSV, files ``shipments-<time>-<n>.csv``.
 
 Files are written to a hidden temporary name and renamed (atomic), as an ERP export does. The same
-seed and the same sequence of steps give the same files. No wall clock: times are plant times.
+plant seed and the same sequence of steps give the same files. No wall clock: times are plant times.
 
 Usage::
 
     feeds = FeedEmulator(fleet, plant, Path("var/demo/feeds/in"), seed=7)
-    feeds.step(plant.now)
+    plant.advance(t)
+    feeds.step(t)
 """
 
 from __future__ import annotations
@@ -28,141 +26,52 @@ import io
 import json
 import logging
 import os
-import random
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-from connectors.emulator.plant import PlacedShipment, Plant
-from twin.spec import DemandSpec, FleetSpec
+from connectors.emulator.plant import Plant
+from twin.business import BusinessRecord, OrderRecord, ShipmentRecord
+from twin.spec import FleetSpec
 
 __all__ = ["FeedEmulator"]
 
 log = logging.getLogger(__name__)
 
-_DAY_S = 86400.0
-_DELAY_NOTICE = 0.75  # a delay becomes known at this share of the planned lead time
 _SHIPMENT_COLUMNS = ("id", "version", "site", "sku", "qty", "origin", "eta", "planned_eta", "status")
-
-
-@dataclass(slots=True)
-class _Demand:
-    site: str
-    tz: ZoneInfo
-    spec: DemandSpec
-    rng: random.Random
-    max_rate_per_s: float
-    hour_norm: float
-    next_t: datetime
-
-
-@dataclass(slots=True)
-class _Order:
-    id: str
-    site: str
-    product: str
-    qty: int
-    created: datetime
-    due: datetime
-    close_at: datetime
 
 
 def _iso(t: datetime) -> str:
     return t.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _order_line(o: OrderRecord) -> dict[str, object]:
+    return {"id": o.id, "version": o.version, "site": o.site, "product": o.product, "qty": o.qty,
+            "created": _iso(o.created), "due": _iso(o.due), "status": o.status.value, "done_qty": o.done_qty,
+            "operation": o.operation}
+
+
+def _shipment_line(s: ShipmentRecord) -> dict[str, object]:
+    return {"id": s.id, "version": s.version, "site": s.site, "sku": s.sku, "qty": f"{s.qty:g}", "origin": s.origin,
+            "eta": _iso(s.eta), "planned_eta": _iso(s.planned_eta) if s.planned_eta is not None else "",
+            "status": s.status.value}
+
+
 class FeedEmulator:
-    """Write emulated order and shipment files for ``plant`` into ``folder``."""
+    """Write the emulated order and shipment records of ``plant`` into ``folder``.
+
+    ``fleet`` and ``seed`` are kept for the callers' sake: the records and their randomness are the plant's.
+    """
 
     def __init__(self, fleet: FleetSpec, plant: Plant, folder: Path, *, seed: int) -> None:
         self.fleet = fleet
         self.plant = plant
         self.folder = folder
+        self.seed = seed
         self._t = plant.start
-        self._demands: list[_Demand] = []
-        for site in fleet.sites:
-            for d in site.demand:
-                hf = d.hour_factors or (1.0,)
-                norm = sum(hf) / len(hf) or 1.0
-                peak = d.orders_per_day * max(d.weekday_factors or (1.0,)) * max(hf) / norm
-                if peak <= 0:
-                    continue
-                rng = random.Random(f"{seed}:feeds:{site.id}:{d.product}")
-                dem = _Demand(site=site.id, tz=ZoneInfo(site.timezone), spec=d, rng=rng,
-                              max_rate_per_s=peak / _DAY_S, hour_norm=norm, next_t=self._t)
-                dem.next_t = self._t + timedelta(seconds=rng.expovariate(dem.max_rate_per_s))
-                self._demands.append(dem)
-        self._seq: dict[str, int] = {}
-        self._open: list[_Order] = []
-        self._shipment_version: dict[str, int] = {}  # announced shipments and their last version
         self._files = 0
+        self._pending: list[tuple[datetime, BusinessRecord]] = []
         self.orders_written = 0
         self.shipments_written = 0
-
-    def _rate_per_s(self, d: _Demand, t: datetime) -> float:
-        local = t.astimezone(d.tz)
-        wfs, hfs = d.spec.weekday_factors, d.spec.hour_factors
-        wf = wfs[local.weekday() % len(wfs)] if wfs else 1.0
-        hf = hfs[local.hour % len(hfs)] if hfs else 1.0
-        return d.spec.orders_per_day * wf * hf / d.hour_norm / _DAY_S
-
-    def _new_orders(self, to: datetime) -> list[dict[str, object]]:
-        out: list[dict[str, object]] = []
-        for d in self._demands:
-            while d.next_t <= to:
-                t = d.next_t
-                d.next_t = t + timedelta(seconds=d.rng.expovariate(d.max_rate_per_s))
-                if d.rng.random() * d.max_rate_per_s > self._rate_per_s(d, t):
-                    continue  # thinned: the rate is lower at this hour or weekday
-                product = self.fleet.product(d.spec.product)
-                if product is None:
-                    continue
-                n = self._seq[d.site] = self._seq.get(d.site, 0) + 1
-                qty = d.rng.randint(product.batch_min, max(product.batch_min, product.batch_max))
-                due = t + timedelta(hours=product.due_h)
-                lead = timedelta(hours=product.due_h * d.rng.uniform(0.2, 1.2))
-                order = _Order(id=f"{d.site}-O{n:06d}", site=d.site, product=str(product.id), qty=qty,
-                               created=t, due=due, close_at=t + lead)
-                self._open.append(order)
-                out.append(self._order_line(order, 1, "open", 0))
-        still: list[_Order] = []
-        for o in sorted(self._open, key=lambda o: (o.close_at, o.id)):
-            if o.close_at <= to:
-                out.append(self._order_line(o, 2, "done", o.qty))
-            else:
-                still.append(o)
-        self._open = still
-        return out
-
-    @staticmethod
-    def _order_line(o: _Order, version: int, status: str, done: int) -> dict[str, object]:
-        return {"id": o.id, "version": version, "site": o.site, "product": o.product, "qty": o.qty,
-                "created": _iso(o.created), "due": _iso(o.due), "status": status, "done_qty": done}
-
-    def _shipment_lines(self, to: datetime) -> list[dict[str, object]]:
-        out: list[dict[str, object]] = []
-        for s in self.plant.shipments():
-            if s.ordered > to:
-                continue
-            delayed = s.arrival - s.planned_eta > timedelta(hours=1)
-            notice = s.ordered + (s.planned_eta - s.ordered) * _DELAY_NOTICE
-            steps: list[tuple[str, datetime]] = [("in_transit", s.planned_eta)]
-            if delayed and notice <= to and notice < s.arrival:
-                steps.append(("in_transit", s.arrival))
-            if s.arrival <= to:
-                steps.append(("arrived", s.arrival))
-            done = self._shipment_version.get(s.id, 0)
-            for version, (status, eta) in enumerate(steps, start=1):
-                if version > done:
-                    out.append(self._shipment_line(s, version, status, eta))
-            self._shipment_version[s.id] = len(steps)
-        return out
-
-    @staticmethod
-    def _shipment_line(s: PlacedShipment, version: int, status: str, eta: datetime) -> dict[str, object]:
-        return {"id": s.id, "version": version, "site": s.site, "sku": s.sku, "qty": f"{s.qty:g}",
-                "origin": s.origin, "eta": _iso(eta), "planned_eta": _iso(s.planned_eta), "status": status}
 
     def step(self, to: datetime) -> list[Path]:
         """Bring the feeds to plant time ``to`` (never backwards); returns the files written."""
@@ -170,8 +79,16 @@ class FeedEmulator:
             raise ValueError(f"cannot go back in time: feeds at {self._t.isoformat()}, "
                              f"asked {to.isoformat()}")
         self._t = to
-        orders = self._new_orders(to)
-        shipments = self._shipment_lines(to)
+        orders: list[dict[str, object]] = []
+        shipments: list[dict[str, object]] = []
+        self._pending.extend(self.plant.take_records())
+        due = [r for t, r in self._pending if t <= to]
+        self._pending = [(t, r) for t, r in self._pending if t > to]  # the plant ran ahead: written later
+        for record in due:
+            if isinstance(record, OrderRecord):
+                orders.append(_order_line(record))
+            else:
+                shipments.append(_shipment_line(record))
         written: list[Path] = []
         stamp = to.strftime("%Y%m%dT%H%M%SZ")
         if orders:

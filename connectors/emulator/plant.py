@@ -1,19 +1,63 @@
-"""A pure, seeded, time-steppable plant process: what the emulated PLCs report.
+"""A pure, seeded, time-steppable discrete-event process of the configured plant: what the PLCs and the ERP report.
 
-Machines cycle RUNNING → (IDLE) → RUNNING (idle gaps sized so each station makes what the
-site's demand asks of its role, or short random gaps where no demand is configured), fail
-after exponentially distributed operating time
-(mean ``template.mtbf_h``), are repaired after exponentially distributed time (mean
-``template.mttr_h``) and resume the interrupted cycle; a planned maintenance stop comes every
-``maintenance_every_h`` operating hours. A cycle lasts ``ideal_cycle_time_s`` with ±3 % noise and
-makes ``batch_size`` parts, each scrapped with probability ``scrap_rate``. Temperatures approach a
-load-dependent target exponentially; power and vibration follow the status. Stock falls as orders
-(``sites.demand`` × BOM) consume it and rises when (s, Q) replenishment shipments arrive after
-their lead time plus a random delay (a long right tail for sea freight).
+One coherent plant per site, written independently of the twin's simulation engine (``twin.sim``
+is never imported: an emulator running the twin's own model would make every backtest circular).
+Its own event loop is a heap of ``(time, seq, callback, argument)``; ``advance(to)`` runs every
+event up to ``to``.
 
-No I/O and no wall clock: ``advance(to)`` moves the process to ``to`` and returns the raw values
-keyed by ``(site, asset, signal)``. The same seed and the same sequence of calls give the same
-values, so the demo can backfill days of history at full speed.
+* **Orders** arrive per (site, product) as a non-homogeneous Poisson process drawn by thinning:
+  ``orders_per_day`` x truth demand factor x weekday factor x hour factor (normalised to mean 1),
+  weekday and hour in the site's local time. ``batch_min..batch_max`` units (uniform), due
+  ``due_h`` after creation, ids ``{site}-O{n:06d}``. A product whose routing needs a role the site
+  has no machine for gets no orders there.
+* **Routing**: one station per (site, role) with a FIFO queue of units. A unit machine
+  (``batch_size`` 1) processes one unit per cycle; a batch machine (a printer) starts a build at
+  once with the queued units, first come first served, up to ``batch_size`` (it never waits for
+  a full build) and takes one cycle whatever the fill. A unit that finishes a step joins the next
+  station's queue; an order split across builds goes on as its units finish.
+* **Cycle time**: ``ideal_cycle_time_s`` x truth cycle factor x a lognormal factor of mean 1 and
+  coefficient of variation 3 % (10 % for manual benches: templates whose id contains ``bench``).
+  The cycle-time signal shows the last completed cycle.
+* **Materials** are drawn by the bill of materials where they are used
+  (``twin.spec.consuming_step``): when a unit starts the consuming step it draws BOM qty x truth
+  BOM factor of every such item the site stocks (an item the site does not stock is not
+  limited). A unit whose material is short waits at the head of its station's queue: the station
+  does NOT skip to later units (strict FIFO, head-of-line blocking) and starts again when a
+  shipment arrives. A batch machine fills its build up to the first unit that cannot start.
+* **Scrap**: each unit of a cycle is scrapped with the machine's (truth) scrap rate and re-made
+  at that station: it goes back to the FRONT of the station's queue and, at a consuming step,
+  draws its material again. An order needs ``qty`` good units. ``good_count``/``scrap_count``
+  count units per machine (wrapping at the signal's ``counter_bits``).
+* **Failures** come in RUNNING time: operating time to failure is exponential with mean MTBF
+  (truth), the repair exponential with mean MTTR (truth; exponential so that a mean estimated
+  from n repairs has relative standard error 1/sqrt(n)). A failure pauses the cycle, which
+  resumes after the repair (inside or outside the shift). Planned maintenance (1 h) comes every
+  ``maintenance_every_h`` operating hours, taken when the cycle that reached it ends.
+* **Shifts** (``twin.calendar.shift_intervals``): a machine starts a cycle only inside its site's
+  shifts; a started cycle runs to its end (non-preemptive: a print build runs overnight). Status
+  OFF outside shifts when not running, repairing or in maintenance; IDLE in a shift with nothing
+  it can start. The configuration has no setup times and no overtime, so neither exists here.
+* **Stock** falls only through the draws above and rises when a replenishment arrives. (s, Q)
+  per item: when on hand + in transit <= ``reorder_point`` (checked at the start and after each
+  draw) ``reorder_qty`` is ordered; the lead time is normal(truth mean, truth spread), at least a
+  quarter of the mean, plus with some chance a random delay, exponential (sea 20 %, mean 5 d; air
+  10 %, 1 d; local 5 %, 0.5 d) times the truth delay factor. The planned ETA is ordered + the
+  configured (nominal) lead time.
+* **Records** (``take_records``): every order and shipment record version, stamped with the plant
+  time it happened: an order's version 1 on arrival (open, operation = the first step's role,
+  done 0), a new version whenever its operation (the role of the EARLIEST routing step holding
+  one of its unfinished units) or ``done_qty`` (units through the whole routing) changes, and a
+  final one with status done; shipments announced in transit with the planned ETA, a new ETA at
+  3/4 of the planned lead time when the delay is more than an hour, and arrived on arrival.
+
+``demand_driven=False`` is for statistical tests that need many cycles: no orders, every station
+always has work (full builds, no material), so machines run flat out in their shifts (always,
+with ``follow_shifts=False``).
+
+No I/O and no wall clock. The same seed and the same sequence of ``advance`` calls give the same
+values and records (the machine, order and stock processes do not depend on the step at all;
+only sensor noise is drawn per call). Random streams: ``{seed}:{site}:{machine}``,
+``{seed}:{site}:{sku}``, ``{seed}:demand:{site}:{product}``, ``{seed}:noise``.
 
 >>> from twin.spec import FleetSpec
 >>> plant = Plant(FleetSpec(id="f", name="f", sites=(), templates=()), seed=1,
@@ -25,15 +69,33 @@ values, so the demo can backfill days of history at full speed.
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 import random
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from twin.calendar import planned_seconds, shift_intervals
+from connectors.emulator.truth import Truth
+from twin.business import BusinessRecord, OrderRecord, OrderStatus, ShipmentRecord, ShipmentStatus
+from twin.calendar import shift_intervals
 from twin.readings import Quality, Reading, Value
-from twin.spec import FleetSpec, InventoryItemSpec, MachineSpec, MachineStatus, Role, SignalKind, SiteSpec, Transport
+from twin.spec import (
+    DemandSpec,
+    FleetSpec,
+    InventoryItemSpec,
+    MachineSpec,
+    MachineStatus,
+    ProductFamily,
+    Role,
+    SignalKind,
+    SiteSpec,
+    Transport,
+    consuming_step,
+)
 
 __all__ = ["MachineStats", "PlacedShipment", "Plant", "ValueKey"]
 
@@ -45,8 +107,19 @@ _RATED_KW = {Role.PRINT: 1.2, Role.MACHINE: 7.5, Role.POST_PROCESS: 2.0, Role.AS
              Role.PACK: 0.4}
 _AMBIENT_C = 22.0
 _TAU_S = 600.0  # thermal time constant
-_IDLE_P = 0.1  # chance of an idle gap after a cycle
 _DAY_S = 86400.0
+_MAINT_S = 3600.0  # a planned maintenance stop
+_CYCLE_CV = 0.03  # cycle-time noise of a machine (coefficient of variation)
+_MANUAL_CV = 0.10  # of a manual bench
+_DELAY_NOTICE = 0.75  # a shipment delay becomes known at this share of the planned lead time
+_TAILS = {Transport.SEA: (0.2, 5.0), Transport.AIR: (0.1, 1.0)}  # (chance, mean days) of a late tail
+_LOCAL_TAIL = (0.05, 0.5)
+_S_STATUS, _S_GOOD, _S_SCRAP, _S_CYCLE, _S_TEMP, _S_POWER, _S_VIB, _S_FAULT, _S_JOB, _S_LEVEL, _S_OTHER = range(11)
+_SIGNAL_CODES = {SignalKind.STATUS: _S_STATUS, SignalKind.GOOD_COUNT: _S_GOOD, SignalKind.SCRAP_COUNT: _S_SCRAP,
+                 SignalKind.CYCLE_TIME: _S_CYCLE, SignalKind.TEMPERATURE: _S_TEMP, SignalKind.POWER: _S_POWER,
+                 SignalKind.VIBRATION: _S_VIB, SignalKind.FAULT_CODE: _S_FAULT, SignalKind.JOB: _S_JOB,
+                 SignalKind.LEVEL: _S_LEVEL}
+_POWER_FACTOR = {MachineStatus.IDLE: 0.15, MachineStatus.FAULT: 0.05}
 
 
 def _hot_c(name: str) -> float:
@@ -62,11 +135,11 @@ class MachineStats:
     """Totals of one machine since the plant started (not reset by a PLC restart, unlike counters)."""
 
     run_s: float  # time RUNNING (operating time)
-    fault_s: float  # time in FAULT
+    fault_s: float  # time in FAULT (repairs finished or going on)
     failures: int
     repairs: int
     cycles: int  # completed cycles
-    cycle_s: float  # their summed durations
+    cycle_s: float  # their summed durations (running time, repairs excluded)
     good: int  # since the last restart
     scrap: int
 
@@ -85,18 +158,64 @@ class PlacedShipment:
     arrival: datetime  # lead time plus the random delay the plant drew
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
+class _Order:
+    id: str
+    site: str
+    product: ProductFamily
+    qty: int
+    created: datetime
+    due: datetime
+    at: list[int]  # unfinished units per routing step (queued, waiting or in a cycle there)
+    done: int = 0
+    version: int = 0
+    reported: tuple[str, int] = ("", -1)  # (operation, done) of the last version
+
+
+@dataclass(slots=True, eq=False)
+class _Item:
+    spec: InventoryItemSpec
+    site: str
+    rng: random.Random
+    lead_d: float
+    lead_sd_d: float
+    delay_factor: float
+    bom_factor: float
+    on_hand: float
+    in_transit: float = 0.0
+    pending: list[tuple[float, int]] = field(default_factory=list)  # (arrival s, shipment index) not arrived
+    placed: list[tuple[float, float, float]] = field(default_factory=list)  # (ordered s, arrival s, qty)
+    drawn: float = 0.0
+    dirty: bool = True
+
+
+_Need = tuple[tuple[_Item, float], ...]  # what one unit draws at a step: (item, qty)
+
+
+@dataclass(slots=True, eq=False)
 class _Machine:
     spec: MachineSpec
+    site: str
     rng: random.Random
     codes: dict[MachineStatus, int]
-    status: MachineStatus = MachineStatus.RUNNING
-    t: float = 0.0
+    station: _Station
+    cycle_mean_s: float
+    mtbf_s: float
+    mttr_s: float
+    scrap_rate: float
+    sigma: float  # of the lognormal cycle factor
+    status: MachineStatus = MachineStatus.OFF
+    status_t: float = 0.0
+    busy: bool = False  # in a cycle (running or paused by a failure)
+    units: list[tuple[_Order, int]] = field(default_factory=list)  # the cycle's units: (order, step)
+    n_units: int = 0
     cycle_len: float = 0.0
     cycle_left: float = 0.0
+    run_dt: float = 0.0  # length of the running stretch now scheduled
+    run_from: float = 0.0  # when it started
     ttf_left: float = 0.0
     until_maint: float = 0.0
-    phase_end: float = 0.0
+    repair_start: float = 0.0
     good: int = 0
     scrap: int = 0
     job: int = 0
@@ -104,322 +223,495 @@ class _Machine:
     fault_code: int = 0
     level: float = 1.0
     temp_from: dict[str, float] = field(default_factory=dict)
-    status_t: float = 0.0
     run_s: float = 0.0
     fault_s: float = 0.0
     failures: int = 0
     repairs: int = 0
     cycles: int = 0
     cycle_s: float = 0.0
-    utilisation: float | None = None  # share of shift time running to meet demand; None: no demand
+    plan: list[tuple[ValueKey, int, int, float]] = field(default_factory=list)  # (key, code, bits, level scale)
+    live: list[tuple[ValueKey, int, float, float]] = field(default_factory=list)  # (key, code, hot degC, kW)
+    dirty: bool = True
 
 
-@dataclass(slots=True)
-class _Item:
-    spec: InventoryItemSpec
+@dataclass(slots=True, eq=False)
+class _Station:
+    site: _Site
+    role: Role
+    machines: list[_Machine] = field(default_factory=list)
+    queue: deque[tuple[_Order, int]] = field(default_factory=deque)
+
+
+@dataclass(slots=True, eq=False)
+class _Site:
+    spec: SiteSpec
+    tz: ZoneInfo
+    stations: dict[Role, _Station] = field(default_factory=dict)
+    items: dict[str, _Item] = field(default_factory=dict)
+    needs: dict[tuple[str, int], _Need] = field(default_factory=dict)  # (product, step) -> draws per unit
+    inside: bool = True
+    starts: list[float] = field(default_factory=list)  # shift starts (plant s)
+    ends: list[float] = field(default_factory=list)
+    covered: float = 0.0  # how far the shift lists reach
+    orders: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class _Demand:
+    site: _Site
+    spec: DemandSpec
+    product: ProductFamily
     rng: random.Random
-    daily_orders: float
-    draw: tuple[tuple[float, float, int, int], ...]  # (share of orders, qty per unit, batch min, batch max)
-    on_hand: float
-    t: float = 0.0
-    next_use: float = 0.0
-    shipments: list[tuple[float, float]] = field(default_factory=list)  # (arrival s, qty)
-    site: str = ""
-    placed: list[tuple[float, float, float]] = field(default_factory=list)  # (ordered s, arrival s, qty)
+    factor: float
+    peak_per_s: float
+    hour_norm: float
 
 
 class Plant:
     """The emulated plant. ``advance(to)`` returns ``{(site, asset, signal): value}`` at ``to``.
 
+    ``truth`` holds the real figures where they differ from the configuration (default: none).
     ``maintenance_every_h`` spaces planned maintenance stops (1 h each) in operating hours.
-    With ``follow_shifts`` (default) machines run only in their site's shifts and are OFF between
-    them (an interrupted cycle resumes at the next shift; repairs go on outside shifts). With
-    ``demand_driven`` (default) stations idle between cycles so they make what demand asks of
-    them; without, they run flat out with short random gaps (for statistical tests that need many
-    cycles and failures).
-    ``sites`` limits the process to some sites (default: all).
+    With ``follow_shifts`` (default) machines start cycles only in their site's shifts. With
+    ``demand_driven`` (default) orders flow through the routings; without, every station always
+    has work. ``sites`` limits the process to some sites (default: all).
     """
 
-    def __init__(self, fleet: FleetSpec, *, seed: int, start: datetime, maintenance_every_h: float = 160.0,
-                 sites: Iterable[str] | None = None, follow_shifts: bool = True,
-                 demand_driven: bool = True) -> None:
+    def __init__(self, fleet: FleetSpec, *, seed: int, start: datetime, truth: Truth | None = None,
+                 maintenance_every_h: float = 160.0, sites: Iterable[str] | None = None,
+                 follow_shifts: bool = True, demand_driven: bool = True) -> None:
         if start.tzinfo is None:
             raise ValueError(f"start must be timezone-aware (got {start!r})")
         self.fleet = fleet
         self.start = start.astimezone(UTC)
+        self.truth = truth if truth is not None else Truth()
         self._t = 0.0
         self._maint_s = maintenance_every_h * 3600.0
         self._follow_shifts = follow_shifts
         self._demand_driven = demand_driven
-        self._shifts: dict[str, tuple[list[float], list[float]]] = {}  # per site: shift starts, ends (plant s)
-        self._shifts_to: dict[str, float] = {}  # how far the shift lists reach
-        wanted = set(sites) if sites is not None else None
-        self._machines: list[_Machine] = []
-        self._items: list[tuple[str, _Item]] = []
+        self._heap: list[tuple[float, int, Callable[[Any], None], Any]] = []
+        self._seq = 0
+        self._records: list[tuple[float, int, BusinessRecord]] = []
+        self._static: dict[ValueKey, Value] = {}  # values that change only at events, kept up to date
         self._noise = random.Random(f"{seed}:noise")
-        for site in fleet.sites:
-            if wanted is not None and site.id not in wanted:
+        self._machines: list[_Machine] = []
+        self._by_id: dict[tuple[str, str], _Machine] = {}
+        self._items: list[_Item] = []
+        self._sites: list[_Site] = []
+        wanted = set(sites) if sites is not None else None
+        for spec in fleet.sites:
+            if wanted is not None and spec.id not in wanted:
                 continue
-            for m in site.machines:
-                self._machines.append(self._new_machine(m, random.Random(f"{seed}:{site.id}:{m.id}")))
-            for it in site.inventory:
-                self._items.append((site.id, self._new_item(site, it, random.Random(f"{seed}:{site.id}:{it.sku}"))))
-        for mach in self._machines:
-            mach.utilisation = self._utilisation(mach.spec)
-            if not self._shift_state(mach.spec.site, 0.0)[0]:
-                mach.status = MachineStatus.OFF
+            self._sites.append(self._new_site(spec, seed))
+        for site in self._sites:
+            self._init_shifts(site)
+            for it in site.items.values():
+                self._reorder(it)
+            if demand_driven:
+                for d in site.spec.demand:
+                    self._new_demand(site, d, seed)
+            for st in site.stations.values():
+                self._dispatch(st)
         self._values = self._compute()
 
     @property
     def now(self) -> datetime:
         return self.start + timedelta(seconds=self._t)
 
-    # ------------------------------------------------------------------ machines
-    def _new_machine(self, spec: MachineSpec, rng: random.Random) -> _Machine:
+    # ------------------------------------------------------------------ event loop
+    def _at(self, t: float, fn: Callable[[Any], None], arg: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (t, self._seq, fn, arg))
+
+    def _emit(self, record: BusinessRecord) -> None:
+        self._seq += 1
+        self._records.append((self._t, self._seq, record))
+
+    def _dt(self, t: float) -> datetime:
+        return self.start + timedelta(seconds=t)
+
+    # ------------------------------------------------------------------ set-up
+    def _new_site(self, spec: SiteSpec, seed: int) -> _Site:
+        site = _Site(spec=spec, tz=ZoneInfo(spec.timezone))
+        for it in spec.inventory:
+            real = self.truth.item(str(spec.id), it)
+            site.items[str(it.sku)] = _Item(
+                spec=it, site=str(spec.id), rng=random.Random(f"{seed}:{spec.id}:{it.sku}"), lead_d=real.lead_time_d,
+                lead_sd_d=real.lead_time_sd_d, delay_factor=real.delay_factor, bom_factor=real.bom_factor,
+                on_hand=it.initial_on_hand)
+            self._items.append(site.items[str(it.sku)])
+        for m in spec.machines:
+            st = site.stations.get(m.role)
+            if st is None:
+                st = site.stations[m.role] = _Station(site=site, role=m.role)
+            st.machines.append(self._new_machine(m, st, random.Random(f"{seed}:{spec.id}:{m.id}")))
+        for p in self.fleet.products:
+            for step in range(len(p.routing)):
+                need = []
+                for sku, qty in p.bom.items():
+                    item = site.items.get(str(sku))
+                    if item is not None and consuming_step(p, item.spec.kind) == step:
+                        need.append((item, qty * item.bom_factor))
+                site.needs[(str(p.id), step)] = tuple(need)
+        return site
+
+    def _new_machine(self, spec: MachineSpec, station: _Station, rng: random.Random) -> _Machine:
         codes = dict(_DEFAULT_CODES)
         for code, status in sorted(spec.template.status_codes.items(), reverse=True):
             codes[status] = code  # the lowest code of each status wins
-        m = _Machine(spec=spec, rng=rng, codes=codes)
-        m.cycle_len = self._cycle_len(m)
-        m.cycle_left = rng.uniform(0.0, m.cycle_len)
-        m.ttf_left = rng.expovariate(1.0 / (spec.template.mtbf_h * 3600.0))
+        real = self.truth.machine(spec)
+        tpl = spec.template
+        cv = _MANUAL_CV if "bench" in str(tpl.id) else _CYCLE_CV
+        m = _Machine(spec=spec, site=str(spec.site), rng=rng, codes=codes, station=station,
+                     cycle_mean_s=tpl.ideal_cycle_time_s * real.cycle_factor, mtbf_s=real.mtbf_h * 3600.0,
+                     mttr_s=real.mttr_h * 3600.0, scrap_rate=real.scrap_rate, sigma=math.sqrt(math.log1p(cv * cv)))
+        m.ttf_left = rng.expovariate(1.0 / m.mtbf_s)
         m.until_maint = rng.uniform(0.0, self._maint_s)
-        m.last_cycle_s = m.cycle_len
-        for s in spec.template.signals:
-            if s.kind is SignalKind.TEMPERATURE:
-                m.temp_from[s.name] = _hot_c(s.name)
+        m.last_cycle_s = m.cycle_mean_s
+        rated = _RATED_KW[tpl.role] * (3.0 if "sls" in tpl.id else 1.0)
+        for s in tpl.signals:
+            key = (m.site, str(spec.id), str(s.name))
+            code = _SIGNAL_CODES.get(s.kind, _S_OTHER)
+            if code == _S_TEMP:
+                m.temp_from[s.name] = _AMBIENT_C
+                m.live.append((key, code, _hot_c(s.name), 0.0))
+            elif code == _S_POWER:
+                m.live.append((key, code, 0.0, rated))
+            elif code == _S_VIB:
+                m.live.append((key, code, 0.0, 0.0))
+            else:
+                m.plan.append((key, code, s.counter_bits, 1000.0 if s.unit == "g" else 100.0))
+        self._machines.append(m)
+        self._by_id[(m.site, str(spec.id))] = m
         return m
 
-    @staticmethod
-    def _cycle_len(m: _Machine) -> float:
-        return m.spec.template.ideal_cycle_time_s * max(0.5, m.rng.gauss(1.0, 0.03))
+    def _new_demand(self, site: _Site, d: DemandSpec, seed: int) -> None:
+        product = self.fleet.product(d.product)
+        if product is None or any(r not in site.stations for r in product.routing) or not product.routing:
+            return  # the site cannot make it: no orders
+        hf = d.hour_factors or (1.0,)
+        norm = sum(hf) / len(hf) or 1.0
+        factor = self.truth.demand_factor(str(site.spec.id), str(d.product))
+        peak = d.orders_per_day * factor * max(d.weekday_factors or (1.0,)) * max(hf) / norm
+        if peak <= 0:
+            return
+        rng = random.Random(f"{seed}:demand:{site.spec.id}:{d.product}")
+        dem = _Demand(site=site, spec=d, product=product, rng=rng, factor=factor, peak_per_s=peak / _DAY_S,
+                      hour_norm=norm)
+        self._at(dem.rng.expovariate(dem.peak_per_s), self._arrival, dem)
 
-    def _set_status(self, m: _Machine, status: MachineStatus) -> None:
-        for name in m.temp_from:
-            m.temp_from[name] = self._temp(m, name)
-        m.status, m.status_t = status, m.t
-
-    def _temp(self, m: _Machine, name: str) -> float:
-        target = _hot_c(name) if m.status is MachineStatus.RUNNING else _AMBIENT_C + 0.1 * (_hot_c(name) - _AMBIENT_C)
-        return target + (m.temp_from[name] - target) * math.exp(-(m.t - m.status_t) / _TAU_S)
-
-    def _utilisation(self, spec: MachineSpec) -> float | None:
-        """The share of shift time a machine must run so its role meets the site's mean demand."""
-        if not self._demand_driven:
-            return None
-        site = self.fleet.site(spec.site)
-        units_per_day = 0.0
-        for d in site.demand:
-            product = self.fleet.product(d.product)
-            if product is None or spec.role not in product.routing:
-                continue
-            mean_batch = (product.batch_min + product.batch_max) / 2.0
-            units_per_day += d.orders_per_day * sum(d.weekday_factors) / 7.0 * mean_batch
-        if units_per_day <= 0.0:
-            return None
-        if self._follow_shifts:
-            week = self.start + timedelta(days=7)
-            shift_s_per_day = planned_seconds(site.calendar, site.timezone, self.start, week) / 7.0
-        else:
-            shift_s_per_day = _DAY_S
-        peers = sum(1 for m in site.machines if m.role is spec.role)
-        tpl = spec.template
-        capacity = shift_s_per_day / tpl.ideal_cycle_time_s * tpl.batch_size * peers
-        if capacity <= 0.0:
-            return None
-        return min(1.0, max(0.02, units_per_day / capacity))
-
-    def _shift_state(self, site: str, t: float) -> tuple[bool, float]:
-        """Whether ``t`` (plant seconds) is in a shift of ``site``, and when that next changes."""
+    # ------------------------------------------------------------------ shifts
+    def _init_shifts(self, site: _Site) -> None:
         if not self._follow_shifts:
-            return True, math.inf
-        starts, ends = self._shifts.setdefault(site, ([], []))
-        covered = self._shifts_to.get(site, 0.0)
-        spec = self.fleet.site(site)
+            site.inside = True
+            return
+        inside, boundary = self._shift_state(site, 0.0)
+        site.inside = inside
+        if boundary < math.inf:
+            self._at(boundary, self._shift_change, site)
+
+    def _shift_state(self, site: _Site, t: float) -> tuple[bool, float]:
+        """Whether ``t`` (plant seconds) is in a shift of ``site``, and when that next changes."""
+        spec, starts, ends = site.spec, site.starts, site.ends
         # keep the shift list at least 8 days ahead of t and past the next shift start (holidays),
         # looking no more than a year ahead (a site without any shift then stays off)
-        while covered < t + 366 * _DAY_S and (covered < t + 8 * _DAY_S or not starts or starts[-1] <= t):
-            chunk_end = covered + 14 * _DAY_S
-            for a, b in shift_intervals(spec.calendar, spec.timezone, self.start + timedelta(seconds=covered),
-                                        self.start + timedelta(seconds=chunk_end)):
+        while site.covered < t + 366 * _DAY_S and (site.covered < t + 8 * _DAY_S or not starts or starts[-1] <= t):
+            chunk_end = site.covered + 14 * _DAY_S
+            for a, b in shift_intervals(spec.calendar, spec.timezone, self._dt(site.covered), self._dt(chunk_end)):
                 a_s, b_s = (a - self.start).total_seconds(), (b - self.start).total_seconds()
                 if ends and abs(ends[-1] - a_s) < 1e-6:
                     ends[-1] = b_s  # a shift split by the chunk boundary
                 else:
                     starts.append(a_s)
                     ends.append(b_s)
-            covered = chunk_end
-            self._shifts_to[site] = covered
+            site.covered = chunk_end
         i = bisect.bisect_right(starts, t) - 1
         if i >= 0 and t < ends[i]:
             return True, ends[i]
         return False, starts[i + 1] if i + 1 < len(starts) else math.inf
 
-    def _step_machine(self, m: _Machine, to: float) -> None:
-        tpl = m.spec.template
-        site = m.spec.site
-        while m.t < to:
-            inside, boundary = self._shift_state(site, m.t)
-            if not inside and m.status in (MachineStatus.RUNNING, MachineStatus.IDLE):
-                self._set_status(m, MachineStatus.OFF)  # end of shift: the interrupted cycle resumes later
-            if m.status is MachineStatus.OFF:
-                if inside:
-                    self._set_status(m, MachineStatus.RUNNING)
-                    continue
-                m.t = min(boundary, to)
-                continue
-            limit = min(to, boundary) if inside else to
-            if m.status is MachineStatus.RUNNING:
-                dt = min(m.cycle_left, m.ttf_left, m.until_maint, limit - m.t)
-                m.t += dt
-                m.cycle_left -= dt
-                m.ttf_left -= dt
-                m.until_maint -= dt
-                m.run_s += dt
-                if m.ttf_left <= 0.0:
-                    m.failures += 1
-                    m.ttf_left = m.rng.expovariate(1.0 / (tpl.mtbf_h * 3600.0))
-                    m.fault_code = m.rng.randint(100, 120)
-                    m.phase_end = m.t + m.rng.expovariate(1.0 / (tpl.mttr_h * 3600.0))
-                    self._set_status(m, MachineStatus.FAULT)
-                elif m.cycle_left <= 0.0:
-                    scrap = sum(1 for _ in range(tpl.batch_size) if m.rng.random() < tpl.scrap_rate)
-                    m.scrap += scrap
-                    m.good += tpl.batch_size - scrap
-                    m.job += 1
-                    m.last_cycle_s = m.cycle_len
-                    m.cycles += 1
-                    m.cycle_s += m.cycle_len
-                    m.level -= 0.02
-                    if m.level < 0.1:
-                        m.level = 1.0
-                    m.cycle_len = m.cycle_left = self._cycle_len(m)
-                    if m.utilisation is not None:
-                        # demand-driven: idle after each cycle long enough that the station makes
-                        # about what the site's demand asks of it (mean gap = cycle × (1/u − 1))
-                        gap_mean = m.cycle_len * (1.0 / m.utilisation - 1.0)
-                        if gap_mean > 1.0:
-                            m.phase_end = m.t + m.rng.expovariate(1.0 / gap_mean)
-                            self._set_status(m, MachineStatus.IDLE)
-                    elif m.rng.random() < _IDLE_P:
-                        m.phase_end = m.t + m.rng.expovariate(2.0 / tpl.ideal_cycle_time_s)
-                        self._set_status(m, MachineStatus.IDLE)
-                elif m.until_maint <= 0.0:
-                    m.until_maint = self._maint_s
-                    m.phase_end = m.t + 3600.0
-                    self._set_status(m, MachineStatus.MAINTENANCE)
-            else:
-                # an idle gap ends with the shift; a repair or maintenance goes on outside shifts
-                end = min(m.phase_end, limit if m.status is MachineStatus.IDLE else to)
-                if m.status is MachineStatus.FAULT:
-                    m.fault_s += end - m.t
-                m.t = end
-                if end < m.phase_end:
-                    continue
-                if m.status is MachineStatus.FAULT:
-                    m.repairs += 1
-                m.fault_code = 0
-                self._set_status(m, MachineStatus.RUNNING)
+    def _shift_change(self, site: _Site) -> None:
+        inside, boundary = self._shift_state(site, self._t)
+        site.inside = inside
+        if boundary < math.inf:
+            self._at(boundary, self._shift_change, site)
+        for st in site.stations.values():
+            self._dispatch(st)
 
-    def _machine_values(self, site: str, m: _Machine, out: dict[ValueKey, Value]) -> None:
-        tpl = m.spec.template
-        rated = _RATED_KW[tpl.role] * (3.0 if "sls" in tpl.id else 1.0)
-        running = m.status is MachineStatus.RUNNING
-        n = self._noise
-        for s in tpl.signals:
-            k = s.kind
-            v: Value
-            if k is SignalKind.STATUS:
-                v = m.codes[m.status]
-            elif k is SignalKind.GOOD_COUNT:
-                v = m.good % (1 << s.counter_bits)
-            elif k is SignalKind.SCRAP_COUNT:
-                v = m.scrap % (1 << s.counter_bits)
-            elif k is SignalKind.CYCLE_TIME:
-                v = round(m.last_cycle_s, 1)
-            elif k is SignalKind.TEMPERATURE:
-                v = round(self._temp(m, s.name) + n.gauss(0.0, 0.3), 1)
-            elif k is SignalKind.POWER:
-                factor = {MachineStatus.RUNNING: 0.9 + 0.2 * n.random(), MachineStatus.IDLE: 0.15,
-                          MachineStatus.FAULT: 0.05}.get(m.status, 0.0)
-                v = round(rated * factor, 2)
-            elif k is SignalKind.VIBRATION:
-                v = round(max(0.0, n.gauss(2.5, 0.3)) if running else 0.2, 2)
-            elif k is SignalKind.FAULT_CODE:
-                v = m.fault_code
-            elif k is SignalKind.JOB:
-                v = m.job
-            elif k is SignalKind.LEVEL:
-                v = round(m.level * (1000.0 if s.unit == "g" else 100.0), 1)
+    # ------------------------------------------------------------------ orders
+    def _rate_per_s(self, d: _Demand, t: float) -> float:
+        local = self._dt(t).astimezone(d.site.tz)
+        wfs, hfs = d.spec.weekday_factors, d.spec.hour_factors
+        wf = wfs[local.weekday() % len(wfs)] if wfs else 1.0
+        hf = hfs[local.hour % len(hfs)] if hfs else 1.0
+        return d.spec.orders_per_day * d.factor * wf * hf / d.hour_norm / _DAY_S
+
+    def _arrival(self, d: _Demand) -> None:
+        t = self._t
+        self._at(t + d.rng.expovariate(d.peak_per_s), self._arrival, d)
+        if d.rng.random() * d.peak_per_s > self._rate_per_s(d, t):
+            return  # thinned: the rate is lower at this hour or weekday
+        p = d.product
+        site = d.site
+        site.orders += 1
+        qty = d.rng.randint(p.batch_min, max(p.batch_min, p.batch_max))
+        created = self._dt(t)
+        order = _Order(id=f"{site.spec.id}-O{site.orders:06d}", site=str(site.spec.id), product=p, qty=qty,
+                       created=created, due=created + timedelta(hours=p.due_h), at=[qty] + [0] * (len(p.routing) - 1))
+        self._report(order)
+        st = site.stations[p.routing[0]]
+        st.queue.extend((order, 0) for _ in range(qty))
+        self._dispatch(st)
+
+    def _report(self, o: _Order) -> None:
+        """Emit a new version of ``o`` if its operation or done quantity changed."""
+        routing = o.product.routing
+        if o.done >= o.qty:
+            state = (routing[-1].value, o.qty)
+        else:
+            state = (next(routing[k].value for k, n in enumerate(o.at) if n > 0), o.done)
+        if state == o.reported:
+            return
+        o.reported = state
+        o.version += 1
+        status = OrderStatus.DONE if o.done >= o.qty else OrderStatus.OPEN
+        self._emit(OrderRecord(id=o.id, version=o.version, site=o.site, product=str(o.product.id), qty=o.qty,
+                               created=o.created, due=o.due, status=status, done_qty=state[1], operation=state[0]))
+
+    # ------------------------------------------------------------------ machines
+    def _set_status(self, m: _Machine, status: MachineStatus) -> None:
+        if status is m.status:
+            return
+        for name in m.temp_from:
+            m.temp_from[name] = self._temp(m, name)
+        m.status, m.status_t = status, self._t
+        m.dirty = True
+
+    def _temp(self, m: _Machine, name: str) -> float:
+        target = _hot_c(name) if m.status is MachineStatus.RUNNING else _AMBIENT_C + 0.1 * (_hot_c(name) - _AMBIENT_C)
+        return target + (m.temp_from[name] - target) * math.exp(-(self._t - m.status_t) / _TAU_S)
+
+    def _take(self, m: _Machine) -> int:
+        """Take the units of the next cycle from the station's queue (drawing their material); how many."""
+        cap = m.spec.template.batch_size
+        if not self._demand_driven:
+            return cap
+        q = m.station.queue
+        needs = m.station.site.needs
+        taken: list[tuple[_Order, int]] = []
+        while q and len(taken) < cap:
+            order, step = q[0]
+            need = needs[(str(order.product.id), step)]
+            if any(item.on_hand < qty - 1e-9 for item, qty in need):
+                break  # short of material: the unit waits at the head of the queue
+            q.popleft()
+            for item, qty in need:
+                item.on_hand = max(0.0, item.on_hand - qty)
+                item.drawn += qty
+                item.dirty = True
+                self._reorder(item)
+            taken.append((order, step))
+        m.units = taken
+        return len(taken)
+
+    def _dispatch(self, st: _Station) -> None:
+        """Give every free machine of ``st`` a cycle if it can start one; else IDLE (in shift) or OFF."""
+        for m in st.machines:
+            if m.busy or m.status is MachineStatus.MAINTENANCE:
+                continue
+            if not st.site.inside:
+                self._set_status(m, MachineStatus.OFF)
+                continue
+            n = self._take(m)
+            if n == 0:
+                self._set_status(m, MachineStatus.IDLE)
+                continue
+            m.busy = True
+            m.n_units = n
+            m.cycle_len = m.cycle_left = m.cycle_mean_s * m.rng.lognormvariate(-m.sigma * m.sigma / 2.0, m.sigma)
+            self._run(m)
+
+    def _run(self, m: _Machine) -> None:
+        self._set_status(m, MachineStatus.RUNNING)
+        m.run_from = self._t
+        m.run_dt = min(m.cycle_left, m.ttf_left)
+        self._at(self._t + m.run_dt, self._run_end, m)
+
+    def _run_end(self, m: _Machine) -> None:
+        dt = m.run_dt
+        m.run_s += dt
+        m.cycle_left -= dt
+        m.ttf_left -= dt
+        m.until_maint -= dt
+        if m.cycle_left > 1e-9:  # the running stretch ended in a failure
+            m.failures += 1
+            m.ttf_left = m.rng.expovariate(1.0 / m.mtbf_s)
+            m.fault_code = m.rng.randint(100, 120)
+            m.repair_start = self._t
+            self._set_status(m, MachineStatus.FAULT)
+            self._at(self._t + m.rng.expovariate(1.0 / m.mttr_s), self._repair_end, m)
+            return
+        self._finish(m)
+
+    def _repair_end(self, m: _Machine) -> None:
+        m.repairs += 1
+        m.fault_s += self._t - m.repair_start
+        m.fault_code = 0
+        self._run(m)  # the paused cycle goes on
+
+    def _maint_end(self, m: _Machine) -> None:
+        self._set_status(m, MachineStatus.IDLE)
+        self._dispatch(m.station)
+
+    def _finish(self, m: _Machine) -> None:
+        m.busy = False
+        m.dirty = True
+        m.cycles += 1
+        m.cycle_s += m.cycle_len
+        m.last_cycle_s = m.cycle_len
+        m.job += 1
+        m.level -= 0.02
+        if m.level < 0.1:
+            m.level = 1.0
+        rng = m.rng
+        if not self._demand_driven:
+            scrap = sum(1 for _ in range(m.n_units) if rng.random() < m.scrap_rate)
+            m.scrap += scrap
+            m.good += m.n_units - scrap
+        else:
+            site = m.station.site
+            touched: dict[str, _Order] = {}
+            remake: list[tuple[_Order, int]] = []
+            onward: dict[Role, _Station] = {}
+            for order, step in m.units:
+                if rng.random() < m.scrap_rate:
+                    m.scrap += 1
+                    remake.append((order, step))
+                    continue
+                m.good += 1
+                order.at[step] -= 1
+                routing = order.product.routing
+                if step + 1 < len(routing):
+                    order.at[step + 1] += 1
+                    nxt = site.stations[routing[step + 1]]
+                    nxt.queue.append((order, step + 1))
+                    onward[nxt.role] = nxt
+                else:
+                    order.done += 1
+                touched[order.id] = order
+            m.station.queue.extendleft(reversed(remake))  # re-made first, in their order
+            m.units = []
+            for order in touched.values():
+                self._report(order)
+            for st in onward.values():
+                self._dispatch(st)
+        if m.until_maint <= 0.0:
+            m.until_maint = self._maint_s
+            self._set_status(m, MachineStatus.MAINTENANCE)
+            self._at(self._t + _MAINT_S, self._maint_end, m)
+            return
+        self._dispatch(m.station)
+
+    def _static_values(self, m: _Machine) -> None:
+        """Refresh the values of ``m`` that change only at events (after one)."""
+        m.dirty = False
+        out = self._static
+        for key, code, bits, scale in m.plan:
+            if code == _S_STATUS:
+                out[key] = m.codes[m.status]
+            elif code == _S_GOOD:
+                out[key] = m.good % (1 << bits)
+            elif code == _S_SCRAP:
+                out[key] = m.scrap % (1 << bits)
+            elif code == _S_CYCLE:
+                out[key] = round(m.last_cycle_s, 1)
+            elif code == _S_FAULT:
+                out[key] = m.fault_code
+            elif code == _S_JOB:
+                out[key] = m.job
+            elif code == _S_LEVEL:
+                out[key] = round(m.level * scale, 1)
             else:
-                v = 0
-            out[(site, m.spec.id, s.name)] = v
+                out[key] = 0
+
+    def _live_values(self, m: _Machine, out: dict[ValueKey, Value]) -> None:
+        """The sensor values of ``m`` (temperatures, power, vibration), with noise drawn per call."""
+        n = self._noise
+        status = m.status
+        running = status is MachineStatus.RUNNING
+        decay = math.exp(-(self._t - m.status_t) / _TAU_S)
+        for key, code, hot, scale in m.live:
+            if code == _S_TEMP:
+                target = hot if running else _AMBIENT_C + 0.1 * (hot - _AMBIENT_C)
+                out[key] = round(target + (m.temp_from[key[2]] - target) * decay + n.gauss(0.0, 0.3), 1)
+            elif code == _S_POWER:
+                factor = 0.9 + 0.2 * n.random() if running else _POWER_FACTOR.get(status, 0.0)
+                out[key] = round(scale * factor, 2)
+            else:  # vibration
+                out[key] = round(max(0.0, n.gauss(2.5, 0.3)) if running else 0.2, 2)
 
     # ------------------------------------------------------------------ stock
-    def _new_item(self, site: SiteSpec, spec: InventoryItemSpec, rng: random.Random) -> _Item:
-        draws: list[tuple[float, float, int, int]] = []
-        total = 0.0
-        for d in site.demand:
-            product = self.fleet.product(d.product)
-            if product is None or spec.sku not in product.bom:
-                continue
-            draws.append((d.orders_per_day, product.bom[spec.sku], product.batch_min, product.batch_max))
-            total += d.orders_per_day
-        if not draws:  # not in any bill of materials here: a slow steady draw
-            total = 4.0
-            draws.append((4.0, spec.reorder_qty / 28.0, 1, 1))
-        shares = tuple((rate / total, qty, lo, hi) for rate, qty, lo, hi in draws)
-        item = _Item(spec=spec, rng=rng, daily_orders=total, draw=shares, on_hand=spec.initial_on_hand,
-                     site=site.id)
-        item.next_use = rng.expovariate(total / _DAY_S)
-        return item
-
-    def _delay_d(self, it: _Item) -> float:
-        s = it.spec
-        lead = max(0.25 * s.lead_time_d, s.lead_time_d + it.rng.gauss(0.0, s.lead_time_sd_d))
-        tail_p, tail_mean = {Transport.SEA: (0.2, 5.0), Transport.AIR: (0.1, 1.0)}.get(s.transport, (0.05, 0.5))
+    def _lead_d(self, it: _Item) -> float:
+        lead = max(0.25 * it.lead_d, it.lead_d + it.rng.gauss(0.0, it.lead_sd_d))
+        tail_p, tail_mean = _TAILS.get(it.spec.transport, _LOCAL_TAIL)
         if it.rng.random() < tail_p:
-            lead += it.rng.expovariate(1.0 / tail_mean)
+            lead += it.rng.expovariate(1.0 / tail_mean) * it.delay_factor
         return lead
 
     def _reorder(self, it: _Item) -> None:
         s = it.spec
-        if it.on_hand + sum(q for _, q in it.shipments) <= s.reorder_point:
-            arrival = it.t + self._delay_d(it) * _DAY_S
-            it.shipments.append((arrival, s.reorder_qty))
-            it.shipments.sort()
-            it.placed.append((it.t, arrival, s.reorder_qty))
+        if it.on_hand + it.in_transit > s.reorder_point:
+            return
+        t = self._t
+        arrival = t + self._lead_d(it) * _DAY_S
+        it.placed.append((t, arrival, s.reorder_qty))
+        it.in_transit += s.reorder_qty
+        it.dirty = True
+        idx = len(it.placed) - 1
+        it.pending.append((arrival, idx))
+        planned = t + s.lead_time_d * _DAY_S
+        self._emit(self._shipment_record(it, idx, 1, ShipmentStatus.IN_TRANSIT, planned))
+        notice = t + s.lead_time_d * _DAY_S * _DELAY_NOTICE
+        if arrival - planned > 3600.0 and notice < arrival:
+            self._at(notice, self._delay_notice, (it, idx))
+        self._at(arrival, self._delivery, (it, idx))
 
-    def _step_item(self, it: _Item, to: float) -> None:
+    def _shipment_record(self, it: _Item, idx: int, version: int, status: ShipmentStatus,
+                         eta_s: float) -> ShipmentRecord:
+        ordered, _, qty = it.placed[idx]
+        s = it.spec
+        return ShipmentRecord(id=f"{it.site}-{s.sku}-{idx + 1}", version=version, site=it.site, sku=str(s.sku),
+                              qty=qty, eta=self._dt(eta_s), origin=s.supplier, status=status,
+                              planned_eta=self._dt(ordered + s.lead_time_d * _DAY_S))
+
+    def _delay_notice(self, arg: tuple[_Item, int]) -> None:
+        it, idx = arg
+        self._emit(self._shipment_record(it, idx, 2, ShipmentStatus.IN_TRANSIT, it.placed[idx][1]))
+
+    def _delivery(self, arg: tuple[_Item, int]) -> None:
+        it, idx = arg
+        ordered, arrival, qty = it.placed[idx]
+        planned = ordered + it.spec.lead_time_d * _DAY_S
+        notice = ordered + it.spec.lead_time_d * _DAY_S * _DELAY_NOTICE
+        version = 3 if arrival - planned > 3600.0 and notice < arrival else 2
+        it.pending.remove((arrival, idx))
+        it.on_hand += qty
+        it.in_transit = max(0.0, it.in_transit - qty)
+        it.dirty = True
+        self._emit(self._shipment_record(it, idx, version, ShipmentStatus.ARRIVED, arrival))
         self._reorder(it)
-        while True:
-            arrival = it.shipments[0][0] if it.shipments else math.inf
-            nxt = min(arrival, it.next_use)
-            if nxt > to:
-                it.t = to
-                return
-            it.t = nxt
-            if arrival <= it.next_use:
-                it.on_hand += it.shipments.pop(0)[1]
-            else:
-                u = it.rng.random()
-                chosen = it.draw[-1]
-                for d in it.draw:
-                    if u <= d[0]:
-                        chosen = d
-                        break
-                    u -= d[0]
-                _, qty, lo, hi = chosen
-                it.on_hand = max(0.0, it.on_hand - qty * it.rng.randint(lo, hi))
-                it.next_use = it.t + it.rng.expovariate(it.daily_orders / _DAY_S)
-            self._reorder(it)
+        site = next(s for s in self._sites if str(s.spec.id) == it.site)
+        for st in site.stations.values():
+            if st.queue:
+                self._dispatch(st)
 
-    def _item_values(self, site: str, it: _Item, out: dict[ValueKey, Value]) -> None:
-        sku = it.spec.sku
-        out[(site, sku, "on_hand")] = round(it.on_hand, 3)
-        out[(site, sku, "in_transit")] = round(sum(q for _, q in it.shipments), 3)
-        eta = (self.start + timedelta(seconds=it.shipments[0][0])).timestamp() if it.shipments else 0
-        out[(site, sku, "eta")] = int(eta)
+    def _item_values(self, it: _Item) -> None:
+        it.dirty = False
+        sku, out = it.spec.sku, self._static
+        out[(it.site, sku, "on_hand")] = round(it.on_hand, 3)
+        out[(it.site, sku, "in_transit")] = round(it.in_transit, 3)
+        eta = self._dt(min(it.pending)[0]).timestamp() if it.pending else 0
+        out[(it.site, sku, "eta")] = int(eta)
 
     # ------------------------------------------------------------------ public
     def advance(self, to: datetime) -> dict[ValueKey, Value]:
@@ -427,11 +719,12 @@ class Plant:
         target = (to - self.start).total_seconds()
         if target < self._t:
             raise ValueError(f"cannot go back in time: now {self.now.isoformat()}, asked {to.isoformat()}")
+        heap = self._heap
+        while heap and heap[0][0] <= target:
+            t, _, fn, arg = heapq.heappop(heap)
+            self._t = t
+            fn(arg)
         self._t = target
-        for m in self._machines:
-            self._step_machine(m, target)
-        for _, it in self._items:
-            self._step_item(it, target)
         self._values = self._compute()
         return self.values()
 
@@ -440,11 +733,16 @@ class Plant:
         return dict(self._values)
 
     def _compute(self) -> dict[ValueKey, Value]:
-        out: dict[ValueKey, Value] = {}
         for m in self._machines:
-            self._machine_values(m.spec.site, m, out)
-        for site, it in self._items:
-            self._item_values(site, it, out)
+            if m.dirty:
+                self._static_values(m)
+        for it in self._items:
+            if it.dirty:
+                self._item_values(it)
+        out = dict(self._static)
+        for m in self._machines:
+            if m.live:
+                self._live_values(m, out)
         return out
 
     def readings(self, to: datetime) -> list[Reading]:
@@ -453,38 +751,50 @@ class Plant:
         return [Reading(ts=ts, site=site, asset=asset, signal=signal, value=v, quality=Quality.GOOD)
                 for (site, asset, signal), v in self.advance(to).items()]
 
+    def take_records(self) -> list[tuple[datetime, BusinessRecord]]:
+        """The order and shipment record versions emitted since the last call, in time order, with their plant time."""
+        out = [(self._dt(t), r) for t, _, r in self._records]
+        self._records = []
+        return out
+
     def shipments(self) -> list[PlacedShipment]:
         """Every replenishment shipment ordered so far (arrived or not), with ids ``SITE-SKU-N``."""
         out: list[PlacedShipment] = []
-        for site, it in self._items:
+        for it in self._items:
             s = it.spec
             for n, (ordered, arrival, qty) in enumerate(it.placed, start=1):
-                t_ordered = self.start + timedelta(seconds=ordered)
+                t_ordered = self._dt(ordered)
                 out.append(PlacedShipment(
-                    id=f"{site}-{s.sku}-{n}", site=site, sku=s.sku, qty=qty, origin=s.supplier,
-                    ordered=t_ordered,
-                    planned_eta=t_ordered + timedelta(days=s.lead_time_d),
-                    arrival=self.start + timedelta(seconds=arrival)))
+                    id=f"{it.site}-{s.sku}-{n}", site=it.site, sku=s.sku, qty=qty, origin=s.supplier,
+                    ordered=t_ordered, planned_eta=t_ordered + timedelta(days=s.lead_time_d),
+                    arrival=self._dt(arrival)))
         return out
+
+    def _machine(self, site: str, asset: str) -> _Machine:
+        m = self._by_id.get((site, asset))
+        if m is None:
+            raise KeyError(f"no machine {asset!r} at {site!r}")
+        return m
 
     def restart(self, site: str, asset: str) -> None:
         """A PLC restart: the asset's counters start again from 0."""
-        for m in self._machines:
-            if m.spec.site == site and m.spec.id == asset:
-                m.good = m.scrap = m.job = 0
+        m = self._by_id.get((site, asset))
+        if m is not None:
+            m.good = m.scrap = m.job = 0
+            m.dirty = True
         self._values = self._compute()
 
     def stats(self, site: str, asset: str) -> MachineStats:
         """What a machine has done since the start: the ground truth calibration must recover."""
-        for m in self._machines:
-            if m.spec.site == site and m.spec.id == asset:
-                return MachineStats(run_s=m.run_s, fault_s=m.fault_s, failures=m.failures, repairs=m.repairs,
-                                    cycles=m.cycles, cycle_s=m.cycle_s, good=m.good, scrap=m.scrap)
-        raise KeyError(f"no machine {asset!r} at {site!r}")
+        m = self._machine(site, asset)
+        run_s, fault_s = m.run_s, m.fault_s
+        if m.status is MachineStatus.RUNNING and m.busy:
+            run_s += self._t - m.run_from  # the running stretch going on
+        elif m.status is MachineStatus.FAULT:
+            fault_s += self._t - m.repair_start  # the repair going on
+        return MachineStats(run_s=run_s, fault_s=fault_s, failures=m.failures, repairs=m.repairs,
+                            cycles=m.cycles, cycle_s=m.cycle_s, good=m.good, scrap=m.scrap)
 
     def status(self, site: str, asset: str) -> MachineStatus:
         """The current status of a machine (for tests)."""
-        for m in self._machines:
-            if m.spec.site == site and m.spec.id == asset:
-                return m.status
-        raise KeyError(f"no machine {asset!r} at {site!r}")
+        return self._machine(site, asset).status

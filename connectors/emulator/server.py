@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from connectors.emulator.plant import Plant, ValueKey
+from connectors.emulator.truth import Truth
 from connectors.modbus.points import encode_point
 from connectors.modbus.server import Answer, ModbusTcpEndpoint
 from connectors.modbus.spec import DataType, ModbusDevice, RegisterKind
@@ -154,18 +155,19 @@ class Emulator:
     with ``resume_at``, the plant's history begins at ``start`` but serving begins at ``resume_at``
     (the plant fast-forwards there first: the demo continues the history it backfilled this way);
     the images are refreshed every ``tick_s`` seconds of wall time while ``run`` is running (or on
-    each ``update()`` call).
+    each ``update()`` call). ``truth`` holds the plant's real figures (``connectors.emulator.truth``).
     """
 
     def __init__(self, fleet: FleetSpec, devices: Iterable[ModbusDevice], *, seed: int = 0, speed: float = 1.0,
                  start: datetime | None = None, clock: Callable[[], datetime] = _utc_now,
-                 host: str = "127.0.0.1", tick_s: float = 0.1, resume_at: datetime | None = None) -> None:
+                 host: str = "127.0.0.1", tick_s: float = 0.1, resume_at: datetime | None = None,
+                 truth: Truth | None = None) -> None:
         self.devices = {d.id: d for d in devices}
         self.speed = speed
         self.tick_s = tick_s
         self._clock = clock
         self._wall0 = clock()
-        self.plant = Plant(fleet, seed=seed, start=start or self._wall0,
+        self.plant = Plant(fleet, seed=seed, start=start or self._wall0, truth=truth,
                            sites={d.site for d in self.devices.values()})
         self._origin = max(resume_at, self.plant.start) if resume_at is not None else self.plant.start
         self._stores: dict[int, _PortStore] = {}
