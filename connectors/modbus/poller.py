@@ -3,10 +3,14 @@
 Each device is polled at its own fixed rate by its own task under one ``TaskGroup``, so a dead or
 slow device never delays the others. Every request has a timeout; a failed request makes only its
 own points BAD (with the reason, e.g. ``exception 2: illegal data address``); a lost connection
-makes the device's points STALE at once and BAD once it has been down for ``bad_after_s``; the
-connection is re-opened with exponential backoff and jitter. The same failure is logged once
-when it starts and once when it ends, never on every poll. Readings carry the UTC time their
-block was read and go to a ``sink`` callback.
+makes the device's points STALE at once and BAD once ``bad_after_s`` have passed since its last
+answered read, whatever reconnects happen in between (a device that accepts connections but never
+answers goes BAD like one that refuses them); the connection is re-opened with exponential backoff
+and jitter (also when it connects and then fails again). An answer that does not fit its request
+(another function code or transaction id, more bytes than one answer) resets the connection. The
+same failure is logged once when it starts and once when it ends, never on every poll: a failure
+is its kind (exception, timeout, protocol), so an exception code changing every poll is one
+failure. Readings carry the UTC time their block was read and go to a ``sink`` callback.
 
 Usage::
 
@@ -61,9 +65,9 @@ class DevicePoller:
         self._rng = rng or random.Random()
         self._attempts = 0  # failed connects in a row
         self._next_connect = 0.0  # loop time of the next connection attempt
-        self._down_since: float | None = None  # loop time the device became unreachable
+        self._down_since: float | None = None  # loop time of the first failure since the last answered read
         self._down_reason = ""
-        self._block_errors: dict[int, str] = {}  # block index -> reason being reported
+        self._block_errors: dict[int, Failure] = {}  # block index -> the failure being reported
         self.reachable = False
         self.block_reads = 0
         self.failed_reads = 0
@@ -83,6 +87,13 @@ class DevicePoller:
                         self.device.id, self.device.host, self.device.port, reason, self.device.bad_after_s)
         self._down_reason = reason
         self.reachable = False
+
+    def _answered(self, now: float) -> None:
+        """The first answered read since the device went down: it is up again."""
+        assert self._down_since is not None
+        log.warning("device %s: answering again after %.1f s", self.device.id, now - self._down_since)
+        self._down_since = None
+        self._attempts = 0
 
     def _unreachable(self, now: float, points: Sequence[Block] | None = None) -> list[Reading]:
         down = now - (self._down_since if self._down_since is not None else now)
@@ -108,10 +119,7 @@ class DevicePoller:
                 self._next_connect = now + self._backoff()
                 self._went_down(now, reason)
                 return self._unreachable(now)
-            if self._down_since is not None:
-                log.warning("device %s: connected again after %.1f s", self.device.id, now - self._down_since)
-            self._attempts = 0
-            self._down_since = None
+            # connected; the device counts as up again only once it answers (see _answered)
         readings: list[Reading] = []
         new = Reading.new
         bad = Quality.BAD
@@ -125,33 +133,44 @@ class DevicePoller:
             ts = self._clock()
             if result.values is not None:
                 self.block_reads += 1
+                if self._down_since is not None:
+                    self._answered(loop.time())
                 readings += self._decoders[i].readings(result.values, ts, site)
                 if self._block_errors and self._block_errors.pop(i, None) is not None:
                     log.warning("device %s: %s %d+%d answers again", self.device.id, block.kind.value,
                                 block.address, block.count)
                 continue
             self.failed_reads += 1
-            if result.failure in (Failure.EXCEPTION, Failure.PROTOCOL) or (
-                result.failure is Failure.TIMEOUT and self.conn.connected
+            failure = result.failure
+            if failure is Failure.EXCEPTION and self._down_since is not None:
+                self._answered(loop.time())  # an exception response is an answer: the link is up
+            if failure is Failure.EXCEPTION or failure is Failure.PROTOCOL or (
+                failure is Failure.TIMEOUT and self.conn.connected
             ):
-                if self._block_errors.get(i) != result.reason:
+                reset = failure is Failure.TIMEOUT or not self.conn.connected  # the device is down: logged so
+                if not reset and self._block_errors.get(i) is not failure:  # a new failure, not the same again
                     log.warning("device %s: read of %s %d+%d failed: %s", self.device.id, block.kind.value,
                                 block.address, block.count, result.reason)
-                self._block_errors[i] = result.reason
+                    self._block_errors[i] = failure
                 reason = result.reason
                 readings.extend(new(ts, site, p.asset, p.signal, None, bad, reason) for p in block.points)
-                if result.failure is Failure.TIMEOUT:  # the link is suspect: start over on a fresh one
+                if reset:
+                    # the link is suspect (or the client reset it): start over on a fresh one, with backoff
                     self.conn.close()
                     now = loop.time()
                     self._attempts += 1
                     self._next_connect = now + self._backoff()
-                    self._went_down(now, f"no answer ({result.reason})")
+                    self._went_down(now, f"no answer ({reason})" if failure is Failure.TIMEOUT else reason)
                     readings.extend(self._unreachable(now, self.blocks[i + 1:]))
                     return readings
                 continue
             now = loop.time()  # the connection is gone: this and the remaining blocks are STALE
             self.conn.close()
-            self._next_connect = now
+            if self._down_since is None:
+                self._next_connect = now  # it was answering: try again at once
+            else:  # lost again before a single answer: back off as for a refused connection
+                self._attempts += 1
+                self._next_connect = now + self._backoff()
             self._went_down(now, result.reason or "connection lost")
             readings.extend(self._unreachable(now, self.blocks[i:]))
             return readings
