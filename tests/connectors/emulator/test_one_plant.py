@@ -4,6 +4,7 @@ stock falls by the bill of materials of what is made, and the hidden truth is wh
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from connectors.config import load
 from connectors.emulator.plant import Plant
 from connectors.emulator.truth import Truth, load_truth, parse_truth
-from twin.business import OrderRecord, OrderStatus, ShipmentRecord
+from twin.business import BusinessRecord, OrderRecord, OrderStatus, ShipmentRecord
 from twin.errors import ConfigError
 from twin.frozen import FrozenDict
 from twin.spec import (
@@ -75,7 +76,7 @@ def fleet(s: SiteSpec, products: tuple[ProductFamily, ...]) -> FleetSpec:
     return FleetSpec(id="f", name="f", sites=(s,), templates=tuple(templates.values()), products=products)
 
 
-def latest_orders(records: list[tuple[datetime, object]]) -> dict[str, OrderRecord]:
+def latest_orders(records: Sequence[tuple[datetime, BusinessRecord]]) -> dict[str, OrderRecord]:
     out: dict[str, OrderRecord] = {}
     for _, r in records:
         if isinstance(r, OrderRecord):
@@ -118,7 +119,7 @@ def test_every_order_closed_was_made_by_the_machines() -> None:
     #   == good units of the site's pack machines.
     cfg = load(EXAMPLES / "fleet.toml")
     plant = Plant(cfg.fleet, seed=8, start=T0)
-    records: list[tuple[datetime, object]] = []
+    records: list[tuple[datetime, BusinessRecord]] = []
     for day in (3, 9, 14):  # a Thursday, a Wednesday, a Monday 00:00: the identity holds whenever we look
         plant.advance(T0 + timedelta(days=day))
         records += plant.take_records()
@@ -212,7 +213,7 @@ def test_a_station_short_of_material_waits_for_the_delivery() -> None:
     assert plant.stats("s", "A1").cycles == 10 and plant.status("s", "A1") is MachineStatus.IDLE
 
 
-def test_realised_failures_and_cycles_follow_the_truth_not_the_configuration() -> None:
+def test_realised_failures_and_cycles_follow_the_truth_not_the_configuration(tmp_path: Path) -> None:
     # Two cells of one template (configured: cycle 300 s, MTBF 2 h, MTTR 0.2 h, scrap 2 %) run flat out
     # for 20 days. The truth: C1 cycles 1.3 x slower (390 s) and fails every 1 h; the template's
     # repairs take 0.3 h; C2 scraps 10 %.
@@ -223,7 +224,8 @@ def test_realised_failures_and_cycles_follow_the_truth_not_the_configuration() -
     # The configured figures are 2 to 20 standard errors away from the truth, so each check tells them apart.
     cell = template("cell", Role.ASSEMBLE, 300.0, mtbf_h=2.0, mttr_h=0.2, scrap=0.02)
     f = fleet(site([("C1", cell), ("C2", cell)]), ())
-    truth = parse_truth("""
+    path = tmp_path / "truth.toml"
+    path.write_text("""
 [[machines]]
 site = "s"
 machine = "C1"
@@ -236,7 +238,8 @@ scrap_rate = 0.10
 [[templates]]
 template = "cell"
 mttr_h = 0.3
-""", f)
+""")
+    truth = load_truth(path, f)
     plant = Plant(f, seed=9, start=T0, truth=truth, follow_shifts=False, demand_driven=False)
     plant.advance(T0 + timedelta(days=20))
     c1, c2 = plant.stats("s", "C1"), plant.stats("s", "C2")
@@ -253,7 +256,8 @@ mttr_h = 0.3
     parts = c2.good + c2.scrap
     assert abs(c2.scrap / parts - 0.10) < 3 * math.sqrt(0.1 * 0.9 / parts), c2.scrap / parts
     # the PLC shows the real cycle: C1's last cycle time is about 390 s (lognormal, sd 3 %: 12 sd = 140 s)
-    assert abs(plant.values()[("s", "C1", "cycle")] - 390.0) < 140.0  # type: ignore[operator]
+    last = plant.values()[("s", "C1", "cycle")]
+    assert isinstance(last, float) and abs(last - 390.0) < 140.0
 
 
 def test_demand_follows_the_truth() -> None:
@@ -277,7 +281,7 @@ def test_same_seed_same_values_and_records_whatever_the_steps() -> None:
     b = Plant(cfg.fleet, seed=11, start=T0, truth=truth)
     c = Plant(cfg.fleet, seed=12, start=T0, truth=truth)
     end = T0 + timedelta(days=3)
-    rb: list[tuple[datetime, object]] = []
+    rb: list[tuple[datetime, BusinessRecord]] = []
     for h in range(1, 73):  # b hour by hour, a in one jump: the plant does not depend on the steps
         b.advance(T0 + timedelta(hours=h))
         rb += b.take_records()
@@ -316,6 +320,23 @@ def test_example_truth_moves_the_figures_it_names() -> None:
     # no file: the configured figures
     plain = Truth().machine(machine(berlin, "CNC1"))
     assert (plain.cycle_factor, plain.mtbf_h, plain.mttr_h, plain.scrap_rate) == (1.0, 300.0, 1.5, 0.02)
+
+    # and the example plant runs them. Two weeks of Berlin, looked at on a Sunday noon when no cycle
+    # is under way (the last builds of Friday ended in the night): CNC1's cycles average
+    # 720 x 1.3 = 936 s (lognormal, sd 3 %: ~250 cycles, 3 SE = 0.6 %), and the printers drew
+    # 0.05 x 1.2 = 0.06 kg of PLA for every unit they started (good + scrap: only brackets use PLA).
+    plant = Plant(cfg.fleet, seed=6, start=T0, truth=truth, sites=["pod-berlin"])
+    sunday_noon = T0 + timedelta(days=13, hours=12)
+    values = plant.advance(sunday_noon)
+    cnc = plant.stats("pod-berlin", "CNC1")
+    assert cnc.cycles > 150
+    assert abs(cnc.cycle_s / cnc.cycles / 936.0 - 1) < 3 * 0.03 / math.sqrt(cnc.cycles), cnc.cycle_s / cnc.cycles
+    printed = sum(plant.stats("pod-berlin", f"P{i}").good + plant.stats("pod-berlin", f"P{i}").scrap
+                  for i in range(1, 5))
+    arrived = sum(x.qty for x in plant.shipments() if x.sku == "PLA-1KG" and x.arrival <= sunday_noon)
+    on_hand = values[("pod-berlin", "PLA-1KG", "on_hand")]
+    assert isinstance(on_hand, float) and pla.initial_on_hand == 25.0
+    assert 25.0 + arrived - on_hand == pytest.approx(0.06 * printed, abs=1e-3)  # values are rounded to 1 g
 
 
 def test_truth_file_errors_name_every_problem_by_path(tmp_path: Path) -> None:
