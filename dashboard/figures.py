@@ -17,7 +17,7 @@ from dashboard import theme
 from dashboard.queries import OeeView, StockRow, TimelineSegment
 from dashboard.services import WhatIfResult
 from twin.historian import SeriesResult
-from twin.spec import MachineStatus
+from twin.spec import MachineStatus, Priority
 
 __all__ = ["deltas_chart", "empty", "fan_chart", "oee_bars", "status_timeline", "stock_bars", "stock_projection",
            "trend"]
@@ -77,26 +77,62 @@ def empty(message: str, *, height: int = 220) -> go.Figure:
     return _figure([], height=height, xaxis={"visible": False}, yaxis={"visible": False}, annotations=[note])
 
 
+OEE_PANELS = (("OEE", "oee"), ("Availability", "availability"), ("Performance", "performance"),
+              ("Quality", "quality"))
+LABEL_PX = 12  # bar labels and ticks: readable on a phone, never shrunk to fit a thin bar
+BAR_ROW_PX = 26  # height per machine in each panel
+
+
 def oee_bars(rows: Sequence[tuple[str, OeeView]], *, title: str = "") -> go.Figure:
-    """Availability, performance, quality and OEE per machine (grouped bars; a missing factor is absent)."""
+    """OEE, availability, performance and quality per machine as four small panels (2 × 2).
+
+    One factor per panel, named in its title (not four greys to tell apart); every bar in the
+    same calm grey, an OEE below the low threshold amber. Each panel's axis reaches past its largest
+    value (a performance above 100 % is drawn, not cut off) and the labels sit outside the bars at
+    a fixed 12 px. A missing factor is absent (never 0).
+    """
     if not rows:
         return empty("No machines")
     names = [name for name, _ in rows]
-    parts = (("Availability", "availability", "#8d99a3"), ("Performance", "performance", "#66727c"),
-             ("Quality", "quality", "#46525c"), ("OEE", "oee", "#1f2326"))
-    data = []
-    for label, attr, colour in parts:
+    low = theme.Thresholds().oee_low
+    gap_x, gap_y = 0.14, 0.16  # room for the right column's labels and the lower row's titles
+    width, height_frac = (1 - gap_x) / 2, (1 - gap_y) / 2
+    data: list[dict[str, Any]] = []
+    layout: dict[str, Any] = {}
+    notes = []
+    for k, (label, attr) in enumerate(OEE_PANELS):
+        row, col = divmod(k, 2)
+        axis = "" if k == 0 else str(k + 1)
+        y_axis = "y" if row == 0 else "y2"
         values = [getattr(v, attr) for _, v in rows]
+        known = [100 * v for v in values if v is not None]
+        reach = max([100.0, *known])
+        colours = [theme.PRIORITY_COLOURS[Priority.MEDIUM] if attr == "oee" and v is not None and v < low
+                   else theme.NORMAL_LINE for v in values]
         data.append({
             "type": "bar", "name": label, "y": names, "x": [100 * v if v is not None else None for v in values],
-            "orientation": "h", "marker": {"color": colour},
+            "orientation": "h", "marker": {"color": colours}, "xaxis": f"x{axis}", "yaxis": y_axis,
             "text": [theme.fmt_performance(v, o.performance_capped) if attr == "performance" else theme.fmt_pct(v)
                      for v, (_, o) in zip(values, rows, strict=True)],
-            "textposition": "auto", "hovertemplate": f"%{{y}} {label}: %{{x:.1f}} %<extra></extra>",
+            "textposition": "outside", "textfont": {"size": LABEL_PX}, "cliponaxis": False, "showlegend": False,
+            "hovertemplate": f"%{{y}} {label}: %{{x:.1f}} %<extra></extra>",
         })
-    return _figure(data, title=title, height=max(220, 60 + 70 * len(rows)), barmode="group",
-                   xaxis={"range": [0, 105], "ticksuffix": " %"}, yaxis={"autorange": "reversed"},
-                   shapes=[_vline(100 * theme.Thresholds().oee_low, colour=theme.TEXT_MUTED, dash="dot")])
+        x0 = col * (width + gap_x)
+        layout[f"xaxis{axis}"] = _axis(domain=[x0, x0 + width], range=[0, reach * 1.45], anchor=y_axis,
+                                       ticksuffix=" %", tickvals=[0, 50, 100], tickfont={"size": LABEL_PX - 1})
+        notes.append({"text": f"<b>{label}</b>", "showarrow": False, "xref": "paper", "yref": "paper",
+                      "x": x0, "xanchor": "left", "y": 1 - row * (height_frac + gap_y), "yanchor": "bottom",
+                      "font": {"size": 13}})
+    for r, y_axis in enumerate(("yaxis", "yaxis2")):
+        top = 1 - r * (height_frac + gap_y)
+        layout[y_axis] = _axis(domain=[top - height_frac, top], autorange="reversed",
+                               tickfont={"size": LABEL_PX}, anchor="x" if r == 0 else "x3")
+    panel_px = BAR_ROW_PX * len(rows) + 20
+    threshold = {**_vline(100 * low, colour=theme.TEXT_MUTED, dash="dot"), "yref": "y domain"}
+    return _figure(data, title=title, height=int(2 * panel_px / (1 - gap_y)) + 40, top=28, bargap=0.25,
+                   annotations=notes, shapes=[threshold], **{k: v for k, v in layout.items()
+                                                             if k not in ("xaxis", "yaxis")},
+                   xaxis=layout["xaxis"], yaxis=layout["yaxis"])
 
 
 def status_timeline(segments: Sequence[TimelineSegment], t0: datetime, t1: datetime, *,

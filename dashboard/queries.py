@@ -796,6 +796,19 @@ class QueryService:
         final = newest is not None and newest >= t
         return self.state_at(site, t, ttl_s=self.past_ttl_s if final else self.ttl_s)
 
+    def _window_start(self, site: str, t0: datetime, start: SiteState | None) -> SiteState | None:
+        """The snapshot a KPI window begins with: ``start`` (at ``t0``), else the history's first moment.
+
+        A window reaching back before the recorded history (a 7-day OEE over 2 days of data) counts
+        its planned time from where the data begins, not days with no data as planned and not run.
+        """
+        if start is not None:
+            return start
+        first = self.history_start(site)
+        if first is None or first <= t0:
+            return None
+        return self.state_at(site, first, ttl_s=self.past_ttl_s)
+
     def _past_state(self, site: str, t: datetime, live_state: SiteState | None) -> SiteState | None:
         bucket = t.replace(second=0, microsecond=0, minute=t.minute - t.minute % 5)
         return self._snapshot(site, bucket, live_state)
@@ -836,7 +849,7 @@ class QueryService:
     def _site_tile(self, site: SiteSpec, now: datetime, alarms: Sequence[AlarmRow] | None = None) -> SiteTile:
         live_state = self._live_state(site.id, now)
         midnight = _local_midnight(now, site.timezone)
-        start = self._snapshot(site.id, midnight, live_state)
+        start = self._window_start(site.id, midnight, self._snapshot(site.id, midnight, live_state))
         past = self._usage_base(site.id, now, live_state)
         return site_tile(site, self.fleet, live_state, start, past, now, site_stale_s=self.site_stale_s, alarms=alarms)
 
@@ -860,7 +873,7 @@ class QueryService:
         alarms = self._site_alarms(site, live_state, now)
         tile = self._site_tile(site, now, alarms)
         midnight = _local_midnight(now, site.timezone)
-        start = self._snapshot(site.id, midnight, live_state)
+        start = self._window_start(site.id, midnight, self._snapshot(site.id, midnight, live_state))
         past = self._usage_base(site.id, now, live_state)
         shift = in_shift(site.calendar, site.timezone, now)
         machines = tuple(
@@ -923,7 +936,10 @@ class QueryService:
                     hi = mid
             return hi
 
-        return self._cache.get(("history-start", site), self.past_ttl_s, search)
+        found = self._cache.get(("history-start", site), self.past_ttl_s, search)
+        if found is None:  # no history yet: look again at the next refresh, not in five minutes
+            self._cache.clear(lambda k: k != ("history-start", site))
+        return found
 
     def _site_alarms(self, site: SiteSpec, live_state: SiteState | None, now: datetime) -> list[AlarmRow]:
         current = list(live_state.alarms.values()) if live_state else []
@@ -976,7 +992,7 @@ class QueryService:
         if spec is None:
             raise KeyError(machine_id)
         live_state = self._live_state(site_id, now)
-        start = self._past_state(site_id, t0, live_state)
+        start = self._window_start(site_id, t0, self._past_state(site_id, t0, live_state))
         keys = [SeriesKey(site=site_id, asset=machine_id, signal=s) for s in signals if spec.template.signal(s)]
         series = tuple(self.series(keys, t0, now, max_points)) if keys else ()
         units = FrozenDict({str(s.name): s.unit for s in spec.template.signals})

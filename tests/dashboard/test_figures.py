@@ -9,7 +9,7 @@ from dashboard.queries import MachineTile, OeeView, StockRow, TimelineSegment
 from dashboard.services import Actual, Band, KpiDelta, WhatIfResult
 from twin.historian import SeriesKey, SeriesPoint, SeriesResult
 from twin.readings import Quality
-from twin.spec import MachineStatus
+from twin.spec import MachineStatus, Priority
 
 T0 = datetime(2026, 1, 7, 8, 0, tzinfo=UTC)
 
@@ -58,10 +58,32 @@ def test_oee_bars_show_each_factor() -> None:
     view = OeeView(availability=0.9, performance=0.8, quality=0.95, oee=0.9 * 0.8 * 0.95)
     fig = figures.oee_bars([("M1", view), ("M2", OeeView(availability=0.5))])
     names = [t.name for t in fig.data]
-    assert names == ["Availability", "Performance", "Quality", "OEE"]
-    assert fig.data[0].x == (90.0, 50.0)
-    assert fig.data[1].x == (80.0, None)  # a missing factor stays missing, never 0
-    assert abs(fig.data[3].x[0] - 68.4) < 1e-9
+    assert names == ["OEE", "Availability", "Performance", "Quality"]  # one panel each, OEE first
+    assert fig.data[1].x == (90.0, 50.0)
+    assert fig.data[2].x == (80.0, None)  # a missing factor stays missing, never 0
+    assert abs(fig.data[0].x[0] - 68.4) < 1e-9
+
+
+def test_oee_bars_stay_on_the_plot_and_are_readable() -> None:
+    # 8 machines, one with a performance of 132 % (not quantisation: reported as it is, twin.kpi)
+    fast = OeeView(availability=0.95, performance=1.32, quality=0.99, oee=0.95 * 1.32 * 0.99)
+    rows = [(f"M{i}", OeeView(availability=0.8, performance=0.9, quality=0.98, oee=0.8 * 0.9 * 0.98))
+            for i in range(7)] + [("FAST", fast)]
+    fig = figures.oee_bars(rows)
+    layout = fig.layout
+    for k, trace in enumerate(fig.data):
+        axis = layout["xaxis" if k == 0 else f"xaxis{k + 1}"]
+        longest = max(x for x in trace.x if x is not None)
+        # the bar and its label (outside, about 30 % of 100 at this width) end inside the axis
+        assert longest * 1.3 < axis.range[1], (trace.name, longest, axis.range)
+        assert trace.textposition == "outside" and trace.textfont.size >= 12  # not shrunk to ~6 px in thin bars
+    # four panels, each titled; the factors are told apart by their titles, not by four similar greys
+    assert [a.text for a in layout.annotations] == ["<b>OEE</b>", "<b>Availability</b>", "<b>Performance</b>",
+                                                    "<b>Quality</b>"]
+    assert {c for t in fig.data[1:] for c in t.marker.color} == {theme.NORMAL_LINE}
+    # an OEE below the 60 % threshold is the one abnormal colour
+    low = figures.oee_bars([("SLOW", OeeView(availability=0.5, performance=0.9, quality=1.0, oee=0.45))])
+    assert low.data[0].marker.color == (theme.PRIORITY_COLOURS[Priority.MEDIUM],)
 
 
 def test_timeline_uses_andon_colours_and_names_statuses() -> None:

@@ -252,3 +252,12 @@ def test_idle_is_calm_and_amber_means_a_look_is_needed(fleet: FleetSpec) -> None
     assert t.attention and css.endswith("andon-attention") and "ALARM MEDIUM: Nozzle temperature" in title
     low = replace(hot, priority=Priority.LOW)
     assert tile(MachineStatus.RUNNING, 600, alarms=[low])[1].endswith("andon-running")
+
+
+def test_a_seven_day_oee_counts_planned_time_only_where_there_is_history(queries: QueryService) -> None:
+    view = queries.machine_view("pod-berlin", "P1", 168.0, [])
+    # the history begins NOW - 10 h = Wed 02:00 UTC (03:00 Berlin). Berlin plans 06:00-22:00 on weekdays, so
+    # the planned time with data is 06:00-13:00 Berlin = 7 h = 25,200 s, not the 80 h planned over 7 days
+    # (Wed 13:00-22:00, Thu, Fri, Mon, Tue 16 h each, Wed 06:00-13:00) with 70 h of them without data
+    assert view.kpis.oee.planned_s == 7 * 3600
+    assert view.kpis.oee.availability is not None and 0.5 < view.kpis.oee.availability <= 1.0
