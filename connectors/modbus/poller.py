@@ -29,7 +29,7 @@ from functools import partial
 
 from connectors.modbus.client import Failure, ModbusConnection
 from connectors.modbus.points import Block, BlockDecoder, plan_blocks
-from connectors.modbus.spec import ModbusDevice
+from connectors.modbus.spec import ModbusDevice, RegisterKind, exception_reason
 from connectors.pacing import every
 from twin.readings import Quality, Reading
 
@@ -43,6 +43,19 @@ Clock = Callable[[], datetime]
 
 utc_now: Clock = partial(datetime.now, UTC)
 """The wall clock, in UTC (the default clock of the poller; a ``partial``: no Python frame per call)."""
+
+
+_ILLEGAL_ADDRESS = exception_reason(2)
+
+
+def _key(block: Block) -> tuple[RegisterKind, int, int]:
+    return block.kind, block.address, block.count
+
+
+def _within(outer: Block, inner: Block) -> bool:
+    """Whether ``inner`` is a part of ``outer`` (the same table, inside its addresses)."""
+    return (inner.kind is outer.kind and outer.address <= inner.address
+            and inner.address + inner.count <= outer.address + outer.count)
 
 
 class DevicePoller:
@@ -67,7 +80,9 @@ class DevicePoller:
         self._next_connect = 0.0  # loop time of the next connection attempt
         self._down_since: float | None = None  # loop time of the first failure since the last answered read
         self._down_reason = ""
-        self._block_errors: dict[int, Failure] = {}  # block index -> the failure being reported
+        self._block_errors: dict[tuple[RegisterKind, int, int], Failure] = {}  # block -> the failure reported
+        self.splits = 0  # blocks split to isolate addresses the device lacks (exception 2)
+        self._split_logged: list[Block] = []
         self.reachable = False
         self.block_reads = 0
         self.failed_reads = 0
@@ -87,6 +102,27 @@ class DevicePoller:
                         self.device.id, self.device.host, self.device.port, reason, self.device.bad_after_s)
         self._down_reason = reason
         self.reachable = False
+
+    def _split(self, i: int) -> None:
+        """Replace block ``i`` by two blocks of half its points each (its read answered exception 2).
+
+        As commercial drivers do with a device lacking some registers (libmodbus-style servers
+        refuse a whole request for one missing address): halving again where the exception
+        persists isolates the missing points in log2(points) steps; the others read GOOD. The
+        finer blocks are kept for the following polls (until the collector restarts).
+        """
+        block, d = self.blocks[i], self.device
+        half = len(block.points) // 2
+        parts = tuple(b for pts in (block.points[:half], block.points[half:])
+                      for b in plan_blocks(pts, max_registers=d.max_registers_per_request,
+                                           max_bits=d.max_bits_per_request, max_gap=d.max_gap))
+        if not any(_within(logged, block) for logged in self._split_logged):  # once per block of the plan
+            self._split_logged.append(block)
+            log.warning("device %s: %s %d+%d answers %s: reading it in smaller blocks to find the points "
+                        "at missing addresses", d.id, block.kind.value, block.address, block.count, _ILLEGAL_ADDRESS)
+        self.splits += 1
+        self.blocks = (*self.blocks[:i], *parts, *self.blocks[i + 1:])
+        self._decoders = (*self._decoders[:i], *(BlockDecoder(b) for b in parts), *self._decoders[i + 1:])
 
     def _answered(self, now: float) -> None:
         """The first answered read since the device went down: it is up again."""
@@ -126,7 +162,10 @@ class DevicePoller:
         site = self.device.site
         pause = self.device.pause_s
         read = self.conn.read
-        for i, block in enumerate(self.blocks):
+        i = -1
+        while i + 1 < len(self.blocks):
+            i += 1
+            block = self.blocks[i]
             if i and pause:
                 await asyncio.sleep(pause)
             result = await read(block.kind, block.address, block.count)
@@ -136,22 +175,27 @@ class DevicePoller:
                 if self._down_since is not None:
                     self._answered(loop.time())
                 readings += self._decoders[i].readings(result.values, ts, site)
-                if self._block_errors and self._block_errors.pop(i, None) is not None:
+                if self._block_errors and self._block_errors.pop(_key(block), None) is not None:
                     log.warning("device %s: %s %d+%d answers again", self.device.id, block.kind.value,
                                 block.address, block.count)
                 continue
             self.failed_reads += 1
             failure = result.failure
-            if failure is Failure.EXCEPTION and self._down_since is not None:
-                self._answered(loop.time())  # an exception response is an answer: the link is up
+            if failure is Failure.EXCEPTION:
+                if self._down_since is not None:
+                    self._answered(loop.time())  # an exception response is an answer: the link is up
+                if result.reason == _ILLEGAL_ADDRESS and len(block.points) > 1:
+                    self._split(i)
+                    i -= 1  # read its first half now: only the points at missing addresses go BAD
+                    continue
             if failure is Failure.EXCEPTION or failure is Failure.PROTOCOL or (
                 failure is Failure.TIMEOUT and self.conn.connected
             ):
                 reset = failure is Failure.TIMEOUT or not self.conn.connected  # the device is down: logged so
-                if not reset and self._block_errors.get(i) is not failure:  # a new failure, not the same again
+                if not reset and self._block_errors.get(_key(block)) is not failure:  # a new failure
                     log.warning("device %s: read of %s %d+%d failed: %s", self.device.id, block.kind.value,
                                 block.address, block.count, result.reason)
-                    self._block_errors[i] = failure
+                    self._block_errors[_key(block)] = failure
                 reason = result.reason
                 readings.extend(new(ts, site, p.asset, p.signal, None, bad, reason) for p in block.points)
                 if reset:

@@ -42,8 +42,8 @@ class Hostile:
 def _answer(mode: str, req: bytes, n: int) -> bytes:
     tid, uid, fc = req[:2], req[6:7], req[7]
     count = int.from_bytes(req[10:12], "big")
-    if mode == "exception":  # a different exception code at every request: 1..11 in turn
-        return tid + b"\x00\x00\x00\x03" + uid + bytes([fc | 0x80, 1 + n % 11])
+    if mode == "exception":  # a different exception code at every request (not 2: that one splits the block)
+        return tid + b"\x00\x00\x00\x03" + uid + bytes([fc | 0x80, (1, 3, 4, 5, 6, 10, 11)[n % 7]])
     if mode == "other-function":  # registers of the other table: FC4 answers to FC3 requests and back
         body = bytes([{3: 4, 4: 3}[fc], 2 * count]) + b"\x00\x07" * count
         return tid + b"\x00\x00" + (len(body) + 1).to_bytes(2, "big") + uid + body
