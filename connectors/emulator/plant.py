@@ -330,6 +330,10 @@ class Plant:
     def _dt(self, t: float) -> datetime:
         return self.start + timedelta(seconds=t)
 
+    def _rt(self, t: float) -> datetime:
+        """Plant time ``t`` as a record time: whole seconds (rounded down), as the feed files write them."""
+        return self._dt(t).replace(microsecond=0)
+
     # ------------------------------------------------------------------ set-up
     def _new_site(self, spec: SiteSpec, seed: int) -> _Site:
         site = _Site(spec=spec, tz=ZoneInfo(spec.timezone))
@@ -455,7 +459,7 @@ class Plant:
         site = d.site
         site.orders += 1
         qty = d.rng.randint(p.batch_min, max(p.batch_min, p.batch_max))
-        created = self._dt(t)
+        created = self._rt(t)
         order = _Order(id=f"{site.spec.id}-O{site.orders:06d}", site=str(site.spec.id), product=p, qty=qty,
                        created=created, due=created + timedelta(hours=p.due_h), at=[qty] + [0] * (len(p.routing) - 1))
         self._report(order)
@@ -681,8 +685,8 @@ class Plant:
         ordered, _, qty = it.placed[idx]
         s = it.spec
         return ShipmentRecord(id=f"{it.site}-{s.sku}-{idx + 1}", version=version, site=it.site, sku=str(s.sku),
-                              qty=qty, eta=self._dt(eta_s), origin=s.supplier, status=status,
-                              planned_eta=self._dt(ordered + s.lead_time_d * _DAY_S))
+                              qty=qty, eta=self._rt(eta_s), origin=s.supplier, status=status,
+                              planned_eta=self._rt(ordered + s.lead_time_d * _DAY_S))
 
     def _delay_notice(self, arg: tuple[_Item, int]) -> None:
         it, idx = arg
@@ -752,8 +756,12 @@ class Plant:
                 for (site, asset, signal), v in self.advance(to).items()]
 
     def take_records(self) -> list[tuple[datetime, BusinessRecord]]:
-        """The order and shipment record versions emitted since the last call, in time order, with their plant time."""
-        out = [(self._dt(t), r) for t, _, r in self._records]
+        """The order and shipment record versions emitted since the last call, in time order, with their plant time.
+
+        Times in records (and the time each comes with) are whole seconds, rounded down, so a record
+        written to a feed file and read back is the same record.
+        """
+        out = [(self._rt(t), r) for t, _, r in self._records]
         self._records = []
         return out
 
