@@ -125,7 +125,7 @@ class ModbusConnection:
         self._client: AsyncModbusTcpClient | None = None
         self._reader: asyncio.Task[object] | None = None  # the task waiting for an answer, if any
         self._lost = False  # set when the link went down under that task
-        self._rx = 0  # bytes received since the last request was sent
+        self._rx = 0  # bytes received since the last request was sent (reset by pymodbus's send)
         self._fault = ""  # why we dropped the connection ourselves (too many bytes), reported by read()
 
     def _link_changed(self, up: bool) -> None:
@@ -172,7 +172,15 @@ class ModbusConnection:
                                f"({self._rx} bytes): connection dropped")
                 client.close()  # no more reads: an endless sender costs one socket read per connection
 
+        send = protocol.low_level_send
+
+        def sending(data: bytes, addr: tuple[str, int] | None = None) -> None:
+            """Every request pymodbus sends (ours or any other caller's): the byte budget starts again."""
+            self._rx = 0
+            send(data, addr=addr)
+
         protocol.data_received = counted  # type: ignore[method-assign]
+        protocol.low_level_send = sending
         return ""
 
     def close(self) -> None:
@@ -197,7 +205,7 @@ class ModbusConnection:
         # answer raises ModbusIOException). No timer of ours on top: one per request costs more than
         # decoding the answer; a lost link ends the wait through _link_changed instead.
         task = asyncio.current_task()
-        self._reader, self._lost, self._rx = task, False, 0
+        self._reader, self._lost = task, False
         ours = False  # whether our cancellation reached this task as CancelledError
         try:
             request = _read_holding if kind is _HOLDING else _read_input if kind is _INPUT else _REQUESTS[kind]
