@@ -17,7 +17,7 @@ from dashboard import theme
 from dashboard.queries import OeeView, StockRow, TimelineSegment
 from dashboard.services import WhatIfResult
 from twin.historian import SeriesResult
-from twin.spec import MachineStatus, Priority
+from twin.spec import MachineStatus
 
 __all__ = ["deltas_chart", "empty", "fan_chart", "oee_bars", "status_timeline", "stock_bars", "stock_projection",
            "trend"]
@@ -87,12 +87,14 @@ def oee_bars(rows: Sequence[tuple[str, OeeView]], *, title: str = "") -> go.Figu
     """OEE, availability, performance and quality per machine as four small panels (2 × 2).
 
     One factor per panel, named in its title (not four greys to tell apart); every bar in the
-    same calm grey, an OEE below the low threshold amber. Each panel's axis reaches past its largest
+    same calm grey, the OEE panel with the low threshold dotted. Each panel's axis reaches past its largest
     value (a performance above 100 % is drawn, not cut off) and the labels sit outside the bars at
     a fixed 12 px. A missing factor is absent (never 0).
     """
     if not rows:
         return empty("No machines")
+    if all(getattr(v, attr) is None for _, v in rows for _, attr in OEE_PANELS):
+        return empty("No OEE yet in this window: no planned time with data")
     names = [name for name, _ in rows]
     low = theme.Thresholds().oee_low
     gap_x, gap_y = 0.14, 0.16  # room for the right column's labels and the lower row's titles
@@ -107,8 +109,7 @@ def oee_bars(rows: Sequence[tuple[str, OeeView]], *, title: str = "") -> go.Figu
         values = [getattr(v, attr) for _, v in rows]
         known = [100 * v for v in values if v is not None]
         reach = max([100.0, *known])
-        colours = [theme.PRIORITY_COLOURS[Priority.MEDIUM] if attr == "oee" and v is not None and v < low
-                   else theme.NORMAL_LINE for v in values]
+        colours = theme.NORMAL_LINE  # calm: a low OEE is marked by the dotted threshold, not a colour
         data.append({
             "type": "bar", "name": label, "y": names, "x": [100 * v if v is not None else None for v in values],
             "orientation": "h", "marker": {"color": colours}, "xaxis": f"x{axis}", "yaxis": y_axis,
