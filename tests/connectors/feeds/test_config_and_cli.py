@@ -148,3 +148,53 @@ def test_the_drop_limits_and_quarantine_from_the_file(tmp_path: Path) -> None:
         "feeds.max_file_mb: Input should be greater than or equal to 1 (got 0)"]
     assert problems(with_feeds('[feeds]\ndrop_dir = "in"\nquarantine_dir = "in"\n')) == [
         "feeds.quarantine_dir: the quarantine cannot be the watched drop_dir itself (got 'in')"]
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_twin_collect_survives_the_attack_files(tmp_path: Path) -> None:
+    """Issue 18's attack on the real process: each of these files stopped ``twin collect`` (3/3 restarts)."""
+    raw = tomllib.loads(BASE)
+    raw.pop("sources", None)
+    raw["historian"] = {"path": "history.db", "checkpoint_interval_s": 60}
+    raw["feeds"] = {"drop_dir": "in", "poll_s": 0.2}
+    (tmp_path / "plant.toml").write_text(tomli_w.dumps(raw), encoding="utf-8")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = '{{"id":"{id}","version":1,"site":"pod-berlin","product":"custom-bracket","qty":2,' \
+           '"created":"2026-03-02T08:00:00Z","due":"2026-03-04T08:00:00Z"}}'
+    (folder / "orders-x.csv").write_text(  # the attack's repro: a version of 23 digits
+        "id,version,site,product,qty,created,due\n"
+        "O-1,99999999999999999999999,pod-berlin,custom-bracket,2,2026-11-23T08:00:00Z,2026-11-30T14:00:00Z\n"
+        "o1,1,pod-berlin,custom-bracket,5,2026-03-02T08:00:00Z,2026-03-04T08:00:00Z\n", encoding="utf-8")
+    (folder / "orders-deep.jsonl").write_text('{"id":' + "[" * 1000 + "]" * 1000 + "}\n" + good.format(id="o2")
+                                              + "\n", encoding="utf-8")
+    (folder / "orders-digits.jsonl").write_text(good.format(id="o3").replace('"qty":2', '"qty":' + "1" * 4400)
+                                                + "\n" + good.format(id="o4") + "\n", encoding="utf-8")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("top-secret-line\n", encoding="utf-8")
+    os.symlink(secret, folder / "orders-link.csv")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "connectors.cli", "collect", str(tmp_path / "plant.toml"),
+                             "--duration", "30"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while any(p.suffix in (".csv", ".jsonl") for p in folder.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # a flush (every 0.5 s) writes the checkpoint of the site with events
+        assert proc.poll() is None, "twin collect stopped"
+    finally:
+        proc.send_signal(2)
+        out, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 0, out.decode()
+    assert sorted(p.name.split(".")[0] for p in (folder / "processed").iterdir()) == [
+        "orders-deep", "orders-digits", "orders-x"]
+    assert [p.name.split(".")[0] for p in (folder / "quarantine").iterdir()] == ["orders-link"] * 2  # + why
+    rejects = (tmp_path / "in-rejects.jsonl").read_text(encoding="utf-8")
+    assert "top-secret-line" not in rejects and rejects.count("\n") == 4  # 3 records + 1 quarantined file
+    store = SqliteHistorian(tmp_path / "history.db", load(tmp_path / "plant.toml").fleet)
+    state = store.state_at(SiteId("pod-berlin"), datetime.now(UTC))
+    store.close()
+    assert state is not None
+    assert sorted(o.id for o in state.orders) == ["o1", "o2", "o4"]
