@@ -96,6 +96,7 @@ __all__ = [
 ]
 
 INF = math.inf
+_log = math.log
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -307,7 +308,7 @@ class _Order:
         self.due = due
         self.step = 0
         self.done = INF
-        self.path, self.draws = route  # the stations of the routing, the stocked material each step draws
+        self.path, self.draws = route  # the stations of the routing, the stocked material each step draws (or ())
         self.left = 0  # units not yet finished at the current station
         self.unstarted = 0  # units not yet started there (in a job or a build)
 
@@ -362,10 +363,10 @@ class _Machine:
     """
 
     __slots__ = (
-        "batch", "build", "busy", "busy_bins", "cv", "down", "env", "expo_rate", "fail_rate", "held", "k", "log_ok",
-        "mean", "mid", "mttr", "on_done", "on_fail", "on_repaired", "on_wake", "open_until", "order", "p_scrap",
-        "pooled", "repair", "rng_cycle", "rng_fail", "rng_scrap", "run", "scale", "shape", "st", "starts", "t0",
-        "timeout", "ttf", "windows", "work",
+        "batch", "build", "busy", "busy_bins", "cv", "cycle_random", "down", "env", "expo_rate", "fail_rate", "held",
+        "k", "log_ok", "mean", "mid", "mttr", "on_done", "on_fail", "on_repaired", "on_wake", "open_until", "order",
+        "p_scrap", "pooled", "repair", "rng_cycle", "rng_fail", "rng_scrap", "run", "scale", "shape", "st", "starts",
+        "t0", "timeout", "ttf", "windows", "work",
     )
 
     def __init__(self, run: _Run, m: MachineData, st: _Station, busy_bins: list[float]) -> None:
@@ -376,6 +377,7 @@ class _Machine:
         self.busy_bins = busy_bins
         self.mid = mid = f"{m.site}/{m.id}"
         self.rng_cycle = run.rng(f"cycle:{mid}")
+        self.cycle_random = self.rng_cycle.random
         self.rng_fail = run.rng(f"fail:{mid}")
         self.rng_scrap = run.rng(f"scrap:{mid}")
         self.windows = m.windows
@@ -483,8 +485,13 @@ class _Machine:
         if queue:
             order = queue[0]
             if self.begin(order, now):
-                if order.unstarted == 0:
-                    self.leave_queue(now)
+                if order.unstarted == 0:  # leave_queue(now), inlined
+                    queue.popleft()
+                    t_enq = st.enq.popleft()
+                    st.q_area += (len(queue) + 1) * (now - st.last)
+                    st.last = now
+                    st.w_sum += now - t_enq
+                    st.w_n += 1
                 return True
         st.idle.append(self)
         return False
@@ -527,7 +534,7 @@ class _Machine:
         (0: the material is short); sets the job's good units (``k``) and the order's unstarted ones.
         """
         need = order.unstarted
-        draws = order.draws[order.step]
+        draws = order.draws[order.step] if order.draws else ()
         run = self.run
         room: float = INF
         if draws:
@@ -561,7 +568,8 @@ class _Machine:
 
     def begin(self, order: _Order, now: float) -> bool:
         """Start a job of ``order``'s unstarted units (a unit machine); False when its material is short."""
-        if self.p_scrap > 0 or order.draws[order.step]:
+        draws = order.draws
+        if self.p_scrap > 0 or (draws and draws[order.step]):
             cycles = self.take(order, now)
             if cycles == 0:
                 return False
@@ -572,8 +580,8 @@ class _Machine:
         shape = self.shape
         if shape == 0.0:
             work = self.mean * cycles
-        elif self.expo_rate and cycles == 1:
-            work = self.rng_cycle.expovariate(self.expo_rate)
+        elif self.expo_rate and cycles == 1:  # expovariate, inlined (the same numbers)
+            work = -_log(1.0 - self.cycle_random()) / self.expo_rate
         else:
             work = self.rng_cycle.gammavariate(shape * cycles, self.scale)
         self.t0 = now
@@ -600,7 +608,7 @@ class _Machine:
         while queue and slots > 0:
             order = queue[0]
             need = order.unstarted
-            draws = order.draws[order.step] if draw else ()
+            draws = order.draws[order.step] if draw and order.draws else ()
             room = slots
             if draws:
                 avail = run.coverable(draws)
@@ -717,7 +725,7 @@ class _Machine:
 class _Source:
     """Order arrivals of one (site, product): a self-rescheduling timeout, no generator process."""
 
-    __slots__ = ("at", "end", "env", "horizon", "i", "n", "on_arrival", "product", "rate", "rates", "rng",
+    __slots__ = ("at", "end", "env", "horizon", "i", "n", "on_arrival", "product", "random", "rate", "rates", "rng",
                  "rng_qty", "route", "run", "starts", "t")
 
     def __init__(self, run: _Run, d: DemandData) -> None:
@@ -727,6 +735,7 @@ class _Source:
         self.product = run.products[d.product]
         self.route = run.route(d.site, self.product)
         self.rng = run.rng(f"demand:{d.site}:{d.product}")
+        self.random = self.rng.random
         self.rng_qty = run.rng(f"qty:{d.site}:{d.product}")
         self.starts, self.rates = d.starts_s, d.rates_per_s
         self.n = len(d.starts_s)
@@ -777,7 +786,7 @@ class _Source:
         now = self.env.now
         self.run.new_order(self.at, self.product, self.rng_qty, self.route, now)
         # schedule(now), its common case inlined: the next arrival within the current piece
-        need = self.rng.expovariate(1.0)
+        need = -_log(1.0 - self.random())  # rng.expovariate(1.0), inlined (the same numbers)
         rate = self.rate
         t = self.t
         if rate > 0 and t + need / rate <= self.end:
@@ -853,7 +862,7 @@ class _Run:
                       if k == step and per_unit > 0 and (site, sku) in self.items)
                 for step in range(len(stations))
             )
-            route = self.routes[key] = (tuple(stations), draws)
+            route = self.routes[key] = (tuple(stations), draws if any(draws) else ())  # (): nothing drawn
         return route
 
     # --- bins ---------------------------------------------------------------------------------

@@ -1,0 +1,206 @@
+"""Forking from what is known and drawing materials where they are used, against hand calculations.
+
+Deterministic cycle times (cv 0) and no failures or scrap unless a test says otherwise, so every
+time and stock level below is exact arithmetic (times in hours or seconds in the comments).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.twin.sim.helpers import AS_OF, tiny_fleet
+from twin.errors import SimulationError
+from twin.frozen import FrozenDict
+from twin.live import initial_state
+from twin.sim.build import fork
+from twin.sim.model import InTransit, ItemData, MachineData, ModelData, OrderData, ProductData, simulate
+from twin.sim.params import LeadTimeParams, MachineParams, SimParams
+from twin.spec import FleetSpec, InventoryItemSpec, ItemKind, MachineId, MachineStatus, SiteId, Sku
+from twin.state import InventoryState, MachineState, OpenOrder, Shipment, SiteState
+
+H = 3600.0
+DAY = 86400.0
+
+
+def _exact() -> SimParams:
+    # deterministic cycles, no scrap: the tiny fleet's printers scrap 2 % otherwise
+    return SimParams(default_cycle_cv=0.0, machines=FrozenDict({
+        ("s1", "P1"): MachineParams(scrap_rate=0.0), ("s1", "P2"): MachineParams(scrap_rate=0.0)}))
+
+
+def _site(fleet: FleetSpec, **changes: Any) -> SiteState:
+    return replace(initial_state(fleet, AS_OF).sites[SiteId("s1")], **changes)
+
+
+def test_an_order_at_its_second_operation_finishes_without_drawing_step_0_material_again() -> None:
+    # tiny fleet, round the clock, no demand: widget = print -> pack, bom 0.1 kg FIL + 1 SUB, both drawn
+    # at print (raw; a sub-assembly with no assemble step). Order "a" (3 units) is at pack: the packer
+    # (300 s per unit) makes it in 3 x 300 = 900 s and the stock never moves (30 kg FIL, 100 SUB).
+    # Order "b" (2 units) has not started: one printer builds both (batch 4) from 0 to 1 h, drawing
+    # 2 x 0.1 = 0.2 kg FIL and 2 SUB at 0 s; then pack 1 h .. 1 h + 600 s.
+    fleet = tiny_fleet(orders_per_day=0.0, always_on=True)
+    site = _site(fleet, orders=(
+        OpenOrder(id="a", product="widget", qty=3, created=AS_OF - timedelta(hours=3), due=AS_OF + timedelta(hours=9),
+                  operation="pack"),
+    ))
+    f = fork(fleet, site, params=_exact(), horizon_s=4 * H)
+    assert [(o.id, o.step, o.qty) for o in f.data.orders] == [("a", 1, 3)]
+    out = simulate(f.data, seed=1)
+    assert out.open_order_done_s == {"a": 900.0}
+    assert out.stock[("s1", "FIL")] == [30.0] * 4 and out.stock[("s1", "SUB")] == [100.0] * 4
+    # the same with a second order not started: only it draws, at its print step
+    site = replace(site, orders=(*site.orders, OpenOrder(id="b", product="widget", qty=2,
+                                                          created=AS_OF - timedelta(hours=1),
+                                                          due=AS_OF + timedelta(hours=20))))
+    f = fork(fleet, site, params=_exact(), horizon_s=4 * H)
+    assert ("order_operation_unknown_assumed_first_step", "b") in {(n.kind, n.subject) for n in f.notes}
+    out = simulate(f.data, seed=1)
+    assert out.open_order_done_s == {"a": 900.0, "b": H + 600.0}
+    assert out.stock[("s1", "FIL")][0] == pytest.approx(29.8) and out.stock[("s1", "SUB")][0] == 98.0
+
+
+def _print_line(busy_s: float, orders: tuple[OrderData, ...], on_hand: float = 100.0) -> ModelData:
+    # a printer (batch 12, 4 h per build) and a packer (300 s per unit); 1 kg of resin per unit at print
+    return ModelData(
+        horizon_s=12 * H, bin_s=H, sites=("s",),
+        machines=(MachineData(id="P1", site="s", role="print", cycle_mean_s=4 * H, batch_size=12,
+                              initial_busy_s=busy_s),
+                  MachineData(id="K1", site="s", role="pack", cycle_mean_s=300.0)),
+        products=(ProductData(id="p", routing=("print",), bom=(("RES", 1.0),), due_s=math.inf),
+                  ProductData(id="q", routing=("pack",), due_s=math.inf)),
+        items=(ItemData(site="s", sku="RES", on_hand=on_hand, reorder_point=-1.0, reorder_qty=0.0, lead_mean_s=0.0),),
+        orders=orders,
+    )
+
+
+def test_a_printer_running_at_the_fork_delivers_the_oldest_queued_units_when_its_time_left_ends() -> None:
+    # 2 h left on the build in progress; 5 units of o1 queued at print: they are in that build and
+    # finish at 2 h (not at 2 h + a 4 h build of their own, as when the busy printer held nothing).
+    orders: tuple[OrderData, ...] = (OrderData(id="o1", site="s", product="p", qty=5, created_s=-3 * H, due_s=1e9),)
+    out = simulate(_print_line(2 * H, orders), seed=1)
+    assert out.open_order_done_s == {"o1": 2 * H}
+    assert out.throughput["s"][:3] == [0.0, 5.0, 0.0]  # bins (1 h, 2 h] holds the finish at 2 h
+    assert out.stock[("s", "RES")] == [100.0] * 12  # their resin was drawn before the fork
+    # o2's 10 units behind: 7 fill the build in progress (12 slots), 3 start a new build at 2 h,
+    # drawing 3 kg then, and finish at 2 h + 4 h = 6 h
+    orders = (*orders, OrderData(id="o2", site="s", product="p", qty=10, created_s=-H, due_s=1e9))
+    out = simulate(_print_line(2 * H, orders), seed=1)
+    assert out.open_order_done_s == {"o1": 2 * H, "o2": 6 * H}
+    assert out.stock[("s", "RES")][:3] == [100.0, 97.0, 97.0]
+
+
+def test_a_unit_machine_running_at_the_fork_holds_the_head_order() -> None:
+    # the packer has 100 s left on the first unit of o1 (3 units): the other two follow on it,
+    # 300 s each: o1 done at 100 + 2 x 300 = 700 s; o2 (1 unit) behind it at 1000 s
+    orders = (OrderData(id="o1", site="s", product="q", qty=3, created_s=-H, due_s=1e9),
+              OrderData(id="o2", site="s", product="q", qty=1, created_s=-H, due_s=1e9))
+    data = _print_line(0.0, orders)
+    data = replace(data, machines=(data.machines[0], replace(data.machines[1], initial_busy_s=100.0)))
+    out = simulate(data, seed=1)
+    assert out.open_order_done_s == {"o1": 700.0, "o2": 1000.0}
+    assert out.machine_busy_s["s/K1"] == 1000.0
+
+
+def test_packaging_is_drawn_at_the_pack_step_not_when_the_order_arrives() -> None:
+    # print (batch 4, 1.5 h) -> pack (300 s per unit); bom 0.2 kg FIL at print, 1 BOX at pack.
+    # One order of 2 units not started at 0: FIL falls at 0 (print starts), BOX at 1.5 h when the
+    # units reach pack: bin 0 (0, 1 h] shows 10 boxes, bin 1 (1 h, 2 h] 8; done at 1.5 h + 600 s.
+    data = ModelData(
+        horizon_s=3 * H, bin_s=H, sites=("s",),
+        machines=(MachineData(id="P1", site="s", role="print", cycle_mean_s=1.5 * H, batch_size=4),
+                  MachineData(id="K1", site="s", role="pack", cycle_mean_s=300.0)),
+        products=(ProductData(id="p", routing=("print", "pack"), bom=(("FIL", 0.2), ("BOX", 1.0)), bom_steps=(0, 1)),),
+        items=tuple(ItemData(site="s", sku=sku, on_hand=10.0, reorder_point=-1.0, reorder_qty=0.0, lead_mean_s=0.0)
+                    for sku in ("FIL", "BOX")),
+        orders=(OrderData(id="o", site="s", product="p", qty=2, created_s=0.0, due_s=1e9),),
+    )
+    out = simulate(data, seed=1)
+    assert out.stock[("s", "FIL")] == [pytest.approx(9.6)] * 3
+    assert out.stock[("s", "BOX")] == [10.0, 8.0, 8.0]
+    assert out.open_order_done_s == {"o": 1.5 * H + 600.0}
+    # the fork puts the steps there by item kind (twin.spec.consuming_step): FIL raw and SUB (no
+    # assemble step in print -> pack) at print, step 0; a packaging SKU at pack, step 1
+    fleet = tiny_fleet()
+    box = InventoryItemSpec(sku=Sku("BOX"), name="box", kind=ItemKind.PACKAGING, unit="pcs", reorder_point=5,
+                            reorder_qty=50, supplier="local", lead_time_d=1, initial_on_hand=20)
+    s1 = replace(fleet.sites[0], inventory=(*fleet.sites[0].inventory, box))
+    widget = replace(fleet.products[0], bom=FrozenDict({**fleet.products[0].bom, Sku("BOX"): 1.0}))
+    fleet = replace(fleet, sites=(s1,), products=(widget,))
+    (p,) = fork(fleet, initial_state(fleet, AS_OF), horizon_s=H).data.products
+    assert dict(zip((sku for sku, _ in p.bom), p.bom_steps, strict=True)) == {"FIL": 0, "SUB": 0, "BOX": 1}
+
+
+def test_a_unit_short_of_material_waits_at_its_station_and_marks_the_stockout() -> None:
+    # pack at 100 s per unit, 1 BOX each, 2 boxes on hand, 100 arriving at 1000 s; o1 of 5 units at
+    # pack: a job of the 2 covered units 0 .. 200 s, the other 3 wait (stockout at 0 s: the third unit
+    # finds 0 boxes) and start when the boxes come, 1000 .. 1300 s; o2 (1 unit) waits behind them
+    # although it arrived when the packer was idle (first come first served): 1300 .. 1400 s.
+    data = ModelData(
+        horizon_s=2000.0, bin_s=500.0, sites=("s",),
+        machines=(MachineData(id="K1", site="s", role="pack", cycle_mean_s=100.0),),
+        products=(ProductData(id="p", routing=("pack",), bom=(("BOX", 1.0),), due_s=math.inf),),
+        items=(ItemData(site="s", sku="BOX", on_hand=2.0, reorder_point=-1.0, reorder_qty=0.0, lead_mean_s=0.0,
+                        in_transit=(InTransit(eta_s=1000.0, qty=100.0),)),),
+        orders=(OrderData(id="o1", site="s", product="p", qty=5, created_s=0.0, due_s=1e9),
+                OrderData(id="o2", site="s", product="p", qty=1, created_s=0.0, due_s=1e9)),
+    )
+    out = simulate(data, seed=1)
+    assert out.open_order_done_s == {"o1": 1300.0, "o2": 1400.0}
+    assert out.stockout_s[("s", "BOX")] == 0.0
+    # bins (start, end] of 500 s: 2 - 2 = 0; 100 - 3 = 97 at 1000 s (bin 1 holds its end); - 1 at 1300 s
+    assert out.stock[("s", "BOX")] == [0.0, 97.0, 96.0, 96.0]
+    # a batch machine fills its build with what the material covers: batch 12, 4 boxes on hand, an
+    # order of 6: a build of 4 at 0 .. 4 h; the other 2 start when the boxes come at 1000 s, on the
+    # second printer (idle, woken by the delivery): 1000 s .. 1000 s + 4 h
+    printers = tuple(MachineData(id=f"P{i}", site="s", role="pack", cycle_mean_s=4 * H, batch_size=12)
+                     for i in (1, 2))
+    batch = replace(data, horizon_s=6 * H, bin_s=H, machines=printers,
+                    items=(replace(data.items[0], on_hand=4.0),),
+                    orders=(OrderData(id="o1", site="s", product="p", qty=6, created_s=0.0, due_s=1e9),))
+    out = simulate(batch, seed=1)
+    assert out.open_order_done_s == {"o1": 1000.0 + 4 * H}
+    assert out.machine_busy_s == {"s/P1": 4 * H, "s/P2": 4 * H}
+    assert out.stock[("s", "BOX")][0] == 98.0  # 4 - 4 + 100 - 2
+
+
+def test_calibrated_lead_times_replace_the_configured_ones() -> None:
+    # SUB configured 30 d +- 5 d (sea); calibrated 10 d +- 2 d. New orders use 10 d / 2 d, and the
+    # shipment due in 3 days spreads by 2 d x sqrt(3 / 10) (the share of the lead time left), not by
+    # 5 d x sqrt(3 / 30). FIL has no calibrated figure: its configured 2 d +- 0.5 d stay.
+    fleet = tiny_fleet()
+    site = _site(fleet, inventory=FrozenDict({Sku("SUB"): InventoryState(sku=Sku("SUB"), on_hand=7.0, in_transit=(
+        Shipment(sku=Sku("SUB"), qty=200, eta=AS_OF + timedelta(days=3), id="c1"),))}))
+    params = SimParams(lead_times=FrozenDict({("s1", "SUB"): LeadTimeParams(mean_d=10.0, sd_d=2.0)}))
+    items = {i.sku: i for i in fork(fleet, site, params=params, horizon_s=H).data.items}
+    assert (items["SUB"].lead_mean_s, items["SUB"].lead_sd_s) == (10 * DAY, 2 * DAY)
+    assert items["SUB"].in_transit[0].eta_sd_s == pytest.approx(2 * DAY * math.sqrt(0.3))
+    assert (items["FIL"].lead_mean_s, items["FIL"].lead_sd_s) == (2 * DAY, 0.5 * DAY)
+
+
+def test_fork_notes_say_which_busy_machines_hold_units() -> None:
+    # P1 prints (status RUNNING) with one order queued at print; PK1 packs (RUNNING) with none at pack
+    fleet = tiny_fleet()
+    running = MachineState(id=MachineId("P1"), status=MachineStatus.RUNNING, status_since=AS_OF - timedelta(minutes=15))
+    site = _site(fleet, machines=FrozenDict({
+        MachineId("P1"): running, MachineId("PK1"): replace(running, id=MachineId("PK1"))}),
+        orders=(OpenOrder(id="a", product="widget", qty=2, created=AS_OF, due=AS_OF + timedelta(hours=9),
+                          operation="print"),))
+    notes = {(n.kind, n.subject) for n in fork(fleet, site, horizon_s=H).notes}
+    assert ("running_machine_assumed_on_oldest_units", "P1") in notes
+    assert ("running_machine_without_queued_units_makes_nothing", "PK1") in notes
+    assert not any(n[1] == "a" for n in notes)  # its operation is known
+
+
+def test_bad_steps_are_refused() -> None:
+    data = _print_line(0.0, (OrderData(id="o", site="s", product="p", qty=1, created_s=0.0, due_s=1.0, step=1),))
+    with pytest.raises(SimulationError, match="open order 'o': step must index the routing"):
+        simulate(data, seed=1)
+    bad = replace(data, orders=(), products=(ProductData(id="p", routing=("print",), bom=(("RES", 1.0),),
+                                                         bom_steps=(0, 0)),))
+    with pytest.raises(SimulationError, match="bom_steps needs one step per bom line"):
+        simulate(bad, seed=1)
