@@ -24,6 +24,16 @@
    process start-up or wake-up events), which is why events/s alone is not a fair yardstick.
    Timed runs alternate bare and engine and keep the best of 5.
 
+   - **peer simulators** (the ``bench`` extra: ``pip install -e .[bench]``): the same models in
+     `ciw <https://ciw.readthedocs.io>`_ (a network: exponential arrival and service
+     distributions, servers per node, a routing matrix; customers counted from the records of
+     the last node) and `salabim <https://www.salabim.org>`_ (its textbook style, as SimPy's
+     Resource one: a component per customer requesting a ``Resource`` per station). They run
+     on their own engines, so their events are not counted ("-"); customers/s is comparable.
+     salabim builds a component per customer, which inspects the process method's signature
+     each time (most of its cost), so it runs a tenth of the simulated time (the rate is the
+     same) and ciw and salabim are timed best of 2.
+
    For the example site (one replication of 30 simulated days, ten seeds) there is no bare twin:
    the engine's events/s is printed beside a bare loop of exponential timeouts (processes doing
    nothing else, as many events), the ceiling of SimPy event throughput.
@@ -168,6 +178,59 @@ def bare_resource(lam: float, mus: tuple[float, ...], servers: tuple[int, ...], 
     return served[0]
 
 
+def ciw_queue(lam: float, mus: tuple[float, ...], servers: tuple[int, ...], horizon_s: float) -> int:
+    """The network in ciw: customers that finished service at the last node by the horizon."""
+    import ciw
+
+    k = len(mus)
+    network = ciw.create_network(
+        arrival_distributions=[ciw.dists.Exponential(rate=lam)] + [None] * (k - 1),
+        service_distributions=[ciw.dists.Exponential(rate=mu) for mu in mus],
+        number_of_servers=list(servers),
+        routing=[[1.0 if j == i + 1 else 0.0 for j in range(k)] for i in range(k)],
+    )
+    ciw.seed(1)
+    q = ciw.Simulation(network)
+    q.simulate_until_max_time(horizon_s)
+    return sum(1 for r in q.get_all_records() if r.node == k and r.record_type == "service")
+
+
+def salabim_queue(lam: float, mus: tuple[float, ...], servers: tuple[int, ...], horizon_s: float) -> int:
+    """The network in salabim, textbook style: a component per customer, a Resource per station."""
+    import salabim as sim
+
+    sim.yieldless(False)  # generator processes, as in SimPy
+    env = sim.Environment(trace=False, random_seed=1)
+    stations = [sim.Resource(capacity=c, env=env) for c in servers]
+    service = [sim.Exponential(1.0 / mu, env=env) for mu in mus]  # salabim's Exponential takes the mean
+    interarrival = sim.Exponential(1.0 / lam, env=env)
+    served = [0]
+
+    class Customer(sim.Component):  # type: ignore[misc]
+        def process(self) -> Any:
+            for res, dist in zip(stations, service, strict=True):
+                yield self.request(res)
+                yield self.hold(dist.sample())
+                self.release(res)
+            served[0] += 1
+
+    class Source(sim.Component):  # type: ignore[misc]
+        def process(self) -> Any:
+            while True:
+                Customer(env=env)
+                yield self.hold(interarrival.sample())
+
+    Source(env=env)
+    env.run(till=horizon_s)
+    return served[0]
+
+
+PEERS: dict[str, tuple[Callable[[float, tuple[float, ...], tuple[int, ...], float], int], float]] = {
+    "ciw": (ciw_queue, 1.0),  # (run, share of the simulated time)
+    "salabim": (salabim_queue, 0.1),
+}
+
+
 def _best_rates(runs: dict[str, Callable[[], int]], repeat: int = 5) -> dict[str, float]:
     """Customers per wall second of each run, best of ``repeat``, the runs alternated."""
     best = dict.fromkeys(runs, 0.0)
@@ -208,6 +271,18 @@ def engine_speed(site_data: ModelData) -> None:
             per = events / max(1, customers)
             print(f"{name:<24}{impl:<18}{customers:>10,}{per:>12.2f}{rates[impl] * per:>11,.0f}"
                   f"{rates[impl]:>13,.0f}{rates[impl] / lean:>9.0%}")
+        for peer, (fn, share) in PEERS.items():
+            def peer_run(fn: Callable[..., int] = fn, lam: float = lam, mus: tuple[float, ...] = mus,
+                         servers: tuple[int, ...] = servers, share: float = share) -> int:
+                return fn(lam, mus, servers, h * share)
+
+            try:
+                customers = peer_run()
+                peer_rate = _best_rates({peer: peer_run}, repeat=2)[peer]
+            except ImportError:
+                print(f"{name:<24}{peer:<18}{'not installed (pip install -e .[bench])':>40}")
+                continue
+            print(f"{name:<24}{peer:<18}{customers:>10,}{'-':>12}{'-':>11}{peer_rate:>13,.0f}{peer_rate / lean:>9.0%}")
     # the example site: no bare twin; events/s beside a bare loop of timeouts with as many events
     counting = CountingEnvironment()
     out = simulate(site_data, seed=1, environment=lambda: counting)

@@ -190,7 +190,8 @@ def actual_series(
     """What happened after ``t0`` at the bin ends ``t_s``, keyed like the projection's bands.
 
     ``("cumulative_units", site)`` counts good parts of the machines whose role ends a product
-    routing at the site (fleet key ``*`` sums the sites); ``("stock", "site/sku")`` is on hand.
+    routing at the site (fleet key ``*`` sums the sites; NaN when none of them has a point in the
+    window); ``("stock", "site/sku")`` is on hand (NaN before its first point).
     """
     if not t_s:
         return {}
@@ -211,6 +212,8 @@ def actual_series(
         ends = [t0 + timedelta(seconds=s) for s in t_s]
         per_key = [_increases_at(res.get(k, ()), t0, ends) for k in keys]
         units = [sum(col) for col in zip(*per_key, strict=True)] if per_key else [0.0] * len(t_s)
+        if keys and not any(res.get(k) for k in keys):
+            units = [math.nan] * len(t_s)  # no counter history at all (e.g. before the history starts)
         out[("cumulative_units", sid)] = tuple(units)
         fleet_total = [a + b for a, b in zip(fleet_total, units, strict=True)]
         for k in stock_keys:
