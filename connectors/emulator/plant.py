@@ -578,6 +578,11 @@ class Plant:
         if m.level < 0.1:
             m.level = 1.0
         rng = m.rng
+        maintenance = m.until_maint <= 0.0
+        if maintenance:  # due: taken now, before the machine could be given more work
+            m.until_maint = self._maint_s
+            self._set_status(m, MachineStatus.MAINTENANCE)
+            self._at(self._t + _MAINT_S, self._maint_end, m)
         if not self._demand_driven:
             scrap = sum(1 for _ in range(m.n_units) if rng.random() < m.scrap_rate)
             m.scrap += scrap
@@ -609,12 +614,8 @@ class Plant:
                 self._report(order)
             for st in onward.values():
                 self._dispatch(st)
-        if m.until_maint <= 0.0:
-            m.until_maint = self._maint_s
-            self._set_status(m, MachineStatus.MAINTENANCE)
-            self._at(self._t + _MAINT_S, self._maint_end, m)
-            return
-        self._dispatch(m.station)
+        if not maintenance:
+            self._dispatch(m.station)
 
     def _static_values(self, m: _Machine) -> None:
         """Refresh the values of ``m`` that change only at events (after one)."""
