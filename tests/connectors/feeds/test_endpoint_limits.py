@@ -40,13 +40,18 @@ def test_records_over_the_limits_are_rejected_alone_and_the_good_ones_taken(inta
             {"index": 3, "reason": "version must be a whole number (got an integer of 23 digits)"},
             {"index": 4, "reason": "qty must be a whole number (got an integer of 5000 digits)"},
         ]}
+        # nested 20 deep: decoded, then rejected before anything recurses over it
+        status, answer = await call("POST", "/api/v1/orders", json.dumps([order("d20", operation=[[[[[[[[[[
+            [[[[[[[[[["x"]]]]]]]]]]]]]]]]]]]]), order("good-3")]))
+        assert (status, answer["accepted"], answer["rejected"]) == (200, 1, [
+            {"index": 0, "reason": "JSON nested more than 16 levels deep (at most 16)"}])
         # a single deep object (not an array) is one rejected record too, not a server error
         status, answer = await call("POST", "/api/v1/orders", '{"id": ' + deep + "}")
         assert (status, answer["accepted"], len(answer["rejected"])) == (200, 0, 1)
 
     serve(intake, collector, body, max_body_bytes=64 * 1024)
     collector.apply_pending()
-    assert sorted(o.id for o in collector.state.sites[BERLIN].orders) == ["good-1", "good-2"]
+    assert sorted(o.id for o in collector.state.sites[BERLIN].orders) == ["good-1", "good-2", "good-3"]
 
 
 async def _raw_request(port: int, head: str, body: bytes = b"") -> str:
