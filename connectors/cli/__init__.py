@@ -25,6 +25,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "dashboard",
     "poll",
     "emulate",
+    "backfill",
     "collect",
     "whatif",
     "backtest",

@@ -5,6 +5,10 @@ The registers follow the configured register maps and are driven by the seeded p
 problems for demos: ``--hang ID``, ``--freeze ID``, ``--exception ID:START-END[:CODE]`` (protocol
 addresses), ``--drop-every S`` (drop all client connections every S seconds).
 
+``--truth FILE`` runs the plant with its hidden truth (``connectors.emulator.truth``: the real
+cycle times, failure rates, demand, lead times where they differ from the configuration); give
+the same file, ``--seed`` and ``--history-from`` as ``twin backfill`` to continue its history.
+
 ``--feeds-dir DIR`` also writes the emulated ERP/logistics exports (orders arriving by the sites'
 demand, the plant's replenishment shipments, some delayed) into DIR every ``--feeds-every`` seconds,
 for a collector's ``[feeds] drop_dir`` (see ``connectors.emulator.feeds``).
@@ -17,13 +21,18 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from connectors.cli.poll import select_devices
 from connectors.modbus.spec import ModbusDevice
 from twin.errors import ConfigError, Problem
 from twin.spec import FleetSpec
+
+if TYPE_CHECKING:
+    from connectors.emulator.truth import Truth
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +47,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed of the plant process (default 0)")
     p.add_argument("--start", type=datetime.fromisoformat, default=None,
                    help="plant start time, ISO 8601 with offset (default: now)")
+    p.add_argument("--truth", type=Path, default=None, metavar="FILE",
+                   help="the plant's hidden truth (TOML, see connectors.emulator.truth; default: as configured)")
     p.add_argument("--history-from", type=datetime.fromisoformat, default=None, metavar="TIME",
                    help="the plant's history begins at TIME (ISO 8601 with offset) and is fast-forwarded to now "
                         "before serving: continues a backfill made with the same --seed from the same TIME")
@@ -74,18 +85,27 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("hang", "freeze"):
         select_devices(devices, [d for d in getattr(args, flag) if d not in names] or [], str(cfg.source))
     ranges = [_parse_exception(s, str(cfg.source)) for s in args.exception]
-    return asyncio.run(_emulate(cfg.fleet, devices, args, ranges))
+    truth = None
+    if args.truth is not None:
+        from connectors.emulator.truth import load_truth
+
+        if not args.truth.is_file():
+            print(f"twin emulate: --truth: no such file {args.truth}", file=sys.stderr)
+            return 2
+        truth = load_truth(args.truth, cfg.fleet)
+    return asyncio.run(_emulate(cfg.fleet, devices, args, ranges, truth))
 
 
 async def _emulate(fleet: FleetSpec, devs: list[ModbusDevice], args: argparse.Namespace,
-                   ranges: list[tuple[str, int, int, int]]) -> int:
+                   ranges: list[tuple[str, int, int, int]], truth: Truth | None) -> int:
     from connectors.emulator.server import Emulator
 
     if args.history_from is not None:
         emu = Emulator(fleet, devs, seed=args.seed, speed=args.speed, start=args.history_from,
-                       resume_at=datetime.now(UTC), host=args.host)
+                       resume_at=datetime.now(UTC), host=args.host, truth=truth)
     else:
-        emu = Emulator(fleet, devs, seed=args.seed, speed=args.speed, start=args.start, host=args.host)
+        emu = Emulator(fleet, devs, seed=args.seed, speed=args.speed, start=args.start, host=args.host,
+                       truth=truth)
     for d in args.hang:
         emu.fault(d).hang = True
     for d in args.freeze:
@@ -108,7 +128,8 @@ async def _emulate(fleet: FleetSpec, devs: list[ModbusDevice], args: argparse.Na
 
     for d in devs:
         print(f"{d.id}: {args.host}:{d.port} unit {d.device_id} ({d.site}: {', '.join(d.assets)})", flush=True)
-    print(f"emulating {len(devs)} device(s) at speed {args.speed:g}, seed {args.seed}; Ctrl-C to stop", flush=True)
+    print(f"emulating {len(devs)} device(s) at speed {args.speed:g}, seed {args.seed}, truth: "
+          f"{args.truth or 'as configured'}; Ctrl-C to stop", flush=True)
     async def feeds_writer() -> None:
         from connectors.emulator.feeds import FeedEmulator
 
