@@ -7,8 +7,9 @@ decides each record in one transaction, in order:
 * the same version with the same content: **duplicate**, not applied again;
 * a lower version: **late** ("version 3 < 5 already applied"), ignored;
 * the same version with a different content: **conflict**, rejected;
-* a version outside 0..2^63-1 (SQLite's integers): **invalid**, rejected by itself (the parser
-  already refuses these; the ledger never lets one record fail the whole transaction).
+* a version outside 0..2^63-1 (SQLite's integers) or a value SQLite cannot bind: **invalid**,
+  rejected by itself (the parser already refuses these; the ledger never lets one record fail the
+  whole transaction).
 
 ``commit`` returns only after the transaction is durable (WAL, ``synchronous=FULL``): callers
 acknowledge a record (HTTP 200, file moved to ``processed/``) only then. On start the collector
@@ -96,7 +97,12 @@ class Ledger:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     for r in records:
-                        decisions.append(self._decide(r))
+                        try:
+                            decisions.append(self._decide(r))
+                        except (ValueError, OverflowError) as exc:  # a value SQLite cannot bind: this record only
+                            log.warning("feeds ledger: %s %r cannot be stored: %s", r.kind.value, r.id[:40], exc)
+                            decisions.append(Decision(outcome=Outcome.INVALID, record=r,
+                                                      reason=f"cannot be stored: {type(exc).__name__}"))
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")

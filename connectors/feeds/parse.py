@@ -200,6 +200,12 @@ class _Fields:
             return default
         if not isinstance(value, str):
             raise RecordError(f"{name} must be text (got {_describe(value)})")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:  # a lone surrogate (JSON "\ud800"): no text can hold it
+                raise RecordError(f"{name} is not valid Unicode text (a lone surrogate at character "
+                                  f"{exc.start})") from None
         if required and not value.strip():
             raise RecordError(f"{name} is empty")
         return value.strip()

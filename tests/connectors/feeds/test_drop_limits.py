@@ -9,13 +9,18 @@ copied any file the collector can read into the rejects log.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from connectors.collector import Collector
 from connectors.feeds.drop import DropLimits, FileDrop
 from connectors.feeds.intake import Intake
+from connectors.feeds.ledger import Outcome
+from connectors.feeds.parse import parse_record
 from tests.connectors.feeds.test_drop import BERLIN, drop, rejects
+from twin.business import RecordKind
 
 HEADER = "id,version,site,product,qty,created,due"
 GOOD_ROW = "o{n},1,pod-berlin,custom-bracket,2,2026-03-02T08:00:00Z,2026-03-04T08:00:00Z"
@@ -149,3 +154,14 @@ def test_the_rejects_log_keeps_a_bounded_escaped_excerpt(tmp_path: Path, intake:
     assert "\x1b" not in raw and "\x07" not in raw
     # 200 characters kept, the two control characters written out as \x1b and \x07, then the length
     assert raw == '{"id": "\\x1b]0;owned\\x07' + "A" * (200 - 24) + f"... ({len(line)} characters)"
+
+
+def test_the_ledger_rejects_a_record_it_cannot_bind_alone(tmp_path: Path, intake: Intake) -> None:
+    """Records built past the parser (as by a future source) still fail one by one, never the transaction."""
+    good = parse_record(json.loads(ORDER_JSON.format(n=1)), RecordKind.ORDER)
+    decisions = intake.ledger.commit([replace(good, id="\ud800"), replace(good, version=2**63), good])
+    assert [(d.outcome, d.reason) for d in decisions] == [
+        (Outcome.INVALID, "cannot be stored: UnicodeEncodeError"),
+        (Outcome.INVALID, "version must be within 0..2^63-1 (got 9223372036854775808)"),
+        (Outcome.ACCEPTED, ""),
+    ]

@@ -45,13 +45,19 @@ def test_records_over_the_limits_are_rejected_alone_and_the_good_ones_taken(inta
             [[[[[[[[[["x"]]]]]]]]]]]]]]]]]]]]), order("good-3")]))
         assert (status, answer["accepted"], answer["rejected"]) == (200, 1, [
             {"index": 0, "reason": "JSON nested more than 16 levels deep (at most 16)"}])
+        # a lone surrogate (valid JSON, not valid Unicode) made SQLite's binding fail the whole batch
+        status, answer = await call("POST", "/api/v1/orders",
+                                    "[" + json.dumps(order("good-4")) + "," + json.dumps(order("sur")).replace(
+                                        '"sur"', '"\\ud800"') + "]")
+        assert (status, answer["accepted"], answer["rejected"]) == (200, 1, [
+            {"index": 1, "reason": "id is not valid Unicode text (a lone surrogate at character 0)"}])
         # a single deep object (not an array) is one rejected record too, not a server error
         status, answer = await call("POST", "/api/v1/orders", '{"id": ' + deep + "}")
         assert (status, answer["accepted"], len(answer["rejected"])) == (200, 0, 1)
 
     serve(intake, collector, body, max_body_bytes=64 * 1024)
     collector.apply_pending()
-    assert sorted(o.id for o in collector.state.sites[BERLIN].orders) == ["good-1", "good-2", "good-3"]
+    assert sorted(o.id for o in collector.state.sites[BERLIN].orders) == ["good-1", "good-2", "good-3", "good-4"]
 
 
 async def _raw_request(port: int, head: str, body: bytes = b"") -> str:
