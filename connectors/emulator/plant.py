@@ -24,6 +24,8 @@ event up to ``to``.
   limited). A unit whose material is short waits at the head of its station's queue: the station
   does NOT skip to later units (strict FIFO, head-of-line blocking) and starts again when a
   shipment arrives. A batch machine fills its build up to the first unit that cannot start.
+  (An item whose reorder point is below one unit's draw can leave a station waiting for good, as
+  the (s, Q) rule orders only at or below s: configure s above a unit's draw.)
 * **Scrap**: each unit of a cycle is scrapped with the machine's (truth) scrap rate and re-made
   at that station: it goes back to the FRONT of the station's queue and, at a consuming step,
   draws its material again. An order needs ``qty`` good units. ``good_count``/``scrap_count``
