@@ -15,7 +15,10 @@ Assumptions when the snapshot lacks information (each one reported as a :class:`
   first unit in progress), whose material was drawn; they finish when the time left ends (see
   :mod:`twin.sim.model`). With nothing queued at its station, the machine is busy and makes nothing;
 - status FAULT or MAINTENANCE: under repair; the time left is exponential with mean MTTR
-  (memoryless, so the time already spent does not matter);
+  (memoryless, so the time already spent does not matter). A machine in FAULT failed while
+  running (failures come in running time): it holds the oldest queued units like a running one
+  and, after the repair, finishes the interrupted cycle, half a cycle on average (the failure fell
+  at a uniform point of it; the snapshot does not say where). MAINTENANCE holds nothing;
 - stock on hand unknown: the item's configured ``initial_on_hand``;
 - open orders: the remaining quantity (``qty - done_qty``) is queued at the order's current
   operation (``OpenOrder.operation``), in due-date order, the material of the steps before it
@@ -168,7 +171,12 @@ def _initial(
             return cycle_s - math.fmod(elapsed, cycle_s), 0.0
         notes.append(ForkNote(kind="running_since_unknown", subject=m.id))
         return cycle_s, 0.0
-    if status in (MachineStatus.FAULT, MachineStatus.MAINTENANCE):
+    if status is MachineStatus.FAULT:
+        # failures come in running time and the plant resumes the interrupted cycle after the repair:
+        # the failure fell at a uniform point of it, so half a cycle is left on average
+        notes.append(ForkNote(kind="fault_machine_assumed_mid_cycle_half_left", subject=m.id))
+        return cycle_s / 2.0, mttr_s
+    if status is MachineStatus.MAINTENANCE:
         return 0.0, mttr_s
     if status is MachineStatus.UNKNOWN:
         notes.append(ForkNote(kind="status_unknown_assumed_idle", subject=m.id))

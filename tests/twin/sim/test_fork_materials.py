@@ -183,17 +183,39 @@ def test_calibrated_lead_times_replace_the_configured_ones() -> None:
 
 
 def test_fork_notes_say_which_busy_machines_hold_units() -> None:
-    # P1 prints (status RUNNING) with one order queued at print; PK1 packs (RUNNING) with none at pack
+    # P1 prints (status RUNNING) with one order queued at print; PK1 packs (RUNNING) with none at pack;
+    # P2 is in FAULT: it failed while running, so it holds units too, half its 1 h cycle left after
+    # the repair (mean time left MTTR = 2 h, memoryless)
     fleet = tiny_fleet()
     running = MachineState(id=MachineId("P1"), status=MachineStatus.RUNNING, status_since=AS_OF - timedelta(minutes=15))
     site = _site(fleet, machines=FrozenDict({
-        MachineId("P1"): running, MachineId("PK1"): replace(running, id=MachineId("PK1"))}),
+        MachineId("P1"): running, MachineId("PK1"): replace(running, id=MachineId("PK1")),
+        MachineId("P2"): MachineState(id=MachineId("P2"), status=MachineStatus.FAULT, status_since=AS_OF)}),
         orders=(OpenOrder(id="a", product="widget", qty=2, created=AS_OF, due=AS_OF + timedelta(hours=9),
                           operation="print"),))
-    notes = {(n.kind, n.subject) for n in fork(fleet, site, horizon_s=H).notes}
+    f = fork(fleet, site, horizon_s=H)
+    notes = {(n.kind, n.subject) for n in f.notes}
     assert ("running_machine_assumed_on_oldest_units", "P1") in notes
     assert ("running_machine_without_queued_units_makes_nothing", "PK1") in notes
+    assert ("fault_machine_assumed_mid_cycle_half_left", "P2") in notes
     assert not any(n[1] == "a" for n in notes)  # its operation is known
+    p2 = next(m for m in f.data.machines if m.id == "P2")
+    assert (p2.initial_busy_s, p2.initial_repair_s) == (1800.0, 2 * H)
+
+
+def test_a_machine_failed_mid_build_finishes_its_units_after_the_repair() -> None:
+    # P1 failed mid-build (repair left: exponential, mean 1 h; then 2 h of the build) holding the 5
+    # queued units; P2 is idle beside it and gets nothing (the units are inside P1): o1 is done at
+    # P1's repair + 2 h, whatever the repair drawn; P2 never runs.
+    orders = (OrderData(id="o1", site="s", product="p", qty=5, created_s=-3 * H, due_s=1e9),)
+    data = _print_line(2 * H, orders)
+    p1 = replace(data.machines[0], initial_repair_s=H)
+    data = replace(data, machines=(p1, replace(p1, id="P2", initial_busy_s=0.0, initial_repair_s=0.0)))
+    for seed in range(5):
+        out = simulate(data, seed=seed)
+        down = out.machine_down_s["s/P1"]
+        assert down > 0 and out.open_order_done_s["o1"] == pytest.approx(down + 2 * H)
+        assert out.machine_busy_s["s/P2"] == 0.0
 
 
 def test_bad_steps_are_refused() -> None:
