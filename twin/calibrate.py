@@ -36,8 +36,10 @@ Where each figure comes from:
 - **Consumption** per (site, SKU): 1.0 means the bill of materials is right. When the machines of
   the step that draws the SKU (``twin.spec.consuming_step``) count their parts: stock drawn /
   (units made at that step x BOM quantity), units made = good + scrap (a scrapped unit draws
-  again), shared among the products through that step by their order volume; stock drawn = the
-  decreases of on hand plus, where it rose, the deliveries recorded then less the rise. Samples:
+  again), shared among the products through that step by the units counted at a step only each
+  of them passes through (by their order volume when one has no such step); stock drawn = the
+  decreases of on hand plus, where it rose, the deliveries recorded then less the rise (a feed's
+  arrivals, or the PLC's receipts without a feed: never both). Samples:
   decreases; standard error taken as value / sqrt(decreases). Otherwise (demand from stock draws):
   quantity drawn / (orders estimated x bill of materials x mean batch), over the same intervals.
 
@@ -410,6 +412,27 @@ def _stock_drawn(points: Sequence[SeriesPoint], deliveries: Sequence[tuple[datet
     return drawn, n
 
 
+def _deliveries(events: Sequence[Event], t0: datetime, t1: datetime) -> dict[str, list[tuple[datetime, float]]]:
+    """Deliveries per SKU in ``[t0, t1]``: a logistics feed's arrivals, or the PLC's when there is no feed.
+
+    A delivery can show twice, as the feed's shipment (``shipment`` id) and as the receipt the live
+    twin saw in on hand (``received``); a SKU with feed arrivals counts only those, never both.
+    """
+    feed: dict[str, list[tuple[datetime, float]]] = {}
+    plc: dict[str, list[tuple[datetime, float]]] = {}
+    for ev in events:
+        if ev.kind is not EventKind.SHIPMENT_ARRIVED or not t0 <= ev.ts <= t1:
+            continue
+        sku = str(ev.data.get("sku", ev.asset))
+        if "shipment" in ev.data:
+            qty = ev.data.get("qty", 0.0)
+            feed.setdefault(sku, []).append((ev.ts, float(qty) if isinstance(qty, int | float) else 0.0))
+        else:
+            qty = ev.data.get("received", ev.data.get("qty", 0.0))
+            plc.setdefault(sku, []).append((ev.ts, float(qty) if isinstance(qty, int | float) else 0.0))
+    return {sku: feed.get(sku) or plc[sku] for sku in {*feed, *plc}}
+
+
 def _calibrate_consumption(
     fleet: FleetSpec, site: SiteSpec, events: Sequence[Event], t0: datetime, t1: datetime, mins: MinSamples,
     series: dict[SeriesKey, list[SeriesPoint]], made: dict[str, float], arrivals: dict[str, list[datetime]],
@@ -428,12 +451,15 @@ def _calibrate_consumption(
         products[str(d.product)] = p
         n_orders = len(arrivals.get(str(d.product), [])) or d.orders_per_day * max(days, 0.0)
         volume[str(d.product)] = n_orders * (p.batch_min + p.batch_max) / 2.0
-    deliveries: dict[str, list[tuple[datetime, float]]] = {}
-    for ev in events:
-        if ev.kind is EventKind.SHIPMENT_ARRIVED and t0 <= ev.ts <= t1:
-            qty = ev.data.get("qty", 0.0)
-            deliveries.setdefault(str(ev.data.get("sku", ev.asset)), []).append(
-                (ev.ts, float(qty) if isinstance(qty, int | float) else 0.0))
+    # units of a product counted at a step only it passes through (the last such step) share a
+    # common step's output better than order volume does (batch sizes and the truth may differ)
+    own_units: dict[str, float] = {}
+    for pid, p in products.items():
+        own = [r for r in p.routing if r.value in made
+               and not any(r in q.routing for qid, q in products.items() if qid != pid)]
+        if own:
+            own_units[pid] = made[own[-1].value]
+    deliveries = _deliveries(events, t0, t1)
     for item in site.inventory:
         sku = str(item.sku)
         expected = 0.0
@@ -444,8 +470,10 @@ def _calibrate_consumption(
             if role.value not in made:
                 usable = False
                 break
-            through = sum(volume[str(q.id)] for q in products.values() if role in q.routing)
-            share = volume[str(p.id)] / through if through > 0 else 0.0
+            via = [q for q in products.values() if role in q.routing]
+            weight = own_units if all(str(q.id) in own_units for q in via) else volume
+            through = sum(weight[str(q.id)] for q in via)
+            share = weight[str(p.id)] / through if through > 0 else 0.0
             expected += made[role.value] * share * p.bom[item.sku]
         if not users or not usable or expected <= 0.0:
             continue

@@ -129,7 +129,8 @@ def test_consumption_factor_from_units_made_at_the_consuming_step() -> None:
     # FIL (raw) is drawn at print (step 0), 0.1 kg per unit by the bill of materials, really 0.12:
     # every hour the printers make 4 good + 1 scrapped part (a scrapped one draws again), so 5 x 0.12 =
     # 0.6 kg leaves the shelf per hour. One delivery of 40 kg hides an hour's draw (on hand rises
-    # by 39.4). Factor = drawn / (parts made x 0.1) = 0.12 / 0.1 = 1.2 over 100 hours.
+    # by 39.4), recorded by the feed and by the live twin (counted once). Factor = drawn / (parts
+    # made x 0.1) = 0.12 / 0.1 = 1.2 over 100 hours.
     fleet = _counting_fleet()
     readings, events = [], []
     on_hand, good, scrap = 100.0, 0, 0
@@ -142,6 +143,10 @@ def test_consumption_factor_from_units_made_at_the_consuming_step() -> None:
             if h == 50:
                 on_hand += 40.0
                 events.append(_arrival(ts - timedelta(minutes=10), ts, "FIL", 40.0, 1))
+                # the live twin also saw the receipt in on hand: the same delivery, not a second one
+                events.append(Event(ts=ts - timedelta(minutes=5), site=SiteId("s1"), asset="FIL",
+                                    kind=EventKind.SHIPMENT_ARRIVED, message="",
+                                    data=FrozenDict({"sku": "FIL", "qty": 40.0, "received": 40.0})))
         readings += [Reading(ts=ts, site="s1", asset="P1", signal="good", value=good),
                      Reading(ts=ts, site="s1", asset="P1", signal="scrap", value=scrap),
                      Reading(ts=ts, site="s1", asset="P2", signal="good", value=0),
