@@ -1,9 +1,16 @@
 """``twin demo``: the whole product on one machine, on EMULATED data, in one command.
 
-1. writes a demo copy of the plant configuration (embedded SQLite store in ``--data-dir``);
-2. backfills a few days of EMULATED history from the seeded plant process, faster than real time;
-3. starts the emulated PLCs (``twin emulate``, continuing that history, also writing emulated order
-   and shipment files into ``DATA_DIR/feeds/in``), the collector
+1. writes a demo copy of the plant configuration (embedded SQLite store in ``--data-dir``) and
+   prints its path, for the other commands (``twin replay``, ``twin whatif``...);
+2. backfills ``--days`` (8) of EMULATED history from the seeded plant process (with the hidden truth
+   of ``--truth``), faster than real time, as ``twin backfill`` does: readings, events and the
+   plant's orders and shipments (through the feeds ledger), so the what-ifs can calibrate from a
+   week of history and a fork into any past moment starts from the orders and shipments of then.
+   The last day is sampled every ``BACKFILL_STEP_S``, older days every ``OLDER_STEP_S`` (the demo's
+   stale threshold covers both);
+3. starts the emulated PLCs (``twin emulate``, continuing that history: same seed, truth and start;
+   also writing emulated order and shipment files into ``DATA_DIR/feeds/in``, which repeat the
+   backfilled records first: the ledger takes them as duplicates), the collector
    (``twin collect``, resuming the twin's totals from the history and taking the feed files) and the dashboard
    (``twin dashboard``), each as its own process on 127.0.0.1;
 4. prints the dashboard's URL once everything answers, then waits. Ctrl-C (or SIGTERM) stops
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import secrets
 import shutil
@@ -37,12 +45,18 @@ import tomli_w
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path("examples") / "fleet.toml"
-# The emulated history is sampled every BACKFILL_STEP_S; live polling runs every DEMO_POLL_S and a
-# signal counts as stale after STALE_AFTER_S, which covers the history's spacing: replaying the
-# emulated history never shows gaps between samples as stale data.
+# The last day of emulated history is sampled every BACKFILL_STEP_S and older days every OLDER_STEP_S
+# (8 days: 1,440 + 2,016 samples instead of 11,520); a site's order and shipment changes older than
+# a day are checkpointed once per OLDER_ORDERS_EVERY_S (a checkpoint is a whole site state, tens of
+# kB: one per change is most of a backfill's work). Live polling runs every DEMO_POLL_S and a signal
+# counts as stale after STALE_AFTER_S, which covers the history's spacing: replaying the emulated
+# history (or forking a what-if from it) never shows gaps between samples as stale data.
+DEFAULT_DAYS = 8.0
 BACKFILL_STEP_S = 60.0
+OLDER_STEP_S = 300.0
+OLDER_ORDERS_EVERY_S = 900.0
 DEMO_POLL_S = 5.0
-STALE_AFTER_S = 60.0
+STALE_AFTER_S = OLDER_STEP_S
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,8 +69,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="port of the orders/shipments endpoint on 127.0.0.1 (default 8081)")
     p.add_argument("--modbus-port-base", type=int, default=0, metavar="PORT",
                    help="move the emulated PLCs to consecutive ports from PORT (default: the configured ports)")
-    p.add_argument("--days", type=float, default=2.0, help="days of emulated history to backfill (default 2)")
+    p.add_argument("--days", type=float, default=DEFAULT_DAYS,
+                   help=f"days of emulated history to backfill (default {DEFAULT_DAYS:g}; the what-ifs "
+                        f"calibrate from the last 7)")
     p.add_argument("--seed", type=int, default=7, help="seed of the emulated plant (default 7)")
+    p.add_argument("--truth", type=Path, default=None, metavar="FILE",
+                   help="the emulated plant's hidden truth (TOML, see connectors.emulator.truth), for the "
+                        "backfill and the live PLCs alike (default: the plant runs as configured)")
     p.add_argument("--ready-timeout", type=float, default=60.0, help="give up if not ready after S seconds")
     p.add_argument("--duration", type=float, default=0.0, metavar="S", help="stop after S seconds (default: never)")
     p.set_defaults(func=run)
@@ -147,6 +166,9 @@ def _http_ok(url: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     from connectors.config import load
     from connectors.emulator.backfill import backfill
+    from connectors.emulator.truth import load_truth
+    from connectors.feeds.intake import Intake
+    from connectors.feeds.ledger import Ledger
     from connectors.store import SqliteHistorian
 
     t_start = time.monotonic()
@@ -156,6 +178,12 @@ def run(args: argparse.Namespace) -> int:
     if not source.is_file():
         print(f"twin demo: no plant configuration at {source}: pass one (e.g. twin demo path/to/plant.toml)",
               file=sys.stderr)
+        return 2
+    if not math.isfinite(args.days) or args.days <= 0:
+        print(f"twin demo: --days: must be a number of days > 0 (got {args.days:g})", file=sys.stderr)
+        return 2
+    if args.truth is not None and not args.truth.is_file():
+        print(f"twin demo: --truth: no such file {args.truth}", file=sys.stderr)
         return 2
     data_dir: Path = args.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -169,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
     config_path, _ = _demo_config(source, data_dir, args.modbus_port_base, args.feeds_port)
     cfg = load(config_path)
     fleet = cfg.fleet
+    truth = load_truth(args.truth, fleet) if args.truth is not None else None
     ports = sorted({d.port for d in cfg.modbus})
     busy = [p for p in [*ports, args.port, args.feeds_port] if _port_open(p)]
     if busy:
@@ -178,9 +207,12 @@ def run(args: argparse.Namespace) -> int:
     n_machines = sum(len(s.machines) for s in fleet.sites)
     print(f"twin demo: EMULATED plant data, not a real plant: fleet {fleet.id!r}, {len(fleet.sites)} sites, "
           f"{n_machines} machines", flush=True)
+    print(f"  config: {config_path} (for the other commands, e.g. twin replay {config_path} --site "
+          f"{fleet.sites[0].id if fleet.sites else 'SITE'} --at TIME)", flush=True)
 
     now = datetime.now(UTC).replace(microsecond=0)
     history_from = now - timedelta(days=args.days)
+    truth_args = ["--truth", str(args.truth.resolve())] if args.truth is not None else []
     twin = [sys.executable, "-m", "connectors.cli"]
     children = _Children()
     stopping = False
@@ -199,17 +231,25 @@ def run(args: argparse.Namespace) -> int:
         children.start("emulator", [*twin, "emulate", str(config_path), "--seed", str(args.seed),
                                     "--history-from", history_from.isoformat(),
                                     "--feeds-dir", str(data_dir / "feeds" / "in"),
-                                    "--feeds-every", str(DEMO_POLL_S)],
+                                    "--feeds-every", str(DEMO_POLL_S), *truth_args],
                        data_dir / "emulator.log")
         children.start("dashboard", [*twin, "dashboard", str(config_path), "--host", "127.0.0.1",
                                      "--port", str(args.port)], data_dir / "dashboard.log")
         t0 = time.monotonic()
+        assert cfg.feeds is not None  # the demo configuration has its feeds
+        ledger = Ledger(cfg.feeds.ledger_path(cfg.historian.path))
         try:
-            result = backfill(fleet, store, start=history_from, end=now, step_s=BACKFILL_STEP_S, seed=args.seed)
+            result = backfill(fleet, store, start=history_from, end=now, step_s=BACKFILL_STEP_S, seed=args.seed,
+                              truth=truth, intake=Intake(fleet, ledger), older_step_s=OLDER_STEP_S,
+                              fine_from=max(history_from, now - timedelta(days=1)),
+                              older_orders_every_s=OLDER_ORDERS_EVERY_S)
         finally:
+            ledger.close()
             store.close()
-        print(f"  backfilled {args.days:g} days of EMULATED history ({result.readings:,} readings, "
-              f"{result.events:,} events) in {time.monotonic() - t0:.1f} s -> {cfg.historian.path}", flush=True)
+        print(f"  backfilled {args.days:g} days of EMULATED history in {time.monotonic() - t0:.1f} s: "
+              f"{result.readings:,} readings, {result.events:,} events, {result.orders:,} orders "
+              f"({result.open_orders:,} open now), {result.shipments:,} shipments ({result.in_transit:,} in "
+              f"transit) -> {cfg.historian.path}", flush=True)
         deadline = time.monotonic() + args.ready_timeout
         while not all(_port_open(p) for p in ports):
             if time.monotonic() > deadline or children.dead() or stopping:

@@ -16,9 +16,13 @@ from pathlib import Path
 import psutil
 import pytest
 
+from connectors.cli import build_parser
+from connectors.cli.demo import OLDER_STEP_S, STALE_AFTER_S
 from connectors.config import load
+from connectors.feeds.ledger import Ledger
 from connectors.store import SqliteHistorian
 from twin.historian import SeriesKey
+from twin.readings import Quality
 
 from ..conftest import free_port
 
@@ -78,13 +82,20 @@ class _Output:
         return "\n".join(self.lines)
 
 
+def test_the_demo_backfills_a_week_and_a_day_by_default_so_the_what_ifs_can_calibrate() -> None:
+    # the what-ifs calibrate from the last 7 days (dashboard.whatif_engine: calibrate_days = 7)
+    assert build_parser().parse_args(["demo"]).days >= 8
+    # replaying (or forking from) the coarser older history never shows the gap between two samples as stale
+    assert STALE_AFTER_S >= OLDER_STEP_S
+
+
 def test_demo_comes_up_collects_live_data_and_stops_everything(tmp_path: Path) -> None:
     web_port, feeds_port = free_port(), free_port()
     modbus_base = _free_port_block(8)
     data_dir = tmp_path / "demo"
     proc = subprocess.Popen(
         [sys.executable, "-m", "connectors.cli", "demo", "--data-dir", str(data_dir), "--port", str(web_port),
-         "--modbus-port-base", str(modbus_base), "--feeds-port", str(feeds_port), "--days", "1"],
+         "--modbus-port-base", str(modbus_base), "--feeds-port", str(feeds_port), "--days", "1.5"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
     )
     output = _Output(proc)
@@ -94,6 +105,7 @@ def test_demo_comes_up_collects_live_data_and_stops_everything(tmp_path: Path) -
         out = "\n".join(output.lines)
         assert "EMULATED" in out  # the demo's data is labelled as emulated, never passed off as real
         assert f"dashboard: http://127.0.0.1:{web_port}/" in out
+        assert f"config: {data_dir / 'fleet.toml'}" in out  # the path to use with the other commands
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 3  # emulator, collector, dashboard
 
@@ -107,10 +119,26 @@ def test_demo_comes_up_collects_live_data_and_stops_everything(tmp_path: Path) -
         store = SqliteHistorian(cfg.historian.path, cfg.fleet, readonly=True)
         try:
             now = datetime.now(UTC)
-            # history exists: a day of emulated power readings of a printer, sampled every 60 s
+            # history exists: a day and a half of emulated power readings of a printer, the last day
+            # sampled every 60 s, the half day before it every OLDER_STEP_S (300 s)
             key = SeriesKey(site="pod-berlin", asset="P1", signal="power_kw")
-            (hist,) = store.series([key], now - timedelta(days=2), now, 2000)
-            assert hist.points and hist.points[0].ts < now - timedelta(hours=20)
+            (hist,) = store.series([key], now - timedelta(hours=30), now - timedelta(hours=2), 5000)
+            assert hist.points and hist.points[0].ts < now - timedelta(hours=29)
+            gaps = {(b.ts - a.ts).total_seconds() for a, b in zip(hist.points, hist.points[1:], strict=False)}
+            assert {60.0, OLDER_STEP_S} <= gaps
+            # and with it the plant's orders and shipments: a past moment between two older samples
+            # holds open orders, and its machines are not stale (the threshold covers the spacing)
+            past = now - timedelta(hours=30) + timedelta(seconds=OLDER_STEP_S / 2)
+            states = [store.state_at(site.id, past) for site in cfg.fleet.sites]
+            assert sum(len(st.orders) for st in states if st is not None) > 0
+            assert all(m.status_quality is Quality.GOOD for st in states if st is not None
+                       for m in st.machines.values())
+            assert cfg.feeds is not None
+            ledger = Ledger(cfg.feeds.ledger_path(cfg.historian.path))
+            try:
+                assert ledger.latest()  # the backfill committed the records it applied
+            finally:
+                ledger.close()
             # live values change: new readings keep arriving from the collector (it polls every 5 s),
             # and noisy signals (temperatures carry sensor noise even when a machine is off outside
             # its shift) take different values from poll to poll
