@@ -34,6 +34,7 @@ from twin.spec import FleetSpec
 
 __all__ = ["FeedsConfig", "FeedsHttpConfig", "FeedsHttpModel", "FeedsModel", "convert_feeds", "read_token"]
 
+_MAX_TOKEN_FILE = 64 * 1024  # a token is one line
 _Positive = Annotated[float, Strict(), Field(gt=0, le=86400, allow_inf_nan=False)]
 
 
@@ -171,11 +172,19 @@ def read_token(http: FeedsHttpConfig, source: str) -> str:
         return value
     assert http.token_file is not None
     try:
-        value = http.token_file.read_text(encoding="utf-8").strip()
+        with http.token_file.open("rb") as f:
+            data = f.read(_MAX_TOKEN_FILE + 1)
+        if len(data) > _MAX_TOKEN_FILE:
+            raise ConfigError(source, [Problem(path="feeds.http.token_file", got=str(http.token_file),
+                                               message=f"over {_MAX_TOKEN_FILE // 1024} KiB: not a token file")])
+        value = data.decode("utf-8").strip()
     except OSError as exc:
         raise ConfigError(source, [Problem(path="feeds.http.token_file",
                                            message=f"cannot read: {exc.strerror}",
                                            got=str(http.token_file))]) from exc
+    except UnicodeDecodeError:  # the content is never quoted: it may be a secret
+        raise ConfigError(source, [Problem(path="feeds.http.token_file", message="not UTF-8 text",
+                                           got=str(http.token_file))]) from None
     if not value:
         raise ConfigError(source, [Problem(path="feeds.http.token_file", message="file is empty",
                                            got=str(http.token_file))])

@@ -198,3 +198,18 @@ def test_twin_collect_survives_the_attack_files(tmp_path: Path) -> None:
     store.close()
     assert state is not None
     assert sorted(o.id for o in state.orders) == ["o1", "o2", "o4"]
+
+
+def test_a_token_file_that_is_not_text_is_a_named_error(tmp_path: Path) -> None:
+    from connectors.config.feeds import FeedsHttpConfig, read_token
+
+    token = tmp_path / "tok"
+    http = FeedsHttpConfig(host="127.0.0.1", port=8081, max_body_bytes=1024, token_file=token)
+    token.write_bytes(b"\xffsecret\xfe\n")  # not UTF-8 (read_text raised UnicodeDecodeError: a traceback)
+    with pytest.raises(ConfigError) as err:
+        read_token(http, "plant.toml")
+    assert str(err.value) == f"plant.toml: feeds.http.token_file: not UTF-8 text (got '{token}')"
+    assert "secret" not in str(err.value).replace(str(token), "")
+    token.write_bytes(b"a" * (64 * 1024 + 1))
+    with pytest.raises(ConfigError, match="over 64 KiB: not a token file"):
+        read_token(http, "plant.toml")
