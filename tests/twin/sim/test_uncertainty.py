@@ -128,3 +128,11 @@ def test_law_means_and_prior_spread() -> None:
     r = random.Random(1)
     m2 = [draw_factor(FigureLaw(law=Law.MEAN_TIME, n=20), r) for _ in range(20_000)]
     assert abs(statistics.fmean(m2) - statistics.fmean(m)) < 0.01
+
+
+def test_usage_examples_run() -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module("twin.sim.uncertainty"))  # the module, not the function
+    assert result.attempted >= 2 and result.failed == 0
