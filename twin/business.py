@@ -37,6 +37,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from itertools import pairwise
 
 from twin.alarms import RECENT_EVENTS
 from twin.frozen import FrozenDict
@@ -96,6 +97,9 @@ class OrderRecord:
     status: OrderStatus = OrderStatus.OPEN
     done_qty: int = 0
     operation: str = ""  # the routing role the order is at now (e.g. "print"); "" = not started or not reported
+    # good units through each routing step so far (cumulative, one per step, non-increasing; the MES's
+    # per-operation confirmations); () = not reported, then only operation and done_qty are known
+    done_by_step: tuple[int, ...] = ()
 
     kind = RecordKind.ORDER
 
@@ -148,6 +152,16 @@ def validate(spec: FleetSpec, record: BusinessRecord) -> str | None:
             return f"done_qty must be between 0 and qty {record.qty} (got {record.done_qty})"
         if record.due < record.created:
             return f"due {record.due.isoformat()} is before created {record.created.isoformat()}"
+        steps = record.done_by_step
+        if steps:
+            if len(steps) != len(product.routing):
+                return (f"done_by_step needs one count per routing step of {record.product!r} "
+                        f"({len(product.routing)}) (got {len(steps)})")
+            if any(not 0 <= n <= record.qty for n in steps) or any(b > a for a, b in pairwise(steps)):
+                return (f"done_by_step must be non-increasing counts between 0 and qty {record.qty} "
+                        f"(got {list(steps)})")
+            if steps[-1] != record.done_qty:
+                return f"done_by_step ends with {steps[-1]} but done_qty is {record.done_qty}"
         if record.operation and record.operation not in {r.value for r in product.routing}:
             routing = ", ".join(r.value for r in product.routing)
             return f"operation {record.operation!r} is not in the routing of {record.product!r} ({routing})"
@@ -266,12 +280,13 @@ def _apply_order(w: _Sites, r: OrderRecord, where: tuple[SiteId, OpenOrder] | No
         if old is None:
             return  # closed before the twin ever held it: nothing to remove
         orders[:] = [o for o in orders if o.id != r.id]
-        closed = replace(old, version=r.version, done_qty=r.done_qty, operation=r.operation)
+        closed = replace(old, version=r.version, done_qty=r.done_qty, operation=r.operation,
+                         done_by_step=r.done_by_step)
         w.emit(_order_event(EventKind.ORDER_CLOSED, now, site, closed,
                             f"order {r.id} ({r.product}) {r.status.value}"))
         return
     new = OpenOrder(id=r.id, product=r.product, qty=r.qty, created=r.created, due=r.due, done_qty=r.done_qty,
-                    operation=r.operation, version=r.version)
+                    operation=r.operation, done_by_step=r.done_by_step, version=r.version)
     if old is None:
         orders.append(new)
         w.emit(_order_event(EventKind.ORDER_RECEIVED, now, site, new,

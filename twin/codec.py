@@ -284,6 +284,7 @@ def _order_to_dict(o: OpenOrder) -> Json:
         "due": dt_to_json(o.due),
         "done_qty": o.done_qty,
         "operation": o.operation,
+        "done_by_step": list(o.done_by_step),
         "version": o.version,
     }
 
@@ -297,6 +298,7 @@ def _order_from_dict(d: Mapping[str, Any]) -> OpenOrder:
         due=dt_from_json(d["due"]),
         done_qty=d["done_qty"],
         operation=d.get("operation", ""),
+        done_by_step=tuple(d.get("done_by_step", ())),
         version=d.get("version", 0),
     )
 

@@ -131,6 +131,7 @@ class OpenOrder:
     due: datetime
     done_qty: int = 0
     operation: str = ""  # routing role the order is at (from the feed); "" = not started or not reported
+    done_by_step: tuple[int, ...] = ()  # good units through each routing step (cumulative); () = not reported
     version: int = 0  # of the feed record it came from (updates with a lower or equal version are ignored)
 
 

@@ -10,7 +10,8 @@ Fields (required unless a default is named):
 * order: ``id``, ``version`` or ``updated_at``, ``site``, ``product``, ``qty`` (whole number),
   ``created``, ``due``, ``status`` (``open`` | ``done`` | ``cancelled``, default open),
   ``done_qty`` (default 0), ``operation`` (the routing role the order is at now, e.g. ``print``;
-  default empty: not started or not reported);
+  default empty: not started or not reported), ``done_by_step`` (good units through each routing
+  step so far, cumulative: a JSON array, or in CSV ``12|8|5``; default: not reported);
 * shipment: ``id``, ``version`` or ``updated_at``, ``site``, ``sku``, ``qty``, ``eta``,
   ``origin`` (default empty), ``status`` (``in_transit`` | ``arrived`` | ``cancelled``, default
   in_transit), ``planned_eta`` (default: the first ETA the twin saw).
@@ -70,7 +71,7 @@ __all__ = [
 
 _COMMON = ("kind", "id", "version", "updated_at", "site", "qty", "status")
 _FIELDS = {
-    RecordKind.ORDER: frozenset((*_COMMON, "product", "created", "due", "done_qty", "operation")),
+    RecordKind.ORDER: frozenset((*_COMMON, "product", "created", "due", "done_qty", "operation", "done_by_step")),
     RecordKind.SHIPMENT: frozenset((*_COMMON, "sku", "eta", "origin", "planned_eta")),
 }
 
@@ -80,6 +81,7 @@ MAX_DEPTH = 16  # deepest JSON nesting of one record (a record is a flat object:
 MAX_INT_DIGITS = 20  # longest JSON integer read as a number (2^63 has 19 digits)
 MAX_VERSION = 2**63 - 1  # the ledger keeps versions as SQLite's signed 64-bit integers
 _MAX_WHOLE = 2**63 - 1
+MAX_STEPS = 64  # longest done_by_step list (routing steps of one product)
 _EXCERPT = 200  # characters of a value or line quoted in a reason or a rejects log
 
 
@@ -231,6 +233,29 @@ class _Fields:
             raise RecordError(f"{name} must be within +-(2^63 - 1) (got {excerpt(str(number), 30)})")
         return number
 
+    def counts(self, name: str) -> tuple[int, ...]:
+        """An optional list of whole numbers: a JSON array, or in CSV text separated by ``|``."""
+        value = self._get(name, False)
+        if value is None or value == "":
+            return ()
+        if self.text and isinstance(value, str):
+            items: list[object] = [v for v in value.split("|")]
+        elif isinstance(value, list):
+            items = list(value)
+        else:
+            raise RecordError(f"{name} must be a list of whole numbers (got {_describe(value)})")
+        if len(items) > MAX_STEPS:
+            raise RecordError(f"{name} may hold at most {MAX_STEPS} counts (got {len(items)})")
+        out: list[int] = []
+        for v in items:
+            if isinstance(v, str) and v.strip().isdigit() and len(v.strip()) <= 18:
+                out.append(int(v.strip()))
+            elif isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63:
+                out.append(v)
+            else:
+                raise RecordError(f"{name} must be a list of whole numbers >= 0 (got {excerpt(repr(value))})")
+        return tuple(out)
+
     def number(self, name: str) -> float:
         value = self._get(name, True)
         if self.text and isinstance(value, str):
@@ -312,7 +337,8 @@ def parse_record(raw: object, kind: RecordKind | None, *, text: bool = False) ->
         return OrderRecord(id=rid, version=version, site=site, product=f.text_of("product"),
                            qty=f.whole("qty"), created=created, due=due, status=status,
                            done_qty=f.whole("done_qty", required=False),
-                           operation=f.text_of("operation", required=False))
+                           operation=f.text_of("operation", required=False),
+                           done_by_step=f.counts("done_by_step"))
     status_text = f.text_of("status", required=False, default="in_transit")
     try:
         sstatus = ShipmentStatus(status_text)
@@ -575,6 +601,8 @@ def record_to_json(record: BusinessRecord) -> str:
              "status": record.status.value, "done_qty": record.done_qty}
         if record.operation:
             d["operation"] = record.operation
+        if record.done_by_step:
+            d["done_by_step"] = list(record.done_by_step)
     else:
         d = {"kind": "shipment", "id": record.id, "version": record.version, "site": record.site,
              "sku": record.sku, "qty": record.qty, "eta": _t(record.eta), "origin": record.origin,
