@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Install the product into .venv and run its main job on embedded defaults.
+# Install the product into .venv and run its main job on embedded defaults: `twin demo` backfills
+# 8 days of EMULATED history (readings, events, the plant's orders and shipments), starts the
+# emulated PLCs, the collector and the dashboard, and prints the demo's configuration path for the
+# other commands. Options pass through, e.g. `scripts/demo.sh --truth examples/truth.toml` (the
+# plant runs its hidden truth; the what-ifs' calibration has to find it) or `--days 14`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv

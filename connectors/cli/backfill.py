@@ -59,7 +59,10 @@ def utc_time(text: str) -> datetime:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("backfill", help="write days of EMULATED history (readings, events, orders, shipments)",
-                       description=__doc__.split("\n\n")[0] if __doc__ else None)
+                       description="Write days of EMULATED history of the seeded plant into the configured "
+                                   "historian, as the collector writes a live plant: readings, states, events, "
+                                   "and the plant's order and shipment records through the feeds ledger. "
+                                   "Refuses a period the historian already holds.")
     p.add_argument("config", help="plant configuration file (TOML)")
     p.add_argument("--days", type=_positive("days", MAX_DAYS), required=True, metavar="N",
                    help="length of the period, days")
