@@ -40,7 +40,7 @@ from twin.limits import DEFAULT_LIMITS, Limits, check_horizon, check_replication
 from twin.sim.model import ModelData, ReplicationOutput, simulate
 from twin.sim.projection import FLEET, Comparison, Projection, band_samples, compare, project, replication_kpis
 from twin.sim.stats import mean_ci
-from twin.sim.uncertainty import Uncertainty, perturb
+from twin.sim.uncertainty import Perturber, Uncertainty
 
 __all__ = ["MonteCarloResult", "StopRule", "chunks", "companion_replications", "parameter_share", "run",
            "run_chunk", "stream"]
@@ -97,13 +97,13 @@ def run_chunk(
     With ``uncertainty`` each replication first draws its figures (the same draw for both models).
     """
     out: list[Pair] = []
+    draw_b = Perturber(baseline, uncertainty) if uncertainty is not None else None
+    draw_s = Perturber(scenario, uncertainty) if uncertainty is not None and scenario is not None else None
     for rep in range(first, first + count):
-        b_data = perturb(baseline, uncertainty, seed, rep) if uncertainty is not None else baseline
-        b = simulate(b_data, seed, rep)
+        b = simulate(draw_b(seed, rep) if draw_b is not None else baseline, seed, rep)
         s = None
         if scenario is not None:
-            s_data = perturb(scenario, uncertainty, seed, rep) if uncertainty is not None else scenario
-            s = simulate(s_data, seed, rep)
+            s = simulate(draw_s(seed, rep) if draw_s is not None else scenario, seed, rep)
         out.append((b, s))
     return out
 

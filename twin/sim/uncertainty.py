@@ -41,13 +41,15 @@ from __future__ import annotations
 
 import enum
 import math
+import zlib
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from twin.frozen import FrozenDict
 from twin.sim.model import ModelData, ProductData, stream_seed
 
-__all__ = ["FIGURES", "FigureLaw", "Law", "PriorWidths", "SplitMix", "Uncertainty", "draw_factor", "perturb"]
+__all__ = ["FIGURES", "FigureLaw", "Law", "Perturber", "PriorWidths", "SplitMix", "Uncertainty", "draw_factor",
+           "perturb"]
 
 # the figures a draw can move, keyed (figure, site, subject): subject is the machine, product or SKU
 FIGURES = ("mtbf", "mttr", "cycle", "scrap", "demand", "lead", "consumption")
@@ -201,56 +203,82 @@ def draw_factor(law: FigureLaw, rng: Variates) -> float:
     return math.exp(rng.gauss(0.0, law.cv)) if law.cv > 0 else 1.0
 
 
-def _factor(u: Uncertainty, seed: int, replication: int, figure: str, site: str, subject: str) -> float:
+_Spec = tuple[FigureLaw | None, int]  # the law (None: known exactly) and the crc32 of the stream's name
+
+
+def _spec(u: Uncertainty, figure: str, site: str, subject: str) -> _Spec:
     law = u.law(figure, site, subject)
-    if (law.law is Law.NORMAL and (law.cv <= 0.0 or law.n <= 0.0)) or (law.law is Law.PRIOR and law.cv <= 0.0):
-        return 1.0  # known exactly
-    return draw_factor(law, SplitMix(stream_seed(seed, replication, f"param:{figure}:{site}:{subject}")))
+    exact = (law.law is Law.NORMAL and (law.cv <= 0.0 or law.n <= 0.0)) or (law.law is Law.PRIOR and law.cv <= 0.0)
+    return (None if exact else law), zlib.crc32(f"param:{figure}:{site}:{subject}".encode())
 
 
-def _scrap(u: Uncertainty, seed: int, replication: int, site: str, machine: str, value: float) -> float:
-    law = u.law("scrap", site, machine)
-    rng = SplitMix(stream_seed(seed, replication, f"param:scrap:{site}:{machine}"))
+def _draw(spec: _Spec, base: int) -> float:
+    law, crc = spec
+    return 1.0 if law is None else draw_factor(law, SplitMix(base + crc))
+
+
+def _scrap(spec: _Spec, base: int, value: float) -> float:
+    law, crc = spec
+    if law is None:
+        return value
+    drawn = draw_factor(law, SplitMix(base + crc))
     if law.law is Law.PROPORTION:
-        drawn = draw_factor(law, rng)
         point = law.k / law.n if law.n > 0 else 0.0
         # the model's value may differ from the estimate (a scenario, the 0.95 cap): scale it
         new = drawn if point <= 0.0 or abs(point - value) < 1e-12 else value * drawn / point
     else:
-        new = value * draw_factor(law, rng)
+        new = value * drawn
     return min(max(new, 0.0), 0.95)
+
+
+class Perturber:
+    """:func:`perturb` for one model and many replications: laws and stream names resolved once.
+
+    ``Perturber(data, u)(seed, replication) == perturb(data, u, seed, replication)``.
+    """
+
+    def __init__(self, data: ModelData, uncertainty: Uncertainty) -> None:
+        u = uncertainty
+        self._data = data
+        self._machines = [(m, _spec(u, "mtbf", m.site, m.id), _spec(u, "mttr", m.site, m.id),
+                           _spec(u, "cycle", m.site, m.id), _spec(u, "scrap", m.site, m.id)) for m in data.machines]
+        self._demand = [(d, _spec(u, "demand", d.site, d.product)) for d in data.demand]
+        self._items = [(it, _spec(u, "lead", it.site, it.sku), _spec(u, "consumption", it.site, it.sku))
+                       for it in data.items]
+
+    def __call__(self, seed: int, replication: int) -> ModelData:
+        base = stream_seed(seed, replication, "")  # + crc32(name) = stream_seed(seed, replication, name)
+        machines = []
+        for m, mtbf, mttr, cycle, scrap in self._machines:
+            mttr_f = _draw(mttr, base)
+            machines.append(replace(
+                m,
+                cycle_mean_s=m.cycle_mean_s * _draw(cycle, base),
+                mtbf_s=m.mtbf_s * _draw(mtbf, base),
+                mttr_s=m.mttr_s * mttr_f,
+                initial_repair_s=m.initial_repair_s * mttr_f,
+                scrap_rate=_scrap(scrap, base, m.scrap_rate),
+            ))
+        demand = []
+        for d, spec in self._demand:
+            f = _draw(spec, base)
+            demand.append(replace(d, rates_per_s=tuple(r * f for r in d.rates_per_s)))
+        items = []
+        consumption: dict[str, list[float]] = {}
+        for it, lead, cons in self._items:
+            f = _draw(lead, base)
+            items.append(replace(it, lead_mean_s=it.lead_mean_s * f, lead_sd_s=it.lead_sd_s * f))  # same cv
+            consumption.setdefault(it.sku, []).append(_draw(cons, base))
+        products: list[ProductData] = []
+        for p in self._data.products:
+            # the model's bill of materials is global: a SKU's factor is the mean of its sites' draws
+            bom = tuple((sku, qty * (sum(consumption[sku]) / len(consumption[sku]) if sku in consumption else 1.0))
+                        for sku, qty in p.bom)
+            products.append(replace(p, bom=bom))
+        return replace(self._data, machines=tuple(machines), demand=tuple(demand), items=tuple(items),
+                       products=tuple(products))
 
 
 def perturb(data: ModelData, uncertainty: Uncertainty, seed: int, replication: int) -> ModelData:
     """``data`` with every figure drawn from its law for (``seed``, ``replication``)."""
-    machines = []
-    for m in data.machines:
-        mtbf_f = _factor(uncertainty, seed, replication, "mtbf", m.site, m.id)
-        mttr_f = _factor(uncertainty, seed, replication, "mttr", m.site, m.id)
-        cycle_f = _factor(uncertainty, seed, replication, "cycle", m.site, m.id)
-        machines.append(replace(
-            m,
-            cycle_mean_s=m.cycle_mean_s * cycle_f,
-            mtbf_s=m.mtbf_s * mtbf_f,
-            mttr_s=m.mttr_s * mttr_f,
-            initial_repair_s=m.initial_repair_s * mttr_f,
-            scrap_rate=_scrap(uncertainty, seed, replication, m.site, m.id, m.scrap_rate),
-        ))
-    demand = []
-    for d in data.demand:
-        f = _factor(uncertainty, seed, replication, "demand", d.site, d.product)
-        demand.append(replace(d, rates_per_s=tuple(r * f for r in d.rates_per_s)))
-    items = []
-    consumption: dict[str, list[float]] = {}
-    for it in data.items:
-        f = _factor(uncertainty, seed, replication, "lead", it.site, it.sku)
-        items.append(replace(it, lead_mean_s=it.lead_mean_s * f, lead_sd_s=it.lead_sd_s * f))  # same cv
-        consumption.setdefault(it.sku, []).append(
-            _factor(uncertainty, seed, replication, "consumption", it.site, it.sku))
-    products: list[ProductData] = []
-    for p in data.products:
-        # the model's bill of materials is global: a SKU's factor is the mean of its sites' draws
-        bom = tuple((sku, qty * (sum(consumption[sku]) / len(consumption[sku]) if sku in consumption else 1.0))
-                    for sku, qty in p.bom)
-        products.append(replace(p, bom=bom))
-    return replace(data, machines=tuple(machines), demand=tuple(demand), items=tuple(items), products=tuple(products))
+    return Perturber(data, uncertainty)(seed, replication)
