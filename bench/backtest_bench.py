@@ -14,7 +14,7 @@
    24 origins x 4 sites x 50 replications <= 60 s on 2 processes. Run once second order (the
    default) and once first order: the ratio is the cost of parameter uncertainty in a backtest.
 3. **Second-order cost of the Monte Carlo alone**: one fork of the whole fleet calibrated from the
-   week before it, 100 replications of 24 h and 20 of 7 days in this process, second vs first order
+   week before it, 100 replications of 24 h and 50 of 7 days in this process, second vs first order
    (CPU time, best of 5 alternated: the machine may be shared); and with the first-order
    companion (a quarter of the replications, at least 10) that ``twin whatif`` adds to say how
    much of the band is parameter uncertainty. Target <= 1.5x.
@@ -110,7 +110,7 @@ def mc_cost(fleet: Any, historian: Any) -> None:
           f"{'+ companion':>13}")
     for horizon in (HORIZON_S, 7 * HORIZON_S):
         data = fork(fleet, state, None, cal.params, horizon_s=horizon).data
-        n = 100 if horizon <= HORIZON_S else 20
+        n = 100 if horizon <= HORIZON_S else 50
         cpu = _best_cpu({
             "first": lambda d=data, n=n: monte_carlo(d, replications=n, seed=1, second_order=False),
             "second": lambda d=data, n=n: monte_carlo(d, replications=n, seed=1, uncertainty=cal.uncertainty),

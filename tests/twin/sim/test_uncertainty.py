@@ -18,6 +18,8 @@ import math
 import random
 import statistics
 
+import pytest
+
 from twin.frozen import FrozenDict
 from twin.sim.model import DemandData, MachineData, ModelData, OrderData, ProductData
 from twin.sim.montecarlo import parameter_share
@@ -136,3 +138,34 @@ def test_usage_examples_run() -> None:
 
     result = doctest.testmod(importlib.import_module("twin.sim.uncertainty"))  # the module, not the function
     assert result.attempted >= 2 and result.failed == 0
+
+
+def test_identical_scenario_still_has_zero_deltas_in_second_order() -> None:
+    # both arms of a pair draw the same figures (and the same process randomness): the deltas vanish
+    data = _demand_model()
+    res = monte_carlo(data, data, replications=20, seed=9, uncertainty=Uncertainty())
+    cmp = res.comparison()
+    assert cmp.delta("units_done").mean == 0.0 and cmp.delta("units_done").high == 0.0
+    assert statistics.stdev(replication_kpis(o)[("units_done", "*")] for o in res.baseline) > 0
+
+
+def test_whatif_reports_the_parameter_share(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    from pathlib import Path
+
+    from connectors.cli import main
+
+    examples = Path(__file__).resolve().parents[3] / "examples"
+    scenario = examples / "scenarios" / "printer_maintenance.toml"
+    args = ["whatif", str(examples / "fleet.toml"), "--scenario", str(scenario),
+            "--at", "2026-11-23T06:00Z", "--horizon", "1d", "--replications", "12", "--site", "pod-berlin",
+            "--workers", "0", "--json"]
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    # no history: every figure has its prior width; the companion (10 first-order replications) says
+    # how much of the output's variance that is
+    assert doc["second_order"] is True
+    assert 0.0 <= doc["parameter_share"]["units_done"] <= 1.0
+    assert main([*args, "--first-order"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["second_order"] is False and doc["parameter_share"] == {}
