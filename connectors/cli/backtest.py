@@ -241,11 +241,11 @@ def _num(x: float) -> str:
 
 
 def _pit_text(hist: Sequence[int]) -> str:
-    total = sum(hist)
-    if not total:
+    top = max(hist, default=0)
+    if not top:
         return "-"
-    marks = " .:-=+*#%@"
-    return "".join(marks[min(9, round(9 * c / total * len(hist) / 2))] for c in hist)
+    marks = " .:-=+*#%@"  # height of each bin relative to the fullest one
+    return "".join(marks[round(9 * c / top)] for c in hist)
 
 
 def _table(rows: Sequence[tuple[str, str, float, Sequence[int], float, float, float]]) -> str:
