@@ -54,18 +54,24 @@ def _shell(refresh_ms: int) -> Any:
             who = [html.Span(f"{user.name} · {user.role.name.lower()}", className="user-badge")]
             if user.name != auth_mod.LOCAL_ADMIN.name:
                 who.append(html.A("Sign out", href="/logout", className="nav-link d-inline"))
+        # below 768 px the menu folds behind a button (a phone gets one 50 px bar, not a 250 px list)
         navbar = dbc.Navbar(
             dbc.Container(
                 [
                     dbc.NavbarBrand("Micro-factory twin", href="/"),
-                    dbc.Nav([dbc.NavItem(dbc.NavLink(label, href=path, active="exact")) for label, path in NAV],
-                            navbar=True),
-                    html.Div(who, id=ids.USER_BADGE, className="ms-auto"),
+                    dbc.NavbarToggler(id=ids.NAV_TOGGLE, n_clicks=0, className="ms-auto"),
+                    dbc.Collapse(
+                        [dbc.Nav([dbc.NavItem(dbc.NavLink(label, href=path, active="exact", n_clicks=0,
+                                                          id={"type": ids.NAV_LINK, "page": path}))
+                                  for label, path in NAV], navbar=True),
+                         html.Div(who, id=ids.USER_BADGE, className="ms-md-auto")],
+                        id=ids.NAV_COLLAPSE, is_open=False, navbar=True),
                 ],
                 fluid=True,
             ),
             className="hmi-navbar",
             dark=True,
+            expand="md",
         )
         return html.Div(
             [
@@ -116,5 +122,12 @@ def create_app(
     for name in PAGES:
         importlib.import_module(f"dashboard.pages.{name}").register(app, services)
     app.layout = _shell(int(refresh_s * 1000))
+    # the phone menu opens on its button and closes again when a page is chosen (in the browser only)
+    app.clientside_callback(
+        "function(n, links, open) { const t = dash_clientside.callback_context.triggered;"
+        " return (t.length && t[0].prop_id.startsWith('" + ids.NAV_TOGGLE + "')) ? !open : false; }",
+        dash.Output(ids.NAV_COLLAPSE, "is_open"), dash.Input(ids.NAV_TOGGLE, "n_clicks"),
+        dash.Input({"type": ids.NAV_LINK, "page": dash.ALL}, "n_clicks"), dash.State(ids.NAV_COLLAPSE, "is_open"),
+        prevent_initial_call=True)
     log.info("dashboard built: %d pages, login %s", len(PAGES), "required" if settings.login_required else "off")
     return app

@@ -97,7 +97,7 @@ def oee_bars(rows: Sequence[tuple[str, OeeView]], *, title: str = "") -> go.Figu
         return empty("No OEE yet in this window: no planned time with data")
     names = [name for name, _ in rows]
     low = theme.Thresholds().oee_low
-    gap_x, gap_y = 0.14, 0.16  # room for the right column's labels and the lower row's titles
+    gap_x, gap_y = 0.14, 0.10  # room for the right column's labels and the lower row's titles
     width, height_frac = (1 - gap_x) / 2, (1 - gap_y) / 2
     data: list[dict[str, Any]] = []
     layout: dict[str, Any] = {}
@@ -126,7 +126,8 @@ def oee_bars(rows: Sequence[tuple[str, OeeView]], *, title: str = "") -> go.Figu
                       "font": {"size": 13}})
     for r, y_axis in enumerate(("yaxis", "yaxis2")):
         top = 1 - r * (height_frac + gap_y)
-        layout[y_axis] = _axis(domain=[top - height_frac, top], autorange="reversed",
+        layout[y_axis] = _axis(domain=[max(0.0, round(top - height_frac, 6)), min(1.0, round(top, 6))],
+                               autorange="reversed",
                                tickfont={"size": LABEL_PX}, anchor="x" if r == 0 else "x3")
     panel_px = BAR_ROW_PX * len(rows) + 20
     threshold = {**_vline(100 * low, colour=theme.TEXT_MUTED, dash="dot"), "yref": "y domain"}
@@ -192,18 +193,21 @@ def stock_bars(rows: Sequence[StockRow], *, title: str = "") -> go.Figure:
                for r in rows]
     states = [theme.stock_state(known=r.on_hand is not None, below_reorder=r.below_reorder,
                                 replenishing=r.replenishing, cover_short=r.cover_short) for r in rows]
-    text = [
-        f"{theme.fmt_number(r.on_hand, r.unit)} · cover {theme.fmt_number(r.days_of_cover, 'd')}"
-        + (f" · {state}" if state not in ("ok", "no data") else "")
-        for r, state in zip(rows, states, strict=True)
-    ]
+    # the label is short (on hand; the state only when abnormal), 12 px, outside the bar: readable on a
+    # phone; cover and the rest are in the table under the chart and in the hover
+    text = [theme.fmt_number(r.on_hand, r.unit) + (" · " + state if state.isupper() else "")  # abnormal: in words
+            for r, state in zip(rows, states, strict=True)]
+    hover = [f"{theme.fmt_number(r.on_hand, r.unit)} · cover {theme.fmt_number(r.days_of_cover, 'd')} · {state}"
+             for r, state in zip(rows, states, strict=True)]
+    reach = max([1.0, *(x for x in ratio if x is not None)])
     bar = {"type": "bar", "y": labels, "x": ratio, "orientation": "h", "marker": {"color": colours}, "text": text,
-           "textposition": "auto", "hovertemplate": "%{y}: %{text}<extra></extra>", "showlegend": False}
+           "customdata": hover, "textposition": "outside", "textfont": {"size": 12}, "cliponaxis": False,
+           "hovertemplate": "%{y}: %{customdata}<extra></extra>", "showlegend": False}
     label = {"text": "reorder point", "x": 1.0, "xref": "x", "y": 1, "yref": "y domain", "showarrow": False,
              "yanchor": "bottom"}
     return _figure([bar], title=title, height=max(200, 90 + 30 * len(rows)),
                    top=40 if title else 30,  # room for the "reorder point" label
-                   xaxis={"title": {"text": "on hand ÷ reorder point"}, "rangemode": "tozero"},
+                   xaxis={"title": {"text": "on hand ÷ reorder point"}, "range": [0, reach * 1.6]},
                    yaxis={"autorange": "reversed"},
                    shapes=[_vline(1.0, colour=theme.TEXT, dash="dash")], annotations=[label])
 
@@ -267,7 +271,7 @@ def stock_projection(rows: Sequence[StockRow], *, title: str = "") -> go.Figure:
     if not shown:
         return empty("No stock data to project")
     n = len(shown)
-    gap = 0.07 if n > 1 else 0.0  # room for a two-line label above each panel
+    gap = 0.12 if n > 1 else 0.0  # room for a two- or three-line label above each panel (short lines: a phone)
     size = (1.0 - gap * (n - 1)) / n
     data: list[dict[str, Any]] = []
     shapes: list[dict[str, Any]] = []
@@ -314,15 +318,15 @@ def stock_projection(rows: Sequence[StockRow], *, title: str = "") -> go.Figure:
                              "hovertemplate": f"{r.sku}: {words}<extra></extra>"})
             else:
                 words += " (after the chart)"
-            label += f" · <span style='color:{colour}'>{'<b>' + words + '</b>' if urgent else words}</span>"
+            label += f"<br><span style='color:{colour}'>{'<b>' + words + '</b>' if urgent else words}</span>"
         elif p.rate_per_d is None:
-            label += " · no use seen: no stockout projected"
+            label += "<br>no use seen: no stockout projected"
         if p.overdue:
             label += "<br><b>OVERDUE, NOT COUNTED: " + ", ".join(
                 f"{theme.fmt_number(a.qty)} {a.shipment}".rstrip() for a in p.overdue) + "</b>"
         notes.append({"text": label, "xref": "paper", "x": 0, "xanchor": "left", "yref": "paper", "y": top,
                       "yanchor": "bottom", "showarrow": False, "font": {"size": 11}, "align": "left"})
-    fig = _figure(data, title=title, height=70 + 150 * n, top=48 if title else 36,
+    fig = _figure(data, title=title, height=70 + 175 * n, top=62 if title else 48,
                   xaxis={"type": "date", "range": [start, end], "anchor": "y" if n == 1 else f"y{n}"},
                   yaxis=first, shapes=shapes, annotations=notes, **layout)
     return fig

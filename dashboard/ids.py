@@ -23,6 +23,9 @@ __all__ = [
 REFRESH = "shell-refresh"  # dcc.Interval: re-read cached state
 LOCATION = "shell-location"
 USER_BADGE = "shell-user"
+NAV_TOGGLE = "shell-nav-toggle"  # the menu button on narrow screens
+NAV_COLLAPSE = "shell-nav"
+NAV_LINK = "shell-nav-link"  # {"type": NAV_LINK, "page": path}: a menu entry (choosing one folds the menu)
 
 # --- fleet page
 FLEET_TILES = "fleet-tiles"

@@ -71,17 +71,18 @@ def layout(site: str | None = None, at: str | None = None, limits: Limits | None
                 [
                     dbc.Col(card(
                         "Scenario",
-                        dbc.Row([dbc.Col([dbc.Label("Name"), dbc.Input(id=ids.WHATIF_NAME, value="scenario 1")]),
-                                 dbc.Col([dbc.Label("Site"), site_dropdown(ids.WHATIF_SITE, site)])]),
+                        dbc.Row([dbc.Col([dbc.Label("Name"), dbc.Input(id=ids.WHATIF_NAME, value="scenario 1")],
+                                         xs=12, sm=6),
+                                 dbc.Col([dbc.Label("Site"), site_dropdown(ids.WHATIF_SITE, site)], xs=12, sm=6)]),
                         dbc.Row([
                             dbc.Col([dbc.Label("Fork at (UTC, empty: now)"),
-                                     dbc.Input(id=ids.WHATIF_AT, type="datetime-local", value=at)]),
+                                     dbc.Input(id=ids.WHATIF_AT, type="datetime-local", value=at)], xs=12, sm=6),
                             dbc.Col([dbc.Label("Horizon (h)"),
                                      dbc.Input(id=ids.WHATIF_HORIZON, type="number", value=72, min=1,
-                                               max=lim.max_horizon_h)]),
+                                               max=lim.max_horizon_h)], xs=6, sm=3),
                             dbc.Col([dbc.Label("Replications"),
                                      dbc.Input(id=ids.WHATIF_REPLICATIONS, type="number", value=50, min=1,
-                                               max=lim.max_replications, step=1)]),
+                                               max=lim.max_replications, step=1)], xs=6, sm=3),
                         ], className="mt-2"),
                         html.Hr(),
                         dbc.Label("Add an intervention"),

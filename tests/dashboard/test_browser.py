@@ -307,3 +307,26 @@ def test_fork_from_a_lyon_replay_opens_whatif_at_lyon_and_that_time(  # type: ig
     assert page.input_value("#whatif-at") == start
     assert start in page.inner_text("#whatif-fork-note")
     page.close()
+
+
+def test_on_a_phone_no_page_scrolls_sideways_and_the_menu_folds(browser, plant: RunningPlant) -> None:  # type: ignore[no-untyped-def]
+    errors: list[str] = []
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    widths = {}
+    for name, path in PAGES:
+        page.goto(plant.url + path)
+        _settled(page, "#_pages_content > *")
+        page.wait_for_timeout(500)  # the first refresh has drawn its tables and charts
+        widths[name] = page.evaluate("document.documentElement.scrollWidth")
+        # the menu is one bar behind a button: a phone keeps its screen for the page, not a 250 px list
+        assert page.evaluate("document.querySelector('.hmi-navbar').getBoundingClientRect().height") <= 60, name
+    assert widths == {name: 390 for name, _ in PAGES}  # wide tables scroll inside their cards, never the page
+    page.click("#shell-nav-toggle")  # the menu opens on its button
+    page.get_by_role("link", name="Fleet", exact=True).click()
+    page.wait_for_selector(".site-tile")
+    # and folds again once a page is chosen (after its closing animation)
+    page.wait_for_function("document.querySelector('.hmi-navbar').getBoundingClientRect().height <= 60")
+    page.close()
+    assert errors == []
