@@ -123,7 +123,7 @@ def create_app(
         importlib.import_module(f"dashboard.pages.{name}").register(app, services)
     app.layout = _shell(int(refresh_s * 1000))
     # the phone menu opens on its button and closes again when a page is chosen (in the browser only)
-    app.clientside_callback(
+    app.clientside_callback(  # type: ignore[no-untyped-call]
         "function(n, links, open) { const t = dash_clientside.callback_context.triggered;"
         " return (t.length && t[0].prop_id.startsWith('" + ids.NAV_TOGGLE + "')) ? !open : false; }",
         dash.Output(ids.NAV_COLLAPSE, "is_open"), dash.Input(ids.NAV_TOGGLE, "n_clicks"),
