@@ -1,7 +1,9 @@
 """Emulated ERP and logistics exports: the plant's order and shipment records as files dropped atomically in a folder.
 
 The plant (``connectors.emulator.plant.Plant``) makes the records: an order's versions as it
-arrives, moves along its routing (``operation``), finishes units (``done_qty``) and closes; a
+arrives, moves along its routing (``operation``), finishes units at each step (``done_by_step``, a
+JSON array of the good units through each routing step) and through the whole routing
+(``done_qty``), and closes; a
 replenishment shipment announced in transit, re-announced with a later ETA when delayed, and
 arrived. ``FeedEmulator.step(to)`` only writes the versions ``plant.take_records()`` returned since
 the last step (the plant must have been advanced to ``to`` first):
@@ -45,9 +47,13 @@ def _iso(t: datetime) -> str:
 
 
 def _order_line(o: OrderRecord) -> dict[str, object]:
-    return {"id": o.id, "version": o.version, "site": o.site, "product": o.product, "qty": o.qty,
-            "created": _iso(o.created), "due": _iso(o.due), "status": o.status.value, "done_qty": o.done_qty,
-            "operation": o.operation}
+    line: dict[str, object] = {
+        "id": o.id, "version": o.version, "site": o.site, "product": o.product, "qty": o.qty,
+        "created": _iso(o.created), "due": _iso(o.due), "status": o.status.value, "done_qty": o.done_qty,
+        "operation": o.operation}
+    if o.done_by_step:
+        line["done_by_step"] = list(o.done_by_step)
+    return line
 
 
 def _shipment_line(s: ShipmentRecord) -> dict[str, object]:

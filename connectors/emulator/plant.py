@@ -47,10 +47,13 @@ event up to ``to``.
   configured (nominal) lead time.
 * **Records** (``take_records``): every order and shipment record version, stamped with the plant
   time it happened: an order's version 1 on arrival (open, operation = the first step's role,
-  done 0), a new version whenever its operation (the role of the EARLIEST routing step holding
-  one of its unfinished units) or ``done_qty`` (units through the whole routing) changes, and a
-  final one with status done; shipments announced in transit with the planned ETA, a new ETA at
-  3/4 of the planned lead time when the delay is more than an hour, and arrived on arrival.
+  done 0, ``done_by_step`` all 0), a new version whenever its operation (the role of the EARLIEST
+  routing step holding one of its unfinished units) or ``done_by_step`` (the good units that
+  finished each step of its routing, cumulative, as an MES's per-operation confirmations; the
+  last is ``done_qty``, the units through the whole routing) changes, at most one per order per
+  cycle end, and a final one with status done and every count = qty; shipments announced in
+  transit with the planned ETA, a new ETA at 3/4 of the planned lead time when the delay is more
+  than an hour, and arrived on arrival.
 
 ``demand_driven=False`` is for statistical tests that need many cycles: no orders, every station
 always has work (full builds, no material), so machines run flat out in their shifts (always,
@@ -169,9 +172,9 @@ class _Order:
     created: datetime
     due: datetime
     at: list[int]  # unfinished units per routing step (queued, waiting or in a cycle there)
-    done: int = 0
+    through: list[int]  # good units that finished each routing step (cumulative; the last is done)
     version: int = 0
-    reported: tuple[str, int] = ("", -1)  # (operation, done) of the last version
+    reported: tuple[str, tuple[int, ...]] = ("", ())  # (operation, through) of the last version
 
 
 @dataclass(slots=True, eq=False)
@@ -462,27 +465,30 @@ class Plant:
         site.orders += 1
         qty = d.rng.randint(p.batch_min, max(p.batch_min, p.batch_max))
         created = self._rt(t)
+        n_steps = len(p.routing)
         order = _Order(id=f"{site.spec.id}-O{site.orders:06d}", site=str(site.spec.id), product=p, qty=qty,
-                       created=created, due=created + timedelta(hours=p.due_h), at=[qty] + [0] * (len(p.routing) - 1))
+                       created=created, due=created + timedelta(hours=p.due_h), at=[qty] + [0] * (n_steps - 1),
+                       through=[0] * n_steps)
         self._report(order)
         st = site.stations[p.routing[0]]
         st.queue.extend((order, 0) for _ in range(qty))
         self._dispatch(st)
 
     def _report(self, o: _Order) -> None:
-        """Emit a new version of ``o`` if its operation or done quantity changed."""
+        """Emit a new version of ``o`` if its operation or the good units through any step changed."""
         routing = o.product.routing
-        if o.done >= o.qty:
-            state = (routing[-1].value, o.qty)
-        else:
-            state = (next(routing[k].value for k, n in enumerate(o.at) if n > 0), o.done)
-        if state == o.reported:
+        done = o.through[-1]
+        through = tuple(o.through)
+        # the earliest step holding an unfinished unit (the last one when every unit is through)
+        operation = routing[-1].value if done >= o.qty else next(routing[k].value for k, n in enumerate(o.at) if n)
+        if (operation, through) == o.reported:
             return
-        o.reported = state
+        o.reported = (operation, through)
         o.version += 1
-        status = OrderStatus.DONE if o.done >= o.qty else OrderStatus.OPEN
+        status = OrderStatus.DONE if done >= o.qty else OrderStatus.OPEN
         self._emit(OrderRecord(id=o.id, version=o.version, site=o.site, product=str(o.product.id), qty=o.qty,
-                               created=o.created, due=o.due, status=status, done_qty=state[1], operation=state[0]))
+                               created=o.created, due=o.due, status=status, done_qty=done, operation=operation,
+                               done_by_step=through))
 
     # ------------------------------------------------------------------ machines
     def _set_status(self, m: _Machine, status: MachineStatus) -> None:
@@ -601,14 +607,13 @@ class Plant:
                     continue
                 m.good += 1
                 order.at[step] -= 1
+                order.through[step] += 1
                 routing = order.product.routing
                 if step + 1 < len(routing):
                     order.at[step + 1] += 1
                     nxt = site.stations[routing[step + 1]]
                     nxt.queue.append((order, step + 1))
                     onward[nxt.role] = nxt
-                else:
-                    order.done += 1
                 touched[order.id] = order
             m.station.queue.extendleft(reversed(remake))  # re-made first, in their order
             m.units = []

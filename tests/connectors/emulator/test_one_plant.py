@@ -13,7 +13,7 @@ import pytest
 from connectors.config import load
 from connectors.emulator.plant import Plant
 from connectors.emulator.truth import Truth, load_truth, parse_truth
-from twin.business import BusinessRecord, OrderRecord, OrderStatus, ShipmentRecord
+from twin.business import BusinessRecord, OrderRecord, OrderStatus, ShipmentRecord, validate
 from twin.errors import ConfigError
 from twin.frozen import FrozenDict
 from twin.spec import (
@@ -112,16 +112,29 @@ def test_output_is_the_bottleneck_capacity_when_a_station_is_overloaded() -> Non
     assert plant.status("s", "K1") in (MachineStatus.IDLE, MachineStatus.RUNNING)
 
 
+def earliest_step(qty: int, through: Sequence[int]) -> int:
+    """The earliest routing step holding an unfinished unit, from the counts alone: a unit not through
+    step k - 1 cannot be at k, so qty - through[0] units are at step 0 and through[k - 1] - through[k]
+    at step k; the last step when every unit is through."""
+    if qty > through[0]:
+        return 0
+    return next((k for k in range(1, len(through)) if through[k - 1] > through[k]), len(through) - 1)
+
+
 def test_every_order_closed_was_made_by_the_machines() -> None:
-    # Identity, per site of the example fleet, at any moment: every product's routing ends at "pack",
-    # and an order's done_qty counts its units through the whole routing, so
+    # Two identities, per site of the example fleet, at any moment (each machine counts the good units
+    # it finished; an order's done_by_step[k] counts its good units through routing step k):
+    # (1) every product's routing ends at "pack", and done_qty counts units through the whole routing:
     #   sum of qty of the orders closed + sum of done_qty of the orders still open
-    #   == good units of the site's pack machines.
+    #   == good units of the site's pack machines;
+    # (2) every good unit a station (site, role) finishes belongs to one order at one step of that role:
+    #   sum over all orders (open and closed) of done_by_step[k] over the steps k of that role
+    #   == good units of the station's machines (a role twice in a routing would count twice).
     cfg = load(EXAMPLES / "fleet.toml")
     plant = Plant(cfg.fleet, seed=8, start=T0)
     records: list[tuple[datetime, BusinessRecord]] = []
-    for day in (3, 9, 14):  # a Thursday, a Wednesday, a Monday 00:00: the identity holds whenever we look
-        plant.advance(T0 + timedelta(days=day))
+    for day in (3, 9, 14):  # a Thursday, a Wednesday, a Monday 00:00: the identities hold whenever we look
+        plant.advance(T0 + timedelta(days=day, hours=day))  # 03:00, 09:00 and 14:00: also mid-shift
         records += plant.take_records()
         latest = latest_orders(records)
         for s in cfg.fleet.sites:
@@ -131,27 +144,81 @@ def test_every_order_closed_was_made_by_the_machines() -> None:
             packed = sum(plant.stats(s.id, m.id).good for m in s.machines if m.role is Role.PACK)
             assert closed + in_open == packed, (day, s.id)
             assert closed > 0, (day, s.id)
+            through: dict[Role, int] = {}
+            for o in orders:
+                product = cfg.fleet.product(o.product)
+                assert product is not None
+                for role, n in zip(product.routing, o.done_by_step, strict=True):
+                    through[role] = through.get(role, 0) + n
+            for role in {m.role for m in s.machines}:
+                made = sum(plant.stats(s.id, m.id).good for m in s.machines if m.role is role)
+                assert through.get(role, 0) == made, (day, s.id, role)
+        # and units are spread along the routings: in the fleet some open order has units through a
+        # step but not yet through the next (what the operation alone, the earliest step, does not say)
+        assert any(o.done_by_step[0] > o.done_by_step[-1] for o in latest.values() if o.status is OrderStatus.OPEN)
     # the record versions tell a consistent story: in time order, versions 1, 2, ... per order, v1 at
-    # creation at the first step, operation moving forward along the routing, done_qty never falling,
-    # and the last version done with done_qty = qty
+    # creation at the first step with nothing done, no count ever falling, operation the earliest step
+    # holding an unfinished unit (earliest_step, from the counts), each version changing something,
+    # and the last version done with every count = qty; every record valid for the fleet
     times = [t for t, _ in records]
     assert times == sorted(times)
     seen: dict[str, OrderRecord] = {}
     for t, r in records:
+        assert validate(cfg.fleet, r) is None, r
         if not isinstance(r, OrderRecord):
             continue
         product = cfg.fleet.product(r.product)
         assert product is not None
         steps = [x.value for x in product.routing]
+        assert len(r.done_by_step) == len(steps) and r.done_by_step[-1] == r.done_qty
+        assert r.operation == steps[earliest_step(r.qty, r.done_by_step)]
         prev = seen.get(r.id)
         if prev is None:
-            assert (r.version, r.done_qty, r.operation, r.created) == (1, 0, steps[0], t)
+            assert (r.version, r.done_by_step, r.operation, r.created) == (1, (0,) * len(steps), steps[0], t)
         else:
             assert r.version == prev.version + 1 and prev.status is OrderStatus.OPEN
-            assert r.done_qty >= prev.done_qty and steps.index(r.operation) >= steps.index(prev.operation)
-            assert (r.operation, r.done_qty) != (prev.operation, prev.done_qty)
-        assert r.status is OrderStatus.OPEN or (r.done_qty == r.qty and r.operation == steps[-1])
+            assert all(a <= b for a, b in zip(prev.done_by_step, r.done_by_step, strict=True))
+            assert steps.index(r.operation) >= steps.index(prev.operation)
+            assert (r.operation, r.done_by_step) != (prev.operation, prev.done_by_step)
+        assert r.status is OrderStatus.OPEN or (r.done_by_step == (r.qty,) * len(steps) and r.operation == steps[-1])
         seen[r.id] = r
+    assert sum(r.status is OrderStatus.DONE for r in seen.values()) > 100
+
+
+def test_an_order_reports_the_units_through_each_step() -> None:
+    # One order of 5 units: a printer (builds of up to 10, 3,600 s) starts a build with all 5 at
+    # once, then a packer (600 s a unit) packs them one by one; around the clock, no failures, no
+    # scrap. Cycle noise is lognormal with sd 3 % (108 s a build, 18 s a packing), so the build ends
+    # at created + 3,600 s (+-330 s at 3 sd) and unit j is packed at + 3,600 + 600 j (+-340 s at 3 sd).
+    # At +5,100 s: (5, 2), operation pack (the earliest step with an unfinished unit); at +2 h
+    # (3,600 + 3,000 = 6,600 s) all through: (5, 5), done. The versions between: (0, 0) print,
+    # (5, 0) pack, then one a unit packed.
+    printer = template("printer", Role.PRINT, 3600.0, batch=10)
+    pack = template("pack", Role.PACK, 600.0)
+    bracket = ProductFamily(id=ProductId("b"), name="b", routing=(Role.PRINT, Role.PACK), bom=FrozenDict(),
+                            batch_min=5, batch_max=5)
+    f = fleet(site([("P1", printer), ("K1", pack)], demand=(DemandSpec(product=ProductId("b"), orders_per_day=1.0),)),
+              (bracket,))
+    plant = Plant(f, seed=1, start=T0, follow_shifts=False, maintenance_every_h=NEVER)
+    first: OrderRecord | None = None
+    t = T0
+    while first is None:  # to the first order (one a day, at a random time)
+        t += timedelta(minutes=10)
+        plant.advance(t)
+        records = plant.take_records()
+        first = next((r for _, r in records if isinstance(r, OrderRecord)), None)
+    created = first.created
+    plant.advance(created + timedelta(seconds=5100))
+    records += plant.take_records()
+    plant.advance(created + timedelta(hours=2))
+    records += plant.take_records()
+    assert [r.created for _, r in records if isinstance(r, OrderRecord) and r.version == 1] == [created]  # alone
+    versions = [(r.done_by_step, r.operation, r.status) for _, r in records if isinstance(r, OrderRecord)]
+    o, d = OrderStatus.OPEN, OrderStatus.DONE
+    assert versions == [((0, 0), "print", o), ((5, 0), "pack", o), ((5, 1), "pack", o), ((5, 2), "pack", o),
+                        ((5, 3), "pack", o), ((5, 4), "pack", o), ((5, 5), "pack", d)]
+    at_5100 = [r for t, r in records if isinstance(r, OrderRecord) and t <= created + timedelta(seconds=5100)]
+    assert at_5100[-1].done_by_step == (5, 2) and at_5100[-1].done_qty == 2
 
 
 def test_stock_draws_are_the_bill_of_materials_of_the_units_started() -> None:

@@ -12,6 +12,8 @@ from connectors.emulator.feeds import FeedEmulator
 from connectors.emulator.plant import Plant
 from connectors.feeds.drop import FileDrop
 from connectors.feeds.intake import Intake
+from connectors.feeds.parse import parse_file
+from twin.business import BusinessRecord, OrderRecord
 from twin.spec import FleetSpec
 
 START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday
@@ -43,6 +45,30 @@ def test_same_seed_same_files(fleet: FleetSpec, tmp_path: Path) -> None:
     assert a.orders_written >= 20
 
 
+def test_the_files_hold_the_plants_records(fleet: FleetSpec, tmp_path: Path) -> None:
+    # The files of a day, read back, are the very record versions the plant emitted (a second plant of
+    # the same seed gives them to compare), in the same order, done_by_step included
+    run_feeds(fleet, tmp_path, seed=5, hours=24)
+    read: list[BusinessRecord] = []
+    for p in sorted(tmp_path.iterdir()):  # kind, then step time, then a running number: in time order per kind
+        lines, unreadable = parse_file(p.name, p.read_bytes())
+        assert unreadable == "" and all(line.reason == "" for line in lines), p.name
+        read += [line.record for line in lines if line.record is not None]
+    plant = Plant(fleet, seed=5, start=START)
+    plant.advance(START + timedelta(hours=24))
+    emitted = [r for _, r in plant.take_records()]
+
+    def orders(records: list[BusinessRecord]) -> list[BusinessRecord]:
+        return [r for r in records if isinstance(r, OrderRecord)]
+
+    def others(records: list[BusinessRecord]) -> list[BusinessRecord]:
+        return [r for r in records if not isinstance(r, OrderRecord)]
+
+    # one file per kind and step, orders before shipments: the order within each kind is kept
+    assert orders(read) == orders(emitted) and others(read) == others(emitted)
+    assert any(isinstance(r, OrderRecord) and 0 < r.done_by_step[0] < r.qty for r in read)  # part through step 1
+
+
 def test_emulated_feeds_flow_into_the_twin(fleet: FleetSpec, tmp_path: Path, intake: Intake,
                                            collector: Collector) -> None:
     folder = tmp_path / "in"
@@ -63,6 +89,7 @@ def test_emulated_feeds_flow_into_the_twin(fleet: FleetSpec, tmp_path: Path, int
         product = fleet.product(o.product)
         assert product is not None and 0 <= o.done_qty < o.qty
         assert o.operation in {r.value for r in product.routing}
+        assert len(o.done_by_step) == len(product.routing) and o.done_by_step[-1] == o.done_qty
     assert any(o.version > 1 for o in open_orders)
     transit = [shp for s in state.sites.values() for inv in s.inventory.values() for shp in inv.in_transit if shp.id]
     assert transit, "nine days of consumption place replenishment orders still on their way"
