@@ -516,6 +516,9 @@ def consumption_per_day(before: InventoryState | None, after: InventoryState | N
     return max(0.0, after.consumed_total - before.consumed_total) / days
 
 
+MAX_COVER_D = 3650.0  # a projected stockout further away than ten years is "none in sight" (a trickle of use)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Arrival:
     """A shipment counted in a projection: ``qty`` arrives at ``t``."""
@@ -532,9 +535,10 @@ class StockProjection:
     ``t``/``level`` is the series to draw (an arrival appears twice at its time: the level just
     before and just after it; the level never goes below 0, a stockout stays at 0 until the next
     arrival). ``stockout_at`` is the first time the level reaches 0 (None: never, with the arrivals
-    known; or no use seen); ``cover_d`` the days from ``start`` to it, counting the arrivals (None
-    when there is no use, since the stock then lasts indefinitely). Shipments whose ETA has passed
-    are not counted (when they will come is unknown) and are listed in ``overdue``.
+    known, or more than ``MAX_COVER_D`` away; or no use seen); ``cover_d`` the days from ``start``
+    to it, counting the arrivals (None when there is no use, since the stock then lasts
+    indefinitely). Shipments whose ETA has passed are not counted (when they will come is unknown)
+    and are listed in ``overdue``.
     """
 
     start: datetime
@@ -611,8 +615,8 @@ def project_stock(
         level += a.qty
         point(a.t)
     close()
-    if stockout is None and rate > 0:
-        stockout = at + timedelta(days=level / rate)
+    if stockout is None and rate > 0 and level / rate <= MAX_COVER_D:
+        stockout = at + timedelta(days=level / rate)  # beyond MAX_COVER_D: no stockout in sight (None)
     cover = (stockout - start).total_seconds() / 86400.0 if stockout is not None else None
     return StockProjection(start=start, end=end, on_hand=on_hand, rate_per_d=rate_per_d, t=tuple(ts),
                            level=tuple(levels), arrivals=tuple(counted), overdue=overdue,

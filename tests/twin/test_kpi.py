@@ -269,3 +269,15 @@ def test_availability_counts_at_most_the_planned_time(fleet):
     s1 = replace(s0, as_of=SHIFT_END, machines=FrozenDict({"P1": after}))
     site_r = site_oee(replace(site, machines=(site.machine("P1"),)), s0, s1)
     assert site_r.availability == 1.0
+
+
+def test_a_trickle_of_use_projects_no_stockout_instead_of_overflowing():
+    from twin.kpi import project_stock
+
+    t = datetime(2026, 12, 1, tzinfo=UTC)
+    # 250 pcs used at 1e-9 pcs/day would last 2.5e11 days (past year 9999): no stockout in sight, no error
+    p = project_stock(250.0, 1e-9, [], t, t + timedelta(days=7))
+    assert (p.stockout_at, p.cover_d) == (None, None)
+    assert p.level[-1] == pytest.approx(250.0)
+    # 10 years of cover is still a date: 3650 pcs at 1 pcs/day
+    assert project_stock(3650.0, 1.0, [], t, t + timedelta(days=7)).cover_d == pytest.approx(3650.0)
