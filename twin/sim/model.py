@@ -23,38 +23,42 @@ Modelling choices (documented here once):
   first step). A unit takes its share of a SKU when it starts at that step; every attempt does, so
   a scrapped unit draws again. A unit whose material is short waits at that station, first come
   first served (the units behind it wait too); the first such moment is the SKU's **stockout**
-  time. A job takes as many units as the material covers, the rest of the order stays at the head
+  time. A job takes as many units as the material covers, the rest of the lot stays at the head
   of the queue until a delivery arrives. A SKU the site does not stock is not a constraint. At a
   unit station a job's material is drawn when the job starts (one event per job), not unit by
   unit.
-- **Stations** are the machines of one role at one site with a FIFO queue. An order enters the
-  floor (WIP) when it arrives and queues at its first step. At a station whose
-  machines all have ``batch_size`` 1, a job (an order at one routing step) is processed by one
-  machine in ``units`` cycles, each gamma distributed with the machine's mean and coefficient of
-  variation (cv 1 = exponential, 0 = deterministic); the job time is drawn once as the sum. Scrap
-  is re-made on the spot: each unit is scrapped with probability ``scrap_rate`` until a good one
-  is made. (A job is part of an order only when material runs short: see above.)
+- **Stations** are the machines of one role at one site with a FIFO queue of **lots**: an order
+  enters the floor (WIP) as one lot when it arrives and queues at its first step; a job or build
+  that takes only part of a lot makes a lot of the units it took, which goes on to the next step
+  as soon as they are done (units flow on without waiting for the rest of their order, as in the
+  plant; a unit station's job is one lot, not one unit, to keep one event per job). Output
+  (``throughput``, ``units_done``) counts units as they leave the last step; an order is done with
+  its last unit. At a station whose machines all have ``batch_size`` 1, a job (a lot at one routing
+  step) is processed by one machine in ``units`` cycles, each gamma distributed with the machine's
+  mean and coefficient of variation (cv 1 = exponential, 0 = deterministic); the job time is drawn
+  once as the sum. Scrap is re-made on the spot: each unit is scrapped with probability
+  ``scrap_rate`` until a good one is made. (A job takes part of a lot only when material runs short:
+  see above.)
 - **Batch machines** (a station with any machine of ``batch_size`` > 1, e.g. a printer building 12
-  parts per build): a machine that is free and available starts a **build** at once with the
-  queued units, first come first served, filling up to ``batch_size`` slots; it never waits for a
-  full build (the emulated plant follows the same rule). An order of
-  q units takes q slots; when fewer slots are left, the build takes what fits and the rest of the
-  order stays at the head of the queue for the next build (on this or another machine), as print
-  farms split a large order across builds. The order is done at the station when its last unit is.
-  One cycle time per build (the same gamma distribution), whatever its fill. Each slot is one
-  attempt scrapped with probability ``scrap_rate``: a scrapped attempt takes its material again
-  and the unit takes the next slot (in the same build while it has room). A batch-1 machine at
-  such a station builds one unit per cycle. An order leaves the queue (its wait ends) when its last
-  unit starts.
+  parts per build): a machine that is free and available starts a **build** at once with the queued
+  units, first come first served, filling up to ``batch_size`` slots; it never waits for a full
+  build (the emulated plant follows the same rule). A lot of q units takes q slots; when fewer slots
+  are left, the build takes what fits and the rest of the lot stays at the head of the queue for the
+  next build (on this or another machine), as print farms split a large order across builds; the
+  units of each build go on when it ends. One cycle time per build (the same gamma distribution),
+  whatever its fill. Each slot is one attempt scrapped with probability ``scrap_rate``: a scrapped
+  attempt takes its material again and the unit takes the next slot (in the same build while it has
+  room). A batch-1 machine at such a station builds one unit per cycle. A lot leaves the queue (its
+  wait ends) when its last unit starts.
 - **Failures** are operation-dependent: time to failure is exponential in *running* time with mean
   MTBF, repair exponential with mean MTTR; a failure pauses the job, which resumes after repair.
 - **Shifts and planned downtime:** a machine starts a job only inside its availability windows
   (shifts minus planned downtime); a started job runs to its end (non-preemptive).
 - **The fork** (``OrderData.step``, ``MachineData.initial_busy_s``): an open order's remaining units
-  queue at the step they are at, in the order given, with the material of earlier steps drawn. A
-  machine with ``initial_busy_s`` > 0 is in the middle of a cycle on the oldest queued units of its
+  queue as one lot at the step they are at, in the order given, with the material of earlier steps
+  drawn. A machine with ``initial_busy_s`` > 0 is in the middle of a cycle on the oldest queued units of its
   station, taken before any other machine starts: a batch machine holds a build of up to
-  ``batch_size`` of them, a unit machine the order at the head of the queue (its first unit in
+  ``batch_size`` of them, a unit machine the lot at the head of the queue (its first unit in
   progress, the others following on the same machine). That material was drawn before the fork;
   the held units finish when the time left ends (the following units of a unit machine one cycle
   each later). A machine under repair at the fork (``initial_repair_s``) first finishes the repair,
@@ -227,8 +231,8 @@ class StationStats:
 class ReplicationOutput:
     """What one replication produced, per site / SKU / open order, all plain numbers.
 
-    Series are per bin: ``throughput`` units finished in the bin; ``backlog`` open orders and
-    ``wip`` units released to the floor and not finished, at the bin's end; ``stock`` on hand at
+    Series are per bin: ``throughput`` units through the whole routing in the bin; ``backlog`` open
+    orders and ``wip`` units released to the floor and not through, at the bin's end; ``stock`` on hand at
     the bin's end; ``utilisation`` busy fraction of the site's machines in the bin.
     """
 
@@ -293,24 +297,48 @@ class _Site:
 Draws = tuple[tuple[tuple[str, str], float], ...]  # ((site, sku), per unit) drawn at one step
 
 
-class _Order:
-    __slots__ = ("at", "created", "done", "draws", "due", "id", "left", "path", "product", "qty", "step", "unstarted")
+class _Lot:
+    """Units of one order at one routing step that move on together.
+
+    An order enters the floor as one lot (the order itself); a job or build that takes only part of
+    a lot makes a new lot of the units it took, which goes on when they are done. In a queue ``n``
+    is the lot's units not started yet.
+    """
+
+    __slots__ = ("draws", "n", "order", "path", "step")
+    order: _Order
+    path: tuple[_Station, ...]
+    draws: tuple[Draws, ...]
+    step: int
+    n: int
+
+    def __init__(self, order: _Order, step: int, n: int) -> None:
+        self.order = order
+        self.path = order.path
+        self.draws = order.draws
+        self.step = step
+        self.n = n
+
+
+class _Order(_Lot):
+    __slots__ = ("at", "created", "done", "due", "id", "left", "product", "qty")
 
     def __init__(
         self, oid: str, at: _Site, product: _Product, qty: int, created: float, due: float,
         route: tuple[tuple[_Station, ...], tuple[Draws, ...]],
     ) -> None:
+        self.order = self
+        self.path, self.draws = route  # the stations of the routing, the stocked material each step draws (or ())
+        self.step = 0
+        self.n = qty
         self.id = oid
         self.at = at
         self.product = product
         self.qty = qty
         self.created = created
         self.due = due
-        self.step = 0
         self.done = INF
-        self.path, self.draws = route  # the stations of the routing, the stocked material each step draws (or ())
-        self.left = 0  # units not yet finished at the current station
-        self.unstarted = 0  # units not yet started there (in a job or a build)
+        self.left = qty  # units not through the whole routing yet
 
 
 class _Product:
@@ -342,7 +370,7 @@ class _Station:
     def __init__(self, site: str, role: str) -> None:
         self.site = site
         self.role = role
-        self.queue: deque[_Order] = deque()
+        self.queue: deque[_Lot] = deque()
         self.enq: deque[float] = deque()
         self.idle: list[_Machine] = []
         self.servers = 0
@@ -364,7 +392,7 @@ class _Machine:
 
     __slots__ = (
         "batch", "build", "busy", "busy_bins", "cv", "cycle_random", "down", "env", "expo_rate", "fail_rate", "held",
-        "k", "log_ok", "mean", "mid", "mttr", "on_done", "on_fail", "on_repaired", "on_wake", "open_until", "order",
+        "log_ok", "lot", "mean", "mid", "mttr", "on_done", "on_fail", "on_repaired", "on_wake", "open_until",
         "p_scrap", "pooled", "repair", "rng_cycle", "rng_fail", "rng_scrap", "run", "scale", "shape", "st", "starts",
         "t0", "timeout", "ttf", "windows", "work",
     )
@@ -397,11 +425,10 @@ class _Machine:
         self.busy = 0.0
         self.down = 0.0
         self.repair = 0.0
-        self.order: _Order | None = None  # a unit machine's job: the order and its good units ``k``
-        self.k = 0
+        self.lot: _Lot | None = None  # a unit machine's job: the lot it makes
         self.held = False  # busy at the fork (see ``hold``)
         self.pooled = st.pooled
-        self.build: list[tuple[_Order, int]] = []  # a batch machine's build: (order, good units) pieces
+        self.build: list[_Lot] = []  # a batch machine's build: the lots of good units it makes
         self.work = 0.0
         self.t0 = 0.0
         # bound once: appending a callback then allocates nothing
@@ -414,24 +441,21 @@ class _Machine:
         """At the fork: the cycle in progress (``busy_s`` left) holds the oldest queued units of the station.
 
         Their material was drawn before the fork. A batch machine holds a build of up to ``batch``
-        slots; a unit machine the order at the head of the queue, its first unit in progress and
-        the others following (drawing their material now, as a job does when it starts).
+        slots; a unit machine the lot at the head of the queue, its first unit in progress and the
+        others following (drawing their material now, as a job does when it starts).
         """
         self.held = True
-        st = self.st
+        self.work = busy_s
         if self.pooled:
             self.fill(0.0, False)
-            self.work = busy_s
             return
-        queue = st.queue
-        self.work = busy_s
+        queue = self.st.queue
         if not queue:
             return
-        order = queue[0]
-        attempts = self.take(order, 0.0, 1)
-        self.order = order
+        lot = queue[0]
+        attempts = self.take(lot, 0.0, 1)
         self.work = busy_s + self.job_time(attempts - 1)
-        if order.unstarted == 0:
+        if self.lot is lot:
             self.leave_queue(0.0)
 
     def start(self, m: MachineData) -> None:
@@ -483,9 +507,9 @@ class _Machine:
         st = self.st
         queue = st.queue
         if queue:
-            order = queue[0]
-            if self.begin(order, now):
-                if order.unstarted == 0:  # leave_queue(now), inlined
+            lot = queue[0]
+            if self.begin(lot, now):
+                if self.lot is lot:  # the whole lot started: it leaves the queue (leave_queue, inlined)
                     queue.popleft()
                     t_enq = st.enq.popleft()
                     st.q_area += (len(queue) + 1) * (now - st.last)
@@ -497,7 +521,7 @@ class _Machine:
         return False
 
     def leave_queue(self, now: float) -> None:
-        """The order at the head of the queue started its last unit: its wait ends."""
+        """The lot at the head of the queue started its last unit: its wait ends."""
         st = self.st
         queue = st.queue
         queue.popleft()
@@ -527,14 +551,15 @@ class _Machine:
             scrap += 1
         return good, good + scrap
 
-    def take(self, order: _Order, now: float, free: int = 0) -> int:
-        """Start a job of ``order``'s unstarted units at this unit machine: as many as the material covers.
+    def take(self, lot: _Lot, now: float, free: int = 0) -> int:
+        """Start a job of ``lot``'s units at this unit machine: as many as the material covers.
 
         ``free`` attempts need no material (drawn before the fork). Returns the attempts started
-        (0: the material is short); sets the job's good units (``k``) and the order's unstarted ones.
+        (0: the material is short) and sets the job's lot: ``lot`` itself when all its units
+        started, else a new lot of the good units started (None if every attempt was scrapped).
         """
-        need = order.unstarted
-        draws = order.draws[order.step] if order.draws else ()
+        need = lot.n
+        draws = lot.draws[lot.step] if lot.draws else ()
         run = self.run
         room: float = INF
         if draws:
@@ -551,8 +576,11 @@ class _Machine:
                 run.draw(draws, attempts - free)
             if good < need:
                 run.short(self.st, draws, now)
-        order.unstarted = need - good
-        self.k = good
+        if good == need:
+            self.lot = lot
+        else:
+            self.lot = _Lot(lot.order, lot.step, good) if good else None
+            lot.n = need - good
         return attempts
 
     def job_time(self, cycles: int) -> float:
@@ -566,17 +594,16 @@ class _Machine:
             return self.rng_cycle.expovariate(self.expo_rate)
         return self.rng_cycle.gammavariate(shape * cycles, self.scale)
 
-    def begin(self, order: _Order, now: float) -> bool:
-        """Start a job of ``order``'s unstarted units (a unit machine); False when its material is short."""
-        draws = order.draws
-        if self.p_scrap > 0 or (draws and draws[order.step]):
-            cycles = self.take(order, now)
+    def begin(self, lot: _Lot, now: float) -> bool:
+        """Start a job of ``lot``'s units (a unit machine); False when its material is short."""
+        draws = lot.draws
+        if self.p_scrap > 0 or (draws and draws[lot.step]):
+            cycles = self.take(lot, now)
             if cycles == 0:
                 return False
-        else:  # the common case, inlined: no scrap, no material at this step
-            cycles = self.k = order.unstarted
-            order.unstarted = 0
-        self.order = order
+        else:  # the common case, inlined: no scrap, no material at this step, the whole lot
+            cycles = lot.n
+            self.lot = lot
         shape = self.shape
         if shape == 0.0:
             work = self.mean * cycles
@@ -606,9 +633,9 @@ class _Machine:
         build = self.build
         p_scrap = self.p_scrap
         while queue and slots > 0:
-            order = queue[0]
-            need = order.unstarted
-            draws = order.draws[order.step] if draw and order.draws else ()
+            lot = queue[0]
+            need = lot.n
+            draws = lot.draws[lot.step] if draw and lot.draws else ()
             room = slots
             if draws:
                 avail = run.coverable(draws)
@@ -624,12 +651,14 @@ class _Machine:
             slots -= used
             if draws:
                 run.draw(draws, used)
-            if good:
-                build.append((order, good))
-                order.unstarted -= good
-            if order.unstarted == 0:  # its last unit started: it leaves the queue
+            if good == need:  # its last unit started: it leaves the queue
+                build.append(lot)
                 self.leave_queue(now)
-            elif room < slots + used:  # the material ran out before the slots: the head waits
+                continue
+            if good:
+                build.append(_Lot(lot.order, lot.step, good))
+                lot.n = need - good
+            if room < slots + used:  # the material ran out before the slots: the head waits
                 run.short(st, draws, now)
                 break
         return self.batch - slots
@@ -687,16 +716,14 @@ class _Machine:
             self.busy_bins[b] += now - t0
         else:
             run.add_busy(self.busy_bins, t0, now)
-        order = self.order
-        if order is not None:  # (None: busy at the fork with no queued units)
-            self.order = None
-            order.left -= self.k
-            if order.left == 0:  # its last unit at this station is done
-                order.step += 1
-                if order.step < len(order.path):
-                    run.to_station(order, now)
-                else:
-                    run.finish(order, now)
+        lot = self.lot
+        if lot is not None:  # (None: busy at the fork with nothing queued, or every attempt scrapped)
+            self.lot = None
+            lot.step += 1
+            if lot.step < len(lot.path):
+                run.to_station(lot, now)
+            else:
+                run.finish(lot, now)
         if self.windows is None and not self.st.queue:  # next_job's common case, inlined
             self.st.idle.append(self)
         else:
@@ -710,14 +737,12 @@ class _Machine:
         self.st.busy += now - self.t0
         run = self.run
         run.add_busy(self.busy_bins, self.t0, now)
-        for order, good in self.build:
-            order.left -= good
-            if order.left == 0:  # its last unit at this station is done
-                order.step += 1
-                if order.step < len(order.path):
-                    run.to_station(order, now)
-                else:
-                    run.finish(order, now)
+        for lot in self.build:  # each lot goes on as soon as its build is done
+            lot.step += 1
+            if lot.step < len(lot.path):
+                run.to_station(lot, now)
+            else:
+                run.finish(lot, now)
         self.build.clear()
         self.next_job(now)
 
@@ -984,20 +1009,19 @@ class _Run:
             if (m.windows is None or now < m.open_until or m.in_window(now)) and not m.next_job(now):
                 break  # still short: m is idle again
 
-    def to_station(self, order: _Order, now: float) -> None:
-        path = order.path
-        step = order.step
+    def to_station(self, lot: _Lot, now: float) -> None:
+        path = lot.path
+        step = lot.step
         if step >= len(path):
-            self.finish(order, now)
+            self.finish(lot, now)
             return
         st = path[step]
         idle = st.idle
         queue = st.queue
-        order.left = order.unstarted = order.qty
         if st.pooled:
             st.q_area += len(queue) * (now - st.last)
             st.last = now
-            queue.append(order)
+            queue.append(lot)
             st.enq.append(now)
             while idle and queue:
                 m = idle.pop()
@@ -1009,38 +1033,43 @@ class _Run:
                 m = idle.pop()
                 # a machine whose window closed while it was idle goes to sleep until its next one
                 if m.windows is None or now < m.open_until or m.in_window(now):
-                    if m.begin(order, now):
-                        if order.unstarted == 0:
+                    if m.begin(lot, now):
+                        if m.lot is lot:
                             st.w_n += 1
                             return
                     else:
                         idle.append(m)
-                    break  # short of material: the rest of the order queues
+                    break  # short of material: the rest of the lot queues
         st.q_area += len(queue) * (now - st.last)
         st.last = now
-        queue.append(order)
+        queue.append(lot)
         st.enq.append(now)
 
-    def finish(self, order: _Order, now: float) -> None:
+    def finish(self, lot: _Lot, now: float) -> None:
+        """``lot``'s units are through the whole routing (output); its order is done with its last unit."""
+        order = lot.order
         at = order.at
-        order.done = now
         if now > self.edge:
             self.close_bins(now)
+        n = lot.n
+        at.wip -= n
+        at.units_done += n
+        # the bins ending before now are closed (above): the first open one holds now, (start, end]
+        b = self.bin_i
+        at.throughput[b if b < self.n_bins else self.n_bins - 1] += n
+        order.left -= n
+        if order.left > 0:
+            return
+        order.done = now
         at.sys_area += at.open_n * (now - at.sys_last)  # _system_change(at, -1, now), inlined
         at.sys_last = now
         at.open_n -= 1
-        qty = order.qty
-        at.wip -= qty
         at.orders_done += 1
-        at.units_done += qty
         at.lead_sum += now - order.created
         if now <= order.due + 1e-9:
             at.on_time += 1
         else:
             at.late += 1
-        # the bins ending before now are closed (above): the first open one holds now, (start, end]
-        b = self.bin_i
-        at.throughput[b if b < self.n_bins else self.n_bins - 1] += qty
 
     def add_busy(self, bins: list[float], t0: float, t1: float) -> None:
         size = self.bin_s
@@ -1070,7 +1099,7 @@ class _Run:
                 )
             at = self.sites[o.site]
             order = _Order(o.id, at, product, o.qty, o.created_s, o.due_s, self.route(o.site, product))
-            order.step = o.step
+            order.step = o.step  # its remaining units: one lot there
             self.open_orders.append(order)
             self.pending.append(order)
             self._system_change(at, +1, 0.0)

@@ -226,3 +226,22 @@ def test_bad_steps_are_refused() -> None:
                                                          bom_steps=(0, 0)),))
     with pytest.raises(SimulationError, match="bom_steps needs one step per bom line"):
         simulate(bad, seed=1)
+
+
+def test_units_of_an_order_split_across_builds_go_on_when_their_build_is_done() -> None:
+    # one printer (batch 12, 4 h) -> packer (300 s per unit); o1 and o2 of 8 units at print.
+    # Build 1 (0 .. 4 h) takes o1's 8 and 4 of o2; those 4 go on to pack at 4 h with o1, not with
+    # o2's last 4 (build 2, 4 .. 8 h). Pack: o1 4 h .. 4 h 40 min, o2's first 4 .. 5 h, its last 4
+    # 8 h .. 8 h 20 min. Output counts units as they leave the last step: 12 in (4 h, 5 h], 4 in
+    # (8 h, 9 h]; o2 is done with its last unit.
+    data = ModelData(
+        horizon_s=10 * H, bin_s=H, sites=("s",),
+        machines=(MachineData(id="P1", site="s", role="print", cycle_mean_s=4 * H, batch_size=12),
+                  MachineData(id="K1", site="s", role="pack", cycle_mean_s=300.0)),
+        products=(ProductData(id="p", routing=("print", "pack"), due_s=math.inf),),
+        orders=tuple(OrderData(id=f"o{i}", site="s", product="p", qty=8, created_s=0.0, due_s=1e9) for i in (1, 2)),
+    )
+    out = simulate(data, seed=1)
+    assert out.open_order_done_s == {"o1": 4 * H + 2400.0, "o2": 8 * H + 1200.0}
+    assert out.throughput["s"] == [0.0] * 4 + [12.0, 0.0, 0.0, 0.0, 4.0, 0.0]
+    assert out.wip["s"][4] == 4.0 and out.backlog["s"][4] == 1.0  # o2's last 4 units still printing
