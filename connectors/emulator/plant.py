@@ -61,8 +61,13 @@ with ``follow_shifts=False``).
 
 No I/O and no wall clock. The same seed and the same sequence of ``advance`` calls give the same
 values and records (the machine, order and stock processes do not depend on the step at all;
-only sensor noise is drawn per call). Random streams: ``{seed}:{site}:{machine}``,
-``{seed}:{site}:{sku}``, ``{seed}:demand:{site}:{product}``, ``{seed}:noise``.
+only sensor noise is drawn per call). Values are kept up to date in place: what an event touched
+is refreshed after it, and each ``advance`` recomputes only the sensors that move between events
+(temperatures, and power and vibration of running machines; at rest these are constant), so a
+step costs little more than its readings (14 days of the example fleet at 60 s steps: ~1.2 s CPU
+for ``advance``, ~3.6 s for ``readings``, 4.7 million of them). ``readings`` gives them site by
+site. Random streams: ``{seed}:{site}:{machine}``, ``{seed}:{site}:{sku}``,
+``{seed}:demand:{site}:{product}``, ``{seed}:noise``.
 
 >>> from twin.spec import FleetSpec
 >>> plant = Plant(FleetSpec(id="f", name="f", sites=(), templates=()), seed=1,
@@ -81,13 +86,14 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from statistics import NormalDist
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.emulator.truth import Truth
 from twin.business import BusinessRecord, OrderRecord, OrderStatus, ShipmentRecord, ShipmentStatus
 from twin.calendar import shift_intervals
-from twin.readings import Quality, Reading, Value
+from twin.readings import Reading, Value
 from twin.spec import (
     DemandSpec,
     FleetSpec,
@@ -125,6 +131,9 @@ _SIGNAL_CODES = {SignalKind.STATUS: _S_STATUS, SignalKind.GOOD_COUNT: _S_GOOD, S
                  SignalKind.VIBRATION: _S_VIB, SignalKind.FAULT_CODE: _S_FAULT, SignalKind.JOB: _S_JOB,
                  SignalKind.LEVEL: _S_LEVEL}
 _POWER_FACTOR = {MachineStatus.IDLE: 0.15, MachineStatus.FAULT: 0.05}
+_NOISE_BITS = 10
+# sensor noise, sd 0.3: the normal quantiles at the midpoints of 1,024 equal-probability bins
+_NOISE = tuple(0.3 * NormalDist().inv_cdf((i + 0.5) / (1 << _NOISE_BITS)) for i in range(1 << _NOISE_BITS))
 
 
 def _hot_c(name: str) -> float:
@@ -235,7 +244,9 @@ class _Machine:
     cycles: int = 0
     cycle_s: float = 0.0
     plan: list[tuple[ValueKey, int, int, float]] = field(default_factory=list)  # (key, code, bits, level scale)
-    live: list[tuple[ValueKey, int, float, float]] = field(default_factory=list)  # (key, code, hot degC, kW)
+    temps: list[tuple[ValueKey, str, float, float]] = field(default_factory=list)  # (key, name, hot, idle degC)
+    powers: list[tuple[ValueKey, float]] = field(default_factory=list)  # (key, rated kW)
+    vibs: list[ValueKey] = field(default_factory=list)
     dirty: bool = True
 
 
@@ -297,7 +308,10 @@ class Plant:
         self._heap: list[tuple[float, int, Callable[[Any], None], Any]] = []
         self._seq = 0
         self._records: list[tuple[float, int, BusinessRecord]] = []
-        self._static: dict[ValueKey, Value] = {}  # values that change only at events, kept up to date
+        # every value, updated in place: those that change only at events when they do, sensor values
+        # (with their noise) at every advance; site by site, the order readings() gives them in
+        self._values: dict[ValueKey, Value] = {}
+        self._blocks: list[tuple[str, list[tuple[str, str]], int, int]] = []  # (site, keys, first, end)
         self._noise = random.Random(f"{seed}:noise")
         self._machines: list[_Machine] = []
         self._by_id: dict[tuple[str, str], _Machine] = {}
@@ -317,7 +331,24 @@ class Plant:
                     self._new_demand(site, d, seed)
             for st in site.stations.values():
                 self._dispatch(st)
-        self._values = self._compute()
+        self._sensing = [m for m in self._machines if m.temps or m.powers or m.vibs]
+        self._layout()
+        self._compute()
+
+    def _layout(self) -> None:
+        """Fix the order of the values: site by site, its machines' event values, its stock, its sensors."""
+        values = self._values
+        for site in self._sites:
+            sid = str(site.spec.id)
+            first = len(values)
+            machines = [m for m in self._machines if m.site == sid]
+            keys = [key for m in machines for key, *_ in m.plan]
+            keys += [(sid, it.spec.sku, name) for it in site.items.values()
+                     for name in ("on_hand", "in_transit", "eta")]
+            keys += [k for m in machines for k in (*(t[0] for t in m.temps), *(w[0] for w in m.powers), *m.vibs)]
+            for key in keys:
+                values[key] = None
+            self._blocks.append((sid, [(a, g) for _, a, g in keys], first, len(values)))
 
     @property
     def now(self) -> datetime:
@@ -383,11 +414,12 @@ class Plant:
             code = _SIGNAL_CODES.get(s.kind, _S_OTHER)
             if code == _S_TEMP:
                 m.temp_from[s.name] = _AMBIENT_C
-                m.live.append((key, code, _hot_c(s.name), 0.0))
+                hot = _hot_c(s.name)
+                m.temps.append((key, str(s.name), hot, _AMBIENT_C + 0.1 * (hot - _AMBIENT_C)))
             elif code == _S_POWER:
-                m.live.append((key, code, 0.0, rated))
+                m.powers.append((key, rated))
             elif code == _S_VIB:
-                m.live.append((key, code, 0.0, 0.0))
+                m.vibs.append(key)
             else:
                 m.plan.append((key, code, s.counter_bits, 1000.0 if s.unit == "g" else 100.0))
         self._machines.append(m)
@@ -625,9 +657,9 @@ class Plant:
             self._dispatch(m.station)
 
     def _static_values(self, m: _Machine) -> None:
-        """Refresh the values of ``m`` that change only at events (after one)."""
+        """Refresh the values of ``m`` that change only at events (after one), sensors of a machine at rest included."""
         m.dirty = False
-        out = self._static
+        out = self._values
         for key, code, bits, scale in m.plan:
             if code == _S_STATUS:
                 out[key] = m.codes[m.status]
@@ -645,22 +677,34 @@ class Plant:
                 out[key] = round(m.level * scale, 1)
             else:
                 out[key] = 0
+        if m.status is not MachineStatus.RUNNING:  # no noise at rest: power and vibration are constant
+            factor = _POWER_FACTOR.get(m.status, 0.0)
+            for key, kw in m.powers:
+                out[key] = round(kw * factor, 2)
+            for key in m.vibs:
+                out[key] = 0.2
 
     def _live_values(self, m: _Machine, out: dict[ValueKey, Value]) -> None:
-        """The sensor values of ``m`` (temperatures, power, vibration), with noise drawn per call."""
-        n = self._noise
-        status = m.status
-        running = status is MachineStatus.RUNNING
-        decay = math.exp(-(self._t - m.status_t) / _TAU_S)
-        for key, code, hot, scale in m.live:
-            if code == _S_TEMP:
-                target = hot if running else _AMBIENT_C + 0.1 * (hot - _AMBIENT_C)
-                out[key] = round(target + (m.temp_from[key[2]] - target) * decay + n.gauss(0.0, 0.3), 1)
-            elif code == _S_POWER:
-                factor = 0.9 + 0.2 * n.random() if running else _POWER_FACTOR.get(status, 0.0)
-                out[key] = round(scale * factor, 2)
-            else:  # vibration
-                out[key] = round(max(0.0, n.gauss(2.5, 0.3)) if running else 0.2, 2)
+        """The sensor values of ``m`` that change between events (temperatures; power and vibration while running).
+
+        Noise is drawn per call from a table of normal quantiles (``_NOISE``: one table look-up by 10
+        random bits instead of a Box-Muller draw, the same sd 0.3; it stops at 3.3 sd).
+        """
+        bits = self._noise.getrandbits
+        noise = _NOISE
+        running = m.status is MachineStatus.RUNNING
+        if m.temps:
+            decay = math.exp(-(self._t - m.status_t) / _TAU_S)
+            start = m.temp_from
+            for key, name, hot, idle in m.temps:
+                target = hot if running else idle
+                out[key] = round(target + (start[name] - target) * decay + noise[bits(_NOISE_BITS)], 1)
+        if running:
+            rnd = self._noise.random
+            for key, kw in m.powers:
+                out[key] = round(kw * (0.9 + 0.2 * rnd()), 2)
+            for key in m.vibs:
+                out[key] = round(max(0.0, 2.5 + noise[bits(_NOISE_BITS)]), 2)
 
     # ------------------------------------------------------------------ stock
     def _lead_d(self, it: _Item) -> float:
@@ -719,7 +763,7 @@ class Plant:
 
     def _item_values(self, it: _Item) -> None:
         it.dirty = False
-        sku, out = it.spec.sku, self._static
+        sku, out = it.spec.sku, self._values
         out[(it.site, sku, "on_hand")] = round(it.on_hand, 3)
         out[(it.site, sku, "in_transit")] = round(it.in_transit, 3)
         eta = self._dt(min(it.pending)[0]).timestamp() if it.pending else 0
@@ -728,6 +772,10 @@ class Plant:
     # ------------------------------------------------------------------ public
     def advance(self, to: datetime) -> dict[ValueKey, Value]:
         """Move the process to ``to`` (never backwards) and return every value at that moment."""
+        self._move(to)
+        return dict(self._values)
+
+    def _move(self, to: datetime) -> None:
         target = (to - self.start).total_seconds()
         if target < self._t:
             raise ValueError(f"cannot go back in time: now {self.now.isoformat()}, asked {to.isoformat()}")
@@ -737,31 +785,34 @@ class Plant:
             self._t = t
             fn(arg)
         self._t = target
-        self._values = self._compute()
-        return self.values()
+        self._compute()
 
     def values(self) -> dict[ValueKey, Value]:
         """Every value at the current moment (the same on every call until the next ``advance``)."""
         return dict(self._values)
 
-    def _compute(self) -> dict[ValueKey, Value]:
+    def _compute(self) -> None:
+        """Bring the values to now: those of what an event touched, then the sensors (noise drawn here)."""
         for m in self._machines:
             if m.dirty:
                 self._static_values(m)
         for it in self._items:
             if it.dirty:
                 self._item_values(it)
-        out = dict(self._static)
-        for m in self._machines:
-            if m.live:
+        out = self._values
+        for m in self._sensing:
+            if m.temps or m.status is MachineStatus.RUNNING:
                 self._live_values(m, out)
-        return out
 
     def readings(self, to: datetime) -> list[Reading]:
-        """``advance(to)`` as GOOD readings stamped ``to`` (for backfilling history without servers)."""
+        """``advance(to)`` as GOOD readings stamped ``to`` (for backfilling history without servers), site by site."""
         ts = to.astimezone(UTC)
-        return [Reading(ts=ts, site=site, asset=asset, signal=signal, value=v, quality=Quality.GOOD)
-                for (site, asset, signal), v in self.advance(to).items()]
+        self._move(to)
+        values = list(self._values.values())
+        out: list[Reading] = []
+        for site, keys, first, end in self._blocks:
+            out += Reading.good_many(ts, site, keys, values[first:end])
+        return out
 
     def take_records(self) -> list[tuple[datetime, BusinessRecord]]:
         """The order and shipment record versions emitted since the last call, in time order, with their plant time.
@@ -798,7 +849,7 @@ class Plant:
         if m is not None:
             m.good = m.scrap = m.job = 0
             m.dirty = True
-        self._values = self._compute()
+        self._compute()
 
     def stats(self, site: str, asset: str) -> MachineStats:
         """What a machine has done since the start: the ground truth calibration must recover."""

@@ -327,6 +327,57 @@ mttr_h = 0.3
     assert isinstance(last, float) and abs(last - 390.0) < 140.0
 
 
+def test_sensors_at_rest_and_running() -> None:
+    # A printer with a nozzle temperature, power and vibration, two hours on, then 1,000 samples a
+    # minute apart. At rest (a site without shifts: OFF) the nozzle sits at ambient + 10 % of the way
+    # to its 215 degC: 22 + 0.1 x 193 = 41.3 degC, power 0 (OFF), vibration 0.2 mm/s, all but the
+    # temperature without noise. Running flat out: 215 degC, power 1.2 kW x uniform(0.9, 1.1) (mean
+    # 1.2, sd 1.2 x 0.2 / sqrt(12) = 0.069), vibration 2.5 mm/s. Temperature and vibration noise
+    # has sd 0.3 (rounded to 0.1 or 0.01: sd 0.3014); 3 SE of a mean of 1,000: 0.03 degC and 0.007 kW,
+    # of an sd: 3 x 0.3 / sqrt(2,000) = 0.02. Two hours is 12 thermal time constants (600 s): settled.
+    signals = (SignalSpec(name=SignalName("status"), kind=SignalKind.STATUS),
+               SignalSpec(name=SignalName("nozzle_c"), kind=SignalKind.TEMPERATURE),
+               SignalSpec(name=SignalName("power_kw"), kind=SignalKind.POWER),
+               SignalSpec(name=SignalName("vibration_mm_s"), kind=SignalKind.VIBRATION))
+    printer = MachineTemplate(id=TemplateId("fdm"), role=Role.PRINT, ideal_cycle_time_s=3600.0, batch_size=4,
+                              mtbf_h=NEVER, mttr_h=0.5, scrap_rate=0.0, status_codes=CODES, signals=signals)
+    f = fleet(site([("P1", printer)]), ())
+    rest = Plant(f, seed=1, start=T0, maintenance_every_h=NEVER)
+    busy = Plant(f, seed=1, start=T0, maintenance_every_h=NEVER, follow_shifts=False, demand_driven=False)
+
+    def samples(plant: Plant) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {"nozzle_c": [], "power_kw": [], "vibration_mm_s": []}
+        for i in range(1000):
+            t = T0 + timedelta(hours=2, minutes=i)
+            readings = plant.readings(t)
+            values = plant.values()
+            assert {(r.site, r.asset, r.signal): r.value for r in readings} == values and len(readings) == 4
+            assert all(r.ts == t for r in readings)
+            for signal, xs in out.items():
+                v = values[("s", "P1", signal)]
+                assert isinstance(v, float | int)
+                xs.append(float(v))
+        return out
+
+    def mean_sd(xs: list[float]) -> tuple[float, float]:
+        m = sum(xs) / len(xs)
+        return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+    at_rest, running = samples(rest), samples(busy)
+    assert rest.status("s", "P1") is MachineStatus.OFF and busy.status("s", "P1") is MachineStatus.RUNNING
+    m, sd = mean_sd(at_rest["nozzle_c"])
+    assert abs(m - 41.3) < 0.03 and abs(sd - 0.30) < 0.02, (m, sd)
+    assert set(at_rest["power_kw"]) == {0.0} and set(at_rest["vibration_mm_s"]) == {0.2}
+    m, sd = mean_sd(running["nozzle_c"])
+    assert abs(m - 215.0) < 0.03 and abs(sd - 0.30) < 0.02, (m, sd)
+    m, sd = mean_sd(running["power_kw"])
+    assert abs(m - 1.2) < 0.007 and abs(sd - 0.069) < 0.005, (m, sd)
+    assert 1.08 <= min(running["power_kw"]) <= max(running["power_kw"]) <= 1.32
+    m, sd = mean_sd(running["vibration_mm_s"])
+    assert abs(m - 2.5) < 0.03 and abs(sd - 0.30) < 0.02, (m, sd)
+    assert busy.status("s", "P1") is MachineStatus.RUNNING  # all along
+
+
 def test_demand_follows_the_truth() -> None:
     # 40 orders a day configured; the truth: x 1.25 at the site and x 1.2 for the product = 60 a day.
     # In 20 days ~1,200 orders (Poisson: sd 35, 3 sd = 104); the configured 800 is 11 sd away.
