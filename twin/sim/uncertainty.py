@@ -45,6 +45,8 @@ import zlib
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+import numpy as np
+
 from twin.frozen import FrozenDict
 from twin.sim.model import ModelData, ProductData, stream_seed
 
@@ -204,6 +206,9 @@ def draw_factor(law: FigureLaw, rng: Variates) -> float:
 
 
 _Spec = tuple[FigureLaw | None, int]  # the law (None: known exactly) and the crc32 of the stream's name
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
 
 
 def _spec(u: Uncertainty, figure: str, site: str, subject: str) -> _Spec:
@@ -212,16 +217,18 @@ def _spec(u: Uncertainty, figure: str, site: str, subject: str) -> _Spec:
     return (None if exact else law), zlib.crc32(f"param:{figure}:{site}:{subject}".encode())
 
 
-def _draw(spec: _Spec, base: int) -> float:
-    law, crc = spec
-    return 1.0 if law is None else draw_factor(law, SplitMix(base + crc))
+def _uniforms(state: np.ndarray) -> np.ndarray:
+    """:meth:`SplitMix.random` on many streams at once (``state`` already advanced)."""
+    z = (state ^ (state >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z = z ^ (z >> np.uint64(31))
+    u: np.ndarray = (z >> np.uint64(11)).astype(float) * (1.0 / 9007199254740992.0)
+    return u
 
 
-def _scrap(spec: _Spec, base: int, value: float) -> float:
-    law, crc = spec
+def _scrap(law: FigureLaw | None, drawn: float, value: float) -> float:
     if law is None:
         return value
-    drawn = draw_factor(law, SplitMix(base + crc))
     if law.law is Law.PROPORTION:
         point = law.k / law.n if law.n > 0 else 0.0
         # the model's value may differ from the estimate (a scenario, the 0.95 cap): scale it
@@ -234,41 +241,70 @@ def _scrap(spec: _Spec, base: int, value: float) -> float:
 class Perturber:
     """:func:`perturb` for one model and many replications: laws and stream names resolved once.
 
-    ``Perturber(data, u)(seed, replication) == perturb(data, u, seed, replication)``.
+    ``Perturber(data, u)(seed, replication) == perturb(data, u, seed, replication)``. The normal
+    and prior (lognormal) draws of all figures are computed at once with numpy, the very same
+    numbers as :func:`draw_factor` with a :class:`SplitMix` stream gives one by one; gamma and beta
+    draws one by one.
     """
 
     def __init__(self, data: ModelData, uncertainty: Uncertainty) -> None:
         u = uncertainty
         self._data = data
-        self._machines = [(m, _spec(u, "mtbf", m.site, m.id), _spec(u, "mttr", m.site, m.id),
-                           _spec(u, "cycle", m.site, m.id), _spec(u, "scrap", m.site, m.id)) for m in data.machines]
-        self._demand = [(d, _spec(u, "demand", d.site, d.product)) for d in data.demand]
-        self._items = [(it, _spec(u, "lead", it.site, it.sku), _spec(u, "consumption", it.site, it.sku))
-                       for it in data.items]
+        self._laws: list[FigureLaw | None] = []
+        crcs: list[int] = []
+
+        def add(figure: str, site: str, subject: str) -> int:
+            law, crc = _spec(u, figure, site, subject)
+            self._laws.append(law)
+            crcs.append(crc)
+            return len(self._laws) - 1
+
+        self._machines = [(m, add("mtbf", m.site, m.id), add("mttr", m.site, m.id), add("cycle", m.site, m.id),
+                           add("scrap", m.site, m.id)) for m in data.machines]
+        self._demand = [(d, add("demand", d.site, d.product)) for d in data.demand]
+        self._items = [(it, add("lead", it.site, it.sku), add("consumption", it.site, it.sku)) for it in data.items]
+        normal = [i for i, law in enumerate(self._laws) if law is not None and law.law in (Law.NORMAL, Law.PRIOR)]
+        self._n_idx = np.asarray(normal, dtype=np.intp)
+        self._n_crc = np.asarray([crcs[i] for i in normal], dtype=np.uint64)
+        laws = [self._laws[i] for i in normal]
+        self._n_prior = np.asarray([law is not None and law.law is Law.PRIOR for law in laws], dtype=bool)
+        self._n_scale = np.asarray(
+            [0.0 if law is None else law.cv if law.law is Law.PRIOR else law.cv / math.sqrt(law.n) for law in laws],
+            dtype=float)
+        self._other = [(i, law, crcs[i]) for i, law in enumerate(self._laws)
+                       if law is not None and law.law not in (Law.NORMAL, Law.PRIOR)]
+
+    def factors(self, seed: int, replication: int) -> list[float]:
+        """Every figure's draw (its factor; a scrap PROPORTION: the proportion), in registration order."""
+        base = stream_seed(seed, replication, "")  # + crc32(name) = stream_seed(seed, replication, name)
+        out = np.ones(len(self._laws))
+        if self._n_idx.size:
+            state = np.uint64(base & _MASK) + self._n_crc  # wraps modulo 2^64, as SplitMix's seed
+            r1 = _uniforms(state + _GOLDEN)
+            r2 = _uniforms(state + _GOLDEN + _GOLDEN)
+            z = np.sqrt(-2.0 * np.log(1.0 - r1)) * np.cos(2.0 * math.pi * r2)
+            out[self._n_idx] = np.where(self._n_prior, np.exp(self._n_scale * z),
+                                        np.maximum(MIN_FACTOR, 1.0 + self._n_scale * z))
+        for i, law, crc in self._other:
+            out[i] = draw_factor(law, SplitMix(base + crc))
+        factors: list[float] = out.tolist()
+        return factors
 
     def __call__(self, seed: int, replication: int) -> ModelData:
-        base = stream_seed(seed, replication, "")  # + crc32(name) = stream_seed(seed, replication, name)
-        machines = []
-        for m, mtbf, mttr, cycle, scrap in self._machines:
-            mttr_f = _draw(mttr, base)
-            machines.append(replace(
-                m,
-                cycle_mean_s=m.cycle_mean_s * _draw(cycle, base),
-                mtbf_s=m.mtbf_s * _draw(mtbf, base),
-                mttr_s=m.mttr_s * mttr_f,
-                initial_repair_s=m.initial_repair_s * mttr_f,
-                scrap_rate=_scrap(scrap, base, m.scrap_rate),
-            ))
-        demand = []
-        for d, spec in self._demand:
-            f = _draw(spec, base)
-            demand.append(replace(d, rates_per_s=tuple(r * f for r in d.rates_per_s)))
+        f = self.factors(seed, replication)
+        laws = self._laws
+        machines = [
+            replace(m, cycle_mean_s=m.cycle_mean_s * f[cycle], mtbf_s=m.mtbf_s * f[mtbf], mttr_s=m.mttr_s * f[mttr],
+                    initial_repair_s=m.initial_repair_s * f[mttr],
+                    scrap_rate=_scrap(laws[scrap], f[scrap], m.scrap_rate))
+            for m, mtbf, mttr, cycle, scrap in self._machines
+        ]
+        demand = [replace(d, rates_per_s=tuple(r * f[i] for r in d.rates_per_s)) for d, i in self._demand]
         items = []
         consumption: dict[str, list[float]] = {}
         for it, lead, cons in self._items:
-            f = _draw(lead, base)
-            items.append(replace(it, lead_mean_s=it.lead_mean_s * f, lead_sd_s=it.lead_sd_s * f))  # same cv
-            consumption.setdefault(it.sku, []).append(_draw(cons, base))
+            items.append(replace(it, lead_mean_s=it.lead_mean_s * f[lead], lead_sd_s=it.lead_sd_s * f[lead]))  # same cv
+            consumption.setdefault(it.sku, []).append(f[cons])
         products: list[ProductData] = []
         for p in self._data.products:
             # the model's bill of materials is global: a SKU's factor is the mean of its sites' draws

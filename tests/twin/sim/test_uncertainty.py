@@ -169,3 +169,21 @@ def test_whatif_reports_the_parameter_share(capsys: pytest.CaptureFixture[str]) 
     assert main([*args, "--first-order"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["second_order"] is False and doc["parameter_share"] == {}
+
+
+def test_vectorised_normal_draws_are_the_one_by_one_numbers() -> None:
+    # Perturber draws the normal and prior laws of all figures at once with numpy: the same numbers
+    # as draw_factor with each figure's own SplitMix stream
+    from twin.sim.model import stream_seed
+    from twin.sim.uncertainty import Perturber
+
+    data = _demand_model()
+    laws = {("cycle", "s", "m"): FigureLaw(law=Law.NORMAL, n=9.0, cv=0.3),
+            ("demand", "s", "p"): FigureLaw(law=Law.RATE, n=40.0)}
+    u = Uncertainty(figures=FrozenDict(laws))
+    f = Perturber(data, u).factors(4, 11)  # order: mtbf, mttr, cycle, scrap of m; then demand of p
+    for i, (figure, subject) in enumerate((("mtbf", "m"), ("mttr", "m"), ("cycle", "m"), ("scrap", "m"),
+                                           ("demand", "p"))):
+        law = u.law(figure, "s", subject)
+        one = draw_factor(law, SplitMix(stream_seed(4, 11, f"param:{figure}:s:{subject}")))
+        assert f[i] == pytest.approx(one, rel=1e-12), figure
