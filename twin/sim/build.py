@@ -28,8 +28,12 @@ Assumptions when the snapshot lacks information (each one reported as a :class:`
   kind (the kind of the first chosen site stocking it; a SKU no site stocks is raw material);
 - lead times: the calibrated ``SimParams.lead_times[(site, sku)]`` (mean and spread, days) when
   present, else the item's configured ones, for new replenishment orders and for shipments in
-  transit, which arrive at their ETA plus a half-normal delay whose scale is the lead-time
-  standard deviation scaled by the square root of the share of the lead time left;
+  transit. A shipment whose ETA is still the first one announced (``planned_eta``) was ordered
+  the item's configured (nominal) lead time before it, and arrives a lead time after that, drawn
+  given that it has not arrived yet: it may come before its ETA. One with a later ETA (a delay
+  was announced), or with no planned ETA (reported by a PLC), arrives at its ETA plus a
+  half-normal delay whose scale is the lead-time standard deviation scaled by the square root of
+  the share of the lead time left;
 - a site calendar without shifts: the site runs around the clock;
 - demand: ``orders_per_day`` times the weekday factor, spread over the day by the hour factors
   normalised to a mean of 1, in the site's local time.
@@ -342,9 +346,16 @@ def fork(
                     and iv.shipment in (None, shp.id)
                 )
                 share = min(1.0, max(eta, 0.0) / (transit_mean_d * DAY_S)) if transit_mean_d > 0 else 0.0
+                ordered: float | None = None
+                if shp.planned_eta is not None and shp.eta == shp.planned_eta and item.lead_time_d > 0:
+                    # the first ETA announced is the order time + the nominal lead time: the shipment
+                    # comes a lead time after it was ordered, early or late, not at the ETA plus a delay
+                    ordered = to_sim(as_of, shp.planned_eta) - item.lead_time_d * DAY_S
                 transit.append(
                     InTransit(eta_s=eta, qty=shp.qty, eta_sd_s=transit_sd_d * DAY_S * math.sqrt(share),
-                              extra_delay_s=extra)
+                              extra_delay_s=extra, ordered_s=ordered,
+                              lead_mean_s=transit_mean_d * DAY_S if ordered is not None else 0.0,
+                              lead_sd_s=transit_sd_d * DAY_S if ordered is not None else 0.0)
                 )
             items.append(
                 ItemData(site=sid, sku=item.sku, on_hand=float(on_hand), reorder_point=s, reorder_qty=q,

@@ -64,8 +64,10 @@ Modelling choices (documented here once):
   each later). A machine under repair at the fork (``initial_repair_s``) first finishes the repair,
   then its held units if it holds any. With no queued units a busy machine makes nothing.
 - **Replenishment:** (s, Q): whenever the inventory position (on hand + on order) is at or below s,
-  Q is ordered; lead time is lognormal with the item's mean and standard deviation. Shipments in
-  transit at the fork arrive at their ETA plus a half-normal delay (scale ``eta_sd_s``).
+  Q is ordered; lead time is lognormal with the item's mean and standard deviation. A shipment in
+  transit at the fork whose order time is known arrives after a lognormal lead time from then,
+  drawn given that it has not arrived yet (so it may come early); otherwise at its ETA plus a
+  half-normal delay (scale ``eta_sd_s``). See :class:`InTransit`.
 - **Overflow:** an order arriving at a site whose backlog (open orders) is at or above a
   threshold is sent to another site, where it arrives after the transfer time.
 """
@@ -79,6 +81,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import cast
 
 import simpy
@@ -101,6 +104,7 @@ __all__ = [
 
 INF = math.inf
 _log = math.log
+_STD_NORMAL = NormalDist()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,12 +127,21 @@ class MachineData:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InTransit:
-    """A shipment on its way at the fork."""
+    """A shipment on its way at the fork.
+
+    With ``ordered_s`` (when it was ordered, <= 0) and a lead time (``lead_mean_s``/``lead_sd_s``)
+    it arrives at ``ordered_s`` + a lognormal lead time drawn given that it has not arrived by the
+    fork (it may come before its ETA); otherwise at ``eta_s`` plus a half-normal delay of scale
+    ``eta_sd_s``. Then ``extra_delay_s`` later (a scenario's delay).
+    """
 
     eta_s: float
     qty: float
     eta_sd_s: float = 0.0
     extra_delay_s: float = 0.0
+    ordered_s: float | None = None
+    lead_mean_s: float = 0.0
+    lead_sd_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1107,8 +1120,7 @@ class _Run:
             self.to_station(order, 0.0)  # no machine is idle yet: it queues
         for i in self.data.items:
             for shp in i.in_transit:
-                delay = abs(self.rng_supply.gauss(0.0, shp.eta_sd_s)) if shp.eta_sd_s > 0 else 0.0
-                due = max(0.0, shp.eta_s + shp.extra_delay_s + delay)
+                due = _arrival(self.rng_supply, shp)
                 ev = env.timeout(due, ((i.site, i.sku), shp.qty, False))
                 ev.callbacks.append(self._receive)
         for md in self.data.machines:
@@ -1174,6 +1186,28 @@ class _Run:
             machine_down_s={m.mid: m.down for m in self.machines},
             stations=tuple(stations),
         )
+
+
+def _arrival(rng: random.Random, shp: InTransit) -> float:
+    """When a shipment in transit at the fork arrives (simulation seconds, >= 0)."""
+    if shp.ordered_s is not None and shp.lead_mean_s > 0:
+        elapsed = -shp.ordered_s  # the lead time is longer than this: it has not arrived yet
+        mean, sd = shp.lead_mean_s, shp.lead_sd_s
+        if sd <= 0:
+            if mean > elapsed:
+                return mean - elapsed + shp.extra_delay_s
+        else:
+            sigma = math.sqrt(math.log(1.0 + (sd / mean) ** 2))
+            mu = math.log(mean) - sigma * sigma / 2.0
+            # inverse transform on the lognormal's tail beyond the time elapsed since it was ordered
+            lo = _STD_NORMAL.cdf((math.log(elapsed) - mu) / sigma) if elapsed > 0 else 0.0
+            if lo < 1.0 - 1e-9:
+                u = lo + (1.0 - lo) * rng.random()
+                lead = math.exp(mu + sigma * _STD_NORMAL.inv_cdf(min(max(u, 1e-12), 1.0 - 1e-12)))
+                return max(0.0, lead - elapsed) + shp.extra_delay_s
+        # overdue beyond what the lead time explains: by its ETA (or now), as below
+    delay = abs(rng.gauss(0.0, shp.eta_sd_s)) if shp.eta_sd_s > 0 else 0.0
+    return max(0.0, shp.eta_s + shp.extra_delay_s + delay)
 
 
 def _lognormal(rng: random.Random, mean: float, sd: float) -> float:

@@ -245,3 +245,42 @@ def test_units_of_an_order_split_across_builds_go_on_when_their_build_is_done() 
     assert out.open_order_done_s == {"o1": 4 * H + 2400.0, "o2": 8 * H + 1200.0}
     assert out.throughput["s"] == [0.0] * 4 + [12.0, 0.0, 0.0, 0.0, 4.0, 0.0]
     assert out.wip["s"][4] == 4.0 and out.backlog["s"][4] == 1.0  # o2's last 4 units still printing
+
+
+def test_a_shipment_on_its_first_eta_arrives_a_lead_time_after_it_was_ordered() -> None:
+    # FIL: nominal lead 2 d. A shipment whose ETA is still the planned one, fork + 1 d, was ordered at
+    # -1 d; with a calibrated lead of 2.5 d +- 0 it arrives at -1 d + 2.5 d = 36 h (not at its ETA).
+    fleet = tiny_fleet(orders_per_day=0.0)
+    eta = AS_OF + timedelta(days=1)
+    shp = Shipment(sku=Sku("FIL"), qty=40, eta=eta, planned_eta=eta, id="s9")
+    site = _site(fleet, inventory=FrozenDict({Sku("FIL"): InventoryState(sku=Sku("FIL"), on_hand=30.0,
+                                                                          in_transit=(shp,))}))
+    params = SimParams(lead_times=FrozenDict({("s1", "FIL"): LeadTimeParams(mean_d=2.5, sd_d=0.0)}))
+    f = fork(fleet, site, params=params, horizon_s=2 * DAY)
+    (t,) = next(i for i in f.data.items if i.sku == "FIL").in_transit
+    assert (t.ordered_s, t.lead_mean_s, t.lead_sd_s) == (-DAY, 2.5 * DAY, 0.0)
+    stock = simulate(f.data, seed=1).stock[("s1", "FIL")]
+    assert stock[34] == 30.0 and stock[35] == 70.0  # bin 35 = (35 h, 36 h] holds the arrival at 36 h
+    # a delay announced (ETA moved): the ETA is what is known, plus a half-normal delay as before
+    late = replace(shp, eta=eta + timedelta(days=1))
+    site = replace(site, inventory=FrozenDict({Sku("FIL"): replace(site.inventory[Sku("FIL")], in_transit=(late,))}))
+    (t,) = next(i for i in fork(fleet, site, params=params, horizon_s=H).data.items if i.sku == "FIL").in_transit
+    assert t.ordered_s is None and t.eta_s == 2 * DAY
+
+
+def test_shipments_ordered_with_a_spread_lead_time_come_early_about_half_the_time() -> None:
+    # ordered at -1 d, lead lognormal mean 2 d, sd 0.5 d: sigma^2 = ln(1 + 0.25^2) = 0.0606, mu = ln 2 -
+    # sigma^2 / 2; P(L < 2 d) = Phi(sigma / 2) = 0.549, P(L < 1 d) = Phi((ln 0.5 - mu) / sigma) = 0.0036.
+    # Given it has not come by the fork (L > 1 d), it beats its ETA (L < 2 d) with probability
+    # (0.549 - 0.0036) / 0.9964 = 0.547; over 400 runs the share is within 0.547 +- 0.1 (4 sd).
+    data = ModelData(
+        horizon_s=4 * DAY, bin_s=H, sites=("s",), machines=(), products=(),
+        items=(ItemData(site="s", sku="X", on_hand=0.0, reorder_point=-1.0, reorder_qty=0.0, lead_mean_s=0.0,
+                        in_transit=(InTransit(eta_s=DAY, qty=1.0, ordered_s=-DAY, lead_mean_s=2 * DAY,
+                                              lead_sd_s=0.5 * DAY),)),),
+    )
+    early = 0
+    for r in range(400):
+        stock = simulate(data, seed=7, replication=r).stock[("s", "X")]
+        early += stock[23] == 1.0  # arrived by 24 h, its ETA
+    assert early / 400 == pytest.approx(0.547, abs=0.1)
