@@ -17,7 +17,8 @@
    week before it, 100 replications of 24 h and 50 of 7 days in this process, second vs first order
    (CPU time, best of 5 alternated: the machine may be shared); and with the first-order
    companion (a quarter of the replications, at least 10) that ``twin whatif`` adds to say how
-   much of the band is parameter uncertainty. Target <= 1.5x.
+   much of the band is parameter uncertainty. Target <= 1.5x. The draws alone (``Perturber``, 200
+   replications) are timed too: the run times swing more than their cost.
 
 Wall times depend on the machine's load: the 1-minute load average is printed beside them.
 """
@@ -96,6 +97,7 @@ def mc_cost(fleet: Any, historian: Any) -> None:
     from twin.sim.build import fork
     from twin.sim.montecarlo import companion_replications
     from twin.sim.montecarlo import run as monte_carlo
+    from twin.sim.uncertainty import Perturber
     from twin.state import TwinState
 
     at = FIRST_ORIGIN + timedelta(days=3)
@@ -117,8 +119,14 @@ def mc_cost(fleet: Any, historian: Any) -> None:
         })
         first, second = cpu["first"], cpu["second"]
         extra = first * companion_replications(n) / n
+        draw = Perturber(data, cal.uncertainty)
+        t = time.process_time()
+        for rep in range(200):
+            draw(1, rep)
+        draw_ms = (time.process_time() - t) / 200 * 1000
         print(f"{horizon / 86400:>6.0f} d  {n:>6}{first:>15.2f}{second:>16.2f}{second / first:>8.2f}"
-              f"{(second + extra) / first:>12.2f}x")
+              f"{(second + extra) / first:>12.2f}x   draws {draw_ms:.2f} ms = {draw_ms / (first / n * 1000):.0%} of "
+              "a first-order replication")
 
 
 def main() -> None:
