@@ -359,10 +359,15 @@ def scrap_rate(good: int | None, scrap: int | None) -> float | None:
 
 
 def days_of_cover(on_hand: float | None, consumed: float, window_days: float) -> float | None:
-    """Days the stock lasts at the average daily use of the window; None when nothing was used."""
+    """Days the stock lasts at the average daily use of the window; None when nothing was used.
+
+    A use so small that the stock would last over ``MAX_COVER_D`` (float noise in a PLC's weight,
+    a trickle) counts as nothing used: None, not "13,429,580 d".
+    """
     if on_hand is None or consumed <= 0 or window_days <= 0:
         return None
-    return on_hand / (consumed / window_days)
+    cover = on_hand / (consumed / window_days)
+    return None if cover > MAX_COVER_D else cover
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

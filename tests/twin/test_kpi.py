@@ -281,3 +281,6 @@ def test_a_trickle_of_use_projects_no_stockout_instead_of_overflowing():
     assert p.level[-1] == pytest.approx(250.0)
     # 10 years of cover is still a date: 3650 pcs at 1 pcs/day
     assert project_stock(3650.0, 1.0, [], t, t + timedelta(days=7)).cover_d == pytest.approx(3650.0)
+    # the same trickle in days of cover: 1.9 kg with 1e-7 kg used in a day is "no use seen", not 19 million days
+    assert days_of_cover(1.9, 1e-7, 1.0) is None
+    assert days_of_cover(30.0, 6.0, 1.0) == 5.0  # 30 kg at 6 kg/day
