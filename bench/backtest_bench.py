@@ -5,8 +5,10 @@
 
 1. **History.** The example fleet (4 sites) is backfilled (``connectors.emulator.backfill``) into a
    temporary SQLite store: the 7 days of calibration before the first origin, the origins 6 h apart
-   and the 24 h horizon after the last (14 days for 24 origins), one sample every ``--step`` s.
+   and the 24 h horizon after the last (14 days for 24 origins), one sample every ``--step`` s,
+   the plant running its hidden truth (``--truth``, examples/truth.toml; ``--truth ""`` for none).
    ``--store PATH`` reuses (or keeps) that file; the backfill time is printed, not part of the target.
+   The calibration at the middle origin is printed beside the truth's figures.
 2. **Rolling backtest** (``connectors.cli.backtest.rolling``, what ``twin backtest --from --to``
    runs): ``--origins`` forks 6 h apart, each calibrated only from the 7 days before it, 50
    replications of 24 h on a pool of ``--workers`` processes (pool start-up included), scored
@@ -56,7 +58,7 @@ def _best_cpu(runs: dict[str, Callable[[], Any]], repeat: int = 5) -> dict[str, 
     return best
 
 
-def history(fleet: Any, store: Path, origins: int, step_s: float) -> tuple[Any, datetime, datetime]:
+def history(fleet: Any, store: Path, origins: int, step_s: float, truth_path: str) -> tuple[Any, datetime, datetime]:
     """A historian holding the backfilled fleet over what the backtest reads (made when missing)."""
     from connectors.store import SqliteHistorian
 
@@ -65,13 +67,18 @@ def history(fleet: Any, store: Path, origins: int, step_s: float) -> tuple[Any, 
     if not store.exists():
         from connectors.emulator.backfill import backfill
 
+        truth = None
+        if truth_path:
+            from connectors.emulator.truth import load_truth
+
+            truth = load_truth(Path(truth_path), fleet)
         h = SqliteHistorian(store, fleet)
         t = time.perf_counter()
-        res = backfill(fleet, h, start=start, end=end, step_s=step_s, seed=7)
+        res = backfill(fleet, h, start=start, end=end, step_s=step_s, seed=7, truth=truth)
         h.close()
         print(f"backfill: {(end - start).total_seconds() / 86400:.1f} days of {len(fleet.sites)} sites every "
               f"{step_s:g} s in {time.perf_counter() - t:.0f} s ({res.readings:,} readings, {res.orders:,} orders, "
-              f"{res.shipments:,} shipments)")
+              f"{res.shipments:,} shipments; truth: {truth_path or 'none'})")
     else:
         print(f"history: reusing {store}")
     return SqliteHistorian(store, fleet, readonly=True), start, end
@@ -129,6 +136,34 @@ def mc_cost(fleet: Any, historian: Any) -> None:
               "a first-order replication")
 
 
+# (estimate, subject, the truth's figure, what the configuration says) from examples/truth.toml
+TRUTH = (
+    ("cycle_time_s", "pod-berlin/CNC1", 936.0, 720.0),
+    ("mtbf_h", "pod-austin/P3", 100.0, 200.0),
+    ("scrap_rate", "pod-lyon/QC1", 0.04, 0.02),
+    ("mttr_h", "pod-berlin/W1", 1.4, 1.0),
+    ("mttr_h", "pod-austin/W1", 1.4, 1.0),
+    ("orders_per_day", "pod-austin/custom-bracket", 31.25, 25.0),
+    ("consumption_factor", "pod-berlin/PLA-1KG", 1.2, 1.0),
+)
+
+
+def truth_table(fleet: Any, historian: Any, at: datetime) -> None:
+    from twin.calibrate import calibrate
+
+    cal = calibrate(fleet, historian, at - timedelta(days=CALIBRATE_DAYS), at)
+    print(f"\ncalibration from the 7 days before {at.isoformat()} against the truth (examples/truth.toml)")
+    print(f"{'figure':<44}{'configured':>11}{'truth':>9}{'estimate':>10}{'samples':>9}  source")
+    for name, subject, truth, configured in TRUTH:
+        try:
+            e = cal.get(name, subject)
+        except KeyError:
+            print(f"{name + ' ' + subject:<44}{configured:>11g}{truth:>9g}{'-':>10}{'-':>9}  (not estimated)")
+            continue
+        print(f"{name + ' ' + subject:<44}{configured:>11g}{truth:>9g}{e.value:>10.4g}{e.samples:>9}  "
+              f"{e.source.value}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--origins", type=int, default=24)
@@ -137,6 +172,8 @@ def main() -> None:
     ap.add_argument("--store", type=Path, default=None, help="SQLite history to reuse (made when missing)")
     ap.add_argument("--step", type=float, default=300.0, help="backfill sample step, s")
     ap.add_argument("--skip-first-order", action="store_true", help="only the second-order rolling run")
+    ap.add_argument("--truth", default=str(ROOT / "examples" / "truth.toml"),
+                    help="the plant's hidden truth for the backfill ('' for none)")
     args = ap.parse_args()
 
     from connectors.config import load
@@ -144,8 +181,9 @@ def main() -> None:
     fleet = load(ROOT / "examples" / "fleet.toml").fleet
     with tempfile.TemporaryDirectory() as tmp:
         store = args.store if args.store is not None else Path(tmp) / "history.db"
-        historian, _, _ = history(fleet, store, args.origins, args.step)
+        historian, _, _ = history(fleet, store, args.origins, args.step, args.truth)
         try:
+            truth_table(fleet, historian, FIRST_ORIGIN + timedelta(seconds=EVERY_S * (args.origins // 2)))
             print(f"\nrolling backtest: {args.origins} origins every 6 h x {len(fleet.sites)} sites x "
                   f"{args.replications} replications of 24 h on {args.workers} processes")
             second_s, summary = rolling_time(fleet, historian, args.origins, args.replications, args.workers, True)
