@@ -7,7 +7,9 @@ and reasons, or a ``ValueError`` (HTTP 400); the intake never raises on what the
 
 from __future__ import annotations
 
+import atexit
 import itertools
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from twin.business import RecordKind
 
 FLEET = load(EXAMPLES / "fleet.toml").fleet
 WORK = Path(tempfile.mkdtemp(prefix="twin-feeds-fuzz-"))
+atexit.register(shutil.rmtree, WORK, True)  # a folder per session, removed at exit
 LEDGER = Ledger(WORK / "feeds.db")
 INTAKE = Intake(FLEET, LEDGER)
 DROP = FileDrop(WORK / "in", INTAKE, lambda records: None, limits=DropLimits(max_line_bytes=4096))

@@ -8,8 +8,10 @@ random bytes replaced, inserted or deleted, the file cut short, deep nesting spl
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from tests.conftest import EXAMPLES
 
 ORIGINAL = (EXAMPLES / "fleet.toml").read_bytes()
 WORKDIR = Path(tempfile.mkdtemp(prefix="twin-config-bytes-"))
+atexit.register(shutil.rmtree, WORKDIR, True)  # a folder per session, removed at exit
 
 
 def check(data: bytes, name: str = "plant.toml") -> tuple[int, str]:
