@@ -19,7 +19,8 @@ def test_resume_continues_totals_from_the_store(tmp_path: Path) -> None:
     cfg = load(ROOT / "examples" / "fleet.toml")
     fleet = cfg.fleet
     start = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
-    plant = Plant(fleet, seed=3, start=start)
+    # not demand-driven: the stations work from the first minute (a demand-driven plant waits for orders)
+    plant = Plant(fleet, seed=3, start=start, demand_driven=False)
     store = SqliteHistorian(tmp_path / "h.db", fleet)
     state = live.initial_state(fleet, start)
     t = start
