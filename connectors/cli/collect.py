@@ -122,8 +122,7 @@ def _start_feeds(cfg: PlantConfig, collector: Collector) -> Callable[[], None]:
     intake = Intake(cfg.fleet, ledger)
     if feeds.drop_dir is not None:
         feeds.drop_dir.mkdir(parents=True, exist_ok=True)
-        collector.add_source(FileDrop(feeds.drop_dir, intake, collector.submit, poll_s=feeds.poll_s,
-                                      rejects_log=feeds.rejects_log))
+        collector.add_source(FileDrop.from_config(feeds, intake, collector.submit))
         log.info("feeds: watching %s every %g s", feeds.drop_dir, feeds.poll_s)
     if feeds.http is not None:
         collector.add_source(FeedEndpoint(intake, collector.submit, token=token, host=feeds.http.host,

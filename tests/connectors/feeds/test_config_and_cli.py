@@ -157,7 +157,7 @@ def test_twin_collect_survives_the_attack_files(tmp_path: Path) -> None:
     raw = tomllib.loads(BASE)
     raw.pop("sources", None)
     raw["historian"] = {"path": "history.db", "checkpoint_interval_s": 60}
-    raw["feeds"] = {"drop_dir": "in", "poll_s": 0.2}
+    raw["feeds"] = {"drop_dir": "in", "poll_s": 0.2, "quarantine_dir": "bad"}  # twin collect honours it
     (tmp_path / "plant.toml").write_text(tomli_w.dumps(raw), encoding="utf-8")
     folder = tmp_path / "in"
     folder.mkdir()
@@ -190,7 +190,7 @@ def test_twin_collect_survives_the_attack_files(tmp_path: Path) -> None:
     assert proc.returncode == 0, out.decode()
     assert sorted(p.name.split(".")[0] for p in (folder / "processed").iterdir()) == [
         "orders-deep", "orders-digits", "orders-x"]
-    assert [p.name.split(".")[0] for p in (folder / "quarantine").iterdir()] == ["orders-link"] * 2  # + why
+    assert [p.name.split(".")[0] for p in (tmp_path / "bad").iterdir()] == ["orders-link"] * 2  # + why
     rejects = (tmp_path / "in-rejects.jsonl").read_text(encoding="utf-8")
     assert "top-secret-line" not in rejects and rejects.count("\n") == 4  # 3 records + 1 quarantined file
     store = SqliteHistorian(tmp_path / "history.db", load(tmp_path / "plant.toml").fleet)
