@@ -359,6 +359,8 @@ def read_token(token_env: str | None, token_file: str | Path | None) -> str:
             token = Path(token_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise HistorianError(f"cannot read the InfluxDB token file {token_file}: {exc.strerror}") from exc
+        except UnicodeDecodeError:  # never quote the content: it may be a secret
+            raise HistorianError(f"the InfluxDB token file {token_file} is not UTF-8 text") from None
         if token:
             return token
     raise HistorianError(

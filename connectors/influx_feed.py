@@ -489,6 +489,8 @@ def read_secret(env: str | None, file: str | Path | None, what: str) -> str:
             value = Path(file).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise FeedError(f"cannot read the {what} file {file}: {exc.strerror}") from exc
+        except UnicodeDecodeError:  # never quote the content: it may be a secret
+            raise FeedError(f"the {what} file {file} is not UTF-8 text") from None
         if value:
             return value
     where = [f"the environment variable {env!r} is not set" if env else "",

@@ -161,3 +161,19 @@ def test_collect_process_at_debug_level_does_not_print_the_token(tmp_path: Path)
     assert proc.returncode == 0, out
     assert "DEBUG" in out and "forwarding paused" in out  # it did log at debug, and the failure
     assert TOKEN not in out
+
+
+def test_binary_token_files_are_named_errors_not_tracebacks(tmp_path: Path) -> None:
+    # issue 18: a token file that is not text raised UnicodeDecodeError out of both InfluxDB readers
+    from connectors.influx import read_token
+    from connectors.influx_feed import read_secret
+    from twin.errors import TwinError
+
+    token = tmp_path / "token"
+    token.write_bytes(b"\xffsecret\xfe")
+    with pytest.raises(TwinError, match="is not UTF-8 text") as a:
+        read_token(None, token)
+    with pytest.raises(TwinError, match="is not UTF-8 text") as b:
+        read_secret(None, token, "InfluxDB token")
+    assert "secret" not in str(a.value).replace(str(token), "")
+    assert "secret" not in str(b.value).replace(str(token), "")
