@@ -173,10 +173,16 @@ def site_tile(tile: SiteTile, thresholds: theme.Thresholds | None = None) -> dcc
         tile.output_today is not None and tile.plan_by_now is not None and tile.plan_by_now > 0
         and tile.output_today < th.behind_plan * tile.plan_by_now
     )
-    fresh = (
-        html.Div(f"DATA STALE · {theme.fmt_age(tile.age_s)}", className="fresh stale")
-        if tile.stale else html.Div(f"updated {theme.fmt_duration(tile.age_s)} ago", className="fresh")
-    )
+    machines = sum(tile.by_status.values())
+    if tile.stale:
+        fresh = html.Div(f"DATA STALE · {theme.fmt_age(tile.age_s)}"
+                         + (" · no machine reporting" if machines and tile.machines_dark == machines else ""),
+                         className="fresh stale")
+    elif tile.machines_dark:
+        fresh = html.Div(f"{tile.machines_dark} of {machines} machine(s) without current data · updated "
+                         f"{theme.fmt_duration(tile.age_s)} ago", className="fresh stale")
+    else:
+        fresh = html.Div(f"updated {theme.fmt_duration(tile.age_s)} ago", className="fresh")
     oee_low = oee.oee is not None and oee.oee < th.oee_low
     alarms_cls = "abnormal-red" if tile.active_alarms else "muted"
     alarm_text = alarm_line(tile)

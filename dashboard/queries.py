@@ -256,6 +256,7 @@ class SiteTile:
     overdue_orders: int = 0
     next_due: datetime | None = None
     min_slack_s: float | None = None
+    machines_dark: int = 0  # machines without current data (shown UNKNOWN); all of them: the site is stale
     stock_below_reorder: int = 0  # items on hand at or below their reorder point (replenishing or not)
     stock_alarms: int = 0  # active alarms on stocked items (e.g. "stock below reorder point")
     top_alarm: AlarmRow | None = None  # the active alarm of the highest priority (the latest of those)
@@ -574,6 +575,11 @@ def site_tile(
         alarms = [_row_from_state(a) for a in (now_state.alarms.values() if now_state else ())]
     active = [a for a in alarms if a.active]
     newest = _newest_sample(now_state)
+    dark = counts[MachineStatus.UNKNOWN]
+    if site.machines and dark == len(site.machines):
+        # no machine reports (a lost cell PLC) while the stores still do: the site's production data is
+        # stale, and its age is that of the machines' data, not the fresh stock reading
+        newest = _newest_sample(replace(now_state, inventory=FrozenDict())) if now_state else None
     age = (now - newest).total_seconds() if newest else None
     stock = stock_rows(site, now_state, past_state, now)
     at_risk = sum(1 for r in stock if r.at_risk)
@@ -582,7 +588,7 @@ def site_tile(
     return SiteTile(
         site=site.id, name=site.name, kind=site.kind.value, region=site.region, oee=oee,
         output_today=output, plan_today=site.daily_plan_units, plan_by_now=plan_by_now,
-        by_status=FrozenDict(counts), active_alarms=len(active),
+        by_status=FrozenDict(counts), active_alarms=len(active), machines_dark=dark,
         top_priority=max((a.priority for a in active), default=None), stock_at_risk=at_risk,
         newest_sample=newest, age_s=age, stale=age is None or age > site_stale_s,
         stock_unknown=sum(1 for r in stock if r.on_hand is None),

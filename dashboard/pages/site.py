@@ -151,10 +151,11 @@ def header_part(view: SiteView) -> Any:
     """The header line, under a banner when the site's data is stale or some machines have none."""
     text = header(view)
     dark = [m for m in view.machines if not m.current]
-    if view.tile.stale:
-        banner = (f"DATA STALE: nothing current from this site for {theme.fmt_duration(view.tile.age_s)} "
-                  "(no data yet)" if view.tile.age_s is None else
-                  f"DATA STALE: nothing current from this site for {theme.fmt_duration(view.tile.age_s)}; "
+    if view.tile.stale and view.tile.age_s is None:
+        banner = "DATA STALE: no data from this site yet"
+    elif view.tile.stale:
+        what = "from any machine" if dark and len(dark) == len(view.machines) else "from this site"
+        banner = (f"DATA STALE: nothing current {what} for {theme.fmt_duration(view.tile.age_s)}; "
                   "tiles are grey (UNKNOWN), figures are as last reported")
     elif dark:
         banner = f"{len(dark)} of {len(view.machines)} machine(s) without current data (grey tiles)"

@@ -141,6 +141,11 @@ def test_a_stale_device_turns_grey(browser, plant: RunningPlant) -> None:  # typ
             arg=len(machines), timeout=25_000)
         text = tile.inner_text()
         assert "UNKNOWN" in text and re.search(r"stale \d+ s", text), text  # grey, in words, with its age
+        # and the page says so above everything: the stores' PLC still answering is no news of the machines
+        banner = page.locator("#site-header .stale-banner")
+        banner.wait_for()
+        assert re.search(r"DATA STALE: nothing current from any machine|\d+ of \d+ machine\(s\) without current",
+                         banner.inner_text()), banner.inner_text()
     finally:
         plant.emulator.fault(device).hang = False
     page.close()

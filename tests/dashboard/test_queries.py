@@ -196,6 +196,8 @@ def test_a_lost_plc_is_stale_on_the_site_and_the_status_keeps_its_age(fleet: Fle
                                 reason="connection lost") for m in site.machines]
         else:
             readings = [Reading(ts=t, site=site.id, asset=m.id, signal="status", value=0) for m in site.machines]
+        # the stores' PLC (another device) answers all along: fresh stock data is no news of the machines
+        readings.append(Reading(ts=t, site=site.id, asset="PLA-1KG", signal="on_hand", value=20.0))
         state, events = live.apply(fleet, state, readings, t)
         store.write(readings, list(state.sites.values()) if i % 30 == 0 else [], events)
         t, i = t + timedelta(seconds=60), i + 1
@@ -209,7 +211,10 @@ def test_a_lost_plc_is_stale_on_the_site_and_the_status_keeps_its_age(fleet: Fle
     assert during.tile.stale and during.tile.age_s == 360.0
     assert "DATA STALE (stale 6 min)" in header(during)
     banner = header_part(during)[0]
-    assert banner.className == "stale-banner" and "nothing current from this site for 6 min" in banner.children
+    assert banner.className == "stale-banner" and "nothing current from any machine for 6 min" in banner.children
+    from dashboard import components
+    fleet_tile = str(components.site_tile(during.tile).children.children[-1].children)  # the freshness line
+    assert fleet_tile == "DATA STALE · stale 6 min · no machine reporting"
 
     clock[0] = NOW  # 2 min after the PLC answers again
     queries.invalidate()
