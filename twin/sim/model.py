@@ -25,8 +25,9 @@ Modelling choices (documented here once):
   first served (the units behind it wait too); the first such moment is the SKU's **stockout**
   time. A job takes as many units as the material covers, the rest of the lot stays at the head
   of the queue until a delivery arrives. A SKU the site does not stock is not a constraint. At a
-  unit station a job's material is drawn when the job starts (one event per job), not unit by
-  unit.
+  unit station a job's material is drawn when the job starts (one event per job: availability,
+  stockouts and reorders act then), but the stock series shows each unit's share leaving when that
+  unit starts (at about ``start + job time x j / units``), as the plant draws unit by unit.
 - **Stations** are the machines of one role at one site with a FIFO queue of **lots**: an order
   enters the floor (WIP) as one lot when it arrives and queues at its first step; a job or build
   that takes only part of a lot makes a lot of the units it took, which goes on to the next step
@@ -53,7 +54,10 @@ Modelling choices (documented here once):
 - **Failures** are operation-dependent: time to failure is exponential in *running* time with mean
   MTBF, repair exponential with mean MTTR; a failure pauses the job, which resumes after repair.
 - **Shifts and planned downtime:** a machine starts a job only inside its availability windows
-  (shifts minus planned downtime); a started job runs to its end (non-preemptive).
+  (shifts minus planned downtime); a started job runs to its end (non-preemptive). As the plant
+  starts no *unit* after the window closes, a unit machine's job takes only the units that can
+  start before then (``ceil(time left / mean cycle)``); the rest of the lot waits at the head of
+  the queue for the next idle machine or window.
 - **The fork** (``OrderData.step``, ``MachineData.initial_busy_s``): an open order's remaining units
   queue as one lot at the step they are at, in the order given, with the material of earlier steps
   drawn. A machine with ``initial_busy_s`` > 0 is in the middle of a cycle on the oldest queued units of its
@@ -467,7 +471,11 @@ class _Machine:
             return
         lot = queue[0]
         attempts = self.take(lot, 0.0, 1)
-        self.work = busy_s + self.job_time(attempts - 1)
+        rest = self.job_time(attempts - 1)
+        self.work = busy_s + rest
+        draws = lot.draws[lot.step] if lot.draws else ()
+        if attempts > 1 and draws:  # the units after the one in progress start one after another
+            self.run.defer(draws, [busy_s + rest * j / (attempts - 1) for j in range(attempts - 1)])
         if self.lot is lot:
             self.leave_queue(0.0)
 
@@ -564,12 +572,13 @@ class _Machine:
             scrap += 1
         return good, good + scrap
 
-    def take(self, lot: _Lot, now: float, free: int = 0) -> int:
+    def take(self, lot: _Lot, now: float, free: int = 0, limit: float = INF) -> int:
         """Start a job of ``lot``'s units at this unit machine: as many as the material covers.
 
-        ``free`` attempts need no material (drawn before the fork). Returns the attempts started
-        (0: the material is short) and sets the job's lot: ``lot`` itself when all its units
-        started, else a new lot of the good units started (None if every attempt was scrapped).
+        ``free`` attempts need no material (drawn before the fork); at most ``limit`` attempts (the
+        units that can start before the window closes). Returns the attempts started (0: the
+        material is short) and sets the job's lot: ``lot`` itself when all its units started, else
+        a new lot of the good units started (None if every attempt was scrapped).
         """
         need = lot.n
         draws = lot.draws[lot.step] if lot.draws else ()
@@ -580,6 +589,9 @@ class _Machine:
             if room == 0:
                 run.short(self.st, draws, now)
                 return 0
+        short = room < limit
+        if limit < room:
+            room = limit
         if self.p_scrap > 0:
             good, attempts = self.attempts(need, room)
         else:
@@ -587,7 +599,7 @@ class _Machine:
         if draws:
             if attempts > free:
                 run.draw(draws, attempts - free)
-            if good < need:
+            if good < need and short:
                 run.short(self.st, draws, now)
         if good == need:
             self.lot = lot
@@ -608,14 +620,25 @@ class _Machine:
         return self.rng_cycle.gammavariate(shape * cycles, self.scale)
 
     def begin(self, lot: _Lot, now: float) -> bool:
-        """Start a job of ``lot``'s units (a unit machine); False when its material is short."""
+        """Start a job of ``lot``'s units (a unit machine); False when its material is short.
+
+        Inside a window the job takes only the units that can start before it closes (at the
+        mean cycle time), as the plant starts no unit after the shift; the rest of the lot waits
+        at the head of the queue.
+        """
         draws = lot.draws
-        if self.p_scrap > 0 or (draws and draws[lot.step]):
-            cycles = self.take(lot, now)
+        n = lot.n
+        limit = INF
+        if self.windows is not None and n > 1 and self.mean > 0:
+            fit = math.ceil((self.open_until - now) / self.mean - 1e-9)
+            if fit < n:
+                limit = fit if fit > 1 else 1
+        if self.p_scrap > 0 or (draws and draws[lot.step]) or limit < n:
+            cycles = self.take(lot, now, 0, limit)
             if cycles == 0:
                 return False
         else:  # the common case, inlined: no scrap, no material at this step, the whole lot
-            cycles = lot.n
+            cycles = n
             self.lot = lot
         shape = self.shape
         if shape == 0.0:
@@ -624,6 +647,8 @@ class _Machine:
             work = -_log(1.0 - self.cycle_random()) / self.expo_rate
         else:
             work = self.rng_cycle.gammavariate(shape * cycles, self.scale)
+        if cycles > 1 and draws and draws[lot.step]:  # unit j of the job starts at about now + work j / cycles
+            self.run.defer(draws[lot.step], [now + work * j / cycles for j in range(1, cycles)])
         self.t0 = now
         self.work = work
         if work >= self.ttf:
@@ -873,6 +898,9 @@ class _Run:
         self.edge = min(self.bin_s, data.horizon_s)  # its end
         self.stockout = dict.fromkeys(self.stock, INF)
         self.waiting: dict[tuple[str, str], list[_Station]] = {}  # stations whose head waits for a SKU
+        # per SKU (unit start time, qty): material a job drew at its start for its later units; the
+        # stock series shows it on hand until each unit's start, as the plant draws unit by unit
+        self.deferred: dict[tuple[str, str], list[tuple[float, float]]] = {}
         self.open_orders: list[_Order] = []
         self.machines: list[_Machine] = []
         self.pending: list[_Order] = []  # every order created, to count late ones at the end
@@ -912,7 +940,14 @@ class _Run:
             for s in sites:
                 s.backlog[b] = s.open_n
                 s.wip_bins[b] = s.wip
+            deferred = self.deferred
             for key, level in self.stock.items():
+                later = deferred.get(key)
+                if later:  # drawn at the job's start for units that start after this bin's end
+                    edge = self.edge
+                    left = [(t, q) for t, q in later if t > edge]
+                    level += sum(q for _, q in left)
+                    deferred[key] = left
                 self.stock_bins[key][b] = level
             b += 1
             self.edge = min((b + 1) * self.bin_s, self.data.horizon_s) if b < n else INF
@@ -971,6 +1006,14 @@ class _Run:
             if c < n:
                 n = c
         return n if n > 0 else 0
+
+    def defer(self, draws: Draws, starts: list[float]) -> None:
+        """Show the material drawn for units starting at ``starts`` on hand until then (series only)."""
+        deferred = self.deferred
+        for key, per_unit in draws:
+            later = deferred.setdefault(key, [])
+            for t in starts:
+                later.append((t, per_unit))
 
     def draw(self, draws: Draws, units: int) -> None:
         """Take the material of ``units`` attempts at a step from stock."""
@@ -1046,13 +1089,14 @@ class _Run:
                 m = idle.pop()
                 # a machine whose window closed while it was idle goes to sleep until its next one
                 if m.windows is None or now < m.open_until or m.in_window(now):
-                    if m.begin(lot, now):
-                        if m.lot is lot:
-                            st.w_n += 1
-                            return
-                    else:
+                    if not m.begin(lot, now):
                         idle.append(m)
-                    break  # short of material: the rest of the lot queues
+                        break  # short of material: the lot queues
+                    if m.lot is lot:
+                        st.w_n += 1
+                        return
+                    # part of the lot started (the window closes, or the material ran out): the next
+                    # idle machine tries the rest
         st.q_area += len(queue) * (now - st.last)
         st.last = now
         queue.append(lot)

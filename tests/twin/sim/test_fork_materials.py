@@ -152,8 +152,10 @@ def test_a_unit_short_of_material_waits_at_its_station_and_marks_the_stockout() 
     out = simulate(data, seed=1)
     assert out.open_order_done_s == {"o1": 1300.0, "o2": 1400.0}
     assert out.stockout_s[("s", "BOX")] == 0.0
-    # bins (start, end] of 500 s: 2 - 2 = 0; 100 - 3 = 97 at 1000 s (bin 1 holds its end); - 1 at 1300 s
-    assert out.stock[("s", "BOX")] == [0.0, 97.0, 96.0, 96.0]
+    # bins (start, end] of 500 s; the series shows each unit's box leaving when the unit starts (the
+    # job draws them at its start): 2 - 2 = 0 by 100 s; the 3 units start at 1000, 1100, 1200 s, so
+    # (500, 1000] ends with 100 - 1 = 99; then 97, and o2's box at 1300 s: 96
+    assert out.stock[("s", "BOX")] == [0.0, 99.0, 96.0, 96.0]
     # a batch machine fills its build with what the material covers: batch 12, 4 boxes on hand, an
     # order of 6: a build of 4 at 0 .. 4 h; the other 2 start when the boxes come at 1000 s, on the
     # second printer (idle, woken by the delivery): 1000 s .. 1000 s + 4 h
@@ -284,3 +286,43 @@ def test_shipments_ordered_with_a_spread_lead_time_come_early_about_half_the_tim
         stock = simulate(data, seed=7, replication=r).stock[("s", "X")]
         early += stock[23] == 1.0  # arrived by 24 h, its ETA
     assert early / 400 == pytest.approx(0.547, abs=0.1)
+
+
+def test_a_unit_job_stops_at_the_shift_end_and_shows_each_units_draw_when_it_starts() -> None:
+    # packer, 600 s per unit, 1 BOX per unit, shift [0, 2000 s) then [10,000 s, 20,000 s); o1 of 5
+    # units at pack. Units start at 0, 600, 1200, 1800 s: ceil(2000 / 600) = 4 start before the shift
+    # ends, the job of 4 ends at 2400 s (a started unit runs to its end); the 5th waits for the next
+    # shift: 10,000 .. 10,600 s. Stock (bins of 1000 s, (start, end]): the job draws 4 boxes at 0 but
+    # the series shows them at 0, 600 | 1200, 1800: 10 - 2 = 8, then 6; the 5th at 10,000 s, the end of
+    # bin 9 (9000, 10,000]: 5 from there.
+    data = ModelData(
+        horizon_s=12_000.0, bin_s=1000.0, sites=("s",),
+        machines=(MachineData(id="K1", site="s", role="pack", cycle_mean_s=600.0,
+                              windows=((0.0, 2000.0), (10_000.0, 20_000.0))),),
+        products=(ProductData(id="p", routing=("pack",), bom=(("BOX", 1.0),), due_s=math.inf),),
+        items=(ItemData(site="s", sku="BOX", on_hand=10.0, reorder_point=-1.0, reorder_qty=0.0, lead_mean_s=0.0),),
+        orders=(OrderData(id="o1", site="s", product="p", qty=5, created_s=0.0, due_s=1e9),),
+    )
+    out = simulate(data, seed=1)
+    assert out.open_order_done_s == {"o1": 10_600.0}
+    assert out.throughput["s"][2] == 4.0 and out.throughput["s"][10] == 1.0  # 4 at 2400 s, 1 at 10,600 s
+    assert out.stock[("s", "BOX")] == [8.0, 6.0] + [6.0] * 7 + [5.0] * 3
+    assert out.machine_busy_s["s/K1"] == 3000.0
+
+
+def test_idle_machines_share_what_the_shift_end_leaves_of_a_lot() -> None:
+    # two packers, 600 s per unit, shift [0, 1200 s) then [10,000 s, 20,000 s); o1 of 6 units. Before
+    # the shift ends each can start ceil(1200 / 600) = 2 units: K1 takes 2, the rest goes to K2, which
+    # takes 2 (not: K2 idle beside a queue); 4 units out at 1200 s. The last 2 start at 10,000 s as one
+    # job on one machine: done at 11,200 s. Busy: 2 x 1200 s + 1200 s.
+    machines = tuple(MachineData(id=f"K{i}", site="s", role="pack", cycle_mean_s=600.0,
+                                 windows=((0.0, 1200.0), (10_000.0, 20_000.0))) for i in (1, 2))
+    data = ModelData(
+        horizon_s=12_000.0, bin_s=1000.0, sites=("s",), machines=machines,
+        products=(ProductData(id="p", routing=("pack",), due_s=math.inf),),
+        orders=(OrderData(id="o1", site="s", product="p", qty=6, created_s=0.0, due_s=1e9),),
+    )
+    out = simulate(data, seed=1)
+    assert out.open_order_done_s == {"o1": 11_200.0}
+    assert out.throughput["s"][1] == 4.0 and out.throughput["s"][11] == 2.0
+    assert sum(out.machine_busy_s.values()) == 3600.0
