@@ -20,6 +20,7 @@ from twin.errors import ConfigError, HistorianError, Problem
 from twin.historian import Historian
 
 log = logging.getLogger(__name__)
+DEFAULT_MAX_BODY_MB = 16.0  # the largest legitimate callback is ~2.5 MB (see dashboard.auth.DEFAULT_MAX_BODY_BYTES)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +36,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-horizon", type=float, default=30 * 24.0, metavar="HOURS",
                    help="longest what-if horizon allowed, in hours (default 720 = 30 days)")
     p.add_argument("--threads", type=int, default=8, help="request threads of the web server (default 8)")
+    p.add_argument("--max-body-mb", type=float, default=DEFAULT_MAX_BODY_MB, metavar="MB",
+                   help=f"largest request body accepted, in MiB (default {DEFAULT_MAX_BODY_MB:g}); larger: 413")
+    p.add_argument("--secure-cookie", action="store_true",
+                   help="mark the session cookie Secure (sent over HTTPS only: behind a TLS reverse proxy)")
+    p.add_argument("--session-hours", type=float, default=12.0,
+                   help="a session ends this many hours after sign-in (default 12)")
+    p.add_argument("--idle-minutes", type=float, default=120.0,
+                   help="a session ends after this many minutes without a request (default 120)")
+    p.add_argument("--max-runs", type=int, default=2,
+                   help="what-if runs at the same time, all users together (default 2); more are refused")
+    p.add_argument("--max-runs-per-user", type=int, default=1,
+                   help="what-if runs at the same time of one user (default 1)")
     p.add_argument("--debug", action="store_true",
                    help="Flask's development server with Dash's debug tools (development only, never in production)")
     p.set_defaults(func=run)
@@ -48,14 +61,22 @@ def _stop_on_sigterm(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt  # leave serve() the way Ctrl-C does, so the finally blocks run
 
 
-def serve(app: object, *, host: str, port: int, threads: int, debug: bool) -> None:
-    """Serve ``app`` (a Dash app) until interrupted: waitress, or Flask's dev server with ``debug``."""
+def serve(app: object, *, host: str, port: int, threads: int, debug: bool, max_body_bytes: int) -> None:
+    """Serve ``app`` (a Dash app) until interrupted: waitress, or Flask's dev server with ``debug``.
+
+    Bodies over ``max_body_bytes`` are refused with 413 before they are read: by waitress from the
+    request's Content-Length (or as a chunked body grows past it), by the app itself
+    (``MAX_CONTENT_LENGTH``, set by ``dashboard.auth.install``) on the development server.
+    """
     if debug:
         app.run(host=host, port=port, debug=True)  # type: ignore[attr-defined]
         return
     import waitress
 
-    waitress.serve(app.server, host=host, port=port, threads=threads, ident="twin-dashboard")  # type: ignore[attr-defined]
+    # waitress answers 413 "Request Entity Too Large / exceeds max_body of N" from the Content-Length
+    # header alone (or once a chunked body reaches N), spooling at most N bytes to a temporary file
+    waitress.serve(app.server, host=host, port=port, threads=threads, ident="twin-dashboard",  # type: ignore[attr-defined]
+                   max_request_body_size=max_body_bytes)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,7 +89,17 @@ def run(args: argparse.Namespace) -> int:
     from dashboard.whatif_engine import EngineRunner
 
     config = load(args.config)
-    auth = settings_for(args.host, users_file=args.users, protected=PROTECTED_OUTPUTS)
+    checks = (("--max-body-mb", args.max_body_mb, 0.001, 1024.0),
+              ("--session-hours", args.session_hours, 0.01, 24 * 31.0),
+              ("--idle-minutes", args.idle_minutes, 1.0, 24 * 60 * 31.0),
+              ("--max-runs", args.max_runs, 1, 64), ("--max-runs-per-user", args.max_runs_per_user, 1, 64))
+    for name, value, low, high in checks:
+        if not low <= value <= high:  # also refuses nan
+            raise ConfigError(name, [Problem(path=name, message=f"must be {low:g}..{high:g}", got=value)])
+    max_body_bytes = int(args.max_body_mb * 1024 * 1024)
+    auth = settings_for(args.host, users_file=args.users, protected=PROTECTED_OUTPUTS,
+                        secure_cookie=args.secure_cookie, session_lifetime_s=args.session_hours * 3600.0,
+                        idle_timeout_s=args.idle_minutes * 60.0, max_body_bytes=max_body_bytes)
     from connectors.forward import open_reader as open_configured_reader
     from connectors.store import SqliteHistorian
     from twin import limits as server_limits
@@ -107,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         queries = QueryService(fleet=fleet, historian=historian, clock=_utc_now)
         runner = EngineRunner(fleet=fleet, open_historian=open_reader, clock=_utc_now, workers=args.workers,
-                              limits=limits)
+                              limits=limits, max_runs=args.max_runs, max_runs_per_user=args.max_runs_per_user)
         app = create_app(Services(queries=queries, whatif=runner, limits=limits), auth=auth,
                          refresh_s=args.refresh)
         log.info("login %s", "required" if auth.login_required else "off")
@@ -117,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
               + ("Flask development server, debug" if args.debug else f"waitress, {args.threads} threads") + ")",
               flush=True)
         try:
-            serve(app, host=args.host, port=args.port, threads=args.threads, debug=args.debug)
+            serve(app, host=args.host, port=args.port, threads=args.threads, debug=args.debug,
+                  max_body_bytes=max_body_bytes)
         except KeyboardInterrupt:
             log.info("dashboard stopped")
     finally:

@@ -18,7 +18,7 @@ from dashboard.pages._shared import acknowledge
 from dashboard.services import Services
 from twin.errors import ConfigError
 
-SECRET = "s" * 32
+SECRET = "test-session-secret-0123456789abcdef"  # 36 characters, 26 different: passes the strength check
 USERS = """
 [users.vera]
 role = "viewer"
