@@ -32,6 +32,7 @@ class WhatIfRequest:
     replications: int
     at: datetime | None = None
     seed: int = 1
+    requested_by: str = ""  # the user the server authorised the run for ("" unknown): runs are capped per user
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

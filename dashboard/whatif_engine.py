@@ -11,6 +11,12 @@ probability of every open order of the site.
 It runs inside a background-callback worker process, so it opens its own historian connection
 (``open_historian``) for every run rather than sharing the web process's one across a fork.
 
+Runs are capped: at most ``max_runs`` at a time in total and ``max_runs_per_user`` per user
+(``WhatIfRequest.requested_by``). Each run holds a slot, an exclusive ``flock`` on one of the lock
+files in ``slots_dir`` (shared by every worker process of the dashboard, released by the kernel
+when a run ends or its process is killed); a run finding no free slot is refused with a
+``SimulationError`` saying how many are going and what to do, before it opens anything.
+
     >>> runner = EngineRunner(fleet=cfg.fleet, open_historian=lambda: SqliteHistorian(path, cfg.fleet,
     ...                       readonly=True), clock=utc_now)                      # doctest: +SKIP
     >>> runner.run(request, progress=lambda done, total: None).deltas              # doctest: +SKIP
@@ -19,13 +25,18 @@ It runs inside a background-callback worker process, so it opens its own histori
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import itertools
 import logging
 import math
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO
 
 from dashboard.scenarios import Limits, scenario_problems, to_scenario
 from dashboard.services import Actual, Band, KpiDelta, OrderChance, Progress, WhatIfRequest, WhatIfResult
@@ -231,6 +242,47 @@ def _sites_of(scenario: Scenario, site: str) -> list[str]:
     return sites
 
 
+def _new_slots_dir() -> Path:
+    # made in the web process when the runner is built; worker processes inherit the path with the runner
+    return Path(tempfile.mkdtemp(prefix="twin-whatif-slots-"))
+
+
+def _take_slot(folder: Path, prefix: str, n: int) -> IO[bytes] | None:
+    """An exclusive lock on one of ``n`` slot files ``prefix-k.lock`` (None: all taken)."""
+    for k in range(n):
+        f = (folder / f"{prefix}-{k}.lock").open("ab")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            continue
+        return f
+    return None
+
+
+@contextlib.contextmanager
+def run_slot(folder: Path, user: str, *, max_runs: int, max_runs_per_user: int) -> Iterator[None]:
+    """Hold a run slot of ``user`` and one of all runs for the block; ``SimulationError`` if none is free."""
+    held: list[IO[bytes]] = []
+    try:
+        if user:
+            tag = hashlib.sha256(user.encode("utf-8")).hexdigest()[:16]
+            mine = _take_slot(folder, f"user-{tag}", max_runs_per_user)
+            if mine is None:
+                raise SimulationError(f"{user} already has {max_runs_per_user} what-if run(s) going (at most "
+                                      f"{max_runs_per_user} per user): wait for it to finish or cancel it")
+            held.append(mine)
+        any_slot = _take_slot(folder, "run", max_runs)
+        if any_slot is None:
+            raise SimulationError(f"the what-if engine is busy: {max_runs} run(s) going (at most {max_runs} at a "
+                                  "time); try again when one has finished")
+        held.append(any_slot)
+        yield
+    finally:
+        for f in held:
+            f.close()  # closing the file releases its lock
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EngineRunner:
     """Runs what-ifs with ``twin.sim`` over the history in ``open_historian()`` (see the module docstring).
@@ -238,7 +290,8 @@ class EngineRunner:
     ``workers`` 0 runs the replications in the worker process itself; ``calibrate_days`` 0 uses the
     configured figures; ``actual_h`` is how much recent history the fan charts continue;
     ``second_order`` draws the calibrated figures per replication (``twin.sim.uncertainty``;
-    configured figures get their prior widths), False uses the point estimates.
+    configured figures get their prior widths), False uses the point estimates. ``max_runs`` and
+    ``max_runs_per_user`` cap the runs going at the same time (slots in ``slots_dir``, see the module docstring).
     """
 
     fleet: FleetSpec
@@ -249,8 +302,16 @@ class EngineRunner:
     actual_h: float = 24.0
     limits: Limits = field(default_factory=Limits)
     second_order: bool = True
+    max_runs: int = 2
+    max_runs_per_user: int = 1
+    slots_dir: Path = field(default_factory=_new_slots_dir)
 
     def run(self, request: WhatIfRequest, progress: Progress) -> WhatIfResult:
+        with run_slot(self.slots_dir, request.requested_by, max_runs=self.max_runs,
+                      max_runs_per_user=self.max_runs_per_user):
+            return self._run(request, progress)
+
+    def _run(self, request: WhatIfRequest, progress: Progress) -> WhatIfResult:
         doc = {**request.scenario, "site": request.site, "horizon_h": request.horizon_h,
                "replications": request.replications}
         problems = scenario_problems(doc, self.fleet, self.limits)

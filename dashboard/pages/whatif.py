@@ -188,7 +188,8 @@ def run_request(settings: auth.AuthSettings, request: dict[str, Any]) -> WhatIfR
     payload = auth.verify(settings, str(request.get("token", "")), salt=TOKEN_SALT, max_age_s=TOKEN_MAX_AGE_S)
     doc = payload["doc"]
     return WhatIfRequest(site=doc["site"], scenario=doc, horizon_h=float(doc["horizon_h"]),
-                         replications=int(doc["replications"]), at=parse_local(doc.get("at")))
+                         replications=int(doc["replications"]), at=parse_local(doc.get("at")),
+                         requested_by=str(payload.get("user", "")))
 
 
 def _orders_table(result: WhatIfResult) -> Any:
