@@ -410,8 +410,8 @@ class _Machine:
     __slots__ = (
         "batch", "build", "busy", "busy_bins", "cv", "cycle_random", "down", "env", "expo_rate", "fail_rate", "held",
         "log_ok", "lot", "mean", "mid", "mttr", "on_done", "on_fail", "on_repaired", "on_wake", "open_until",
-        "p_scrap", "pooled", "repair", "rng_cycle", "rng_fail", "rng_scrap", "run", "scale", "shape", "st", "starts",
-        "t0", "timeout", "ttf", "windows", "work",
+        "p_scrap", "plain", "pooled", "repair", "rng_cycle", "rng_fail", "rng_scrap", "run", "scale", "shape", "st",
+        "starts", "t0", "timeout", "ttf", "windows", "work",
     )
 
     def __init__(self, run: _Run, m: MachineData, st: _Station, busy_bins: list[float]) -> None:
@@ -444,6 +444,7 @@ class _Machine:
         self.repair = 0.0
         self.lot: _Lot | None = None  # a unit machine's job: the lot it makes
         self.held = False  # busy at the fork (see ``hold``)
+        self.plain = m.scrap_rate == 0 and m.windows is None  # begin's fast path applies
         self.pooled = st.pooled
         self.build: list[_Lot] = []  # a batch machine's build: the lots of good units it makes
         self.work = 0.0
@@ -626,20 +627,11 @@ class _Machine:
         mean cycle time), as the plant starts no unit after the shift; the rest of the lot waits
         at the head of the queue.
         """
-        draws = lot.draws
-        n = lot.n
-        limit = INF
-        if self.windows is not None and n > 1 and self.mean > 0:
-            fit = math.ceil((self.open_until - now) / self.mean - 1e-9)
-            if fit < n:
-                limit = fit if fit > 1 else 1
-        if self.p_scrap > 0 or (draws and draws[lot.step]) or limit < n:
-            cycles = self.take(lot, now, 0, limit)
-            if cycles == 0:
-                return False
-        else:  # the common case, inlined: no scrap, no material at this step, the whole lot
-            cycles = n
-            self.lot = lot
+        if not self.plain or lot.draws:
+            return self.begin_any(lot, now)
+        # the common case, inlined: no scrap, no windows, no material drawn on the route: the whole lot
+        cycles = lot.n
+        self.lot = lot
         shape = self.shape
         if shape == 0.0:
             work = self.mean * cycles
@@ -647,8 +639,33 @@ class _Machine:
             work = -_log(1.0 - self.cycle_random()) / self.expo_rate
         else:
             work = self.rng_cycle.gammavariate(shape * cycles, self.scale)
-        if cycles > 1 and draws and draws[lot.step]:  # unit j of the job starts at about now + work j / cycles
-            self.run.defer(draws[lot.step], [now + work * j / cycles for j in range(1, cycles)])
+        self.t0 = now
+        self.work = work
+        if work >= self.ttf:
+            self.timeout(self.ttf).callbacks.append(self.on_fail)
+        else:
+            self.timeout(work).callbacks.append(self.on_done)
+        return True
+
+    def begin_any(self, lot: _Lot, now: float) -> bool:
+        """:meth:`begin` with scrap, a window's end or material to draw."""
+        draws = lot.draws[lot.step] if lot.draws else ()
+        n = lot.n
+        limit = INF
+        if self.windows is not None and n > 1 and self.mean > 0:
+            fit = math.ceil((self.open_until - now) / self.mean - 1e-9)
+            if fit < n:
+                limit = fit if fit > 1 else 1
+        if self.p_scrap > 0 or draws or limit < n:
+            cycles = self.take(lot, now, 0, limit)
+            if cycles == 0:
+                return False
+        else:
+            cycles = n
+            self.lot = lot
+        work = self.job_time(cycles)
+        if cycles > 1 and draws:  # unit j of the job starts at about now + work j / cycles
+            self.run.defer(draws, [now + work * j / cycles for j in range(1, cycles)])
         self.t0 = now
         self.work = work
         if work >= self.ttf:
