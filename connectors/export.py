@@ -1,13 +1,16 @@
 """CSV export of history: series, events and the alarm journal, from any historian.
 
 Each function writes one CSV (header first, UTC ISO-8601 times, values unformatted) to an open text
-stream and returns the number of data rows.
+stream and returns the number of data rows. Text cells pass through ``spreadsheet_safe``: a cell a
+spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab or CR first, e.g. an alarm
+acknowledgement's comment ``=HYPERLINK(...)``) is written with a leading ``'``; numbers are kept.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TextIO
@@ -15,7 +18,25 @@ from typing import TextIO
 from twin.codec import value_to_json
 from twin.historian import ALARM_EVENT_KINDS, Historian, SeriesKey
 
-__all__ = ["export_alarms", "export_events", "export_series", "parse_time"]
+__all__ = ["export_alarms", "export_events", "export_series", "parse_time", "spreadsheet_safe"]
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def spreadsheet_safe(value: object) -> str:
+    """``value`` as a CSV cell no spreadsheet runs as a formula (OWASP "CSV injection").
+
+    A text starting with ``= + - @``, a tab or a carriage return gets a leading ``'`` (shown as text,
+    the rest unchanged); a plain number such as ``-3.5`` is left as it is. ``None`` is an empty cell.
+
+    >>> print(spreadsheet_safe('=HYPERLINK("http://x","y")'), spreadsheet_safe("-3.5"), spreadsheet_safe("-1+2"))
+    '=HYPERLINK("http://x","y") -3.5 '-1+2
+    """
+    text = "" if value is None else str(value)
+    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def parse_time(text: str) -> datetime:
@@ -52,7 +73,8 @@ def export_series(
     for res in historian.series(keys, t0, t1, max_points):
         k = res.key
         for p in res.points:
-            w.writerow([_iso(p.ts), k.site, k.asset, k.signal, repr(p.value), repr(p.min), repr(p.max), p.count])
+            w.writerow([_iso(p.ts), *(spreadsheet_safe(x) for x in (k.site, k.asset, k.signal)), repr(p.value),
+                        repr(p.min), repr(p.max), p.count])
             n += 1
     return n
 
@@ -64,7 +86,7 @@ def export_events(historian: Historian, site: str | None, t0: datetime, t1: date
     n = 0
     for e in historian.events(site, t0, t1):
         data = json.dumps({k: value_to_json(v) for k, v in e.data.items()}, sort_keys=True)
-        w.writerow([_iso(e.ts), e.site, e.asset, e.kind.value, e.message, data])
+        w.writerow([_iso(e.ts), *(spreadsheet_safe(x) for x in (e.site, e.asset, e.kind.value, e.message, data))])
         n += 1
     return n
 
@@ -78,7 +100,7 @@ def export_alarms(historian: Historian, site: str | None, t0: datetime, t1: date
     for e in historian.events(site, t0, t1):
         if e.kind not in ALARM_EVENT_KINDS:
             continue
-        extra = ["" if e.data.get(c) is None else str(e.data.get(c)) for c in cols]
-        w.writerow([_iso(e.ts), e.site, e.asset, e.kind.value, e.message, *extra])
+        cells = (e.site, e.asset, e.kind.value, e.message, *(e.data.get(c) for c in cols))
+        w.writerow([_iso(e.ts), *(spreadsheet_safe(x) for x in cells)])
         n += 1
     return n

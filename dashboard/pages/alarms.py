@@ -10,6 +10,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
+from connectors.export import spreadsheet_safe
 from dashboard import components, ids
 from dashboard.auth import current_user
 from dashboard.pages._shared import acknowledge, alarm_grid, card, notice, register_page, site_dropdown, site_options
@@ -62,10 +63,11 @@ def layout(**_query: Any) -> html.Div:
 
 
 def journal_csv(rows: list[dict[str, Any]]) -> str:
+    """The journal rows as CSV, every cell through ``spreadsheet_safe`` (as ``twin export --what alarms``)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    writer.writerows([spreadsheet_safe(r.get(f)) for f in CSV_FIELDS] for r in rows)
     return buf.getvalue()
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -31,8 +30,6 @@ import psutil
 import pytest
 from werkzeug.security import generate_password_hash
 
-from connectors.config import load
-from connectors.store import SqliteHistorian
 from dashboard.app import PROTECTED_OUTPUTS, create_app
 from dashboard.auth import (
     LoginThrottle,
@@ -43,54 +40,22 @@ from dashboard.auth import (
     secret_problems,
     settings_for,
 )
-from dashboard.queries import QueryService
 from dashboard.services import Services
 from tests.conftest import free_port
-from tests.dashboard import history
 from tests.dashboard.serve import serving
+from tests.reliability.dashboard_rig import ROOT, SECRET, USERS, Client, make_plant, open_queries
 
 pytestmark = [pytest.mark.server]
 
-ROOT = Path(__file__).resolve().parents[2]
-NOW = datetime(2026, 1, 7, 12, 0, tzinfo=UTC)  # a Wednesday in shift (as tests/dashboard)
-SECRET = "hardening-test-secret-0123456789abcdef"  # 38 characters, 27 different
 MIB = 1024 * 1024
 # The refused bodies are never read: only request headers (< 1 kB) reach the server, so what remains
 # is allocator noise. 32 MiB is 1/32 of the 1 GB sent and 1/125 of the 4 GB the unprotected server grew.
 RSS_BOUND = 32 * MIB
-USERS = """
-[users.vera]
-role = "viewer"
-password_hash = "{vera}"
-[users.erin]
-role = "engineer"
-password_hash = "{erin}"
-"""
-
-
-def _users_text(vera: str = "vera-pw", erin: str = "erin-pw") -> str:
-    return USERS.format(vera=generate_password_hash(vera), erin=generate_password_hash(erin))
 
 
 @pytest.fixture(scope="module")
 def plant(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of examples/ with 4 h of deterministic history in its configured SQLite file."""
-    root = tmp_path_factory.mktemp("plant")
-    shutil.copytree(ROOT / "examples", root / "examples")
-    config = load(root / "examples" / "fleet.toml")
-    store = SqliteHistorian(root / config.historian.path, config.fleet)
-    try:
-        history.fill(store, config.fleet, NOW, hours=4.0, step_s=300.0)
-    finally:
-        store.close()
-    (root / "users.toml").write_text(_users_text(), encoding="utf-8")
-    return root
-
-
-def _open_queries(plant: Path) -> tuple[QueryService, SqliteHistorian]:
-    config = load(plant / "examples" / "fleet.toml")
-    store = SqliteHistorian(plant / config.historian.path, config.fleet)
-    return QueryService(fleet=config.fleet, historian=store, clock=lambda: NOW), store
+    return make_plant(tmp_path_factory.mktemp("plant"))
 
 
 @pytest.fixture
@@ -100,7 +65,7 @@ def dashboard(plant: Path, tmp_path: Path, request: pytest.FixtureRequest) -> It
     ``@pytest.mark.parametrize("auth_options", [{...}])`` passes options to ``settings_for``.
     """
     options = getattr(request, "param", {})
-    queries, store = _open_queries(plant)
+    queries, store = open_queries(plant)
     auth = settings_for("0.0.0.0", env={"TWIN_SECRET_KEY": SECRET}, users_file=plant / "users.toml",
                         protected=PROTECTED_OUTPUTS, **options)
     app = create_app(Services(queries=queries, cache_dir=tmp_path / "jobs"), auth=auth)
@@ -109,36 +74,6 @@ def dashboard(plant: Path, tmp_path: Path, request: pytest.FixtureRequest) -> It
             yield url
     finally:
         store.close()
-
-
-class Client:
-    """A tiny HTTP client keeping one cookie jar (the session cookie), over http.client."""
-
-    def __init__(self, url: str) -> None:
-        parsed = urllib.parse.urlsplit(url)
-        self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
-        self.cookie = ""
-
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
-                ) -> tuple[int, dict[str, str], str]:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
-        try:
-            hdrs = dict(headers or {})
-            if self.cookie:
-                hdrs["Cookie"] = self.cookie
-            conn.request(method, path, body=body, headers=hdrs)
-            r = conn.getresponse()
-            text = r.read().decode("utf-8", "replace")
-            got = {k.lower(): v for k, v in r.getheaders()}
-            if "set-cookie" in got:
-                self.cookie = got["set-cookie"].split(";", 1)[0]
-            return r.status, got, text
-        finally:
-            conn.close()
-
-    def login(self, user: str, password: str) -> tuple[int, dict[str, str], str]:
-        body = urllib.parse.urlencode({"username": user, "password": password, "next": "/"}).encode()
-        return self.request("POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded"})
 
 
 def _declared_body(url: str, path: str, length: int, cookie: str = "") -> tuple[int, str]:
@@ -294,7 +229,7 @@ def test_a_password_change_ends_the_users_sessions(plant: Path, tmp_path: Path) 
     users = tmp_path / "users.toml"
     vera_hash = generate_password_hash("vera-pw")
     users.write_text(USERS.format(vera=vera_hash, erin=generate_password_hash("erin-pw")), encoding="utf-8")
-    queries, store = _open_queries(plant)
+    queries, store = open_queries(plant)
     auth = settings_for("0.0.0.0", env={"TWIN_SECRET_KEY": SECRET}, users_file=users, protected=PROTECTED_OUTPUTS)
     app = create_app(Services(queries=queries, cache_dir=tmp_path / "jobs"), auth=auth)
     try:
