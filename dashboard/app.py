@@ -43,7 +43,7 @@ PROTECTED_OUTPUTS: dict[str, UserRole] = {
 }
 
 NAV = [("Fleet", "/"), ("Site", "/site"), ("Machine", "/machine"), ("What-if", "/whatif"), ("Replay", "/replay"),
-       ("Alarms", "/alarms")]
+       ("Alarms", "/alarms"), ("Model trust", "/trust")]
 
 
 def _shell(refresh_ms: int) -> Any:

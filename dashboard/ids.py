@@ -119,6 +119,18 @@ ALARMS_ACK_RESULT = "alarms-ack-result"
 ALARMS_EXPORT = "alarms-export"
 ALARMS_DOWNLOAD = "alarms-download"
 
+# --- model trust page
+TRUST_SELECT = "trust-select"
+TRUST_HEADER = "trust-header"
+TRUST_BANNER = "trust-banner"  # the drift findings, when there are any
+TRUST_KPIS = "trust-kpis"  # coverage, skill and CRPS figures
+TRUST_COVERAGE = "trust-coverage"  # coverage by horizon hour
+TRUST_PIT = "trust-pit"
+TRUST_SCORES = "trust-scores"  # scores per series
+TRUST_PARAMS = "trust-params"  # calibrated figures: from history or the configuration
+TRUST_SENT = "trust-sent"  # dcc.Store: the view this browser already shows
+SITE_TRUST_LINK = "site-trust-link"  # the site page's link to its model-trust panel
+
 # --- pattern-matching types
 SITE_TILE_TYPE = "site-tile"
 MACHINE_TILE_TYPE = "machine-tile"

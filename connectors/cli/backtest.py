@@ -25,10 +25,7 @@ import json
 import logging
 import math
 import sys
-from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
-from datetime import datetime, timedelta
+from collections.abc import Sequence
 from typing import Any
 
 from connectors.cli.whatif import (
@@ -38,13 +35,13 @@ from connectors.cli.whatif import (
     parse_duration,
     parse_time,
     progress_bar,
-    uncertainty_of,
 )
 from twin.errors import ConfigError, Problem, TwinError
+from twin.sim.rolling import WindowCache, origins, rolling, score_at
+
+__all__ = ["WindowCache", "origins", "register", "rolling", "run", "score_at"]
 
 log = logging.getLogger(__name__)
-
-WEEK = timedelta(days=7)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,128 +56,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_common(p)
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.set_defaults(func=run, replications=50, horizon=86400.0, calibrate_days=7.0)
-
-
-def score_at(
-    fleet: Any, historian: Any, at: datetime, horizon_s: float, *, bin_s: float, replications: int, seed: int,
-    executor: Executor | None, workers: int, calibrate_days: float, second_order: bool,
-    sites: Sequence[str] | None = None, on_progress: Callable[[int, int], None] | None = None,
-) -> Any:
-    """Fork at ``at`` from history before it, project ``horizon_s`` and score against what happened."""
-    from twin.calibrate import calibrate
-    from twin.frozen import FrozenDict
-    from twin.live import initial_site_state
-    from twin.sim.backtest import actual_series, backtest
-    from twin.sim.build import fork
-    from twin.sim.montecarlo import run as monte_carlo
-    from twin.state import TwinState
-
-    wanted = list(sites) if sites else [str(s.id) for s in fleet.sites]
-    states = {}
-    for sid in wanted:
-        st = historian.state_at(sid, at)
-        states[sid] = st if st is not None else initial_site_state(fleet.site(sid), at)
-    state = TwinState(fleet=fleet.id, as_of=at, sites=FrozenDict(states))
-    calibration = None
-    if calibrate_days > 0:
-        calibration = calibrate(fleet, historian, at - timedelta(days=calibrate_days), at, sites=wanted)
-    params = calibration.params if calibration is not None else None
-    f = fork(fleet, state, None, params, horizon_s=horizon_s, bin_s=bin_s, sites=wanted)
-    res = monte_carlo(f.data, replications=replications, seed=seed, executor=executor, workers=workers,
-                      on_progress=on_progress, as_of=f.as_of, uncertainty=uncertainty_of(calibration),
-                      second_order=second_order)
-    projection = res.projection()
-    t_s = projection.bands[0].t_s
-    actual = actual_series(fleet, historian, list(f.data.sites), f.as_of, t_s)
-    naive = actual_series(fleet, historian, list(f.data.sites), f.as_of - WEEK, t_s)
-    samples = {key: res.samples(*key) for key in actual}
-    return backtest(projection, actual, samples, naive, second_order=res.second_order)
-
-
-class WindowCache:
-    """A read-through cache of a historian's series and events over ``[lo, hi]``, for overlapping reads.
-
-    A rolling backtest reads, at every origin, the week before it (calibration), the horizon after
-    it (the actual series) and the same hours a week earlier (the naive forecast): windows that
-    overlap by most of their length. Each series and each site's events are read once over
-    ``[lo, hi]`` and sliced by time after that; a read outside ``[lo, hi]`` goes to the historian.
-    Slicing returns exactly the points in ``[t0, t1]``, as the historian would, so nothing after
-    an origin is seen by its calibration.
-    """
-
-    def __init__(self, historian: Any, lo: datetime, hi: datetime) -> None:
-        self._h = historian
-        self.lo, self.hi = lo, hi
-        self._series: dict[Any, tuple[list[datetime], tuple[Any, ...], bool]] = {}
-        self._events: dict[str, tuple[list[datetime], list[Any]]] = {}
-
-    def series(self, keys: Sequence[Any], t0: datetime, t1: datetime, max_points: int) -> list[Any]:
-        from twin.historian import SeriesResult
-
-        if t0 < self.lo or t1 > self.hi:
-            return list(self._h.series(keys, t0, t1, max_points))
-        missing = [k for k in keys if k not in self._series]
-        if missing:
-            for r in self._h.series(missing, self.lo, self.hi, max_points):
-                self._series[r.key] = ([p.ts for p in r.points], r.points, r.downsampled)
-        out = []
-        for k in keys:
-            ts, points, down = self._series[k]
-            out.append(SeriesResult(key=k, points=points[bisect_left(ts, t0):bisect_right(ts, t1)], downsampled=down))
-        return out
-
-    def events(self, site: str | None, t0: datetime, t1: datetime) -> list[Any]:
-        if site is None or t0 < self.lo or t1 > self.hi:
-            return list(self._h.events(site, t0, t1))
-        if site not in self._events:
-            evs = sorted(self._h.events(site, self.lo, self.hi), key=lambda e: e.ts)
-            self._events[site] = ([e.ts for e in evs], evs)
-        ts, evs = self._events[site]
-        return evs[bisect_left(ts, t0):bisect_right(ts, t1)]
-
-    def state_at(self, site: str, t: datetime) -> Any:
-        return self._h.state_at(site, t)
-
-    def signals(self, site: str | None = None) -> list[Any]:
-        return list(self._h.signals(site))
-
-    def write(self, *args: Any, **kwargs: Any) -> None:
-        raise TwinError("a backtest only reads history")
-
-    def close(self) -> None:
-        self._series.clear()
-        self._events.clear()
-
-
-def origins(first: datetime, last: datetime, every_s: float) -> list[datetime]:
-    """``first``, ``first + every``, .. up to ``last`` (inclusive)."""
-    out = []
-    t = first
-    while t <= last:
-        out.append(t)
-        t += timedelta(seconds=every_s)
-    return out
-
-
-def rolling(
-    fleet: Any, historian: Any, at: Sequence[datetime], horizon_s: float, *, bin_s: float, replications: int,
-    seed: int, executor: Executor | None, workers: int, calibrate_days: float, second_order: bool,
-    sites: Sequence[str] | None = None, on_origin: Callable[[int, int], None] | None = None,
-) -> tuple[list[Any], Any]:
-    """Backtests at every origin and their summary (``twin.sim.backtest.rolling_summary``)."""
-    from twin.sim.backtest import rolling_summary
-
-    results = []
-    if at:
-        lo = min(at) - timedelta(days=calibrate_days) - WEEK - timedelta(hours=1)
-        historian = WindowCache(historian, lo, max(at) + timedelta(seconds=horizon_s))
-    for i, t in enumerate(at):
-        results.append(score_at(fleet, historian, t, horizon_s, bin_s=bin_s, replications=replications, seed=seed,
-                                executor=executor, workers=workers, calibrate_days=calibrate_days,
-                                second_order=second_order, sites=sites))
-        if on_origin is not None:
-            on_origin(i + 1, len(at))
-    return results, rolling_summary(results)
 
 
 def _check(args: argparse.Namespace) -> None:

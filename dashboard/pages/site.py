@@ -37,6 +37,7 @@ from twin.errors import TwinError
 __all__ = ["Rendered", "fingerprints", "layout", "outputs_for", "register", "render", "render_view"]
 
 PATH = "/site"
+TRUST_PATH = "/trust"  # the model-trust page (dashboard.pages.trust), linked with the site chosen
 SHIFT_H = 8.0
 TREND_H = 1.0
 
@@ -45,7 +46,9 @@ def layout(site: str | None = None, **_query: Any) -> html.Div:
     return html.Div(
         [
             html.Div([html.H2("Site"), html.Div(site_dropdown(ids.SITE_SELECT, site), className="head-picker"),
-                      html.Div(id=ids.SITE_HEADER, className="muted")], className="page-head"),
+                      html.Div(id=ids.SITE_HEADER, className="muted"),
+                      dcc.Link("Model trust of this site →", id=ids.SITE_TRUST_LINK, href=TRUST_PATH,
+                               className="small")], className="page-head"),
             dcc.Store(id=ids.SITE_SENT, data=None),
             components.andon_legend(),
             html.Div(id=ids.SITE_TILES, className="tile-grid mb-3"),
@@ -203,6 +206,10 @@ def register(app: dash.Dash, services: Services) -> None:
     def _options(_path: str | None, search: str | None, value: str | None) -> tuple[list[dict[str, str]], str | None]:
         options = site_options(queries)
         return options, choose([o["value"] for o in options], url_param(search, "site"), value)
+
+    @app.callback(Output(ids.SITE_TRUST_LINK, "href"), Input(ids.SITE_SELECT, "value"))
+    def _trust_link(site: str | None) -> str:
+        return components.href(TRUST_PATH, site=site) if site else TRUST_PATH
 
     # the last drawing of each site, keyed on the view object it was drawn from: every tab refreshing
     # the same site within one refresh period shares one drawing
