@@ -35,7 +35,7 @@ from pathlib import Path
 import tomli_w
 
 from connectors.cli import main as twin
-from connectors.cli.demo import BACKFILL_STEP_S, OLDER_ORDERS_EVERY_S, OLDER_STEP_S
+from connectors.cli.demo import BACKFILL_STEP_S, FINE_HOURS, OLDER_ORDERS_EVERY_S, OLDER_STEP_S
 from connectors.config import load
 from connectors.emulator.backfill import backfill, sample_times
 from connectors.emulator.plant import Plant
@@ -148,7 +148,8 @@ def bench_demo(folder: Path) -> Row:
         with timed() as t:
             result = backfill(fleet, store, start=start, end=END, step_s=BACKFILL_STEP_S, seed=SEED,
                               intake=Intake(fleet, ledger), older_step_s=OLDER_STEP_S,
-                              fine_from=END - timedelta(days=1), older_orders_every_s=OLDER_ORDERS_EVERY_S)
+                              fine_from=END - timedelta(hours=FINE_HOURS),
+                              older_orders_every_s=OLDER_ORDERS_EVERY_S)
     finally:
         ledger.close()
         store.close()

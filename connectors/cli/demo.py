@@ -45,15 +45,17 @@ import tomli_w
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path("examples") / "fleet.toml"
-# The last day of emulated history is sampled every BACKFILL_STEP_S and older days every OLDER_STEP_S
-# (8 days: 1,440 + 2,016 samples instead of 11,520); a site's order and shipment changes older than
-# a day are checkpointed once per OLDER_ORDERS_EVERY_S (a checkpoint is a whole site state, tens of
-# kB: one per change is most of a backfill's work). Live polling runs every DEMO_POLL_S and a signal
-# counts as stale after STALE_AFTER_S, which covers the history's spacing: replaying the emulated
-# history (or forking a what-if from it) never shows gaps between samples as stale data.
+# The last FINE_HOURS of emulated history are sampled every BACKFILL_STEP_S and older days every
+# OLDER_STEP_S (8 days: 1,440 + 2,016 samples instead of 11,520; ~21 s CPU, see
+# bench/backfill_bench.py --demo); a site's order and shipment changes before those hours are
+# checkpointed once per OLDER_ORDERS_EVERY_S (a checkpoint is a whole site state, tens of kB: one
+# per change is the biggest cost after the readings). Live polling runs every DEMO_POLL_S and a
+# signal counts as stale after STALE_AFTER_S, which covers the history's spacing: replaying the
+# emulated history (or forking a what-if from it) never shows gaps between samples as stale data.
 DEFAULT_DAYS = 8.0
 BACKFILL_STEP_S = 60.0
 OLDER_STEP_S = 300.0
+FINE_HOURS = 24.0
 OLDER_ORDERS_EVERY_S = 3600.0
 DEMO_POLL_S = 5.0
 STALE_AFTER_S = OLDER_STEP_S
@@ -241,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             result = backfill(fleet, store, start=history_from, end=now, step_s=BACKFILL_STEP_S, seed=args.seed,
                               truth=truth, intake=Intake(fleet, ledger), older_step_s=OLDER_STEP_S,
-                              fine_from=max(history_from, now - timedelta(days=1)),
+                              fine_from=max(history_from, now - timedelta(hours=FINE_HOURS)),
                               older_orders_every_s=OLDER_ORDERS_EVERY_S)
         finally:
             ledger.close()
