@@ -212,6 +212,9 @@ def secret_problems(secret: str) -> list[Problem]:
                         got="(unset)")]
     if len(secret) < MIN_SECRET_CHARS:
         return [Problem(path=SECRET_ENV, message=f"too short: {hint}", got=f"{len(secret)} characters")]
+    if "change-me" in secret.lower():
+        return [Problem(path=SECRET_ENV, message=f"is the example placeholder of docker/.env.example: {hint}",
+                        got="(placeholder)")]
     distinct = len(set(secret))
     if distinct < MIN_SECRET_DISTINCT:
         return [Problem(path=SECRET_ENV, message=f"too little variety: {hint}",

@@ -110,7 +110,8 @@ def test_a_formula_in_an_ack_comment_is_exported_as_text_by_both_exports(
                            "--from", "2026-01-07T00:00", "--to", "2026-01-08T00:00", "--site", "pod-lyon",
                            "--out", str(out)], cwd=plant_copy, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    acked = [r for r in csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))) if r["kind"] == "alarm_acknowledged"]
+    exported = csv.DictReader(io.StringIO(out.read_text(encoding="utf-8")))
+    acked = [r for r in exported if r["kind"] == "alarm_acknowledged"]
     assert [(r["user"], r["comment"]) for r in acked] == [("erin", "'" + FORMULA)]
     # the message embeds the comment after "acknowledged by erin: ": text from its first character
     assert acked[0]["message"] == f"acknowledged by erin: {FORMULA}"
