@@ -105,6 +105,37 @@ class TrustSettings:
             raise ConfigError("dashboard trust settings", problems)
         return self
 
+    @classmethod
+    def parse(cls, text: str | None) -> TrustSettings:
+        """Settings from ``twin dashboard --trust``: "" (defaults), "off", or ``key=value`` pairs by commas.
+
+        >>> TrustSettings.parse("replications=10, every_h=12").replications
+        10
+        >>> TrustSettings.parse("off").enabled
+        False
+        """
+        text = (text or "").strip()
+        if text.lower() in ("off", "no", "false", "0"):
+            return cls(enabled=False)
+        values: dict[str, Any] = {}
+        problems = []
+        kinds = {"enabled": bool, "replications": int, "workers": int, "seed": int, "second_order": bool}
+        names = set(cls.__dataclass_fields__)
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, sep, raw = (x.strip() for x in part.partition("="))
+            if not sep or key not in names:
+                problems.append(Problem(path=f"trust.{key[:40]}", message="unknown setting; known: "
+                                        + ", ".join(sorted(names)), got=part[:80]))
+                continue
+            try:
+                kind = kinds.get(key, float)
+                values[key] = raw.lower() in ("1", "true", "yes", "on") if kind is bool else kind(raw)
+            except ValueError:
+                problems.append(Problem(path=f"trust.{key}", message="not a number", got=raw[:80]))
+        if problems:
+            raise ConfigError("--trust", problems)
+        return cls(**values).check()
+
     def origins(self, now: datetime) -> list[datetime]:
         """Origins of a score made at ``now``: every ``every_h`` from ``now - days`` to ``now - horizon``.
 

@@ -73,7 +73,8 @@ def coverage_by_hour(view: TrustView, *, height: int = 300) -> go.Figure:
                    xaxis={"title": {"text": "hour of the horizon"}, "range": [0.5, hours + 0.5],
                           "dtick": max(1, hours // 12)},
                    yaxis={"title": {"text": "inside P10–P90 (%)"}, "range": [0, 105], "dtick": 20},
-                   shapes=[band, target, drift], annotations=notes)
+                   shapes=[band, target, drift], annotations=notes, top=36,
+                   legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"}, showlegend=True)
 
 
 def pit_histogram(view: TrustView, *, height: int = 300) -> go.Figure:
@@ -87,11 +88,11 @@ def pit_histogram(view: TrustView, *, height: int = 300) -> go.Figure:
     bar = {"type": "bar", "x": labels, "y": list(counts), "marker": {"color": "#7b838a"}, "name": "PIT values",
            "text": [str(c) for c in counts], "textposition": "outside", "cliponaxis": False,
            "hovertemplate": "PIT %{x}: %{y} values<extra></extra>", "showlegend": False}
-    line = {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": flat, "y1": flat,
-            "line": {"color": theme.TEXT, "dash": "dash", "width": 1.5}}
-    note = {"text": f"calibrated: {flat:.1f} per bin", "xref": "paper", "x": 1.0, "xanchor": "right", "y": flat,
-            "yref": "y", "yanchor": "bottom", "showarrow": False, "font": {"size": 11, "color": theme.TEXT}}
+    line = {"type": "scatter", "mode": "lines", "x": labels, "y": [flat] * n, "name": f"calibrated: {flat:.1f} per bin",
+            "line": {"color": theme.TEXT, "dash": "dash", "width": 1.5}, "hoverinfo": "skip"}
     top = max(max(counts), flat)
-    return _figure([bar], height=height, xaxis={"title": {"text": "PIT (share of replications below the outcome)"},
-                                                "tickangle": -45, "type": "category"},
-                   yaxis={"title": {"text": "values"}, "range": [0, top * 1.25]}, shapes=[line], annotations=[note])
+    xaxis = {"title": {"text": "PIT: share of replications below the outcome"}, "tickangle": -45,
+             "type": "category"}
+    return _figure([bar, line], height=height, xaxis=xaxis,
+                   yaxis={"title": {"text": "values"}, "range": [0, top * 1.25]}, top=36,
+                   legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"}, showlegend=True)

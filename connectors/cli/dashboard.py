@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="what-if runs at the same time, all users together (default 2); more are refused")
     p.add_argument("--max-runs-per-user", type=int, default=1,
                    help="what-if runs at the same time of one user (default 1)")
+    p.add_argument("--trust", default="", metavar="SETTINGS",
+                   help="model-trust scoring (dashboard.trust): 'off', or key=value,... e.g. replications=20,"
+                        "every_h=6 (default: the last 7 days once a day, 24 h horizon, 20 replications)")
     p.add_argument("--debug", action="store_true",
                    help="Flask's development server with Dash's debug tools (development only, never in production)")
     p.set_defaults(func=run)
@@ -86,9 +89,11 @@ def run(args: argparse.Namespace) -> int:
     from dashboard.queries import QueryService
     from dashboard.scenarios import Limits
     from dashboard.services import Services
+    from dashboard.trust import TrustService, TrustSettings
     from dashboard.whatif_engine import EngineRunner
 
     config = load(args.config)
+    trust_settings = TrustSettings.parse(args.trust)
     checks = (("--max-body-mb", args.max_body_mb, 0.001, 1024.0),
               ("--session-hours", args.session_hours, 0.01, 24 * 31.0),
               ("--idle-minutes", args.idle_minutes, 1.0, 24 * 60 * 31.0),
@@ -135,14 +140,18 @@ def run(args: argparse.Namespace) -> int:
 
     limits = Limits(max_replications=args.max_replications, max_horizon_h=args.max_horizon)
     queries: QueryService | None = None
+    trust: TrustService | None = None
     try:
-        queries = QueryService(fleet=fleet, historian=historian, clock=_utc_now)
+        # the model-trust scores (a rolling backtest once a day) on a reader of their own; drift alarms in memory
+        trust = TrustService(fleet=fleet, open_historian=open_reader, clock=_utc_now, settings=trust_settings)
+        queries = QueryService(fleet=fleet, historian=historian, clock=_utc_now, derived_alarms=trust)
         runner = EngineRunner(fleet=fleet, open_historian=open_reader, clock=_utc_now, workers=args.workers,
                               limits=limits, max_runs=args.max_runs, max_runs_per_user=args.max_runs_per_user)
-        app = create_app(Services(queries=queries, whatif=runner, limits=limits), auth=auth,
+        app = create_app(Services(queries=queries, whatif=runner, limits=limits, extra={"trust": trust}), auth=auth,
                          refresh_s=args.refresh)
         log.info("login %s", "required" if auth.login_required else "off")
         queries.start_refresher()
+        trust.start()
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
         print(f"dashboard on http://{args.host}:{args.port}/ ("
               + ("Flask development server, debug" if args.debug else f"waitress, {args.threads} threads") + ")",
@@ -153,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             log.info("dashboard stopped")
     finally:
+        if trust is not None:
+            trust.stop()
         if queries is not None:
             queries.stop_refresher()
         historian.close()

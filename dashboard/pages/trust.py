@@ -22,7 +22,7 @@ from dashboard.pages._shared import card, choose, register_page, site_dropdown, 
 from dashboard.services import Services
 from dashboard.trust import COVERAGE_HIGH, COVERAGE_LOW, COVERAGE_TARGET, ParamRow, ScoreRow, TrustService, TrustView
 
-__all__ = ["PARTS", "kpis", "layout", "register", "render_view", "service_of"]
+__all__ = ["PARTS", "kpis", "layout", "param_groups", "register", "render_view", "service_of"]
 
 PATH = "/trust"
 PARTS = ("header", "banner", "kpis", "coverage", "pit", "scores", "params")
@@ -176,23 +176,50 @@ def _value(p: ParamRow) -> str:
     return num(p.value, p.unit)
 
 
+def param_groups(rows: tuple[ParamRow, ...]) -> list[tuple[str, int, int, str]]:
+    """Per kind of figure: (name, how many from history, how many from the configuration, samples range).
+
+    >>> from dashboard.trust import ParamRow
+    >>> a = ParamRow(name="mtbf_h", subject="CNC1", value=41.0, unit="h", samples=9, from_history=True, default=40.0)
+    >>> b = ParamRow(name="mtbf_h", subject="S1", value=250.0, unit="h", samples=2, from_history=False, default=250.0)
+    >>> param_groups((a, b))
+    [('MTBF', 1, 1, '2–9')]
+    """
+    groups: dict[str, list[ParamRow]] = {}
+    for p in rows:
+        groups.setdefault(p.name, []).append(p)
+    out = []
+    for name, ps in groups.items():
+        lo, hi = min(p.samples for p in ps), max(p.samples for p in ps)
+        out.append((NAMES.get(name, name.replace("_", " ")), sum(1 for p in ps if p.from_history),
+                    sum(1 for p in ps if not p.from_history), f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"))
+    return sorted(out, key=lambda g: (-g[2], g[0]))
+
+
 def params_table(view: TrustView) -> Any:
+    """A line per kind of figure (from history or the configuration), every figure under "all figures"."""
     rows = view.params
     if not rows:
         return html.Div("No calibration (scored with the configured figures)." if view.status == "ok"
                         else "No calibration yet.", className="muted")
-    head = html.Thead(html.Tr([html.Th(h) for h in ("Figure", "Of", "Value", "Samples", "Source")]))
-    body = [html.Tr([html.Td(NAMES.get(p.name, p.name.replace("_", " "))), html.Td(p.subject), html.Td(_value(p)),
-                     html.Td(f"{p.samples:,}"),
-                     html.Td("history" if p.from_history else
-                             f"configuration ({num(p.default, p.unit)}): history too short")]) for p in rows]
     learned = sum(1 for p in rows if p.from_history)
-    span = (f" from {theme.fmt_ts(view.calibrated_from)} to {theme.fmt_ts(view.calibrated_to)}"
+    span = (f" ({theme.fmt_ts(view.calibrated_from)} to {theme.fmt_ts(view.calibrated_to)})"
             if view.calibrated_from else "")
-    summary = html.Div(f"{learned} of {len(rows)} figures from history{span}; "
-                       f"{len(rows) - learned} fell back to the configuration.", className="small muted mb-1",
+    summary = html.Div(f"{learned} of {len(rows)} figures from history{span}; {len(rows) - learned} fell back to "
+                       "the configuration (history too short for them).", className="small muted mb-1",
                        **_attrs({"data-learned": str(learned)}))
-    return [summary, dbc.Table([head, html.Tbody(body)], size="sm", bordered=False, className="hmi-table")]
+    head = html.Thead(html.Tr([html.Th(h) for h in ("Figure", "From history", "Configuration", "Samples")]))
+    body = [html.Tr([html.Td(name), html.Td(str(hist)), html.Td(str(conf)), html.Td(samples)])
+            for name, hist, conf, samples in param_groups(rows)]
+    every_head = html.Thead(html.Tr([html.Th(h) for h in ("Figure", "Of", "Value", "Samples", "Source")]))
+    every = [html.Tr([html.Td(NAMES.get(p.name, p.name.replace("_", " "))), html.Td(p.subject), html.Td(_value(p)),
+                      html.Td(f"{p.samples:,}"),
+                      html.Td("history" if p.from_history else f"configuration ({num(p.default, p.unit)})")])
+             for p in rows]
+    return [summary, dbc.Table([head, html.Tbody(body)], size="sm", bordered=False, className="hmi-table"),
+            html.Details([html.Summary(f"All {len(rows)} figures, value and source"),
+                          dbc.Table([every_head, html.Tbody(every)], size="sm", bordered=False,
+                                    className="hmi-table")])]
 
 
 def render_view(view: TrustView) -> dict[str, Any]:

@@ -98,8 +98,8 @@ def test_the_figures_show_the_views_numbers(fleet: FleetSpec) -> None:
     assert all("outside 73–87 %" in t for t in off.customdata)  # the words beside the colour
     pit = trust_figures.pit_histogram(v)
     assert list(pit.data[0].y) == [38, 16, 15, 14, 15, 16, 14, 15, 16, 41]
-    assert pit.layout.shapes[0].y0 == pytest.approx(20.0)  # the flat line of a calibrated model
-    assert "20.0 per bin" in pit.layout.annotations[0].text
+    flat = pit.data[1]  # the flat line of a calibrated model: 200 values / 10 bins
+    assert list(flat.y) == [20.0] * 10 and flat.name == "calibrated: 20.0 per bin"
 
 
 def test_the_page_says_the_figures_in_words(fleet: FleetSpec) -> None:
@@ -112,6 +112,7 @@ def test_the_page_says_the_figures_in_words(fleet: FleetSpec) -> None:
     assert "25 origins every 6 h" in parts["header"] and "2026-01-07 06:00 UTC" in parts["header"]
     assert parts["banner"] is None  # no drift
     assert "1 of 2 figures from history" in str(parts["params"])
+    assert page.param_groups(v.params) == [("MTTR", 0, 1, "2"), ("MTBF", 1, 0, "9")]
     assert "WORSE THAN NAIVE" in str(parts["scores"])  # BOX-S: skill 1 - 2/1 = -1
     pending = page.render_view(TrustView(site="pod-lyon", status="pending"))
     assert "Not scored yet" in pending["header"]
