@@ -252,7 +252,8 @@ def test_an_alarm_is_acknowledged(browser, plant: RunningPlant) -> None:  # type
 def test_viewer_cannot_start_a_whatif(browser, plant: RunningPlant, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     users = tmp_path / "users.toml"
     users.write_text(f'[users.vera]\nrole = "viewer"\npassword_hash = "{generate_password_hash("pw")}"\n')
-    auth = settings_for("0.0.0.0", env={"TWIN_SECRET_KEY": "k" * 32}, users_file=users, protected=PROTECTED_OUTPUTS)
+    auth = settings_for("0.0.0.0", env={"TWIN_SECRET_KEY": "browser-test-secret-0123456789abcdef"}, users_file=users,
+                        protected=PROTECTED_OUTPUTS)
     statuses: list[int] = []
     with serving(create_app(plant.services, auth=auth, refresh_s=60), free_port()) as url:
         page = _page(browser, [])
