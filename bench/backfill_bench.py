@@ -1,6 +1,7 @@
 """Benchmark of ``twin backfill``: days of EMULATED history of the example fleet into a temp SQLite file.
 
-Run: ``.venv/bin/python bench/backfill_bench.py [--days 14] [--step 60] [--older-step S] [--demo]``.
+Run: ``.venv/bin/python bench/backfill_bench.py [--days 14] [--step 60] [--older-step S]
+[--older-orders-every S] [--demo]``.
 
 Times the command itself (in-process, ``connectors.cli.main``: readings, events, checkpoints, the
 plant's order and shipment records through the intake and the feeds ledger) and, in the same run
@@ -79,10 +80,12 @@ def config_in(folder: Path) -> Path:
     return path
 
 
-def bench_command(folder: Path, days: float, step: float, older: float | None) -> tuple[Row, str]:
+def bench_command(folder: Path, days: float, step: float, older: float | None,
+                  older_orders: float | None) -> tuple[Row, str]:
     config = config_in(folder)
     argv = ["backfill", str(config), "--days", f"{days:g}", "--seed", str(SEED), "--end", END.isoformat(),
-            "--step", f"{step:g}"] + (["--older-step", f"{older:g}"] if older else [])
+            "--step", f"{step:g}"] + (["--older-step", f"{older:g}"] if older else []) \
+        + (["--older-orders-every", f"{older_orders:g}"] if older_orders else [])
     out = io.StringIO()
     with timed() as t, contextlib.redirect_stdout(out):
         code = twin(argv)
@@ -174,6 +177,7 @@ def main() -> None:
     ap.add_argument("--days", type=float, default=14.0)
     ap.add_argument("--step", type=float, default=60.0)
     ap.add_argument("--older-step", type=float, default=None)
+    ap.add_argument("--older-orders-every", type=float, default=None)
     ap.add_argument("--demo", action="store_true", help="also time the demo's schedule (8 days)")
     args = ap.parse_args()
     step_s: float = args.step
@@ -186,7 +190,7 @@ def main() -> None:
           + f", seed {SEED}; load average before: {load_avg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="backfill-bench-") as d:
         folder = Path(d)
-        command, text = bench_command(folder, args.days, step_s, older)
+        command, text = bench_command(folder, args.days, step_s, older, args.older_orders_every)
         rows = [command, *bench_parts(folder, times)]
         if args.demo:
             rows.append(bench_demo(folder))

@@ -290,6 +290,7 @@ FUTURE = (datetime.now(UTC) + timedelta(days=2)).isoformat()
     (["--days", "3", "--step", "-5"], ["--step", "'-5'"]),
     (["--days", "3", "--older-step", "nan"], ["--older-step", "'nan'"]),
     (["--days", "3", "--seed", "x"], ["--seed", "'x'"]),
+    (["--days", "3", "--older-orders-every", "-1"], ["--older-orders-every", "'-1'"]),
     (["--days", "3", "--start", "2026-11-20T00:00:00"], ["--start", "needs a UTC offset", "2026-11-20T00:00:00"]),
     (["--days", "3", "--end", "yesterday"], ["--end", "'yesterday'"]),
     (["--days", "3", "--start", "2026-11-20T00:00:00Z", "--end", "2026-11-23T00:00:00Z"],
