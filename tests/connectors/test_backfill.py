@@ -324,3 +324,23 @@ def test_twin_emulate_names_a_missing_truth_file(tmp_path: Path) -> None:
     config = _config(tmp_path)
     code, _, err = _twin("emulate", str(config), "--truth", str(tmp_path / "missing.toml"), "--duration", "0.1")
     assert code == 2 and "--truth" in err and "missing.toml" in err
+
+
+def test_the_live_emulator_continues_the_backfilled_plant_where_it_ended(
+        backfilled: Backfilled, store: SqliteHistorian) -> None:
+    from connectors.emulator.server import Emulator
+
+    cfg = load(backfilled.config)
+    # what `twin emulate --seed S --history-from START` builds when started at the backfill's end
+    # (its clock fixed there): the plant of the sites with PLCs, fast-forwarded from the same start
+    emu = Emulator(cfg.fleet, cfg.modbus, seed=SEED, start=END - timedelta(days=DAYS), resume_at=END,
+                   clock=lambda: END)
+    live_values = emu.plant.values()
+    stored = {(r.site, r.asset, r.signal): r.value for site in cfg.fleet.sites
+              for r in store.readings(site.id, END - timedelta(microseconds=1), END)}
+    # sensor noise (temperatures, power, vibration) is drawn per sample; everything else is the
+    # plant's state: statuses, counters, jobs, levels, stock, ETAs
+    noisy = ("_c", "_kw", "_mm_s")
+    keys = [k for k in stored if not k[2].endswith(noisy)]
+    assert len(keys) > 100
+    assert {k: live_values[k] for k in keys} == {k: stored[k] for k in keys}
