@@ -233,8 +233,11 @@ class _Sites:
                 inventory = inventory.merge({sku: replace(it, in_transit=_sorted_transit(it.in_transit))
                                              for sku, it in self.inventory[sid].items()})
             recent = old.recent_events
-            if site_events:
-                recent = (recent + tuple(site_events))[-RECENT_EVENTS:]
+            shown = [e for e in site_events if e.kind is not EventKind.ORDER_UPDATED]
+            if shown:
+                # order progress (one event per confirmation) stays in the events table only: in the
+                # bounded tail it pushed out status changes and alarms and made every checkpoint 25-80 kB
+                recent = (recent + tuple(shown))[-RECENT_EVENTS:]
             new_sites[sid] = replace(old, orders=orders, inventory=inventory, recent_events=recent)
             all_events.extend(site_events)
         if not new_sites:

@@ -233,7 +233,8 @@ def run(args: argparse.Namespace) -> int:
         children.start("emulator", [*twin, "emulate", str(config_path), "--seed", str(args.seed),
                                     "--history-from", history_from.isoformat(),
                                     "--feeds-dir", str(data_dir / "feeds" / "in"),
-                                    "--feeds-every", str(DEMO_POLL_S), *truth_args],
+                                    "--feeds-every", str(DEMO_POLL_S), "--feeds-after", now.isoformat(),
+                                    *truth_args],
                        data_dir / "emulator.log")
         children.start("dashboard", [*twin, "dashboard", str(config_path), "--host", "127.0.0.1",
                                      "--port", str(args.port)], data_dir / "dashboard.log")

@@ -61,8 +61,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="also write emulated order and shipment files into DIR (a collector's drop_dir)")
     p.add_argument("--feeds-every", type=float, default=10.0, metavar="S",
                    help="write the feed files every S seconds of wall time (default 10)")
+    p.add_argument("--feeds-after", type=_utc_time, default=None, metavar="T",
+                   help="write no feed records of plant time T or before (a backfill already committed them)")
     p.add_argument("--drop-every", type=float, default=0.0, metavar="S", help="drop all connections every S s")
     p.set_defaults(func=run)
+
+
+def _utc_time(text: str) -> datetime:
+    """An ISO 8601 time with its offset (``argparse`` reports the ValueError as a bad value)."""
+    t = datetime.fromisoformat(text)
+    if t.tzinfo is None:
+        raise ValueError(f"needs an offset or Z (got {text!r})")
+    return t
 
 
 def _parse_exception(spec: str, source: str) -> tuple[str, int, int, int]:
@@ -133,7 +143,7 @@ async def _emulate(fleet: FleetSpec, devs: list[ModbusDevice], args: argparse.Na
     async def feeds_writer() -> None:
         from connectors.emulator.feeds import FeedEmulator
 
-        feeds = FeedEmulator(fleet, emu.plant, args.feeds_dir, seed=args.seed)
+        feeds = FeedEmulator(fleet, emu.plant, args.feeds_dir, seed=args.seed, after=args.feeds_after)
         while not stop.is_set():
             feeds.step(emu.plant.now)
             with contextlib.suppress(TimeoutError):

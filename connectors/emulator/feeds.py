@@ -68,11 +68,13 @@ class FeedEmulator:
     ``fleet`` and ``seed`` are kept for the callers' sake: the records and their randomness are the plant's.
     """
 
-    def __init__(self, fleet: FleetSpec, plant: Plant, folder: Path, *, seed: int) -> None:
+    def __init__(self, fleet: FleetSpec, plant: Plant, folder: Path, *, seed: int,
+                 after: datetime | None = None) -> None:
         self.fleet = fleet
         self.plant = plant
         self.folder = folder
         self.seed = seed
+        self.after = after  # records at or before it are not written (a backfill committed them)
         self._t = plant.start
         self._files = 0
         self._pending: list[tuple[datetime, BusinessRecord]] = []
@@ -88,7 +90,7 @@ class FeedEmulator:
         orders: list[dict[str, object]] = []
         shipments: list[dict[str, object]] = []
         self._pending.extend(self.plant.take_records())
-        due = [r for t, r in self._pending if t <= to]
+        due = [r for t, r in self._pending if t <= to and (self.after is None or t > self.after)]
         self._pending = [(t, r) for t, r in self._pending if t > to]  # the plant ran ahead: written later
         for record in due:
             if isinstance(record, OrderRecord):

@@ -41,3 +41,24 @@ def test_steps_are_whole_numbers() -> None:
         parse_record({**BASE, "done_by_step": [8, -1, 0]}, None)
     with pytest.raises(RecordError, match="at most 64 counts"):
         parse_record({**BASE, "done_by_step": [1] * 65}, None)
+
+
+def test_order_progress_is_an_event_but_not_in_the_sites_recent_tail() -> None:
+    # A confirmation per unit and step is stored as an ORDER_UPDATED event; the site's bounded tail of
+    # recent events (kept in every checkpoint) holds only arrivals and closures, so 200 confirmations
+    # never push the status changes and alarms out of it.
+    from twin import live
+    from twin.business import apply_records
+    from twin.state import EventKind
+
+    state = live.initial_state(FLEET, T0)
+    first = parse_record({**BASE, "version": 1}, None)
+    state, events = apply_records(FLEET, state, [first], T0)
+    assert [e.kind for e in events] == [EventKind.ORDER_RECEIVED]
+    for v in range(2, 12):  # ten confirmations: 1..10 units assembled
+        rec = parse_record({**BASE, "version": v, "operation": "assemble", "done_by_step": [v - 1, 0, 0]}, None)
+        state, events = apply_records(FLEET, state, [rec], T0)
+        assert [e.kind for e in events] == [EventKind.ORDER_UPDATED]
+    site = state.sites["lm-rotterdam"]
+    assert [e.kind for e in site.recent_events] == [EventKind.ORDER_RECEIVED]
+    assert site.orders[0].done_by_step == (10, 0, 0)
