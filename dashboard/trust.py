@@ -329,6 +329,16 @@ def _days_text(days: float) -> str:
     return f"{days:g} day" + ("" if days == 1 else "s")
 
 
+def _pct_below(x: float, limit: float) -> str:
+    """``x`` in whole percent, or to 0.1 % (rounded down) when whole percent would not read below ``limit``.
+
+    >>> _pct_below(0.52, 0.6), _pct_below(0.595, 0.6), _pct_below(0.5999, 0.6)
+    ('52', '59.5', '59.9')
+    """
+    whole = f"{x * 100:.0f}"
+    return whole if float(whole) < limit * 100 else f"{math.floor(x * 1000) / 10:.1f}"
+
+
 def drift_findings(view: TrustView) -> list[str]:
     """What is out of range, in words: coverage below ``DRIFT_COVERAGE`` or skill below 0 (pure).
 
@@ -342,7 +352,7 @@ def drift_findings(view: TrustView) -> list[str]:
     out = []
     for what, cov in (("output", view.output_coverage), ("stock", view.stock_coverage)):
         if not math.isnan(cov) and cov < DRIFT_COVERAGE:
-            out.append(f"{what} P10–P90 coverage {cov * 100:.0f} % over the last {span} "
+            out.append(f"{what} P10–P90 coverage {_pct_below(cov, DRIFT_COVERAGE)} % over the last {span} "
                        f"(target {COVERAGE_TARGET * 100:.0f} %)")
     for what, skill in (("output", view.output_skill), ("stock", view.stock_skill)):
         if not math.isnan(skill) and skill < DRIFT_SKILL:
@@ -437,6 +447,7 @@ class TrustService:
         self._run_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.scored = threading.Event()  # set after each score kept (tests and a health check wait on it)
 
     # -- reading
     def latest(self) -> TrustRun | None:
@@ -483,6 +494,12 @@ class TrustService:
                 raise
             finally:
                 historian.close()
+            if should_stop is not None and should_stop():
+                self._note = ""
+                log.info("model trust score stopped: the partial score is not kept")
+                return self._latest or TrustRun(computed_at=now, origins=(), horizon_h=s.horizon_h,
+                                                every_h=s.every_h, days=s.days, replications=s.replications,
+                                                summary=run.summary)
             latest_cal = next((c for c in reversed(run.calibrations) if c is not None), None)
             result = TrustRun(computed_at=now, origins=run.origins, horizon_h=s.horizon_h, every_h=s.every_h,
                               days=s.days, replications=s.replications, summary=run.summary,
@@ -492,6 +509,7 @@ class TrustService:
             for site in self.fleet.sites:
                 self.alarms.update(str(site.id), self.view(str(site.id)).findings, now)
             log.info("model trust scored: %d origins in %.0f s", len(run.origins), result.duration_s)
+            self.scored.set()
             return result
 
     def start(self) -> None:

@@ -88,7 +88,7 @@ def pit_histogram(view: TrustView, *, height: int = 300) -> go.Figure:
     bar = {"type": "bar", "x": labels, "y": list(counts), "marker": {"color": "#7b838a"}, "name": "PIT values",
            "text": [str(c) for c in counts], "textposition": "outside", "cliponaxis": False,
            "hovertemplate": "PIT %{x}: %{y} values<extra></extra>", "showlegend": False}
-    line = {"type": "scatter", "mode": "lines", "x": labels, "y": [flat] * n, "name": f"calibrated: {flat:.1f} per bin",
+    line = {"type": "scatter", "mode": "lines", "x": labels, "y": [flat] * n, "name": f"calibrated: {flat:.3g} per bin",
             "line": {"color": theme.TEXT, "dash": "dash", "width": 1.5}, "hoverinfo": "skip"}
     top = max(max(counts), flat)
     xaxis = {"title": {"text": "PIT: share of replications below the outcome"}, "tickangle": -45,

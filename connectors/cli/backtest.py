@@ -15,7 +15,9 @@ naive forecast (the same hours one week earlier) as a skill score 1 - err_model 
 ``{"origins": [one per origin, with its as_of and series], "summary": {...}}``.
 
 Replications are second order unless ``--first-order``; ``--no-calibration`` uses the configured
-figures (with their prior widths in second order).
+figures (with their prior widths in second order). The forking and scoring at every origin is
+``twin.sim.rolling`` (shared with the dashboard's model-trust scheduler, ``dashboard.trust``); this
+module parses the command and prints.
 """
 
 from __future__ import annotations

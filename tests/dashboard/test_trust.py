@@ -99,7 +99,7 @@ def test_the_figures_show_the_views_numbers(fleet: FleetSpec) -> None:
     pit = trust_figures.pit_histogram(v)
     assert list(pit.data[0].y) == [38, 16, 15, 14, 15, 16, 14, 15, 16, 41]
     flat = pit.data[1]  # the flat line of a calibrated model: 200 values / 10 bins
-    assert list(flat.y) == [20.0] * 10 and flat.name == "calibrated: 20.0 per bin"
+    assert list(flat.y) == [20.0] * 10 and flat.name == "calibrated: 20 per bin"
 
 
 def test_the_page_says_the_figures_in_words(fleet: FleetSpec) -> None:
@@ -125,6 +125,9 @@ def test_the_drift_rule() -> None:
     assert drift_findings(view(output_coverage=0.55)) == [
         "output P10–P90 coverage 55 % over the last 7 days (target 80 %)"]
     assert drift_findings(view(output_coverage=0.8)) == []
+    # just below the limit: not "60 %" (which would not read as below 60 %)
+    assert drift_findings(view(output_coverage=0.595)) == [
+        "output P10–P90 coverage 59.5 % over the last 7 days (target 80 %)"]
     assert drift_findings(view(output_coverage=0.8, output_skill=-0.1)) == [
         "output skill against naive -0.10 over the last 7 days (target above 0)"]
     assert drift_findings(view(stock_coverage=0.52, stock_skill=-0.2)) == [
@@ -216,3 +219,20 @@ def test_the_service_scores_the_history_and_the_page_reads_it(store_path, fleet:
     # the reader of each run is its own and closed afterwards; the alarms follow the findings
     assert len(opened) == 1
     assert bool(service.current_alarms("pod-lyon")) == bool(v.findings)
+
+
+def test_the_scheduler_scores_in_its_own_thread(store_path, fleet: FleetSpec) -> None:  # type: ignore[no-untyped-def]
+    from connectors.store import SqliteHistorian
+
+    service = TrustService(fleet=fleet, open_historian=lambda: SqliteHistorian(store_path, fleet, readonly=True),
+                           clock=lambda: NOW, settings=SMALL)  # first_delay_s=0: at once
+    service.start()
+    try:
+        assert service.scored.wait(300)  # generous: only a hung scheduler fails
+        assert service.view("pod-lyon").status == "ok"
+    finally:
+        service.stop()
+    off = TrustService(fleet=fleet, open_historian=lambda: SqliteHistorian(store_path, fleet, readonly=True),
+                       clock=lambda: NOW, settings=TrustSettings.parse("off"))
+    off.start()  # disabled: no thread, and the page says so
+    assert off.view("pod-lyon").status == "off" and off._thread is None
