@@ -308,3 +308,13 @@ def test_a_random_secret_passes_the_strength_check() -> None:
 
     assert secret_problems(secrets.token_hex(32)) == []  # 64 hex digits: 16 possible, ~16 different
     assert secret_problems(SECRET) == []
+
+
+def test_out_of_range_limits_stop_the_dashboard_command(plant: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for flag, value, why in (("--max-body-mb", "0", "must be 0.001..1024"), ("--max-body-mb", "nan", "must be"),
+                             ("--max-runs", "0", "must be 1..64"), ("--session-hours", "0", "must be 0.01..744")):
+        out = subprocess.run([sys.executable, "-m", "connectors.cli", "dashboard", "examples/fleet.toml",
+                              "--port", str(free_port()), flag, value], cwd=plant, env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 2 and f"{flag}: {why}" in out.stderr, (flag, value, out.stderr)
