@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from dashboard.queries import AlarmRow, _row_from_state
+from dashboard.queries import AlarmRow, _newest_sample, _row_from_state
 from twin.calibrate import Calibration, Source
 from twin.errors import ConfigError, Problem
 from twin.historian import Historian
@@ -160,6 +160,7 @@ class TrustRun:
     summary: RollingSummary
     calibration: Calibration | None = None  # the calibration of the latest origin
     duration_s: float = 0.0
+    data_end: datetime | None = None  # the newest sample in history when scored (the window ends there)
 
 
 # --------------------------------------------------------------------------------------------- view-models
@@ -226,6 +227,7 @@ class TrustView:
     calibrated_from: datetime | None = None
     calibrated_to: datetime | None = None
     findings: tuple[str, ...] = ()  # the drift rule's findings (empty: no drift)
+    data_end: datetime | None = None  # the window ended at the history's newest sample, before computed_at
     note: str = ""  # e.g. the last scoring error, or "scoring now"
 
     @property
@@ -283,7 +285,9 @@ def trust_view(run: TrustRun | None, site: SiteSpec, *, enabled: bool = True, no
             "site": sid, "computed_at": run.computed_at, "first_origin": run.origins[0] if run.origins else None,
             "last_origin": run.origins[-1] if run.origins else None, "origins": len(run.origins),
             "every_h": run.every_h, "horizon_h": run.horizon_h, "days": run.days,
-            "replications": run.replications, "note": note}
+            "replications": run.replications, "note": note,
+            "data_end": run.data_end if run.data_end is not None and run.data_end < run.computed_at - timedelta(hours=1)
+            else None}
     params = _param_rows(run.calibration, sid)
     cal = run.calibration
     calib: dict[str, Any] = {"calibrated_from": cal.t0 if cal else None, "calibrated_to": cal.t1 if cal else None}
@@ -479,11 +483,14 @@ class TrustService:
         s = self.settings
         with self._run_lock:
             now = self._clock()
-            at = s.origins(now)
-            self._note = f"scoring {len(at)} origins since {now:%Y-%m-%d %H:%M} UTC"
+            self._note = f"scoring since {now:%Y-%m-%d %H:%M} UTC"
             started = time.monotonic()
             historian = self._open()
             try:
+                # the window ends at the newest sample: hours after the history stopped (a collector down)
+                # would be scored as "nothing happened" and read as drift
+                end = data_end(historian, self.fleet, now)
+                at = s.origins(end)
                 with _executor(s.workers) as ex:
                     run = rolling_run(self.fleet, historian, at, s.horizon_h * 3600.0, bin_s=s.bin_s,
                                       replications=s.replications, seed=s.seed, executor=ex,
@@ -503,7 +510,7 @@ class TrustService:
             latest_cal = next((c for c in reversed(run.calibrations) if c is not None), None)
             result = TrustRun(computed_at=now, origins=run.origins, horizon_h=s.horizon_h, every_h=s.every_h,
                               days=s.days, replications=s.replications, summary=run.summary,
-                              calibration=latest_cal, duration_s=time.monotonic() - started)
+                              calibration=latest_cal, duration_s=time.monotonic() - started, data_end=end)
             self._latest = result
             self._note = ""
             for site in self.fleet.sites:
@@ -536,6 +543,13 @@ class TrustService:
             except Exception:  # keep the schedule; the page says the last score failed
                 log.exception("scoring the twin failed")
             wait = self.settings.period_h * 3600.0
+
+
+def data_end(historian: Historian, fleet: FleetSpec, now: datetime) -> datetime:
+    """The newest GOOD sample of any site at ``now`` (``now`` when it is newer or there is none)."""
+    newest = [_newest_sample(historian.state_at(str(site.id), now)) for site in fleet.sites]
+    found = [t for t in newest if t is not None]
+    return min(now, max(found)) if found else now
 
 
 class _NoExecutor:

@@ -109,6 +109,8 @@ def header(view: TrustView) -> str:
             f"every {view.every_h:g} h from {theme.fmt_ts(view.first_origin)} to {theme.fmt_ts(view.last_origin)}, "
             f"horizon {view.horizon_h:g} h, {view.replications} replications each; each origin calibrated only "
             "from history before it.")
+    if view.data_end is not None:
+        text += f" History ends {theme.fmt_ts(view.data_end)}: the window ends there."
     return text + (f" {view.note}" if view.note else "")
 
 

@@ -236,3 +236,19 @@ def test_the_scheduler_scores_in_its_own_thread(store_path, fleet: FleetSpec) ->
                        clock=lambda: NOW, settings=TrustSettings.parse("off"))
     off.start()  # disabled: no thread, and the page says so
     assert off.view("pod-lyon").status == "off" and off._thread is None
+
+
+def test_the_window_ends_where_the_history_ends(store_path, fleet: FleetSpec) -> None:  # type: ignore[no-untyped-def]
+    from connectors.store import SqliteHistorian
+
+    # two days after the history stopped (a collector down): scored as if at the newest sample (NOW, to
+    # the minute), not over two days of "nothing happened" that would read as drift
+    later = NOW + timedelta(days=2)
+    service = TrustService(fleet=fleet, open_historian=lambda: SqliteHistorian(store_path, fleet, readonly=True),
+                           clock=lambda: later, settings=SMALL)
+    run = service.run_now()
+    assert [t.strftime("%d %H:%M") for t in run.origins] == ["07 02:24", "07 05:24", "07 08:24"]
+    assert run.data_end is not None and abs(run.data_end - NOW) < timedelta(minutes=5)  # the fill's last tick
+    view = service.view("pod-lyon")
+    assert view.computed_at == later and view.data_end == run.data_end
+    assert "History ends 2026-01-07 1" in page.header(view)
