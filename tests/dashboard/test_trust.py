@@ -252,3 +252,16 @@ def test_the_window_ends_where_the_history_ends(store_path, fleet: FleetSpec) ->
     view = service.view("pod-lyon")
     assert view.computed_at == later and view.data_end == run.data_end
     assert "History ends 2026-01-07 1" in page.header(view)
+
+
+def test_a_drift_alarm_can_be_acknowledged_like_any_other(historian, fleet: FleetSpec) -> None:  # type: ignore[no-untyped-def]
+    alarms = DriftAlarms()
+    alarms.update("pod-lyon", ["output P10–P90 coverage 52 % over the last 7 days (target 80 %)"],
+                  NOW - timedelta(hours=1))
+    q = QueryService(fleet=fleet, historian=historian, clock=lambda: NOW, derived_alarms=alarms)
+    # the operator's acknowledgement is recorded like any other (an ALARM_ACKNOWLEDGED event by the user);
+    # the drift alarm itself is never written
+    q.acknowledge(site="pod-lyon", key=f"{DRIFT_RULE}:model", user="ana", comment="recalibrating")
+    q2 = QueryService(fleet=fleet, historian=historian, clock=lambda: NOW, derived_alarms=alarms)
+    [row] = [a for a in q2.site_view("pod-lyon").alarms if a.rule == DRIFT_RULE]
+    assert (row.state, row.acked_by, row.ack_comment) == ("active/acked", "ana", "recalibrating")
