@@ -11,6 +11,7 @@ import dash
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
+from werkzeug.exceptions import BadRequest
 
 from dashboard.auth import CurrentUser, UserRole, require
 from dashboard.queries import QueryService
@@ -104,12 +105,24 @@ def acknowledge(queries: QueryService, user: CurrentUser | None, rows: Sequence[
                 comment: str | None) -> str:
     """Acknowledge the selected alarm rows as ``user`` (engineer or admin); returns what was done."""
     who = require(user, UserRole.ENGINEER, "acknowledging alarms")
-    todo = [r for r in (rows or []) if not r.get("acknowledged")]
+    todo = [r for r in _alarm_rows(rows) if not r.get("acknowledged")]
     if not todo:
         return "Select at least one unacknowledged alarm."
     for r in todo:
         queries.acknowledge(site=str(r["site"]), key=str(r["key"]), user=who.name, comment=(comment or "").strip())
     return f"{len(todo)} alarm(s) acknowledged by {who.name}."
+
+
+def _alarm_rows(rows: Any) -> list[dict[str, Any]]:
+    """The selected rows of an acknowledgement request; 400 naming the first malformed one (no page sends one)."""
+    if rows is None:
+        return []
+    if not isinstance(rows, list):
+        raise BadRequest(f"selectedRows: must be a list of alarm rows (got {type(rows).__name__})")
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or not isinstance(r.get("site"), str) or not isinstance(r.get("key"), str):
+            raise BadRequest(f"selectedRows[{i}]: an alarm row needs a site and a key, both text")
+    return rows
 
 
 def notice(text: str, *, error: bool = False) -> html.Div:

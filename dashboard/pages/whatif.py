@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import base64
 import logging
+import sys
 from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
+from werkzeug.exceptions import BadRequest
 
 from dashboard import auth, figures, ids, theme
 from dashboard.auth import CurrentUser, Forbidden, UserRole
@@ -128,12 +130,15 @@ def layout(site: str | None = None, at: str | None = None, limits: Limits | None
 
 
 def _num(x: Any) -> float | int | None:
+    """A form value as a number (None: empty or not a number); 400 for a number no float holds."""
     if x in (None, ""):
         return None
     try:
         f = float(x)
     except (TypeError, ValueError):
         return None
+    except OverflowError as exc:  # e.g. replications 10**400: no browser sends one
+        raise BadRequest(f"not a usable number: larger than {sys.float_info.max:.3g}") from exc
     return int(f) if f.is_integer() else f
 
 
