@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from twin import kpi, live
 from twin.calendar import in_shift
+from twin.errors import AlarmError
 from twin.frozen import FrozenDict
 from twin.historian import Historian, SeriesKey, SeriesResult
 from twin.readings import Quality
@@ -59,6 +60,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+MAX_ACK_COMMENT_CHARS = 200  # an acknowledgement's comment (the pages' input has the same maxLength)
+ACK_JOURNAL_H = 720  # an alarm may be acknowledged while in the journal of the last 30 days
 T = TypeVar("T")
 
 NUMERIC_KINDS = frozenset(
@@ -1067,11 +1070,24 @@ class QueryService:
         return sorted(out, key=lambda r: r.raised_at, reverse=True)
 
     def acknowledge(self, *, site: str, key: str, user: str, comment: str) -> Event:
-        """Record that ``user`` acknowledged alarm ``key`` at ``site`` (an ALARM_ACKNOWLEDGED event)."""
+        """Record that ``user`` acknowledged alarm ``key`` at ``site`` (an ALARM_ACKNOWLEDGED event).
+
+        Checked here, where the acknowledgement is accepted (a client may send anything): the comment
+        is at most ``MAX_ACK_COMMENT_CHARS`` long, and the alarm exists (active now, or in the journal of
+        the last ``ACK_JOURNAL_H`` hours): ``AlarmError`` otherwise, and nothing is written.
+        """
+        if len(comment) > MAX_ACK_COMMENT_CHARS:
+            raise AlarmError(f"comment: at most {MAX_ACK_COMMENT_CHARS} characters (got {len(comment):,})")
+        if site not in {s.id for s in self.fleet.sites}:
+            raise AlarmError(f"site: no site {site[:100]!r} in the fleet: nothing acknowledged")
         now = self.now()
         rule, _, asset = key.partition(":")
         live_state = self._live_state(site, now)
         alarm = live_state.alarms.get(key) if live_state else None
+        if alarm is None and not any(r.key == key for r in self.alarm_rows(
+                sites=[site], priorities=None, states=None, hours=ACK_JOURNAL_H)):
+            raise AlarmError(f"key: no alarm {key[:200]!r} at {site} (active or in the last "
+                             f"{ACK_JOURNAL_H // 24} days): nothing acknowledged")
         event = Event(
             ts=now, site=self.fleet.site(site).id, asset=asset, kind=EventKind.ALARM_ACKNOWLEDGED,
             message=f"acknowledged by {user}" + (f": {comment}" if comment else ""),
