@@ -20,10 +20,14 @@ Assumptions when the snapshot lacks information (each one reported as a :class:`
   and, after the repair, finishes the interrupted cycle, half a cycle on average (the failure fell
   at a uniform point of it; the snapshot does not say where). MAINTENANCE holds nothing;
 - stock on hand unknown: the item's configured ``initial_on_hand``;
-- open orders: the remaining quantity (``qty - done_qty``) is queued at the order's current
-  operation (``OpenOrder.operation``), in due-date order, the material of the steps before it
-  drawn; an order with no operation ("" = not started or not reported) or one outside its routing
-  is at the first step; no open orders: the floor starts empty;
+- open orders, in FIFO order of creation (the plant's queues are first come first served): each
+  order's units are where its per-step confirmations put them (``OpenOrder.done_by_step``, good
+  units through each routing step): ``done_by_step[k-1] - done_by_step[k]`` units at step k (with
+  ``done_by_step[-1]`` = ``qty``), queued or in a cycle there, the material of the steps before it
+  drawn. Without them (``()``: not reported) the remaining quantity (``qty - done_qty``) is at the
+  order's current operation (``OpenOrder.operation``); an order with no operation ("" = not started
+  or not reported) or one outside its routing is at the first step; no open orders: the floor
+  starts empty;
 - materials: each bill-of-materials line is drawn at ``twin.spec.consuming_step`` of the SKU's item
   kind (the kind of the first chosen site stocking it; a SKU no site stocks is raw material);
 - lead times: the calibrated ``SimParams.lead_times[(site, sku)]`` (mean and spread, days) when
@@ -36,7 +40,8 @@ Assumptions when the snapshot lacks information (each one reported as a :class:`
   the share of the lead time left;
 - a site calendar without shifts: the site runs around the clock;
 - demand: ``orders_per_day`` times the weekday factor, spread over the day by the hour factors
-  normalised to a mean of 1, in the site's local time.
+  normalised to a mean of 1, in the site's local time; calibrated figures (``SimParams.demand``:
+  rate, hour and weekday profiles) replace the configured ones where given.
 
 Each machine carries its template's ``batch_size`` (parts per build), which the model uses to
 fill builds from the queue (see :mod:`twin.sim.model`).
@@ -197,6 +202,20 @@ def _order_step(oid: str, operation: str, product: ProductFamily, notes: list[Fo
         notes.append(ForkNote(kind="order_operation_not_in_routing_assumed_first_step", subject=oid))
         return 0
     return roles.index(operation)
+
+
+def _units_at(qty: int, done_by_step: Sequence[int], product: ProductFamily) -> tuple[int, ...] | None:
+    """Units of an order at each routing step from its good units through each step; None when not reported.
+
+    Step k holds ``done_by_step[k - 1] - done_by_step[k]`` units (queued or in a cycle there), with
+    ``done_by_step[-1]`` taken as ``qty``.
+    """
+    n = len(product.routing)
+    if not done_by_step or len(done_by_step) != n:
+        return None
+    before = [qty, *done_by_step[:-1]]
+    at = tuple(max(0, b - d) for b, d in zip(before, done_by_step, strict=True))
+    return at
 
 
 def _item_kinds(fleet: FleetSpec, sites: Sequence[str], notes: list[ForkNote]) -> dict[str, ItemKind]:
@@ -366,16 +385,17 @@ def fork(
             dp = params.demand.get((sid, str(d.product)))
             per_day = dp.orders_per_day if dp is not None else d.orders_per_day
             hf = dp.hour_factors if dp is not None and dp.hour_factors else d.hour_factors
+            wf = dp.weekday_factors if dp is not None and dp.weekday_factors else d.weekday_factors
             mults = []
             for iv in scenario.interventions:
                 if isinstance(iv, DemandMultiplier) and iv.site in (None, sid) and iv.product in (None, d.product):
                     a = iv.start.seconds_from(as_of) if iv.start is not None else 0.0
                     b = iv.end.seconds_from(as_of) if iv.end is not None else math.inf
                     mults.append((max(a, 0.0), b, iv.factor))
-            starts, rates = _demand_segments(per_day, d.weekday_factors, hf, hours, mults, horizon_s)
+            starts, rates = _demand_segments(per_day, wf, hf, hours, mults, horizon_s)
             demand.append(DemandData(site=sid, product=str(d.product), starts_s=starts, rates_per_s=rates))
         if ss is not None:
-            for o in sorted(ss.orders, key=lambda o: (o.due, o.created, o.id)):
+            for o in sorted(ss.orders, key=lambda o: (o.created, o.id)):  # FIFO, as the plant's queues
                 left = o.qty - o.done_qty
                 if left <= 0:
                     continue
@@ -383,12 +403,18 @@ def fork(
                 if product is None:
                     notes.append(ForkNote(kind="order_of_unknown_product_ignored", subject=o.id))
                     continue
-                step = _order_step(o.id, o.operation, product, notes)
-                if product.routing:
-                    role = product.routing[step].value
-                    queued[(sid, role)] = queued.get((sid, role), 0) + left
-                orders.append(OrderData(id=o.id, site=sid, product=o.product, qty=left,
-                                        created_s=to_sim(as_of, o.created), due_s=to_sim(as_of, o.due), step=step))
+                at = _units_at(o.qty, o.done_by_step, product)
+                step = 0
+                if at is None:
+                    step = _order_step(o.id, o.operation, product, notes)
+                    at = tuple(left if k == step else 0 for k in range(len(product.routing)))
+                for k, n in enumerate(at):
+                    if n:
+                        role = product.routing[k].value
+                        queued[(sid, role)] = queued.get((sid, role), 0) + n
+                orders.append(OrderData(id=o.id, site=sid, product=o.product, qty=sum(at) if at else left,
+                                        created_s=to_sim(as_of, o.created), due_s=to_sim(as_of, o.due), step=step,
+                                        queued=at))
             if not ss.orders:
                 notes.append(ForkNote(kind="no_open_orders_empty_queue", subject=sid))
     for md in running:

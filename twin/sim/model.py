@@ -6,12 +6,13 @@ simulation seconds from the fork's ``as_of``). :func:`simulate` builds a fresh
 
 Implementation, for speed (the engine's per-event overhead is what a Monte Carlo pays a million
 times): machines, order sources and deliveries are small state machines driven by callbacks on
-SimPy timeouts, not generator processes; an order reaching an idle machine starts at once (no
-wake-up event), so one job costs one event. Statistics are integrals updated when the state
-changes (queue length, orders in the system), and the per-bin series of backlog, WIP and stock
-are closed lazily: before the first change after a bin's end, that bin (and any skipped ones)
-takes the state at its end. Bins are (start, end]: a bin holds the state after every event at or
-before its end, the bin ending at the horizon included.
+SimPy timeouts, not generator processes; a unit reaching an idle machine starts at once (no
+wake-up event), so one job (a unit at a unit station, a build at a batch one) costs one event.
+Statistics are integrals updated when the state changes (queue length, orders in the system), and
+the per-bin series of backlog, WIP and stock are closed lazily: before the first change after a
+bin's end, that bin (and any skipped ones) takes the state at its end. Bins are (start, end]: a
+bin holds the state after every event at or before its end, the bin ending at the horizon
+included.
 
 Modelling choices (documented here once):
 
@@ -23,50 +24,46 @@ Modelling choices (documented here once):
   first step). A unit takes its share of a SKU when it starts at that step; every attempt does, so
   a scrapped unit draws again. A unit whose material is short waits at that station, first come
   first served (the units behind it wait too); the first such moment is the SKU's **stockout**
-  time. A job takes as many units as the material covers, the rest of the lot stays at the head
-  of the queue until a delivery arrives. A SKU the site does not stock is not a constraint. At a
-  unit station a job's material is drawn when the job starts (one event per job: availability,
-  stockouts and reorders act then), but the stock series shows each unit's share leaving when that
-  unit starts (at about ``start + job time x j / units``), as the plant draws unit by unit.
-- **Stations** are the machines of one role at one site with a FIFO queue of **lots**: an order
-  enters the floor (WIP) as one lot when it arrives and queues at its first step; a job or build
-  that takes only part of a lot makes a lot of the units it took, which goes on to the next step
-  as soon as they are done (units flow on without waiting for the rest of their order, as in the
-  plant; a unit station's job is one lot, not one unit, to keep one event per job). Output
-  (``throughput``, ``units_done``) counts units as they leave the last step; an order is done with
-  its last unit. At a station whose machines all have ``batch_size`` 1, a job (a lot at one routing
-  step) is processed by one machine in ``units`` cycles, each gamma distributed with the machine's
-  mean and coefficient of variation (cv 1 = exponential, 0 = deterministic); the job time is drawn
-  once as the sum. Scrap is re-made on the spot: each unit is scrapped with probability
-  ``scrap_rate`` until a good one is made. (A job takes part of a lot only when material runs short:
-  see above.)
+  time. A build takes as many units as the material covers, the rest of the lot stays at the head
+  of the queue until a delivery arrives. A SKU the site does not stock is not a constraint.
+- **Stations** are the machines of one role at one site with a FIFO queue of **lots** (units of
+  one order at one step): an order enters the floor (WIP) as one lot when it arrives and queues at
+  its first step; a machine that takes only part of a lot makes a lot of the units it took, which
+  goes on to the next step as soon as they are done. Output (``throughput``, ``units_done``) counts
+  units as they leave the last step; an order is done with its last unit. Free machines take work
+  in configuration order (the first free one first, as the plant dispatches).
+- **Unit stations** (every machine ``batch_size`` 1) work one-piece flow, as the plant: a free
+  machine takes the next queued *unit* (one job, one event), so an order's units spread over all
+  free machines of the station and each goes on when it is done. A cycle is gamma distributed with
+  the machine's mean and coefficient of variation (cv 1 = exponential, 0 = deterministic). Scrap
+  is re-made on the spot: each attempt is scrapped with probability ``scrap_rate`` until a good
+  unit is made, one job time (the sum of the attempts' cycles) drawn at once.
 - **Batch machines** (a station with any machine of ``batch_size`` > 1, e.g. a printer building 12
   parts per build): a machine that is free and available starts a **build** at once with the queued
   units, first come first served, filling up to ``batch_size`` slots; it never waits for a full
   build (the emulated plant follows the same rule). A lot of q units takes q slots; when fewer slots
   are left, the build takes what fits and the rest of the lot stays at the head of the queue for the
   next build (on this or another machine), as print farms split a large order across builds; the
-  units of each build go on when it ends. One cycle time per build (the same gamma distribution),
-  whatever its fill. Each slot is one attempt scrapped with probability ``scrap_rate``: a scrapped
-  attempt takes its material again and the unit takes the next slot (in the same build while it has
-  room). A batch-1 machine at such a station builds one unit per cycle. A lot leaves the queue (its
-  wait ends) when its last unit starts.
+  good units of each build go on when it ends. One cycle time per build (the same gamma
+  distribution), whatever its fill. Each part of a build is scrapped with probability
+  ``scrap_rate``; as in the plant, the scrapped parts go back to the FRONT of the queue when the
+  build ends and are made again in a later build (drawing their material again). A batch-1 machine
+  at such a station builds one unit per cycle. A lot leaves the queue (its wait ends) when its last
+  unit starts.
 - **Failures** are operation-dependent: time to failure is exponential in *running* time with mean
   MTBF, repair exponential with mean MTTR; a failure pauses the job, which resumes after repair.
 - **Shifts and planned downtime:** a machine starts a job only inside its availability windows
-  (shifts minus planned downtime); a started job runs to its end (non-preemptive). As the plant
-  starts no *unit* after the window closes, a unit machine's job takes only the units that can
-  start before then (``ceil(time left / mean cycle)``); the rest of the lot waits at the head of
-  the queue for the next idle machine or window.
-- **The fork** (``OrderData.step``, ``MachineData.initial_busy_s``): an open order's remaining units
-  queue as one lot at the step they are at, in the order given, with the material of earlier steps
-  drawn. A machine with ``initial_busy_s`` > 0 is in the middle of a cycle on the oldest queued units of its
-  station, taken before any other machine starts: a batch machine holds a build of up to
-  ``batch_size`` of them, a unit machine the lot at the head of the queue (its first unit in
-  progress, the others following on the same machine). That material was drawn before the fork;
-  the held units finish when the time left ends (the following units of a unit machine one cycle
-  each later). A machine under repair at the fork (``initial_repair_s``) first finishes the repair,
-  then its held units if it holds any. With no queued units a busy machine makes nothing.
+  (shifts minus planned downtime); a started job runs to its end (non-preemptive: a unit started
+  before the shift ends is finished, a print build runs overnight).
+- **The fork** (``OrderData.step``/``queued``, ``MachineData.initial_busy_s``): an open order's
+  remaining units queue where they are (a lot at each step holding some, in the order given), each
+  with the material of the steps before it drawn. A machine with ``initial_busy_s`` > 0 is in the
+  middle of a cycle on the oldest queued units of its station, taken before any other machine
+  starts: a batch machine holds a build of up to ``batch_size`` of them, a unit machine the first
+  unit of the lot at the head of the queue. That material was drawn before the fork; the held
+  units finish when the time left ends. A machine under repair at the fork (``initial_repair_s``)
+  first finishes the repair, then its held units if it holds any. With no queued units a busy
+  machine makes nothing.
 - **Replenishment:** (s, Q): whenever the inventory position (on hand + on order) is at or below s,
   Q is ordered; lead time is lognormal with the item's mean and standard deviation. A shipment in
   transit at the fork whose order time is known arrives after a lognormal lead time from then,
@@ -81,7 +78,7 @@ from __future__ import annotations
 import math
 import random
 import zlib
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -189,8 +186,9 @@ class DemandData:
 class OrderData:
     """An open order at the fork; ``created_s``/``due_s`` relative to the fork (created <= 0).
 
-    ``qty`` units (the remaining ones) are queued at routing step ``step``; the material of the
-    steps before it was drawn.
+    ``qty`` units (the remaining ones, not through the whole routing) are queued at routing step
+    ``step``, or, when ``queued`` is given (one count per routing step, summing to ``qty``), that
+    many at each step; a unit at a step has drawn the material of the steps before it.
     """
 
     id: str
@@ -200,6 +198,7 @@ class OrderData:
     created_s: float
     due_s: float
     step: int = 0
+    queued: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -274,6 +273,10 @@ class ReplicationOutput:
     machine_busy_s: dict[str, float]  # keyed "site/machine"
     machine_down_s: dict[str, float]
     stations: tuple[StationStats, ...] = field(default=())
+
+
+def _neg_rank(m: _Machine) -> int:
+    return -m.rank
 
 
 def stream_seed(seed: int, replication: int, name: str) -> int:
@@ -381,7 +384,7 @@ class _Product:
 
 class _Station:
     __slots__ = (
-        "busy", "enq", "idle", "last", "pooled", "q_area", "queue", "role", "servers", "site", "w_n", "w_sum",
+        "busy", "enq", "idle", "last", "made", "pooled", "q_area", "queue", "role", "servers", "site", "w_n", "w_sum",
     )
 
     def __init__(self, site: str, role: str) -> None:
@@ -391,6 +394,7 @@ class _Station:
         self.enq: deque[float] = deque()
         self.idle: list[_Machine] = []
         self.servers = 0
+        self.made = 0  # machines built so far (each one's rank)
         self.pooled = False  # a batch station: its machines run builds filled from the queue
         self.q_area = 0.0
         self.last = 0.0
@@ -410,8 +414,8 @@ class _Machine:
     __slots__ = (
         "batch", "build", "busy", "busy_bins", "cv", "cycle_random", "down", "env", "expo_rate", "fail_rate", "held",
         "log_ok", "lot", "mean", "mid", "mttr", "on_done", "on_fail", "on_repaired", "on_wake", "open_until",
-        "p_scrap", "plain", "pooled", "repair", "rng_cycle", "rng_fail", "rng_scrap", "run", "scale", "shape", "st",
-        "starts", "t0", "timeout", "ttf", "windows", "work",
+        "p_scrap", "plain", "pooled", "rank", "remake", "repair", "rng_cycle", "rng_fail", "rng_scrap", "run", "scale",
+        "shape", "st", "starts", "t0", "timeout", "ttf", "windows", "work",
     )
 
     def __init__(self, run: _Run, m: MachineData, st: _Station, busy_bins: list[float]) -> None:
@@ -447,6 +451,9 @@ class _Machine:
         self.plain = m.scrap_rate == 0 and m.windows is None  # begin's fast path applies
         self.pooled = st.pooled
         self.build: list[_Lot] = []  # a batch machine's build: the lots of good units it makes
+        self.remake: list[_Lot] = []  # and the scrapped ones, back to the queue when it ends
+        self.rank = st.made  # its place at the station (configuration order): free machines take work in it
+        st.made += 1
         self.work = 0.0
         self.t0 = 0.0
         # bound once: appending a callback then allocates nothing
@@ -459,8 +466,9 @@ class _Machine:
         """At the fork: the cycle in progress (``busy_s`` left) holds the oldest queued units of the station.
 
         Their material was drawn before the fork. A batch machine holds a build of up to ``batch``
-        slots; a unit machine the lot at the head of the queue, its first unit in progress and the
-        others following (drawing their material now, as a job does when it starts).
+        slots; a unit machine the first unit of the lot at the head of the queue (one piece: the
+        others wait for the next free machine). A scrapped unit is made again on the spot, drawing
+        its material again.
         """
         self.held = True
         self.work = busy_s
@@ -475,7 +483,7 @@ class _Machine:
         rest = self.job_time(attempts - 1)
         self.work = busy_s + rest
         draws = lot.draws[lot.step] if lot.draws else ()
-        if attempts > 1 and draws:  # the units after the one in progress start one after another
+        if attempts > 1 and draws:  # the re-makes start one after another
             self.run.defer(draws, [busy_s + rest * j / (attempts - 1) for j in range(attempts - 1)])
         if self.lot is lot:
             self.leave_queue(0.0)
@@ -531,7 +539,7 @@ class _Machine:
         if queue:
             lot = queue[0]
             if self.begin(lot, now):
-                if self.lot is lot:  # the whole lot started: it leaves the queue (leave_queue, inlined)
+                if self.lot is lot:  # its last unit started: it leaves the queue (leave_queue, inlined)
                     queue.popleft()
                     t_enq = st.enq.popleft()
                     st.q_area += (len(queue) + 1) * (now - st.last)
@@ -539,8 +547,19 @@ class _Machine:
                     st.w_sum += now - t_enq
                     st.w_n += 1
                 return True
-        st.idle.append(self)
+        self.park()
         return False
+
+    def park(self) -> None:
+        """Wait in the station's idle list, kept so that ``pop()`` gives the first free machine in configuration order.
+
+        (The plant gives work to its free machines in that order.)
+        """
+        idle = self.st.idle
+        if idle and idle[-1].rank < self.rank:
+            insort(idle, self, key=_neg_rank)
+        else:
+            idle.append(self)
 
     def leave_queue(self, now: float) -> None:
         """The lot at the head of the queue started its last unit: its wait ends."""
@@ -573,15 +592,14 @@ class _Machine:
             scrap += 1
         return good, good + scrap
 
-    def take(self, lot: _Lot, now: float, free: int = 0, limit: float = INF) -> int:
-        """Start a job of ``lot``'s units at this unit machine: as many as the material covers.
+    def take(self, lot: _Lot, now: float, free: int = 0) -> int:
+        """Start a job of one unit of ``lot`` at this unit machine, re-made on the spot while scrapped.
 
-        ``free`` attempts need no material (drawn before the fork); at most ``limit`` attempts (the
-        units that can start before the window closes). Returns the attempts started (0: the
-        material is short) and sets the job's lot: ``lot`` itself when all its units started, else
-        a new lot of the good units started (None if every attempt was scrapped).
+        ``free`` attempts need no material (drawn before the fork); the others draw theirs, as many
+        as the stock covers. Returns the attempts started (0: the material is short) and sets the
+        job's lot: ``lot`` itself when it was its last unit, else a new lot of that one unit (None
+        if every attempt was scrapped and the material ran out: the unit stays at the head).
         """
-        need = lot.n
         draws = lot.draws[lot.step] if lot.draws else ()
         run = self.run
         room: float = INF
@@ -590,23 +608,22 @@ class _Machine:
             if room == 0:
                 run.short(self.st, draws, now)
                 return 0
-        short = room < limit
-        if limit < room:
-            room = limit
         if self.p_scrap > 0:
-            good, attempts = self.attempts(need, room)
+            good, attempts = self.attempts(1, room)
         else:
-            good = attempts = need if need < room else int(room)
+            good = attempts = 1
         if draws:
             if attempts > free:
                 run.draw(draws, attempts - free)
-            if good < need and short:
+            if not good:
                 run.short(self.st, draws, now)
-        if good == need:
+        if not good:
+            self.lot = None
+        elif lot.n == 1:
             self.lot = lot
         else:
-            self.lot = _Lot(lot.order, lot.step, good) if good else None
-            lot.n = need - good
+            lot.n -= 1
+            self.lot = _Lot(lot.order, lot.step, 1)
         return attempts
 
     def job_time(self, cycles: int) -> float:
@@ -621,24 +638,26 @@ class _Machine:
         return self.rng_cycle.gammavariate(shape * cycles, self.scale)
 
     def begin(self, lot: _Lot, now: float) -> bool:
-        """Start a job of ``lot``'s units (a unit machine); False when its material is short.
+        """Start a job of one unit of ``lot`` (a unit machine: one-piece flow); False when its material is short.
 
-        Inside a window the job takes only the units that can start before it closes (at the
-        mean cycle time), as the plant starts no unit after the shift; the rest of the lot waits
-        at the head of the queue.
+        The rest of the lot stays at the head of the queue for the next free machine of the
+        station, and the unit goes on to its next step as soon as it is done.
         """
         if not self.plain or lot.draws:
             return self.begin_any(lot, now)
-        # the common case, inlined: no scrap, no windows, no material drawn on the route: the whole lot
-        cycles = lot.n
-        self.lot = lot
+        # the common case, inlined: no scrap, no windows, no material drawn on the route: one unit
+        if lot.n == 1:
+            self.lot = lot
+        else:
+            lot.n -= 1
+            self.lot = _Lot(lot.order, lot.step, 1)
         shape = self.shape
         if shape == 0.0:
-            work = self.mean * cycles
-        elif self.expo_rate and cycles == 1:  # expovariate, inlined (the same numbers)
+            work = self.mean
+        elif self.expo_rate:  # expovariate, inlined (the same numbers)
             work = -_log(1.0 - self.cycle_random()) / self.expo_rate
         else:
-            work = self.rng_cycle.gammavariate(shape * cycles, self.scale)
+            work = self.rng_cycle.gammavariate(shape, self.scale)
         self.t0 = now
         self.work = work
         if work >= self.ttf:
@@ -648,23 +667,21 @@ class _Machine:
         return True
 
     def begin_any(self, lot: _Lot, now: float) -> bool:
-        """:meth:`begin` with scrap, a window's end or material to draw."""
+        """:meth:`begin` with scrap, windows or material to draw (callers start a unit only inside a window)."""
         draws = lot.draws[lot.step] if lot.draws else ()
-        n = lot.n
-        limit = INF
-        if self.windows is not None and n > 1 and self.mean > 0:
-            fit = math.ceil((self.open_until - now) / self.mean - 1e-9)
-            if fit < n:
-                limit = fit if fit > 1 else 1
-        if self.p_scrap > 0 or draws or limit < n:
-            cycles = self.take(lot, now, 0, limit)
+        if self.p_scrap > 0 or draws:
+            cycles = self.take(lot, now)
             if cycles == 0:
                 return False
         else:
-            cycles = n
-            self.lot = lot
+            cycles = 1
+            if lot.n == 1:
+                self.lot = lot
+            else:
+                lot.n -= 1
+                self.lot = _Lot(lot.order, lot.step, 1)
         work = self.job_time(cycles)
-        if cycles > 1 and draws:  # unit j of the job starts at about now + work j / cycles
+        if cycles > 1 and draws:  # a scrapped unit's re-make j starts at about now + work j / cycles
             self.run.defer(draws, [now + work * j / cycles for j in range(1, cycles)])
         self.t0 = now
         self.work = work
@@ -674,12 +691,26 @@ class _Machine:
             self.timeout(work).callbacks.append(self.on_done)
         return True
 
+    def scrapped(self, n: int) -> int:
+        """How many of ``n`` parts are scrapped (binomial, by geometric runs of good ones: a draw per scrapped part)."""
+        rnd = self.rng_scrap.random
+        log_ok = self.log_ok
+        scrap = 0
+        while n > 0:
+            run = int(math.log(1.0 - rnd()) / log_ok)  # good parts before the next scrapped one
+            if run >= n:
+                break
+            scrap += 1
+            n -= run + 1
+        return scrap
+
     def fill(self, now: float, draw: bool = True) -> int:
         """Fill a build with the queued units, FCFS, up to ``batch`` slots and the material; the slots used.
 
-        Each slot is one attempt and draws its material (unless ``draw`` is False: the build in
-        progress at the fork). A unit whose material is short stops the filling (first come first
-        served): the units behind it wait too.
+        Each slot draws its material (unless ``draw`` is False: the build in progress at the fork).
+        A unit whose material is short stops the filling (first come first served): the units
+        behind it wait too. Which parts of the build are scrapped is drawn here; they go back to
+        the front of the queue when the build ends (``remake``), as in the plant.
         """
         st = self.st
         queue = st.queue
@@ -699,20 +730,29 @@ class _Machine:
                 if room == 0:
                     run.short(st, draws, now)
                     break
-            if p_scrap > 0:
-                good, used = self.attempts(need, room)
-            else:
-                good = used = need if need < room else room
+            used = need if need < room else room
             slots -= used
             if draws:
                 run.draw(draws, used)
-            if good == need:  # its last unit started: it leaves the queue
-                build.append(lot)
+            scrap = self.scrapped(used) if p_scrap > 0 else 0
+            good = used - scrap
+            if used == need:  # its last unit started: it leaves the queue
                 self.leave_queue(now)
+                if not scrap:
+                    build.append(lot)
+                    continue
+                if good:
+                    lot.n = good
+                    build.append(lot)
+                    self.remake.append(_Lot(lot.order, lot.step, scrap))
+                else:
+                    self.remake.append(lot)
                 continue
+            lot.n = need - used
             if good:
                 build.append(_Lot(lot.order, lot.step, good))
-                lot.n = need - good
+            if scrap:
+                self.remake.append(_Lot(lot.order, lot.step, scrap))
             if room < slots + used:  # the material ran out before the slots: the head waits
                 run.short(st, draws, now)
                 break
@@ -721,7 +761,7 @@ class _Machine:
     def start_build(self, now: float) -> bool:
         """Start a build with the queued units; idle if nothing can start. Whether a build started."""
         if not self.st.queue or self.fill(now) == 0:
-            self.st.idle.append(self)
+            self.park()
             return False
         shape = self.shape
         if shape == 0.0:
@@ -780,7 +820,11 @@ class _Machine:
             else:
                 run.finish(lot, now)
         if self.windows is None and not self.st.queue:  # next_job's common case, inlined
-            self.st.idle.append(self)
+            idle = self.st.idle
+            if idle and idle[-1].rank < self.rank:
+                self.park()
+            else:
+                idle.append(self)
         else:
             self.next_job(now)
 
@@ -792,6 +836,15 @@ class _Machine:
         self.st.busy += now - self.t0
         run = self.run
         run.add_busy(self.busy_bins, self.t0, now)
+        remake = self.remake
+        if remake:  # the scrapped parts go to the front of the queue, in their order, for the next build
+            st = self.st
+            queue = st.queue
+            st.q_area += len(queue) * (now - st.last)
+            st.last = now
+            for lot in reversed(remake):
+                queue.appendleft(lot)
+                st.enq.appendleft(now)
         for lot in self.build:  # each lot goes on as soon as its build is done
             lot.step += 1
             if lot.step < len(lot.path):
@@ -799,7 +852,12 @@ class _Machine:
             else:
                 run.finish(lot, now)
         self.build.clear()
-        self.next_job(now)
+        if remake:  # every free machine of the station may take them, this one first
+            remake.clear()
+            self.park()
+            run.kick(self.st, now)
+        else:
+            self.next_job(now)
 
 
 class _Source:
@@ -915,8 +973,8 @@ class _Run:
         self.edge = min(self.bin_s, data.horizon_s)  # its end
         self.stockout = dict.fromkeys(self.stock, INF)
         self.waiting: dict[tuple[str, str], list[_Station]] = {}  # stations whose head waits for a SKU
-        # per SKU (unit start time, qty): material a job drew at its start for its later units; the
-        # stock series shows it on hand until each unit's start, as the plant draws unit by unit
+        # per SKU (attempt start time, qty): material a unit job drew at its start for the re-makes of a
+        # scrapped unit; the stock series shows it on hand until each attempt starts
         self.deferred: dict[tuple[str, str], list[tuple[float, float]]] = {}
         self.open_orders: list[_Order] = []
         self.machines: list[_Machine] = []
@@ -1171,14 +1229,28 @@ class _Run:
                     f"open order {o.id!r}: step must index the routing {product.routing!r} of {o.product!r} "
                     f"(got {o.step!r})"
                 )
+            queued = o.queued or (0,) * o.step + (o.qty,)
+            if o.queued and (len(o.queued) != len(product.routing) or min(o.queued) < 0 or sum(o.queued) != o.qty):
+                raise SimulationError(
+                    f"open order {o.id!r}: queued needs a count >= 0 per routing step of {o.product!r} "
+                    f"({len(product.routing)}) summing to qty {o.qty} (got {o.queued!r})"
+                )
             at = self.sites[o.site]
             order = _Order(o.id, at, product, o.qty, o.created_s, o.due_s, self.route(o.site, product))
-            order.step = o.step  # its remaining units: one lot there
             self.open_orders.append(order)
             self.pending.append(order)
             self._system_change(at, +1, 0.0)
             at.wip += o.qty
-            self.to_station(order, 0.0)  # no machine is idle yet: it queues
+            lot: _Lot | None = None
+            for step, n in enumerate(queued):  # its units where they are: a lot at each step
+                if n <= 0:
+                    continue
+                if lot is None:
+                    lot = order
+                    order.step, order.n = step, n
+                else:
+                    lot = _Lot(order, step, n)
+                self.to_station(lot, 0.0)  # no machine is idle yet: it queues
         for i in self.data.items:
             for shp in i.in_transit:
                 due = _arrival(self.rng_supply, shp)

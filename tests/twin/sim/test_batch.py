@@ -76,31 +76,61 @@ def test_a_build_starts_as_soon_as_something_is_queued_without_waiting_to_fill()
     assert printer.waits_sum_s == 5 * H
 
 
-def test_scrapped_slots_take_material_and_push_units_to_the_next_build() -> None:
-    # every slot (attempt) scrapped with probability 0.5; one open order of 24 units at its first step,
-    # not started: material is drawn where it is used, 1 kg per attempt at the print step, so the stock
-    # falls by 24 good + scrapped attempts. Builds are full until the order's last unit starts:
-    # builds = ceil((24 + scrapped) / 12), exactly, in every run.
-    # Scrapped attempts before 24 good ones: negative binomial, mean 24 x 0.5 / 0.5 = 24, sd
-    # sqrt(24 x 0.5) / 0.5 = 6.9; over 200 seeds the mean is within 24 +- 2 (4 standard errors).
+def _scrap_run(qty: int, seed: int) -> tuple[float, int, int]:
+    """One printer (batch 12, 4 h), parts scrapped with probability 0.5, 1 kg per attempt: (done, builds, scrap)."""
     from twin.sim.model import ItemData
 
-    scrapped = []
-    for seed in range(200):
-        data = ModelData(
-            horizon_s=1000 * H, bin_s=1000 * H, sites=("s",), machines=(_printer(scrap_rate=0.5),),
-            products=(ProductData(id="p", routing=("print",), bom=(("pla", 1.0),), due_s=math.inf),),
-            items=(ItemData(site="s", sku="pla", on_hand=1e6, reorder_point=0.0, reorder_qty=0.0,
-                            lead_mean_s=0.0),),
-            orders=_orders(24),
-        )
-        out = simulate(data, seed=seed)
-        assert out.units_done["s"] == 24
-        scrap = round(1e6 - out.stock[("s", "pla")][-1]) - 24
-        builds = out.machine_busy_s["s/P1"] / (4 * H)
-        assert builds == math.ceil((24 + scrap) / 12)
-        scrapped.append(scrap)
-    assert sum(scrapped) / len(scrapped) == pytest.approx(24.0, abs=2.0)
+    data = ModelData(
+        horizon_s=1000 * H, bin_s=1000 * H, sites=("s",), machines=(_printer(scrap_rate=0.5),),
+        products=(ProductData(id="p", routing=("print",), bom=(("pla", 1.0),), due_s=math.inf),),
+        items=(ItemData(site="s", sku="pla", on_hand=1e6, reorder_point=0.0, reorder_qty=0.0, lead_mean_s=0.0),),
+        orders=_orders(qty),
+    )
+    out = simulate(data, seed=seed)
+    assert out.units_done["s"] == qty
+    builds = out.machine_busy_s["s/P1"] / (4 * H)
+    assert builds == int(builds)
+    # every attempt draws 1 kg: the stock falls by the good units plus the scrapped ones
+    return out.open_order_done_s["o1"], int(builds), round(1e6 - out.stock[("s", "pla")][-1]) - qty
+
+
+def test_scrapped_parts_go_to_the_front_of_the_queue_for_the_next_build() -> None:
+    # As in the plant, a part scrapped in a build is made again in a LATER build (the next one, first in
+    # the queue), not in a spare slot of its own build (the old model). One printer, scrap 0.5.
+    # 2 units: each build takes the units still to make; E[builds] from q units: E1 = 1 + E1 / 2, so
+    # E1 = 2 (geometric); E2 = 1 + E1 / 2 + E2 / 4 (1 or 2 of the 2 scrapped), so E2 = 8 / 3 = 2.667
+    # (sd 1.63: over 400 seeds within +- 0.33, 4 standard errors). The old model made both in the
+    # first build unless 11 of its 12 slots were scrapped: E ~ 1.
+    # In every run the order is done when its last build ends: done = builds x 4 h.
+    runs = [_scrap_run(2, seed) for seed in range(400)]
+    for done, builds, _ in runs:
+        assert done == builds * 4 * H
+    assert sum(b for _, b, _ in runs) / len(runs) == pytest.approx(8 / 3, abs=0.33)
+    assert sum(b == 1 for _, b, _ in runs) / len(runs) == pytest.approx(0.25, abs=0.09)  # both good: 1/4
+    # 24 units: build 1 takes 12; each later build takes the scrapped parts of the one before, then new
+    # units up to 12 while they last. Builds are full while 12 or more wait, so builds >=
+    # ceil(attempts / 12) in every run. Scrapped parts before 24 good ones: negative binomial, mean
+    # 24 x 0.5 / 0.5 = 24, sd sqrt(24 x 0.5) / 0.5 = 6.9 (over 200 seeds within 24 +- 2). E[builds]
+    # from the recursion E(q) = 1 + sum_s Binomial(min(12, q), 0.5)(s) E(q - min(12, q) + s), E(0) = 0:
+    # E(24) = 7.04 (sd 1.85: within +- 0.5 over 200 seeds).
+    expected = _expected_builds(24, batch=12, p=0.5)
+    assert expected == pytest.approx(7.04, abs=0.01)
+    runs = [_scrap_run(24, seed) for seed in range(200)]
+    for done, builds, scrap in runs:
+        assert done == builds * 4 * H and builds >= math.ceil((24 + scrap) / 12)
+    assert sum(s for _, _, s in runs) / len(runs) == pytest.approx(24.0, abs=2.0)
+    assert sum(b for _, b, _ in runs) / len(runs) == pytest.approx(expected, abs=0.5)
+
+
+def _expected_builds(q: int, *, batch: int, p: float) -> float:
+    """E[builds] to make ``q`` good parts when each build takes min(batch, waiting) and its scrap waits again."""
+    memo: dict[int, float] = {0: 0.0}
+    for n in range(1, q + 1):
+        f = min(batch, n)
+        prob = [math.comb(f, s) * p**s * (1 - p) ** (f - s) for s in range(f + 1)]
+        # s = f scrapped leaves n waiting again: E(n) (1 - P(f)) = 1 + sum_{s < f} P(s) E(n - f + s)
+        memo[n] = (1.0 + sum(prob[s] * memo[n - f + s] for s in range(f))) / (1.0 - prob[f])
+    return memo[q]
 
 
 def _poisson(lam_per_s: float, batch: int, horizon_s: float) -> ModelData:
@@ -155,12 +185,17 @@ def test_an_overloaded_batch_machine_runs_full_builds() -> None:
     assert out.machine_busy_s["s/P1"] == pytest.approx(horizon, rel=0.01)
 
 
-def test_batch_one_stations_keep_one_job_per_order() -> None:
-    # batch 1: an order of 3 units is one job of 3 cycles on one machine (1 h each), even with a
-    # second machine idle: o1 done at 3 h on P1, o2 (2 units) at 2 h on P2.
+def test_batch_one_stations_pull_units_one_at_a_time_over_every_free_machine() -> None:
+    # batch 1 (one-piece flow, as in the plant): each free machine takes the next queued UNIT, so an
+    # order's units spread over the machines. P1 and P2, 1 h per unit; o1 (3 units) then o2 (2):
+    # 0 h: P1 and P2 take o1's first two; 1 h: P1 (first in configuration order) takes o1's third,
+    # P2 o2's first; 2 h: o1 done, P1 takes o2's second, done at 3 h. (The old model made o1 one job
+    # of 3 h on P1 and o2 one of 2 h on P2.)
     ms = (_printer("P1", batch=1, cycle_s=H), _printer("P2", batch=1, cycle_s=H))
     out = simulate(_data(ms, _orders(3, 2)), seed=1)
-    assert out.open_order_done_s == {"o1": 3 * H, "o2": 2 * H}
+    assert out.open_order_done_s == {"o1": 2 * H, "o2": 3 * H}
+    assert out.machine_busy_s == {"s/P1": 3 * H, "s/P2": 2 * H}
+    assert out.throughput["s"][:3] == [2.0, 2.0, 1.0]  # each unit counted when it is done
 
 
 def test_fork_carries_the_templates_batch_size_to_every_machine() -> None:

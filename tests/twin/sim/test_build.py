@@ -16,6 +16,7 @@ from twin.live import initial_state
 from twin.sim.build import fork
 from twin.sim.model import DemandData, InTransit, ItemData, MachineData, ModelData, OrderData, ProductData, simulate
 from twin.sim.montecarlo import run
+from twin.sim.params import DemandParams, SimParams
 from twin.sim.scenario import (
     DemandMultiplier,
     MachineDown,
@@ -65,7 +66,8 @@ def test_fork_reads_machine_status_stock_shipments_and_orders() -> None:
     assert items["SUB"].on_hand == 7.0 and items["FIL"].on_hand == 30.0  # unknown -> initial_on_hand
     assert items["SUB"].in_transit == (InTransit(eta_s=3 * 86400.0, qty=200, eta_sd_s=5 * 86400.0 * math.sqrt(0.1),
                                                  extra_delay_s=5 * 86400.0),)
-    assert [(o.id, o.qty, o.due_s) for o in f.data.orders] == [("o1", 2, 4 * H), ("o2", 2, 9 * H)]
+    # FIFO in order of creation (o2 came 5 h ago, o1 2 h ago), as the plant's queues, not by due date
+    assert [(o.id, o.qty, o.due_s) for o in f.data.orders] == [("o2", 2, 9 * H), ("o1", 2, 4 * H)]
     # Monday 2026-11-23, Berlin (UTC+1) shift 06:00-22:00 local = 05:00-21:00 UTC; fork at 06:00 UTC
     assert m["P1"].windows is not None and m["P1"].windows[:2] == ((0.0, 15 * H), (23 * H, 39 * H))
 
@@ -93,6 +95,24 @@ def test_machine_down_added_removed_and_demand_window() -> None:
     with pytest.raises(SimulationError, match="cannot remove 3"):
         fork(fleet, site, Scenario(interventions=(MachinesRemoved(site="s1", template="printer", count=3),)),
              horizon_s=H)
+
+
+def test_calibrated_weekday_factors_replace_the_configured_ones() -> None:
+    # tiny fleet: 24 orders/day, flat weekday and hour factors. Calibrated: 24 orders/day with weekday
+    # factors (Monday first) 2, 0, 1, 1, 1, 1, 1: the fork is Monday 07:00 in Berlin, so 2 x 24 / 24 h =
+    # 2 per hour until Monday 24:00 local (17 h on), none on Tuesday (17 h .. 41 h), then 1 per hour.
+    fleet, site = _state()
+    wf = (2.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+    params = SimParams(demand=FrozenDict({("s1", "widget"): DemandParams(orders_per_day=24.0, weekday_factors=wf)}))
+    d = fork(fleet, site, params=params, horizon_s=48 * H).data.demand[0]
+    rate_at = {s: r for s, r in zip(d.starts_s, d.rates_per_s, strict=True)}
+    assert rate_at[0.0] == pytest.approx(2 / H) and rate_at[16 * H] == pytest.approx(2 / H)
+    assert rate_at[17 * H] == 0.0 and rate_at[40 * H] == 0.0
+    assert rate_at[41 * H] == pytest.approx(1 / H)
+    # not calibrated: the configured (flat) factors
+    d = fork(fleet, site, params=SimParams(demand=FrozenDict({("s1", "widget"): DemandParams(orders_per_day=24.0)})),
+             horizon_s=48 * H).data.demand[0]
+    assert d.rates_per_s == pytest.approx([1 / H] * len(d.rates_per_s))
 
 
 def _line(windows: tuple[tuple[float, float], ...] | None, horizon_s: float) -> ModelData:

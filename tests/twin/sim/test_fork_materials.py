@@ -64,6 +64,30 @@ def test_an_order_at_its_second_operation_finishes_without_drawing_step_0_materi
     assert out.stock[("s1", "FIL")][0] == pytest.approx(29.8) and out.stock[("s1", "SUB")][0] == 98.0
 
 
+def test_an_orders_units_are_placed_at_the_steps_its_confirmations_say() -> None:
+    # widget = print -> pack; o of 5 units with done_by_step (3, 1): 3 good units through print, 1
+    # through pack (done_qty 1). So 5 - 3 = 2 units are at print and 3 - 1 = 2 at pack (the operation
+    # "print", the earliest step holding units, would have put all 4 at print). Round the clock, exact
+    # cycles: the packer (300 s per unit) packs the 2 at 300 s and 600 s; a printer builds the other 2
+    # (batch 4, 1 h) from 0, drawing 2 x 0.1 kg FIL and 2 SUB then (the 2 at pack drew theirs before
+    # the fork), and they are packed at 1 h + 300 s and 1 h + 600 s.
+    fleet = tiny_fleet(orders_per_day=0.0, always_on=True)
+    site = _site(fleet, orders=(
+        OpenOrder(id="o", product="widget", qty=5, created=AS_OF - timedelta(hours=3), due=AS_OF + timedelta(hours=9),
+                  operation="print", done_qty=1, done_by_step=(3, 1)),
+    ))
+    f = fork(fleet, site, params=_exact(), horizon_s=3 * H)
+    assert [(o.id, o.qty, o.queued) for o in f.data.orders] == [("o", 4, (2, 2))]
+    assert not any(n.subject == "o" for n in f.notes)
+    out = simulate(f.data, seed=1)
+    assert out.open_order_done_s == {"o": H + 600.0}
+    assert out.throughput["s1"] == [2.0, 2.0, 0.0]
+    assert out.stock[("s1", "FIL")][0] == pytest.approx(29.8) and out.stock[("s1", "SUB")][0] == 98.0
+    # not reported (()): all 4 at the operation's step, print, with its note-free fallback
+    f = fork(fleet, replace(site, orders=(replace(site.orders[0], done_by_step=()),)), params=_exact(), horizon_s=H)
+    assert [(o.qty, o.step, o.queued) for o in f.data.orders] == [(4, 0, (4, 0))]
+
+
 def _print_line(busy_s: float, orders: tuple[OrderData, ...], on_hand: float = 100.0) -> ModelData:
     # a printer (batch 12, 4 h per build) and a packer (300 s per unit); 1 kg of resin per unit at print
     return ModelData(
@@ -95,8 +119,8 @@ def test_a_printer_running_at_the_fork_delivers_the_oldest_queued_units_when_its
 
 
 def test_a_unit_machine_running_at_the_fork_holds_the_head_order() -> None:
-    # the packer has 100 s left on the first unit of o1 (3 units): the other two follow on it,
-    # 300 s each: o1 done at 100 + 2 x 300 = 700 s; o2 (1 unit) behind it at 1000 s
+    # the packer has 100 s left on the first unit of o1 (3 units): it is the only packer, so the other
+    # two follow on it, 300 s each: o1 done at 100 + 2 x 300 = 700 s; o2 (1 unit) behind it at 1000 s
     orders = (OrderData(id="o1", site="s", product="q", qty=3, created_s=-H, due_s=1e9),
               OrderData(id="o2", site="s", product="q", qty=1, created_s=-H, due_s=1e9))
     data = _print_line(0.0, orders)
@@ -137,9 +161,10 @@ def test_packaging_is_drawn_at_the_pack_step_not_when_the_order_arrives() -> Non
 
 def test_a_unit_short_of_material_waits_at_its_station_and_marks_the_stockout() -> None:
     # pack at 100 s per unit, 1 BOX each, 2 boxes on hand, 100 arriving at 1000 s; o1 of 5 units at
-    # pack: a job of the 2 covered units 0 .. 200 s, the other 3 wait (stockout at 0 s: the third unit
-    # finds 0 boxes) and start when the boxes come, 1000 .. 1300 s; o2 (1 unit) waits behind them
-    # although it arrived when the packer was idle (first come first served): 1300 .. 1400 s.
+    # pack: its first 2 units 0 .. 100 s and 100 .. 200 s, the other 3 wait (stockout at 200 s: the
+    # third unit finds 0 boxes when the packer is free for it) and start when the boxes come,
+    # 1000 .. 1300 s; o2 (1 unit) waits behind them although it arrived when the packer was idle
+    # (first come first served): 1300 .. 1400 s.
     data = ModelData(
         horizon_s=2000.0, bin_s=500.0, sites=("s",),
         machines=(MachineData(id="K1", site="s", role="pack", cycle_mean_s=100.0),),
@@ -151,10 +176,10 @@ def test_a_unit_short_of_material_waits_at_its_station_and_marks_the_stockout() 
     )
     out = simulate(data, seed=1)
     assert out.open_order_done_s == {"o1": 1300.0, "o2": 1400.0}
-    assert out.stockout_s[("s", "BOX")] == 0.0
-    # bins (start, end] of 500 s; the series shows each unit's box leaving when the unit starts (the
-    # job draws them at its start): 2 - 2 = 0 by 100 s; the 3 units start at 1000, 1100, 1200 s, so
-    # (500, 1000] ends with 100 - 1 = 99; then 97, and o2's box at 1300 s: 96
+    assert out.stockout_s[("s", "BOX")] == 200.0
+    # bins (start, end] of 500 s; each unit's box leaves when the unit starts: 2 - 2 = 0 by 100 s; the
+    # 3 units start at 1000, 1100, 1200 s, so (500, 1000] ends with 100 - 1 = 99; then 97, and o2's
+    # box at 1300 s: 96
     assert out.stock[("s", "BOX")] == [0.0, 99.0, 96.0, 96.0]
     # a batch machine fills its build with what the material covers: batch 12, 4 boxes on hand, an
     # order of 6: a build of 4 at 0 .. 4 h; the other 2 start when the boxes come at 1000 s, on the
@@ -224,6 +249,10 @@ def test_bad_steps_are_refused() -> None:
     data = _print_line(0.0, (OrderData(id="o", site="s", product="p", qty=1, created_s=0.0, due_s=1.0, step=1),))
     with pytest.raises(SimulationError, match="open order 'o': step must index the routing"):
         simulate(data, seed=1)
+    queued = replace(data, orders=(OrderData(id="o", site="s", product="p", qty=2, created_s=0.0, due_s=1.0,
+                                             queued=(1,)),))
+    with pytest.raises(SimulationError, match=r"open order 'o': queued needs a count >= 0 per routing step"):
+        simulate(queued, seed=1)
     bad = replace(data, orders=(), products=(ProductData(id="p", routing=("print",), bom=(("RES", 1.0),),
                                                          bom_steps=(0, 0)),))
     with pytest.raises(SimulationError, match="bom_steps needs one step per bom line"):
@@ -288,13 +317,13 @@ def test_shipments_ordered_with_a_spread_lead_time_come_early_about_half_the_tim
     assert early / 400 == pytest.approx(0.547, abs=0.1)
 
 
-def test_a_unit_job_stops_at_the_shift_end_and_shows_each_units_draw_when_it_starts() -> None:
+def test_a_unit_machine_starts_no_unit_after_the_shift_end() -> None:
     # packer, 600 s per unit, 1 BOX per unit, shift [0, 2000 s) then [10,000 s, 20,000 s); o1 of 5
-    # units at pack. Units start at 0, 600, 1200, 1800 s: ceil(2000 / 600) = 4 start before the shift
-    # ends, the job of 4 ends at 2400 s (a started unit runs to its end); the 5th waits for the next
-    # shift: 10,000 .. 10,600 s. Stock (bins of 1000 s, (start, end]): the job draws 4 boxes at 0 but
-    # the series shows them at 0, 600 | 1200, 1800: 10 - 2 = 8, then 6; the 5th at 10,000 s, the end of
-    # bin 9 (9000, 10,000]: 5 from there.
+    # units at pack. Units start at 0, 600, 1200, 1800 s (before the shift ends; a started unit runs
+    # to its end: the 4th ends at 2400 s); the 5th waits for the next shift: 10,000 .. 10,600 s.
+    # Output, bins of 1000 s, (start, end]: 600 | 1200, 1800 | 2400 | ... | 10,600. Stock: each unit's
+    # box leaves when it starts: 10 - 2 = 8 by 1000 s, then 6; the 5th at 10,000 s, the end of bin 9
+    # (9000, 10,000]: 5 from there.
     data = ModelData(
         horizon_s=12_000.0, bin_s=1000.0, sites=("s",),
         machines=(MachineData(id="K1", site="s", role="pack", cycle_mean_s=600.0,
@@ -305,16 +334,16 @@ def test_a_unit_job_stops_at_the_shift_end_and_shows_each_units_draw_when_it_sta
     )
     out = simulate(data, seed=1)
     assert out.open_order_done_s == {"o1": 10_600.0}
-    assert out.throughput["s"][2] == 4.0 and out.throughput["s"][10] == 1.0  # 4 at 2400 s, 1 at 10,600 s
+    assert out.throughput["s"] == [1.0, 2.0, 1.0] + [0.0] * 7 + [1.0, 0.0]
     assert out.stock[("s", "BOX")] == [8.0, 6.0] + [6.0] * 7 + [5.0] * 3
     assert out.machine_busy_s["s/K1"] == 3000.0
 
 
-def test_idle_machines_share_what_the_shift_end_leaves_of_a_lot() -> None:
-    # two packers, 600 s per unit, shift [0, 1200 s) then [10,000 s, 20,000 s); o1 of 6 units. Before
-    # the shift ends each can start ceil(1200 / 600) = 2 units: K1 takes 2, the rest goes to K2, which
-    # takes 2 (not: K2 idle beside a queue); 4 units out at 1200 s. The last 2 start at 10,000 s as one
-    # job on one machine: done at 11,200 s. Busy: 2 x 1200 s + 1200 s.
+def test_free_machines_share_an_orders_units_until_the_shift_ends() -> None:
+    # two packers, 600 s per unit, shift [0, 1200 s) then [10,000 s, 20,000 s); o1 of 6 units. Each free
+    # packer takes the next unit: 0 s: K1 and K2 one each; 600 s: one each again; 1200 s: the shift is
+    # over, no unit starts; 2 units out at 600 s and 2 at 1200 s. The last 2 start at 10,000 s, one on
+    # each packer: done at 10,600 s. Busy: 6 x 600 s.
     machines = tuple(MachineData(id=f"K{i}", site="s", role="pack", cycle_mean_s=600.0,
                                  windows=((0.0, 1200.0), (10_000.0, 20_000.0))) for i in (1, 2))
     data = ModelData(
@@ -323,6 +352,6 @@ def test_idle_machines_share_what_the_shift_end_leaves_of_a_lot() -> None:
         orders=(OrderData(id="o1", site="s", product="p", qty=6, created_s=0.0, due_s=1e9),),
     )
     out = simulate(data, seed=1)
-    assert out.open_order_done_s == {"o1": 11_200.0}
-    assert out.throughput["s"][1] == 4.0 and out.throughput["s"][11] == 2.0
-    assert sum(out.machine_busy_s.values()) == 3600.0
+    assert out.open_order_done_s == {"o1": 10_600.0}
+    assert out.throughput["s"] == [2.0, 2.0] + [0.0] * 8 + [2.0, 0.0]
+    assert out.machine_busy_s == {"s/K1": 1800.0, "s/K2": 1800.0}
