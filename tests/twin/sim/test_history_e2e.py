@@ -19,21 +19,23 @@ T0 = datetime(2026, 11, 16, 0, 0, tzinfo=UTC)  # a Monday
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def _emulate(folder: Path, name: str, *, demand_driven: bool) -> tuple[Path, Path, dict[str, int]]:
+    """One day of pod-berlin from the emulated plant, through the live twin, into ``folder/name.db``.
+
+    Returns the configuration, the database and the orders the plant created per product.
+    """
     config_mod = pytest.importorskip("connectors.config")
     plant_mod = pytest.importorskip("connectors.emulator.plant")
     store_mod = pytest.importorskip("connectors.store")
     from twin.live import apply, initial_state
 
-    folder = tmp_path_factory.mktemp("history")
-    db = folder / "h.db"
+    db = folder / f"{name}.db"
     text = (EXAMPLES / "fleet.toml").read_text()
-    config_path = folder / "fleet.toml"
+    config_path = folder / f"{name}.toml"
     config_path.write_text(text.replace('path = "../var/northwind.db"', f'path = "{db}"'))
     fleet = config_mod.load(config_path).fleet
     hist = store_mod.SqliteHistorian(db, fleet)
-    plant = plant_mod.Plant(fleet, seed=3, start=T0, sites=["pod-berlin"], demand_driven=False)
+    plant = plant_mod.Plant(fleet, seed=3, start=T0, sites=["pod-berlin"], demand_driven=demand_driven)
     state = initial_state(fleet, T0)
     now, step = T0, timedelta(seconds=60)
     readings: list = []  # type: ignore[type-arg]
@@ -49,10 +51,45 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             readings, events = [], []
     hist.write(readings, [state.sites["pod-berlin"]], events)
     hist.close()
+    orders: dict[str, set[str]] = {}
+    for _, record in plant.take_records():
+        product = getattr(record, "product", None)
+        if product is not None:
+            orders.setdefault(str(product), set()).add(record.id)
+    return config_path, db, {p: len(ids) for p, ids in orders.items()}
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The plant flat out (``demand_driven=False``: every station always has work): many cycles."""
+    config_path, db, _ = _emulate(tmp_path_factory.mktemp("history"), "h", demand_driven=False)
     return config_path, db
 
 
-def test_calibration_from_the_emulator_recovers_cycle_times(history: tuple[Path, Path]) -> None:
+@pytest.fixture(scope="module")
+def demand_history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, int]]:
+    """The plant driven by its orders (a flat-out plant takes no orders and draws no stock)."""
+    return _emulate(tmp_path_factory.mktemp("demand"), "d", demand_driven=True)
+
+
+def _demand(demand_history: tuple[Path, Path, dict[str, int]], subject: str) -> tuple[float, int, str]:
+    from connectors.config import load
+    from connectors.store import SqliteHistorian
+    from twin.calibrate import calibrate
+
+    config_path, db, _ = demand_history
+    fleet = load(config_path).fleet
+    hist = SqliteHistorian(db, fleet, readonly=True)
+    try:
+        est = calibrate(fleet, hist, T0, T0 + timedelta(days=1), sites=["pod-berlin"]).get("orders_per_day", subject)
+    finally:
+        hist.close()
+    return est.value, est.samples, est.source.value
+
+
+def test_calibration_from_the_emulator_recovers_cycle_times(
+    history: tuple[Path, Path], demand_history: tuple[Path, Path, dict[str, int]]
+) -> None:
     from connectors.config import load
     from connectors.store import SqliteHistorian
     from twin.calibrate import Source, calibrate
@@ -72,9 +109,21 @@ def test_calibration_from_the_emulator_recovers_cycle_times(history: tuple[Path,
     # one day holds no printer failure worth the name: MTBF falls back to the template, and says so
     mtbf = cal.get("mtbf_h", "pod-berlin/P1")
     assert mtbf.source is Source.DEFAULT and mtbf.value == 200.0
-    # stock draws: custom-bracket is the only product using PLA at Berlin (14 orders/day configured)
-    demand = cal.get("orders_per_day", "pod-berlin/custom-bracket")
-    assert 5 <= demand.samples <= 30
+    # demand from the plant driven by its orders (no order feed here: from the stock draws of the SKUs
+    # only custom-bracket uses at Berlin, PLA-1KG and BOX-S): the figure comes from history
+    _, samples, source = _demand(demand_history, "pod-berlin/custom-bracket")
+    assert source == "history" and samples >= 5
+
+
+@pytest.mark.xfail(strict=True, reason="twin.calibrate counts the draws of the SKU drawn most often as orders: BOX-S "
+                                       "is drawn once per UNIT at pack (one-piece flow), so it counts units")
+def test_demand_from_stock_draws_counts_orders_not_units(demand_history: tuple[Path, Path, dict[str, int]]) -> None:
+    # the plant created n custom-bracket orders that day (1..10 units each, 5.5 on average); the
+    # estimate from one day of draws should be within about 3 Poisson standard errors of n, not the
+    # units packed (~5.5 n)
+    n = demand_history[2]["custom-bracket"]
+    value, _, _ = _demand(demand_history, "pod-berlin/custom-bracket")
+    assert abs(value - n) <= 3 * n**0.5 + 1, (value, n)
 
 
 def test_backtest_command_scores_a_past_fork(history: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
