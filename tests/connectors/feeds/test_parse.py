@@ -31,8 +31,8 @@ def reason(raw: object, kind: RecordKind | None = RecordKind.ORDER, text: bool =
     ({"qty": 2.5}, "qty must be a whole number (got float 2.5)"),
     ({"qty": True}, "qty must be a whole number (got bool True)"),
     ({"id": 17}, "id must be text (got int 17)"),
-    ({"qyt": 5}, "unknown field(s) 'qyt' (known: created, done_by_step, done_qty, due, id, kind, operation, product, qty, "
-                 "site, status, updated_at, version)"),
+    ({"qyt": 5}, "unknown field(s) 'qyt' (known: created, done_by_step, done_qty, due, id, kind, operation, "
+                 "product, qty, site, status, updated_at, version)"),
     ({"status": "shipped"}, "status must be open, done or cancelled (got 'shipped')"),
     ({"updated_at": "2026-03-02T09:00:00Z"}, "give either version or updated_at, not both"),
     ({"version": -1}, "version must be within 0..2^63-1 (got -1)"),
