@@ -11,8 +11,9 @@ Assumptions when the snapshot lacks information (each one reported as a :class:`
   the time since ``status_since`` (modulo the cycle time; a full cycle when it is unknown). For a
   batch machine the cycle is one build (the template's ``ideal_cycle_time_s``, or the calibrated
   time per build). The cycle is assumed to be working on the oldest units queued at the machine's
-  station (a batch machine: up to ``batch_size`` units; a unit machine: the oldest order, its
-  first unit in progress), whose material was drawn; they finish when the time left ends (see
+  station, the machine whose cycle started first on the oldest (a batch machine: up to
+  ``batch_size`` units of orders created before its build started; a unit machine: one unit of the
+  oldest order), whose material was drawn; they finish when the time left ends (see
   :mod:`twin.sim.model`). With nothing queued at its station, the machine is busy and makes nothing;
 - status FAULT or MAINTENANCE: under repair; the time left is exponential with mean MTTR
   (memoryless, so the time already spent does not matter). A machine in FAULT failed while

@@ -466,14 +466,15 @@ class _Machine:
         """At the fork: the cycle in progress (``busy_s`` left) holds the oldest queued units of the station.
 
         Their material was drawn before the fork. A batch machine holds a build of up to ``batch``
-        slots; a unit machine the first unit of the lot at the head of the queue (one piece: the
-        others wait for the next free machine). A scrapped unit is made again on the spot, drawing
-        its material again.
+        slots, of orders created before the build started (one mean cycle before it ends); a unit
+        machine the first unit of the lot at the head of the queue (one piece: the others wait for
+        the next free machine). A scrapped unit is made again on the spot, drawing its material
+        again.
         """
         self.held = True
         self.work = busy_s
-        if self.pooled:
-            self.fill(0.0, False)
+        if self.pooled:  # the build started a cycle before it ends (as the fork computed the time left)
+            self.fill(0.0, False, busy_s - self.mean + 1.0)
             return
         queue = self.st.queue
         if not queue:
@@ -704,13 +705,15 @@ class _Machine:
             n -= run + 1
         return scrap
 
-    def fill(self, now: float, draw: bool = True) -> int:
+    def fill(self, now: float, draw: bool = True, before: float = INF) -> int:
         """Fill a build with the queued units, FCFS, up to ``batch`` slots and the material; the slots used.
 
         Each slot draws its material (unless ``draw`` is False: the build in progress at the fork).
         A unit whose material is short stops the filling (first come first served): the units
         behind it wait too. Which parts of the build are scrapped is drawn here; they go back to
-        the front of the queue when the build ends (``remake``), as in the plant.
+        the front of the queue when the build ends (``remake``), as in the plant. Only units of
+        orders created at or before ``before`` are taken (the build in progress at the fork started
+        then: later orders were not there yet).
         """
         st = self.st
         queue = st.queue
@@ -720,6 +723,8 @@ class _Machine:
         p_scrap = self.p_scrap
         while queue and slots > 0:
             lot = queue[0]
+            if lot.order.created > before:
+                break
             need = lot.n
             draws = lot.draws[lot.step] if draw and lot.draws else ()
             room = slots
@@ -1258,10 +1263,12 @@ class _Run:
                 ev.callbacks.append(self._receive)
         for md in self.data.machines:
             self.machines.append(_Machine(self, md, self.stations[(md.site, md.role)], self.sites[md.site].busy_bins))
-        # machines mid-cycle at the fork hold the oldest queued units before any other machine starts
-        for m, md in zip(self.machines, self.data.machines, strict=True):
-            if md.initial_busy_s > 0:
-                m.hold(md.initial_busy_s)
+        # machines mid-cycle at the fork hold the oldest queued units before any other machine starts,
+        # the one whose cycle started first (the least time left of a cycle) the oldest
+        busy = [(md.initial_busy_s - md.cycle_mean_s, i) for i, md in enumerate(self.data.machines)
+                if md.initial_busy_s > 0]
+        for _, i in sorted(busy):
+            self.machines[i].hold(self.data.machines[i].initial_busy_s)
         for m, md in zip(self.machines, self.data.machines, strict=True):
             m.start(md)
         for d in self.data.demand:

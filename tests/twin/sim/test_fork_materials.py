@@ -110,12 +110,26 @@ def test_a_printer_running_at_the_fork_delivers_the_oldest_queued_units_when_its
     assert out.open_order_done_s == {"o1": 2 * H}
     assert out.throughput["s"][:3] == [0.0, 5.0, 0.0]  # bins (1 h, 2 h] holds the finish at 2 h
     assert out.stock[("s", "RES")] == [100.0] * 12  # their resin was drawn before the fork
-    # o2's 10 units behind: 7 fill the build in progress (12 slots), 3 start a new build at 2 h,
-    # drawing 3 kg then, and finish at 2 h + 4 h = 6 h
+    # o2's 10 units behind, created 1 h ago: the build in progress started 4 h - 2 h = 2 h ago, before
+    # o2 came, so o2 is not in it (its 7 free slots stay empty, as in the plant); o2 starts a new build
+    # at 2 h, drawing 10 kg then, and finishes at 2 h + 4 h = 6 h
     orders = (*orders, OrderData(id="o2", site="s", product="p", qty=10, created_s=-H, due_s=1e9))
     out = simulate(_print_line(2 * H, orders), seed=1)
     assert out.open_order_done_s == {"o1": 2 * H, "o2": 6 * H}
+    assert out.stock[("s", "RES")][:3] == [100.0, 90.0, 90.0]
+    # created 3 h ago instead, o2 was queued when the build started: 7 of its units are in it (12
+    # slots), the other 3 start a new build at 2 h, drawing 3 kg, and finish at 6 h
+    orders = (orders[0], replace(orders[1], created_s=-3 * H))
+    out = simulate(_print_line(2 * H, orders), seed=1)
+    assert out.open_order_done_s == {"o1": 2 * H, "o2": 6 * H}
     assert out.stock[("s", "RES")][:3] == [100.0, 97.0, 97.0]
+    # two printers busy at the fork, P1 with 3 h left, P2 with 1 h: P2's build started first (3 h ago,
+    # P1's 1 h ago), so P2 holds the oldest units: o1 (5 units, 3 h old) is done at 1 h, not at 3 h
+    data = _print_line(3 * H, orders[:1])
+    data = replace(data, machines=(data.machines[0], replace(data.machines[0], id="P2", initial_busy_s=H),
+                                   data.machines[1]))
+    out = simulate(data, seed=1)
+    assert out.open_order_done_s == {"o1": H}
 
 
 def test_a_unit_machine_running_at_the_fork_holds_the_head_order() -> None:
