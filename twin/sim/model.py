@@ -1265,10 +1265,10 @@ class _Run:
             self.machines.append(_Machine(self, md, self.stations[(md.site, md.role)], self.sites[md.site].busy_bins))
         # machines mid-cycle at the fork hold the oldest queued units before any other machine starts,
         # the one whose cycle started first (the least time left of a cycle) the oldest
-        busy = [(md.initial_busy_s - md.cycle_mean_s, i) for i, md in enumerate(self.data.machines)
+        busy = [(md.initial_busy_s - md.cycle_mean_s, k) for k, md in enumerate(self.data.machines)
                 if md.initial_busy_s > 0]
-        for _, i in sorted(busy):
-            self.machines[i].hold(self.data.machines[i].initial_busy_s)
+        for _, k in sorted(busy):
+            self.machines[k].hold(self.data.machines[k].initial_busy_s)
         for m, md in zip(self.machines, self.data.machines, strict=True):
             m.start(md)
         for d in self.data.demand:
