@@ -37,7 +37,6 @@ import os
 import secrets
 import threading
 import time
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -50,6 +49,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from twin.errors import ConfigError, Problem, TwinError
+from twin.tomltext import loads_toml
 
 __all__ = [
     "AuthSettings",
@@ -174,8 +174,8 @@ def is_loopback(host: str) -> bool:
 def load_users(path: Path) -> dict[str, User]:
     """Users from a TOML file (see the module docstring); ``ConfigError`` listing every problem."""
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        doc = loads_toml(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), [Problem(path="", message=f"cannot read users: {exc}", has_got=False)]) from exc
     problems: list[Problem] = []
     users: dict[str, User] = {}

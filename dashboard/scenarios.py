@@ -18,7 +18,6 @@ a dashboard run (replications, horizon) are in ``Limits``.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -28,6 +27,7 @@ import tomli_w
 from twin.errors import ConfigError, Problem
 from twin.sim.scenario import Scenario, parse_scenario
 from twin.spec import FleetSpec
+from twin.tomltext import loads_toml
 
 __all__ = [
     "FIELDS",
@@ -262,12 +262,9 @@ def scenario_from_toml(text: str, fleet: FleetSpec, source: str = "scenario.toml
     Run settings missing from the ``#@`` lines are absent from the result (the page keeps its own);
     the site defaults to the first site the interventions name.
     """
-    try:
-        data = tomllib.loads(text)
-        run = tomllib.loads("\n".join(line[len(HEADER_PREFIX):] for line in text.splitlines()
-                                      if line.startswith(HEADER_PREFIX)))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, [Problem(path="", message=f"not valid TOML: {exc}", has_got=False)]) from exc
+    data = loads_toml(text, source)
+    run = loads_toml("\n".join(line[len(HEADER_PREFIX):] for line in text.splitlines()
+                                if line.startswith(HEADER_PREFIX)), source)
     parse_scenario(data, source, fleet)  # the engine's rules, every problem at once
     unknown = [Problem(path=f"#@ {k}", message="unknown run setting", got=v) for k, v in run.items()
                if k not in RUN_KEYS]

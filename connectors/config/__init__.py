@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -51,6 +50,7 @@ from twin.spec import (
     Sku,
     TemplateId,
 )
+from twin.tomltext import loads_toml
 
 __all__ = ["MAX_CONFIG_BYTES", "HistorianConfig", "PlantConfig", "load", "load_text", "read_config_text"]
 
@@ -123,13 +123,7 @@ def load(path: str | Path) -> PlantConfig:
 def load_text(text: str, *, source: str | Path = "<string>") -> PlantConfig:
     """Validate configuration ``text`` (TOML); ``source`` names it in error messages."""
     src = Path(source)
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(src), [Problem(path="", message=f"not valid TOML: {exc}", has_got=False)]) from exc
-    except RecursionError:  # tomllib recurses once per nesting level: arrays ~500 deep exhaust the stack
-        raise ConfigError(str(src), [Problem(path="", message="not valid TOML: arrays or tables nested too deep",
-                                             has_got=False)]) from None
+    raw = loads_toml(text, str(src))
     try:
         model = PlantModel.model_validate(raw)
     except ValidationError as exc:

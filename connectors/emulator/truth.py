@@ -46,7 +46,6 @@ sites, machines, templates, products and SKUs the fleet does not have are named.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +54,7 @@ from typing import Any
 from twin.errors import ConfigError, Problem
 from twin.frozen import FrozenDict
 from twin.spec import FleetSpec, InventoryItemSpec, MachineSpec
+from twin.tomltext import loads_toml
 
 __all__ = ["ItemTruth", "MachineTruth", "Truth", "load_truth", "parse_truth"]
 
@@ -243,10 +243,7 @@ class _Checker:
 
 def parse_truth(text: str, fleet: FleetSpec, *, source: str = "<truth>") -> Truth:
     """Check truth ``text`` (TOML) against ``fleet``; ``source`` names it in error messages."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, [Problem(path="", message=f"not valid TOML: {exc}", has_got=False)]) from exc
+    raw = loads_toml(text, source)
     c = _Checker(fleet)
     sections = {"templates", "machines", "sites", "products", "skus"}
     for k in sorted(set(raw) - sections):

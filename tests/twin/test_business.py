@@ -136,8 +136,9 @@ def test_what_if_fork_includes_feed_orders_and_shipments(fleet: FleetSpec) -> No
     state, _ = apply_records(fleet, fresh(fleet), records, T0)
     f = fork(fleet, state, horizon_s=7 * 86400.0, sites=["pod-berlin", "lm-rotterdam"])
     orders = [(o.id, o.qty, o.due_s) for o in f.data.orders]
-    # due-date order; the remaining quantity (5 - 2 = 3) starts again; due times in s from as_of (T0)
-    assert orders == [("o2", 4, 24 * 3600.0), ("o1", 3, 48 * 3600.0)]
+    # first come first served, as the plant's queues (both created at T0: by id); the remaining quantity
+    # (5 - 2 = 3) starts again; due times in s from as_of (T0)
+    assert orders == [("o1", 3, 48 * 3600.0), ("o2", 4, 24 * 3600.0)]
     (item,) = [i for i in f.data.items if i.site == "lm-rotterdam" and i.sku == "DRIVE-UNIT"]
     assert [(t.qty, t.eta_s) for t in item.in_transit] == [(200.0, 3 * 86400.0)]
 

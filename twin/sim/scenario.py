@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -40,6 +39,7 @@ from typing import Any
 from twin.errors import ConfigError, Problem
 from twin.limits import DEFAULT_LIMITS, Limits
 from twin.spec import FleetSpec, Role, Shift, ShiftCalendar, Transport
+from twin.tomltext import loads_toml
 
 __all__ = [
     "CycleTimeFactor",
@@ -593,8 +593,5 @@ def parse_scenario(data: Mapping[str, Any], source: str, fleet: FleetSpec | None
 def loads_scenario(text: str, source: str, fleet: FleetSpec | None = None, *,
                    limits: Limits = DEFAULT_LIMITS) -> Scenario:
     """Parse a scenario from TOML ``text`` (``source`` names it in error messages)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, [Problem(path="", message=f"not valid TOML: {exc}", has_got=False)]) from exc
+    data = loads_toml(text, source)
     return parse_scenario(data, source, fleet, limits=limits)

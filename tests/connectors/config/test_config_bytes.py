@@ -98,3 +98,11 @@ def test_corrupted_bytes_never_show_a_traceback(data: bytes) -> None:
     if code == 0:
         return  # the corruption left a valid configuration (e.g. a changed comment)
     assert_named_error(code, err)
+
+
+def test_an_integer_of_5000_digits_is_a_named_error() -> None:
+    # found by the corrupted-bytes property test: tomllib raises ValueError (Python's 4,300-digit limit
+    # for int()), not TOMLDecodeError, and it escaped as a traceback
+    code, err = check(ORIGINAL.replace(b"stale_after_polls = 3", b"stale_after_polls = " + b"9" * 5000, 1))
+    assert_named_error(code, err)
+    assert "a number too long" in err
