@@ -10,9 +10,16 @@ Where each figure comes from:
 - **MTBF** = time RUNNING / failures (changes into FAULT), **MTTR** = mean length of FAULT spells
   that start and end in the window; statuses from STATUS_CHANGE events (``data["from"]/["to"]``),
   the status at ``t0`` from ``state_at``. Samples: failures, repairs.
-- **Cycle time** = time RUNNING / cycles, cycles = (good + scrap parts counted) / batch size, from
-  the GOOD_COUNT / SCRAP_COUNT series (a counter that goes down restarted from zero). Its
-  coefficient of variation from the distinct values of a CYCLE_TIME signal, when there is one.
+- **Cycle time** = time RUNNING / cycles (:func:`cycle_count`): cycles from a JOB counter when the
+  template has one; else, for a batch machine, the sample intervals in which its GOOD_COUNT or
+  SCRAP_COUNT rose (a build adds its parts at once; a plant starts builds with whatever is queued, so
+  parts / batch size undercounts partly filled builds; never fewer than that); parts / batch size
+  only for batch-1 machines (one part a cycle; a counter that goes down restarted from zero).
+  Samples: cycles (``MinSamples.cycles``). Machines with long cycles (a 4 h print: ~25 a week)
+  never reach that: when a CYCLE_TIME signal measured at least ``MinSamples.measured_cycles``
+  durations (its distinct values: the last cycle's duration) whose mean has a relative standard error
+  of at most ``MinSamples.cycle_rel_se``, the mean duration is taken. The cycle's coefficient of
+  variation from those durations, when there are as many as the cycles counted or ``cycles``.
 - **Scrap rate** = scrap / (good + scrap). Samples: parts.
 - **Demand** per (site, product): from the order records in history when there are any
   (ORDER_RECEIVED events in the window: exact counts; samples: orders). The rate is the maximum
@@ -72,11 +79,20 @@ from twin.sim.clock import local_hour_segments
 from twin.sim.params import DemandParams, LeadTimeParams, MachineParams, SimParams
 from twin.sim.projection import to_plain
 from twin.sim.uncertainty import FigureLaw, Law, Uncertainty
-from twin.spec import FleetSpec, MachineSpec, MachineStatus, SignalKind, SiteSpec, Sku, consuming_step
+from twin.spec import (
+    FleetSpec,
+    MachineSpec,
+    MachineStatus,
+    MachineTemplate,
+    SignalKind,
+    SiteSpec,
+    Sku,
+    consuming_step,
+)
 from twin.state import Event, EventKind
 
-__all__ = ["Calibration", "Draws", "MinSamples", "ParamEstimate", "Source", "calibrate", "machine_history",
-           "order_arrivals", "shipment_lead_times", "stock_draws"]
+__all__ = ["Calibration", "Draws", "MachineHistory", "MinSamples", "ParamEstimate", "Source", "calibrate",
+           "cycle_count", "machine_history", "order_arrivals", "shipment_lead_times", "stock_draws"]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +127,11 @@ class MinSamples:
     failures: int = 5
     repairs: int = 5
     cycles: int = 30
+    # a machine with long cycles (a 4 h print: ~25 a week in shifts) never reaches ``cycles``: when
+    # a CYCLE_TIME signal measured at least ``measured_cycles`` durations whose mean has a relative
+    # standard error of at most ``cycle_rel_se``, that mean is taken
+    measured_cycles: int = 5
+    cycle_rel_se: float = 0.02
     parts: int = 200
     orders: int = 30
     arrivals: int = 5
@@ -150,6 +171,8 @@ class MachineHistory:
     good: float
     scrap: float
     cycle_samples: tuple[float, ...]
+    jobs: float | None = None  # cycles counted by a JOB signal (None: the template has none)
+    output_steps: int = 0  # sample intervals in which the good or scrap counter rose
 
 
 def _status(value: object) -> MachineStatus:
@@ -202,6 +225,10 @@ def machine_history(
         running += (t1 - since).total_seconds()
     cycle_values = counters.get(SignalKind.CYCLE_TIME, ())
     samples = [p.value for prev, p in pairwise(cycle_values) if p.value != prev.value]
+    rose: set[datetime] = set()  # a batch machine's counters rise once per cycle, when the build ends
+    for kind in (SignalKind.GOOD_COUNT, SignalKind.SCRAP_COUNT):
+        rose.update(p.ts for prev, p in pairwise(counters.get(kind, ())) if p.value != prev.value)
+    job_points = counters.get(SignalKind.JOB)
     return MachineHistory(
         running_s=running,
         failures=failures,
@@ -209,7 +236,25 @@ def machine_history(
         good=_counter_increase(counters.get(SignalKind.GOOD_COUNT, ())),
         scrap=_counter_increase(counters.get(SignalKind.SCRAP_COUNT, ())),
         cycle_samples=tuple(samples),
+        jobs=_counter_increase(job_points) if job_points is not None else None,
+        output_steps=len(rose),
     )
+
+
+def cycle_count(batch_size: int, h: MachineHistory) -> float:
+    """Cycles a machine ran: JOB counts them; a batch machine's output steps; else parts / batch size.
+
+    A batch machine starts a build with whatever is queued (partly filled builds), so parts /
+    batch size undercounts its cycles; its counters rise once per build instead, so the intervals
+    in which they rose count builds (two builds ending within one sample interval count once:
+    never fewer than parts / batch size). Batch-1 machines make one part a cycle.
+    """
+    parts = h.good + h.scrap
+    if h.jobs is not None and h.jobs > 0:
+        return h.jobs
+    if batch_size > 1:
+        return max(float(h.output_steps), parts / batch_size)
+    return parts
 
 
 def _est(name: str, subject: str, value: float | None, samples: int, enough: int, default: float,
@@ -235,6 +280,30 @@ def _series(
     return out
 
 
+_COUNTED = (SignalKind.GOOD_COUNT, SignalKind.SCRAP_COUNT, SignalKind.CYCLE_TIME, SignalKind.JOB)
+
+
+def _cycle_estimate(subject: str, t: MachineTemplate, h: MachineHistory, mins: MinSamples
+                    ) -> tuple[ParamEstimate, float, float | None]:
+    """The cycle-time estimate, its number of cycles and the cycle cv (None: not measured)."""
+    cv: float | None = None
+    xs = h.cycle_samples
+    mean = sum(xs) / len(xs) if xs else 0.0
+    if len(xs) >= 2 and mean > 0:
+        cv = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) / mean
+    cycles = cycle_count(t.batch_size, h)
+    value = h.running_s / cycles if cycles else None
+    est = _est("cycle_time_s", subject, value, int(cycles), mins.cycles, t.ideal_cycle_time_s, "s")
+    if (est.source is Source.DEFAULT and cv is not None and len(xs) >= mins.measured_cycles
+            and cv / math.sqrt(len(xs)) <= mins.cycle_rel_se):
+        # few long cycles, each measured: their mean duration
+        est = _est("cycle_time_s", subject, mean, len(xs), mins.measured_cycles, t.ideal_cycle_time_s, "s")
+        cycles = float(len(xs))
+    if len(xs) < mins.cycles and est.samples != len(xs):
+        cv = None
+    return est, cycles, cv
+
+
 def _calibrate_site(
     fleet: FleetSpec, site: SiteSpec, historian: Historian, t0: datetime, t1: datetime, mins: MinSamples,
     estimates: list[ParamEstimate], machines: dict[tuple[str, str], MachineParams],
@@ -247,7 +316,7 @@ def _calibrate_site(
     start_state = historian.state_at(sid, t0)
     keys: list[SeriesKey] = []
     for m in site.machines:
-        for kind in (SignalKind.GOOD_COUNT, SignalKind.SCRAP_COUNT, SignalKind.CYCLE_TIME):
+        for kind in _COUNTED:
             sig = m.template.signal_of_kind(kind)
             if sig is not None:
                 keys.append(SeriesKey(site=sid, asset=str(m.id), signal=str(sig.name)))
@@ -261,7 +330,7 @@ def _calibrate_site(
         if start_state is not None and m.id in start_state.machines:
             initial = start_state.machines[m.id].status
         counters: dict[SignalKind, Sequence[SeriesPoint]] = {}
-        for kind in (SignalKind.GOOD_COUNT, SignalKind.SCRAP_COUNT, SignalKind.CYCLE_TIME):
+        for kind in _COUNTED:
             sig = t.signal_of_kind(kind)
             if sig is not None:
                 counters[kind] = series.get(SeriesKey(site=sid, asset=str(m.id), signal=str(sig.name)), [])
@@ -273,16 +342,9 @@ def _calibrate_site(
         mttr = _est("mttr_h", subject, sum(h.repair_durations_s) / n_rep / 3600.0 if n_rep else None, n_rep,
                     mins.repairs, t.mttr_h, "h")
         parts = h.good + h.scrap
-        cycles = parts / max(1, t.batch_size)
-        cycle = _est("cycle_time_s", subject, h.running_s / cycles if cycles else None, int(cycles), mins.cycles,
-                     t.ideal_cycle_time_s, "s")
+        cycle, cycles, cv = _cycle_estimate(subject, t, h, mins)
         scrap = _est("scrap_rate", subject, h.scrap / parts if parts else None, int(parts), mins.parts, t.scrap_rate,
                      "")
-        cv: float | None = None
-        if len(h.cycle_samples) >= mins.cycles:
-            mean = sum(h.cycle_samples) / len(h.cycle_samples)
-            var = sum((x - mean) ** 2 for x in h.cycle_samples) / (len(h.cycle_samples) - 1)
-            cv = math.sqrt(var) / mean if mean > 0 else None
         estimates.extend([mtbf, mttr, cycle, scrap])
         mid = str(m.id)
         if mtbf.source is Source.HISTORY:
