@@ -28,14 +28,15 @@ Where each figure comes from:
   factors are estimated from at least 20 orders per hour of the day on average, weekday factors from
   at least 30 per weekday with every weekday in the window. Without order records: from open orders
   seen in hourly snapshots (``state_at``); otherwise from stock draws of a SKU that only this
-  product uses at the site. Two draws between two samples of the on-hand series show as one
-  decrease, so draws are not simply counted: orders are taken as a Poisson process, an interval of
-  length d between two samples shows no decrease with probability exp(-lam d), and lam is the
-  maximum likelihood estimate from the intervals with and without a decrease (with equal intervals,
-  lam = -ln(1 - decreases / intervals) / d). Intervals in which stock rose (a delivery hides the
-  draws) or that start with nothing on hand are left out. Samples: decreases. Hour-of-day factors
-  (from the times of the decreases) are estimated only with at least 20 orders per hour of the day
-  on average.
+  product uses at the site (the one with the most decreases). A unit draws at its consuming step
+  (one decrease a unit at a one-piece-flow station, one a build at a batch machine), so decreases
+  count neither orders nor units: orders = quantity drawn / what an order draws (BOM x mean batch x
+  the consumption factor found from units made, else 1), per second of the intervals that count;
+  intervals in which stock rose (a delivery hides the draws) or that start with nothing on hand are
+  left out. Samples: orders so estimated. The product's other own SKUs get a consumption factor from
+  their draws against those orders. Hour-of-day factors (from the times of the decreases) are
+  estimated only with at least 20 decreases per hour of the day on average. (:func:`stock_draws`
+  also gives the Poisson MLE of the decrease rate, robust to two draws between two samples.)
 - **Lead time** per (site, SKU): from shipment history (SHIPMENT_ARRIVED events with their
   ``planned_eta``): ordered = planned ETA - configured lead time, lead = arrival - ordered; the mean
   and standard deviation (days) of at least ``MinSamples.arrivals`` arrivals go to
@@ -48,7 +49,7 @@ Where each figure comes from:
   decreases of on hand plus, where it rose, the deliveries recorded then less the rise (a feed's
   arrivals, or the PLC's receipts without a feed: never both). Samples:
   decreases; standard error taken as value / sqrt(decreases). Otherwise (demand from stock draws):
-  quantity drawn / (orders estimated x bill of materials x mean batch), over the same intervals.
+  a product's other own SKUs against the orders estimated from the best-resolved one (see Demand).
 
 Every figure from history also gets the law of its estimate (``Calibration.uncertainty``, see
 ``twin.sim.uncertainty``): MTBF and MTTR ``MEAN_TIME`` with n failures / repairs, cycle time
@@ -686,27 +687,41 @@ def _calibrate_demand(
             weekday_factors = _weekday_factors(site, times, t0, t1)
             if weekday_factors is not None:  # the estimated profile replaces the configured one
                 per_day = len(times) / days if days > 0 else None
-        if not times and not from_records:
-            product = fleet.product(pid)
+        n_orders: float = float(len(times))
+        product = fleet.product(pid)
+        if not times and not from_records and product is not None:
             own = [s for s, who in users.items() if who == [pid] and site.item(s) is not None]
-            best: Draws | None = None
-            for own_sku in own:
-                sku = Sku(own_sku)
-                draws = stock_draws(series.get(SeriesKey(site=sid, asset=sku, signal="on_hand"), []))
-                if best is None or len(draws.times) > len(best.times):
-                    best = draws
-                if product is not None and draws.times and (sid, str(sku)) not in consumption:
-                    per_order = product.bom[sku] * (product.batch_min + product.batch_max) / 2.0
-                    est = _est("consumption_factor", f"{sid}/{sku}", draws.drawn / draws.orders / per_order,
-                               len(draws.times), mins.orders, 1.0, "")
+            drawn = {sku: stock_draws(series.get(SeriesKey(site=sid, asset=Sku(sku), signal="on_hand"), []))
+                     for sku in own}
+            mean_batch = (product.batch_min + product.batch_max) / 2.0
+            # stock an order draws: BOM x units x consumption factor
+            per_order = {sku: product.bom[Sku(sku)] * mean_batch * consumption.get((sid, sku), 1.0) for sku in own}
+
+            # a unit draws at its consuming step, so the decreases count units or builds, not orders:
+            # orders = quantity drawn / stock an order draws, over the intervals that count; from the SKU
+            # with the most decreases (its draws resolved best)
+            best = max((sku for sku in own if drawn[sku].times and drawn[sku].exposure_s > 0),
+                       key=lambda sku: len(drawn[sku].times), default=None)
+            times, per_day, n_orders = [], None, 0.0
+            if best is not None:
+                draws = drawn[best]
+                n_orders = draws.drawn / per_order[best]
+                times = list(draws.times)
+                per_day = n_orders / draws.exposure_s * DAY_S
+                for other_sku in own:  # the other SKUs' draws against those orders
+                    other = drawn[other_sku]
+                    if other_sku == best or not other.times or (sid, other_sku) in consumption:
+                        continue
+                    expected = per_day / DAY_S * other.exposure_s * per_order[other_sku]
+                    factor = other.drawn / expected if expected > 0 else None
+                    est = _est("consumption_factor", f"{sid}/{other_sku}", factor, len(other.times), mins.orders, 1.0,
+                               "")
                     estimates.append(est)
                     if est.source is Source.HISTORY:
-                        consumption[(sid, str(sku))] = est.value
-                        laws[("consumption", sid, str(sku))] = FigureLaw(
-                            law=Law.NORMAL, n=float(len(draws.times)), cv=1.0)
-            times = list(best.times) if best is not None else []
-            per_day = best.rate_per_s * DAY_S if best is not None and best.exposure_s > 0 else None
-        rate = _est("orders_per_day", subject, per_day, len(times), mins.orders, d.orders_per_day, "1/d")
+                        consumption[(sid, other_sku)] = est.value
+                        laws[("consumption", sid, other_sku)] = FigureLaw(
+                            law=Law.NORMAL, n=float(len(other.times)), cv=1.0)
+        rate = _est("orders_per_day", subject, per_day, round(n_orders), mins.orders, d.orders_per_day, "1/d")
         estimates.append(rate)
         hour_factors: tuple[float, ...] | None = None
         if len(times) >= 24 * 20:
@@ -718,7 +733,7 @@ def _calibrate_demand(
         if rate.source is Source.HISTORY:
             demand[(sid, pid)] = DemandParams(orders_per_day=rate.value, hour_factors=hour_factors,
                                               weekday_factors=weekday_factors)
-            laws[("demand", sid, pid)] = FigureLaw(law=Law.RATE, n=float(len(times)))
+            laws[("demand", sid, pid)] = FigureLaw(law=Law.RATE, n=n_orders)
 
 
 def calibrate(
