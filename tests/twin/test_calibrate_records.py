@@ -161,3 +161,35 @@ def test_consumption_factor_from_units_made_at_the_consuming_step() -> None:
     assert cal.params.consumption[("s1", "FIL")] == pytest.approx(1.2)
     law = cal.uncertainty.figures[("consumption", "s1", "FIL")]
     assert law.rel_sd() == pytest.approx(0.1)  # standard error value / sqrt(100 draws)
+
+
+def test_weekday_noise_does_not_replace_the_configured_profile() -> None:
+    # 14 days (each weekday twice, 48 h each), 25 orders a day but 35 on each Thursday: 50 a weekday,
+    # 70 on Thursdays, 370 in all. Under the configured (flat) profile each weekday expects 370 / 7 =
+    # 52.86; chi-square = 6 x (50 - 52.86)^2 / 52.86 + (70 - 52.86)^2 / 52.86 = 0.93 + 5.56 = 6.49,
+    # under the 1 % critical value 16.81 (6 degrees of freedom): Poisson noise, the flat profile stays
+    # (the raw factor would be Thursday 70 / 52.86 = 1.32)
+    t1 = T0 + timedelta(days=14)
+    events, i = [], 0
+    for day in range(14):
+        n = 35 if day % 7 == 3 else 25  # T0 is a Monday
+        for k in range(n):  # 08:00-23:00 in Berlin of that day
+            events.append(_order(T0 + timedelta(days=day, hours=1 + 15 * k / n), i))
+            i += 1
+    hist = MemoryHistorian()
+    hist.write([], (), events)
+    cal = calibrate(tiny_fleet(), hist, T0, t1)
+    assert len(events) == 370
+    assert cal.params.demand[("s1", "widget")].weekday_factors is None
+    assert cal.get("orders_per_day", "s1/widget").value == pytest.approx(370 / 14)
+    # one week of the strong profile of test_weekday_profile_from_enough_orders (each weekday seen
+    # once) is too short, however clear: the configured profile stays
+    week, t, i = [], T0 + timedelta(minutes=1), 0
+    while t < T1:
+        week.append(_order(t, i))
+        i += 1
+        t += timedelta(hours=2.0 if t.astimezone(BERLIN).weekday() >= 5 else 0.5)
+    hist = MemoryHistorian()
+    hist.write([], (), week)
+    assert len(week) >= 7 * 30
+    assert calibrate(tiny_fleet(), hist, T0, T1).params.demand[("s1", "widget")].weekday_factors is None
