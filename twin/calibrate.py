@@ -230,7 +230,9 @@ def machine_history(
     samples = [p.value for prev, p in pairwise(cycle_values) if p.value != prev.value]
     rose: set[datetime] = set()  # a batch machine's counters rise once per cycle, when the build ends
     for kind in (SignalKind.GOOD_COUNT, SignalKind.SCRAP_COUNT):
-        rose.update(p.ts for prev, p in pairwise(counters.get(kind, ())) if p.value != prev.value)
+        # a counter that went down restarted: it rose only if it counted something since
+        rose.update(p.ts for prev, p in pairwise(counters.get(kind, ()))
+                    if p.value > prev.value or 0.0 < p.value < prev.value)
     job_points = counters.get(SignalKind.JOB)
     return MachineHistory(
         running_s=running,

@@ -52,6 +52,10 @@ def test_a_batch_machine_counts_the_steps_of_its_counters() -> None:
     m, h = _printer_history({SignalKind.GOOD_COUNT: good, SignalKind.SCRAP_COUNT: scrap})
     assert h.output_steps == 6
     assert cycle_count(m.template.batch_size, h) == 6.0
+    # a PLC restart (the counter back to 0) is no build; counting 2 after it is one
+    restarted = _points([(0, 5), (1, 9), (2, 0), (3, 0), (4, 2)])
+    _, h = _printer_history({SignalKind.GOOD_COUNT: restarted})
+    assert h.output_steps == 2  # at 1 h and 4 h
     # full builds of 4 every interval but seen as 2 steps: never fewer than parts / batch = 40 / 4
     full = _points([(0, 0), (1, 20), (2, 40)])
     _, h = _printer_history({SignalKind.GOOD_COUNT: full})
