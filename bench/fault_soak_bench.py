@@ -22,8 +22,9 @@ Reported per measured minute and for the run: the healthy devices' poll rate as 
 configured rate (min over devices and mean), the collector's log output at WARNING (the level
 ``twin collect`` logs at by default; bytes and lines, from the same format), its RSS, readings of the
 hostile devices stored GOOD while misbehaving (must be 0), and the bound the log volume should stay
-within (see ``LOG_LINES_PER_MODE``). A warm-up of 10 s is excluded. Everything started is stopped before
-it returns (bounded: minutes + 90 s).
+within (see ``LOG_LINES_PER_MODE``), and the worst event-loop lag of the collector and of the emulator
+process each minute (a stall of either, not a device, shows there). A warm-up of 10 s is excluded.
+Everything started is stopped before it returns (bounded: minutes + 90 s).
 """
 
 from __future__ import annotations
@@ -85,6 +86,28 @@ def _answer(mode: str, req: bytes, n: int) -> bytes | None:
     return tid + b"\x00\x00" + (len(body) + 1).to_bytes(2, "big") + uid + body
 
 
+class LoopLag:
+    """The event loop's worst lateness: a 0.1 s sleep timed over and over (``take`` returns and resets it).
+
+    A loop blocked (or a process not scheduled) for a second shows as ~1 s here: it tells a stall of
+    the process apart from a device's misbehaviour.
+    """
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(0.1)
+            self.worst = max(self.worst, loop.time() - t - 0.1)
+
+    def take(self) -> float:
+        worst, self.worst = self.worst, 0.0
+        return worst
+
+
 class HostilePlc:
     """A raw-socket 'PLC' on one port whose behaviour ``mode`` can be switched while it runs."""
 
@@ -143,7 +166,8 @@ def serve(config: Path, hostile: Sequence[str], duration_s: float) -> int:
     """``--serve``: the emulator for every device of ``config`` but ``hostile``, raw servers for those.
 
     Reads ``phase K`` lines on stdin: K = 0 puts every hostile device in ``good``; K >= 1 puts the
-    j-th in ``MODES[(K - 1 + j) % len(MODES)]``.
+    j-th in ``MODES[(K - 1 + j) % len(MODES)]``; answers ``modes ...``. A ``lag`` line is answered with
+    this process's worst event-loop lateness since the previous ``lag``, in seconds.
     """
     from connectors.config import load
     from connectors.emulator.server import Emulator
@@ -163,8 +187,14 @@ def serve(config: Path, hostile: Sequence[str], duration_s: float) -> int:
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
 
+        lag = LoopLag()
+        lag_task = asyncio.create_task(lag.run())
+
         async def control() -> None:
             while line := (await reader.readline()).decode():
+                if line.startswith("lag"):
+                    print(f"lag {lag.take():.3f}", flush=True)
+                    continue
                 k = int(line.split()[1])
                 for j, p in enumerate(plcs):
                     p.switch("good" if k == 0 else MODES[(k - 1 + j) % len(MODES)])
@@ -175,6 +205,7 @@ def serve(config: Path, hostile: Sequence[str], duration_s: float) -> int:
         print(f"serving {len(emu.devices)} emulated + {len(plcs)} hostile devices", flush=True)
         await run
         ctl.cancel()
+        lag_task.cancel()
         for p in plcs:
             await p.stop()
         print(f"stopped; reads {emu.reads_received}; hostile connections "
@@ -248,6 +279,8 @@ async def fault_soak(cfg: PlantConfig, store: SqliteHistorian, hostile: Sequence
     stop = asyncio.Event()
     tune_gc()
     task = asyncio.create_task(col.run(stop))
+    lag = LoopLag()
+    lag_task = asyncio.create_task(lag.run())
     devices = col.poller.devices
     healthy = [k for k in devices if k not in hostile]
     nominal = {k: 1.0 / devices[k].device.poll_interval_s for k in devices}
@@ -268,20 +301,26 @@ async def fault_soak(cfg: PlantConfig, store: SqliteHistorian, hostile: Sequence
         before = {k: dp.block_reads for k, dp in devices.items()}
         fails0 = sum(devices[k].failed_reads for k in healthy)
         log0, lines0, hb0, hl0 = meter.bytes, meter.lines, meter.hostile_bytes, meter.hostile_lines
+        lag.take()
         await asyncio.sleep(minute_s)
         dt = time.monotonic() - t0
+        emu.stdin.write("lag\n")
+        emu.stdin.flush()
+        emu_lag = float((await asyncio.get_running_loop().run_in_executor(None, emu.stdout.readline)).split()[1])
         share = [(devices[k].block_reads - before[k]) / len(devices[k].blocks) / dt / nominal[k] for k in healthy]
         rows.append({"minute": minute + 1, "phase": phase, "min": min(share), "mean": statistics.fmean(share),
                      "log_bytes": meter.bytes - log0, "log_lines": meter.lines - lines0,
                      "hostile_bytes": meter.hostile_bytes - hb0, "hostile_lines": meter.hostile_lines - hl0,
                      "rss": me.memory_info().rss,
                      "healthy_fails": sum(devices[k].failed_reads for k in healthy) - fails0,
-                     "good_hostile": col.good_hostile.get(phase, 0) if phase else 0})
+                     "good_hostile": col.good_hostile.get(phase, 0) if phase else 0,
+                     "lag": lag.take(), "emu_lag": emu_lag})
         print(f"  minute {minute + 1}: phase {phase}, healthy min {min(share):.1%} mean {statistics.fmean(share):.1%}, "
               f"log {meter.bytes - log0} B, RSS {me.memory_info().rss / 2**20:.1f} MiB", file=sys.stderr, flush=True)
     elapsed = time.monotonic() - t_run0
     run_share = [(devices[k].block_reads - reads0[k]) / len(devices[k].blocks) / elapsed / nominal[k] for k in healthy]
     stop.set()
+    lag_task.cancel()
     await asyncio.wait_for(task, 30.0)
     return {"rows": rows, "elapsed": elapsed, "run_share": run_share, "backlog_end": col.produced - sink.written,
             "write_failures": col.write_failures, "dropped": col.readings_dropped, "produced": col.produced,
@@ -359,7 +398,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"({', '.join(hostile)}); {len(base)} baseline min, then {len(fault)} min of faults rotating each minute; "
           f"measured {float(res['elapsed']) / 60:.1f} min after {args.warmup:g} s warm-up\n")  # type: ignore[arg-type]
     hdr = (f"{'min':>3}  {'hostile modes':<58}  {'healthy rate min / mean':>23}  {'healthy fails':>13}  "
-           f"{'log B hostile / other':>21}  {'lines':>9}  {'RSS MiB':>7}  {'GOOD from hostile':>17}")
+           f"{'log B hostile / other':>21}  {'lines':>9}  {'RSS MiB':>7}  {'GOOD from hostile':>17}  "
+           f"{'loop lag ms col / emu':>21}")
     print(hdr)
     print("-" * len(hdr))
     for i, r in enumerate(rows):
@@ -368,7 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         m = "all good (baseline)" if k == 0 else modes[i] if i < len(modes) else "?"
         print(f"{r['minute']:>3}  {m:<58}  {float(r['min']):>10.1%} / {float(r['mean']):>6.1%}  "  # type: ignore[arg-type]
               f"{r['healthy_fails']:>13}  {hb:>10} / {lb - hb:>8}  {hl:>4} / {ll - hl:>3}  "
-              f"{int(r['rss']) / mib:>7.1f}  {r['good_hostile'] if k else '-':>17}")  # type: ignore[call-overload]
+              f"{int(r['rss']) / mib:>7.1f}  {r['good_hostile'] if k else '-':>17}  "  # type: ignore[call-overload]
+              f"{float(r['lag']) * 1e3:>10.0f} / {float(r['emu_lag']) * 1e3:>8.0f}")  # type: ignore[arg-type]
     share: list[float] = res["run_share"]  # type: ignore[assignment]
     rss = [int(r["rss"]) for r in rows]  # type: ignore[call-overload]
     fault_log = sum(int(r["log_bytes"]) for r in fault)  # type: ignore[call-overload]
