@@ -40,10 +40,31 @@ class Problem:
     has_got: bool = True
 
     def __str__(self) -> str:
-        where = self.path or "(top level)"
+        where = self.path if len(self.path) <= _MAX_QUOTE else self.path[:_MAX_QUOTE] + "..."
+        where = where or "(top level)"
         if not self.has_got:
             return f"{where}: {self.message}"
-        return f"{where}: {self.message} (got {self.got!r})"
+        return f"{where}: {self.message} (got {_quote(self.got)})"
+
+
+_MAX_QUOTE = 200  # characters of a bad value or a path quoted in a message
+
+
+def _quote(value: object) -> str:
+    """``repr(value)``, bounded: a file from outside may hold a 5,000-digit number or keys 5,000 deep.
+
+    >>> _quote(16 ** 5000), _quote("x" * 300)[-6:]
+    ('an integer of 6021 digits', 'xxx...')
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        bits = value.bit_length()  # str() of over 4,300 digits raises ValueError: count the digits from the bits
+        digits = len(str(abs(value))) if bits < 14_000 else int(bits * 0.30103) + 1
+        return f"an integer of {digits} digits"
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # nested thousands deep, or an int over the conversion limit
+        return f"a {type(value).__name__} too large to show"
+    return text if len(text) <= _MAX_QUOTE else text[:_MAX_QUOTE] + "..."
 
 
 class ConfigError(TwinError):

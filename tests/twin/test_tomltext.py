@@ -35,3 +35,16 @@ def test_configuration_scenario_and_truth_readers(case: str) -> None:
         with pytest.raises(ConfigError) as err:
             read()
         assert str(err.value).startswith(f"plant.toml: (top level): {message}"), str(err.value)
+
+
+@pytest.mark.parametrize(("text", "got"), [
+    ("x = 0x" + "f" * 5000, "(got an integer of 6021 digits)"),  # hex is not under int()'s 4,300-digit limit
+    ("[" + ".".join(["a"] * 5000) + "]", "(got a dict too large to show)"),  # parses, but repr() recurses 5,000 deep
+])
+def test_a_bad_value_is_quoted_within_bounds(text: str, got: str) -> None:
+    # found by bench/check_fuzz.py (10,000 corrupted files): quoting these values raised ValueError and
+    # RecursionError out of twin check; 16^5000 has floor(5000 x log10(16)) + 1 = 6021 digits
+    with pytest.raises(ConfigError) as err:
+        load_text(text, source="plant.toml")
+    assert got in str(err.value)
+    assert max(len(line) for line in str(err.value).splitlines()) < 300
