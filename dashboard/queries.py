@@ -22,7 +22,7 @@ from twin import kpi, live
 from twin.calendar import in_shift
 from twin.errors import AlarmError
 from twin.frozen import FrozenDict
-from twin.historian import Historian, SeriesKey, SeriesResult
+from twin.historian import Historian, SeriesKey, SeriesResult, history_start
 from twin.readings import Quality
 from twin.spec import (
     FleetSpec,
@@ -950,22 +950,7 @@ class QueryService:
         early times), kept ``past_ttl_s``.
         """
         def search() -> datetime | None:
-            now = self.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
-            if self.historian.state_at(site, now) is None:
-                return None
-            lo, hi = now - HISTORY_SEARCH, now  # state_at(lo) None (or the search's limit), state_at(hi) known
-            if self.historian.state_at(site, lo) is not None:
-                return lo
-            while hi - lo > timedelta(minutes=1):
-                mid = lo + (hi - lo) / 2
-                mid = mid.replace(second=0, microsecond=0)
-                if mid <= lo:
-                    mid = lo + timedelta(minutes=1)
-                if self.historian.state_at(site, mid) is None:
-                    lo = mid
-                else:
-                    hi = mid
-            return hi
+            return history_start(self.historian, site, self.now(), HISTORY_SEARCH)
 
         found = self._cache.get(("history-start", site), self.past_ttl_s, search)
         if found is None:  # no history yet: look again at the next refresh, not in five minutes

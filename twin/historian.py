@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import groupby
 from operator import attrgetter
 from typing import Protocol, runtime_checkable
@@ -25,6 +25,7 @@ __all__ = [
     "SeriesPoint",
     "SeriesResult",
     "fold_readings",
+    "history_start",
     "replay_site",
 ]
 
@@ -127,3 +128,28 @@ def fold_readings(spec: FleetSpec, site: str, state: SiteState, readings: Sequen
 
 
 _by_ts = attrgetter("ts")
+
+
+def history_start(historian: Historian, site: str, now: datetime,
+                  search: timedelta = timedelta(days=400)) -> datetime | None:
+    """The first minute of ``site``'s recorded history (up to ``search`` before ``now``); None without any.
+
+    The historian has a state at ``t`` exactly from the first reading on (``state_at`` is None
+    before), so a bisection over ``[now - search, now]`` finds it in a few dozen cheap reads. Forks
+    from before it (or after ``now``) are refused by the what-if paths with this range.
+    """
+    now = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    if historian.state_at(site, now) is None:
+        return None
+    lo, hi = now - search, now  # state_at(lo) None (or the search's limit), state_at(hi) known
+    if historian.state_at(site, lo) is not None:
+        return lo
+    while hi - lo > timedelta(minutes=1):
+        mid = (lo + (hi - lo) / 2).replace(second=0, microsecond=0)
+        if mid <= lo:
+            mid = lo + timedelta(minutes=1)
+        if historian.state_at(site, mid) is None:
+            lo = mid
+        else:
+            hi = mid
+    return hi

@@ -99,6 +99,18 @@ class Inputs:
     at: datetime
 
 
+def _refuse_before_history(historian: Any, sites: list[str], at: datetime, now: datetime) -> None:
+    """``ConfigError`` when ``at`` is before the recorded history of every site that has one."""
+    from twin.historian import history_start
+
+    starts = {s: history_start(historian, s, now) for s in sites}
+    known = {s: t for s, t in starts.items() if t is not None}
+    if known and all(at < t for t in known.values()):
+        ranges = "; ".join(f"{s} from {t.isoformat(timespec='minutes')}" for s, t in sorted(known.items()))
+        raise ConfigError("--at", [Problem(path="at", got=at.isoformat(),
+                                           message=f"is before the recorded history ({ranges} to now)")])
+
+
 def open_inputs(config_path: str, at: datetime | None, calibrate_days: float, sites: list[str] | None) -> Inputs:
     """Configuration, snapshot at ``at`` and calibrated parameters (history when available)."""
     from connectors.config import load
@@ -119,7 +131,13 @@ def open_inputs(config_path: str, at: datetime | None, calibrate_days: float, si
     state = None
     params = None
     calibration = None
+    now = datetime.now(UTC)
+    if at > now + timedelta(minutes=1):
+        raise ConfigError("--at", [Problem(path="at", got=at.isoformat(),
+                                           message=f"is in the future (now {now.isoformat(timespec='seconds')}): "
+                                                   "a fork starts from a recorded moment")])
     if historian is not None:
+        _refuse_before_history(historian, wanted, at, now)
         states = {}
         for sid in wanted:
             st = historian.state_at(sid, at)
