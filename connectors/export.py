@@ -11,14 +11,33 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TextIO
 
 from twin.codec import value_to_json
 from twin.historian import ALARM_EVENT_KINDS, Historian, SeriesKey
+from twin.spec import FleetSpec, MachineStatus, Priority, SignalKind
+from twin.state import Event, EventKind
 
-__all__ = ["export_alarms", "export_events", "export_series", "parse_time", "spreadsheet_safe"]
+__all__ = [
+    "ALARM_JOURNAL_FIELDS",
+    "export_alarms",
+    "export_events",
+    "export_series",
+    "journal_rows",
+    "parse_time",
+    "priority_name",
+    "spreadsheet_safe",
+    "status_codes",
+    "status_label",
+]
+
+# the columns of the alarm journal CSV, here and in the dashboard's Alarms page (Export CSV)
+ALARM_JOURNAL_FIELDS = ("site", "asset", "priority", "message", "state", "raised", "cleared", "acked_by", "acked_at",
+                        "comment")
+
+StatusCodes = Mapping[tuple[str, str, str], Mapping[int, MachineStatus]]
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -57,6 +76,38 @@ def _iso(ts: datetime) -> str:
     return ts.isoformat()
 
 
+def status_codes(fleet: FleetSpec) -> dict[tuple[str, str, str], Mapping[int, MachineStatus]]:
+    """``(site, asset, signal)`` of every status signal of the fleet -> its template's code table."""
+    out: dict[tuple[str, str, str], Mapping[int, MachineStatus]] = {}
+    for site in fleet.sites:
+        for m in site.machines:
+            for sig in m.template.signals:
+                if sig.kind is SignalKind.STATUS:
+                    out[(str(site.id), str(m.id), sig.name)] = m.template.status_codes
+    return out
+
+
+def status_label(value: object, codes: Mapping[int, MachineStatus]) -> str | None:
+    """A status code as a person reads it, ``running (2)``; ``unknown code (9)`` for a code not in the table.
+
+    None when ``value`` is not a whole number (no value, or the mean of a bucket mixing codes).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        return None
+    code = int(value)
+    st = codes.get(code)
+    return f"{st.value if st is not None else 'unknown code'} ({code})"
+
+
+def priority_name(value: object) -> str:
+    """An alarm priority as the dashboard shows it: ``MEDIUM`` for 2 (a name is kept; an unknown value as is)."""
+    text = "" if value is None else str(value).strip()
+    try:
+        return Priority(int(float(text))).name
+    except ValueError:
+        return text
+
+
 def export_series(
     historian: Historian,
     keys: Sequence[SeriesKey],
@@ -65,18 +116,35 @@ def export_series(
     out: TextIO,
     *,
     max_points: int = 1_000_000,
+    status: StatusCodes | None = None,
 ) -> int:
-    """One row per point: raw values when there are at most ``max_points`` per series, else buckets."""
+    """One row per point: raw values when there are at most ``max_points`` per series, else buckets.
+
+    A status signal (a key of ``status``, see ``status_codes``) is written as its integer code with the
+    status name in the ``status`` column (``2``, ``running``), not as ``2.0``; a bucket mixing codes
+    keeps its mean and leaves ``status`` empty. Other signals leave ``status`` empty.
+    """
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["ts", "site", "asset", "signal", "value", "min", "max", "count"])
+    w.writerow(["ts", "site", "asset", "signal", "value", "min", "max", "count", "status"])
     n = 0
     for res in historian.series(keys, t0, t1, max_points):
         k = res.key
+        codes = (status or {}).get((k.site, k.asset, k.signal))
         for p in res.points:
-            w.writerow([_iso(p.ts), *(spreadsheet_safe(x) for x in (k.site, k.asset, k.signal)), repr(p.value),
-                        repr(p.min), repr(p.max), p.count])
+            name = ""
+            nums = [repr(p.value), repr(p.min), repr(p.max)]
+            if codes is not None:
+                nums = [_code(x) for x in (p.value, p.min, p.max)]
+                st = codes.get(int(p.value)) if p.min == p.max == p.value == int(p.value) else None
+                name = st.value if st is not None else ""
+            w.writerow([_iso(p.ts), *(spreadsheet_safe(x) for x in (k.site, k.asset, k.signal)), *nums, p.count,
+                        name])
             n += 1
     return n
+
+
+def _code(x: float) -> str:
+    return str(int(x)) if x == int(x) else repr(x)
 
 
 def export_events(historian: Historian, site: str | None, t0: datetime, t1: datetime, out: TextIO) -> int:
@@ -92,15 +160,46 @@ def export_events(historian: Historian, site: str | None, t0: datetime, t1: date
 
 
 def export_alarms(historian: Historian, site: str | None, t0: datetime, t1: datetime, out: TextIO) -> int:
-    """The alarm journal: raised, cleared and acknowledged events, with the alarm's fields in columns."""
+    """The alarm journal of the window, one row per alarm instance, in the dashboard's columns.
+
+    Each raised event opens an instance (oldest first); the cleared and acknowledged events of the same
+    site and alarm key fill in ``cleared`` and ``acked_by``/``acked_at``/``comment``. ``priority`` is
+    its name as the dashboard shows it (``MEDIUM``), ``state`` as there (``cleared/acked``); times are
+    UTC ISO-8601. An acknowledgement or clearing of an alarm raised before the window is left out.
+    """
     w = csv.writer(out, lineterminator="\n")
-    cols = ("rule", "priority", "value", "user", "comment")  # the data keys twin.alarms writes
-    w.writerow(["ts", "site", "asset", "kind", "message", *cols])
-    n = 0
-    for e in historian.events(site, t0, t1):
-        if e.kind not in ALARM_EVENT_KINDS:
+    w.writerow(ALARM_JOURNAL_FIELDS)
+    rows = journal_rows(e for e in historian.events(site, t0, t1) if e.kind in ALARM_EVENT_KINDS)
+    w.writerows([spreadsheet_safe(r.get(f)) for f in ALARM_JOURNAL_FIELDS] for r in rows)
+    return len(rows)
+
+
+def _alarm_key(e: Event) -> str:
+    key = e.data.get("key")
+    return key if isinstance(key, str) and key else f"{e.data.get('rule', '')}:{e.asset}"
+
+
+def journal_rows(events: Iterable[Event]) -> list[dict[str, str]]:
+    """Alarm instances (ALARM_JOURNAL_FIELDS as text) from alarm events, in the order they were raised."""
+    rows: list[dict[str, str]] = []
+    latest: dict[tuple[str, str], dict[str, str]] = {}
+    for e in sorted(events, key=lambda e: e.ts):
+        k = (str(e.site), _alarm_key(e))
+        row = latest.get(k)
+        if e.kind is EventKind.ALARM_RAISED:
+            row = {"site": str(e.site), "asset": e.asset, "priority": priority_name(e.data.get("priority")),
+                   "message": e.message, "state": "active", "raised": _iso(e.ts), "cleared": "", "acked_by": "",
+                   "acked_at": "", "comment": ""}
+            latest[k] = row
+            rows.append(row)
+        elif row is None:
             continue
-        cells = (e.site, e.asset, e.kind.value, e.message, *(e.data.get(c) for c in cols))
-        w.writerow([_iso(e.ts), *(spreadsheet_safe(x) for x in cells)])
-        n += 1
-    return n
+        elif e.kind is EventKind.ALARM_CLEARED and not row["cleared"]:
+            row["cleared"] = _iso(e.ts)
+        elif e.kind is EventKind.ALARM_ACKNOWLEDGED and not row["acked_at"]:
+            row["acked_by"] = str(e.data.get("user", ""))
+            row["acked_at"] = _iso(e.ts)
+            row["comment"] = str(e.data.get("comment", ""))
+    for row in rows:
+        row["state"] = ("cleared" if row["cleared"] else "active") + ("/acked" if row["acked_at"] else "/unacked")
+    return rows

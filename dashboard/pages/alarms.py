@@ -10,7 +10,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
-from connectors.export import spreadsheet_safe
+from connectors.export import ALARM_JOURNAL_FIELDS, spreadsheet_safe
 from dashboard import components, ids
 from dashboard.auth import current_user
 from dashboard.pages._shared import acknowledge, alarm_grid, card, notice, register_page, site_dropdown, site_options
@@ -23,7 +23,7 @@ __all__ = ["journal_csv", "layout", "register"]
 PATH = "/alarms"
 HOURS = {"1 h": 1, "8 h": 8, "24 h": 24, "7 d": 168, "30 d": 720}
 STATES = ["active", "cleared", "acked", "unacked"]
-CSV_FIELDS = ["site", "asset", "priority", "message", "state", "raised", "cleared", "acked_by", "acked_at", "comment"]
+CSV_FIELDS = list(ALARM_JOURNAL_FIELDS)  # the same columns as `twin export --what alarms`
 
 
 def layout(**_query: Any) -> html.Div:

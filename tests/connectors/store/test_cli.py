@@ -63,9 +63,10 @@ def test_replay_and_export_commands(config: Path, tmp_path: Path, capsys: pytest
 
     out = tmp_path / "out" / "series.csv"
     assert main(["export", str(config), "--what", "series", "--from", "2026-01-05T08:00",
-                 "--to", "2026-01-05T09:00", "--site", site.id, "--out", str(out)]) == 0
+                 "--to", "2026-01-05T09:00", "--site", site.id, "--out", str(out), "--mkdir"]) == 0
     rows = list(csv.DictReader(out.read_text(encoding="utf-8").splitlines()))
-    assert len(rows) == 10 and {r["value"] for r in rows} == {repr(float(running))}
+    # a status signal: its whole code and its name
+    assert len(rows) == 10 and {(r["value"], r["status"]) for r in rows} == {(str(running), "running")}
     assert rows[0]["ts"] == "2026-01-05T08:00:01+00:00" and rows[0]["count"] == "1"
     ev = tmp_path / "events.csv"
     assert main(["export", str(config), "--what", "events", "--from", "2026-01-05T08:00",

@@ -52,9 +52,8 @@ def test_alarm_journal_csv(store: SqliteHistorian) -> None:
         ev(2, EventKind.ALARM_ACKNOWLEDGED, rule="hot", priority=3, value=251.5, user="ann", comment="on it"),
     ])
     out = io.StringIO()
-    assert export_alarms(store, "s1", T0, T0 + timedelta(minutes=1), out) == 2
+    assert export_alarms(store, "s1", T0, T0 + timedelta(minutes=1), out) == 1  # one alarm, raised then acked
     assert out.getvalue().splitlines() == [
-        "ts,site,asset,kind,message,rule,priority,value,user,comment",
-        "2026-01-05T08:00:00+00:00,s1,P1,alarm_raised,alarm_raised,hot,3,251.5,,",
-        "2026-01-05T08:00:02+00:00,s1,P1,alarm_acknowledged,alarm_acknowledged,hot,3,251.5,ann,on it",
+        "site,asset,priority,message,state,raised,cleared,acked_by,acked_at,comment",  # the dashboard's columns
+        "s1,P1,HIGH,alarm_raised,active/acked,2026-01-05T08:00:00+00:00,,ann,2026-01-05T08:00:02+00:00,on it",
     ]
