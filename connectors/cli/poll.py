@@ -2,7 +2,8 @@
 
 The commissioning command: an engineer runs it to check a new register map against a PLC. It
 prints one line per point (device, asset, signal, where it is read, decoded value, unit, quality
-and reason), or JSON. Exit code 1 when any device could not be reached.
+and reason), or JSON. A status point shows its status with its code, ``running (2)``. Exit code 1
+when any device could not be reached.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from twin.errors import ConfigError, Problem
 from twin.readings import Reading
 
 if TYPE_CHECKING:  # the poller imports pymodbus: only at run time, inside the command
+    from connectors.export import StatusCodes
     from connectors.modbus.poller import DevicePoller
 
 
@@ -38,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = load(args.config)
     devices = select_devices(cfg.modbus, args.device, str(cfg.source))
     polls = 1 if args.once else args.count
-    return asyncio.run(_poll(devices, polls, args.json))
+    from connectors.export import status_codes
+
+    return asyncio.run(_poll(devices, polls, args.json, status_codes(cfg.fleet)))
 
 
 def select_devices(devices: Sequence[ModbusDevice], wanted: Sequence[str], source: str) -> list[ModbusDevice]:
@@ -53,7 +57,7 @@ def select_devices(devices: Sequence[ModbusDevice], wanted: Sequence[str], sourc
     return [known[w] for w in wanted] if wanted else list(devices)
 
 
-async def _poll(devices: Sequence[ModbusDevice], polls: int, as_json: bool) -> int:
+async def _poll(devices: Sequence[ModbusDevice], polls: int, as_json: bool, status: StatusCodes) -> int:
     from connectors.modbus.poller import DevicePoller
 
     pollers = [DevicePoller(d) for d in devices]
@@ -66,7 +70,7 @@ async def _poll(devices: Sequence[ModbusDevice], polls: int, as_json: bool) -> i
             t0 = loop.time()
             results = await asyncio.gather(*(p.poll_once() for p in pollers))
             code = 0 if all(p.reachable for p in pollers) else 1
-            print(render_json(pollers, results) if as_json else render_table(pollers, results))
+            print(render_json(pollers, results, status) if as_json else render_table(pollers, results, status))
             sys.stdout.flush()
             n += 1
             if polls and n >= polls:
@@ -77,7 +81,11 @@ async def _poll(devices: Sequence[ModbusDevice], polls: int, as_json: bool) -> i
             p.close()
 
 
-def _rows(pollers: Sequence[DevicePoller], results: Sequence[Sequence[Reading]]) -> list[dict[str, object]]:
+def _rows(pollers: Sequence[DevicePoller], results: Sequence[Sequence[Reading]], status: StatusCodes | None = None
+          ) -> list[dict[str, object]]:
+    """One dict per point; ``status`` is ``running (2)`` for a status point with a value, else None."""
+    from connectors.export import status_label
+
     rows: list[dict[str, object]] = []
     for dp, readings in zip(pollers, results, strict=True):
         d = dp.device
@@ -89,13 +97,17 @@ def _rows(pollers: Sequence[DevicePoller], results: Sequence[Sequence[Reading]])
                 "device": d.id, "site": d.site, "asset": r.asset, "signal": r.signal, "register": where,
                 "type": p.type.value, "byte_order": p.byte_order.value, "value": r.value, "unit": p.unit,
                 "quality": r.quality.value, "reason": r.reason, "ts": r.ts.isoformat(),
-                "reachable": dp.reachable,
+                "reachable": dp.reachable, "status": None,
             })
+            codes = (status or {}).get((str(d.site), r.asset, r.signal))
+            if codes is not None and r.value is not None:
+                rows[-1]["status"] = status_label(r.value, codes)
     return rows
 
 
-def render_json(pollers: Sequence[DevicePoller], results: Sequence[Sequence[Reading]]) -> str:
-    return json.dumps(_rows(pollers, results), indent=1)
+def render_json(pollers: Sequence[DevicePoller], results: Sequence[Sequence[Reading]],
+                status: StatusCodes | None = None) -> str:
+    return json.dumps(_rows(pollers, results, status), indent=1)
 
 
 def _fmt(v: object) -> str:
@@ -106,10 +118,12 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
-def render_table(pollers: Sequence[DevicePoller], results: Sequence[Sequence[Reading]]) -> str:
-    rows = _rows(pollers, results)
+def render_table(pollers: Sequence[DevicePoller], results: Sequence[Sequence[Reading]],
+                 status: StatusCodes | None = None) -> str:
+    """The table ``twin poll`` prints; a status point's value as ``running (2)`` (given ``status``)."""
+    rows = _rows(pollers, results, status)
     head = ("device", "asset", "signal", "register", "type", "value", "unit", "quality", "reason")
-    cells = [[_fmt(r[h]) if h == "value" else str(r[h]) for h in head] for r in rows]
+    cells = [[str(r["status"] or _fmt(r[h])) if h == "value" else str(r[h]) for h in head] for r in rows]
     widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
