@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python bench/backfill_bench.py [--days 14] [--step 60] [--older-step S]
 [--older-orders-every S] [--demo]``.
 
-Times the command itself (in-process, ``connectors.cli.main``: readings, events, checkpoints, the
+Times the command itself (in-process, ``app.main``: readings, events, checkpoints, the
 plant's order and shipment records through the intake and the feeds ledger) and, in the same run
 for comparison on a noisy machine, its parts alone over the same sample times:
 
@@ -35,8 +35,8 @@ from pathlib import Path
 
 import tomli_w
 
-from connectors.cli import main as twin
-from connectors.cli.demo import BACKFILL_STEP_S, FINE_HOURS, OLDER_ORDERS_EVERY_S, OLDER_STEP_S
+from app import main as twin
+from app.demo import BACKFILL_STEP_S, FINE_HOURS, OLDER_ORDERS_EVERY_S, OLDER_STEP_S
 from connectors.config import load
 from connectors.emulator.backfill import backfill, sample_times
 from connectors.emulator.plant import Plant

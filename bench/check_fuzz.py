@@ -7,9 +7,9 @@ bytes inserted, a run deleted, the file cut short, invalid UTF-8 spliced in (lon
 truncated sequences, surrogates, overlongs, 0xff), nesting 50 to 5,000 deep (arrays, inline tables,
 table headers) put in place of a value or anywhere, and huge numbers in place of a value (4,300 to
 100,000 digits, 1e400, 0x with 5,000 digits, 10-digit exponents). Every example goes through
-``connectors.cli.main(["check", FILE])`` in this process (the code path of ``twin check``, argument
+``app.main(["check", FILE])`` in this process (the code path of ``twin check``, argument
 parsing included); ``--processes`` of them (the first rejected ones, a few valid ones) also through the
-real ``twin check`` process (``python -m connectors.cli``).
+real ``twin check`` process (``python -m app``).
 
 Asserted for every example: no exception escapes ``main`` (a traceback), exit 0 or 2, and for exit 2
 a non-empty stderr whose every unindented line starts with ``FILE: `` (the house ``file: path: what``
@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from connectors.cli import main as twin  # noqa: E402
+from app import main as twin  # noqa: E402
 
 ORIGINAL = (ROOT / "examples" / "fleet.toml").read_bytes()
 VALUE_AT = [m.end() for m in re.finditer(rb"= ", ORIGINAL)]  # where a value starts
@@ -208,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i, (data, code) in enumerate(for_process):
         p = workdir / f"process-{i}.toml"
         p.write_bytes(data)
-        r = subprocess.run([sys.executable, "-m", "connectors.cli", "check", str(p)], cwd=ROOT,
+        r = subprocess.run([sys.executable, "-m", "app", "check", str(p)], cwd=ROOT,
                            capture_output=True, text=True, timeout=120)
         wrong = check_named(r.returncode, r.stderr, p) or ("" if r.returncode == code else
                                                           f"exit {r.returncode} in a process, {code} in-process")

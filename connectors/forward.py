@@ -6,9 +6,7 @@ InfluxDB accepts one, the durable cursor in the same SQLite file moves past it. 
 "accepted" and "cursor moved" resends that batch, which InfluxDB stores once (same measurement,
 tags and timestamp), so nothing is lost and nothing is duplicated across outages and restarts.
 While InfluxDB is unreachable, writes keep succeeding locally and retries back off.
-
-This module also opens the historian a configuration asks for (:func:`open_writer`,
-:func:`open_reader`).
+(The configured historian is opened by ``app.historians.open_historian``.)
 """
 
 from __future__ import annotations
@@ -17,18 +15,15 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from connectors.store import SqliteHistorian
 from twin.errors import HistorianError
-from twin.historian import Historian, SeriesKey, SeriesResult
-from twin.limits import Limits
+from twin.historian import SeriesKey, SeriesResult
 from twin.readings import Reading
-from twin.spec import FleetSpec
 from twin.state import Event, SiteState
 
-__all__ = ["LineSink", "StoreAndForward", "open_reader", "open_writer"]
+__all__ = ["LineSink", "StoreAndForward"]
 
 log = logging.getLogger(__name__)
 
@@ -131,44 +126,3 @@ class StoreAndForward:
         finally:
             self.sink.close()
             self.store.close()
-
-
-def _influx(config: Any, fleet: FleetSpec, limits: Limits | None = None) -> Any:
-    from connectors.influx import InfluxHistorian, read_token
-
-    token = read_token(getattr(config, "token_env", None), getattr(config, "token_file", None))
-    return InfluxHistorian(config.url, config.org, config.bucket, token, fleet, limits=limits)
-
-
-def open_writer(config: Any, fleet: FleetSpec) -> Historian:
-    """The collector's historian for a ``HistorianConfig``: SQLite, or SQLite forwarding to InfluxDB.
-
-    ``config`` has ``kind`` ("sqlite" | "influxdb"), ``path``, ``rollup_interval_s``,
-    ``retention_raw_days`` and, for InfluxDB, ``url``, ``org``, ``bucket``, ``token_env``, ``token_file``.
-    """
-    rollup_s = int(getattr(config, "rollup_interval_s", 60))
-    retention = getattr(config, "retention_raw_days", None)
-    if config.kind == "sqlite":
-        return SqliteHistorian(Path(config.path), fleet, rollup_interval_s=rollup_s, retention_raw_days=retention)
-    if config.kind == "influxdb":
-        from connectors.influx import batch_lines
-
-        store = SqliteHistorian(Path(config.path), fleet, outbox=batch_lines, rollup_interval_s=rollup_s,
-                                retention_raw_days=retention)
-        return StoreAndForward(store, _influx(config, fleet))
-    raise HistorianError(f"unknown historian kind {config.kind!r}")
-
-
-def open_reader(config: Any, fleet: FleetSpec, *, limits: Limits | None = None) -> Historian:
-    """The dashboard's (read-only) historian for a ``HistorianConfig``.
-
-    A server for users passes ``limits=twin.limits.DEFAULT_LIMITS`` so that ``series`` refuses
-    requests over them; the command-line tools (export, replay) read without limits.
-    """
-    if config.kind == "sqlite":
-        return SqliteHistorian(Path(config.path), fleet, readonly=True,
-                               rollup_interval_s=int(getattr(config, "rollup_interval_s", 60)), limits=limits)
-    if config.kind == "influxdb":
-        historian: Historian = _influx(config, fleet, limits)
-        return historian
-    raise HistorianError(f"unknown historian kind {config.kind!r}")

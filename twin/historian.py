@@ -1,7 +1,9 @@
 """The historian protocol: where readings, state checkpoints and events are kept and read back.
 
 Two implementations live in ``connectors``: the embedded SQLite store (default) and InfluxDB.
-The collector is the only writer; the dashboard, replay and calibration only read.
+Reading and writing are two protocols: the collector is the only writer (``HistorianWriter``); the
+dashboard, replay, export and calibration get a ``HistorianReader``, and the dashboard records a
+user's actions (acknowledgements) through an ``EventRecorder`` that goes to the collector.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from twin.state import Event, EventKind, SiteState
 
 __all__ = [
     "ALARM_EVENT_KINDS",
+    "EventRecorder",
     "Historian",
+    "HistorianReader",
+    "HistorianWriter",
     "SeriesKey",
     "SeriesPoint",
     "SeriesResult",
@@ -62,19 +67,8 @@ class SeriesResult:
 
 
 @runtime_checkable
-class Historian(Protocol):
-    """Store and read back the twin's history.
-
-    ``write`` returns only once everything it was given is durable (committed): that is the
-    acknowledgement the collector relies on.
-    """
-
-    def write(
-        self,
-        readings: Sequence[Reading],
-        states: Sequence[SiteState] = (),
-        events: Sequence[Event] = (),
-    ) -> None: ...
+class HistorianReader(Protocol):
+    """Read the twin's history back: what the dashboard, replay, export and calibration are given."""
 
     def series(
         self, keys: Sequence[SeriesKey], t0: datetime, t1: datetime, max_points: int
@@ -87,6 +81,42 @@ class Historian(Protocol):
     def signals(self, site: str | None = None) -> list[SeriesKey]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class HistorianWriter(Protocol):
+    """Store the twin's history: only the collector (and the backfill, before it starts) holds one.
+
+    ``write`` returns only once everything it was given is durable (committed): that is the
+    acknowledgement the collector relies on.
+    """
+
+    def write(
+        self,
+        readings: Sequence[Reading],
+        states: Sequence[SiteState] = (),
+        events: Sequence[Event] = (),
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Historian(HistorianReader, HistorianWriter, Protocol):
+    """Both sides: the stores themselves (SQLite, InfluxDB, store-and-forward) implement this."""
+
+
+@runtime_checkable
+class EventRecorder(Protocol):
+    """Where a user's action that must be on record goes (an alarm acknowledgement, a stop's reason).
+
+    The dashboard holds one instead of a writer: in production it sends the events to the
+    collector's authenticated endpoint, which writes them to the history like everything else and
+    answers only once they are committed; they then come back to the dashboard through its reader.
+    ``record`` raises ``twin.errors.TwinError`` with the reason when they were not recorded.
+    """
+
+    def record(self, events: Sequence[Event]) -> None: ...
 
 
 def replay_site(
@@ -130,7 +160,7 @@ def fold_readings(spec: FleetSpec, site: str, state: SiteState, readings: Sequen
 _by_ts = attrgetter("ts")
 
 
-def history_start(historian: Historian, site: str, now: datetime,
+def history_start(historian: HistorianReader, site: str, now: datetime,
                   search: timedelta = timedelta(days=400)) -> datetime | None:
     """The first minute of ``site``'s recorded history (up to ``search`` before ``now``); None without any.
 

@@ -3,7 +3,7 @@
 Every limit is a named constant, gathered in :class:`Limits` (``DEFAULT_LIMITS`` holds the
 constants). The ``check_*`` functions are called where requests enter: the Monte Carlo runner
 (``twin.sim.montecarlo``), the scenario parser (``twin.sim.scenario``) and the historians' ``series``
-when they serve users (``connectors.store``, ``connectors.influx``, opened with ``limits=``). A request
+when they serve users (``connectors.store``, ``connectors.influx.historian``, opened with ``limits=``). A request
 over a limit is refused with an error that names the limit, the value asked for and the maximum:
 nothing is clamped silently.
 

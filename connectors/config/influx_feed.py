@@ -3,7 +3,7 @@
 The TOML shape is checked by the pydantic models below; ``convert_influx_feeds`` then checks what
 needs the rest of the configuration (the site, its machines and SKUs, their signals, targets already
 fed by another feed or by a Modbus device, the connection keys each API needs) and builds the plain
-frozen ``InfluxFeed`` values the poller (``connectors.influx_feed``) reads. Secrets are never in the
+frozen ``InfluxFeed`` values the poller (``connectors.influx.feed``) reads. Secrets are never in the
 file: a v2 token comes from ``token_env``/``token_file``, a v1 password from ``password_env``/
 ``password_file``, read by the poller when it connects.
 

@@ -29,10 +29,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from connectors.emulator.modbus_server import Answer, ModbusTcpEndpoint
 from connectors.emulator.plant import Plant, ValueKey
 from connectors.emulator.truth import Truth
 from connectors.modbus.points import encode_point
-from connectors.modbus.server import Answer, ModbusTcpEndpoint
 from connectors.modbus.spec import DataType, ModbusDevice, RegisterKind
 from twin.readings import Value
 from twin.spec import FleetSpec

@@ -1,6 +1,6 @@
 """The Modbus TCP client side: the one module of the product that imports pymodbus's client.
 
-(``connectors.modbus.server`` is the only other module importing pymodbus, for the emulator's
+(``connectors.emulator.modbus_server`` is the only other module importing pymodbus, for the emulator's
 server side.) Everything pymodbus raises or answers is translated here into a ``ReadResult``:
 both of its failure tracks, raised exceptions (``ConnectionException``, ``ModbusIOException``,
 timeouts) and error responses (``isError()``, with the Modbus exception code), become a failure

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from connectors.cli import main
+from app import main
 from connectors.config import load
 from connectors.emulator.backfill import backfill, existing_data, sample_times
 from connectors.emulator.feeds import FeedEmulator

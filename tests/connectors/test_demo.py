@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from connectors.cli import build_parser
-from connectors.cli.demo import OLDER_STEP_S, STALE_AFTER_S
+from app import build_parser
+from app.demo import OLDER_STEP_S, STALE_AFTER_S
 from connectors.config import load
 from connectors.feeds.ledger import Ledger
 from connectors.store import SqliteHistorian
@@ -94,7 +94,7 @@ def test_demo_comes_up_collects_live_data_and_stops_everything(tmp_path: Path) -
     modbus_base = _free_port_block(8)
     data_dir = tmp_path / "demo"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "connectors.cli", "demo", "--data-dir", str(data_dir), "--port", str(web_port),
+        [sys.executable, "-m", "app", "demo", "--data-dir", str(data_dir), "--port", str(web_port),
          "--modbus-port-base", str(modbus_base), "--feeds-port", str(feeds_port), "--days", "1.5"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.cli import main
+from app import main
 from connectors.config import load
 from connectors.store import SqliteHistorian
 from tests.conftest import EXAMPLES

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.cli import main as twin_main
+from app import main as twin_main
 from connectors.config import load_text
 from connectors.emulator.server import Emulator
 from tests.conftest import free_port

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from connectors.cli import main
+from app import main
 from connectors.config import load
 from connectors.emulator.backfill import backfill
 from connectors.store import SqliteHistorian

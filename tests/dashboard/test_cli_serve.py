@@ -34,7 +34,7 @@ def test_dashboard_command_serves_with_waitress_and_stops_on_sigterm(tmp_path: P
         store.close()
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "connectors.cli", "dashboard", "examples/fleet.toml", "--port",
+    proc = subprocess.Popen([sys.executable, "-m", "app", "dashboard", "examples/fleet.toml", "--port",
                              str(port), "--threads", "4"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:

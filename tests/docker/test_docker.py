@@ -17,7 +17,7 @@ import pytest
 import tomli_w
 import yaml
 
-from connectors.cli import build_parser
+from app import build_parser
 from connectors.config import load, load_text
 from tests.conftest import free_port
 from tests.connectors.influx.conftest import VictoriaMetrics
@@ -111,7 +111,7 @@ def test_trial_stack_commands_run_and_reach_the_line_protocol_server(tmp_path: P
                  '"created": "2026-11-23T08:00:00Z", "due": "2026-11-25T08:00:00Z"}\n')
         (drop / ".orders-erp.jsonl.part").write_text(order)
         (drop / ".orders-erp.jsonl.part").rename(drop / "orders-erp.jsonl")  # as an ERP export drops a file
-        twin = [sys.executable, "-m", "connectors.cli"]
+        twin = [sys.executable, "-m", "app"]
         emu = subprocess.Popen([*twin, *emu_cmd, "--duration", "12"], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
         try:

@@ -19,7 +19,7 @@ Conventions (the same in every document):
   allowed, so no example escapes this test by accident.
 
 Each document runs top to bottom in its own sandbox: a temporary folder holding copies of
-``examples/`` and ``docker/``, with a ``twin`` command on PATH that runs ``python -m connectors.cli``
+``examples/`` and ``docker/``, with a ``twin`` command on PATH that runs ``python -m app``
 from this checkout, and a temporary HOME. Modbus ports 150xx and the dashboard port 8050 are
 rewritten to free ports everywhere (files, commands and expected output), so the examples never
 collide with another test, and the checkout itself is never written.
@@ -164,7 +164,7 @@ def make_sandbox(tmp: Path) -> Sandbox:
     bin_dir = tmp / "bin"
     bin_dir.mkdir()
     twin = bin_dir / "twin"
-    twin.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m connectors.cli "$@"\n')
+    twin.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m app "$@"\n')
     twin.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWIN_", "INFLUX", "PYTEST", "COV_"))}
     env.update(HOME=str(home), PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", PYTHONPATH=str(ROOT),

@@ -106,7 +106,7 @@ def test_a_formula_in_an_ack_comment_is_exported_as_text_by_both_exports(
     assert row["comment"] == "'" + FORMULA and row["acked_by"] == "erin"
     out = tmp_path / "alarms.csv"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "connectors.cli", "export", "examples/fleet.toml", "--what", "alarms",
+    done = subprocess.run([sys.executable, "-m", "app", "export", "examples/fleet.toml", "--what", "alarms",
                            "--from", "2026-01-07T00:00", "--to", "2026-01-08T00:00", "--site", "pod-lyon",
                            "--out", str(out)], cwd=plant_copy, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

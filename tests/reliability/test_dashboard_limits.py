@@ -118,7 +118,7 @@ def test_a_1_gb_login_post_to_twin_dashboard_is_refused_unread(plant: Path) -> N
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TWIN_SECRET_KEY": SECRET}
-    proc = subprocess.Popen([sys.executable, "-m", "connectors.cli", "dashboard", "examples/fleet.toml", "--port",
+    proc = subprocess.Popen([sys.executable, "-m", "app", "dashboard", "examples/fleet.toml", "--port",
                              str(port), "--users", "users.toml", "--threads", "2", "--max-body-mb", "16"],
                             cwd=plant, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -295,7 +295,7 @@ def test_weak_secrets_stop_the_dashboard_command(plant: Path) -> None:
              "change-me-long-random-session-key": "is the example placeholder"}
     for secret, why in cases.items():
         env = {**os.environ, "PYTHONPATH": str(ROOT), "TWIN_SECRET_KEY": secret}
-        out = subprocess.run([sys.executable, "-m", "connectors.cli", "dashboard", "examples/fleet.toml",
+        out = subprocess.run([sys.executable, "-m", "app", "dashboard", "examples/fleet.toml",
                               "--host", "0.0.0.0", "--port", str(free_port()), "--users", "users.toml"],
                              cwd=plant, env=env, capture_output=True, text=True, timeout=120)
         assert out.returncode == 2, out.stderr
@@ -314,7 +314,7 @@ def test_out_of_range_limits_stop_the_dashboard_command(plant: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for flag, value, why in (("--max-body-mb", "0", "must be 0.001..1024"), ("--max-body-mb", "nan", "must be"),
                              ("--max-runs", "0", "must be 1..64"), ("--session-hours", "0", "must be 0.01..744")):
-        out = subprocess.run([sys.executable, "-m", "connectors.cli", "dashboard", "examples/fleet.toml",
+        out = subprocess.run([sys.executable, "-m", "app", "dashboard", "examples/fleet.toml",
                               "--port", str(free_port()), flag, value], cwd=plant, env=env, capture_output=True,
                              text=True, timeout=120)
         assert out.returncode == 2 and f"{flag}: {why}" in out.stderr, (flag, value, out.stderr)

@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from connectors.forward import open_reader
-from connectors.influx import InfluxHistorian
+from app.historians import open_historian
+from connectors.influx.historian import InfluxHistorian
 from connectors.store import SqliteHistorian
 from tests.twin.sim.helpers import tiny_fleet
 from twin import limits
@@ -159,7 +159,7 @@ def test_open_reader_passes_the_limits(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite"
     SqliteHistorian(path, EMPTY).close()
     cfg = SimpleNamespace(kind="sqlite", path=str(path), rollup_interval_s=60)
-    h = open_reader(cfg, EMPTY, limits=DEFAULT_LIMITS)
+    h = open_historian(cfg, EMPTY, "read", limits=DEFAULT_LIMITS)
     try:
         with pytest.raises(HistorianError, match="max_points at most 10000"):
             h.series([KEY], T0, T0 + timedelta(hours=1), 20_000)

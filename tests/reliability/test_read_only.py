@@ -29,7 +29,7 @@ from tests.connectors.modbus.conftest import fleet_text
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("connectors", "twin", "dashboard")
 # the server side of the emulator: it receives (and refuses) writes, it never sends them
-SERVER_SIDE = {Path("connectors/modbus/server.py"), Path("connectors/emulator/server.py")}
+SERVER_SIDE = {Path("connectors/emulator/modbus_server.py"), Path("connectors/emulator/server.py")}
 WRITE_CALL = re.compile(
     r"\b(write_registers?|write_coils?|mask_write_register|readwrite_registers|write_holding_registers?)\s*\("
 )
@@ -70,7 +70,7 @@ def test_only_the_client_module_imports_the_pymodbus_client() -> None:
 
 
 def _twin(*args: str) -> list[str]:
-    return [sys.executable, "-m", "connectors.cli", *args]
+    return [sys.executable, "-m", "app", *args]
 
 
 @pytest.mark.slow

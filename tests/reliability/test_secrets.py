@@ -20,9 +20,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from app.historians import open_historian
 from connectors.config import load_text
-from connectors.forward import StoreAndForward, open_reader, open_writer
-from connectors.influx import InfluxHistorian, read_token
+from connectors.forward import StoreAndForward
+from connectors.influx.historian import InfluxHistorian, read_token
 from tests.conftest import free_port
 from tests.connectors.modbus.conftest import fleet_text
 from twin.errors import ConfigError, HistorianError
@@ -58,7 +59,7 @@ def test_token_never_in_logs_reprs_or_errors_when_the_server_is_dead(
                           token_env="TWIN_TEST_INFLUX_TOKEN", token_file=None, rollup_interval_s=60,
                           retention_raw_days=None)
     seen: list[str] = []
-    writer = open_writer(cfg, FLEET)
+    writer = open_historian(cfg, FLEET, "write")
     assert isinstance(writer, StoreAndForward)
     seen += [repr(writer), str(writer), repr(writer.sink), repr(writer.store)]
     readings = [Reading(ts=T0 + timedelta(seconds=i), site="s1", asset="P1", signal="t", value=float(i))
@@ -72,7 +73,7 @@ def test_token_never_in_logs_reprs_or_errors_when_the_server_is_dead(
     seen.append(_everything(info.value))
     writer.close()
 
-    reader = open_reader(cfg, FLEET)
+    reader = open_historian(cfg, FLEET, "read")
     seen.append(repr(reader))
     with pytest.raises(HistorianError) as info:
         reader.series([SeriesKey(site="s1", asset="P1", signal="t")], T0, T0 + timedelta(hours=1), 100)
@@ -155,7 +156,7 @@ def test_collect_process_at_debug_level_does_not_print_the_token(tmp_path: Path)
         f'\n[historian]\nkind = "influxdb"\npath = "{tmp_path / "edge.db"}"\nurl = "http://127.0.0.1:{dead}"\n'
         'org = "org"\nbucket = "plant"\ntoken_env = "TWIN_TEST_INFLUX_TOKEN"\n'))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TWIN_TEST_INFLUX_TOKEN": TOKEN}
-    proc = subprocess.run([sys.executable, "-m", "connectors.cli", "-vv", "collect", str(cfg), "--duration", "2"],
+    proc = subprocess.run([sys.executable, "-m", "app", "-vv", "collect", str(cfg), "--duration", "2"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
@@ -165,8 +166,8 @@ def test_collect_process_at_debug_level_does_not_print_the_token(tmp_path: Path)
 
 def test_binary_token_files_are_named_errors_not_tracebacks(tmp_path: Path) -> None:
     # issue 18: a token file that is not text raised UnicodeDecodeError out of both InfluxDB readers
-    from connectors.influx import read_token
-    from connectors.influx_feed import read_secret
+    from connectors.influx.feed import read_secret
+    from connectors.influx.historian import read_token
     from twin.errors import TwinError
 
     token = tmp_path / "token"

@@ -1,6 +1,6 @@
 """Rolling backtest: fork at many past origins, each calibrated only from history before it, and score.
 
-One job: the orchestration shared by ``twin backtest`` (``connectors.cli.backtest``) and the
+One job: the orchestration shared by ``twin backtest`` (``app.backtest``) and the
 dashboard's model-trust scheduler (``dashboard.trust``). At every origin ``t`` (:func:`origins`)
 :func:`score_at` reads the sites' state at ``t``, calibrates from ``[t - calibrate_days, t]``
 (``twin.calibrate.calibrate``), forks, runs the Monte Carlo over the horizon and scores the

@@ -168,7 +168,7 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_twin_check_prints_summary_and_exits_2_on_invalid(tmp_path: Path) -> None:
-    ok = subprocess.run([sys.executable, "-m", "connectors.cli", "check", str(EXAMPLE)],
+    ok = subprocess.run([sys.executable, "-m", "app", "check", str(EXAMPLE)],
                         capture_output=True, text=True, check=False, cwd=ROOT)
     assert ok.returncode == 0, ok.stderr
     assert "OK: fleet 'northwind'" in ok.stdout
@@ -176,7 +176,7 @@ def test_twin_check_prints_summary_and_exits_2_on_invalid(tmp_path: Path) -> Non
     assert "total: 4 sites, 34 machines" in ok.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text(BASE.replace('timezone = "Europe/Berlin"', 'timezone = "Nowhere/City"'))
-    res = subprocess.run([sys.executable, "-m", "connectors.cli", "check", str(bad)],
+    res = subprocess.run([sys.executable, "-m", "app", "check", str(bad)],
                          capture_output=True, text=True, check=False, cwd=ROOT)
     assert res.returncode == 2
     assert f"{bad}: sites[0].timezone: unknown IANA time zone (got 'Nowhere/City')" in res.stderr

@@ -18,7 +18,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.cli import main
+from app import main
 from tests.conftest import EXAMPLES
 
 ORIGINAL = (EXAMPLES / "fleet.toml").read_bytes()

@@ -92,7 +92,7 @@ def test_twin_collect_takes_files_and_requests(tmp_path: Path) -> None:
         "id,version,site,product,qty,created,due\n"
         "o1,1,pod-berlin,custom-bracket,5,2026-03-02T08:00:00Z,2026-03-04T08:00:00Z\n", encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "connectors.cli", "collect", str(tmp_path / "plant.toml"),
+    proc = subprocess.Popen([sys.executable, "-m", "app", "collect", str(tmp_path / "plant.toml"),
                              "--duration", "20"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     try:
@@ -175,7 +175,7 @@ def test_twin_collect_survives_the_attack_files(tmp_path: Path) -> None:
     secret.write_text("top-secret-line\n", encoding="utf-8")
     os.symlink(secret, folder / "orders-link.csv")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "connectors.cli", "collect", str(tmp_path / "plant.toml"),
+    proc = subprocess.Popen([sys.executable, "-m", "app", "collect", str(tmp_path / "plant.toml"),
                              "--duration", "30"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     try:

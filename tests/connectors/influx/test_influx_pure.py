@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connectors.influx import (
+from connectors.influx.historian import (
     batch_lines,
     checkpoint_line,
     event_line,

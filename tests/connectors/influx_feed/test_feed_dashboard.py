@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES, free_port
-from tests.connectors.influx_feed.conftest import Influxd
+from tests.connectors.influx.feed.conftest import Influxd
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
 
@@ -37,7 +37,7 @@ if not Path(CHROMIUM).exists():
 
 def _spawn(args: list[str], cwd: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "connectors.cli", *args], cwd=cwd, env=env,
+    return subprocess.Popen([sys.executable, "-m", "app", *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import connectors.config.influx_feed as config_module
-import connectors.influx_feed as feed_module
+import connectors.influx.feed as feed_module
 from connectors.config.influx_feed import InfluxApi, InfluxConnection, InfluxFeed, InfluxMapping
-from connectors.influx_feed import (
+from connectors.influx.feed import (
     FeedError,
     FeedReader,
     FieldPoint,

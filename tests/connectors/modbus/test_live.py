@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from connectors.cli import main as twin_main
+from app import main as twin_main
 from connectors.collector import Collector, LoggingSink
 from connectors.config import PlantConfig
 from connectors.emulator.server import Emulator

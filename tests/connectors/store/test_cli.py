@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.cli import main
+from app import main
 from connectors.config import load
 from connectors.export import parse_time
 from connectors.store import SqliteHistorian

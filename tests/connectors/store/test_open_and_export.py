@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from app.historians import open_historian
 from connectors.config import HistorianConfig
 from connectors.export import export_alarms
-from connectors.forward import StoreAndForward, open_reader, open_writer
+from connectors.forward import StoreAndForward
 from connectors.store import SqliteHistorian
 from tests.connectors.store.conftest import T0
 from twin.errors import HistorianError
@@ -25,20 +26,20 @@ def cfg(path: Path, kind: str = "sqlite", **kw: object) -> HistorianConfig:
 
 
 def test_open_writer_and_reader(tmp_path: Path, fleet: FleetSpec, monkeypatch: pytest.MonkeyPatch) -> None:
-    w = open_writer(cfg(tmp_path / "h.sqlite"), fleet)
+    w = open_historian(cfg(tmp_path / "h.sqlite"), fleet, "write")
     assert isinstance(w, SqliteHistorian) and not w.readonly and w.retention_raw_days == 7
     w.close()
-    r = open_reader(cfg(tmp_path / "h.sqlite"), fleet)
+    r = open_historian(cfg(tmp_path / "h.sqlite"), fleet, "read")
     assert isinstance(r, SqliteHistorian) and r.readonly
     r.close()
     monkeypatch.setenv("TWIN_TEST_INFLUX_TOKEN", "abc")
-    saf = open_writer(cfg(tmp_path / "edge.sqlite", "influxdb", url="http://127.0.0.1:9", org="o", bucket="b",
-                          token_env="TWIN_TEST_INFLUX_TOKEN"), fleet)
+    saf = open_historian(cfg(tmp_path / "edge.sqlite", "influxdb", url="http://127.0.0.1:9", org="o", bucket="b",
+                          token_env="TWIN_TEST_INFLUX_TOKEN"), fleet, "write")
     assert isinstance(saf, StoreAndForward) and "abc" not in repr(saf)
     saf.store.close()  # no server at port 9: close the store only
     with pytest.raises(HistorianError, match="no InfluxDB token"):
-        open_reader(cfg(tmp_path / "x", "influxdb", url="http://127.0.0.1:9", org="o", bucket="b",
-                        token_env="TWIN_TEST_UNSET"), fleet)
+        open_historian(cfg(tmp_path / "x", "influxdb", url="http://127.0.0.1:9", org="o", bucket="b",
+                        token_env="TWIN_TEST_UNSET"), fleet, "read")
 
 
 def test_alarm_journal_csv(store: SqliteHistorian) -> None:

@@ -52,7 +52,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _rolling(config: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> dict:  # type: ignore[type-arg]
-    from connectors.cli import main
+    from app import main
 
     code = main(["backtest", str(config), "--from", (T0 + timedelta(hours=10)).isoformat(),
                  "--to", (T0 + timedelta(hours=16)).isoformat(), "--every", "6h", "--horizon", "2h",
@@ -92,7 +92,7 @@ def test_first_order_flag_and_determinism(history: tuple[Path, Path], capsys: py
 
 def test_window_cache_reads_exactly_what_the_historian_returns(history: tuple[Path, Path]) -> None:
     # the cache must slice [t0, t1] as the store does: a calibration at an origin sees nothing after it
-    from connectors.cli.backtest import WindowCache
+    from app.backtest import WindowCache
     from connectors.config import load
     from connectors.store import SqliteHistorian
     from twin.historian import SeriesKey

@@ -27,7 +27,7 @@ def test_public_api_is_curated() -> None:
 
 
 def _whatif(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
-    cli = pytest.importorskip("connectors.cli")
+    cli = pytest.importorskip("app")
     code = cli.main(["whatif", str(EXAMPLES / "fleet.toml"), "--scenario",
                      str(EXAMPLES / "scenarios" / "printer_maintenance.toml"), "--at", "2026-11-23T06:00Z",
                      "--horizon", "2d", "--replications", "4", "--site", "pod-berlin", "--workers", "0", *extra])
@@ -55,7 +55,7 @@ def test_whatif_table_and_progress(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_whatif_bad_scenario_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    cli = pytest.importorskip("connectors.cli")
+    cli = pytest.importorskip("app")
     bad = tmp_path / "bad.toml"
     bad.write_text('[[machine_down]]\nmachine = "P3"\nstart_in_h = 1\nduration_h = 0\n')
     code = cli.main(["whatif", str(EXAMPLES / "fleet.toml"), "--scenario", str(bad), "--workers", "0",

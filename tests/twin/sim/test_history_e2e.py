@@ -130,7 +130,7 @@ def test_demand_from_stock_draws_counts_orders_not_units(demand_history: tuple[P
 
 
 def test_backtest_command_scores_a_past_fork(history: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    from connectors.cli import main
+    from app import main
 
     config_path, _ = history
     code = main(["backtest", str(config_path), "--at", (T0 + timedelta(hours=12)).isoformat(),

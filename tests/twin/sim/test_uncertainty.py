@@ -153,7 +153,7 @@ def test_whatif_reports_the_parameter_share(capsys: pytest.CaptureFixture[str]) 
     import json
     from pathlib import Path
 
-    from connectors.cli import main
+    from app import main
 
     examples = Path(__file__).resolve().parents[3] / "examples"
     scenario = examples / "scenarios" / "printer_maintenance.toml"

@@ -34,9 +34,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from app.historians import open_historian
     from connectors.config import load
     from connectors.export import parse_time, status_codes
-    from connectors.forward import open_reader
 
     config = load(args.config)
     try:
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         out.parent.mkdir(parents=True, exist_ok=True)
-    historian = open_reader(config.historian, config.fleet)
+    historian = open_historian(config.historian, config.fleet, "read")
     try:
         n = export(historian, args.what, t0, t1, args.site, out, max_points=args.max_points,
                    status=status_codes(config.fleet))

@@ -215,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
     now = datetime.now(UTC).replace(microsecond=0)
     history_from = now - timedelta(days=args.days)
     truth_args = ["--truth", str(args.truth.resolve())] if args.truth is not None else []
-    twin = [sys.executable, "-m", "connectors.cli"]
+    twin = [sys.executable, "-m", "app"]
     children = _Children()
     stopping = False
 

@@ -10,7 +10,7 @@ Two layers:
   points into de-duplicated readings.
 * **The poller** (asyncio): one task per feed under a ``TaskGroup``, so a failing feed never delays
   the others. v1 goes over HTTP with aiohttp (``GET /query?db=..&q=..&epoch=ns``); v2 through
-  influxdb-client (``connectors.influx.FluxQueryClient``, the only influxdb-client import) in a worker
+  influxdb-client (``connectors.influx.historian.FluxQueryClient``, the only influxdb-client import) in a worker
   thread. Every query has a timeout.
 
 Incremental reading: each poll asks for the points newer than (newest point seen − ``overlap_s``),
@@ -574,7 +574,7 @@ class _V2Transport:
 
     async def fetch(self, groups: Sequence[QueryGroup], after_ns: int) -> list[StatementResult]:
         if self._client is None:
-            from connectors.influx import FluxQueryClient  # the one module importing influxdb-client
+            from connectors.influx.historian import FluxQueryClient  # the one module importing influxdb-client
 
             token = read_secret(self.conn.token_env, self.conn.token_file, "token")
             self._client = FluxQueryClient(self.conn.url, self.conn.org, token, timeout_s=self.timeout_s)

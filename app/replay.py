@@ -27,9 +27,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from app.historians import open_historian
     from connectors.config import load
     from connectors.export import parse_time
-    from connectors.forward import open_reader
 
     config = load(args.config)
     try:
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"twin replay: --at: not an ISO-8601 time (got {args.at!r})", file=sys.stderr)
         return 2
-    historian = open_reader(config.historian, config.fleet)
+    historian = open_historian(config.historian, config.fleet, "read")
     try:
         print(replay(historian, args.site, at, as_json=args.json))
     finally:

@@ -30,10 +30,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from connectors.cli.whatif import (
+from app.whatif import (
     add_common,
     executor_for,
-    open_historian,
+    open_history,
     parse_duration,
     parse_time,
     progress_bar,
@@ -145,7 +145,7 @@ def _open(args: argparse.Namespace) -> tuple[Any, Any]:
             fleet.site(s)
         except KeyError:
             raise ConfigError("--site", [Problem(path="site", message="unknown site", got=s)]) from None
-    historian = open_historian(config)
+    historian = open_history(config)
     if historian is None:
         raise TwinError("backtest needs history: the configured historian does not exist yet")
     return fleet, historian

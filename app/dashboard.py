@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     auth = settings_for(args.host, users_file=args.users, protected=PROTECTED_OUTPUTS,
                         secure_cookie=args.secure_cookie, session_lifetime_s=args.session_hours * 3600.0,
                         idle_timeout_s=args.idle_minutes * 60.0, max_body_bytes=max_body_bytes)
-    from connectors.forward import open_reader as open_configured_reader
+    from app.historians import open_historian
     from connectors.store import SqliteHistorian
     from twin import limits as server_limits
 
@@ -132,11 +132,11 @@ def run(args: argparse.Namespace) -> int:
         historian = SqliteHistorian(path, fleet, readonly=False, limits=server_limits.DEFAULT_LIMITS)
     else:
         # InfluxDB (the deployment at scale): reads through Flux, acknowledgements written as events
-        historian = open_configured_reader(config.historian, fleet, limits=server_limits.DEFAULT_LIMITS)
+        historian = open_historian(config.historian, fleet, "read", limits=server_limits.DEFAULT_LIMITS)
 
     def open_reader() -> Historian:
         # what-if runs happen in background worker processes: each opens its own connection
-        return open_configured_reader(config.historian, fleet)
+        return open_historian(config.historian, fleet, "read")
 
     limits = Limits(max_replications=args.max_replications, max_horizon_h=args.max_horizon)
     queries: QueryService | None = None

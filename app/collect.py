@@ -19,7 +19,7 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from connectors.cli.poll import select_devices
+from app.poll import select_devices
 
 if TYPE_CHECKING:
     from connectors.collector import Collector
@@ -53,10 +53,11 @@ def run(args: argparse.Namespace) -> int:
     if args.log_only:
         sink = LoggingSink()
     else:
-        from connectors.forward import StoreAndForward, open_writer
+        from app.historians import open_historian
+        from connectors.forward import StoreAndForward
 
         cfg.historian.path.parent.mkdir(parents=True, exist_ok=True)
-        historian = open_writer(cfg.historian, cfg.fleet)
+        historian = open_historian(cfg.historian, cfg.fleet, "write")
         store = historian.store if isinstance(historian, StoreAndForward) else historian
         assert isinstance(store, SqliteHistorian)
         sink, closer, retention_store = historian, historian.close, store
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     collector = Collector(cfg.fleet, devices, sink, checkpoint_interval_s=cfg.historian.checkpoint_interval_s,
                           state=state)
     if cfg.influx:  # InfluxDB feeds produce readings like the Modbus poller
-        from connectors.influx_feed import InfluxFeedPoller
+        from connectors.influx.feed import InfluxFeedPoller
 
         collector.add_source(InfluxFeedPoller(cfg.influx, collector.ingest))
     ledger_closer = None

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from connectors.cli.poll import select_devices
+from app.poll import select_devices
 from connectors.modbus.spec import ModbusDevice
 from twin.errors import ConfigError, Problem
 from twin.spec import FleetSpec

@@ -471,7 +471,7 @@ class InfluxHistorian:
 
 
 class FluxQueryClient:
-    """Raw Flux queries for the InfluxDB feed source (``connectors.influx_feed``); failures become ``SourceError``.
+    """Raw Flux queries for the InfluxDB feed source (``connectors.influx.feed``); failures become ``SourceError``.
 
     ``query_csv`` returns the annotated CSV as text (parsed by the feed's pure code). Its errors say
     what the feed's readings show: ``HTTP 401 Unauthorized: ...`` for an answer with an error status,

@@ -92,12 +92,13 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from app.historians import open_historian
     from connectors.config import load
     from connectors.emulator.backfill import backfill, existing_data
     from connectors.emulator.truth import load_truth
     from connectors.feeds.intake import Intake
     from connectors.feeds.ledger import Ledger
-    from connectors.forward import StoreAndForward, open_writer
+    from connectors.forward import StoreAndForward
     from connectors.store import SqliteHistorian
 
     now = datetime.now(UTC).replace(microsecond=0)
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
                       + [fleet.stale_after_polls * i.poll_interval_s for s in fleet.sites for i in s.inventory]
                       or [math.inf])
     cfg.historian.path.parent.mkdir(parents=True, exist_ok=True)
-    historian = open_writer(cfg.historian, fleet)
+    historian = open_historian(cfg.historian, fleet, "write")
     store = historian.store if isinstance(historian, StoreAndForward) else historian
     assert isinstance(store, SqliteHistorian)
     ledger_path = (cfg.feeds.ledger_path(cfg.historian.path) if cfg.feeds is not None

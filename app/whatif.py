@@ -29,9 +29,13 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twin.errors import ConfigError, Problem, TwinError
+
+if TYPE_CHECKING:
+    from connectors.config import PlantConfig
+    from twin.historian import Historian
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +125,7 @@ def open_inputs(config_path: str, at: datetime | None, calibrate_days: float, si
     config = load(config_path)
     fleet = config.fleet
     at = at or datetime.now(UTC)
-    historian = open_historian(config)
+    historian = open_history(config)
     wanted = sites or [str(s.id) for s in fleet.sites]
     for s in wanted:
         try:
@@ -156,16 +160,13 @@ def open_inputs(config_path: str, at: datetime | None, calibrate_days: float, si
     return Inputs(fleet=fleet, state=state, params=params, calibration=calibration, historian=historian, at=at)
 
 
-def open_historian(config: Any) -> Any:
+def open_history(config: PlantConfig) -> Historian | None:
     """The configured historian for reading, or None when there is none (yet)."""
-    hc = config.historian
-    if hc.kind != "sqlite" or not Path(hc.path).exists():
+    from app.historians import history_exists, open_historian
+
+    if not history_exists(config.historian):
         return None
-    try:
-        from connectors.store import SqliteHistorian
-    except ImportError:  # pragma: no cover - the store is part of the product
-        return None
-    return SqliteHistorian(hc.path, config.fleet, readonly=True)
+    return open_historian(config.historian, config.fleet, "read")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,60 @@
+"""Open the historian a configuration asks for: the one factory every command uses.
+
+``mode="write"`` is the collector's (and the backfill's) historian: the embedded SQLite store, or
+the store forwarding every batch to InfluxDB (``connectors.forward.StoreAndForward``).
+``mode="read"`` is every reader's: the SQLite file opened read-only, or InfluxDB's query API. A
+server for users passes ``limits=twin.limits.DEFAULT_LIMITS`` so that ``series`` refuses requests
+over them; the command-line tools read without limits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from connectors.config import HistorianConfig
+from connectors.forward import StoreAndForward
+from connectors.store import SqliteHistorian
+from twin.errors import HistorianError
+from twin.historian import Historian
+from twin.limits import Limits
+from twin.spec import FleetSpec
+
+if TYPE_CHECKING:
+    from connectors.influx.historian import InfluxHistorian
+
+__all__ = ["Mode", "history_exists", "open_historian"]
+
+Mode = Literal["read", "write"]
+
+
+def history_exists(config: HistorianConfig) -> bool:
+    """Whether there is history to read: an InfluxDB historian always has (it is asked), a store needs its file."""
+    return config.kind != "sqlite" or Path(config.path).exists()
+
+
+def open_historian(config: HistorianConfig, fleet: FleetSpec, mode: Mode, *,
+                   limits: Limits | None = None) -> Historian:
+    """The configured historian, for writing (the collector) or reading (everyone else), see the module docstring."""
+    if config.kind not in ("sqlite", "influxdb"):
+        raise HistorianError(f"unknown historian kind {config.kind!r}")
+    rollup_s = int(config.rollup_interval_s)
+    if mode == "write":
+        if config.kind == "sqlite":
+            return SqliteHistorian(Path(config.path), fleet, rollup_interval_s=rollup_s,
+                                   retention_raw_days=config.retention_raw_days)
+        from connectors.influx.historian import batch_lines
+
+        store = SqliteHistorian(Path(config.path), fleet, outbox=batch_lines, rollup_interval_s=rollup_s,
+                                retention_raw_days=config.retention_raw_days)
+        return StoreAndForward(store, _influx(config, fleet))
+    if config.kind == "sqlite":
+        return SqliteHistorian(Path(config.path), fleet, readonly=True, rollup_interval_s=rollup_s, limits=limits)
+    return _influx(config, fleet, limits)
+
+
+def _influx(config: HistorianConfig, fleet: FleetSpec, limits: Limits | None = None) -> InfluxHistorian:
+    from connectors.influx.historian import InfluxHistorian, read_token
+
+    token = read_token(config.token_env, config.token_file)
+    return InfluxHistorian(config.url or "", config.org or "", config.bucket or "", token, fleet, limits=limits)

@@ -1,0 +1,1 @@
+"""InfluxDB, the one package that talks to it: the historian at scale (``historian``) and the feed source (``feed``)."""
