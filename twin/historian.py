@@ -29,6 +29,7 @@ __all__ = [
     "SeriesKey",
     "SeriesPoint",
     "SeriesResult",
+    "WriterRecorder",
     "fold_readings",
     "history_start",
     "replay_site",
@@ -117,6 +118,20 @@ class EventRecorder(Protocol):
     """
 
     def record(self, events: Sequence[Event]) -> None: ...
+
+
+class WriterRecorder:
+    """An ``EventRecorder`` over a writer in the same process: the collector's own side of its endpoint.
+
+    Tests of the dashboard's actions use it over a store of their own; the dashboard itself is given
+    the collector's endpoint instead.
+    """
+
+    def __init__(self, writer: HistorianWriter) -> None:
+        self.writer = writer
+
+    def record(self, events: Sequence[Event]) -> None:
+        self.writer.write((), (), tuple(events))
 
 
 def replay_site(

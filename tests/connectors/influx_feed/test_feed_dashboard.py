@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES, free_port
-from tests.connectors.influx.feed.conftest import Influxd
+from tests.connectors.influx_feed.conftest import Influxd
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
 

@@ -20,7 +20,7 @@ from connectors.config.influx_feed import InfluxApi, InfluxConnection, InfluxFee
 from connectors.influx.feed import FeedPoller, InfluxFeedPoller, dt_to_ns
 from connectors.store import SqliteHistorian
 from tests.conftest import EXAMPLES, free_port
-from tests.connectors.influx.feed.conftest import Influxd
+from tests.connectors.influx_feed.conftest import Influxd
 from twin.frozen import FrozenDict
 from twin.readings import Quality, Reading
 from twin.spec import MachineStatus
