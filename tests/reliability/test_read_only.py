@@ -27,7 +27,7 @@ from tests.conftest import free_port
 from tests.connectors.modbus.conftest import fleet_text
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("connectors", "twin", "dashboard")
+PACKAGES = ("connectors", "twin", "dashboard", "app")
 # the server side of the emulator: it receives (and refuses) writes, it never sends them
 SERVER_SIDE = {Path("connectors/emulator/modbus_server.py"), Path("connectors/emulator/server.py")}
 WRITE_CALL = re.compile(
