@@ -15,7 +15,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashboard import ids, theme
-from dashboard.queries import AlarmRow, MachineTile, OrderRow, ShipmentRow, SiteTile, StockRow
+from dashboard.viewmodels import AlarmRow, MachineTile, OrderRow, ShipmentRow, SiteTile, StockRow
 from twin import kpi
 from twin.readings import Quality
 from twin.spec import MachineStatus

@@ -11,8 +11,8 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import components, figures, ids, theme
 from dashboard.pages._shared import card, choose, register_page, site_dropdown, site_options, url_param
-from dashboard.queries import MachineKpis, MachineView
 from dashboard.services import Services
+from dashboard.viewmodels import MachineKpis, MachineView
 
 __all__ = ["RANGES_H", "layout", "register"]
 

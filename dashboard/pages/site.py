@@ -30,8 +30,8 @@ from dashboard.pages._shared import (
     site_options,
     url_param,
 )
-from dashboard.queries import SiteView
 from dashboard.services import Services
+from dashboard.viewmodels import SiteView
 from twin.errors import TwinError
 
 __all__ = ["Rendered", "fingerprints", "layout", "outputs_for", "register", "render", "render_view"]

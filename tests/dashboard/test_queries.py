@@ -9,7 +9,8 @@ from datetime import timedelta
 import history
 from conftest import NOW
 
-from dashboard.queries import QueryService, alarm_journal, machine_tile, stock_rows
+from dashboard.queries import QueryService
+from dashboard.views import alarm_journal, machine_tile, stock_rows
 from twin import kpi
 from twin.frozen import FrozenDict
 from twin.readings import Quality
@@ -228,7 +229,7 @@ def test_a_lost_plc_is_stale_on_the_site_and_the_status_keeps_its_age(fleet: Fle
 
 def test_idle_is_calm_and_amber_means_a_look_is_needed(fleet: FleetSpec) -> None:
     from dashboard import components
-    from dashboard.queries import AlarmRow
+    from dashboard.viewmodels import AlarmRow
 
     spec = fleet.site("pod-berlin").machine("P1")
     assert spec is not None
