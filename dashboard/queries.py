@@ -251,9 +251,6 @@ class QueryService:
         self._cache.clear((lambda k: isinstance(k, tuple) and k[0] == "state") if keep_past else None)
 
     # -- view-models
-    def site_ids(self) -> list[str]:
-        return [s.id for s in self.fleet.sites]
-
     def fleet_tiles(self) -> list[SiteTile]:
         """Every site's tile: the refresher's latest (when running and recent), else read now (TTL-cached)."""
         latest = self._tiles
