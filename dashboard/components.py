@@ -15,7 +15,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashboard import ids, theme
-from dashboard.queries import AlarmRow, MachineTile, OrderRow, ShipmentRow, SiteTile, StockRow
+from dashboard.viewmodels import AlarmRow, MachineTile, OrderRow, ShipmentRow, SiteTile, StockRow
 from twin import kpi
 from twin.readings import Quality
 from twin.spec import MachineStatus
@@ -25,6 +25,7 @@ __all__ = [
     "alarm_table_rows",
     "andon_legend",
     "arrival_text",
+    "data_attrs",
     "delay_text",
     "machine_tile",
     "orders_table",
@@ -32,6 +33,7 @@ __all__ = [
     "site_tile",
     "slack_text",
     "stock_table",
+    "table",
 ]
 
 
@@ -86,12 +88,19 @@ def machine_tile(tile: MachineTile, *, scope: str = "live", link: bool = True) -
         className=f"tile machine-tile {css}",
         title=f"{tile.machine}: {style.label} ({status_note(tile)})" + (
             f" · {attention_note(tile)}" if tile.attention else ""),
-        **_data_attrs(status=style.label, attention="1" if tile.attention else "0"),
+        **data_attrs(status=style.label, attention="1" if tile.attention else "0"),
     )
 
 
-def _data_attrs(**attrs: str) -> dict[str, Any]:
+def data_attrs(**attrs: str) -> dict[str, Any]:
+    """``data-*`` attributes for a component's keyword arguments (the browser tests find figures by them)."""
     return {f"data-{k}": v for k, v in attrs.items()}
+
+
+def table(headers: Sequence[str], body: Sequence[Any], **props: Any) -> dbc.Table:
+    """A small table of the house style: a header row of ``headers`` over the ``body`` rows."""
+    head = html.Thead(html.Tr([html.Th(h) for h in headers]))
+    return dbc.Table([head, html.Tbody(list(body))], size="sm", className="hmi-table", **props)
 
 
 def andon_legend() -> html.Div:
@@ -155,14 +164,14 @@ def alarm_line(tile: SiteTile) -> str:
 def _backlog_line(tile: SiteTile) -> html.Div:
     """Open orders and units to make; overdue orders in red words."""
     if not tile.open_orders:
-        return html.Div("no open orders", className="small muted", **_data_attrs(backlog="0"))
+        return html.Div("no open orders", className="small muted", **data_attrs(backlog="0"))
     text = f"backlog {tile.open_orders} order(s) · {tile.backlog_units:,} units"
     if tile.overdue_orders:
         overdue = html.Span(f"{tile.overdue_orders} OVERDUE", className="abnormal-red")
         return html.Div([html.Span(text + " · "), overdue], className="small",
-                        **_data_attrs(backlog=str(tile.open_orders)))
+                        **data_attrs(backlog=str(tile.open_orders)))
     due = f" · next due in {theme.fmt_duration(tile.min_slack_s)}" if tile.min_slack_s is not None else ""
-    return html.Div(text + due, className="small muted", **_data_attrs(backlog=str(tile.open_orders)))
+    return html.Div(text + due, className="small muted", **data_attrs(backlog=str(tile.open_orders)))
 
 
 def site_tile(tile: SiteTile, thresholds: theme.Thresholds | None = None) -> dcc.Link:
@@ -226,9 +235,6 @@ def stock_state(r: StockRow) -> str:
 
 def stock_table(rows: Sequence[StockRow]) -> dbc.Table:
     """Stock with days of cover, in-transit quantity and next ETA; at-risk rows marked in words."""
-    head = html.Thead(html.Tr([html.Th(h) for h in ("SKU", "Item", "On hand", "Reorder pt", "Cover",
-                                                    "With arrivals", "Lead time", "In transit", "Next ETA",
-                                                    "State")]))
     body = []
     for r in rows:
         state = stock_state(r)
@@ -239,7 +245,8 @@ def stock_table(rows: Sequence[StockRow]) -> dbc.Table:
              html.Td(theme.fmt_number(r.cover_with_arrivals_d, "d")),
              html.Td(theme.fmt_number(r.lead_time_d, "d")), html.Td(theme.fmt_number(r.in_transit, r.unit)),
              html.Td(theme.fmt_ts(r.next_eta)), html.Td(state)], className=cls))
-    return dbc.Table([head, html.Tbody(body)], size="sm", bordered=False, className="hmi-table")
+    return table(("SKU", "Item", "On hand", "Reorder pt", "Cover", "With arrivals", "Lead time", "In transit",
+                  "Next ETA", "State"), body, bordered=False)
 
 
 def arrival_text(r: ShipmentRow) -> str:
@@ -260,17 +267,15 @@ def shipments_table(rows: Sequence[ShipmentRow]) -> dbc.Table | html.Div:
     """Inbound shipments: origin, ETA against the planned ETA, delay; late ones amber, overdue red (in words)."""
     if not rows:
         return html.Div("No shipments in transit", className="muted")
-    head = html.Thead(html.Tr([html.Th(h) for h in ("Shipment", "SKU", "Qty", "Origin", "ETA", "Planned ETA",
-                                                    "Delay", "Arrives in")]))
     body = [
         html.Tr([html.Td(r.id or "(PLC)"), html.Td(f"{r.sku} {r.name}"), html.Td(theme.fmt_number(r.qty, r.unit)),
                  html.Td(r.origin or "–"), html.Td(theme.fmt_ts(r.eta)), html.Td(theme.fmt_ts(r.planned_eta)),
                  html.Td(delay_text(r)), html.Td(arrival_text(r))],
                 className="row-red" if r.overdue else "row-amber" if r.late else "",
-                **_data_attrs(shipment=r.id or "plc", state="overdue" if r.overdue else "late" if r.late else "ok"))
+                **data_attrs(shipment=r.id or "plc", state="overdue" if r.overdue else "late" if r.late else "ok"))
         for r in rows
     ]
-    return dbc.Table([head, html.Tbody(body)], size="sm", className="hmi-table")
+    return table(("Shipment", "SKU", "Qty", "Origin", "ETA", "Planned ETA", "Delay", "Arrives in"), body)
 
 
 def slack_text(r: OrderRow) -> str:
@@ -295,18 +300,17 @@ def orders_table(rows: Sequence[OrderRow], backlog: kpi.Backlog | None = None, *
         if backlog.mean_slack_s is not None:
             summary.append(f" · mean slack {'-' if backlog.mean_slack_s < 0 else ''}"
                            f"{theme.fmt_duration(backlog.mean_slack_s)}")
-    head = html.Thead(html.Tr([html.Th(h) for h in ("Order", "Product", "Qty", "Due", "Slack", "State")]))
     body = [
         html.Tr([html.Td(r.id), html.Td(r.product),
                  html.Td(f"{r.done_qty:,} / {r.qty:,}" if r.done_qty else f"{r.qty:,}"),
                  html.Td(theme.fmt_ts(r.due)), html.Td(slack_text(r)),
                  html.Td("OVERDUE" if r.overdue else "open")],
-                className="row-red" if r.overdue else "", **_data_attrs(order=r.id))
+                className="row-red" if r.overdue else "", **data_attrs(order=r.id))
         for r in rows[:limit]
     ]
     more = [html.Div(f"… and {len(rows) - limit} more", className="muted small")] if len(rows) > limit else []
     return html.Div([html.Div(summary, className="small mb-1"),
-                     dbc.Table([head, html.Tbody(body)], size="sm", className="hmi-table"), *more])
+                     table(("Order", "Product", "Qty", "Due", "Slack", "State"), body), *more])
 
 
 def alarm_table_rows(rows: Sequence[AlarmRow], now: datetime | None = None) -> list[dict[str, object]]:

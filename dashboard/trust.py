@@ -29,7 +29,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from dashboard.queries import AlarmRow, _newest_sample, _row_from_state
+from dashboard.viewmodels import AlarmRow
+from dashboard.views import alarm_row, newest_sample
 from twin.calibrate import Calibration, Source
 from twin.errors import ConfigError, Problem
 from twin.historian import Historian
@@ -424,7 +425,7 @@ class DriftAlarms:
     def past_alarms(self, site: str) -> list[AlarmRow]:
         """The site's cleared drift alarm instances (for the journal)."""
         with self._lock:
-            return [_row_from_state(a) for a in self._cleared.get(site, ())]
+            return [alarm_row(a) for a in self._cleared.get(site, ())]
 
 
 # --------------------------------------------------------------------------------------------- the service
@@ -547,7 +548,7 @@ class TrustService:
 
 def data_end(historian: Historian, fleet: FleetSpec, now: datetime) -> datetime:
     """The newest GOOD sample of any site at ``now`` (``now`` when it is newer or there is none)."""
-    newest = [_newest_sample(historian.state_at(str(site.id), now)) for site in fleet.sites]
+    newest = [newest_sample(historian.state_at(str(site.id), now)) for site in fleet.sites]
     found = [t for t in newest if t is not None]
     return min(now, max(found)) if found else now
 

@@ -1,10 +1,10 @@
-"""Pieces used by several pages: site pickers, the alarm grid and the acknowledge action."""
+"""Pieces used by several pages: site pickers, the alarm grid, the acknowledge action, the last drawing."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs
 
 import dash
@@ -13,13 +13,16 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 from werkzeug.exceptions import BadRequest
 
-from dashboard.auth import CurrentUser, UserRole, require
+from dashboard.auth import CurrentUser, UserRole, current_user, require
 from dashboard.queries import QueryService
+from twin.errors import TwinError
 
-__all__ = ["acknowledge", "alarm_grid", "card", "choose", "notice", "register_page", "site_dropdown", "site_options",
-           "url_param"]
+__all__ = ["LastDrawing", "ack_notice", "acknowledge", "alarm_grid", "card", "choose", "notice", "register_page",
+           "site_choice", "site_dropdown", "site_options", "url_param"]
 
 log = logging.getLogger(__name__)
+V = TypeVar("V")
+R = TypeVar("R")
 
 ALARM_COLUMNS = [
     {"field": "priority", "headerName": "Priority", "width": 100},
@@ -85,6 +88,13 @@ def site_options(queries: QueryService) -> list[dict[str, str]]:
     return [{"label": f"{s.name} ({s.id})", "value": s.id} for s in queries.fleet.sites]
 
 
+def site_choice(queries: QueryService, search: str | None,
+                value: str | None) -> tuple[list[dict[str, str]], str | None]:
+    """A site picker's options and value: the URL's site, else the one chosen now, else the first."""
+    options = site_options(queries)
+    return options, choose([o["value"] for o in options], url_param(search, "site"), value)
+
+
 def alarm_grid(component_id: str, *, height: str = "300px") -> dag.AgGrid:
     """An alarm table with row selection (for acknowledging) and priority classes."""
     return dag.AgGrid(
@@ -113,6 +123,14 @@ def acknowledge(queries: QueryService, user: CurrentUser | None, rows: Sequence[
     return f"{len(todo)} alarm(s) acknowledged by {who.name}."
 
 
+def ack_notice(queries: QueryService, rows: Sequence[dict[str, Any]] | None, comment: str | None) -> html.Div:
+    """The acknowledge buttons' answer: what was done as the signed-in user, or why nothing was."""
+    try:
+        return notice(acknowledge(queries, current_user(), rows, comment))
+    except TwinError as exc:  # Forbidden, or the historian refused the write
+        return notice(str(exc), error=True)
+
+
 def _alarm_rows(rows: Any) -> list[dict[str, Any]]:
     """The selected rows of an acknowledgement request; 400 naming the first malformed one (no page sends one)."""
     if rows is None:
@@ -127,3 +145,23 @@ def _alarm_rows(rows: Any) -> list[dict[str, Any]]:
 
 def notice(text: str, *, error: bool = False) -> html.Div:
     return html.Div(text, className="notice-error" if error else "notice")
+
+
+class LastDrawing(Generic[V, R]):
+    """The last drawing of each key (a site), kept while the view it was drawn from is the same object.
+
+    The query service returns the same view object until its next refresh: every tab refreshing the
+    same site within one refresh period shares one drawing.
+    """
+
+    def __init__(self, draw: Callable[[V], R]) -> None:
+        self._draw = draw
+        self._drawn: dict[str, tuple[V, R]] = {}
+
+    def __call__(self, key: str, view: V) -> R:
+        hit = self._drawn.get(key)
+        if hit is not None and hit[0] is view:
+            return hit[1]
+        drawing = self._draw(view)
+        self._drawn[key] = (view, drawing)
+        return drawing

@@ -12,10 +12,8 @@ from dash import Input, Output, State, dcc, html
 
 from connectors.export import ALARM_JOURNAL_FIELDS, spreadsheet_safe
 from dashboard import components, ids
-from dashboard.auth import current_user
-from dashboard.pages._shared import acknowledge, alarm_grid, card, notice, register_page, site_dropdown, site_options
+from dashboard.pages._shared import ack_notice, alarm_grid, card, register_page, site_dropdown, site_options
 from dashboard.services import Services
-from twin.errors import TwinError
 from twin.spec import Priority
 
 __all__ = ["journal_csv", "layout", "register"]
@@ -97,10 +95,7 @@ def register(app: dash.Dash, services: Services) -> None:
                   State(ids.ALARMS_GRID, "selectedRows"), State(ids.ALARMS_COMMENT, "value"),
                   prevent_initial_call=True)
     def _ack(_n: int | None, selected: list[dict[str, Any]] | None, comment: str | None) -> Any:
-        try:
-            return notice(acknowledge(queries, current_user(), selected, comment))
-        except TwinError as exc:  # Forbidden, or the historian refused the write
-            return notice(str(exc), error=True)
+        return ack_notice(queries, selected, comment)
 
     @app.callback(Output(ids.ALARMS_DOWNLOAD, "data"), Input(ids.ALARMS_EXPORT, "n_clicks"),
                   State(ids.ALARMS_SITES, "value"), State(ids.ALARMS_PRIORITIES, "value"),

@@ -14,8 +14,8 @@ from dash import Input, Output, html
 
 from dashboard import components, ids
 from dashboard.pages._shared import register_page
-from dashboard.queries import SiteTile
 from dashboard.services import Services
+from dashboard.viewmodels import SiteTile
 
 __all__ = ["layout", "register"]
 

@@ -10,9 +10,9 @@ from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboard import components, figures, ids, theme
-from dashboard.pages._shared import card, choose, register_page, site_dropdown, site_options, url_param
-from dashboard.queries import MachineKpis, MachineView
+from dashboard.pages._shared import card, choose, register_page, site_choice, site_dropdown, url_param
 from dashboard.services import Services
+from dashboard.viewmodels import MachineKpis, MachineView
 
 __all__ = ["RANGES_H", "layout", "register"]
 
@@ -57,9 +57,8 @@ def render(view: MachineView) -> tuple[Any, ...]:
     trend = figures.trend(view.series, unit=unit, height=360)
     rows = [html.Tr([html.Td(theme.fmt_ts(e.ts, seconds=True)), html.Td(e.kind.value), html.Td(e.message)])
             for e in sorted(view.events, key=lambda e: e.ts, reverse=True)[:200]]
-    events = (dbc.Table([html.Thead(html.Tr([html.Th("Time"), html.Th("Kind"), html.Th("Message")])),
-                         html.Tbody(rows)], size="sm", className="hmi-table")
-              if rows else html.Div("No events in this range", className="muted"))
+    events = (components.table(("Time", "Kind", "Message"), rows) if rows
+              else html.Div("No events in this range", className="muted"))
     return components.machine_tile(view.tile, link=False), kpi_cards(view.kpis), trend, events
 
 
@@ -72,8 +71,7 @@ def register(app: dash.Dash, services: Services) -> None:
     @app.callback(Output(ids.MACHINE_SITE, "options"), Output(ids.MACHINE_SITE, "value"),
                   Input(ids.LOCATION, "pathname"), Input(ids.LOCATION, "search"), State(ids.MACHINE_SITE, "value"))
     def _sites(_p: str | None, search: str | None, value: str | None) -> tuple[list[dict[str, str]], str | None]:
-        options = site_options(queries)
-        return options, choose([o["value"] for o in options], url_param(search, "site"), value)
+        return site_choice(queries, search, value)
 
     @app.callback(Output(ids.MACHINE_SELECT, "options"), Output(ids.MACHINE_SELECT, "value"),
                   Input(ids.MACHINE_SITE, "value"), State(ids.LOCATION, "search"), State(ids.MACHINE_SELECT, "value"))

@@ -15,7 +15,7 @@ from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboard import components, ids, theme
-from dashboard.pages._shared import card, choose, register_page, site_dropdown, site_options, url_param
+from dashboard.pages._shared import card, register_page, site_choice, site_dropdown, url_param
 from dashboard.services import Services
 
 __all__ = ["cursor_time", "layout", "next_cursor", "parse_local", "register"]
@@ -102,9 +102,8 @@ def register(app: dash.Dash, services: Services) -> None:
                   State(ids.REPLAY_START, "value"), State(ids.REPLAY_END, "value"))
     def _defaults(_p: str | None, search: str | None, site: str | None, start: str | None,
                   end: str | None) -> tuple[Any, ...]:
-        options = site_options(queries)
+        options, site = site_choice(queries, search, site)
         now = queries.now()
-        site = choose([o["value"] for o in options], url_param(search, "site"), site)
         start = url_param(search, "start") or start
         end = url_param(search, "end") or end
         return (options, site, start or (now - DEFAULT_RANGE).strftime(INPUT_FMT), end or now.strftime(INPUT_FMT))
@@ -143,8 +142,7 @@ def register(app: dash.Dash, services: Services) -> None:
         rows = [html.Tr([html.Td(theme.fmt_ts(e.ts, seconds=True)), html.Td(e.asset), html.Td(e.kind.value),
                          html.Td(e.message)], className="row-now" if e.ts <= at else "row-later")
                 for e in events[-200:]]
-        table = (dbc.Table([html.Thead(html.Tr([html.Th(h) for h in ("Time", "Asset", "Kind", "Message")])),
-                            html.Tbody(rows)], size="sm", className="hmi-table")
-                 if rows else html.Div("No events around this moment", className="muted"))
+        table = (components.table(("Time", "Asset", "Kind", "Message"), rows) if rows
+                 else html.Div("No events around this moment", className="muted"))
         fork = components.href("/whatif", site=site, at=at.strftime(INPUT_FMT))
         return f"state at {theme.fmt_ts(at, seconds=True)}", tiles, table, fork

@@ -18,21 +18,9 @@ from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboard import components, figures, ids, theme
-from dashboard.auth import current_user
-from dashboard.pages._shared import (
-    acknowledge,
-    alarm_grid,
-    card,
-    choose,
-    notice,
-    register_page,
-    site_dropdown,
-    site_options,
-    url_param,
-)
-from dashboard.queries import SiteView
+from dashboard.pages._shared import LastDrawing, ack_notice, alarm_grid, card, register_page, site_choice, site_dropdown
 from dashboard.services import Services
-from twin.errors import TwinError
+from dashboard.viewmodels import SiteView
 
 __all__ = ["Rendered", "fingerprints", "layout", "outputs_for", "register", "render", "render_view"]
 
@@ -204,16 +192,13 @@ def register(app: dash.Dash, services: Services) -> None:
     @app.callback(Output(ids.SITE_SELECT, "options"), Output(ids.SITE_SELECT, "value"),
                   Input(ids.LOCATION, "pathname"), Input(ids.LOCATION, "search"), State(ids.SITE_SELECT, "value"))
     def _options(_path: str | None, search: str | None, value: str | None) -> tuple[list[dict[str, str]], str | None]:
-        options = site_options(queries)
-        return options, choose([o["value"] for o in options], url_param(search, "site"), value)
+        return site_choice(queries, search, value)
 
     @app.callback(Output(ids.SITE_TRUST_LINK, "href"), Input(ids.SITE_SELECT, "value"))
     def _trust_link(site: str | None) -> str:
         return components.href(TRUST_PATH, site=site) if site else TRUST_PATH
 
-    # the last drawing of each site, keyed on the view object it was drawn from: every tab refreshing
-    # the same site within one refresh period shares one drawing
-    drawn: dict[str, tuple[SiteView, Rendered]] = {}
+    drawn: LastDrawing[SiteView, Rendered] = LastDrawing(render_view)
 
     @app.callback(
         Output(ids.SITE_HEADER, "children"), Output(ids.SITE_TILES, "children"),
@@ -226,13 +211,7 @@ def register(app: dash.Dash, services: Services) -> None:
     def _refresh(site: str | None, _n: int | None, _ack: Any, sent: dict[str, Any] | None) -> tuple[Any, ...]:
         if not site:
             raise PreventUpdate
-        view = queries.site_view(site)
-        hit = drawn.get(site)
-        if hit is not None and hit[0] is view:
-            rendered = hit[1]
-        else:
-            rendered = render_view(view)
-            drawn[site] = (view, rendered)
+        rendered = drawn(site, queries.site_view(site))
         # a new site or the page's first call sends everything; an interval tick only what changed
         full = ctx.triggered_id not in (ids.REFRESH, ids.SITE_ACK_RESULT)
         return outputs_for(rendered, sent, full=full)
@@ -267,7 +246,4 @@ def register(app: dash.Dash, services: Services) -> None:
                   State(ids.SITE_ALARMS, "selectedRows"), State(ids.SITE_ACK_COMMENT, "value"),
                   prevent_initial_call=True)
     def _ack(_n: int | None, rows: list[dict[str, Any]] | None, comment: str | None) -> Any:
-        try:
-            return notice(acknowledge(queries, current_user(), rows, comment))
-        except TwinError as exc:  # Forbidden, or the historian refused the write
-            return notice(str(exc), error=True)
+        return ack_notice(queries, rows, comment)

@@ -17,8 +17,8 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dashboard import ids, theme, trust_figures
-from dashboard.pages._shared import card, choose, register_page, site_dropdown, site_options, url_param
+from dashboard import components, ids, theme, trust_figures
+from dashboard.pages._shared import LastDrawing, card, register_page, site_choice, site_dropdown
 from dashboard.services import Services
 from dashboard.trust import COVERAGE_HIGH, COVERAGE_LOW, COVERAGE_TARGET, ParamRow, ScoreRow, TrustService, TrustView
 
@@ -114,15 +114,11 @@ def header(view: TrustView) -> str:
     return text + (f" {view.note}" if view.note else "")
 
 
-def _attrs(attrs: dict[str, str]) -> dict[str, Any]:
-    return attrs
-
-
 def _kpi(label: str, value: str, state: str, abnormal: bool, data: str) -> dbc.Col:
     box = html.Div([html.Div(label, className="kpi-label"), html.Div(value, className="kpi-big"),
                     html.Div(state, className="small")], className="kpi-box h-100",
                    style=AMBER_BOX if abnormal else None,
-                   **_attrs({"data-kpi": data, "data-abnormal": str(abnormal).lower()}))
+                   **components.data_attrs(kpi=data, abnormal=str(abnormal).lower()))
     return dbc.Col(box, xs=6, md=3)
 
 
@@ -157,8 +153,6 @@ def banner(view: TrustView) -> Any:
 def scores_table(rows: tuple[ScoreRow, ...]) -> Any:
     if not rows:
         return html.Div("No series scored.", className="muted")
-    head = html.Thead(html.Tr([html.Th(h) for h in ("Series", "Coverage", "CRPS", "P50 error", "Naive error",
-                                                    "Skill", "Points", "State")]))
     body = []
     for r in rows:
         words = [w for w in (coverage_state(r.coverage) if r.coverage_off else "",
@@ -171,7 +165,8 @@ def scores_table(rows: tuple[ScoreRow, ...]) -> Any:
     note = html.Div("P50 error: of the daily output for output, at the hourly bin ends for stock; naive: the same "
                     "hours a week earlier; skill = 1 − error ÷ naive error (above 0: better than naive).",
                     className="small muted")
-    return [dbc.Table([head, html.Tbody(body)], size="sm", bordered=False, className="hmi-table"), note]
+    return [components.table(("Series", "Coverage", "CRPS", "P50 error", "Naive error", "Skill", "Points", "State"),
+                             body, bordered=False), note]
 
 
 def _value(p: ParamRow) -> str:
@@ -209,19 +204,16 @@ def params_table(view: TrustView) -> Any:
             if view.calibrated_from else "")
     summary = html.Div(f"{learned} of {len(rows)} figures from history{span}; {len(rows) - learned} fell back to "
                        "the configuration (history too short for them).", className="small muted mb-1",
-                       **_attrs({"data-learned": str(learned)}))
-    head = html.Thead(html.Tr([html.Th(h) for h in ("Figure", "From history", "Configuration", "Samples")]))
+                       **components.data_attrs(learned=str(learned)))
     body = [html.Tr([html.Td(name), html.Td(str(hist)), html.Td(str(conf)), html.Td(samples)])
             for name, hist, conf, samples in param_groups(rows)]
-    every_head = html.Thead(html.Tr([html.Th(h) for h in ("Figure", "Of", "Value", "Samples", "Source")]))
     every = [html.Tr([html.Td(NAMES.get(p.name, p.name.replace("_", " "))), html.Td(p.subject), html.Td(_value(p)),
                       html.Td(f"{p.samples:,}"),
                       html.Td("history" if p.from_history else f"configuration ({num(p.default, p.unit)})")])
              for p in rows]
-    return [summary, dbc.Table([head, html.Tbody(body)], size="sm", bordered=False, className="hmi-table"),
+    return [summary, components.table(("Figure", "From history", "Configuration", "Samples"), body, bordered=False),
             html.Details([html.Summary(f"All {len(rows)} figures, value and source"),
-                          dbc.Table([every_head, html.Tbody(every)], size="sm", bordered=False,
-                                    className="hmi-table")])]
+                          components.table(("Figure", "Of", "Value", "Samples", "Source"), every, bordered=False)])]
 
 
 def render_view(view: TrustView) -> dict[str, Any]:
@@ -245,13 +237,12 @@ def register(app: dash.Dash, services: Services) -> None:
                   layout=layout)
     queries = services.queries
     trust = service_of(services)
-    drawn: dict[str, tuple[TrustView, dict[str, Any]]] = {}
+    drawn: LastDrawing[TrustView, dict[str, Any]] = LastDrawing(render_view)
 
     @app.callback(Output(ids.TRUST_SELECT, "options"), Output(ids.TRUST_SELECT, "value"),
                   Input(ids.LOCATION, "pathname"), Input(ids.LOCATION, "search"), State(ids.TRUST_SELECT, "value"))
     def _options(_path: str | None, search: str | None, value: str | None) -> tuple[list[dict[str, str]], str | None]:
-        options = site_options(queries)
-        return options, choose([o["value"] for o in options], url_param(search, "site"), value)
+        return site_choice(queries, search, value)
 
     @app.callback(
         Output(ids.TRUST_HEADER, "children"), Output(ids.TRUST_BANNER, "children"), Output(ids.TRUST_KPIS, "children"),
@@ -266,10 +257,5 @@ def register(app: dash.Dash, services: Services) -> None:
         mark = _mark(view)
         if ctx.triggered_id == ids.REFRESH and sent == mark:
             raise PreventUpdate  # the score changes once a day: an interval tick sends nothing new
-        hit = drawn.get(site)
-        if hit is not None and hit[0] is view:
-            parts = hit[1]
-        else:
-            parts = render_view(view)
-            drawn[site] = (view, parts)
+        parts = drawn(site, view)
         return (*(parts[name] for name in PARTS), mark)

@@ -12,10 +12,11 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from chromium import available, launched, new_page
 from conftest import ROOT
 from plant import LOW_STOCK, RunningPlant, running_plant
 from serve import serving
@@ -24,20 +25,17 @@ from werkzeug.security import generate_password_hash
 from dashboard.app import PROTECTED_OUTPUTS, create_app
 from dashboard.auth import settings_for
 from tests.conftest import free_port
+from twin.clock import utc_now
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
 
 sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run"]
 PAGES = [("fleet", "/"), ("site", "/site?site=pod-berlin"), ("machine", "/machine?site=pod-lyon&machine=CNC1"),
          ("whatif", "/whatif?site=pod-berlin"), ("replay", "/replay?site=pod-berlin"), ("alarms", "/alarms")]
-TIMEOUT_MS = 15_000
 SHOTS = os.environ.get("TWIN_SCREENSHOTS") == "1"
 INPUT_FMT = "%Y-%m-%dT%H:%M"
 
-if not Path(CHROMIUM).exists():
+if not available():
     pytest.skip("no /usr/bin/chromium", allow_module_level=True)
 
 
@@ -61,18 +59,12 @@ def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlant]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with launched(sync_api) as b:
         yield b
-        b.close()
 
 
 def _page(browser, errors: list[str]):  # type: ignore[no-untyped-def]
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(TIMEOUT_MS)
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    return page
+    return new_page(browser, 1400, 1000, errors)
 
 
 def test_every_page_loads_without_console_errors(browser, plant: RunningPlant, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -82,7 +74,7 @@ def test_every_page_loads_without_console_errors(browser, plant: RunningPlant, t
     page = _page(browser, errors)
     for name, path in PAGES:
         if name == "replay":  # two hours back: the cursor starts inside the recorded history
-            path += "&start=" + (datetime.now(UTC) - timedelta(hours=2)).strftime(INPUT_FMT)
+            path += "&start=" + (utc_now() - timedelta(hours=2)).strftime(INPUT_FMT)
         page.goto(plant.url + path)
         page.wait_for_selector("#_pages_content > *")
         if name == "fleet":
@@ -156,7 +148,7 @@ def test_orders_and_shipments_dropped_by_the_erp_show_on_the_site_page(  # type:
         browser, plant: RunningPlant) -> None:
     feeds = plant.config.feeds
     assert feeds is not None and feeds.drop_dir is not None
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = utc_now().replace(microsecond=0)
 
     def iso(t: datetime) -> str:
         return t.isoformat().replace("+00:00", "Z")
@@ -189,7 +181,7 @@ def test_orders_and_shipments_dropped_by_the_erp_show_on_the_site_page(  # type:
 
 def test_replay_cursor_changes_what_a_tile_shows(browser, plant: RunningPlant) -> None:  # type: ignore[no-untyped-def]
     start = (plant.history_start - timedelta(minutes=2)).strftime(INPUT_FMT)
-    end = datetime.now(UTC).strftime(INPUT_FMT)
+    end = utc_now().strftime(INPUT_FMT)
     page = _page(browser, [])
     page.goto(plant.url + f"/replay?site=pod-berlin&start={start}&end={end}")
     page.wait_for_selector(".machine-tile")
@@ -302,7 +294,7 @@ def test_the_machine_page_opens_the_machine_in_its_url(browser, plant: RunningPl
 
 def test_fork_from_a_lyon_replay_opens_whatif_at_lyon_and_that_time(  # type: ignore[no-untyped-def]
         browser, plant: RunningPlant) -> None:
-    start = (datetime.now(UTC) - timedelta(minutes=10)).strftime(INPUT_FMT)
+    start = (utc_now() - timedelta(minutes=10)).strftime(INPUT_FMT)
     page = _page(browser, [])
     page.goto(plant.url + f"/replay?site=pod-lyon&start={start}")
     _settled(page, "#replay-tiles .machine-tile")
@@ -318,8 +310,7 @@ def test_fork_from_a_lyon_replay_opens_whatif_at_lyon_and_that_time(  # type: ig
 
 def test_on_a_phone_no_page_scrolls_sideways_and_the_menu_folds(browser, plant: RunningPlant) -> None:  # type: ignore[no-untyped-def]
     errors: list[str] = []
-    page = browser.new_page(viewport={"width": 390, "height": 844})
-    page.set_default_timeout(TIMEOUT_MS)
+    page = new_page(browser, 390, 844)
     page.on("pageerror", lambda e: errors.append(str(e)))
     widths = {}
     for name, path in PAGES:

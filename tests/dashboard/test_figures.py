@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from dashboard import components, figures, theme
-from dashboard.queries import MachineTile, OeeView, StockRow, TimelineSegment
 from dashboard.services import Actual, Band, KpiDelta, WhatIfResult
+from dashboard.viewmodels import MachineTile, OeeView, StockRow, TimelineSegment
 from twin.historian import SeriesKey, SeriesPoint, SeriesResult
 from twin.readings import Quality
 from twin.spec import MachineStatus

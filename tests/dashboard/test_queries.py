@@ -9,7 +9,8 @@ from datetime import timedelta
 import history
 from conftest import NOW
 
-from dashboard.queries import QueryService, alarm_journal, machine_tile, stock_rows
+from dashboard.queries import QueryService
+from dashboard.views import alarm_journal, machine_tile, stock_rows
 from twin import kpi
 from twin.frozen import FrozenDict
 from twin.readings import Quality
@@ -140,6 +141,33 @@ def test_cache_reads_the_historian_once_per_ttl(queries: QueryService) -> None:
     assert len(calls) > first
 
 
+def test_each_cache_entry_keeps_its_own_ttl_from_when_it_was_asked_for() -> None:
+    from dashboard.queries import _TtlCache
+
+    clock = [0.0]
+    reads: list[str] = []
+
+    def read(name: str, value: object, took_s: float = 0.0) -> object:
+        reads.append(name)
+        clock[0] += took_s  # a slow read: the TTL still runs from the request
+        return value
+
+    cache = _TtlCache(lambda: clock[0])
+    assert cache.get("live", 2.0, lambda: read("live", 1, took_s=1.5)) == 1
+    assert cache.get("past", 300.0, lambda: read("past", None)) is None  # None is a value, kept too
+    clock[0] = 1.9
+    assert cache.get("live", 2.0, lambda: read("live", 2)) == 1
+    clock[0] = 2.0
+    assert cache.get("live", 2.0, lambda: read("live", 3)) == 3
+    assert cache.get("past", 300.0, lambda: read("past", "again")) is None
+    cache.clear(lambda k: k == "past")
+    assert cache.get("live", 2.0, lambda: read("live", 4)) == 4
+    assert cache.get("past", 300.0, lambda: read("past", "again")) is None
+    cache.clear()
+    assert cache.get("past", 300.0, lambda: read("past", "again")) == "again"
+    assert reads == ["live", "past", "live", "live", "past"]
+
+
 def test_good_status_too_old_is_not_shown_as_current(fleet: FleetSpec) -> None:
     spec = fleet.site("pod-berlin").machines[0]
     m = MachineState(id=spec.id, status=MachineStatus.RUNNING, status_since=NOW - timedelta(hours=1),
@@ -228,7 +256,7 @@ def test_a_lost_plc_is_stale_on_the_site_and_the_status_keeps_its_age(fleet: Fle
 
 def test_idle_is_calm_and_amber_means_a_look_is_needed(fleet: FleetSpec) -> None:
     from dashboard import components
-    from dashboard.queries import AlarmRow
+    from dashboard.viewmodels import AlarmRow
 
     spec = fleet.site("pod-berlin").machine("P1")
     assert spec is not None

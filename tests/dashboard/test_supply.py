@@ -11,14 +11,8 @@ from conftest import NOW
 
 from dashboard import components, figures
 from dashboard.pages import site as site_page
-from dashboard.queries import (
-    OeeView,
-    SiteView,
-    order_rows,
-    shipment_rows,
-    site_tile,
-    stock_rows,
-)
+from dashboard.viewmodels import OeeView, SiteView
+from dashboard.views import order_rows, shipment_rows, site_tile, stock_rows
 from twin import kpi, live
 from twin.frozen import FrozenDict
 from twin.readings import Quality

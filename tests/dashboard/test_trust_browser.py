@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chromium import available, launched, new_page
 from conftest import NOW, ROOT
 from serve import serving
 
@@ -30,14 +31,10 @@ from twin.spec import FleetSpec
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
 
 sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run"]
-TIMEOUT_MS = 15_000
 SHOTS = os.environ.get("TWIN_SCREENSHOTS") == "1"
 SMALL = TrustSettings(days=0.4, every_h=3.0, horizon_h=2.0, replications=3, calibrate_days=0.1)
 
-if not Path(CHROMIUM).exists():
+if not available():
     pytest.skip("no /usr/bin/chromium", allow_module_level=True)
 
 
@@ -59,10 +56,8 @@ def served(store_path: Path, fleet: FleetSpec) -> Iterator[tuple[str, TrustServi
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with launched(sync_api) as b:
         yield b
-        b.close()
 
 
 @pytest.mark.parametrize(("width", "height"), [(1440, 900), (390, 844)])
@@ -72,10 +67,7 @@ def test_the_trust_page_shows_the_services_coverage(browser, served, tmp_path: P
     view = trust.view("pod-lyon")
     assert view.status == "ok"
     errors: list[str] = []
-    page = browser.new_page(viewport={"width": width, "height": height})
-    page.set_default_timeout(TIMEOUT_MS)
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page = new_page(browser, width, height, errors)
     page.goto(url + "/trust?site=pod-lyon")
     box = page.locator("[data-kpi=output-coverage] .kpi-big")
     box.wait_for()
@@ -104,8 +96,7 @@ def test_the_trust_page_shows_the_services_coverage(browser, served, tmp_path: P
 
 def test_the_site_page_links_to_its_trust_panel(browser, served) -> None:  # type: ignore[no-untyped-def]
     url, _trust = served
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
+    page = new_page(browser, 1440, 900)
     page.goto(url + "/site?site=pod-lyon")
     link = page.locator("#site-trust-link")
     page.wait_for_function("() => (document.querySelector('#site-trust-link') || {}).href"
