@@ -9,8 +9,9 @@ Two layers:
   rows, the ``error,reference`` form); ``FeedReader``, which keeps the incremental cursor and turns
   points into de-duplicated readings.
 * **The poller** (asyncio): one task per feed under a ``TaskGroup``, so a failing feed never delays
-  the others. v1 goes over HTTP with aiohttp (``GET /query?db=..&q=..&epoch=ns``); v2 through
-  influxdb-client (``connectors.influx.historian.FluxQueryClient``, the only influxdb-client import) in a worker
+  the others (a ``connectors.collector.Source``, like the Modbus poller). v1 goes over HTTP with
+  aiohttp (``GET /query?db=..&q=..&epoch=ns``); v2 through influxdb-client
+  (``connectors.influx.historian.FluxQueryClient``, the only influxdb-client import) in a worker
   thread. Every query has a timeout.
 
 Incremental reading: each poll asks for the points newer than (newest point seen − ``overlap_s``),
@@ -23,10 +24,10 @@ cannot make the feed skip everybody else's points.
 Health mirrors ``connectors.modbus.poller``: an unreachable server, an HTTP error (``HTTP 401 ...``),
 an unknown database or bucket or a malformed answer makes the feed's mapped signals STALE at once
 and BAD once it has failed for ``bad_after_s``, with the reason (``influx unreachable: ...``); the
-next attempt waits an exponential backoff with jitter; the failure is logged when it starts and
-when it ends. A query error confined to one measurement (one InfluxQL statement) makes only that
-measurement's signals BAD. A value a mapping cannot translate (a status text not in its enum map)
-is a BAD reading with the reason.
+next attempt waits an exponential backoff with jitter; the failure is logged when it starts, when
+its reason changes and when it ends (``connectors.linkhealth``). A query error confined to one
+measurement (one InfluxQL statement) makes only that measurement's signals BAD. A value a mapping
+cannot translate (a status text not in its enum map) is a BAD reading with the reason.
 
 Usage::
 
@@ -52,6 +53,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from connectors.config.influx_feed import InfluxApi, InfluxConnection, InfluxFeed, InfluxMapping
+from connectors.linkhealth import Backoff, Change, LinkHealth
 from connectors.pacing import every
 from twin.errors import SourceError
 from twin.frozen import FrozenDict
@@ -610,7 +612,9 @@ class FeedPoller:
         self.groups = plan_groups(feed.mappings)
         self.reader = FeedReader(feed)
         self._clock = clock
-        self._rng = rng or random.Random()
+        self.link = LinkHealth(bad_after_s=feed.bad_after_s,  # loop times, as the Modbus poller's
+                               backoff=Backoff(feed.reconnect_min_s, feed.reconnect_max_s, jitter=True,
+                                               rng=rng or random.Random()))
         self._transport: _Transport = (_V1Transport(feed.connection, feed.timeout_s)
                                        if feed.connection.api is InfluxApi.V1
                                        else _V2Transport(feed.connection, feed.timeout_s))
@@ -619,43 +623,32 @@ class FeedPoller:
                     if m.measurement == g.measurement and m.tags == g.tags for a in m.assets})
             for g in self.groups
         ]
-        self._attempts = 0
-        self._next_try = 0.0
-        self._down_since: float | None = None
-        self._down_reason = ""
         self._group_errors: dict[int, str] = {}
         self.reachable = False
         self.queries = 0
         self.failed_queries = 0
         self.points = 0
 
-    def _backoff(self) -> float:
-        f = self.feed
-        base: float = min(f.reconnect_max_s, f.reconnect_min_s * 2.0 ** min(self._attempts, 30))
-        return base * self._rng.uniform(0.5, 1.0)
-
     def _went_down(self, now: float, reason: str) -> None:
-        if self._down_since is None:
-            self._down_since = now
+        change = self.link.fail(now, reason)
+        if change is Change.DOWN:
             log.warning("influx feed %s (%s, %s): %s; its signals are STALE, BAD after %g s", self.feed.id,
                         self.feed.connection.url, self.feed.connection.where, reason, self.feed.bad_after_s)
-        elif reason != self._down_reason:
+        elif change is Change.REASON:  # unlike a Modbus device's: a feed's reasons are few and telling
             log.warning("influx feed %s: %s", self.feed.id, reason)
-        self._down_reason = reason
         self.reachable = False
 
     def _unreachable(self, now: float) -> list[Reading]:
-        down = now - (self._down_since if self._down_since is not None else now)
-        quality = Quality.BAD if down >= self.feed.bad_after_s else Quality.STALE
+        quality = self.link.quality(now)
         ts = self._clock()
         return [Reading(ts=ts, site=self.feed.site, asset=a, signal=s, value=None, quality=quality,
-                        reason=self._down_reason) for a, s in self.feed.targets]
+                        reason=self.link.reason) for a, s in self.feed.targets]
 
     async def poll_once(self) -> list[Reading]:
         """Query once (unless backing off after a failure) and return the readings."""
         loop = asyncio.get_running_loop()
         now = loop.time()
-        if self._down_since is not None and now < self._next_try:
+        if not self.link.up and not self.link.may_try(now):
             return self._unreachable(now)
         now_ns = dt_to_ns(self._clock())
         try:
@@ -663,15 +656,12 @@ class FeedPoller:
         except FeedError as exc:
             now = loop.time()
             self.failed_queries += 1
-            self._attempts += 1
-            self._next_try = now + self._backoff()
             self._went_down(now, exc.reason)
             return self._unreachable(now)
         self.queries += 1
-        if self._down_since is not None:
-            log.warning("influx feed %s: answers again after %.1f s", self.feed.id, loop.time() - self._down_since)
-        self._attempts = 0
-        self._down_since = None
+        downtime = self.link.answered(loop.time())
+        if downtime is not None:
+            log.warning("influx feed %s: answers again after %.1f s", self.feed.id, downtime)
         self.reachable = True
         readings = self.reader.readings((p for r in results for p in r.points), now_ns)
         self.points += len(readings)

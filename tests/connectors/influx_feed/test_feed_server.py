@@ -143,7 +143,7 @@ async def test_http_401_and_unknown_database_are_stale_with_the_reason(
         assert {(r.quality, r.value, r.reason) for r in down} == {
             (Quality.STALE, None, "HTTP 401 Unauthorized: authorization failed")}
         monkeypatch.setenv("TEST_FEED_PW", "s3cret")
-        poller._next_try = 0.0  # skip the backoff wait: the next poll tries again
+        poller.link.retry_at = 0.0  # skip the backoff wait: the next poll tries again
         up = await poller.poll_once()
         assert len(up) == 17 and all(r.reason != "HTTP 401 Unauthorized: authorization failed" for r in up)
         assert poller.reachable
