@@ -17,7 +17,8 @@ import pytest
 from connectors.collector import Collector
 from connectors.config import PlantConfig, load_text
 from connectors.config.influx_feed import InfluxApi, InfluxConnection, InfluxFeed, InfluxMapping
-from connectors.influx.feed import FeedPoller, InfluxFeedPoller, dt_to_ns
+from connectors.influx.csv import dt_to_ns
+from connectors.influx.feed import FeedPoller, InfluxFeedPoller
 from connectors.store import SqliteHistorian
 from tests.conftest import EXAMPLES, free_port
 from tests.connectors.influx_feed.conftest import Influxd
