@@ -4,7 +4,9 @@ A link (a Modbus device, an InfluxDB feed, store-and-forward's sink) is *up* unt
 it *down*; while it is down its signals are STALE, and BAD once it has been down ``bad_after_s``
 (whatever retries happen in between). Each retry waits a ``Backoff``. Its owner logs only the
 transitions ``LinkHealth`` reports (went down, another reason while down, up again), never every
-failed attempt, each in its own words: the log texts belong to the connector.
+failed attempt, each in its own words: the log texts belong to the connector. ``PartFaults`` does
+the same for the parts of a link that works (a block of registers, one measurement's query): each
+part's failure is logged when it starts or changes and when it ends.
 
 Times are plain seconds from whatever monotonic clock the owner uses (the event loop's time, or
 ``time.monotonic``), passed in: no I/O and no clock here, so it is tested with numbers.
@@ -23,10 +25,14 @@ from __future__ import annotations
 
 import enum
 import random
+from typing import TypeVar
 
 from twin.readings import Quality
 
-__all__ = ["Backoff", "Change", "LinkHealth"]
+__all__ = ["Backoff", "Change", "LinkHealth", "PartFaults"]
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 _MAX_DOUBLINGS = 30  # 2**30 times the minimum is past any maximum anyone configures; avoids overflow
 
@@ -132,3 +138,21 @@ class LinkHealth:
         """What the link's signals are while it gives nothing: STALE, BAD once down ``bad_after_s``."""
         down = now - (self.down_since if self.down_since is not None else now)
         return Quality.BAD if down >= self.bad_after_s else Quality.STALE
+
+
+class PartFaults(dict[K, V]):
+    """The failing parts of a working link, part -> its failure; says when a failure is news, to log it once.
+
+    A ``dict`` (its truth value is the C one: the hot path asks "any failures?" for free).
+    """
+
+    def failed(self, part: K, fault: V) -> bool:
+        """``part`` fails with ``fault``: True when that is new (first failure, or another one than before)."""
+        if self.get(part) == fault:
+            return False
+        self[part] = fault
+        return True
+
+    def cleared(self, part: K) -> bool:
+        """``part`` works: True when it was failing (log that it works again)."""
+        return self.pop(part, None) is not None

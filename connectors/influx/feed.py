@@ -52,7 +52,7 @@ from connectors.influx import csv
 from connectors.influx.client import FluxQueryClient, InfluxQLClient, basic_auth
 from connectors.influx.csv import NS, dt_to_ns, ns_to_dt, parse_time_ns
 from connectors.influx.query import QueryGroup, flux_query, influxql_query, plan_groups
-from connectors.linkhealth import Backoff, Change, LinkHealth
+from connectors.linkhealth import Backoff, Change, LinkHealth, PartFaults
 from connectors.pacing import every
 from twin.clock import Clock, utc_now
 from twin.errors import SourceError
@@ -389,7 +389,7 @@ class FeedPoller:
                     if m.measurement == g.measurement and m.tags == g.tags for a in m.assets})
             for g in self.groups
         ]
-        self._group_errors: dict[int, str] = {}
+        self._group_errors: PartFaults[int, str] = PartFaults()
         self.reachable = False
         self.queries = 0
         self.failed_queries = 0
@@ -434,14 +434,13 @@ class FeedPoller:
         ts = self._clock()
         for i, r in enumerate(results):
             if r.error:
-                if self._group_errors.get(i) != r.error:
+                if self._group_errors.failed(i, r.error):
                     log.warning("influx feed %s: query of %r failed: %s", self.feed.id,
                                 self.groups[i].measurement, r.error)
-                self._group_errors[i] = r.error
                 readings.extend(Reading(ts=ts, site=self.feed.site, asset=a, signal=s, value=None,
                                         quality=Quality.BAD, reason=f"influx query failed: {r.error}")
                                 for a, s in self._targets_of_group[i])
-            elif self._group_errors.pop(i, None) is not None:
+            elif self._group_errors.cleared(i):
                 log.warning("influx feed %s: query of %r works again", self.feed.id, self.groups[i].measurement)
         return readings
 

@@ -27,7 +27,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 
-from connectors.linkhealth import Backoff, Change, LinkHealth
+from connectors.linkhealth import Backoff, Change, LinkHealth, PartFaults
 from connectors.modbus.client import ConnectFailed, Failure, ModbusConnection
 from connectors.modbus.points import Block, BlockDecoder, plan_blocks
 from connectors.modbus.spec import ModbusDevice, RegisterKind, exception_reason
@@ -77,7 +77,7 @@ class DevicePoller:
         self.link = LinkHealth(bad_after_s=device.bad_after_s,
                                backoff=Backoff(device.reconnect_min_s, device.reconnect_max_s, jitter=True,
                                                rng=rng or random.Random()))
-        self._block_errors: dict[tuple[RegisterKind, int, int], Failure] = {}  # block -> the failure reported
+        self._block_errors: PartFaults[tuple[RegisterKind, int, int], Failure] = PartFaults()  # as reported
         self.splits = 0  # blocks split to isolate addresses the device lacks (exception 2)
         self._split_logged: list[Block] = []
         self.reachable = False
@@ -163,7 +163,7 @@ class DevicePoller:
                 if link.down_since is not None:
                     self._answered(loop.time())
                 readings += self._decoders[i].readings(result.values, ts, site)
-                if self._block_errors and self._block_errors.pop(_key(block), None) is not None:
+                if self._block_errors and self._block_errors.cleared(_key(block)):
                     log.warning("device %s: %s %d+%d answers again", self.device.id, block.kind.value,
                                 block.address, block.count)
                 continue
@@ -180,10 +180,9 @@ class DevicePoller:
                 failure is Failure.TIMEOUT and self.conn.connected
             ):
                 reset = failure is Failure.TIMEOUT or not self.conn.connected  # the device is down: logged so
-                if not reset and self._block_errors.get(_key(block)) is not failure:  # a new failure
+                if not reset and self._block_errors.failed(_key(block), failure):  # a new failure
                     log.warning("device %s: read of %s %d+%d failed: %s", self.device.id, block.kind.value,
                                 block.address, block.count, result.reason)
-                    self._block_errors[_key(block)] = failure
                 reason = result.reason
                 readings.extend(new(ts, site, p.asset, p.signal, None, bad, reason) for p in block.points)
                 if reset:
