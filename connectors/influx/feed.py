@@ -2,17 +2,15 @@
 
 Two layers:
 
-* **Pure query building and parsing** (tested on exact text): InfluxQL for the v1 API
-  (``influxql_query``, with identifier and string quoting), Flux for the v2 API (``flux_query``);
-  the v1 JSON response (``parse_influxql_response``, ``epoch=ns`` or RFC 3339 times) and InfluxDB's
-  annotated CSV (``parse_annotated_csv``: several tables, ``#datatype``/``#group``/``#default``
-  rows, the ``error,reference`` form); ``FeedReader``, which keeps the incremental cursor and turns
-  points into de-duplicated readings.
+* **Pure parsing** (tested on exact text): the v1 JSON response (``parse_influxql_response``,
+  ``epoch=ns`` or RFC 3339 times) and the v2 annotated CSV (``flux_rows``, through
+  ``connectors.influx.csv``), their failures as the reasons readings show; ``FeedReader``, which
+  keeps the incremental cursor and turns points into de-duplicated readings. The query text
+  (``influxql_query``, ``flux_query``) is ``connectors.influx.query``'s.
 * **The poller** (asyncio): one task per feed under a ``TaskGroup``, so a failing feed never delays
-  the others (a ``connectors.collector.Source``, like the Modbus poller). v1 goes over HTTP with
-  aiohttp (``GET /query?db=..&q=..&epoch=ns``); v2 through influxdb-client
-  (``connectors.influx.historian.FluxQueryClient``, the only influxdb-client import) in a worker
-  thread. Every query has a timeout.
+  the others (a ``connectors.collector.Source``, like the Modbus poller). v1 goes over HTTP
+  (``GET /query?db=..&q=..&epoch=ns``), v2 through influxdb-client in a worker thread, both through
+  ``connectors.influx.client``. Every query has a timeout.
 
 Incremental reading: each poll asks for the points newer than (newest point seen − ``overlap_s``),
 so late points inside that window are read again; a point already emitted (same asset, signal and
