@@ -41,8 +41,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from connectors.collector import Collector, LoggingSink, Sink, resume_state, tune_gc
     from connectors.config import load
-    from connectors.modbus.poller import utc_now
     from connectors.store import SqliteHistorian
+    from twin.clock import utc_now
 
     cfg = load(args.config)
     feeds_only = not cfg.modbus and not args.device and (cfg.feeds is not None or bool(cfg.influx))

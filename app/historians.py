@@ -43,7 +43,7 @@ def open_historian(config: HistorianConfig, fleet: FleetSpec, mode: Mode, *,
         if config.kind == "sqlite":
             return SqliteHistorian(Path(config.path), fleet, rollup_interval_s=rollup_s,
                                    retention_raw_days=config.retention_raw_days)
-        from connectors.influx.historian import batch_lines
+        from connectors.influx.lineproto import batch_lines
 
         store = SqliteHistorian(Path(config.path), fleet, outbox=batch_lines, rollup_interval_s=rollup_s,
                                 retention_raw_days=config.retention_raw_days)

@@ -39,10 +39,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
-from connectors.modbus.poller import Clock, Poller, utc_now
+from connectors.modbus.poller import Poller
 from connectors.modbus.spec import ModbusDevice
 from twin import business, live
 from twin.business import BusinessRecord
+from twin.clock import Clock, utc_now
 from twin.errors import TwinError
 from twin.frozen import FrozenDict
 from twin.historian import Historian
@@ -65,7 +66,7 @@ class Sink(Protocol):
 
 
 class Source(Protocol):
-    """A live source run beside the Modbus poller (an InfluxDB feed, the orders/shipments feeds)."""
+    """A live source the collector runs (the Modbus poller, an InfluxDB feed, the orders/shipments feeds)."""
 
     async def run(self, stop: asyncio.Event) -> None: ...
 
@@ -123,7 +124,7 @@ class Collector:
         self.poller = Poller(devices, self.ingest, clock=clock, seed=seed)
         self._pending: list[Reading] = []
         self._pending_records: list[BusinessRecord] = []
-        self.sources: tuple[Source, ...] = tuple(sources)
+        self.sources: tuple[Source, ...] = (self.poller, *sources)  # the Modbus poller is a source like the others
         self._checkpointed: dict[SiteId, float] = {}
         self._ignored_logged: set[tuple[str, str, str, str]] = set()
         self._unsent: Batch | None = None  # a batch the sink refused, written again with the next one
@@ -229,10 +230,9 @@ class Collector:
     async def run(self, stop: asyncio.Event) -> None:
         """Poll and flush until ``stop`` is set; the last batch is flushed before returning."""
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.poller.run(stop), name="collector-poll")
-            tg.create_task(self._flush_loop(stop), name="collector-flush")
             for i, source in enumerate(self.sources):
                 tg.create_task(source.run(stop), name=f"collector-source-{i}")
+            tg.create_task(self._flush_loop(stop), name="collector-flush")
 
 
 def resume_state(fleet: FleetSpec, historian: Historian, now: datetime) -> TwinState:

@@ -5,7 +5,8 @@ the store's outbox (one transaction). The forwarder then sends outbox batches ol
 InfluxDB accepts one, the durable cursor in the same SQLite file moves past it. A crash between
 "accepted" and "cursor moved" resends that batch, which InfluxDB stores once (same measurement,
 tags and timestamp), so nothing is lost and nothing is duplicated across outages and restarts.
-While InfluxDB is unreachable, writes keep succeeding locally and retries back off.
+While InfluxDB is unreachable, writes keep succeeding locally and retries back off
+(``connectors.linkhealth``, as for the Modbus poller and the InfluxDB feed, without jitter).
 (The configured historian is opened by ``app.historians.open_historian``.)
 """
 
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from connectors.linkhealth import Backoff, Change, LinkHealth
 from connectors.store import SqliteHistorian
 from twin.errors import HistorianError
 from twin.historian import SeriesKey, SeriesResult
@@ -57,11 +59,9 @@ class StoreAndForward:
             raise HistorianError("store-and-forward needs a store opened with outbox=batch_lines")
         self.store, self.sink = store, sink
         self.batches_per_pump = batches_per_pump
-        self._backoff_min, self._backoff_max = backoff_s
-        self._backoff = 0.0
-        self._next_try = 0.0
+        # no signals of its own, so never STALE or BAD: only down/up and the backoff
+        self.link = LinkHealth(bad_after_s=float("inf"), backoff=Backoff(*backoff_s))
         self._clock = clock
-        self._failing = False
 
     def __repr__(self) -> str:
         return f"StoreAndForward({self.store!r}, {self.sink!r})"
@@ -73,7 +73,7 @@ class StoreAndForward:
         events: Sequence[Event] = (),
     ) -> None:
         self.store.write(readings, states, events)  # acknowledged here
-        if self._clock() >= self._next_try:
+        if self.link.may_try(self._clock()):
             self.pump()
 
     def pump(self, max_batches: int | None = None) -> int:
@@ -88,19 +88,15 @@ class StoreAndForward:
                 try:
                     self.sink.write_lines(payload)
                 except HistorianError as exc:
-                    self._backoff = min(self._backoff_max, max(self._backoff_min, self._backoff * 2))
-                    self._next_try = self._clock() + self._backoff
-                    if not self._failing:
+                    if self.link.fail(self._clock(), str(exc)) is Change.DOWN:  # logged once per outage
                         log.warning("forwarding paused (%s); %d batches wait; retry in %.0f s", exc,
-                                    self.store.outbox_backlog(), self._backoff)
-                    self._failing = True
+                                    self.store.outbox_backlog(), self.link.delay)
                     return sent
                 self.store.outbox_done(batch_id)
                 sent += 1
-        if self._failing:
+        if not self.link.up:
+            self.link.answered(self._clock())
             log.warning("forwarding resumed: %d batches sent", sent)
-        self._failing = False
-        self._backoff = 0.0
         return sent
 
     def backlog(self) -> int:

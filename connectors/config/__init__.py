@@ -16,15 +16,16 @@ import re
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
-from connectors.config import modbus as modbus_schema
 from connectors.config.feeds import FeedsConfig, convert_feeds
-from connectors.config.influx_feed import convert_influx_feeds, feed_intervals
+from connectors.config.influx_feed import InfluxFeed, convert_influx_feeds, feed_intervals
+from connectors.config.modbus import convert_modbus
 from connectors.config.schema import PlantModel, SiteModel, TemplateModel
+from connectors.modbus.spec import ModbusDevice
 from twin.errors import ConfigError, Problem
 from twin.frozen import FrozenDict
 from twin.spec import (
@@ -56,7 +57,6 @@ __all__ = ["MAX_CONFIG_BYTES", "HistorianConfig", "PlantConfig", "load", "load_t
 
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 _COUNTER_KINDS = (SignalKind.GOOD_COUNT, SignalKind.SCRAP_COUNT)
-INVENTORY_SIGNALS = ("on_hand", "in_transit", "eta")
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")
 
 
@@ -64,7 +64,7 @@ _PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")
 class HistorianConfig:
     """Where history is kept. ``path`` is resolved against the configuration file's folder."""
 
-    kind: str
+    kind: Literal["sqlite", "influxdb"]
     path: Path
     retention_raw_days: float
     rollup_interval_s: float
@@ -83,8 +83,8 @@ class PlantConfig:
     source: Path
     fleet: FleetSpec
     historian: HistorianConfig
-    modbus: tuple[Any, ...] = ()  # connectors.modbus devices (typed there)
-    influx: tuple[Any, ...] = ()  # InfluxDB feed sources (typed in connectors.config.influx_feed)
+    modbus: tuple[ModbusDevice, ...] = ()  # the Modbus devices polled
+    influx: tuple[InfluxFeed, ...] = ()  # the InfluxDB feed sources
     feeds: FeedsConfig | None = None  # the orders/shipments feeds, when configured
 
 
@@ -130,12 +130,11 @@ def load_text(text: str, *, source: str | Path = "<string>") -> PlantConfig:
         raise ConfigError(str(src), pydantic_problems(exc)) from None
     problems: list[Problem] = []
     fleet = _convert_fleet(model, problems)
-    devices: tuple[Any, ...] = ()
-    convert_modbus = getattr(modbus_schema, "convert_modbus", None)
-    if not problems and convert_modbus is not None:
-        devices = tuple(convert_modbus(model.sources, fleet, problems))
+    devices: tuple[ModbusDevice, ...] = ()
+    if not problems:
+        devices = convert_modbus(model.sources, fleet, problems)
         fleet = _with_poll_intervals(fleet, devices)
-    influx: tuple[Any, ...] = ()
+    influx: tuple[InfluxFeed, ...] = ()
     feeds: FeedsConfig | None = None
     if not problems:
         base = src.parent if src.name != "<string>" else Path.cwd()
@@ -384,7 +383,7 @@ def _convert_fleet(model: PlantModel, problems: list[Problem]) -> FleetSpec:
     )
 
 
-def _with_poll_intervals(fleet: FleetSpec, devices: tuple[Any, ...],
+def _with_poll_intervals(fleet: FleetSpec, devices: tuple[ModbusDevice, ...],
                          feeds: dict[tuple[str, str], float] | None = None) -> FleetSpec:
     """Each machine and item is expected as often as the fastest device or InfluxDB feed that serves it.
 

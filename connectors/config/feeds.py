@@ -29,6 +29,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
+from connectors.config.secrets import SecretProblem, SecretUnavailable, read_secret
 from twin.errors import ConfigError, Problem
 from twin.spec import FleetSpec
 
@@ -163,29 +164,16 @@ def read_token(http: FeedsHttpConfig, source: str) -> str:
 
     Raises ``ConfigError`` (naming the key, never showing the token) when it is missing or empty.
     """
-    if http.token_env:
-        value = os.environ.get(http.token_env, "").strip()
-        if not value:
-            raise ConfigError(source, [Problem(path="feeds.http.token_env",
-                                               message="environment variable is not set or empty",
-                                               got=http.token_env)])
-        return value
-    assert http.token_file is not None
     try:
-        with http.token_file.open("rb") as f:
-            data = f.read(_MAX_TOKEN_FILE + 1)
-        if len(data) > _MAX_TOKEN_FILE:
-            raise ConfigError(source, [Problem(path="feeds.http.token_file", got=str(http.token_file),
-                                               message=f"over {_MAX_TOKEN_FILE // 1024} KiB: not a token file")])
-        value = data.decode("utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(source, [Problem(path="feeds.http.token_file",
-                                           message=f"cannot read: {exc.strerror}",
-                                           got=str(http.token_file))]) from exc
-    except UnicodeDecodeError:  # the content is never quoted: it may be a secret
-        raise ConfigError(source, [Problem(path="feeds.http.token_file", message="not UTF-8 text",
-                                           got=str(http.token_file))]) from None
-    if not value:
-        raise ConfigError(source, [Problem(path="feeds.http.token_file", message="file is empty",
-                                           got=str(http.token_file))])
-    return value
+        return read_secret(http.token_env, http.token_file, max_bytes=_MAX_TOKEN_FILE)
+    except SecretUnavailable as exc:
+        if http.token_env:
+            problem = Problem(path="feeds.http.token_env", message="environment variable is not set or empty",
+                              got=http.token_env)
+        else:
+            message = {SecretProblem.TOO_LARGE: f"over {_MAX_TOKEN_FILE // 1024} KiB: not a token file",
+                       SecretProblem.UNREADABLE: f"cannot read: {exc.strerror}",
+                       SecretProblem.NOT_TEXT: "not UTF-8 text",
+                       SecretProblem.MISSING: "file is empty"}[exc.problem]
+            problem = Problem(path="feeds.http.token_file", message=message, got=str(http.token_file))
+        raise ConfigError(source, [problem]) from (exc if exc.problem is SecretProblem.UNREADABLE else None)

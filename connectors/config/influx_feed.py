@@ -36,8 +36,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
+from connectors.modbus.spec import ModbusDevice
 from twin.errors import Problem
 from twin.frozen import FrozenDict
+from twin.live import INVENTORY_SIGNALS
 from twin.readings import Value
 from twin.spec import FleetSpec, SiteSpec
 
@@ -57,7 +59,6 @@ Num = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Int = Annotated[int, Strict()]
 Name = Annotated[str, Field(min_length=1, max_length=256)]  # an InfluxDB measurement, tag or field name
 
-ITEM_SIGNALS = ("on_hand", "in_transit", "eta")  # as for Modbus: what an inventory item can be fed
 _DURATIONS = ("poll_interval_s", "sample_interval_s", "overlap_s", "lookback_s", "timeout_s", "bad_after_s",
               "reconnect_min_s", "reconnect_max_s")
 
@@ -256,7 +257,7 @@ def _signals_of(site: SiteSpec, asset: str) -> tuple[str, ...] | None:
     if m is not None:
         return tuple(s.name for s in m.template.signals)
     if site.item(asset) is not None:
-        return ITEM_SIGNALS
+        return INVENTORY_SIGNALS  # as for Modbus: what an inventory item can be fed
     return None
 
 
@@ -341,7 +342,7 @@ def _mapping(m: InfluxMappingModel, path: str, site: SiteSpec, problems: list[Pr
         assets = list(m.assets)
     else:
         assets = [str(x.id) for x in site.machines if x.template.signal(m.signal) is not None]
-        if m.signal in ITEM_SIGNALS:
+        if m.signal in INVENTORY_SIGNALS:
             assets += [str(i.sku) for i in site.inventory]
         if not assets:
             problems.append(Problem(path=f"{path}.signal", message=f"no machine or SKU of site '{site.id}' has "
@@ -356,7 +357,7 @@ def _mapping(m: InfluxMappingModel, path: str, site: SiteSpec, problems: list[Pr
 
 
 def convert_influx_feeds(models: Sequence[InfluxFeedModel], fleet: FleetSpec, problems: list[Problem], *,
-                         base: Path | None = None, modbus: Sequence[Any] = ()) -> tuple[InfluxFeed, ...]:
+                         base: Path | None = None, modbus: Sequence[ModbusDevice] = ()) -> tuple[InfluxFeed, ...]:
     """Build the feeds of ``[[sources.influx]]``, appending every cross-reference problem to ``problems``.
 
     ``base`` is the configuration file's folder (secret files are resolved against it); ``modbus``

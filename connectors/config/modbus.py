@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationInfo, field_validator
 
@@ -40,10 +40,10 @@ from connectors.modbus.points import MAX_BITS, MAX_REGISTERS
 from connectors.modbus.spec import ByteOrder, DataType, ModbusDevice, ModbusPoint, RegisterKind
 from twin.errors import Problem
 from twin.frozen import FrozenDict
+from twin.live import INVENTORY_SIGNALS
 from twin.spec import FleetSpec
 
 __all__ = [
-    "ITEM_SIGNALS",
     "TYPE_OPTIONS",
     "AssetMapModel",
     "DevicePointModel",
@@ -57,9 +57,9 @@ Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-
 Num = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Int = Annotated[int, Strict()]
 
-# Signals an inventory item (a SKU) can be fed: stock on hand, quantity in transit, and the
-# arrival time of the earliest shipment as Unix seconds UTC (0 when nothing is on its way).
-ITEM_SIGNALS = ("on_hand", "in_transit", "eta")
+# Signals an inventory item (a SKU) can be fed are twin.live's INVENTORY_SIGNALS: stock on hand,
+# quantity in transit, and the arrival time of the earliest shipment as Unix seconds UTC (0 when
+# nothing is on its way).
 
 _REGISTER_KINDS = ("holding", "input")
 _BIT_KINDS = ("coil", "discrete")
@@ -276,7 +276,7 @@ def _signals_of(fleet: FleetSpec, site: str, asset: str) -> tuple[str, ...] | No
     if m is not None:
         return tuple(sig.name for sig in m.template.signals)
     if s.item(asset) is not None:
-        return ITEM_SIGNALS
+        return INVENTORY_SIGNALS
     return None
 
 
@@ -452,7 +452,3 @@ def _check_device_points(d: ModbusDeviceModel, dpath: str, placed: list[_Placed]
                                 f"{b.label} ({b.point.asset}.{b.point.signal}) at {what} (protocol addresses)",
                                 got=a.point.address + d.address_base))
 
-
-def describe_options() -> dict[str, Any]:
-    """The option table as plain data (for the documentation)."""
-    return {t.value: {"options": sorted(o), "tables": list(k)} for t, (o, k) in TYPE_OPTIONS.items()}

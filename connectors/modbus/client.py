@@ -34,8 +34,9 @@ from pymodbus.logging import Log as _PymodbusLog
 from pymodbus.pdu import ModbusPDU
 
 from connectors.modbus.spec import RegisterKind, exception_reason
+from twin.errors import SourceError
 
-__all__ = ["MAX_RX_BYTES", "Failure", "ModbusConnection", "ReadResult", "tame_pymodbus_logging"]
+__all__ = ["MAX_RX_BYTES", "ConnectFailed", "Failure", "ModbusConnection", "ReadResult", "tame_pymodbus_logging"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,14 @@ class Failure(enum.Enum):
     PROTOCOL = "protocol"  # an answer that does not fit the request
 
 
+class ConnectFailed(SourceError):
+    """The connection could not be opened; ``reason`` says why (``cannot connect to HOST:PORT: ...``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class ReadResult(NamedTuple):
     """The outcome of one read: ``values`` (registers as ints, bits as bools), or a failure and why."""
 
@@ -112,9 +121,11 @@ class ModbusConnection:
     Usage::
 
         conn = ModbusConnection("127.0.0.1", 502, device_id=1, timeout_s=1.0)
-        if await conn.connect() == "":
+        try:
+            await conn.connect()  # raises ConnectFailed (its reason) when the device cannot be reached
             result = await conn.read(RegisterKind.HOLDING, 0, 10)
-        conn.close()
+        finally:
+            conn.close()
     """
 
     def __init__(self, host: str, port: int, *, device_id: int, timeout_s: float) -> None:
@@ -142,8 +153,8 @@ class ModbusConnection:
     def connected(self) -> bool:
         return self._client is not None and self._client.connected
 
-    async def connect(self) -> str:
-        """Open the connection; returns "" when connected, else the reason it failed."""
+    async def connect(self) -> None:
+        """Open the connection; raises ``ConnectFailed`` (with the reason) when it cannot."""
         self.close()
         client = AsyncModbusTcpClient(
             self.host, port=self.port, timeout=self.timeout_s, retries=0, reconnect_delay=0,
@@ -153,10 +164,10 @@ class ModbusConnection:
             ok = await asyncio.wait_for(client.connect(), timeout=self.timeout_s + 0.5)
         except (TimeoutError, ModbusException, OSError) as exc:
             client.close()
-            return f"cannot connect to {self.host}:{self.port}: {exc or type(exc).__name__}"
+            raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc or type(exc).__name__}") from exc
         if not ok:
             client.close()
-            return f"cannot connect to {self.host}:{self.port}"
+            raise ConnectFailed(f"cannot connect to {self.host}:{self.port}")
         self._client = client
         self._rx, self._fault = 0, ""
         protocol = client.ctx
@@ -181,7 +192,6 @@ class ModbusConnection:
 
         protocol.data_received = counted  # type: ignore[method-assign]
         protocol.low_level_send = sending
-        return ""
 
     def close(self) -> None:
         if self._client is not None:

@@ -6,11 +6,13 @@ own points BAD (with the reason, e.g. ``exception 2: illegal data address``); a 
 makes the device's points STALE at once and BAD once ``bad_after_s`` have passed since its last
 answered read, whatever reconnects happen in between (a device that accepts connections but never
 answers goes BAD like one that refuses them); the connection is re-opened with exponential backoff
-and jitter (also when it connects and then fails again). An answer that does not fit its request
+and jitter (also when it connects and then fails again): ``connectors.linkhealth``, as for the
+InfluxDB feed and store-and-forward. An answer that does not fit its request
 (another function code or transaction id, more bytes than one answer) resets the connection. The
 same failure is logged once when it starts and once when it ends, never on every poll: a failure
 is its kind (exception, timeout, protocol), so an exception code changing every poll is one
 failure. Readings carry the UTC time their block was read and go to a ``sink`` callback.
+``Poller`` is a ``connectors.collector.Source`` like the InfluxDB feed: ``run(stop)``.
 
 Usage::
 
@@ -24,25 +26,20 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from functools import partial
 
-from connectors.modbus.client import Failure, ModbusConnection
+from connectors.linkhealth import Backoff, Change, LinkHealth, PartFaults
+from connectors.modbus.client import ConnectFailed, Failure, ModbusConnection
 from connectors.modbus.points import Block, BlockDecoder, plan_blocks
 from connectors.modbus.spec import ModbusDevice, RegisterKind, exception_reason
 from connectors.pacing import every
+from twin.clock import Clock, utc_now
 from twin.readings import Quality, Reading
 
-__all__ = ["Clock", "DevicePoller", "Poller", "ReadingSink", "utc_now"]
+__all__ = ["DevicePoller", "Poller", "ReadingSink"]
 
 log = logging.getLogger(__name__)
 
 ReadingSink = Callable[[Sequence[Reading]], None]
-Clock = Callable[[], datetime]
-
-
-utc_now: Clock = partial(datetime.now, UTC)
-"""The wall clock, in UTC (the default clock of the poller; a ``partial``: no Python frame per call)."""
 
 
 _ILLEGAL_ADDRESS = exception_reason(2)
@@ -61,8 +58,9 @@ def _within(outer: Block, inner: Block) -> bool:
 class DevicePoller:
     """Polls one device over one connection. ``poll_once`` reads every block once.
 
-    ``reachable`` tells whether the last poll got through to the device. Counters
-    ``block_reads`` (answered requests) and ``failed_reads`` serve tests and the benchmark.
+    ``reachable`` tells whether the last poll got through to the device; ``link`` is its health
+    (down since when and why, the backoff). Counters ``block_reads`` (answered requests) and
+    ``failed_reads`` serve tests and the benchmark.
     """
 
     def __init__(self, device: ModbusDevice, *, clock: Clock = utc_now, rng: random.Random | None = None) -> None:
@@ -75,12 +73,11 @@ class DevicePoller:
         self.conn = ModbusConnection(device.host, device.port, device_id=device.device_id,
                                      timeout_s=device.timeout_s)
         self._clock = clock
-        self._rng = rng or random.Random()
-        self._attempts = 0  # failed connects in a row
-        self._next_connect = 0.0  # loop time of the next connection attempt
-        self._down_since: float | None = None  # loop time of the first failure since the last answered read
-        self._down_reason = ""
-        self._block_errors: dict[tuple[RegisterKind, int, int], Failure] = {}  # block -> the failure reported
+        # loop times; down since the first failure after the last answered read
+        self.link = LinkHealth(bad_after_s=device.bad_after_s,
+                               backoff=Backoff(device.reconnect_min_s, device.reconnect_max_s, jitter=True,
+                                               rng=rng or random.Random()))
+        self._block_errors: PartFaults[tuple[RegisterKind, int, int], Failure] = PartFaults()  # as reported
         self.splits = 0  # blocks split to isolate addresses the device lacks (exception 2)
         self._split_logged: list[Block] = []
         self.reachable = False
@@ -90,17 +87,10 @@ class DevicePoller:
     def close(self) -> None:
         self.conn.close()
 
-    def _backoff(self) -> float:
-        d = self.device
-        base: float = min(d.reconnect_max_s, d.reconnect_min_s * 2.0 ** min(self._attempts, 30))
-        return base * self._rng.uniform(0.5, 1.0)
-
-    def _went_down(self, now: float, reason: str) -> None:
-        if self._down_since is None:
-            self._down_since = now
+    def _went_down(self, now: float, reason: str, *, back_off: bool = True) -> None:
+        if self.link.fail(now, reason, back_off=back_off) is Change.DOWN:  # a new reason while down: not logged
             log.warning("device %s (%s:%d): %s; its points are STALE, BAD after %g s",
                         self.device.id, self.device.host, self.device.port, reason, self.device.bad_after_s)
-        self._down_reason = reason
         self.reachable = False
 
     def _split(self, i: int) -> None:
@@ -126,17 +116,15 @@ class DevicePoller:
 
     def _answered(self, now: float) -> None:
         """The first answered read since the device went down: it is up again."""
-        assert self._down_since is not None
-        log.warning("device %s: answering again after %.1f s", self.device.id, now - self._down_since)
-        self._down_since = None
-        self._attempts = 0
+        downtime = self.link.answered(now)
+        assert downtime is not None
+        log.warning("device %s: answering again after %.1f s", self.device.id, downtime)
 
     def _unreachable(self, now: float, points: Sequence[Block] | None = None) -> list[Reading]:
-        down = now - (self._down_since if self._down_since is not None else now)
-        quality = Quality.BAD if down >= self.device.bad_after_s else Quality.STALE
+        quality = self.link.quality(now)
         ts = self._clock()
         site = self.device.site
-        reason = self._down_reason
+        reason = self.link.reason
         new = Reading.new
         return [new(ts, site, p.asset, p.signal, None, quality, reason)
                 for b in (points if points is not None else self.blocks) for p in b.points]
@@ -145,15 +133,15 @@ class DevicePoller:
         """Read every block once (connecting first if needed) and return the readings."""
         loop = asyncio.get_running_loop()
         now = loop.time()
+        link = self.link
         if not self.conn.connected:
-            if now < self._next_connect:
+            if not link.may_try(now):
                 return self._unreachable(now)
-            reason = await self.conn.connect()
-            now = loop.time()
-            if reason:
-                self._attempts += 1
-                self._next_connect = now + self._backoff()
-                self._went_down(now, reason)
+            try:
+                await self.conn.connect()
+            except ConnectFailed as exc:
+                now = loop.time()
+                self._went_down(now, exc.reason)
                 return self._unreachable(now)
             # connected; the device counts as up again only once it answers (see _answered)
         readings: list[Reading] = []
@@ -172,17 +160,17 @@ class DevicePoller:
             ts = self._clock()
             if result.values is not None:
                 self.block_reads += 1
-                if self._down_since is not None:
+                if link.down_since is not None:
                     self._answered(loop.time())
                 readings += self._decoders[i].readings(result.values, ts, site)
-                if self._block_errors and self._block_errors.pop(_key(block), None) is not None:
+                if self._block_errors and self._block_errors.cleared(_key(block)):
                     log.warning("device %s: %s %d+%d answers again", self.device.id, block.kind.value,
                                 block.address, block.count)
                 continue
             self.failed_reads += 1
             failure = result.failure
             if failure is Failure.EXCEPTION:
-                if self._down_since is not None:
+                if link.down_since is not None:
                     self._answered(loop.time())  # an exception response is an answer: the link is up
                 if result.reason == _ILLEGAL_ADDRESS and len(block.points) > 1:
                     self._split(i)
@@ -192,30 +180,24 @@ class DevicePoller:
                 failure is Failure.TIMEOUT and self.conn.connected
             ):
                 reset = failure is Failure.TIMEOUT or not self.conn.connected  # the device is down: logged so
-                if not reset and self._block_errors.get(_key(block)) is not failure:  # a new failure
+                if not reset and self._block_errors.failed(_key(block), failure):  # a new failure
                     log.warning("device %s: read of %s %d+%d failed: %s", self.device.id, block.kind.value,
                                 block.address, block.count, result.reason)
-                    self._block_errors[_key(block)] = failure
                 reason = result.reason
                 readings.extend(new(ts, site, p.asset, p.signal, None, bad, reason) for p in block.points)
                 if reset:
                     # the link is suspect (or the client reset it): start over on a fresh one, with backoff
                     self.conn.close()
                     now = loop.time()
-                    self._attempts += 1
-                    self._next_connect = now + self._backoff()
                     self._went_down(now, f"no answer ({reason})" if failure is Failure.TIMEOUT else reason)
                     readings.extend(self._unreachable(now, self.blocks[i + 1:]))
                     return readings
                 continue
             now = loop.time()  # the connection is gone: this and the remaining blocks are STALE
             self.conn.close()
-            if self._down_since is None:
-                self._next_connect = now  # it was answering: try again at once
-            else:  # lost again before a single answer: back off as for a refused connection
-                self._attempts += 1
-                self._next_connect = now + self._backoff()
-            self._went_down(now, result.reason or "connection lost")
+            # it was answering: try again at once; lost again before a single answer: back off as for
+            # a refused connection
+            self._went_down(now, result.reason or "connection lost", back_off=not link.up)
             readings.extend(self._unreachable(now, self.blocks[i:]))
             return readings
         self.reachable = True

@@ -13,7 +13,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from connectors.forward import StoreAndForward
-from connectors.influx.historian import InfluxHistorian, batch_lines
+from connectors.influx.historian import InfluxHistorian
+from connectors.influx.lineproto import batch_lines
 from connectors.store import SqliteHistorian
 from twin.frozen import FrozenDict
 from twin.readings import Quality, Reading

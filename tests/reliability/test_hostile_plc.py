@@ -117,7 +117,7 @@ def test_an_endless_sender_is_dropped_and_costs_neither_log_nor_the_others(
             assert polls["a-cell-1"].failed_reads == 0 and polls["a-cnc"].failed_reads == 0
             # b-cnc's connection is dropped at its first oversized read, then reopened with backoff
             # (0.5-1 x 0.1 s doubling per attempt, at most reconnect_max_s): a few connections, not one a poll
-            assert 1 <= seen.connections <= polls["b-cnc"]._attempts + 1
+            assert 1 <= seen.connections <= polls["b-cnc"].link.attempts + 1
     run(go)
     # what reached the log: the failure once (went down), nothing from pymodbus
     assert [r.name for r in caplog.records if r.name.startswith("pymodbus")] == []

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from connectors.forward import StoreAndForward
-from connectors.influx.historian import InfluxHistorian, batch_lines
+from connectors.influx.historian import InfluxHistorian
+from connectors.influx.lineproto import batch_lines
 from connectors.store import SqliteHistorian
 from tests.conftest import free_port
 from tests.connectors.influx.conftest import VM, VictoriaMetrics

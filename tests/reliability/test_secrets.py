@@ -166,7 +166,7 @@ def test_collect_process_at_debug_level_does_not_print_the_token(tmp_path: Path)
 
 def test_binary_token_files_are_named_errors_not_tracebacks(tmp_path: Path) -> None:
     # issue 18: a token file that is not text raised UnicodeDecodeError out of both InfluxDB readers
-    from connectors.influx.feed import read_secret
+    from connectors.influx.feed import feed_secret as read_secret
     from connectors.influx.historian import read_token
     from twin.errors import TwinError
 

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connectors.influx.historian import (
-    batch_lines,
-    checkpoint_line,
-    event_line,
-    flux_checkpoint,
-    flux_events,
-    flux_readings,
-    parse_annotated_csv,
-    read_token,
-    reading_from_row,
-    reading_line,
-    series_points,
-)
+from connectors.influx.historian import historian_rows as parse_annotated_csv
+from connectors.influx.historian import read_token, reading_from_row, series_points
+from connectors.influx.lineproto import batch_lines, checkpoint_line, event_line, reading_line
+from connectors.influx.query import flux_checkpoint, flux_events, flux_readings
 from twin.codec import site_state_to_dict
 from twin.errors import HistorianError
 from twin.frozen import FrozenDict
@@ -166,3 +159,9 @@ def test_checkpoint_json_is_strict() -> None:
     # checkpoints go into a string field: the JSON must not need NaN extensions
     s = SiteState(site=SiteId("s1"), as_of=T)
     assert site_state_to_dict(s)["v"] == 1 and "NaN" not in checkpoint_line(s)
+
+
+@pytest.mark.parametrize("name", ["connectors.influx.csv", "connectors.influx.query", "connectors.influx.historian"])
+def test_usage_examples_of_the_influx_package_run(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0

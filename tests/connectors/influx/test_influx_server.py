@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from connectors.forward import StoreAndForward
-from connectors.influx.historian import InfluxHistorian, batch_lines
+from connectors.influx.historian import InfluxHistorian
+from connectors.influx.lineproto import batch_lines
 from connectors.store import SqliteHistorian
 from tests.connectors.influx.conftest import VictoriaMetrics
 from twin.errors import HistorianError

@@ -10,19 +10,16 @@ import pytest
 import connectors.config.influx_feed as config_module
 import connectors.influx.feed as feed_module
 from connectors.config.influx_feed import InfluxApi, InfluxConnection, InfluxFeed, InfluxMapping
+from connectors.influx.csv import parse_time_ns
 from connectors.influx.feed import (
     FeedError,
     FeedReader,
     FieldPoint,
-    QueryGroup,
-    flux_query,
-    influxql_query,
-    parse_annotated_csv,
     parse_influxql_response,
-    parse_time_ns,
-    plan_groups,
     points_from_flux_rows,
 )
+from connectors.influx.feed import flux_rows as parse_annotated_csv
+from connectors.influx.query import QueryGroup, flux_query, influxql_query, plan_groups
 from twin.frozen import FrozenDict
 from twin.readings import Quality
 

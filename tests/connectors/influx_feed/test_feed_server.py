@@ -17,7 +17,8 @@ import pytest
 from connectors.collector import Collector
 from connectors.config import PlantConfig, load_text
 from connectors.config.influx_feed import InfluxApi, InfluxConnection, InfluxFeed, InfluxMapping
-from connectors.influx.feed import FeedPoller, InfluxFeedPoller, dt_to_ns
+from connectors.influx.csv import dt_to_ns
+from connectors.influx.feed import FeedPoller, InfluxFeedPoller
 from connectors.store import SqliteHistorian
 from tests.conftest import EXAMPLES, free_port
 from tests.connectors.influx_feed.conftest import Influxd
@@ -143,7 +144,7 @@ async def test_http_401_and_unknown_database_are_stale_with_the_reason(
         assert {(r.quality, r.value, r.reason) for r in down} == {
             (Quality.STALE, None, "HTTP 401 Unauthorized: authorization failed")}
         monkeypatch.setenv("TEST_FEED_PW", "s3cret")
-        poller._next_try = 0.0  # skip the backoff wait: the next poll tries again
+        poller.link.retry_at = 0.0  # skip the backoff wait: the next poll tries again
         up = await poller.poll_once()
         assert len(up) == 17 and all(r.reason != "HTTP 401 Unauthorized: authorization failed" for r in up)
         assert poller.reachable

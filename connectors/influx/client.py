@@ -1,0 +1,206 @@
+"""The wire to InfluxDB: the only module importing ``influxdb_client`` (2.x) and ``aiohttp`` for InfluxDB 1.x.
+
+Everything the libraries raise or answer becomes a ``TwinError`` here, through one mapping
+(:func:`reason`: HTTP status → ``HTTP 401 Unauthorized: ...``, no answer → ``influx unreachable:
+...``), so nothing library-specific leaks out:
+
+* ``InfluxClient`` — the historian's 2.x client: line protocol written synchronously, in the chunks
+  it is given (no background batching, no retries inside the library: store-and-forward decides
+  when to try again), Flux answered as annotated-CSV text; failures are ``HistorianError``
+  (``InfluxDB write to URL failed: ...``).
+* ``FluxQueryClient`` — the feed's 2.x Flux queries, run in a worker thread under a deadline;
+  ``InfluxQLClient`` — the feed's 1.x ``/query`` over HTTP (aiohttp, one session per feed);
+  failures are ``SourceError`` whose text is what the feed's readings show.
+
+Tokens and passwords are passed in, used for the connection and kept out of ``repr`` and logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import aiohttp
+from influxdb_client import InfluxDBClient, WritePrecision  # type: ignore[attr-defined]
+from influxdb_client.client.write_api import WriteOptions, WriteType
+from influxdb_client.rest import ApiException
+
+from twin.errors import HistorianError, SourceError
+
+__all__ = ["FluxQueryClient", "InfluxClient", "InfluxQLClient", "basic_auth", "reason"]
+
+
+# --- the one error mapping -------------------------------------------------------------------------
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _detail(body: object, first: str) -> str:
+    """The message of an error answer's body (JSON ``error``/``message``, else its text), at most 200 characters."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if not body:
+        return ""
+    try:
+        doc = json.loads(str(body))
+    except ValueError:
+        return str(body).strip()[:200]
+    second = "message" if first == "error" else "error"
+    return str(doc.get(first) or doc.get(second) or "")[:200] if isinstance(doc, dict) else ""
+
+
+def _http(status: int, phrase: str, detail: str) -> str:
+    return f"HTTP {status} {phrase}".rstrip() + (f": {detail}" if detail else "")
+
+
+def reason(exc: BaseException, url: str) -> str:
+    """What a failed request to ``url`` says: the one table from library exceptions to reasons.
+
+    ============================== ===============================================================
+    ``ApiException`` (2.x answer)  ``HTTP 401 Unauthorized: <the answer's message>``
+    ``aiohttp.ClientConnectorError`` ``influx unreachable: cannot connect to URL: <the OS error>``
+    ``aiohttp.ClientError``        ``influx unreachable: <type>: <message>``
+    anything else (urllib3, OS)    ``influx unreachable: <type>: <first line>``
+    ============================== ===============================================================
+    """
+    if isinstance(exc, ApiException):
+        return _http(exc.status, exc.reason or "", _detail(getattr(exc, "body", None), "message"))
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"influx unreachable: cannot connect to {url}: {exc.os_error}"
+    if isinstance(exc, aiohttp.ClientError):
+        return f"influx unreachable: {type(exc).__name__}: {exc}"
+    return f"influx unreachable: {_short(exc)}"
+
+
+def _no_answer(url: str, timeout_s: float) -> str:
+    return f"influx unreachable: no answer from {url} within {timeout_s:g} s"
+
+
+# --- InfluxDB 2.x ----------------------------------------------------------------------------------
+
+
+def _client(url: str, org: str, token: str, timeout_s: float) -> InfluxDBClient:
+    return InfluxDBClient(url=url, token=token, org=org, timeout=int(timeout_s * 1000), enable_gzip=False)
+
+
+def _csv_text(resp: Any) -> str:
+    data = resp.data if hasattr(resp, "data") else resp
+    return data.decode("utf-8") if isinstance(data, bytes) else str(data)
+
+
+class InfluxClient:
+    """The historian's connection to an InfluxDB 2.x org: write line protocol, query Flux (``HistorianError``)."""
+
+    def __init__(self, url: str, org: str, token: str, *, batch_size: int = 5000, timeout_s: float = 10.0) -> None:
+        self.url, self.org = url, org
+        self._client = _client(url, org, token, timeout_s)
+        # synchronous, no retries inside the library: our forwarder decides when to try again
+        self._write = self._client.write_api(
+            write_options=WriteOptions(write_type=WriteType.synchronous, batch_size=batch_size, max_retries=0)
+        )
+        self._query = self._client.query_api()
+
+    def __repr__(self) -> str:
+        return f"InfluxClient(url={self.url!r}, org={self.org!r})"
+
+    def write(self, bucket: str, chunk: str) -> None:
+        """Send one chunk of line protocol (nanosecond timestamps); returns once InfluxDB accepted it."""
+        try:
+            self._write.write(bucket=bucket, org=self.org, record=chunk, write_precision=WritePrecision.NS)  # type: ignore[arg-type]
+        except Exception as exc:  # the library raises urllib3, ApiException, OSError...
+            raise HistorianError(f"InfluxDB write to {self.url} failed: {_short(exc)}") from exc
+
+    def query_csv(self, flux: str) -> str:
+        """The annotated-CSV answer to ``flux``."""
+        try:
+            return _csv_text(self._query.query_raw(flux, org=self.org))
+        except Exception as exc:
+            raise HistorianError(f"InfluxDB query to {self.url} failed: {_short(exc)}") from exc
+
+    def close(self) -> None:
+        try:
+            self._write.close()  # type: ignore[no-untyped-call]
+            self._client.close()  # type: ignore[no-untyped-call]
+        except Exception as exc:  # pragma: no cover - closing a pool
+            raise HistorianError(f"closing the InfluxDB client: {_short(exc)}") from exc
+
+
+class FluxQueryClient:
+    """The feed's Flux queries (``/api/v2/query``); failures are ``SourceError`` saying what its readings show.
+
+    ``query_csv`` returns the annotated CSV as text (parsed by ``connectors.influx.csv``). The
+    library's synchronous API runs in a worker thread, bounded by ``timeout_s`` (and half a second).
+    """
+
+    def __init__(self, url: str, org: str, token: str, *, timeout_s: float = 5.0) -> None:
+        self.url, self.org, self.timeout_s = url, org, timeout_s
+        self._client = _client(url, org, token, timeout_s)
+        self._query = self._client.query_api()
+
+    def __repr__(self) -> str:
+        return f"FluxQueryClient(url={self.url!r}, org={self.org!r})"
+
+    def _query_csv(self, flux: str) -> str:
+        try:
+            return _csv_text(self._query.query_raw(flux, org=self.org))
+        except Exception as exc:  # ApiException (an answer with an error status), urllib3, OSError
+            raise SourceError(reason(exc, self.url)) from exc
+
+    async def query_csv(self, flux: str) -> str:
+        try:
+            async with asyncio.timeout(self.timeout_s + 0.5):
+                return await asyncio.to_thread(self._query_csv, flux)
+        except TimeoutError as exc:
+            raise SourceError(_no_answer(self.url, self.timeout_s)) from exc
+
+    def close(self) -> None:
+        try:
+            self._client.close()  # type: ignore[no-untyped-call]
+        except Exception as exc:  # pragma: no cover - closing a pool
+            raise SourceError(f"closing the InfluxDB client: {_short(exc)}") from exc
+
+
+# --- InfluxDB 1.x ----------------------------------------------------------------------------------
+
+
+def basic_auth(username: str, password: str) -> dict[str, str]:
+    """The HTTP basic-auth header (built here: aiohttp's ``BasicAuth`` is deprecated from 3.14 on)."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()}
+
+
+class InfluxQLClient:
+    """The feed's InfluxQL queries (``GET /query``, 1.x) over one aiohttp session; failures are ``SourceError``."""
+
+    def __init__(self, url: str, *, timeout_s: float) -> None:
+        self.url, self.timeout_s = url, timeout_s
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"InfluxQLClient(url={self.url!r})"
+
+    async def query(self, params: dict[str, str], headers: dict[str, str]) -> bytes:
+        """The JSON body of a 200 answer to ``/query?params``; any other answer or none is a ``SourceError``."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+        try:
+            async with asyncio.timeout(self.timeout_s + 0.25), \
+                    self._session.get(f"{self.url}/query", params=params, headers=headers) as resp:
+                body = await resp.read()
+                status, phrase = resp.status, resp.reason or ""
+        except TimeoutError as exc:
+            raise SourceError(_no_answer(self.url, self.timeout_s)) from exc
+        except aiohttp.ClientError as exc:
+            raise SourceError(reason(exc, self.url)) from exc
+        if status != 200:
+            raise SourceError(_http(status, phrase, _detail(body, "error")))
+        return body
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
