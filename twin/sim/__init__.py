@@ -13,19 +13,19 @@ from twin.sim.build import Fork, ForkNote, fork
 from twin.sim.model import ModelData, ReplicationOutput, simulate
 from twin.sim.montecarlo import MonteCarloResult, StopRule, run
 from twin.sim.params import DemandParams, MachineParams, SimParams
-from twin.sim.projection import FLEET, Band, Comparison, Delta, Kpi, OrderOnTime, Projection, StockoutRisk
+from twin.sim.projection import FLEET, Band, Comparison, OrderOnTime, Projection, StockoutRisk
 from twin.sim.scenario import Scenario, loads_scenario, parse_scenario
+from twin.sim.stats import Estimate
 
 __all__ = [
     "FLEET",
     "BacktestResult",
     "Band",
     "Comparison",
-    "Delta",
     "DemandParams",
+    "Estimate",
     "Fork",
     "ForkNote",
-    "Kpi",
     "MachineParams",
     "ModelData",
     "MonteCarloResult",

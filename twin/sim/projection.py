@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,8 +23,7 @@ __all__ = [
     "KPI_NAMES",
     "Band",
     "Comparison",
-    "Delta",
-    "Kpi",
+    "Estimate",
     "OrderOnTime",
     "Projection",
     "StockoutRisk",
@@ -87,18 +86,6 @@ class Band:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Kpi:
-    """A KPI over the horizon: mean over replications with a 95 % t interval."""
-
-    name: str
-    site: str
-    mean: float
-    low: float
-    high: float
-    n: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class StockoutRisk:
     """Probability (Wilson interval) that a SKU stocks out within the horizon, and when.
 
@@ -137,13 +124,13 @@ class Projection:
     horizon_s: float
     bin_s: float
     bands: tuple[Band, ...]
-    kpis: tuple[Kpi, ...]
+    kpis: tuple[Estimate, ...]  # KPIs over the horizon: mean over replications, 95 % t interval
     stockouts: tuple[StockoutRisk, ...]
     orders: tuple[OrderOnTime, ...]
     events: int = 0
     as_of: datetime | None = None
 
-    def kpi(self, name: str, site: str = FLEET) -> Kpi:
+    def kpi(self, name: str, site: str = FLEET) -> Estimate:
         for k in self.kpis:
             if k.name == name and k.site == site:
                 return k
@@ -160,26 +147,14 @@ class Projection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Delta:
-    """Scenario minus baseline of one KPI, from paired replications (common random numbers)."""
-
-    name: str
-    site: str
-    mean: float
-    low: float
-    high: float
-    n: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Comparison:
     """Baseline and scenario projections and their paired deltas."""
 
     baseline: Projection
     scenario: Projection
-    deltas: tuple[Delta, ...]
+    deltas: tuple[Estimate, ...]  # scenario - baseline per KPI, paired replications (common random numbers)
 
-    def delta(self, name: str, site: str = FLEET) -> Delta:
+    def delta(self, name: str, site: str = FLEET) -> Estimate:
         for d in self.deltas:
             if d.name == name and d.site == site:
                 return d
@@ -285,8 +260,7 @@ def project(outputs: Sequence[ReplicationOutput], as_of: datetime | None = None)
     per_rep = [replication_kpis(o) for o in outputs]
     kpis = []
     for key in per_rep[0]:
-        e: Estimate = mean_ci([r[key] for r in per_rep])
-        kpis.append(Kpi(name=key[0], site=key[1], mean=e.mean, low=e.low, high=e.high, n=e.n))
+        kpis.append(replace(mean_ci([r[key] for r in per_rep]), name=key[0], site=key[1]))
     n = len(outputs)
     stockouts = []
     for key in outputs[0].stockout_s:
@@ -325,7 +299,7 @@ def compare(
         if key not in scen_k[0]:
             continue
         e = mean_ci([s[key] - b[key] for b, s in zip(base_k, scen_k, strict=True)])
-        deltas.append(Delta(name=key[0], site=key[1], mean=e.mean, low=e.low, high=e.high, n=e.n))
+        deltas.append(replace(e, name=key[0], site=key[1]))
     return Comparison(
         baseline=project(baseline[:n], as_of), scenario=project(scenario[:n], as_of), deltas=tuple(deltas)
     )
