@@ -30,14 +30,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from app.whatif import (
-    add_common,
-    executor_for,
-    open_history,
-    parse_duration,
-    parse_time,
-    progress_bar,
-)
+from app.whatif import add_common, open_history, parse_duration, parse_time, progress_bar
+from connectors.executors import executor_for
 from twin.errors import ConfigError, Problem, TwinError
 from twin.sim.rolling import WindowCache, origins, rolling, score_at
 
