@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 
 from dashboard import theme
 from dashboard.queries import OeeView, StockRow, TimelineSegment
-from dashboard.services import WhatIfResult
+from dashboard.whatif_view import WhatIfResult
 from twin.historian import SeriesResult
 from twin.spec import MachineStatus
 

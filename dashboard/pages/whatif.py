@@ -28,14 +28,15 @@ from dashboard.queries import QueryService
 from dashboard.scenarios import (
     FIELDS,
     INTERVENTIONS,
-    Limits,
+    WhatIfLimits,
     describe,
     intervention_from_form,
     scenario_from_toml,
     scenario_problems,
     scenario_to_toml,
 )
-from dashboard.services import Services, WhatIfRequest, WhatIfResult
+from dashboard.services import Services
+from dashboard.whatif_view import WhatIfRequest, WhatIfResult
 from twin.errors import ConfigError, Problem, TwinError
 
 __all__ = ["authorise_run", "fork_problems", "layout", "register", "run_request"]
@@ -62,8 +63,8 @@ def _field(key: str) -> html.Div:
                     style={"display": "none"})
 
 
-def layout(site: str | None = None, at: str | None = None, limits: Limits | None = None, **_q: Any) -> html.Div:
-    lim = limits or Limits()
+def layout(site: str | None = None, at: str | None = None, limits: WhatIfLimits | None = None, **_q: Any) -> html.Div:
+    lim = limits or WhatIfLimits()
     kinds = [{"label": label, "value": k} for k, (label, _) in INTERVENTIONS.items()]
     return html.Div(
         [

@@ -14,15 +14,16 @@ from dashboard.auth import CurrentUser, UserRole, settings_for
 from dashboard.pages import whatif
 from dashboard.scenarios import (
     INTERVENTIONS,
-    Limits,
+    WhatIfLimits,
     intervention_from_form,
     scenario_from_toml,
     scenario_problems,
     scenario_to_toml,
     to_scenario,
 )
-from dashboard.services import Services, WhatIfRequest, WhatIfResult
+from dashboard.services import Services
 from dashboard.whatif_engine import EngineRunner, bin_seconds, to_result
+from dashboard.whatif_view import WhatIfRequest, WhatIfResult
 from twin.errors import ConfigError
 from twin.sim.projection import Band, Comparison, Estimate, OrderOnTime, Projection
 from twin.sim.scenario import MachineDown, OverflowRouting, ShiftChange, loads_scenario
@@ -77,7 +78,7 @@ def test_example_scenarios_load_and_save_unchanged(path: Path, fleet: FleetSpec)
 
 def test_limits_are_enforced_with_a_clear_message(fleet: FleetSpec, services: Services) -> None:
     doc = {**_doc(fleet), "replications": 501, "horizon_h": 721}
-    text = "\n".join(str(p) for p in scenario_problems(doc, fleet, Limits()))
+    text = "\n".join(str(p) for p in scenario_problems(doc, fleet, WhatIfLimits()))
     assert "replications: must be a whole number from 1 to 500 (server limit) (got 501)" in text
     assert "horizon_h: must be between 1 and 720 hours (server limit) (got 721)" in text
     settings = settings_for("127.0.0.1", env={})
@@ -113,7 +114,7 @@ def _projection(units: float, on_time: float) -> Projection:
 
 
 def test_to_result_scales_continues_the_trend_and_skips_what_cannot_be_estimated(fleet: FleetSpec) -> None:
-    from dashboard.services import Actual
+    from dashboard.whatif_view import Actual
 
     cmp = Comparison(baseline=_projection(10.0, 0.9), scenario=_projection(8.0, 0.6), deltas=(
         Estimate(name="units_done", site="s1", mean=-2.0, low=-3.0, high=-1.0, n=5),
