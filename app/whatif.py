@@ -39,9 +39,10 @@ if TYPE_CHECKING:  # the simulation engine is imported when a command runs, so `
     from twin.historian import Historian
     from twin.sim.projection import Comparison
     from twin.sim.whatif import Inputs, WhatIfRun
+    from twin.spec import FleetSpec
     from twin.state import TwinState
 
-__all__ = ["Opened", "add_common", "executor_for", "kpi_csv", "kpi_table", "open_history", "open_inputs",
+__all__ = ["Opened", "add_common", "check_sites", "kpi_csv", "kpi_table", "open_history", "open_inputs",
            "parse_duration", "parse_time", "progress_bar", "register", "run", "share_line"]
 
 log = logging.getLogger(__name__)
@@ -129,11 +130,7 @@ def open_inputs(config_path: str, at: datetime | None, calibrate_days: float, si
     at = at or utc_now()
     historian = open_history(config)
     wanted = sites or [str(s.id) for s in fleet.sites]
-    for s in wanted:
-        try:
-            fleet.site(s)
-        except KeyError:
-            raise ConfigError("--site", [Problem(path="site", message="unknown site", got=s)]) from None
+    check_sites(fleet, wanted)
     now = utc_now()
     if at > now + timedelta(minutes=1):
         raise ConfigError("--at", [Problem(path="at", got=at.isoformat(),
@@ -148,6 +145,15 @@ def open_inputs(config_path: str, at: datetime | None, calibrate_days: float, si
         log.warning("no history at %s: starting from the configuration's initial state", at.isoformat())
         state = inputs.initial()
     return Opened(inputs=inputs, state=state, historian=historian)
+
+
+def check_sites(fleet: FleetSpec, sites: Sequence[str]) -> None:
+    """``ConfigError`` (``--site``) for the first of ``sites`` that is not in the fleet."""
+    for s in sites:
+        try:
+            fleet.site(s)
+        except KeyError:
+            raise ConfigError("--site", [Problem(path="site", message="unknown site", got=s)]) from None
 
 
 def open_history(config: PlantConfig) -> Historian | None:
