@@ -2,8 +2,10 @@
 
 ``build.fork`` turns (fleet, snapshot, scenario, parameters) into plain model data;
 ``model.simulate`` runs one replication in a fresh ``simpy.Environment``; ``montecarlo.run``
-runs paired replications on any executor; ``projection`` turns them into bands, KPIs and deltas;
-``scenario`` parses and validates interventions; ``backtest`` scores a past projection.
+runs paired replications on any executor; ``projection`` turns them into bands, KPIs and deltas
+(``stats.Estimate``), which ``kpis`` labels; ``whatif`` is the orchestration every what-if shares
+(inputs from history, calibrate, fork, run); ``scenario`` parses and validates interventions;
+``backtest`` and ``rolling`` score past projections.
 """
 
 from __future__ import annotations

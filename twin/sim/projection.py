@@ -1,7 +1,8 @@
 """Projection: P10/P50/P90 bands and a KPI summary from a set of replications, and paired deltas.
 
 Results are plain frozen dataclasses of numbers (times in seconds from the fork, rates as
-fractions), each with ``to_dict()`` for JSON; formatting is the reader's job.
+fractions), each with ``to_dict()`` for JSON; KPIs and deltas are ``twin.sim.stats.Estimate``s.
+Formatting is the reader's job, with the labels, units and scales of ``twin.sim.kpis``.
 """
 
 from __future__ import annotations
