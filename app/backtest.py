@@ -28,18 +28,16 @@ import logging
 import math
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
-from app.whatif import (
-    add_common,
-    executor_for,
-    open_history,
-    parse_duration,
-    parse_time,
-    progress_bar,
-)
+from app.whatif import add_common, check_sites, open_history, parse_duration, parse_time, progress_bar
+from connectors.executors import executor_for
 from twin.errors import ConfigError, Problem, TwinError
 from twin.sim.rolling import WindowCache, origins, rolling, score_at
+
+if TYPE_CHECKING:
+    from twin.historian import Historian
+    from twin.spec import FleetSpec
 
 __all__ = ["WindowCache", "origins", "register", "rolling", "run", "score_at"]
 
@@ -135,16 +133,13 @@ def _table(rows: Sequence[tuple[str, str, float, Sequence[int], float, float, fl
     return "\n".join(lines)
 
 
-def _open(args: argparse.Namespace) -> tuple[Any, Any]:
+def _open(args: argparse.Namespace) -> tuple[FleetSpec, Historian]:
+    """The configuration's fleet and its historian (``TwinError`` when there is no history yet)."""
     from connectors.config import load
 
     config = load(args.config)
     fleet = config.fleet
-    for s in args.site or []:
-        try:
-            fleet.site(s)
-        except KeyError:
-            raise ConfigError("--site", [Problem(path="site", message="unknown site", got=s)]) from None
+    check_sites(fleet, args.site or [])
     historian = open_history(config)
     if historian is None:
         raise TwinError("backtest needs history: the configured historian does not exist yet")

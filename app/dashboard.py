@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from dashboard.app import PROTECTED_OUTPUTS, create_app
     from dashboard.auth import settings_for
     from dashboard.queries import QueryService
-    from dashboard.scenarios import Limits
+    from dashboard.scenarios import WhatIfLimits as Limits
     from dashboard.services import Services
     from dashboard.trust import TrustService, TrustSettings
     from dashboard.whatif_engine import EngineRunner

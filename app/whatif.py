@@ -16,7 +16,6 @@ point estimates in every replication and skips the companion.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import json
@@ -24,18 +23,27 @@ import logging
 import math
 import re
 import sys
-from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from twin.errors import ConfigError, Problem, TwinError
+from connectors.executors import executor_for
+from twin.clock import utc_now
+from twin.errors import ConfigError, Problem
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the simulation engine is imported when a command runs, so `twin check` stays fast
     from connectors.config import PlantConfig
+    from twin.calibrate import Calibration
     from twin.historian import Historian
+    from twin.sim.projection import Comparison
+    from twin.sim.whatif import Inputs, WhatIfRun
+    from twin.spec import FleetSpec
+    from twin.state import TwinState
+
+__all__ = ["Opened", "add_common", "check_sites", "kpi_csv", "kpi_table", "open_history", "open_inputs",
+           "parse_duration", "parse_time", "progress_bar", "register", "run", "share_line"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +62,7 @@ def parse_duration(text: str) -> float:
 def parse_time(text: str) -> datetime:
     """A UTC time from ISO 8601 (a time without offset is taken as UTC) or ``now``."""
     if text == "now":
-        return datetime.now(UTC)
+        return utc_now()
     try:
         t = datetime.fromisoformat(text)
     except ValueError as exc:
@@ -92,18 +100,15 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Inputs:
-    """What a run starts from."""
+class Opened:
+    """What a run starts from: the inputs, the snapshot to fork and the historian they came from (None: none)."""
 
-    fleet: Any
-    state: Any
-    params: Any
-    calibration: Any
-    historian: Any
-    at: datetime
+    inputs: Inputs
+    state: TwinState
+    historian: Historian | None
 
 
-def _refuse_before_history(historian: Any, sites: list[str], at: datetime, now: datetime) -> None:
+def _refuse_before_history(historian: Historian, sites: Sequence[str], at: datetime, now: datetime) -> None:
     """``ConfigError`` when ``at`` is before the recorded history of every site that has one."""
     from twin.historian import history_start
 
@@ -115,49 +120,40 @@ def _refuse_before_history(historian: Any, sites: list[str], at: datetime, now: 
                                            message=f"is before the recorded history ({ranges} to now)")])
 
 
-def open_inputs(config_path: str, at: datetime | None, calibrate_days: float, sites: list[str] | None) -> Inputs:
+def open_inputs(config_path: str, at: datetime | None, calibrate_days: float, sites: list[str] | None) -> Opened:
     """Configuration, snapshot at ``at`` and calibrated parameters (history when available)."""
     from connectors.config import load
-    from twin.calibrate import calibrate
-    from twin.live import initial_state
-    from twin.state import TwinState
+    from twin.sim.whatif import prepare
 
     config = load(config_path)
     fleet = config.fleet
-    at = at or datetime.now(UTC)
+    at = at or utc_now()
     historian = open_history(config)
     wanted = sites or [str(s.id) for s in fleet.sites]
-    for s in wanted:
-        try:
-            fleet.site(s)
-        except KeyError:
-            raise ConfigError("--site", [Problem(path="site", message="unknown site", got=s)]) from None
-    state = None
-    params = None
-    calibration = None
-    now = datetime.now(UTC)
+    check_sites(fleet, wanted)
+    now = utc_now()
     if at > now + timedelta(minutes=1):
         raise ConfigError("--at", [Problem(path="at", got=at.isoformat(),
                                            message=f"is in the future (now {now.isoformat(timespec='seconds')}): "
                                                    "a fork starts from a recorded moment")])
     if historian is not None:
         _refuse_before_history(historian, wanted, at, now)
-        states = {}
-        for sid in wanted:
-            st = historian.state_at(sid, at)
-            if st is not None:
-                states[sid] = st
-        if states:
-            from twin.frozen import FrozenDict
-
-            state = TwinState(fleet=fleet.id, as_of=at, sites=FrozenDict(states))
-        if calibrate_days > 0:
-            calibration = calibrate(fleet, historian, at - timedelta(days=calibrate_days), at, sites=wanted)
-            params = calibration.params
+    inputs = prepare(fleet, historian, at, wanted, calibrate_days)
+    # the sites with a recorded state; only without any, the configuration's initial state of every site
+    state = inputs.recorded_snapshot()
     if state is None:
         log.warning("no history at %s: starting from the configuration's initial state", at.isoformat())
-        state = initial_state(fleet, at)
-    return Inputs(fleet=fleet, state=state, params=params, calibration=calibration, historian=historian, at=at)
+        state = inputs.initial()
+    return Opened(inputs=inputs, state=state, historian=historian)
+
+
+def check_sites(fleet: FleetSpec, sites: Sequence[str]) -> None:
+    """``ConfigError`` (``--site``) for the first of ``sites`` that is not in the fleet."""
+    for s in sites:
+        try:
+            fleet.site(s)
+        except KeyError:
+            raise ConfigError("--site", [Problem(path="site", message="unknown site", got=s)]) from None
 
 
 def open_history(config: PlantConfig) -> Historian | None:
@@ -169,30 +165,9 @@ def open_history(config: PlantConfig) -> Historian | None:
     return open_historian(config.historian, config.fleet, "read")
 
 
-@contextlib.contextmanager
-def executor_for(dask: str | None, workers: int) -> Iterator[Executor | None]:
-    """A Dask executor, a local process pool, or None (in this process)."""
-    if dask:
-        try:
-            import distributed
-        except ImportError as exc:
-            raise TwinError("--dask needs dask[distributed] installed") from exc
-        try:
-            client = distributed.Client(dask, timeout=10)  # type: ignore[no-untyped-call]
-        except OSError as exc:
-            raise TwinError(f"cannot reach the Dask scheduler at {dask}: {exc}") from exc
-        try:
-            yield client.get_executor()  # type: ignore[no-untyped-call]
-        finally:
-            client.close()  # type: ignore[no-untyped-call]
-    elif workers > 0:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            yield pool
-    else:
-        yield None
+def progress_bar(enabled: bool) -> Callable[[int, int], None]:
+    """A progress callback drawing a bar of replications on stderr (nothing when not ``enabled``)."""
 
-
-def progress_bar(enabled: bool) -> Any:
     def show(done: int, total: int) -> None:
         if not enabled:
             return
@@ -207,128 +182,95 @@ def progress_bar(enabled: bool) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from twin.sim.build import fork
     from twin.sim.montecarlo import StopRule
-    from twin.sim.montecarlo import run as monte_carlo
     from twin.sim.scenario import loads_scenario
+    from twin.sim.whatif import RunSettings, run_whatif
 
     if args.replications < 1:
         raise ConfigError("--replications", [Problem(path="replications", message="must be >= 1",
                                                      got=args.replications)])
-    inputs = open_inputs(args.config, args.at, args.calibrate_days, args.site)
+    opened = open_inputs(args.config, args.at, args.calibrate_days, args.site)
+    inputs = opened.inputs
     try:
         text = Path(args.scenario).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(args.scenario, [Problem(path="", message=f"cannot read file: {exc.strerror}",
                                                   has_got=False)]) from exc
     scenario = loads_scenario(text, args.scenario, inputs.fleet)
-    base = fork(inputs.fleet, inputs.state, None, inputs.params, horizon_s=args.horizon, bin_s=args.bin,
-                sites=args.site)
-    scen = fork(inputs.fleet, inputs.state, scenario, inputs.params, horizon_s=args.horizon, bin_s=args.bin,
-                sites=base.data.sites)
-    stop = StopRule(half_width=args.target_half_width) if args.target_half_width else None
-    second_order = not args.first_order
-    uncertainty = uncertainty_of(inputs.calibration)
-    shares: dict[str, float] = {}
-    with executor_for(args.dask, args.workers) as ex:
-        result = monte_carlo(base.data, scen.data, replications=args.replications, seed=args.seed, executor=ex,
-                             workers=max(1, args.workers), stop=stop,
-                             on_progress=progress_bar(not args.no_progress and not args.json),
-                             as_of=base.as_of, uncertainty=uncertainty, second_order=second_order)
-        if second_order:
-            shares = parameter_shares(base.data, result, args.seed, ex, max(1, args.workers))
-    if inputs.historian is not None:
-        inputs.historian.close()
-    cmp = result.comparison()
-    if args.json:
-        doc = cmp.to_dict()
-        doc["scenario_name"] = scenario.name
-        doc["notes"] = [{"kind": n.kind, "subject": n.subject} for n in base.notes]
-        doc["calibration"] = inputs.calibration.to_dict() if inputs.calibration is not None else None
-        doc["stopped_early"] = result.stopped_early
-        doc["second_order"] = result.second_order
-        doc["parameter_share"] = {k: (v if math.isfinite(v) else None) for k, v in shares.items()}
-        print(json.dumps(doc, allow_nan=False))
-    elif args.csv:
-        print(kpi_csv(cmp), end="")
-    else:
-        print(kpi_table(cmp, scenario.name, result.replications, base.as_of))
-        if shares:
-            print("\n" + share_line(shares))
-        elif not second_order:
-            print("\nfirst order: every replication used the point estimates (no parameter uncertainty)")
-        if base.notes:
-            kinds = sorted({n.kind for n in base.notes})
-            print(f"\nassumptions: {', '.join(kinds)}")
-        if inputs.calibration is not None and inputs.calibration.defaults_used:
-            n = len(inputs.calibration.defaults_used)
-            print(f"calibration: {n} of {len(inputs.calibration.estimates)} figures use configured defaults "
-                  "(history too short)")
+    settings = RunSettings(horizon_s=args.horizon, bin_s=args.bin, replications=args.replications, seed=args.seed,
+                           workers=max(1, args.workers), second_order=not args.first_order,
+                           stop=StopRule(half_width=args.target_half_width) if args.target_half_width else None,
+                           shares=True)
+    try:
+        with executor_for(args.dask, args.workers) as ex:
+            done = run_whatif(inputs, opened.state, scenario, settings, sites=args.site, executor=ex,
+                              on_progress=progress_bar(not args.no_progress and not args.json))
+    finally:
+        if opened.historian is not None:
+            opened.historian.close()
+    print(_report(args, done, scenario.name, inputs.calibration), end="")
     return 0
 
 
-SHARE_KPIS = ("units_done", "on_time_rate", "lead_time_h")
+def _report(args: argparse.Namespace, done: WhatIfRun, name: str, calibration: Calibration | None) -> str:
+    """What ``twin whatif`` prints: the JSON document, the CSV rows or the table with its notes."""
+    result, base, shares = done.result, done.baseline, done.shares
+    cmp = result.comparison()
+    if args.json:
+        doc = cmp.to_dict()
+        doc["scenario_name"] = name
+        doc["notes"] = [{"kind": n.kind, "subject": n.subject} for n in base.notes]
+        doc["calibration"] = calibration.to_dict() if calibration is not None else None
+        doc["stopped_early"] = result.stopped_early
+        doc["second_order"] = result.second_order
+        doc["parameter_share"] = {k: (v if math.isfinite(v) else None) for k, v in shares.items()}
+        return json.dumps(doc, allow_nan=False) + "\n"
+    if args.csv:
+        return kpi_csv(cmp)
+    lines = [kpi_table(cmp, name, result.replications, base.as_of)]
+    if shares:
+        lines.append("\n" + share_line(shares))
+    elif not result.second_order:
+        lines.append("\nfirst order: every replication used the point estimates (no parameter uncertainty)")
+    if base.notes:
+        kinds = sorted({n.kind for n in base.notes})
+        lines.append(f"\nassumptions: {', '.join(kinds)}")
+    if calibration is not None and calibration.defaults_used:
+        lines.append(f"calibration: {len(calibration.defaults_used)} of {len(calibration.estimates)} figures use "
+                     "configured defaults (history too short)")
+    return "\n".join(lines) + "\n"
 
 
-def uncertainty_of(calibration: Any) -> Any:
-    """The figures' sampling laws: the calibration's, or prior widths on every figure without one."""
-    from twin.sim.uncertainty import Uncertainty
-
-    return calibration.uncertainty if calibration is not None else Uncertainty()
-
-
-def parameter_shares(data: Any, result: Any, seed: int, executor: Executor | None, workers: int) -> dict[str, float]:
-    """Share of the baseline's variance due to parameter uncertainty per fleet KPI (first-order companion)."""
-    from twin.sim.montecarlo import companion_replications, parameter_share
-    from twin.sim.montecarlo import run as monte_carlo
-
-    n = companion_replications(result.replications)
-    first = monte_carlo(data, replications=n, seed=seed, executor=executor, workers=workers, second_order=False)
-    return {k: parameter_share(result.baseline, first.baseline, k) for k in SHARE_KPIS}
-
-
-def share_line(shares: dict[str, float]) -> str:
+def share_line(shares: Mapping[str, float]) -> str:
     """The sentence that says how much of the band is parameter uncertainty."""
-    parts = [f"{_KPI_LABELS[k][0]} {v * 100:.0f}%" for k, v in shares.items() if math.isfinite(v)]
+    from twin.sim.kpis import KPIS
+
+    parts = [f"{KPIS[k].heading} {v * 100:.0f}%" for k, v in shares.items() if math.isfinite(v)]
     if not parts:
         return "parameter uncertainty: not measurable (no spread)"
     return ("parameter uncertainty (share of the baseline's variance, 1 - first-order / second-order): "
             + ", ".join(parts))
 
 
-_KPI_LABELS = {
-    "units_done": ("units finished", 1.0, "{:.0f}"),
-    "orders_done": ("orders finished", 1.0, "{:.0f}"),
-    "on_time_rate": ("on-time delivery %", 100.0, "{:.1f}"),
-    "lead_time_h": ("lead time h", 1.0, "{:.1f}"),
-    "wip_orders": ("open orders (avg)", 1.0, "{:.1f}"),
-    "utilisation": ("utilisation %", 100.0, "{:.1f}"),
-    "stockout_skus": ("SKUs stocked out", 1.0, "{:.2f}"),
-}
-
-
-def _fmt(value: float, scale: float, pattern: str) -> str:
-    return "-" if math.isnan(value) else pattern.format(value * scale)
-
-
-def kpi_table(cmp: Any, name: str, replications: int, as_of: datetime) -> str:
+def kpi_table(cmp: Comparison, name: str, replications: int, as_of: datetime) -> str:
     """The baseline-vs-scenario table a person reads (formatting happens here, at the edge)."""
+    from twin.sim.kpis import KPIS
     from twin.sim.projection import FLEET
 
     lines = [f"what-if {name!r} from {as_of.isoformat()} - {replications} paired replications, 95% intervals",
              f"{'KPI':<22}{'site':<14}{'baseline':>12}{'scenario':>12}{'delta':>12}  {'delta 95% CI':<22}"]
     sites = [FLEET, *sorted({k.site for k in cmp.baseline.kpis if k.site != FLEET})]
     for site in sites:
-        for key, (label, scale, pattern) in _KPI_LABELS.items():
+        for key, info in KPIS.items():
             try:
                 b, s, d = cmp.baseline.kpi(key, site), cmp.scenario.kpi(key, site), cmp.delta(key, site)
             except KeyError:
                 continue
             if site != FLEET and key in ("orders_done", "stockout_skus"):
                 continue
-            ci = f"[{_fmt(d.low, scale, pattern)}, {_fmt(d.high, scale, pattern)}]"
-            lines.append(f"{label:<22}{'all' if site == FLEET else site:<14}{_fmt(b.mean, scale, pattern):>12}"
-                         f"{_fmt(s.mean, scale, pattern):>12}{_fmt(d.mean, scale, pattern):>12}  {ci:<22}")
+            ci = f"[{info.text(d.low)}, {info.text(d.high)}]"
+            lines.append(f"{info.heading:<22}{'all' if site == FLEET else site:<14}{info.text(b.mean):>12}"
+                         f"{info.text(s.mean):>12}{info.text(d.mean):>12}  {ci:<22}")
     risky = [
         (b, s) for b, s in zip(cmp.baseline.stockouts, cmp.scenario.stockouts, strict=True)
         if b.probability > 0 or s.probability > 0
@@ -336,21 +278,21 @@ def kpi_table(cmp: Any, name: str, replications: int, as_of: datetime) -> str:
     if risky:
         lines.append("")
         lines.append(f"{'stockout risk':<36}{'baseline':>12}{'scenario':>12}  {'earliest (scenario)':<20}")
-        for b, s in risky:
-            when = "-" if math.isinf(s.earliest_s) else f"+{s.earliest_s / 3600:.1f} h"
-            lines.append(f"{b.site + '/' + b.sku:<36}{b.probability * 100:>11.0f}%{s.probability * 100:>11.0f}%  "
+        for rb, rs in risky:
+            when = "-" if math.isinf(rs.earliest_s) else f"+{rs.earliest_s / 3600:.1f} h"
+            lines.append(f"{rb.site + '/' + rb.sku:<36}{rb.probability * 100:>11.0f}%{rs.probability * 100:>11.0f}%  "
                          f"{when:<20}")
     late = sorted(zip(cmp.baseline.orders, cmp.scenario.orders, strict=True), key=lambda p: p[1].probability)[:10]
     if late:
         lines.append("")
         lines.append(f"{'open orders (least likely on time)':<36}{'baseline':>12}{'scenario':>12}  scenario 95% CI")
-        for b, s in late:
-            lines.append(f"{s.order:<36}{b.probability * 100:>11.0f}%{s.probability * 100:>11.0f}%  "
-                         f"[{s.low * 100:.0f}%, {s.high * 100:.0f}%]")
+        for ob, os_ in late:
+            lines.append(f"{os_.order:<36}{ob.probability * 100:>11.0f}%{os_.probability * 100:>11.0f}%  "
+                         f"[{os_.low * 100:.0f}%, {os_.high * 100:.0f}%]")
     return "\n".join(lines)
 
 
-def kpi_csv(cmp: Any) -> str:
+def kpi_csv(cmp: Comparison) -> str:
     """One row per (KPI, site): baseline, scenario and delta with their intervals, raw numbers."""
     buf = io.StringIO()
     w = csv.writer(buf)

@@ -14,8 +14,8 @@ from typing import Any
 import plotly.graph_objects as go
 
 from dashboard import theme
-from dashboard.services import WhatIfResult
 from dashboard.viewmodels import OeeView, StockRow, TimelineSegment
+from dashboard.whatif_view import WhatIfResult
 from twin.historian import SeriesResult
 from twin.spec import MachineStatus
 

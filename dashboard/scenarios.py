@@ -13,7 +13,8 @@ Saved as TOML, the interventions become the engine's ``[[machine_down]]`` tables
 saves; the run settings the engine does not know go into ``#@ key = value`` comment lines (the
 engine ignores comments, the page reads them back). Validation of the interventions is the
 engine's own (``parse_scenario``): one set of rules, one set of messages. The server-side limits of
-a dashboard run (replications, horizon) are in ``Limits``.
+a dashboard run (replications, horizon) are in ``WhatIfLimits`` (within the server-wide request
+limits of ``twin.limits.Limits``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ __all__ = [
     "FIELDS",
     "INTERVENTIONS",
     "FieldSpec",
-    "Limits",
+    "WhatIfLimits",
     "engine_document",
     "intervention_from_form",
     "scenario_from_toml",
@@ -47,8 +48,12 @@ HEADER_PREFIX = "#@ "
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Limits:
-    """What one dashboard run may ask for (checked on the server before and when it runs)."""
+class WhatIfLimits:
+    """What one dashboard what-if run may ask for (checked on the server before and when it runs).
+
+    A policy of the dashboard inside the engine's own caps (``twin.limits.Limits``: 1000
+    replications, 90 days), so the two are different things with different names.
+    """
 
     max_replications: int = 500
     max_horizon_h: float = 30 * 24.0
@@ -204,9 +209,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def scenario_problems(doc: dict[str, Any], fleet: FleetSpec, limits: Limits | None = None) -> list[Problem]:
+def scenario_problems(doc: dict[str, Any], fleet: FleetSpec, limits: WhatIfLimits | None = None) -> list[Problem]:
     """Every problem of a scenario document: run settings, then the engine's own checks."""
-    lim = limits or Limits()
+    lim = limits or WhatIfLimits()
     problems: list[Problem] = []
     site = doc.get("site")
     if site not in {s.id for s in fleet.sites}:

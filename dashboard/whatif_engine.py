@@ -2,8 +2,8 @@
 
 ``EngineRunner.run`` forks from the historian's ``state_at(site, t)`` (t = the request's time, or
 now), calibrates the parameters from the history before it, runs paired baseline/scenario Monte
-Carlo replications (``twin.sim.montecarlo.run``: a local process pool, or in-process with
-``workers=0``) reporting progress, and turns the engine's ``Comparison`` into the page's
+Carlo replications (the engine's own orchestration, ``twin.sim.whatif``: a local process pool, or
+in-process with ``workers=0``) reporting progress, and turns the engine's ``Comparison`` into the page's
 ``WhatIfResult`` with ``to_result`` (pure, tested on its own): P10–P90 fan charts continuing the
 recent actual trend read from the historian, KPI deltas with their 95 % intervals, and the on-time
 probability of every open order of the site.
@@ -32,53 +32,28 @@ import logging
 import math
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-from dashboard.scenarios import Limits, scenario_problems, to_scenario
-from dashboard.services import Actual, Band, KpiDelta, OrderChance, Progress, WhatIfRequest, WhatIfResult
-from twin import live
+from connectors.executors import executor_for
+from dashboard.scenarios import WhatIfLimits, scenario_problems, to_scenario
+from dashboard.whatif_view import Actual, FanBand, KpiDelta, OrderChance, Progress, WhatIfRequest, WhatIfResult
+from twin.clock import Clock, utc_now
 from twin.errors import ConfigError, SimulationError
-from twin.frozen import FrozenDict
 from twin.historian import Historian, SeriesKey
-from twin.sim.build import fork
-from twin.sim.montecarlo import run as monte_carlo
-from twin.sim.params import SimParams
-from twin.sim.projection import Band as SimBand
-from twin.sim.projection import Comparison
+from twin.sim.kpis import BAND_METRICS, KPIS
+from twin.sim.projection import Band, Comparison
 from twin.sim.scenario import OverflowRouting, Scenario
-from twin.sim.uncertainty import Uncertainty
+from twin.sim.whatif import Inputs, RunSettings, prepare, run_whatif
 from twin.spec import FleetSpec, SignalKind, SiteSpec
-from twin.state import SiteState, TwinState
 
 __all__ = ["EngineRunner", "actual_trends", "bin_seconds", "to_result"]
 
 log = logging.getLogger(__name__)
 
 HOUR_S = 3600.0
-# fan-chart metrics of twin.sim.projection.Band: metric -> (KPI name on the page, unit)
-FAN_METRICS = {
-    "cumulative_units": ("units finished", "units"),
-    "throughput": ("throughput", "units per bin"),
-    "backlog": ("open orders", "orders"),
-    "utilisation": ("utilisation", "%"),
-    "wip": ("work in progress", "units"),
-}
-# KPI deltas: engine KPI -> (label, unit, scale, higher is better)
-DELTA_KPIS = {
-    "units_done": ("units finished", "units", 1.0, True),
-    "orders_done": ("orders finished", "orders", 1.0, True),
-    "on_time_rate": ("on-time delivery", "%", 100.0, True),
-    "lead_time_h": ("lead time", "h", 1.0, False),
-    "wip_orders": ("open orders (avg)", "orders", 1.0, False),
-    "utilisation": ("utilisation", "%", 100.0, True),
-    "stockout_skus": ("SKUs stocked out", "SKUs", 1.0, False),
-}
-
-
 def bin_seconds(horizon_s: float) -> float:
     """Band resolution: hourly up to a week, then whole hours giving at most ~170 bins."""
     return HOUR_S * max(1, math.ceil(horizon_s / HOUR_S / 170))
@@ -154,8 +129,8 @@ def _unit(site: SiteSpec, sku: str) -> str:
     return item.unit if item is not None else ""
 
 
-def _band(b: SimBand, kpi: str, unit: str, variant: str, at: datetime, offset: float, scale: float,
-          *, from_fork: bool = False) -> Band:
+def _band(b: Band, kpi: str, unit: str, variant: str, at: datetime, offset: float, scale: float,
+          *, from_fork: bool = False) -> FanBand:
     """A band of the engine on the page's time axis; ``from_fork`` starts it at the fork with ``offset``."""
     head = (0.0,) if from_fork else ()
     t = tuple(at + timedelta(seconds=s) for s in (*head, *b.t_s))
@@ -163,7 +138,7 @@ def _band(b: SimBand, kpi: str, unit: str, variant: str, at: datetime, offset: f
     def conv(xs: tuple[float, ...]) -> tuple[float, ...]:
         return tuple(offset + scale * x for x in (*head, *xs))
 
-    return Band(kpi=kpi, unit=unit, variant=variant, t=t, p10=conv(b.p10), p50=conv(b.p50), p90=conv(b.p90))
+    return FanBand(kpi=kpi, unit=unit, variant=variant, t=t, p10=conv(b.p10), p50=conv(b.p50), p90=conv(b.p90))
 
 
 def _finite(*xs: float) -> bool:
@@ -180,17 +155,18 @@ def to_result(cmp: Comparison, *, name: str, fleet: FleetSpec, site: str, at: da
     """
     spec = fleet.site(site)
     last = {a.kpi: a.values[-1] for a in actuals if a.values}
-    bands: list[Band] = []
-    for metric, (kpi, unit) in FAN_METRICS.items():
+    bands: list[FanBand] = []
+    for metric, shown in BAND_METRICS.items():
+        kpi, unit = shown.label, shown.unit
         offset = last.get(kpi, 0.0) if metric == "cumulative_units" else 0.0
-        scale = 100.0 if metric == "utilisation" else 1.0
         for variant, proj in (("baseline", cmp.baseline), ("scenario", cmp.scenario)):
             try:
                 b = proj.band(metric, site)
             except KeyError:
                 continue
             unit_of = unit if metric != "throughput" else f"units per {b.t_s[0] / HOUR_S:g} h"
-            bands.append(_band(b, kpi, unit_of, variant, at, offset, scale, from_fork=metric == "cumulative_units"))
+            bands.append(_band(b, kpi, unit_of, variant, at, offset, shown.scale,
+                               from_fork=metric == "cumulative_units"))
     for item in spec.inventory:
         for variant, proj in (("baseline", cmp.baseline), ("scenario", cmp.scenario)):
             try:
@@ -200,7 +176,8 @@ def to_result(cmp: Comparison, *, name: str, fleet: FleetSpec, site: str, at: da
             bands.append(_band(b, f"stock {item.sku}", item.unit, variant, at, 0.0, 1.0))
     deltas: list[KpiDelta] = []
     skipped: list[str] = []
-    for key, (label, unit, scale, better) in DELTA_KPIS.items():
+    for key, info in KPIS.items():
+        label, scale = info.label, info.scale
         try:
             kb, ks, d = cmp.baseline.kpi(key, site), cmp.scenario.kpi(key, site), cmp.delta(key, site)
         except KeyError:
@@ -208,9 +185,9 @@ def to_result(cmp: Comparison, *, name: str, fleet: FleetSpec, site: str, at: da
         if not _finite(kb.mean, ks.mean, d.mean, d.low, d.high):
             skipped.append(label)
             continue
-        deltas.append(KpiDelta(kpi=label, unit=unit, baseline=kb.mean * scale, scenario=ks.mean * scale,
+        deltas.append(KpiDelta(kpi=label, unit=info.unit, baseline=kb.mean * scale, scenario=ks.mean * scale,
                                delta=d.mean * scale, ci_low=d.low * scale, ci_high=d.high * scale,
-                               higher_is_better=better))
+                               higher_is_better=info.higher_is_better))
     base_orders = {o.order: o for o in cmp.baseline.orders}
     orders = [
         OrderChance(order=o.order, due=at + timedelta(seconds=o.due_s), p_baseline=base_orders[o.order].probability,
@@ -223,15 +200,6 @@ def to_result(cmp: Comparison, *, name: str, fleet: FleetSpec, site: str, at: da
     return WhatIfResult(name=name, site=site, at=at, horizon_h=horizon_h, replications=replications,
                         bands=tuple(bands), actuals=tuple(actuals), deltas=tuple(deltas), orders=tuple(orders),
                         notes=tuple(all_notes))
-
-
-@contextlib.contextmanager
-def _executor(workers: int) -> Iterator[Executor | None]:
-    if workers > 0:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            yield pool
-    else:
-        yield None
 
 
 def _sites_of(scenario: Scenario, site: str) -> list[str]:
@@ -296,11 +264,11 @@ class EngineRunner:
 
     fleet: FleetSpec
     open_historian: Callable[[], Historian] | None
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Clock = utc_now
     workers: int = 2
     calibrate_days: float = 7.0
     actual_h: float = 24.0
-    limits: Limits = field(default_factory=Limits)
+    limits: WhatIfLimits = field(default_factory=WhatIfLimits)
     second_order: bool = True
     max_runs: int = 2
     max_runs_per_user: int = 1
@@ -322,51 +290,42 @@ class EngineRunner:
         horizon_s = request.horizon_h * HOUR_S
         bin_s = bin_seconds(horizon_s)
         sites = _sites_of(scenario, request.site)
-        notes: list[str] = []
         historian = self.open_historian() if self.open_historian is not None else None
         try:
-            states: dict[str, SiteState] = {}
-            params: SimParams | None = None
-            uncertainty = Uncertainty()  # no calibration: prior widths on the configured figures
-            actuals: list[Actual] = []
-            if historian is not None:
-                for sid in sites:
-                    st = historian.state_at(sid, at)
-                    if st is not None:
-                        states[sid] = st
-                if self.calibrate_days > 0:
-                    from twin.calibrate import calibrate
-
-                    cal = calibrate(self.fleet, historian, at - timedelta(days=self.calibrate_days), at, sites=sites)
-                    params = cal.params
-                    uncertainty = cal.uncertainty
-                    if cal.defaults_used:
-                        notes.append(f"{len(cal.defaults_used)} of {len(cal.estimates)} parameters use the "
-                                     "configured figures (history too short)")
-                actuals = actual_trends(self.fleet, historian, request.site, at, self.actual_h, bin_s)
+            inputs = prepare(self.fleet, historian, at, sites, self.calibrate_days)
+            actuals = (actual_trends(self.fleet, historian, request.site, at, self.actual_h, bin_s)
+                       if historian is not None else [])
         finally:
             if historian is not None:
                 historian.close()
-        for sid in sites:
-            if sid not in states:
-                notes.append(f"no recorded state of {sid} at the fork: started from its configured initial state")
-                states[sid] = live.initial_site_state(self.fleet.site(sid), at)
-        snapshot = TwinState(fleet=self.fleet.id, as_of=at, sites=FrozenDict(states))
-        base = fork(self.fleet, snapshot, None, params, horizon_s=horizon_s, bin_s=bin_s, sites=sites)
-        scen = fork(self.fleet, snapshot, scenario, params, horizon_s=horizon_s, bin_s=bin_s, sites=base.data.sites)
-        kinds = sorted({n.kind.replace("_", " ") for n in base.notes})
-        if kinds:
-            notes.append("assumed: " + "; ".join(kinds))
+        notes = _input_notes(inputs)
         log.info("what-if %r at %s: %d replications over %.0f h", scenario.name, request.site,
                  request.replications, request.horizon_h)
+        settings = RunSettings(horizon_s=horizon_s, bin_s=bin_s, replications=request.replications, seed=request.seed,
+                               workers=max(1, self.workers), second_order=self.second_order)
         try:
-            with _executor(self.workers) as ex:
-                mc = monte_carlo(base.data, scen.data, replications=request.replications, seed=request.seed,
-                                 executor=ex, workers=max(1, self.workers), on_progress=progress, as_of=at,
-                                 uncertainty=uncertainty, second_order=self.second_order)
+            with executor_for(None, self.workers) as ex:
+                done = run_whatif(inputs, inputs.snapshot(), scenario, settings, sites=sites, executor=ex,
+                                  on_progress=progress)
         except SimulationError:
             raise
         except (OSError, RuntimeError) as exc:  # the pool could not start or broke
             raise SimulationError(f"the replications could not run: {exc}") from exc
+        kinds = sorted({n.kind.replace("_", " ") for n in done.baseline.notes})
+        if kinds:
+            notes.append("assumed: " + "; ".join(kinds))
+        mc = done.result
         return to_result(mc.comparison(), name=scenario.name, fleet=self.fleet, site=request.site, at=at,
                          horizon_h=request.horizon_h, replications=mc.replications, actuals=actuals, notes=notes)
+
+
+def _input_notes(inputs: Inputs) -> list[str]:
+    """What the page says about the inputs: figures without history, sites started from configuration."""
+    notes = []
+    cal = inputs.calibration
+    if cal is not None and cal.defaults_used:
+        notes.append(f"{len(cal.defaults_used)} of {len(cal.estimates)} parameters use the "
+                     "configured figures (history too short)")
+    for sid in inputs.unrecorded:
+        notes.append(f"no recorded state of {sid} at the fork: started from its configured initial state")
+    return notes

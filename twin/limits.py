@@ -5,7 +5,8 @@ constants). The ``check_*`` functions are called where requests enter: the Monte
 (``twin.sim.montecarlo``), the scenario parser (``twin.sim.scenario``) and the historians' ``series``
 when they serve users (``connectors.store``, ``connectors.influx.historian``, opened with ``limits=``). A request
 over a limit is refused with an error that names the limit, the value asked for and the maximum:
-nothing is clamped silently.
+nothing is clamped silently. (The dashboard's own, narrower policy for one what-if run from its
+page is ``dashboard.scenarios.WhatIfLimits``, checked inside these.)
 
 >>> check_replications(5000)
 Traceback (most recent call last):

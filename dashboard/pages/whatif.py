@@ -28,17 +28,20 @@ from dashboard.queries import QueryService
 from dashboard.scenarios import (
     FIELDS,
     INTERVENTIONS,
-    Limits,
+    WhatIfLimits,
     describe,
     intervention_from_form,
     scenario_from_toml,
     scenario_problems,
     scenario_to_toml,
 )
-from dashboard.services import Services, WhatIfRequest, WhatIfResult
+from dashboard.services import Services
+from dashboard.whatif_view import WhatIfRequest, WhatIfResult
 from twin.errors import ConfigError, Problem, TwinError
+from twin.spec import FleetSpec
 
-__all__ = ["authorise_run", "fork_problems", "layout", "register", "run_request"]
+__all__ = ["authorise_run", "choice_options", "fork_note", "fork_problems", "layout", "register", "run_request",
+           "scenario_doc"]
 
 log = logging.getLogger(__name__)
 PATH = "/whatif"
@@ -62,8 +65,8 @@ def _field(key: str) -> html.Div:
                     style={"display": "none"})
 
 
-def layout(site: str | None = None, at: str | None = None, limits: Limits | None = None, **_q: Any) -> html.Div:
-    lim = limits or Limits()
+def layout(site: str | None = None, at: str | None = None, limits: WhatIfLimits | None = None, **_q: Any) -> html.Div:
+    lim = limits or WhatIfLimits()
     kinds = [{"label": label, "value": k} for k, (label, _) in INTERVENTIONS.items()]
     return html.Div(
         [
@@ -226,15 +229,48 @@ def _compare_table(runs: list[dict[str, Any]]) -> Any:
 
 
 def register(app: dash.Dash, services: Services) -> None:
+    """The page and its callbacks: the form, the run in the background, the result views."""
     def page(**query: Any) -> html.Div:
         return layout(limits=services.limits, **query)
 
     register_page(__name__, path=PATH, name="What-if", title="What-if · Micro-factory twin", order=3,
                   layout=page)
-    queries = services.queries
     settings: auth.AuthSettings = app.server.config[auth.CONFIG_KEY]
-    choice_keys = [k for k, f in FIELDS.items() if f.type in CHOICE_TYPES]
-    value_keys = [k for k in FIELDS if k not in choice_keys]
+    _register_form(app, services.queries)
+    _register_edit(app, services.queries)
+    _register_run(app, services, settings)
+    _register_results(app)
+
+
+def fork_note(queries: QueryService, site: str | None, at: str | None) -> str:
+    """The line under the page title saying where the fork starts (and the site's recorded history)."""
+    note = f"forked from the recorded state at {at} UTC" if at else "forked from the live state (now)"
+    start = queries.history_start(site) if site else None
+    if start is not None:
+        note += f" · history of {site} from {theme.fmt_ts(start)} to now"
+    return note
+
+
+def choice_options(fleet: FleetSpec, site: str, fields: list[dict[str, str]]) -> list[list[dict[str, Any]]]:
+    """The options of each choice field of the form (pattern-matching ids ``fields``) at ``site``."""
+    spec = fleet.site(site)
+    lists: dict[str, list[str]] = {
+        "machine": [m.id for m in spec.machines], "template": [t.id for t in fleet.templates],
+        "sku": [i.sku for i in spec.inventory], "product": [p.id for p in fleet.products],
+        "site": [s.id for s in fleet.sites if s.id != site],
+    }
+    out = []
+    for f in fields:
+        kind = FIELDS[f["field"]].type
+        if kind == "weekdays":
+            out.append([{"label": d, "value": i} for i, d in enumerate(WEEKDAYS)])
+        else:
+            out.append([{"label": v, "value": v} for v in lists.get(kind, [])])
+    return out
+
+
+def _register_form(app: dash.Dash, queries: QueryService) -> None:
+    """The form's header from the URL, its fields per intervention kind and their choices."""
 
     @app.callback(Output(ids.WHATIF_SITE, "options"), Output(ids.WHATIF_SITE, "value"),
                   Output(ids.WHATIF_FORK_NOTE, "children"),
@@ -246,11 +282,7 @@ def register(app: dash.Dash, services: Services) -> None:
         options = site_options(queries)
         site = choose([o["value"] for o in options], url_param(search, "site"), site)
         at = url_param(search, "at") or at
-        note = f"forked from the recorded state at {at} UTC" if at else "forked from the live state (now)"
-        start = queries.history_start(site) if site else None
-        if start is not None:
-            note += f" · history of {site} from {theme.fmt_ts(start)} to now"
-        return options, site, note, at
+        return options, site, fork_note(queries, site, at), at
 
     @app.callback(Output(ids.whatif_wrap(ALL), "style"), Input(ids.WHATIF_KIND, "value"),
                   State(ids.whatif_wrap(ALL), "id"))
@@ -263,21 +295,34 @@ def register(app: dash.Dash, services: Services) -> None:
     def _choices(site: str | None, fields: list[dict[str, str]]) -> list[list[dict[str, Any]]]:
         if not site:
             raise PreventUpdate
-        fleet = queries.fleet
-        spec = fleet.site(site)
-        lists: dict[str, list[str]] = {
-            "machine": [m.id for m in spec.machines], "template": [t.id for t in fleet.templates],
-            "sku": [i.sku for i in spec.inventory], "product": [p.id for p in fleet.products],
-            "site": [s.id for s in fleet.sites if s.id != site],
-        }
-        out = []
-        for f in fields:
-            kind = FIELDS[f["field"]].type
-            if kind == "weekdays":
-                out.append([{"label": d, "value": i} for i, d in enumerate(WEEKDAYS)])
-            else:
-                out.append([{"label": v, "value": v} for v in lists.get(kind, [])])
-        return out
+        return choice_options(queries.fleet, site, fields)
+
+
+def _loaded(upload: str, filename: str | None, fleet: FleetSpec) -> tuple[Any, ...]:
+    """The form after loading a TOML file: the document and its header fields, or the refusal."""
+    keep = dash.no_update
+    try:
+        text = base64.b64decode(upload.split(",", 1)[1]).decode("utf-8")
+        doc = scenario_from_toml(text, fleet, filename or "scenario.toml")
+    except (ConfigError, UnicodeDecodeError, IndexError, ValueError) as exc:
+        return keep, notice(str(exc), error=True), keep, keep, keep, keep, keep
+    return (doc, notice(f"Loaded {filename}"), doc.get("name", keep), doc.get("horizon_h", keep),
+            doc.get("replications", keep), doc.get("site", keep), doc.get("at", keep))
+
+
+def _added(kind: str, choices: list[Any], values: list[Any], stored: dict[str, Any] | None, site: str,
+           fleet: FleetSpec) -> dict[str, Any]:
+    """The scenario document with the intervention of the form's fields appended."""
+    choice_keys = [k for k, f in FIELDS.items() if f.type in CHOICE_TYPES]
+    value_keys = [k for k in FIELDS if k not in choice_keys]
+    given = dict(zip(choice_keys, choices, strict=True)) | {
+        k: (v if FIELDS[k].type == "time" else _num(v)) for k, v in zip(value_keys, values, strict=True)}
+    item = intervention_from_form(kind, given, site, fleet)
+    return {**(stored or {}), "interventions": [*(stored or {}).get("interventions", []), item]}
+
+
+def _register_edit(app: dash.Dash, queries: QueryService) -> None:
+    """Add, clear, load and save the scenario's interventions, and list them."""
 
     @app.callback(
         Output(ids.WHATIF_SCENARIO, "data"), Output(ids.WHATIF_ERROR, "children"),
@@ -297,20 +342,10 @@ def register(app: dash.Dash, services: Services) -> None:
         if ctx.triggered_id == ids.WHATIF_CLEAR:
             return {"interventions": []}, None, keep, keep, keep, keep, keep
         if ctx.triggered_id == ids.WHATIF_UPLOAD and upload:
-            try:
-                text = base64.b64decode(upload.split(",", 1)[1]).decode("utf-8")
-                doc = scenario_from_toml(text, queries.fleet, filename or "scenario.toml")
-            except (ConfigError, UnicodeDecodeError, IndexError, ValueError) as exc:
-                return keep, notice(str(exc), error=True), keep, keep, keep, keep, keep
-            return (doc, notice(f"Loaded {filename}"), doc.get("name", keep), doc.get("horizon_h", keep),
-                    doc.get("replications", keep), doc.get("site", keep), doc.get("at", keep))
+            return _loaded(upload, filename, queries.fleet)
         if not site:
             return keep, notice("Choose a site first", error=True), keep, keep, keep, keep, keep
-        given = dict(zip(choice_keys, choices, strict=True)) | {
-            k: (v if FIELDS[k].type == "time" else _num(v)) for k, v in zip(value_keys, values, strict=True)}
-        item = intervention_from_form(kind, given, site, queries.fleet)
-        doc = {**(stored or {}), "interventions": [*(stored or {}).get("interventions", []), item]}
-        return doc, None, keep, keep, keep, keep, keep
+        return _added(kind, choices, values, stored, site, queries.fleet), None, keep, keep, keep, keep, keep
 
     @app.callback(Output(ids.WHATIF_INTERVENTIONS, "children"), Input(ids.WHATIF_SCENARIO, "data"))
     def _list(doc: dict[str, Any] | None) -> Any:
@@ -327,6 +362,10 @@ def register(app: dash.Dash, services: Services) -> None:
         doc = scenario_doc(stored, name=name, site=site, at=at, horizon=horizon, reps=reps)
         filename = "".join(c if c.isalnum() or c in "-_" else "-" for c in doc["name"] or "scenario") + ".toml"
         return {"content": scenario_to_toml(doc), "filename": filename, "type": "application/toml", "base64": False}
+
+
+def _register_run(app: dash.Dash, services: Services, settings: auth.AuthSettings) -> None:
+    """Run: authorised on the server into a signed request, then run in a background callback."""
 
     @app.callback(Output(ids.WHATIF_REQUEST, "data"), Output(ids.WHATIF_STATUS, "children"),
                   Input(ids.WHATIF_RUN, "n_clicks"),
@@ -364,6 +403,23 @@ def register(app: dash.Dash, services: Services) -> None:
             log.warning("what-if failed: %s", exc)
             return {"error": str(exc)}
 
+
+def _shown(data: dict[str, Any], kpi: str | None, runs: list[dict[str, Any]] | None) -> tuple[Any, ...]:
+    """The views of a finished run: fan-chart KPI choice, deltas, orders, the session's runs, the status."""
+    if "error" in data:
+        keep = dash.no_update
+        return keep, keep, keep, keep, keep, notice(data["error"], error=True)
+    result = WhatIfResult.from_dict(data)
+    kpis = result.kpis()
+    return ([{"label": k, "value": k} for k in kpis], kpi if kpi in kpis else (kpis[0] if kpis else None),
+            figures.deltas_chart(result), _orders_table(result), [*(runs or [])[-9:], data],
+            html.Div([notice(f"Done: {result.replications} replications of {result.name!r}"),
+                      *[html.Div(n, className="muted small") for n in result.notes]]))
+
+
+def _register_results(app: dash.Dash) -> None:
+    """A finished run into the fan chart, the KPI deltas, the orders and the comparison of runs."""
+
     @app.callback(Output(ids.WHATIF_FAN_KPI, "options"), Output(ids.WHATIF_FAN_KPI, "value"),
                   Output(ids.WHATIF_DELTAS, "figure"), Output(ids.WHATIF_ORDERS, "children"),
                   Output(ids.WHATIF_RUNS, "data"), Output(ids.WHATIF_STATUS, "children", allow_duplicate=True),
@@ -372,15 +428,7 @@ def register(app: dash.Dash, services: Services) -> None:
     def _result(data: dict[str, Any] | None, kpi: str | None, runs: list[dict[str, Any]] | None) -> tuple[Any, ...]:
         if not data:
             raise PreventUpdate
-        if "error" in data:
-            keep = dash.no_update
-            return keep, keep, keep, keep, keep, notice(data["error"], error=True)
-        result = WhatIfResult.from_dict(data)
-        kpis = result.kpis()
-        return ([{"label": k, "value": k} for k in kpis], kpi if kpi in kpis else (kpis[0] if kpis else None),
-                figures.deltas_chart(result), _orders_table(result), [*(runs or [])[-9:], data],
-                html.Div([notice(f"Done: {result.replications} replications of {result.name!r}"),
-                          *[html.Div(n, className="muted small") for n in result.notes]]))
+        return _shown(data, kpi, runs)
 
     @app.callback(Output(ids.WHATIF_FAN, "figure"), Input(ids.WHATIF_FAN_KPI, "value"),
                   State(ids.WHATIF_RESULT, "data"))

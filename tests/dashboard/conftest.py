@@ -13,7 +13,8 @@ import pytest
 from connectors.config import load
 from connectors.store import SqliteHistorian
 from dashboard.queries import QueryService
-from dashboard.services import Actual, Band, KpiDelta, OrderChance, Services, WhatIfRequest, WhatIfResult
+from dashboard.services import Services
+from dashboard.whatif_view import Actual, FanBand, KpiDelta, OrderChance, WhatIfRequest, WhatIfResult
 from twin.spec import FleetSpec
 
 HERE = Path(__file__).resolve().parent
@@ -67,9 +68,9 @@ class FixedRunner:
         base = tuple(10.0 * (k + 1) for k in range(len(t)))
         scen = tuple(v * 0.9 for v in base)
         bands = (
-            Band(kpi="units_done", unit="units", variant="baseline", t=t, p10=tuple(v * 0.8 for v in base), p50=base,
+            FanBand(kpi="units_done", unit="units", variant="baseline", t=t, p10=tuple(v * 0.8 for v in base), p50=base,
                  p90=tuple(v * 1.2 for v in base)),
-            Band(kpi="units_done", unit="units", variant="scenario", t=t, p10=tuple(v * 0.8 for v in scen), p50=scen,
+            FanBand(kpi="units_done", unit="units", variant="scenario", t=t, p10=tuple(v * 0.8 for v in scen), p50=scen,
                  p90=tuple(v * 1.2 for v in scen)),
         )
         actual = Actual(kpi="units_done", unit="units", t=(at - timedelta(hours=24), at), values=(-5.0, 0.0))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from dashboard import components, figures, theme
-from dashboard.services import Actual, Band, KpiDelta, WhatIfResult
 from dashboard.viewmodels import MachineTile, OeeView, StockRow, TimelineSegment
+from dashboard.whatif_view import Actual, FanBand, KpiDelta, WhatIfResult
 from twin.historian import SeriesKey, SeriesPoint, SeriesResult
 from twin.readings import Quality
 from twin.spec import MachineStatus
@@ -136,8 +136,8 @@ def _result() -> WhatIfResult:
     t = (T0, T0 + timedelta(hours=12))
     return WhatIfResult(
         name="x", site="s", at=T0, horizon_h=12, replications=10,
-        bands=(Band(kpi="units", unit="u", variant="baseline", t=t, p10=(0, 8), p50=(0, 10), p90=(0, 12)),
-               Band(kpi="units", unit="u", variant="scenario", t=t, p10=(0, 6), p50=(0, 8), p90=(0, 9))),
+        bands=(FanBand(kpi="units", unit="u", variant="baseline", t=t, p10=(0, 8), p50=(0, 10), p90=(0, 12)),
+               FanBand(kpi="units", unit="u", variant="scenario", t=t, p10=(0, 6), p50=(0, 8), p90=(0, 9))),
         actuals=(Actual(kpi="units", unit="u", t=(T0 - timedelta(hours=6), T0), values=(-3.0, 0.0)),),
         deltas=(KpiDelta(kpi="on_time", unit="", baseline=0.9, scenario=0.7, delta=-0.2, ci_low=-0.3, ci_high=-0.1),
                 KpiDelta(kpi="wip", unit="", baseline=5, scenario=6, delta=1, ci_low=-1, ci_high=3,

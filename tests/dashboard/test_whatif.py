@@ -14,17 +14,18 @@ from dashboard.auth import CurrentUser, UserRole, settings_for
 from dashboard.pages import whatif
 from dashboard.scenarios import (
     INTERVENTIONS,
-    Limits,
+    WhatIfLimits,
     intervention_from_form,
     scenario_from_toml,
     scenario_problems,
     scenario_to_toml,
     to_scenario,
 )
-from dashboard.services import Services, WhatIfRequest, WhatIfResult
+from dashboard.services import Services
 from dashboard.whatif_engine import EngineRunner, bin_seconds, to_result
+from dashboard.whatif_view import WhatIfRequest, WhatIfResult
 from twin.errors import ConfigError
-from twin.sim.projection import Band, Comparison, Delta, Kpi, OrderOnTime, Projection
+from twin.sim.projection import Band, Comparison, Estimate, OrderOnTime, Projection
 from twin.sim.scenario import MachineDown, OverflowRouting, ShiftChange, loads_scenario
 from twin.spec import FleetSpec
 
@@ -77,7 +78,7 @@ def test_example_scenarios_load_and_save_unchanged(path: Path, fleet: FleetSpec)
 
 def test_limits_are_enforced_with_a_clear_message(fleet: FleetSpec, services: Services) -> None:
     doc = {**_doc(fleet), "replications": 501, "horizon_h": 721}
-    text = "\n".join(str(p) for p in scenario_problems(doc, fleet, Limits()))
+    text = "\n".join(str(p) for p in scenario_problems(doc, fleet, WhatIfLimits()))
     assert "replications: must be a whole number from 1 to 500 (server limit) (got 501)" in text
     assert "horizon_h: must be between 1 and 720 hours (server limit) (got 721)" in text
     settings = settings_for("127.0.0.1", env={})
@@ -101,9 +102,9 @@ def test_bins() -> None:
 def _projection(units: float, on_time: float) -> Projection:
     band = Band(metric="cumulative_units", key="s1", t_s=(3600.0, 7200.0), p10=(1.0, 2.0), p50=(2.0, 4.0),
                 p90=(3.0, 6.0), mean=(2.0, 4.0))
-    kpis = (Kpi(name="units_done", site="s1", mean=units, low=units - 1, high=units + 1, n=5),
-            Kpi(name="on_time_rate", site="s1", mean=on_time, low=on_time, high=on_time, n=5),
-            Kpi(name="lead_time_h", site="s1", mean=math.nan, low=math.nan, high=math.nan, n=0))
+    kpis = (Estimate(name="units_done", site="s1", mean=units, low=units - 1, high=units + 1, n=5),
+            Estimate(name="on_time_rate", site="s1", mean=on_time, low=on_time, high=on_time, n=5),
+            Estimate(name="lead_time_h", site="s1", mean=math.nan, low=math.nan, high=math.nan, n=0))
     orders = (OrderOnTime(order="O-1", site="s1", due_s=1800.0, probability=on_time, low=0.1, high=0.9,
                           finish_p50_s=100.0),
               OrderOnTime(order="O-2", site="other", due_s=1800.0, probability=1.0, low=0.5, high=1.0,
@@ -113,12 +114,12 @@ def _projection(units: float, on_time: float) -> Projection:
 
 
 def test_to_result_scales_continues_the_trend_and_skips_what_cannot_be_estimated(fleet: FleetSpec) -> None:
-    from dashboard.services import Actual
+    from dashboard.whatif_view import Actual
 
     cmp = Comparison(baseline=_projection(10.0, 0.9), scenario=_projection(8.0, 0.6), deltas=(
-        Delta(name="units_done", site="s1", mean=-2.0, low=-3.0, high=-1.0, n=5),
-        Delta(name="on_time_rate", site="s1", mean=-0.3, low=-0.4, high=-0.2, n=5),
-        Delta(name="lead_time_h", site="s1", mean=math.nan, low=math.nan, high=math.nan, n=0)))
+        Estimate(name="units_done", site="s1", mean=-2.0, low=-3.0, high=-1.0, n=5),
+        Estimate(name="on_time_rate", site="s1", mean=-0.3, low=-0.4, high=-0.2, n=5),
+        Estimate(name="lead_time_h", site="s1", mean=math.nan, low=math.nan, high=math.nan, n=0)))
     site = fleet.sites[0]
     from dataclasses import replace
 

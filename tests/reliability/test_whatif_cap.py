@@ -18,8 +18,8 @@ import pytest
 
 from connectors.config import load
 from connectors.store import SqliteHistorian
-from dashboard.services import WhatIfRequest, WhatIfResult
 from dashboard.whatif_engine import EngineRunner
+from dashboard.whatif_view import WhatIfRequest, WhatIfResult
 from tests.dashboard import history
 from twin.errors import SimulationError
 from twin.spec import FleetSpec

@@ -53,7 +53,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from twin.errors import SimulationError
@@ -84,6 +84,7 @@ from twin.sim.scenario import (
 )
 from twin.spec import (
     FleetSpec,
+    InventoryItemSpec,
     ItemKind,
     MachineId,
     MachineSpec,
@@ -93,7 +94,7 @@ from twin.spec import (
     SiteSpec,
     consuming_step,
 )
-from twin.state import SiteState, TwinState
+from twin.state import Shipment, SiteState, TwinState
 
 __all__ = ["Fork", "ForkNote", "fork"]
 
@@ -279,150 +280,219 @@ def fork(
     if horizon_s <= 0:
         raise SimulationError(f"horizon must be > 0 s (got {horizon_s!r})")
     as_of, states = _site_states(state)
-    chosen = list(sites) if sites is not None else (list(states) or [str(s.id) for s in fleet.sites])
     overflow = [iv for iv in scenario.interventions if isinstance(iv, OverflowRouting)]
-    for ov in overflow:
-        if ov.from_site in chosen and ov.to_site not in chosen:
-            chosen.append(ov.to_site)
+    chosen = _chosen_sites(fleet, states, sites, overflow)
     notes: list[ForkNote] = []
-    running: list[MachineData] = []  # busy at the fork: they hold the oldest queued units (notes below)
-    queued: dict[tuple[str, str], int] = {}  # units of open orders queued per (site, role)
-    machines: list[MachineData] = []
-    items: list[ItemData] = []
-    demand: list[DemandData] = []
-    orders: list[OrderData] = []
+    parts = _Parts()
     for sid in chosen:
         try:
             site = fleet.site(sid)
         except KeyError as exc:
             raise SimulationError(f"site {sid!r} is not in fleet {fleet.id!r}") from exc
-        ss = states.get(sid)
-        if ss is None:
-            notes.append(ForkNote(kind="no_site_state_assumed_empty", subject=sid))
-        calendar = site.calendar
-        for iv in scenario.interventions:
-            if isinstance(iv, ShiftChange) and iv.site == sid:
-                calendar = iv.calendar
-        if calendar.shifts:
-            shift_w: tuple[Window, ...] | None = shift_windows(calendar, site.timezone, as_of, horizon_s)
-        else:
-            notes.append(ForkNote(kind="no_shifts_runs_around_the_clock", subject=sid))
-            shift_w = None
-        for m in _machines(site, fleet, scenario):
-            t = m.template
-            mp = params.machines.get((sid, str(m.id)))
-            cycle = (mp.cycle_time_s if mp and mp.cycle_time_s else t.ideal_cycle_time_s) * _cycle_factor(m, scenario)
-            cv = mp.cycle_cv if mp and mp.cycle_cv is not None else params.default_cycle_cv
-            mtbf_h = mp.mtbf_h if mp and mp.mtbf_h else t.mtbf_h
-            mttr_h = mp.mttr_h if mp and mp.mttr_h is not None else t.mttr_h
-            scrap = mp.scrap_rate if mp and mp.scrap_rate is not None else t.scrap_rate
-            downs = [
-                (iv.start.seconds_from(as_of), iv.start.seconds_from(as_of) + iv.duration_h * HOUR_S)
-                for iv in scenario.interventions
-                if isinstance(iv, MachineDown) and iv.machine == m.id and iv.site in (None, sid)
-            ]
-            windows = shift_w
-            if downs:
-                windows = subtract_windows(shift_w if shift_w is not None else ((0.0, horizon_s),), downs)
-            busy, repair = _initial(m, ss, as_of, cycle, mttr_h * HOUR_S, notes)
-            md = MachineData(
-                id=m.id, site=sid, role=m.role.value, cycle_mean_s=cycle, cycle_cv=cv,
-                batch_size=max(1, t.batch_size), mtbf_s=mtbf_h * HOUR_S if mtbf_h > 0 else math.inf,
-                mttr_s=mttr_h * HOUR_S, scrap_rate=min(max(scrap, 0.0), 0.95), windows=windows,
-                initial_busy_s=busy, initial_repair_s=repair,
-            )
-            machines.append(md)
-            if busy > 0:
-                running.append(md)
-        for item in site.inventory:
-            inv = ss.inventory.get(item.sku) if ss is not None else None
-            on_hand = inv.on_hand if inv is not None else None
-            if on_hand is None:
-                notes.append(ForkNote(kind="stock_unknown_assumed_initial", subject=f"{sid}/{item.sku}"))
-                on_hand = item.initial_on_hand
-            s, q = item.reorder_point, item.reorder_qty
-            lp = params.lead_times.get((sid, str(item.sku)))
-            lead_d, sd_d = (lp.mean_d, lp.sd_d) if lp is not None else (item.lead_time_d, item.lead_time_sd_d)
-            transit_mean_d, transit_sd_d = lead_d, sd_d  # the spread of shipments already on their way
-            for iv in scenario.interventions:
-                if isinstance(iv, ReorderPolicy) and iv.sku == item.sku and iv.site in (None, sid):
-                    s, q = iv.reorder_point, iv.reorder_qty
-                if (
-                    isinstance(iv, LeadTimeChange)
-                    and iv.site in (None, sid)
-                    and (iv.sku in (None, item.sku))
-                    and (iv.supplier in (None, item.supplier))
-                ):
-                    # without a new spread, keep the old coefficient of variation
-                    sd_d = iv.lead_time_sd_d if iv.lead_time_sd_d is not None else sd_d * iv.lead_time_d / lead_d
-                    lead_d = iv.lead_time_d
-            transit: list[InTransit] = []
-            for shp in inv.inbound if inv is not None else ():
-                eta = to_sim(as_of, shp.eta)
-                extra = sum(
-                    iv.delay_d * DAY_S
-                    for iv in scenario.interventions
-                    if isinstance(iv, ShipmentDelay) and iv.sku == item.sku and iv.site in (None, sid)
-                    and iv.shipment in (None, shp.id)
-                )
-                share = min(1.0, max(eta, 0.0) / (transit_mean_d * DAY_S)) if transit_mean_d > 0 else 0.0
-                ordered: float | None = None
-                if shp.planned_eta is not None and shp.eta == shp.planned_eta and item.lead_time_d > 0:
-                    # the first ETA announced is the order time + the nominal lead time: the shipment
-                    # comes a lead time after it was ordered, early or late, not at the ETA plus a delay
-                    ordered = to_sim(as_of, shp.planned_eta) - item.lead_time_d * DAY_S
-                transit.append(
-                    InTransit(eta_s=eta, qty=shp.qty, eta_sd_s=transit_sd_d * DAY_S * math.sqrt(share),
-                              extra_delay_s=extra, ordered_s=ordered,
-                              lead_mean_s=transit_mean_d * DAY_S if ordered is not None else 0.0,
-                              lead_sd_s=transit_sd_d * DAY_S if ordered is not None else 0.0)
-                )
-            items.append(
-                ItemData(site=sid, sku=item.sku, on_hand=float(on_hand), reorder_point=s, reorder_qty=q,
-                         lead_mean_s=lead_d * DAY_S, lead_sd_s=sd_d * DAY_S, in_transit=tuple(transit))
-            )
-        hours = local_hour_segments(site.timezone, as_of, horizon_s)
-        for d in site.demand:
-            dp = params.demand.get((sid, str(d.product)))
-            per_day = dp.orders_per_day if dp is not None else d.orders_per_day
-            hf = dp.hour_factors if dp is not None and dp.hour_factors else d.hour_factors
-            wf = dp.weekday_factors if dp is not None and dp.weekday_factors else d.weekday_factors
-            mults = []
-            for iv in scenario.interventions:
-                if isinstance(iv, DemandMultiplier) and iv.site in (None, sid) and iv.product in (None, d.product):
-                    a = iv.start.seconds_from(as_of) if iv.start is not None else 0.0
-                    b = iv.end.seconds_from(as_of) if iv.end is not None else math.inf
-                    mults.append((max(a, 0.0), b, iv.factor))
-            starts, rates = _demand_segments(per_day, wf, hf, hours, mults, horizon_s)
-            demand.append(DemandData(site=sid, product=str(d.product), starts_s=starts, rates_per_s=rates))
-        if ss is not None:
-            for o in sorted(ss.orders, key=lambda o: (o.created, o.id)):  # FIFO, as the plant's queues
-                left = o.qty - o.done_qty
-                if left <= 0:
-                    continue
-                product = fleet.product(o.product)
-                if product is None:
-                    notes.append(ForkNote(kind="order_of_unknown_product_ignored", subject=o.id))
-                    continue
-                at = _units_at(o.qty, o.done_by_step, product)
-                step = 0
-                if at is None:
-                    step = _order_step(o.id, o.operation, product, notes)
-                    at = tuple(left if k == step else 0 for k in range(len(product.routing)))
-                for k, n in enumerate(at):
-                    if n:
-                        role = product.routing[k].value
-                        queued[(sid, role)] = queued.get((sid, role), 0) + n
-                orders.append(OrderData(id=o.id, site=sid, product=o.product, qty=sum(at) if at else left,
-                                        created_s=to_sim(as_of, o.created), due_s=to_sim(as_of, o.due), step=step,
-                                        queued=at))
-            if not ss.orders:
-                notes.append(ForkNote(kind="no_open_orders_empty_queue", subject=sid))
-    for md in running:
-        kind = ("running_machine_assumed_on_oldest_units" if queued.get((md.site, md.role), 0) > 0
+        _add_site(parts, fleet, site, states.get(sid), scenario, params, as_of, horizon_s, notes)
+    for md in parts.running:
+        kind = ("running_machine_assumed_on_oldest_units" if parts.queued.get((md.site, md.role), 0) > 0
                 else "running_machine_without_queued_units_makes_nothing")
         notes.append(ForkNote(kind=kind, subject=md.id))
-    kinds = _item_kinds(fleet, chosen, notes)
+    products = _products(fleet, _item_kinds(fleet, chosen, notes), params, chosen)
+    data = ModelData(
+        horizon_s=horizon_s, bin_s=bin_s, sites=tuple(chosen), machines=tuple(parts.machines),
+        products=tuple(products), items=tuple(parts.items), demand=tuple(parts.demand), orders=tuple(parts.orders),
+        overflow=tuple(OverflowData(from_site=ov.from_site, to_site=ov.to_site, transfer_s=ov.transfer_h * HOUR_S,
+                                    threshold=ov.threshold) for ov in overflow if ov.from_site in chosen),
+    )
+    _check_routings(data, fleet)
+    log.debug("fork at %s: %d machines, %d items, %d open orders", as_of, len(parts.machines), len(parts.items),
+              len(parts.orders))
+    return Fork(as_of=as_of, data=data, notes=tuple(notes))
+
+
+def _chosen_sites(fleet: FleetSpec, states: dict[str, SiteState], sites: Iterable[str] | None,
+                  overflow: Sequence[OverflowRouting]) -> list[str]:
+    """The sites to simulate: ``sites``, else the snapshot's, else the fleet's; plus overflow targets."""
+    chosen = list(sites) if sites is not None else (list(states) or [str(s.id) for s in fleet.sites])
+    for ov in overflow:
+        if ov.from_site in chosen and ov.to_site not in chosen:
+            chosen.append(ov.to_site)
+    return chosen
+
+
+@dataclass(slots=True)
+class _Parts:
+    """The model's pieces as the sites are added (a builder: mutable while ``fork`` runs, then frozen)."""
+
+    machines: list[MachineData] = field(default_factory=list)
+    running: list[MachineData] = field(default_factory=list)  # busy at the fork: they hold the oldest queued units
+    queued: dict[tuple[str, str], int] = field(default_factory=dict)  # units of open orders queued per (site, role)
+    items: list[ItemData] = field(default_factory=list)
+    demand: list[DemandData] = field(default_factory=list)
+    orders: list[OrderData] = field(default_factory=list)
+
+
+def _add_site(parts: _Parts, fleet: FleetSpec, site: SiteSpec, ss: SiteState | None, scenario: Scenario,
+              params: SimParams, as_of: datetime, horizon_s: float, notes: list[ForkNote]) -> None:
+    """One site's machines, stock, demand and open orders, in that order (the notes' order)."""
+    sid = str(site.id)
+    if ss is None:
+        notes.append(ForkNote(kind="no_site_state_assumed_empty", subject=sid))
+    shift_w = _shift_windows(site, scenario, as_of, horizon_s, notes)
+    for m in _machines(site, fleet, scenario):
+        md = _machine_data(m, sid, ss, scenario, params, shift_w, as_of, horizon_s, notes)
+        parts.machines.append(md)
+        if md.initial_busy_s > 0:
+            parts.running.append(md)
+    parts.items.extend(_item_data(item, sid, ss, scenario, params, as_of, notes) for item in site.inventory)
+    parts.demand.extend(_site_demand(site, scenario, params, as_of, horizon_s))
+    if ss is not None:
+        parts.orders.extend(_open_orders(fleet, sid, ss, as_of, parts.queued, notes))
+        if not ss.orders:
+            notes.append(ForkNote(kind="no_open_orders_empty_queue", subject=sid))
+
+
+def _shift_windows(site: SiteSpec, scenario: Scenario, as_of: datetime, horizon_s: float,
+                   notes: list[ForkNote]) -> tuple[Window, ...] | None:
+    """The site's working windows over the horizon (the scenario's calendar if it changes it); None: always."""
+    calendar = site.calendar
+    for iv in scenario.interventions:
+        if isinstance(iv, ShiftChange) and iv.site == site.id:
+            calendar = iv.calendar
+    if calendar.shifts:
+        return shift_windows(calendar, site.timezone, as_of, horizon_s)
+    notes.append(ForkNote(kind="no_shifts_runs_around_the_clock", subject=str(site.id)))
+    return None
+
+
+def _machine_data(m: MachineSpec, sid: str, ss: SiteState | None, scenario: Scenario, params: SimParams,
+                  shift_w: tuple[Window, ...] | None, as_of: datetime, horizon_s: float,
+                  notes: list[ForkNote]) -> MachineData:
+    """A machine's figures (calibrated, else its template's; the scenario's factors) and its state at the fork."""
+    t = m.template
+    mp = params.machines.get((sid, str(m.id)))
+    cycle = (mp.cycle_time_s if mp and mp.cycle_time_s else t.ideal_cycle_time_s) * _cycle_factor(m, scenario)
+    cv = mp.cycle_cv if mp and mp.cycle_cv is not None else params.default_cycle_cv
+    mtbf_h = mp.mtbf_h if mp and mp.mtbf_h else t.mtbf_h
+    mttr_h = mp.mttr_h if mp and mp.mttr_h is not None else t.mttr_h
+    scrap = mp.scrap_rate if mp and mp.scrap_rate is not None else t.scrap_rate
+    downs = [
+        (iv.start.seconds_from(as_of), iv.start.seconds_from(as_of) + iv.duration_h * HOUR_S)
+        for iv in scenario.interventions
+        if isinstance(iv, MachineDown) and iv.machine == m.id and iv.site in (None, sid)
+    ]
+    windows = shift_w
+    if downs:
+        windows = subtract_windows(shift_w if shift_w is not None else ((0.0, horizon_s),), downs)
+    busy, repair = _initial(m, ss, as_of, cycle, mttr_h * HOUR_S, notes)
+    return MachineData(
+        id=m.id, site=sid, role=m.role.value, cycle_mean_s=cycle, cycle_cv=cv,
+        batch_size=max(1, t.batch_size), mtbf_s=mtbf_h * HOUR_S if mtbf_h > 0 else math.inf,
+        mttr_s=mttr_h * HOUR_S, scrap_rate=min(max(scrap, 0.0), 0.95), windows=windows,
+        initial_busy_s=busy, initial_repair_s=repair,
+    )
+
+
+def _item_data(item: InventoryItemSpec, sid: str, ss: SiteState | None, scenario: Scenario, params: SimParams,
+               as_of: datetime, notes: list[ForkNote]) -> ItemData:
+    """A stocked item at the fork: on hand, its (s, Q) policy and lead time (scenario applied), shipments."""
+    inv = ss.inventory.get(item.sku) if ss is not None else None
+    on_hand = inv.on_hand if inv is not None else None
+    if on_hand is None:
+        notes.append(ForkNote(kind="stock_unknown_assumed_initial", subject=f"{sid}/{item.sku}"))
+        on_hand = item.initial_on_hand
+    s, q = item.reorder_point, item.reorder_qty
+    lp = params.lead_times.get((sid, str(item.sku)))
+    lead_d, sd_d = (lp.mean_d, lp.sd_d) if lp is not None else (item.lead_time_d, item.lead_time_sd_d)
+    transit_mean_d, transit_sd_d = lead_d, sd_d  # the spread of shipments already on their way
+    for iv in scenario.interventions:
+        if isinstance(iv, ReorderPolicy) and iv.sku == item.sku and iv.site in (None, sid):
+            s, q = iv.reorder_point, iv.reorder_qty
+        if (
+            isinstance(iv, LeadTimeChange)
+            and iv.site in (None, sid)
+            and (iv.sku in (None, item.sku))
+            and (iv.supplier in (None, item.supplier))
+        ):
+            # without a new spread, keep the old coefficient of variation
+            sd_d = iv.lead_time_sd_d if iv.lead_time_sd_d is not None else sd_d * iv.lead_time_d / lead_d
+            lead_d = iv.lead_time_d
+    transit = tuple(_in_transit(shp, item, sid, scenario, as_of, transit_mean_d, transit_sd_d)
+                    for shp in (inv.inbound if inv is not None else ()))
+    return ItemData(site=sid, sku=item.sku, on_hand=float(on_hand), reorder_point=s, reorder_qty=q,
+                    lead_mean_s=lead_d * DAY_S, lead_sd_s=sd_d * DAY_S, in_transit=transit)
+
+
+def _in_transit(shp: Shipment, item: InventoryItemSpec, sid: str, scenario: Scenario, as_of: datetime,
+                mean_d: float, sd_d: float) -> InTransit:
+    """A shipment on its way at the fork (see the module docstring: first ETA vs a delay announced)."""
+    eta = to_sim(as_of, shp.eta)
+    extra = sum(
+        iv.delay_d * DAY_S
+        for iv in scenario.interventions
+        if isinstance(iv, ShipmentDelay) and iv.sku == item.sku and iv.site in (None, sid)
+        and iv.shipment in (None, shp.id)
+    )
+    share = min(1.0, max(eta, 0.0) / (mean_d * DAY_S)) if mean_d > 0 else 0.0
+    ordered: float | None = None
+    if shp.planned_eta is not None and shp.eta == shp.planned_eta and item.lead_time_d > 0:
+        # the first ETA announced is the order time + the nominal lead time: the shipment
+        # comes a lead time after it was ordered, early or late, not at the ETA plus a delay
+        ordered = to_sim(as_of, shp.planned_eta) - item.lead_time_d * DAY_S
+    return InTransit(eta_s=eta, qty=shp.qty, eta_sd_s=sd_d * DAY_S * math.sqrt(share),
+                     extra_delay_s=extra, ordered_s=ordered,
+                     lead_mean_s=mean_d * DAY_S if ordered is not None else 0.0,
+                     lead_sd_s=sd_d * DAY_S if ordered is not None else 0.0)
+
+
+def _site_demand(site: SiteSpec, scenario: Scenario, params: SimParams, as_of: datetime,
+                 horizon_s: float) -> list[DemandData]:
+    """The site's order arrival rate per product over the horizon (calibrated profiles, the scenario's factors)."""
+    sid = str(site.id)
+    hours = local_hour_segments(site.timezone, as_of, horizon_s)
+    out = []
+    for d in site.demand:
+        dp = params.demand.get((sid, str(d.product)))
+        per_day = dp.orders_per_day if dp is not None else d.orders_per_day
+        hf = dp.hour_factors if dp is not None and dp.hour_factors else d.hour_factors
+        wf = dp.weekday_factors if dp is not None and dp.weekday_factors else d.weekday_factors
+        mults = []
+        for iv in scenario.interventions:
+            if isinstance(iv, DemandMultiplier) and iv.site in (None, sid) and iv.product in (None, d.product):
+                a = iv.start.seconds_from(as_of) if iv.start is not None else 0.0
+                b = iv.end.seconds_from(as_of) if iv.end is not None else math.inf
+                mults.append((max(a, 0.0), b, iv.factor))
+        starts, rates = _demand_segments(per_day, wf, hf, hours, mults, horizon_s)
+        out.append(DemandData(site=sid, product=str(d.product), starts_s=starts, rates_per_s=rates))
+    return out
+
+
+def _open_orders(fleet: FleetSpec, sid: str, ss: SiteState, as_of: datetime, queued: dict[tuple[str, str], int],
+                 notes: list[ForkNote]) -> list[OrderData]:
+    """The site's open orders, FIFO, their units placed on the routing steps (counted into ``queued``)."""
+    out = []
+    for o in sorted(ss.orders, key=lambda o: (o.created, o.id)):  # FIFO, as the plant's queues
+        left = o.qty - o.done_qty
+        if left <= 0:
+            continue
+        product = fleet.product(o.product)
+        if product is None:
+            notes.append(ForkNote(kind="order_of_unknown_product_ignored", subject=o.id))
+            continue
+        at = _units_at(o.qty, o.done_by_step, product)
+        step = 0
+        if at is None:
+            step = _order_step(o.id, o.operation, product, notes)
+            at = tuple(left if k == step else 0 for k in range(len(product.routing)))
+        for k, n in enumerate(at):
+            if n:
+                role = product.routing[k].value
+                queued[(sid, role)] = queued.get((sid, role), 0) + n
+        out.append(OrderData(id=o.id, site=sid, product=o.product, qty=sum(at) if at else left,
+                             created_s=to_sim(as_of, o.created), due_s=to_sim(as_of, o.due), step=step, queued=at))
+    return out
+
+
+def _products(fleet: FleetSpec, kinds: dict[str, ItemKind], params: SimParams,
+              chosen: Sequence[str]) -> list[ProductData]:
+    """The product families with their bills of materials drawn at the consuming steps."""
     products = []
     for p in fleet.products:
         bom = tuple((str(sku), float(qty)) for sku, qty in p.bom.items())
@@ -433,15 +503,7 @@ def fork(
     if params.consumption:
         # a per-site factor needs per-site products: scale the bom inside the item's site only
         products = _scaled_products(products, params, chosen)
-    data = ModelData(
-        horizon_s=horizon_s, bin_s=bin_s, sites=tuple(chosen), machines=tuple(machines),
-        products=tuple(products), items=tuple(items), demand=tuple(demand), orders=tuple(orders),
-        overflow=tuple(OverflowData(from_site=ov.from_site, to_site=ov.to_site, transfer_s=ov.transfer_h * HOUR_S,
-                                    threshold=ov.threshold) for ov in overflow if ov.from_site in chosen),
-    )
-    _check_routings(data, fleet)
-    log.debug("fork at %s: %d machines, %d items, %d open orders", as_of, len(machines), len(items), len(orders))
-    return Fork(as_of=as_of, data=data, notes=tuple(notes))
+    return products
 
 
 def _scaled_products(products: list[ProductData], params: SimParams, sites: Sequence[str]) -> list[ProductData]:

@@ -25,7 +25,6 @@ from twin.spec import ShiftCalendar
 __all__ = [
     "HOUR_S",
     "Window",
-    "clip_windows",
     "local_hour_segments",
     "shift_windows",
     "subtract_windows",
@@ -55,20 +54,6 @@ def shift_windows(calendar: ShiftCalendar, tz: str, as_of: datetime, horizon_s: 
     """
     end = as_of + timedelta(seconds=horizon_s)
     return tuple((to_sim(as_of, a), to_sim(as_of, b)) for a, b in shift_intervals(calendar, tz, as_of, end))
-
-
-def clip_windows(windows: Iterable[Window], lo: float, hi: float) -> tuple[Window, ...]:
-    """Windows cut to ``[lo, hi]``, sorted, overlapping ones merged, empty ones dropped."""
-    out: list[list[float]] = []
-    for a, b in sorted(windows):
-        a, b = max(a, lo), min(b, hi)
-        if b <= a:
-            continue
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return tuple((a, b) for a, b in out)
 
 
 def subtract_windows(windows: Sequence[Window], holes: Iterable[Window]) -> tuple[Window, ...]:

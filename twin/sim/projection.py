@@ -1,7 +1,8 @@
 """Projection: P10/P50/P90 bands and a KPI summary from a set of replications, and paired deltas.
 
 Results are plain frozen dataclasses of numbers (times in seconds from the fork, rates as
-fractions), each with ``to_dict()`` for JSON; formatting is the reader's job.
+fractions), each with ``to_dict()`` for JSON; KPIs and deltas are ``twin.sim.stats.Estimate``s.
+Formatting is the reader's job, with the labels, units and scales of ``twin.sim.kpis``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,8 +24,7 @@ __all__ = [
     "KPI_NAMES",
     "Band",
     "Comparison",
-    "Delta",
-    "Kpi",
+    "Estimate",
     "OrderOnTime",
     "Projection",
     "StockoutRisk",
@@ -87,18 +87,6 @@ class Band:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Kpi:
-    """A KPI over the horizon: mean over replications with a 95 % t interval."""
-
-    name: str
-    site: str
-    mean: float
-    low: float
-    high: float
-    n: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class StockoutRisk:
     """Probability (Wilson interval) that a SKU stocks out within the horizon, and when.
 
@@ -137,13 +125,13 @@ class Projection:
     horizon_s: float
     bin_s: float
     bands: tuple[Band, ...]
-    kpis: tuple[Kpi, ...]
+    kpis: tuple[Estimate, ...]  # KPIs over the horizon: mean over replications, 95 % t interval
     stockouts: tuple[StockoutRisk, ...]
     orders: tuple[OrderOnTime, ...]
     events: int = 0
     as_of: datetime | None = None
 
-    def kpi(self, name: str, site: str = FLEET) -> Kpi:
+    def kpi(self, name: str, site: str = FLEET) -> Estimate:
         for k in self.kpis:
             if k.name == name and k.site == site:
                 return k
@@ -160,26 +148,14 @@ class Projection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Delta:
-    """Scenario minus baseline of one KPI, from paired replications (common random numbers)."""
-
-    name: str
-    site: str
-    mean: float
-    low: float
-    high: float
-    n: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Comparison:
     """Baseline and scenario projections and their paired deltas."""
 
     baseline: Projection
     scenario: Projection
-    deltas: tuple[Delta, ...]
+    deltas: tuple[Estimate, ...]  # scenario - baseline per KPI, paired replications (common random numbers)
 
-    def delta(self, name: str, site: str = FLEET) -> Delta:
+    def delta(self, name: str, site: str = FLEET) -> Estimate:
         for d in self.deltas:
             if d.name == name and d.site == site:
                 return d
@@ -285,8 +261,7 @@ def project(outputs: Sequence[ReplicationOutput], as_of: datetime | None = None)
     per_rep = [replication_kpis(o) for o in outputs]
     kpis = []
     for key in per_rep[0]:
-        e: Estimate = mean_ci([r[key] for r in per_rep])
-        kpis.append(Kpi(name=key[0], site=key[1], mean=e.mean, low=e.low, high=e.high, n=e.n))
+        kpis.append(replace(mean_ci([r[key] for r in per_rep]), name=key[0], site=key[1]))
     n = len(outputs)
     stockouts = []
     for key in outputs[0].stockout_s:
@@ -325,7 +300,7 @@ def compare(
         if key not in scen_k[0]:
             continue
         e = mean_ci([s[key] - b[key] for b, s in zip(base_k, scen_k, strict=True)])
-        deltas.append(Delta(name=key[0], site=key[1], mean=e.mean, low=e.low, high=e.high, n=e.n))
+        deltas.append(replace(e, name=key[0], site=key[1]))
     return Comparison(
         baseline=project(baseline[:n], as_of), scenario=project(scenario[:n], as_of), deltas=tuple(deltas)
     )

@@ -2,10 +2,10 @@
 
 One job: the orchestration shared by ``twin backtest`` (``app.backtest``) and the
 dashboard's model-trust scheduler (``dashboard.trust``). At every origin ``t`` (:func:`origins`)
-:func:`score_at` reads the sites' state at ``t``, calibrates from ``[t - calibrate_days, t]``
-(``twin.calibrate.calibrate``), forks, runs the Monte Carlo over the horizon and scores the
-projection against what happened (``twin.sim.backtest``) and against the naive forecast (the same
-hours one week earlier). :func:`rolling_run` does that at every origin through a
+:func:`score_at` reads the sites' state at ``t`` and calibrates from ``[t - calibrate_days, t]``
+(``twin.sim.whatif.prepare``, the preparation every what-if shares), forks, runs the Monte Carlo
+over the horizon and scores the projection against what happened (``twin.sim.backtest``) and
+against the naive forecast (the same hours one week earlier). :func:`rolling_run` does that at every origin through a
 :class:`WindowCache` (the windows overlap by most of their length: every series is read once) and
 pools the scores (``twin.sim.backtest.rolling_summary``); it keeps each origin's calibration, so a
 caller can say which figures came from history and with how many samples.
@@ -22,18 +22,16 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from twin.calibrate import Calibration, calibrate
+from twin.calibrate import Calibration
 from twin.errors import TwinError
-from twin.frozen import FrozenDict
 from twin.historian import Historian, SeriesKey, SeriesPoint, SeriesResult
-from twin.live import initial_site_state
 from twin.readings import Reading
 from twin.sim.backtest import BacktestResult, RollingSummary, actual_series, backtest, rolling_summary
 from twin.sim.build import fork
 from twin.sim.montecarlo import run as monte_carlo
-from twin.sim.uncertainty import Uncertainty
+from twin.sim.whatif import prepare
 from twin.spec import FleetSpec
-from twin.state import Event, SiteState, TwinState
+from twin.state import Event, SiteState
 
 __all__ = ["RollingRun", "WindowCache", "origins", "rolling", "rolling_run", "score_at", "score_with_calibration"]
 
@@ -75,26 +73,17 @@ def score_with_calibration(
     sites: Sequence[str] | None = None, on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[BacktestResult, Calibration | None]:
     """Fork at ``at`` from history before it, project ``horizon_s``, score; with the calibration used."""
-    wanted = list(sites) if sites else [str(s.id) for s in fleet.sites]
-    states = {}
-    for sid in wanted:
-        st = historian.state_at(sid, at)
-        states[sid] = st if st is not None else initial_site_state(fleet.site(sid), at)
-    state = TwinState(fleet=fleet.id, as_of=at, sites=FrozenDict(states))
-    calibration = None
-    if calibrate_days > 0:
-        calibration = calibrate(fleet, historian, at - timedelta(days=calibrate_days), at, sites=wanted)
-    params = calibration.params if calibration is not None else None
-    f = fork(fleet, state, None, params, horizon_s=horizon_s, bin_s=bin_s, sites=wanted)
-    uncertainty = calibration.uncertainty if calibration is not None else Uncertainty()
+    inputs = prepare(fleet, historian, at, sites, calibrate_days)
+    f = fork(fleet, inputs.snapshot(), None, inputs.params, horizon_s=horizon_s, bin_s=bin_s, sites=inputs.sites)
     res = monte_carlo(f.data, replications=replications, seed=seed, executor=executor, workers=workers,
-                      on_progress=on_progress, as_of=f.as_of, uncertainty=uncertainty, second_order=second_order)
+                      on_progress=on_progress, as_of=f.as_of, uncertainty=inputs.uncertainty,
+                      second_order=second_order)
     projection = res.projection()
     t_s = projection.bands[0].t_s
     actual = actual_series(fleet, historian, list(f.data.sites), f.as_of, t_s)
     naive = actual_series(fleet, historian, list(f.data.sites), f.as_of - WEEK, t_s)
     samples = {key: res.samples(*key) for key in actual}
-    return backtest(projection, actual, samples, naive, second_order=res.second_order), calibration
+    return backtest(projection, actual, samples, naive, second_order=res.second_order), inputs.calibration
 
 
 def score_at(

@@ -23,8 +23,14 @@ __all__ = ["Estimate", "mean_ci", "t_quantile", "wilson"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Estimate:
-    """A mean with its confidence interval; ``low``/``high`` are NaN when ``n < 2``."""
+    """A mean with its confidence interval; ``low``/``high`` are NaN when ``n < 2``.
 
+    The one estimate type of the engine: a KPI over the horizon and a paired scenario - baseline
+    delta (``twin.sim.projection``) are estimates named by ``name`` (the KPI) and ``site``.
+    """
+
+    name: str = ""
+    site: str = ""
     mean: float
     low: float
     high: float
