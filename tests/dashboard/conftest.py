@@ -14,6 +14,7 @@ from connectors.config import load
 from connectors.store import SqliteHistorian
 from dashboard.queries import QueryService
 from dashboard.services import Actual, Band, KpiDelta, OrderChance, Services, WhatIfRequest, WhatIfResult
+from twin.historian import WriterRecorder
 from twin.spec import FleetSpec
 
 HERE = Path(__file__).resolve().parent
@@ -52,7 +53,7 @@ def historian(store_path: Path, fleet: FleetSpec, tmp_path: Path) -> Iterator[Sq
 
 @pytest.fixture
 def queries(historian: SqliteHistorian, fleet: FleetSpec) -> QueryService:
-    return QueryService(fleet=fleet, historian=historian, clock=lambda: NOW)
+    return QueryService(fleet=fleet, historian=historian, clock=lambda: NOW, recorder=WriterRecorder(historian))
 
 
 class FixedRunner:
