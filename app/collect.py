@@ -7,7 +7,9 @@ the retention period is pruned at start and then hourly (rollups are kept).
 With a ``[feeds]`` section it also receives open orders and inbound shipments: the file drop
 (``drop_dir``) and/or the HTTP endpoint (``[feeds.http]``), both committing to the feeds ledger;
 at start the ledger's latest records are re-applied to the resumed state (nothing acknowledged is
-lost by a crash). ``--no-feeds`` leaves them off.
+lost by a crash). ``--no-feeds`` leaves them off. The endpoint also takes the dashboard's operator
+events (alarm acknowledgements, ``POST /api/v1/events``) and answers once the collector committed
+them to the historian: the collector is the history's only writer.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from connectors.collector import Collector, LoggingSink, Sink, resume_state, tune_gc
     from connectors.config import load
-    from connectors.modbus.poller import utc_now
     from connectors.store import SqliteHistorian
+    from twin.clock import utc_now
 
     cfg = load(args.config)
     feeds_only = not cfg.modbus and not args.device and (cfg.feeds is not None or bool(cfg.influx))
@@ -127,6 +129,7 @@ def _start_feeds(cfg: PlantConfig, collector: Collector) -> Callable[[], None]:
         log.info("feeds: watching %s every %g s", feeds.drop_dir, feeds.poll_s)
     if feeds.http is not None:
         collector.add_source(FeedEndpoint(intake, collector.submit, token=token, host=feeds.http.host,
-                                          port=feeds.http.port, max_body_bytes=feeds.http.max_body_bytes))
+                                          port=feeds.http.port, max_body_bytes=feeds.http.max_body_bytes,
+                                          record=collector.record))
         log.info("feeds: endpoint on %s:%d", feeds.http.host, feeds.http.port)
     return ledger.close
