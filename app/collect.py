@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         collector.add_source(InfluxFeedPoller(cfg.influx, collector.ingest))
     ledger_closer = None
     if cfg.feeds is not None and not args.no_feeds:
-        ledger_closer = _start_feeds(cfg, collector)
+        ledger_closer = _start_feeds(cfg, collector, events=not args.log_only)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -106,8 +106,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_feeds(cfg: PlantConfig, collector: Collector) -> Callable[[], None]:
-    """Open the ledger, re-apply what it holds, plug the file drop and the HTTP endpoint into ``collector``."""
+def _start_feeds(cfg: PlantConfig, collector: Collector, *, events: bool = True) -> Callable[[], None]:
+    """Open the ledger, re-apply what it holds, plug the file drop and the HTTP endpoint into ``collector``.
+
+    With ``events`` the endpoint also takes operator events (not with ``--log-only``: nothing would
+    keep them, so the dashboard is told 404 rather than a 200 for events that are not in the history).
+    """
     from connectors.config.feeds import read_token
     from connectors.feeds.drop import FileDrop
     from connectors.feeds.endpoint import FeedEndpoint
@@ -130,6 +134,6 @@ def _start_feeds(cfg: PlantConfig, collector: Collector) -> Callable[[], None]:
     if feeds.http is not None:
         collector.add_source(FeedEndpoint(intake, collector.submit, token=token, host=feeds.http.host,
                                           port=feeds.http.port, max_body_bytes=feeds.http.max_body_bytes,
-                                          record=collector.record))
+                                          record=collector.record if events else None))
         log.info("feeds: endpoint on %s:%d", feeds.http.host, feeds.http.port)
     return ledger.close

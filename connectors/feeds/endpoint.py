@@ -179,9 +179,11 @@ class FeedEndpoint:
         except ValueError as exc:
             return web.json_response({"error": str(exc)}, status=400)
         if parsed.events:
+            committed = asyncio.ensure_future(self.record(parsed.events))
             try:  # shielded: a timeout stops the waiting, not the commit of the batch the events are in
-                await asyncio.wait_for(asyncio.shield(self.record(parsed.events)), self.commit_timeout_s)
+                await asyncio.wait_for(asyncio.shield(committed), self.commit_timeout_s)
             except TimeoutError:
+                committed.add_done_callback(_consume)  # its outcome has no one left to tell
                 log.error("feed endpoint: %d events not committed within %g s", len(parsed.events),
                           self.commit_timeout_s)
                 return web.json_response({"error": f"the historian did not commit the events within "
@@ -193,3 +195,9 @@ class FeedEndpoint:
         answer: dict[str, Any] = {"accepted": len(parsed.events),
                                   "rejected": [{"index": r.index, "reason": r.reason} for r in parsed.rejected]}
         return web.json_response(answer)
+
+
+def _consume(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("feed endpoint: events answered 503 (not committed in time) were not recorded either: %s",
+                    future.exception())
