@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from connectors.collector import Collector
     from connectors.config import PlantConfig
 
+__all__ = ["register", "run"]
+
 log = logging.getLogger(__name__)
 
 

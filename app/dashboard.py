@@ -28,6 +28,8 @@ from twin.historian import EventRecorder, Historian
 if TYPE_CHECKING:
     from connectors.config import PlantConfig
 
+__all__ = ["DEFAULT_MAX_BODY_MB", "event_recorder", "register", "run", "serve"]
+
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_MB = 16.0  # the largest legitimate callback is ~2.5 MB (see dashboard.auth.DEFAULT_MAX_BODY_BYTES)
 

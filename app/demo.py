@@ -44,6 +44,9 @@ import tomli_w
 
 from twin.clock import utc_now
 
+__all__ = ["BACKFILL_STEP_S", "DEFAULT_CONFIG", "DEFAULT_DAYS", "DEMO_CHECKPOINT_S", "DEMO_POLL_S", "FINE_HOURS",
+           "OLDER_ORDERS_EVERY_S", "OLDER_STEP_S", "STALE_AFTER_S", "register", "run"]
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path("examples") / "fleet.toml"
