@@ -67,26 +67,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def event_recorder(config: PlantConfig) -> EventRecorder | None:
-    """Where the dashboard sends acknowledgements: the collector's endpoint, or None (logged) without one."""
+def event_recorder(config: PlantConfig) -> tuple[EventRecorder | None, str]:
+    """Where the dashboard sends acknowledgements: the collector's endpoint; or None and why not."""
     http = config.feeds.http if config.feeds is not None else None
     if http is None:
-        log.warning("acknowledgements are off: they go to the collector's endpoint, and %s has no "
-                    "[feeds.http]", config.source)
-        return None
+        return None, f"they go to the collector's endpoint, and {config.source} has no [feeds.http]"
     from connectors.config.feeds import read_token
     from connectors.feeds.recorder import CollectorRecorder
 
     try:
         token = read_token(http, str(config.source))
     except ConfigError as exc:  # the pages still serve; only acknowledging needs the token
-        log.warning("acknowledgements are off: the collector's token cannot be read: %s", exc)
-        return None
+        return None, f"the collector's token cannot be read: {exc}"
     host = "127.0.0.1" if http.host in ("0.0.0.0", "::") else http.host  # listening everywhere: ask locally
     host = f"[{host}]" if ":" in host else host
     recorder = CollectorRecorder(f"http://{host}:{http.port}", token)
     log.info("acknowledgements go to the collector at %s", recorder.url)
-    return recorder
+    return recorder, ""
 
 
 def _stop_on_sigterm(_signum: int, _frame: object) -> None:
@@ -154,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
                              f"(twin collect {args.config})")
     # read-only, and series requests from users bounded by twin.limits
     historian = open_historian(config.historian, fleet, "read", limits=server_limits.DEFAULT_LIMITS)
-    recorder = event_recorder(config)
+    recorder, no_acks = event_recorder(config)
 
     def open_reader() -> Historian:
         # what-if runs happen in background worker processes: each opens its own connection
@@ -179,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"dashboard on http://{args.host}:{args.port}/ ("
               + ("Flask development server, debug" if args.debug else f"waitress, {args.threads} threads") + ")",
               flush=True)
+        if recorder is None:  # said once, after the address (the line scripts wait for)
+            log.warning("acknowledgements are off: %s", no_acks)
         try:
             serve(app, host=args.host, port=args.port, threads=args.threads, debug=args.debug,
                   max_body_bytes=max_body_bytes)

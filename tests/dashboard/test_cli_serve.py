@@ -116,11 +116,17 @@ def test_the_dashboard_reads_history_read_only_and_acknowledges_through_the_coll
     assert queries.recorder.url == f"http://127.0.0.1:{port}/api/v1/events"  # listening everywhere: asked locally
 
 
+@pytest.mark.parametrize("http", ["", '\n[feeds.http]\ntoken_env = "TWIN_TEST_UNSET_TOKEN"\n'])
 def test_without_the_collectors_endpoint_acknowledgements_are_off(
-        tmp_path: Path, store_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, store_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        http: str) -> None:
+    monkeypatch.delenv("TWIN_TEST_UNSET_TOKEN", raising=False)
     with caplog.at_level(logging.WARNING, logger="app.dashboard"):
-        queries = _run_dashboard(tmp_path, store_path, monkeypatch)
+        queries = _run_dashboard(tmp_path, store_path, monkeypatch, extra_toml=http)
     assert queries.recorder is None
+    plant = tmp_path / "examples" / "fleet.toml"
+    why = (f"the collector's token cannot be read: {plant}: feeds.http.token_env: environment variable is not "
+           "set or empty (got 'TWIN_TEST_UNSET_TOKEN')" if http
+           else f"they go to the collector's endpoint, and {plant} has no [feeds.http]")
     assert [r.getMessage() for r in caplog.records if "acknowledgements" in r.getMessage()] == [
-        "acknowledgements are off: they go to the collector's endpoint, and "
-        f"{tmp_path / 'examples' / 'fleet.toml'} has no [feeds.http]"]
+        f"acknowledgements are off: {why}"]
