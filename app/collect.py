@@ -7,7 +7,9 @@ the retention period is pruned at start and then hourly (rollups are kept).
 With a ``[feeds]`` section it also receives open orders and inbound shipments: the file drop
 (``drop_dir``) and/or the HTTP endpoint (``[feeds.http]``), both committing to the feeds ledger;
 at start the ledger's latest records are re-applied to the resumed state (nothing acknowledged is
-lost by a crash). ``--no-feeds`` leaves them off.
+lost by a crash). ``--no-feeds`` leaves them off. The endpoint also takes the dashboard's operator
+events (alarm acknowledgements, ``POST /api/v1/events``) and answers once the collector committed
+them to the historian: the collector is the history's only writer.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from app.poll import select_devices
 if TYPE_CHECKING:
     from connectors.collector import Collector
     from connectors.config import PlantConfig
+
+__all__ = ["register", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         collector.add_source(InfluxFeedPoller(cfg.influx, collector.ingest))
     ledger_closer = None
     if cfg.feeds is not None and not args.no_feeds:
-        ledger_closer = _start_feeds(cfg, collector)
+        ledger_closer = _start_feeds(cfg, collector, events=not args.log_only)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -104,8 +108,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_feeds(cfg: PlantConfig, collector: Collector) -> Callable[[], None]:
-    """Open the ledger, re-apply what it holds, plug the file drop and the HTTP endpoint into ``collector``."""
+def _start_feeds(cfg: PlantConfig, collector: Collector, *, events: bool = True) -> Callable[[], None]:
+    """Open the ledger, re-apply what it holds, plug the file drop and the HTTP endpoint into ``collector``.
+
+    With ``events`` the endpoint also takes operator events (not with ``--log-only``: nothing would
+    keep them, so the dashboard is told 404 rather than a 200 for events that are not in the history).
+    """
     from connectors.config.feeds import read_token
     from connectors.feeds.drop import FileDrop
     from connectors.feeds.endpoint import FeedEndpoint
@@ -127,6 +135,7 @@ def _start_feeds(cfg: PlantConfig, collector: Collector) -> Callable[[], None]:
         log.info("feeds: watching %s every %g s", feeds.drop_dir, feeds.poll_s)
     if feeds.http is not None:
         collector.add_source(FeedEndpoint(intake, collector.submit, token=token, host=feeds.http.host,
-                                          port=feeds.http.port, max_body_bytes=feeds.http.max_body_bytes))
+                                          port=feeds.http.port, max_body_bytes=feeds.http.max_body_bytes,
+                                          record=collector.record if events else None))
         log.info("feeds: endpoint on %s:%d", feeds.http.host, feeds.http.port)
     return ledger.close

@@ -6,6 +6,11 @@ command refuses to start without them (exit 2). Served by waitress (a production
 ``--threads`` request threads); ``--debug`` uses Flask's development server with Dash's debug tools
 instead, for development only. The query service's refresher thread recomputes the fleet tiles and
 the site views being looked at in the background, so page refreshes only read finished view-models.
+
+The dashboard never writes the history: the SQLite file is opened read-only (InfluxDB through its
+query API). Acknowledging an alarm sends the event to the collector's endpoint (``[feeds.http]``,
+``connectors.feeds.recorder``), which commits it to the history, where the dashboard reads it back;
+without that section (or its token) acknowledgements are off, and said so once in the log.
 """
 
 from __future__ import annotations
@@ -13,11 +18,17 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from twin.clock import utc_now
 from twin.errors import ConfigError, HistorianError, Problem
-from twin.historian import Historian
+from twin.historian import EventRecorder, Historian
+
+if TYPE_CHECKING:
+    from connectors.config import PlantConfig
+
+__all__ = ["DEFAULT_MAX_BODY_MB", "event_recorder", "register", "run", "serve"]
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_MB = 16.0  # the largest legitimate callback is ~2.5 MB (see dashboard.auth.DEFAULT_MAX_BODY_BYTES)
@@ -56,8 +67,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+def event_recorder(config: PlantConfig) -> tuple[EventRecorder | None, str]:
+    """Where the dashboard sends acknowledgements: the collector's endpoint; or None and why not."""
+    http = config.feeds.http if config.feeds is not None else None
+    if http is None:
+        return None, f"they go to the collector's endpoint, and {config.source} has no [feeds.http]"
+    from connectors.config.feeds import read_token
+    from connectors.feeds.recorder import CollectorRecorder
+
+    try:
+        token = read_token(http, str(config.source))
+    except ConfigError as exc:  # the pages still serve; only acknowledging needs the token
+        return None, f"the collector's token cannot be read: {exc}"
+    host = "127.0.0.1" if http.host in ("0.0.0.0", "::") else http.host  # listening everywhere: ask locally
+    host = f"[{host}]" if ":" in host else host
+    recorder = CollectorRecorder(f"http://{host}:{http.port}", token)
+    log.info("acknowledgements go to the collector at %s", recorder.url)
+    return recorder, ""
 
 
 def _stop_on_sigterm(_signum: int, _frame: object) -> None:
@@ -105,8 +131,7 @@ def run(args: argparse.Namespace) -> int:
     auth = settings_for(args.host, users_file=args.users, protected=PROTECTED_OUTPUTS,
                         secure_cookie=args.secure_cookie, session_lifetime_s=args.session_hours * 3600.0,
                         idle_timeout_s=args.idle_minutes * 60.0, max_body_bytes=max_body_bytes)
-    from app.historians import open_historian
-    from connectors.store import SqliteHistorian
+    from app.historians import history_exists, open_historian
     from twin import limits as server_limits
 
     if not 1 <= args.threads <= 256:
@@ -121,18 +146,12 @@ def run(args: argparse.Namespace) -> int:
             path="--max-horizon", message=f"must be more than 0 and at most {max_horizon_h:g} h",
             got=args.max_horizon)])
     fleet = config.fleet
-    historian: Historian
-    if config.historian.kind == "sqlite":
-        path = config.historian.path
-        if not path.exists():
-            raise HistorianError(f"no history at {path}: start the collector first (twin collect {args.config})")
-        # not read-only: acknowledging an alarm appends an ALARM_ACKNOWLEDGED event (WAL allows the
-        # collector and the dashboard to write the same file; SQLite serialises the two writers).
-        # Series requests from users are bounded by twin.limits.
-        historian = SqliteHistorian(path, fleet, readonly=False, limits=server_limits.DEFAULT_LIMITS)
-    else:
-        # InfluxDB (the deployment at scale): reads through Flux, acknowledgements written as events
-        historian = open_historian(config.historian, fleet, "read", limits=server_limits.DEFAULT_LIMITS)
+    if not history_exists(config.historian):
+        raise HistorianError(f"no history at {config.historian.path}: start the collector first "
+                             f"(twin collect {args.config})")
+    # read-only, and series requests from users bounded by twin.limits
+    historian = open_historian(config.historian, fleet, "read", limits=server_limits.DEFAULT_LIMITS)
+    recorder, no_acks = event_recorder(config)
 
     def open_reader() -> Historian:
         # what-if runs happen in background worker processes: each opens its own connection
@@ -143,9 +162,10 @@ def run(args: argparse.Namespace) -> int:
     trust: TrustService | None = None
     try:
         # the model-trust scores (a rolling backtest once a day) on a reader of their own; drift alarms in memory
-        trust = TrustService(fleet=fleet, open_historian=open_reader, clock=_utc_now, settings=trust_settings)
-        queries = QueryService(fleet=fleet, historian=historian, clock=_utc_now, derived_alarms=trust)
-        runner = EngineRunner(fleet=fleet, open_historian=open_reader, clock=_utc_now, workers=args.workers,
+        trust = TrustService(fleet=fleet, open_historian=open_reader, clock=utc_now, settings=trust_settings)
+        queries = QueryService(fleet=fleet, historian=historian, clock=utc_now, derived_alarms=trust,
+                               recorder=recorder)
+        runner = EngineRunner(fleet=fleet, open_historian=open_reader, clock=utc_now, workers=args.workers,
                               limits=limits, max_runs=args.max_runs, max_runs_per_user=args.max_runs_per_user)
         app = create_app(Services(queries=queries, whatif=runner, limits=limits, extra={"trust": trust}), auth=auth,
                          refresh_s=args.refresh)
@@ -156,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"dashboard on http://{args.host}:{args.port}/ ("
               + ("Flask development server, debug" if args.debug else f"waitress, {args.threads} threads") + ")",
               flush=True)
+        if recorder is None:  # said once, after the address (the line scripts wait for)
+            log.warning("acknowledgements are off: %s", no_acks)
         try:
             serve(app, host=args.host, port=args.port, threads=args.threads, debug=args.debug,
                   max_body_bytes=max_body_bytes)

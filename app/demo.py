@@ -1,7 +1,8 @@
 """``twin demo``: the whole product on one machine, on EMULATED data, in one command.
 
-1. writes a demo copy of the plant configuration (embedded SQLite store in ``--data-dir``) and
-   prints its path, for the other commands (``twin replay``, ``twin whatif``...);
+1. validates the plant configuration, writes a demo copy of it (embedded SQLite store in
+   ``--data-dir``, the PLCs on 127.0.0.1, the feeds' file drop and endpoint) and prints its path,
+   for the other commands (``twin replay``, ``twin whatif``...);
 2. backfills ``--days`` (8) of EMULATED history from the seeded plant process (with the hidden truth
    of ``--truth``), faster than real time, as ``twin backfill`` does: readings, events and the
    plant's orders and shipments (through the feeds ledger), so the what-ifs can calibrate from a
@@ -12,7 +13,8 @@
    also writing emulated order and shipment files into ``DATA_DIR/feeds/in``, which repeat the
    backfilled records first: the ledger takes them as duplicates), the collector
    (``twin collect``, resuming the twin's totals from the history and taking the feed files) and the dashboard
-   (``twin dashboard``), each as its own process on 127.0.0.1;
+   (``twin dashboard``, which acknowledges alarms through the collector's endpoint), each as its
+   own process on 127.0.0.1;
 4. prints the dashboard's URL once everything answers, then waits. Ctrl-C (or SIGTERM) stops
    every process it started, cleanly, and nothing else.
 """
@@ -31,16 +33,19 @@ import socket
 import subprocess
 import sys
 import time
-import tomllib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import tomli_w
+
+from twin.clock import utc_now
+
+__all__ = ["BACKFILL_STEP_S", "DEFAULT_CONFIG", "DEFAULT_DAYS", "DEMO_CHECKPOINT_S", "DEMO_POLL_S", "FINE_HOURS",
+           "OLDER_ORDERS_EVERY_S", "OLDER_STEP_S", "STALE_AFTER_S", "register", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,7 @@ FINE_HOURS = 24.0
 OLDER_ORDERS_EVERY_S = 3600.0
 DEMO_POLL_S = 5.0
 STALE_AFTER_S = OLDER_STEP_S
+DEMO_CHECKPOINT_S = 60.0  # the twin's state checkpointed every minute, unless the plant file says otherwise
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -125,30 +131,45 @@ def _token_file(data_dir: Path) -> Path:
     return path
 
 
-def _demo_config(source: Path, data_dir: Path, port_base: int, feeds_port: int = 8081) -> tuple[Path, dict[str, Any]]:
-    raw = tomllib.loads(source.read_text(encoding="utf-8"))
-    raw.setdefault("historian", {})
-    raw["historian"] = {"kind": "sqlite", "path": str((data_dir / "history.db").resolve()),
-                        "retention_raw_days": raw["historian"].get("retention_raw_days", 30),
-                        "rollup_interval_s": raw["historian"].get("rollup_interval_s", 60),
-                        "checkpoint_interval_s": raw["historian"].get("checkpoint_interval_s", 60)}
-    raw["fleet"]["stale_after_polls"] = STALE_AFTER_S / DEMO_POLL_S
-    raw["feeds"] = {"drop_dir": str((data_dir / "feeds" / "in").resolve()), "poll_s": DEMO_POLL_S,
-                    "ledger": str((data_dir / "feeds.db").resolve()),
-                    "http": {"listen": f"127.0.0.1:{feeds_port}", "token_file": str(_token_file(data_dir).resolve())}}
-    devices = raw.get("sources", {}).get("modbus", [])
-    first = min((d.get("port", 502) for d in devices), default=0)
-    for d in devices:
-        d["host"] = "127.0.0.1"
-        d["poll_interval_s"] = DEMO_POLL_S
-        d["bad_after_s"] = max(float(d.get("bad_after_s", 0)), 2 * STALE_AFTER_S)
-        if port_base:
-            d["port"] = port_base + d.get("port", 502) - first
+def _demo_config(source: Path, data_dir: Path, port_base: int, feeds_port: int = 8081) -> Path:
+    """Write the demo's copy of the plant file ``source`` (validated first) into ``data_dir``; its path.
+
+    The copy is the source's validated model with the demo's settings put in its typed sections
+    (an embedded store in ``data_dir``, the emulated PLCs on 127.0.0.1, faster polling, the feeds'
+    file drop and endpoint), written back as TOML and loaded again by every command it starts.
+    """
+    from connectors.config import load, read_config_text
+    from connectors.config.feeds import FeedsHttpModel, FeedsModel
+    from connectors.config.schema import HistorianModel, PlantModel
+    from twin.tomltext import loads_toml
+
+    load(source)  # every problem of the user's file is reported naming it, not the demo's copy
+    model = PlantModel.model_validate(loads_toml(read_config_text(source), str(source)))
+    h = model.historian
+    historian = HistorianModel(
+        kind="sqlite", path=str((data_dir / "history.db").resolve()), retention_raw_days=h.retention_raw_days,
+        rollup_interval_s=h.rollup_interval_s,
+        checkpoint_interval_s=h.checkpoint_interval_s if "checkpoint_interval_s" in h.model_fields_set
+        else DEMO_CHECKPOINT_S)
+    feeds = FeedsModel(drop_dir=str((data_dir / "feeds" / "in").resolve()), poll_s=DEMO_POLL_S,
+                       ledger=str((data_dir / "feeds.db").resolve()),
+                       http=FeedsHttpModel(listen=f"127.0.0.1:{feeds_port}",
+                                           token_file=str(_token_file(data_dir).resolve())))
+    devices = model.sources.modbus
+    first = min((d.port for d in devices), default=0)
+    plcs = [d.model_copy(update={"host": "127.0.0.1", "poll_interval_s": DEMO_POLL_S,
+                                 "bad_after_s": max(d.bad_after_s, 2 * STALE_AFTER_S),
+                                 "port": port_base + d.port - first if port_base else d.port})
+            for d in devices]
+    demo = model.model_copy(update={
+        "historian": historian, "feeds": feeds,
+        "fleet": model.fleet.model_copy(update={"stale_after_polls": STALE_AFTER_S / DEMO_POLL_S}),
+        "sources": model.sources.model_copy(update={"modbus": plcs})})
     path = data_dir / "fleet.toml"
     header = (f"# Generated by `twin demo` from {source} — EMULATED plant, not a real one.\n"
               f"# Embedded store in {data_dir}; polling every {DEMO_POLL_S:g} s.\n\n")
-    path.write_text(header + tomli_w.dumps(raw), encoding="utf-8")
-    return path, raw
+    path.write_text(header + tomli_w.dumps(demo.model_dump(mode="json", exclude_unset=True)), encoding="utf-8")
+    return path
 
 
 def _port_open(port: int) -> bool:
@@ -196,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     for old in [*data_dir.glob("feeds.db*"), *data_dir.glob("feeds/in-rejects.jsonl")]:
         old.unlink()  # and from fresh emulated order and shipment feeds
     shutil.rmtree(data_dir / "feeds" / "in", ignore_errors=True)
-    config_path, _ = _demo_config(source, data_dir, args.modbus_port_base, args.feeds_port)
+    config_path = _demo_config(source, data_dir, args.modbus_port_base, args.feeds_port)
     cfg = load(config_path)
     fleet = cfg.fleet
     truth = load_truth(args.truth, fleet) if args.truth is not None else None
@@ -212,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  config: {config_path} (for the other commands, e.g. twin replay {config_path} --site "
           f"{fleet.sites[0].id if fleet.sites else 'SITE'} --at TIME)", flush=True)
 
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = utc_now().replace(microsecond=0)
     history_from = now - timedelta(days=args.days)
     truth_args = ["--truth", str(args.truth.resolve())] if args.truth is not None else []
     twin = [sys.executable, "-m", "app"]

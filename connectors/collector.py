@@ -16,6 +16,12 @@ through ``submit(records)`` and are folded in by ``twin.business.apply_records``
 sources (e.g. an InfluxDB feed poller) are passed as ``sources``: objects with
 ``async def run(self, stop)``, started in the collector's task group, that call ``ingest(readings)``.
 
+Operator events (alarm acknowledgements from the dashboard, through the feed endpoint) arrive
+through ``record(events)``: they go to the sink with the next batch, unchanged, and the future
+``record`` returns is done once that batch is committed, so the endpoint answers only then. If the
+sink refuses the batch, the future fails with the sink's error and those events are taken out of
+the batch kept to retry: the sender was told they were not recorded, and may send them again.
+
 In ``run`` the sink's write (a SQLite commit with fsync, or a forward to InfluxDB) runs in a worker
 thread, one batch at a time and in order, so a slow disk or network never stalls the polling. A
 batch the sink refuses (``TwinError``, e.g. the database is locked) is kept and written again with
@@ -46,7 +52,7 @@ from twin.business import BusinessRecord
 from twin.clock import Clock, utc_now
 from twin.errors import TwinError
 from twin.frozen import FrozenDict
-from twin.historian import Historian
+from twin.historian import HistorianReader
 from twin.readings import Reading
 from twin.spec import FleetSpec, SiteId
 from twin.state import Event, SiteState, TwinState
@@ -56,10 +62,11 @@ __all__ = ["Batch", "Collector", "LoggingSink", "Sink", "Source"]
 log = logging.getLogger(__name__)
 
 Batch = tuple[list[Reading], list[SiteState], list[Event]]  # what one sink.write receives
+_Waiter = tuple[tuple[Event, ...], asyncio.Future[None]]  # operator events and who waits for their commit
 
 
 class Sink(Protocol):
-    """Where the collector hands its output (the write side of ``twin.historian.Historian``)."""
+    """Where the collector hands its output (``twin.historian.HistorianWriter`` without ``close``)."""
 
     def write(self, readings: Sequence[Reading], states: Sequence[SiteState] = (),
               events: Sequence[Event] = ()) -> None: ...
@@ -124,6 +131,8 @@ class Collector:
         self.poller = Poller(devices, self.ingest, clock=clock, seed=seed)
         self._pending: list[Reading] = []
         self._pending_records: list[BusinessRecord] = []
+        self._pending_events: list[_Waiter] = []  # operator events for the next batch
+        self._committing: list[_Waiter] = []  # operator events of the batch being written
         self.sources: tuple[Source, ...] = (self.poller, *sources)  # the Modbus poller is a source like the others
         self._checkpointed: dict[SiteId, float] = {}
         self._ignored_logged: set[tuple[str, str, str, str]] = set()
@@ -147,9 +156,19 @@ class Collector:
         """Queue order/shipment records for the next flush (call it in the event loop's thread)."""
         self._pending_records.extend(records)
 
+    def record(self, events: Sequence[Event]) -> asyncio.Future[None]:
+        """Queue operator events for the next batch; the future is done once they are committed.
+
+        Call it in the event loop's thread. The future fails with the sink's ``TwinError`` when the
+        batch was refused (the events are then not written later), or when the collector stops first.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending_events.append((tuple(events), future))
+        return future
+
     def flush(self) -> None:
         """Apply what has been gathered and hand it to the sink (also with no readings: staleness moves on)."""
-        self.write_batch(self.apply_pending())
+        self._settle(self.write_batch(self.apply_pending()))
 
     def apply_pending(self) -> Batch:
         """Fold the gathered readings into ``state``; returns the batch for the sink (with any unsent one)."""
@@ -182,7 +201,9 @@ class Collector:
                 states.append(site_state)
                 self._checkpointed[site_id] = t
                 counts[site_id] = 0
-        batch: Batch = (readings, states, list(events))
+        waiting, self._pending_events = self._pending_events, []
+        self._committing.extend(waiting)
+        batch: Batch = (readings, states, [*events, *(e for evs, _ in waiting for e in evs)])
         unsent, self._unsent = self._unsent, None
         if unsent is not None:
             batch = (unsent[0] + batch[0], unsent[1] + batch[1], unsent[2] + batch[2])
@@ -194,8 +215,12 @@ class Collector:
                 batch = (batch[0][excess:], batch[1], batch[2])
         return batch
 
-    def write_batch(self, batch: Batch) -> None:
-        """Hand ``batch`` to the sink; if the sink refuses it (``TwinError``), keep it for the next flush."""
+    def write_batch(self, batch: Batch) -> TwinError | None:
+        """Hand ``batch`` to the sink; if the sink refuses it (``TwinError``), keep it for the next flush.
+
+        Returns the sink's error (None: committed). The operator events of the batch are not kept:
+        their sender is told (``record``'s future, settled in the loop's thread).
+        """
         readings, states, events = batch
         self._in_flight = len(readings)
         try:
@@ -204,15 +229,28 @@ class Collector:
             if self._unsent is None and self.write_failures == 0:
                 log.warning("historian write failed (%s); %d readings kept to retry", exc, len(readings))
             self.write_failures += 1
-            self._unsent = batch
+            refused = {id(e) for evs, _ in self._committing for e in evs}
+            self._unsent = (readings, states, [e for e in events if id(e) not in refused]) if refused else batch
             self._in_flight = 0
-            return
+            return exc
         self._in_flight = 0
         if self.write_failures:
             log.warning("historian write works again after %d failed attempts", self.write_failures)
             self.write_failures = 0
         self.flushes += 1
         self.readings_written += len(readings)
+        return None
+
+    def _settle(self, error: TwinError | None) -> None:
+        """Tell the senders of the operator events just written whether they are committed (loop thread)."""
+        committing, self._committing = self._committing, []
+        for _, future in committing:
+            if future.done():  # the request gave up waiting
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
 
     @property
     def backlog(self) -> int:
@@ -225,7 +263,12 @@ class Collector:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.flush_interval_s)
             batch = self.apply_pending()  # in the loop: the twin state has one writer
-            await asyncio.to_thread(self.write_batch, batch)  # the slow part, off the loop, in order
+            self._settle(await asyncio.to_thread(self.write_batch, batch))  # the slow part, off the loop, in order
+        stopped = TwinError("the collector stopped before recording the events; send them again")
+        for _, future in self._pending_events:
+            if not future.done():
+                future.set_exception(stopped)
+        self._pending_events = []
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll and flush until ``stop`` is set; the last batch is flushed before returning."""
@@ -235,7 +278,7 @@ class Collector:
             tg.create_task(self._flush_loop(stop), name="collector-flush")
 
 
-def resume_state(fleet: FleetSpec, historian: Historian, now: datetime) -> TwinState:
+def resume_state(fleet: FleetSpec, historian: HistorianReader, now: datetime) -> TwinState:
     """The twin as the historian last knew it, so a restarted collector continues its totals.
 
     Each site's state is ``historian.state_at(site, now)`` (checkpoint plus the readings after it),

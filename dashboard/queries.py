@@ -36,7 +36,7 @@ from dashboard.views import (
 from twin import live
 from twin.errors import AlarmError
 from twin.frozen import FrozenDict
-from twin.historian import Historian, SeriesKey, SeriesResult, history_start
+from twin.historian import EventRecorder, HistorianReader, SeriesKey, SeriesResult, history_start
 from twin.spec import FleetSpec, MachineStatus, SiteSpec
 from twin.state import AlarmState, Event, EventKind, SiteState
 
@@ -123,7 +123,7 @@ class QueryService:
     """
 
     fleet: FleetSpec
-    historian: Historian
+    historian: HistorianReader
     clock: Callable[[], datetime]
     ttl_s: float = 2.0
     past_ttl_s: float = 300.0
@@ -131,6 +131,7 @@ class QueryService:
     hot_s: float = 30.0
     monotonic: Callable[[], float] = time.monotonic
     derived_alarms: DerivedAlarms | None = None  # alarms of this process added to every site's (not stored)
+    recorder: EventRecorder | None = None  # where acknowledgements go: the collector's endpoint
     _cache: _TtlCache = field(init=False, repr=False)
     _tiles: tuple[float, list[SiteTile]] | None = field(init=False, repr=False, default=None)
     _views: dict[str, tuple[float, SiteView]] = field(init=False, repr=False, default_factory=dict)
@@ -414,7 +415,8 @@ class QueryService:
 
         Checked here, where the acknowledgement is accepted (a client may send anything): the comment
         is at most ``MAX_ACK_COMMENT_CHARS`` long, and the alarm exists (active now, or in the journal of
-        the last ``ACK_JOURNAL_H`` hours): ``AlarmError`` otherwise, and nothing is written.
+        the last ``ACK_JOURNAL_H`` hours): ``AlarmError`` otherwise, and nothing is written. The event
+        goes to ``recorder`` (the collector's endpoint) and comes back through the historian.
         """
         if len(comment) > MAX_ACK_COMMENT_CHARS:
             raise AlarmError(f"comment: at most {MAX_ACK_COMMENT_CHARS} characters (got {len(comment):,})")
@@ -434,7 +436,10 @@ class QueryService:
             data=FrozenDict({"rule": rule, "key": key, "user": user, "comment": comment,
                              "priority": int(alarm.priority) if alarm else None}),
         )
-        self.historian.write((), (), (event,))
+        if self.recorder is None:
+            raise AlarmError("acknowledging alarms needs the collector's endpoint ([feeds.http] in the plant "
+                             "file): nothing acknowledged")
+        self.recorder.record((event,))
         log.info("alarm %s at %s acknowledged by %s", key, site, user)
         self.invalidate()
         return event

@@ -35,13 +35,14 @@ import os
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 
 from connectors.config.feeds import FeedsConfig
 from connectors.feeds.intake import Intake, Reject
 from connectors.feeds.parse import MAX_LINE_BYTES, FileUnreadable, Line, excerpt, iter_file
 from twin.business import BusinessRecord
+from twin.clock import Clock, utc_now
 from twin.errors import TwinError
 
 __all__ = ["DropLimits", "FileDrop", "FileReport", "Submit"]
@@ -76,10 +77,6 @@ class FileReport:
     quarantined: bool = False
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _kind_of(mode: int) -> str:
     if stat.S_ISLNK(mode):
         return "a symbolic link"
@@ -109,7 +106,7 @@ class FileDrop:
 
     def __init__(self, folder: Path, intake: Intake, submit: Submit, *, poll_s: float = 5.0,
                  rejects_log: Path | None = None, quarantine: Path | None = None,
-                 limits: DropLimits | None = None, clock: Callable[[], datetime] = _utc_now) -> None:
+                 limits: DropLimits | None = None, clock: Clock = utc_now) -> None:
         self.folder = folder
         self.processed = folder / "processed"
         self.quarantine = quarantine or folder / "quarantine"

@@ -20,9 +20,13 @@ from app import build_parser
 from app.demo import OLDER_STEP_S, STALE_AFTER_S
 from connectors.config import load
 from connectors.feeds.ledger import Ledger
+from connectors.feeds.recorder import CollectorRecorder
 from connectors.store import SqliteHistorian
+from twin.frozen import FrozenDict
 from twin.historian import SeriesKey
 from twin.readings import Quality
+from twin.spec import SiteId
+from twin.state import Event, EventKind
 
 from ..conftest import free_port
 
@@ -171,6 +175,15 @@ def test_demo_comes_up_collects_live_data_and_stops_everything(tmp_path: Path) -
                 held = st is not None and any(o.id == "DEMO-ERP-1" and o.qty == 3 for o in st.orders)
                 time.sleep(0.5)
             assert held, "the order posted to the endpoint did not reach the twin within 30 s"
+            # the dashboard's acknowledgements go to that endpoint too (its log would say they are off),
+            # and are in the history once it answered
+            ack = Event(ts=datetime.now(UTC), site=SiteId("pod-lyon"), asset="CNC1",
+                        kind=EventKind.ALARM_ACKNOWLEDGED, message="acknowledged by demo",
+                        data=FrozenDict({"rule": "machine-down", "key": "machine-down:CNC1", "user": "demo",
+                                         "comment": "", "priority": 3}))
+            CollectorRecorder(f"http://127.0.0.1:{feeds_port}", token).record((ack,))
+            assert ack in store.events("pod-lyon", ack.ts, ack.ts)
+            assert "acknowledgements are off" not in (data_dir / "dashboard.log").read_text()
         finally:
             store.close()
     finally:

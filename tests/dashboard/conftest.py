@@ -15,6 +15,7 @@ from connectors.store import SqliteHistorian
 from dashboard.queries import QueryService
 from dashboard.services import Services
 from dashboard.whatif_view import Actual, FanBand, KpiDelta, OrderChance, WhatIfRequest, WhatIfResult
+from twin.historian import WriterRecorder
 from twin.spec import FleetSpec
 
 HERE = Path(__file__).resolve().parent
@@ -53,7 +54,7 @@ def historian(store_path: Path, fleet: FleetSpec, tmp_path: Path) -> Iterator[Sq
 
 @pytest.fixture
 def queries(historian: SqliteHistorian, fleet: FleetSpec) -> QueryService:
-    return QueryService(fleet=fleet, historian=historian, clock=lambda: NOW)
+    return QueryService(fleet=fleet, historian=historian, clock=lambda: NOW, recorder=WriterRecorder(historian))
 
 
 class FixedRunner:

@@ -39,6 +39,7 @@ from dashboard.auth import AuthSettings
 from dashboard.queries import QueryService
 from dashboard.services import Services
 from dashboard.whatif_engine import EngineRunner
+from twin.historian import WriterRecorder
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 7
@@ -173,7 +174,8 @@ def running_plant(tmp: Path, ports: Iterator[int], *, history: timedelta, step_s
             time.sleep(0.2)
         reader = SqliteHistorian(cfg.historian.path, cfg.fleet)  # the dashboard's own connection (acks write)
         stack.callback(reader.close)
-        queries = QueryService(fleet=cfg.fleet, historian=reader, clock=lambda: datetime.now(UTC), ttl_s=1.0)
+        queries = QueryService(fleet=cfg.fleet, historian=reader, clock=lambda: datetime.now(UTC), ttl_s=1.0,
+                               recorder=WriterRecorder(reader))
         queries.start_refresher()
         stack.callback(queries.stop_refresher)
         fleet, store = cfg.fleet, cfg.historian.path

@@ -24,6 +24,7 @@ from dashboard.trust import (
 )
 from twin.calibrate import Calibration, ParamEstimate, Source
 from twin.errors import ConfigError
+from twin.historian import WriterRecorder
 from twin.sim.backtest import RollingSummary, SeriesSummary
 from twin.spec import FleetSpec, Priority
 
@@ -258,7 +259,8 @@ def test_a_drift_alarm_can_be_acknowledged_like_any_other(historian, fleet: Flee
     alarms = DriftAlarms()
     alarms.update("pod-lyon", ["output P10–P90 coverage 52 % over the last 7 days (target 80 %)"],
                   NOW - timedelta(hours=1))
-    q = QueryService(fleet=fleet, historian=historian, clock=lambda: NOW, derived_alarms=alarms)
+    q = QueryService(fleet=fleet, historian=historian, clock=lambda: NOW, derived_alarms=alarms,
+                     recorder=WriterRecorder(historian))
     # the operator's acknowledgement is recorded like any other (an ALARM_ACKNOWLEDGED event by the user);
     # the drift alarm itself is never written
     q.acknowledge(site="pod-lyon", key=f"{DRIFT_RULE}:model", user="ana", comment="recalibrating")

@@ -14,6 +14,7 @@ from connectors.config import load
 from connectors.store import SqliteHistorian
 from dashboard.queries import QueryService
 from tests.dashboard import history
+from twin.historian import WriterRecorder
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 1, 7, 12, 0, tzinfo=UTC)  # a Wednesday in shift (as tests/dashboard)
@@ -49,7 +50,8 @@ def make_plant(root: Path) -> Path:
 def open_queries(plant: Path) -> tuple[QueryService, SqliteHistorian]:
     config = load(plant / "examples" / "fleet.toml")
     store = SqliteHistorian(plant / config.historian.path, config.fleet)
-    return QueryService(fleet=config.fleet, historian=store, clock=lambda: NOW), store
+    return QueryService(fleet=config.fleet, historian=store, clock=lambda: NOW,
+                        recorder=WriterRecorder(store)), store
 
 
 class Client:

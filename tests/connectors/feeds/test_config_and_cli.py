@@ -16,10 +16,13 @@ import pytest
 import tomli_w
 
 from connectors.config import load, load_text
+from connectors.feeds.recorder import CollectorRecorder
 from connectors.store import SqliteHistorian
 from tests.conftest import EXAMPLES, ROOT, free_port
 from twin.errors import ConfigError
+from twin.frozen import FrozenDict
 from twin.spec import SiteId
+from twin.state import Event, EventKind
 
 _RAW = tomllib.loads((EXAMPLES / "fleet.toml").read_text(encoding="utf-8"))
 _RAW.pop("feeds", None)
@@ -77,6 +80,11 @@ def test_error_message_names_the_file(tmp_path: Path) -> None:
         load(path)
 
 
+ACK = Event(ts=datetime(2026, 3, 2, 9, 0, tzinfo=UTC), site=SiteId("pod-berlin"), asset="P1",
+            kind=EventKind.ALARM_ACKNOWLEDGED, message="acknowledged by ana",
+            data=FrozenDict({"rule": "hot", "key": "hot:P1", "user": "ana", "comment": "", "priority": 3}))
+
+
 @pytest.mark.server
 @pytest.mark.slow
 def test_twin_collect_takes_files_and_requests(tmp_path: Path) -> None:
@@ -109,6 +117,8 @@ def test_twin_collect_takes_files_and_requests(tmp_path: Path) -> None:
             except OSError:
                 time.sleep(0.1)
         assert answer == {"accepted": 1, "duplicates": 0, "late": 0, "rejected": []}
+        # the dashboard's acknowledgements: answered once twin collect committed them to the history
+        CollectorRecorder(f"http://127.0.0.1:{port}", "abc123").record((ACK,))
         while (tmp_path / "in" / "orders-1.csv").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(1.0)  # a flush (every 0.5 s) writes the checkpoint of the site with events
@@ -119,9 +129,11 @@ def test_twin_collect_takes_files_and_requests(tmp_path: Path) -> None:
     assert b"abc123" not in out  # the token is never printed
     store = SqliteHistorian(tmp_path / "history.db", load(tmp_path / "plant.toml").fleet)
     state = store.state_at(SiteId("pod-berlin"), datetime.now(UTC))
+    acks = store.events("pod-berlin", ACK.ts, ACK.ts)
     store.close()
     assert state is not None
     assert sorted(o.id for o in state.orders) == ["o1", "o2"]
+    assert acks == [ACK]
     assert (tmp_path / "feeds.db").exists()  # the ledger beside the historian file
 
 
