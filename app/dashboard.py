@@ -59,6 +59,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="what-if runs at the same time, all users together (default 2); more are refused")
     p.add_argument("--max-runs-per-user", type=int, default=1,
                    help="what-if runs at the same time of one user (default 1)")
+    p.add_argument("--collector", default=None, metavar="URL",
+                   help="the collector's endpoint, where acknowledgements go (default: the [feeds.http] listen "
+                        "address of the plant file, asked on 127.0.0.1 when it listens everywhere); e.g. "
+                        "http://collector:8081 when the collector runs on another host")
     p.add_argument("--trust", default="", metavar="SETTINGS",
                    help="model-trust scoring (dashboard.trust): 'off', or key=value,... e.g. replications=20,"
                         "every_h=6 (default: the last 7 days once a day, 24 h horizon, 20 replications)")
@@ -67,8 +71,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def event_recorder(config: PlantConfig) -> tuple[EventRecorder | None, str]:
-    """Where the dashboard sends acknowledgements: the collector's endpoint; or None and why not."""
+def event_recorder(config: PlantConfig, url: str | None = None) -> tuple[EventRecorder | None, str]:
+    """Where the dashboard sends acknowledgements: the collector's endpoint; or None and why not.
+
+    ``url`` (``--collector``) names the endpoint when the collector is on another host; the token is
+    the one ``[feeds.http]`` names either way.
+    """
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ConfigError("--collector", [Problem(path="--collector", message="must be an http:// or https:// URL",
+                                                  got=url)])
     http = config.feeds.http if config.feeds is not None else None
     if http is None:
         return None, f"they go to the collector's endpoint, and {config.source} has no [feeds.http]"
@@ -79,9 +90,11 @@ def event_recorder(config: PlantConfig) -> tuple[EventRecorder | None, str]:
         token = read_token(http, str(config.source))
     except ConfigError as exc:  # the pages still serve; only acknowledging needs the token
         return None, f"the collector's token cannot be read: {exc}"
-    host = "127.0.0.1" if http.host in ("0.0.0.0", "::") else http.host  # listening everywhere: ask locally
-    host = f"[{host}]" if ":" in host else host
-    recorder = CollectorRecorder(f"http://{host}:{http.port}", token)
+    if url is None:
+        host = "127.0.0.1" if http.host in ("0.0.0.0", "::") else http.host  # listening everywhere: ask locally
+        host = f"[{host}]" if ":" in host else host
+        url = f"http://{host}:{http.port}"
+    recorder = CollectorRecorder(url.rstrip("/"), token)
     log.info("acknowledgements go to the collector at %s", recorder.url)
     return recorder, ""
 
@@ -149,9 +162,9 @@ def run(args: argparse.Namespace) -> int:
     if not history_exists(config.historian):
         raise HistorianError(f"no history at {config.historian.path}: start the collector first "
                              f"(twin collect {args.config})")
+    recorder, no_acks = event_recorder(config, args.collector)
     # read-only, and series requests from users bounded by twin.limits
     historian = open_historian(config.historian, fleet, "read", limits=server_limits.DEFAULT_LIMITS)
-    recorder, no_acks = event_recorder(config)
 
     def open_reader() -> Historian:
         # what-if runs happen in background worker processes: each opens its own connection

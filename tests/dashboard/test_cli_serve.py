@@ -22,7 +22,7 @@ from connectors.feeds.recorder import CollectorRecorder
 from connectors.store import SqliteHistorian
 from dashboard.queries import QueryService
 from tests.conftest import free_port
-from twin.errors import HistorianError
+from twin.errors import ConfigError, HistorianError
 from twin.spec import SiteId
 from twin.state import Event, EventKind
 
@@ -66,7 +66,7 @@ def test_dashboard_command_serves_with_waitress_and_stops_on_sigterm(tmp_path: P
 
 
 def _run_dashboard(tmp_path: Path, store_path: Path, monkeypatch: pytest.MonkeyPatch, extra_toml: str = "",
-                   ) -> QueryService:
+                   extra_args: tuple[str, ...] = ()) -> QueryService:
     """``twin dashboard`` in this process up to serving (not served): the query service it built."""
     import signal as signals
 
@@ -99,7 +99,7 @@ def _run_dashboard(tmp_path: Path, store_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(command, "serve", serve)
     previous = signals.getsignal(signals.SIGTERM)
     try:
-        args = build_parser().parse_args(["dashboard", str(plant), "--trust", "off", "--workers", "0"])
+        args = build_parser().parse_args(["dashboard", str(plant), "--trust", "off", "--workers", "0", *extra_args])
         assert args.func(args) == 0
     finally:
         signals.signal(signals.SIGTERM, previous)
@@ -114,6 +114,19 @@ def test_the_dashboard_reads_history_read_only_and_acknowledges_through_the_coll
         f'\n[feeds.http]\nlisten = "0.0.0.0:{port}"\ntoken_file = "../feeds.token"\n'))
     assert isinstance(queries.recorder, CollectorRecorder)
     assert queries.recorder.url == f"http://127.0.0.1:{port}/api/v1/events"  # listening everywhere: asked locally
+
+
+def test_collector_on_another_host(tmp_path: Path, store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the docker deployment: the dashboard's container asks the collector's (http://collector:8081)
+    (tmp_path / "feeds.token").write_text("t0ken\n", encoding="utf-8")
+    toml = '\n[feeds.http]\nlisten = "0.0.0.0:8081"\ntoken_file = "../feeds.token"\n'
+    queries = _run_dashboard(tmp_path, store_path, monkeypatch, extra_toml=toml,
+                             extra_args=("--collector", "http://collector:8081/"))
+    assert isinstance(queries.recorder, CollectorRecorder)
+    assert queries.recorder.url == "http://collector:8081/api/v1/events"
+    with pytest.raises(ConfigError, match=r"--collector: must be an http:// or https:// URL \(got 'collector:8081'\)"):
+        _run_dashboard(tmp_path / "again", store_path, monkeypatch, extra_toml=toml,
+                       extra_args=("--collector", "collector:8081"))
 
 
 @pytest.mark.parametrize("http", ["", '\n[feeds.http]\ntoken_env = "TWIN_TEST_UNSET_TOKEN"\n'])
