@@ -33,7 +33,7 @@ from pydantic_core import PydanticCustomError
 
 from twin.errors import ConfigError, Problem
 
-__all__ = ["PLAIN_KEY", "PLANT", "Wording", "fail", "format_loc", "problems", "shown_key", "validate"]
+__all__ = ["PLAIN_KEY", "PLANT", "Wording", "collect", "fail", "format_loc", "problems", "shown_key", "validate"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -55,6 +55,7 @@ class Wording:
     unknown: str = "unknown key"
     types: Mapping[str, str] = field(default_factory=dict)
     unknown_first: bool = False
+    bare_keys: bool = False  # keys shown as written, never quoted (the users file always did)
 
 
 PLANT = Wording()
@@ -78,6 +79,16 @@ def validate(model: type[M], data: object, *, source: str, context: Any = None, 
         raise ConfigError(source, problems(exc, prefix, wording=wording, model=model)) from None
 
 
+def collect(model: type[M], data: object, into: list[Problem], *, prefix: str = "", context: Any = None,
+            wording: Wording = PLANT) -> M | None:
+    """``model`` validated from ``data``, or None with its problems appended to ``into`` (one of many parts)."""
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        into.extend(problems(exc, prefix, wording=wording, model=model))
+        return None
+
+
 def problems(exc: ValidationError, prefix: str = "", *, wording: Wording = PLANT,
              model: type[BaseModel] | None = None) -> list[Problem]:
     """Pydantic's errors as ``Problem``s with dotted/indexed paths and the offending value.
@@ -89,7 +100,7 @@ def problems(exc: ValidationError, prefix: str = "", *, wording: Wording = PLANT
         errors = _unknown_first(errors)
     out = []
     for err in errors:
-        loc = format_loc(err["loc"], prefix)
+        loc = format_loc(err["loc"], prefix, bare=wording.bare_keys)
         kind = err["type"]
         if kind == "extra_forbidden":
             message = wording.unknown
@@ -122,7 +133,7 @@ def shown_key(key: str) -> str:
     return key if PLAIN_KEY.fullmatch(key) else f"[{key!r}]"
 
 
-def format_loc(loc: tuple[int | str, ...], prefix: str = "") -> str:
+def format_loc(loc: tuple[int | str, ...], prefix: str = "", *, bare: bool = False) -> str:
     """A pydantic location as a path: ``sites[0].machines[2].id`` (pydantic's internal steps left out)."""
     out = prefix
     for part in loc:
@@ -130,7 +141,7 @@ def format_loc(loc: tuple[int | str, ...], prefix: str = "") -> str:
             out += f"[{part}]"
         elif part in ("[key]",) or part.startswith(("function-", "tagged-union")):
             continue  # pydantic's internal validator names
-        elif PLAIN_KEY.fullmatch(part):
+        elif bare or PLAIN_KEY.fullmatch(part):
             out += f".{part}" if out else part
         else:
             out += f"[{part!r}]"  # a key a user could not type bare: show it quoted, escapes visible
