@@ -46,7 +46,8 @@ _NO_GOT = object()
 class Wording:
     """How one kind of input words pydantic's errors (the rest keep pydantic's text).
 
-    ``unknown`` may name ``{allowed}``: the keys the table takes, sorted. ``types`` maps a pydantic
+    ``missing`` may name ``{key}``: the missing key. ``unknown`` may name ``{allowed}``: the keys the
+    table takes, sorted. ``types`` maps a pydantic
     error type (``model_type``, ``list_type``...) to the house message. ``unknown_first`` lists a
     table's unknown keys before its other problems (as a reader meets them, top down).
     """
@@ -108,7 +109,10 @@ def problems(exc: ValidationError, prefix: str = "", *, wording: Wording = PLANT
                 message = message.format(allowed=", ".join(_allowed(model, err["loc"][:-1])))
             out.append(Problem(path=loc, message=message, got=err.get("input")))
         elif kind == "missing":
-            out.append(Problem(path=loc, message=wording.missing, has_got=False))
+            message = wording.missing
+            if "{key" in message:
+                message = message.format(key=err["loc"][-1])
+            out.append(Problem(path=loc, message=message, has_got=False))
         elif kind == _HOUSE:
             ctx = err.get("ctx") or {}
             if ctx.get("key"):
