@@ -47,9 +47,9 @@ class Wording:
     """How one kind of input words pydantic's errors (the rest keep pydantic's text).
 
     ``missing`` may name ``{key}``: the missing key. ``unknown`` may name ``{allowed}``: the keys the
-    table takes, sorted. ``types`` maps a pydantic
-    error type (``model_type``, ``list_type``...) to the house message. ``unknown_first`` lists a
-    table's unknown keys before its other problems (as a reader meets them, top down).
+    table takes, sorted. ``types`` maps a pydantic error type (``model_type``, ``list_type``...) to
+    the house message (which may name ``{key}``). ``unknown_first`` lists a table's unknown keys
+    before its other problems (as a reader meets them, top down).
     """
 
     missing: str = "required key is missing"
@@ -57,18 +57,20 @@ class Wording:
     types: Mapping[str, str] = field(default_factory=dict)
     unknown_first: bool = False
     bare_keys: bool = False  # keys shown as written, never quoted (the users file always did)
+    dotted_quotes: bool = False  # a quoted key after a dot, ``a[0].['b c']`` (scenarios always did)
 
 
 PLANT = Wording()
 
 
-def fail(message: str, got: object = _NO_GOT, *, key: str = "") -> PydanticCustomError:
+def fail(message: str, got: object = _NO_GOT, *, key: str = "", at: str | None = None) -> PydanticCustomError:
     """The error a house validator raises: ``message`` as shown, quoting ``got`` (default: the input).
 
-    ``key`` locates it below the validated value (a model validator's problem with one of its keys).
-    Raise it (``raise fail(...)``); pydantic collects it with the others.
+    ``key`` locates it below the validated value (a model validator's problem with one of its keys);
+    ``at`` beside it instead (a check of several keys, run as its own field: the key it is about, or
+    ``""`` for the table itself). Raise it (``raise fail(...)``); pydantic collects it with the others.
     """
-    return PydanticCustomError(_HOUSE, "{message}", {"message": message, "got": got, "key": key})
+    return PydanticCustomError(_HOUSE, "{message}", {"message": message, "got": got, "key": key, "at": at})
 
 
 def validate(model: type[M], data: object, *, source: str, context: Any = None, wording: Wording = PLANT,
@@ -101,8 +103,11 @@ def problems(exc: ValidationError, prefix: str = "", *, wording: Wording = PLANT
         errors = _unknown_first(errors)
     out = []
     for err in errors:
-        loc = format_loc(err["loc"], prefix, bare=wording.bare_keys)
-        kind = err["type"]
+        kind, where = err["type"], err["loc"]
+        ctx = err.get("ctx") or {}
+        if kind == _HOUSE and ctx.get("at") is not None:
+            where = (*where[:-1], ctx["at"]) if ctx["at"] else where[:-1]
+        loc = format_loc(where, prefix, bare=wording.bare_keys, dotted=wording.dotted_quotes)
         if kind == "extra_forbidden":
             message = wording.unknown
             if "{allowed}" in message:
@@ -114,7 +119,6 @@ def problems(exc: ValidationError, prefix: str = "", *, wording: Wording = PLANT
                 message = message.format(key=err["loc"][-1])
             out.append(Problem(path=loc, message=message, has_got=False))
         elif kind == _HOUSE:
-            ctx = err.get("ctx") or {}
             if ctx.get("key"):
                 loc = f"{loc}.{ctx['key']}" if loc else str(ctx["key"])
             got = ctx.get("got", _NO_GOT)
@@ -123,7 +127,8 @@ def problems(exc: ValidationError, prefix: str = "", *, wording: Wording = PLANT
             else:
                 out.append(Problem(path=loc, message=ctx["message"], got=got))
         elif kind in wording.types:
-            out.append(Problem(path=loc, message=wording.types[kind], got=err.get("input")))
+            message = wording.types[kind].format(key=where[-1] if where else "")
+            out.append(Problem(path=loc, message=message, got=err.get("input")))
         else:
             msg = str(err["msg"]).removeprefix("Value error, ")
             if msg.startswith("token: "):  # a model validator's ``ValueError("key: ...")`` is about that key
@@ -137,7 +142,7 @@ def shown_key(key: str) -> str:
     return key if PLAIN_KEY.fullmatch(key) else f"[{key!r}]"
 
 
-def format_loc(loc: tuple[int | str, ...], prefix: str = "", *, bare: bool = False) -> str:
+def format_loc(loc: tuple[int | str, ...], prefix: str = "", *, bare: bool = False, dotted: bool = False) -> str:
     """A pydantic location as a path: ``sites[0].machines[2].id`` (pydantic's internal steps left out)."""
     out = prefix
     for part in loc:
@@ -148,7 +153,8 @@ def format_loc(loc: tuple[int | str, ...], prefix: str = "", *, bare: bool = Fal
         elif bare or PLAIN_KEY.fullmatch(part):
             out += f".{part}" if out else part
         else:
-            out += f"[{part!r}]"  # a key a user could not type bare: show it quoted, escapes visible
+            dot = "." if dotted and out else ""
+            out += f"{dot}[{part!r}]"  # a key a user could not type bare: show it quoted, escapes visible
     return out
 
 
@@ -167,7 +173,7 @@ def _unknown_first(errors: list[Any]) -> list[Any]:
         if err["type"] == "extra_forbidden":
             table = err["loc"][:-1]
             at = next((i for i, e in enumerate(out) if e["loc"][: len(table)] == table
-                       and e["type"] != "extra_forbidden"), len(out))
+                       and not (e["type"] == "extra_forbidden" and e["loc"][:-1] == table)), len(out))
             out.insert(at, err)
         else:
             out.append(err)
