@@ -63,14 +63,17 @@ class Wording:
 PLANT = Wording()
 
 
-def fail(message: str, got: object = _NO_GOT, *, key: str = "", at: str | None = None) -> PydanticCustomError:
+def fail(message: str, got: object = _NO_GOT, *, key: str = "", at: str | None = None,
+         has_got: bool = True) -> PydanticCustomError:
     """The error a house validator raises: ``message`` as shown, quoting ``got`` (default: the input).
 
     ``key`` locates it below the validated value (a model validator's problem with one of its keys);
     ``at`` beside it instead (a check of several keys, run as its own field: the key it is about, or
-    ``""`` for the table itself). Raise it (``raise fail(...)``); pydantic collects it with the others.
+    ``""`` for the table itself); ``has_got=False`` quotes nothing. Raise it (``raise fail(...)``);
+    pydantic collects it with the others.
     """
-    return PydanticCustomError(_HOUSE, "{message}", {"message": message, "got": got, "key": key, "at": at})
+    return PydanticCustomError(_HOUSE, "{message}", {"message": message, "got": got, "key": key, "at": at,
+                                                     "has_got": has_got})
 
 
 def validate(model: type[M], data: object, *, source: str, context: Any = None, wording: Wording = PLANT,
@@ -122,7 +125,9 @@ def problems(exc: ValidationError, prefix: str = "", *, wording: Wording = PLANT
             if ctx.get("key"):
                 loc = f"{loc}.{ctx['key']}" if loc else str(ctx["key"])
             got = ctx.get("got", _NO_GOT)
-            if got is _NO_GOT:
+            if not ctx.get("has_got", True):
+                out.append(Problem(path=loc, message=ctx["message"], has_got=False))
+            elif got is _NO_GOT:
                 out.append(Problem(path=loc, message=ctx["message"], got=_short(err.get("input"))))
             else:
                 out.append(Problem(path=loc, message=ctx["message"], got=got))
