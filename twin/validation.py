@@ -26,18 +26,41 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, Strict, ValidationError
 from pydantic_core import PydanticCustomError
 
 from twin.errors import ConfigError, Problem
 
-__all__ = ["PLAIN_KEY", "PLANT", "Wording", "collect", "fail", "format_loc", "problems", "shown_key", "validate"]
+__all__ = [
+    "PLAIN_KEY",
+    "PLANT",
+    "Id",
+    "Int",
+    "NonNegative",
+    "Num",
+    "Positive",
+    "Wording",
+    "collect",
+    "fail",
+    "format_loc",
+    "problems",
+    "shown_key",
+    "validate",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
 PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")  # a key a user can type bare; any other is shown quoted
+# The shared field constraints of configuration files. Numbers are strict: "60" (a string) is not a
+# number here; 60 and 60.0 are; never NaN or infinite.
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+Num = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+Int = Annotated[int, Strict()]
+Positive = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
+
 _HOUSE = "twin"  # the error type of :func:`fail`
 _NO_GOT = object()
 

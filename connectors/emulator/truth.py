@@ -40,7 +40,8 @@ configured one)::
 
 ``load_truth(path, fleet)`` checks the whole file and raises ``twin.errors.ConfigError`` listing
 every problem, e.g. ``truth.toml: machines[0].mtbf_h: must be > 0 (got -3)``; unknown keys and
-sites, machines, templates, products and SKUs the fleet does not have are named.
+sites, machines, templates, products and SKUs the fleet does not have are named. Each section's
+entries are pydantic models checked through ``twin.validation``, like every other input.
 """
 
 from __future__ import annotations

@@ -232,10 +232,10 @@ def _at_site(_: object, info: ValidationInfo) -> None:
         raise fail(f"is not a machine of site {site!r}", machine, at="machine")
 
 
-Text = Annotated[str | None, PlainValidator(_text)]
-Site = Annotated[str | None, _member("sites", "site")]
-Sku = Annotated[str | None, _member("skus", "SKU")]
-Hours = Annotated[float | None, _number(minimum=0.0, maximum=_hours)]
+_Text = Annotated[str | None, PlainValidator(_text)]
+_Site = Annotated[str | None, _member("sites", "site")]
+_Sku = Annotated[str | None, _member("skus", "SKU")]
+_Hours = Annotated[float | None, _number(minimum=0.0, maximum=_hours)]
 _AtSite = Annotated[None, PlainValidator(_at_site)]
 
 
@@ -265,7 +265,7 @@ class _Table(BaseModel):
 
 class _MachineDown(_Table):
     machine: Annotated[str | None, _member("machines", "machine")]
-    site: Site = None
+    site: _Site = None
     at_site: _AtSite = _check()
     start_in_h: Annotated[float | None, _number(maximum=_hours)] = None
     start: Any = None
@@ -280,7 +280,7 @@ class _MachineDown(_Table):
 
 class _Machines(_Table):
     made: ClassVar[type[MachinesAdded] | type[MachinesRemoved]] = MachinesAdded
-    site: Site
+    site: _Site
     template: Annotated[str | None, _member("templates", "machine template")]
     count: Annotated[int | None, _integer(minimum=1, maximum=lambda limits: limits.max_machines_changed)]
 
@@ -303,7 +303,7 @@ def _role_scope(_: object, info: ValidationInfo) -> None:
 class _CycleTime(_Table):
     factor: Annotated[float | None, _number(positive=True)]
     machine: Annotated[str | None, _member("machines", "machine")] = None
-    site: Site = None
+    site: _Site = None
     role: Annotated[Role | None, _choice(Role, "role")] = None
     role_scope: Annotated[None, PlainValidator(_role_scope)] = _check()
     at_site: _AtSite = _check()
@@ -326,7 +326,7 @@ def _demand_order(_: object, info: ValidationInfo) -> None:
 
 class _Demand(_Table):
     factor: Annotated[float | None, _number(minimum=0.0, maximum=lambda limits: limits.max_demand_factor)]
-    site: Site = None
+    site: _Site = None
     product: Annotated[str | None, _member("products", "product")] = None
     start_in_h: Annotated[float | None, _number(maximum=_hours)] = None
     start: Any = None
@@ -344,10 +344,10 @@ class _Demand(_Table):
 
 
 class _ShipmentDelay(_Table):
-    sku: Sku
+    sku: _Sku
     delay_d: Annotated[float | None, _number(minimum=lambda limits: -_days(limits), maximum=_days)]
-    site: Site = None
-    shipment: Text = None
+    site: _Site = None
+    shipment: _Text = None
 
     def build(self) -> Intervention | None:
         if self.sku is None or self.delay_d is None:
@@ -361,10 +361,10 @@ def _sku_or_supplier(_: object, info: ValidationInfo) -> None:
 
 
 class _LeadTime(_Table):
-    sku: Sku = None
+    sku: _Sku = None
     supplier: Annotated[str | None, _member("suppliers", "supplier")] = None
     either: Annotated[None, PlainValidator(_sku_or_supplier)] = _check()
-    site: Site = None
+    site: _Site = None
     lead_time_d: Annotated[float | None, _number(positive=True, maximum=_days)]
     lead_time_sd_d: Annotated[float | None, _number(minimum=0.0, maximum=_days)] = None
     transport: Annotated[Transport | None, _choice(Transport, "transport")] = None
@@ -386,8 +386,8 @@ def _one_review(_: object, info: ValidationInfo) -> None:
 
 
 class _Reorder(_Table):
-    sku: Sku
-    site: Site = None
+    sku: _Sku
+    site: _Site = None
     reorder_point: Annotated[float | None, _number(minimum=0.0)]
     reorder_qty: Annotated[float | None, _number(positive=True)]
     one_review: Annotated[None, PlainValidator(_one_review)] = _check()
@@ -414,7 +414,7 @@ def _not_a_table(v: object) -> None:
 
 class _Shift(_Table):
     table: Annotated[None, PlainValidator(_not_a_table)] = Field(default=None, alias="\x00table")
-    name: Text
+    name: _Text
     weekdays: Annotated[frozenset[int], PlainValidator(_weekdays)] = Field(default=None, validate_default=True)
     start: Annotated[time | None, PlainValidator(_clock)]
     end: Annotated[time | None, PlainValidator(_clock)]
@@ -440,7 +440,7 @@ def _holiday(h: object) -> date:
 
 
 class _Shifts(_Table):
-    site: Site
+    site: _Site
     shift: Annotated[list[_Shift], BeforeValidator(_shift_list)] = Field(default=None, validate_default=True)
     holidays: Annotated[list[Annotated[date, PlainValidator(_holiday)]], BeforeValidator(_holidays)] = []
 
@@ -463,10 +463,10 @@ def _differ(_: object, info: ValidationInfo) -> None:
 
 
 class _Overflow(_Table):
-    from_site: Site = Field(alias="from")
-    to: Site
+    from_site: _Site = Field(alias="from")
+    to: _Site
     differ: Annotated[None, PlainValidator(_differ)] = _check()
-    transfer_h: Hours
+    transfer_h: _Hours
     threshold: Annotated[int | None, _integer(minimum=0)]
 
     def build(self) -> Intervention | None:
