@@ -34,7 +34,6 @@ from pydantic_core import PydanticCustomError
 from twin.errors import ConfigError, Problem
 
 __all__ = [
-    "PLAIN_KEY",
     "PLANT",
     "Id",
     "Int",
@@ -46,13 +45,12 @@ __all__ = [
     "fail",
     "format_loc",
     "problems",
-    "shown_key",
     "validate",
 ]
 
 M = TypeVar("M", bound=BaseModel)
 
-PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")  # a key a user can type bare; any other is shown quoted
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")  # a key a user can type bare; any other is shown quoted
 # The shared field constraints of configuration files. Numbers are strict: "60" (a string) is not a
 # number here; 60 and 60.0 are; never NaN or infinite.
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
@@ -165,11 +163,6 @@ def problems(exc: ValidationError, prefix: str = "", *, wording: Wording = PLANT
     return out
 
 
-def shown_key(key: str) -> str:
-    """``key`` as a path shows it: bare when a user could type it so, else quoted (escapes visible)."""
-    return key if PLAIN_KEY.fullmatch(key) else f"[{key!r}]"
-
-
 def format_loc(loc: tuple[int | str, ...], prefix: str = "", *, bare: bool = False, dotted: bool = False) -> str:
     """A pydantic location as a path: ``sites[0].machines[2].id`` (pydantic's internal steps left out)."""
     out = prefix
@@ -178,7 +171,7 @@ def format_loc(loc: tuple[int | str, ...], prefix: str = "", *, bare: bool = Fal
             out += f"[{part}]"
         elif part in ("[key]",) or part.startswith(("function-", "tagged-union")):
             continue  # pydantic's internal validator names
-        elif bare or PLAIN_KEY.fullmatch(part):
+        elif bare or _PLAIN_KEY.fullmatch(part):
             out += f".{part}" if out else part
         else:
             dot = "." if dotted and out else ""
