@@ -41,15 +41,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlparse
 
 import flask
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from twin.errors import ConfigError, Problem, TwinError
 from twin.tomltext import loads_toml
+from twin.validation import Wording, collect, fail
 
 __all__ = [
     "AuthSettings",
@@ -171,6 +173,30 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _role(value: object) -> UserRole:
+    if not isinstance(value, str) or value not in {r.name.lower() for r in UserRole}:
+        raise fail("must be viewer, engineer or admin", value)
+    return UserRole[value.upper()]
+
+
+def _password_hash(value: object) -> str:
+    if not isinstance(value, str) or ":" not in value:
+        raise fail("must be a werkzeug password hash", "(hidden)")
+    return value
+
+
+class _UserEntry(BaseModel):
+    """``[users.NAME]``: a role and a werkzeug password hash (never echoed in a message)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Annotated[UserRole, PlainValidator(_role)] = Field(default=None, validate_default=True)
+    password_hash: Annotated[str, PlainValidator(_password_hash)] = Field(default=None, validate_default=True)
+
+
+_USERS = Wording(unknown="unknown key", types={"model_type": "must be a table"}, bare_keys=True)
+
+
 def load_users(path: Path) -> dict[str, User]:
     """Users from a TOML file (see the module docstring); ``ConfigError`` listing every problem."""
     try:
@@ -183,21 +209,11 @@ def load_users(path: Path) -> dict[str, User]:
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(str(path), [Problem(path="users", message="no users defined", got=raw)])
     for name, entry in raw.items():
-        where = f"users.{name}"
-        if not isinstance(entry, dict):
-            problems.append(Problem(path=where, message="must be a table", got=entry))
-            continue
-        role = entry.get("role")
-        if role not in {r.name.lower() for r in UserRole}:
-            problems.append(Problem(path=f"{where}.role", message="must be viewer, engineer or admin", got=role))
-        pw = entry.get("password_hash")
-        if not isinstance(pw, str) or ":" not in pw:
-            problems.append(Problem(path=f"{where}.password_hash", message="must be a werkzeug password hash",
-                                    got="(hidden)"))
-        for key in sorted(set(entry) - {"role", "password_hash"}):
-            problems.append(Problem(path=f"{where}.{key}", message="unknown key", got=entry[key]))
-        if not any(p.path.startswith(where) for p in problems):
-            users[name] = User(name=name, role=UserRole[str(role).upper()], password_hash=str(pw))
+        # keys sorted: unknown ones are listed in order; the path shows the name as written
+        data = dict(sorted(entry.items())) if isinstance(entry, dict) else entry
+        user = collect(_UserEntry, data, problems, prefix=f"users.{name}", wording=_USERS)
+        if user is not None:
+            users[name] = User(name=name, role=user.role, password_hash=user.password_hash)
     if problems:
         raise ConfigError(str(path), problems)
     return users

@@ -52,6 +52,7 @@ from twin.spec import (
     TemplateId,
 )
 from twin.tomltext import loads_toml
+from twin.validation import problems as pydantic_problems
 
 __all__ = ["MAX_CONFIG_BYTES", "HistorianConfig", "PlantConfig", "load", "load_text", "read_config_text"]
 
@@ -146,46 +147,6 @@ def load_text(text: str, *, source: str | Path = "<string>") -> PlantConfig:
         raise ConfigError(str(src), problems)
     return PlantConfig(source=src, fleet=fleet, historian=_convert_historian(model, src), modbus=devices,
                        influx=influx, feeds=feeds)
-
-
-def pydantic_problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
-    """Turn pydantic's errors into ``Problem``s with dotted/indexed paths and the offending value."""
-    problems = []
-    for err in exc.errors(include_url=False):
-        loc = _format_loc(err["loc"], prefix)
-        kind = err["type"]
-        if kind == "extra_forbidden":
-            problems.append(Problem(path=loc, message="unknown key", got=err.get("input")))
-        elif kind == "missing":
-            problems.append(Problem(path=loc, message="required key is missing", has_got=False))
-        else:
-            msg = str(err["msg"]).removeprefix("Value error, ")
-            if msg.startswith("token: "):
-                loc, msg = (f"{loc}.token" if loc else "token"), msg.removeprefix("token: ")
-            problems.append(Problem(path=loc, message=msg, got=_short(err.get("input"))))
-    return problems
-
-
-def _format_loc(loc: tuple[int | str, ...], prefix: str = "") -> str:
-    out = prefix
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("[key]",) or part.startswith(("function-", "tagged-union")):
-            continue  # pydantic's internal validator names
-        elif _PLAIN_KEY.fullmatch(part):
-            out += f".{part}" if out else part
-        else:
-            out += f"[{part!r}]"  # a key a user could not type bare: show it quoted, escapes visible
-    return out
-
-
-def _short(value: object) -> object:
-    if isinstance(value, dict):
-        return "{" + ", ".join(sorted(map(str, value)))[:80] + "}"
-    if isinstance(value, list) and len(value) > 8:
-        return f"[list of {len(value)}]"
-    return value
 
 
 def _dupes(values: list[str]) -> set[str]:

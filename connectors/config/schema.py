@@ -8,21 +8,33 @@ plain dataclasses (``twin.spec``). Field names carry units (``_s``, ``_h``, ``_d
 from __future__ import annotations
 
 from datetime import date, time
-from typing import Annotated, Literal, Self
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connectors.config.feeds import FeedsModel
 from connectors.config.influx_feed import InfluxFeedModel
 from connectors.config.modbus import ModbusDeviceModel, RegisterMapModel
 from twin.spec import AlarmKind, ItemKind, MachineStatus, Role, SignalKind, SiteKind, Transport
+from twin.validation import Id, Int, NonNegative, Num, Positive  # the shared field constraints (strict numbers)
 
-Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
-# Numbers are strict: "60" (a string) is not a number here; 60 and 60.0 are.
-Num = Annotated[float, Strict(), Field(allow_inf_nan=False)]
-Int = Annotated[int, Strict()]
-Positive = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
-NonNegative = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
+__all__ = [
+    "AlarmModel",
+    "DemandModel",
+    "FleetModel",
+    "HistorianModel",
+    "InventoryModel",
+    "MachineGroupModel",
+    "Model",
+    "PlantModel",
+    "ProductModel",
+    "ShiftModel",
+    "SignalModel",
+    "SiteModel",
+    "SourcesModel",
+    "TemplateModel",
+]
+
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 PriorityName = Literal["low", "medium", "high", "urgent"]
 

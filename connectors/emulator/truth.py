@@ -40,7 +40,8 @@ configured one)::
 
 ``load_truth(path, fleet)`` checks the whole file and raises ``twin.errors.ConfigError`` listing
 every problem, e.g. ``truth.toml: machines[0].mtbf_h: must be > 0 (got -3)``; unknown keys and
-sites, machines, templates, products and SKUs the fleet does not have are named.
+sites, machines, templates, products and SKUs the fleet does not have are named. Each section's
+entries are pydantic models checked through ``twin.validation``, like every other input.
 """
 
 from __future__ import annotations
@@ -49,12 +50,15 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, cast
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationInfo
 
 from twin.errors import ConfigError, Problem
 from twin.frozen import FrozenDict
 from twin.spec import FleetSpec, InventoryItemSpec, MachineSpec
 from twin.tomltext import loads_toml
+from twin.validation import Wording, collect, fail
 
 __all__ = ["ItemTruth", "MachineTruth", "Truth", "load_truth", "parse_truth"]
 
@@ -160,150 +164,198 @@ def load_truth(path: Path, fleet: FleetSpec) -> Truth:
     return parse_truth(text, fleet, source=str(path))
 
 
-def _positive(v: float) -> str | None:
-    return None if v > 0 else "must be > 0"
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Context:
+    """The fleet's names, and which entry set each template, machine, site, product and SKU so far."""
+
+    fleet: FleetSpec
+    sites: set[str]
+    templates: set[str]
+    products: set[str]
+    skus: set[str]
+    seen: dict[object, str] = field(default_factory=dict)
 
 
-def _non_negative(v: float) -> str | None:
-    return None if v >= 0 else "must be >= 0"
+def _ctx(info: ValidationInfo) -> _Context:
+    return cast(_Context, info.context)
 
 
-def _rate(v: float) -> str | None:
-    return None if 0 <= v < 1 else "must be >= 0 and < 1"
+def _figure(rule: Callable[[float], bool], why: str) -> Any:
+    def check(v: object) -> float:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise fail("must be a finite number", v)
+        if not rule(float(v)):
+            raise fail(why, v)
+        return float(v)
+
+    return PlainValidator(check)
 
 
-_MACHINE_FIGURES: dict[str, Callable[[float], str | None]] = {
-    "cycle_factor": _positive, "mtbf_h": _positive, "mttr_h": _positive, "scrap_rate": _rate}
-_ITEM_FIGURES: dict[str, Callable[[float], str | None]] = {
-    "lead_time_d": _positive, "lead_time_sd_d": _non_negative, "delay_factor": _non_negative, "bom_factor": _positive}
+_Positive = Annotated[float | None, _figure(lambda v: v > 0, "must be > 0")]
+_NonNegative = Annotated[float | None, _figure(lambda v: v >= 0, "must be >= 0")]
 
 
-class _Checker:
-    def __init__(self, fleet: FleetSpec) -> None:
-        self.fleet = fleet
-        self.problems: list[Problem] = []
+def _name_of(v: object, known: set[str], what: str) -> str:
+    if not isinstance(v, str):
+        raise fail("must be a string", v)
+    if v not in known:
+        raise fail(f"unknown {what}", v)
+    return v
 
-    def entries(self, raw: Mapping[str, Any], section: str) -> list[tuple[str, dict[str, Any]]]:
-        value = raw.get(section, [])
-        if not isinstance(value, list):
-            self.problems.append(Problem(path=section, message="must be an array of tables ([[...]])", got=value))
-            return []
-        out: list[tuple[str, dict[str, Any]]] = []
-        for i, entry in enumerate(value):
-            where = f"{section}[{i}]"
-            if isinstance(entry, dict):
-                out.append((where, entry))
-            else:
-                self.problems.append(Problem(path=where, message="must be a table", got=entry))
-        return out
 
-    def keys(self, where: str, entry: Mapping[str, Any], allowed: set[str]) -> None:
-        for k in sorted(set(entry) - allowed):
-            self.problems.append(Problem(path=f"{where}.{k}", message="unknown key", got=entry[k]))
+def _known(attr: str, what: str) -> Any:
+    """A name of one of the fleet's ``attr`` (a ``_Context`` field)."""
+    return PlainValidator(lambda v, info: _name_of(v, getattr(_ctx(info), attr), what))
 
-    def name(self, where: str, entry: Mapping[str, Any], key: str, known: set[str], what: str,
-             required: bool = True) -> str | None:
-        if key not in entry:
-            if required:
-                self.problems.append(Problem(path=f"{where}.{key}", message="required key is missing", has_got=False))
-            return None
-        v = entry[key]
-        if not isinstance(v, str):
-            self.problems.append(Problem(path=f"{where}.{key}", message="must be a string", got=v))
-            return None
-        if v not in known:
-            self.problems.append(Problem(path=f"{where}.{key}", message=f"unknown {what}", got=v))
-            return None
-        return v
 
-    def figures(self, where: str, entry: Mapping[str, Any],
-                rules: Mapping[str, Callable[[float], str | None]]) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for k, rule in rules.items():
-            if k not in entry:
-                continue
-            v = entry[k]
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                self.problems.append(Problem(path=f"{where}.{k}", message="must be a finite number", got=v))
-                continue
-            why = rule(float(v))
-            if why is not None:
-                self.problems.append(Problem(path=f"{where}.{k}", message=why, got=v))
-                continue
-            out[k] = float(v)
-        return out
+_Site = Annotated[str | None, _known("sites", "site")]
 
-    def unique(self, seen: dict[object, str], key: object, where: str, what: str) -> bool:
-        if key in seen:
-            self.problems.append(Problem(path=where, message=f"{what} already set at {seen[key]}", has_got=False))
-            return False
-        seen[key] = where
-        return True
+
+def _machine(v: object, info: ValidationInfo) -> str | None:
+    """A machine of the entry's site (not checked while the site is not known)."""
+    sid = info.data.get("site")
+    if sid is None:
+        return None
+    if v is None:
+        raise fail("required key is missing", has_got=False)
+    return _name_of(v, {str(m.id) for m in _ctx(info).fleet.site(sid).machines}, f"machine at {sid!r}")
+
+
+def _sku(v: object, info: ValidationInfo) -> str:
+    """A SKU of the entry's site, or of any site."""
+    sid = info.data.get("site") or ""
+    if not sid:
+        return _name_of(v, _ctx(info).skus, "SKU")
+    return _name_of(v, {str(i.sku) for i in _ctx(info).fleet.site(sid).inventory}, f"SKU at {sid!r}")
+
+
+def _has_demand(_: object, info: ValidationInfo) -> None:
+    sid, pid = info.data.get("site") or "", info.data.get("product")
+    if sid and pid is not None and all(str(d.product) != pid for d in _ctx(info).fleet.site(sid).demand):
+        raise fail(f"no demand for it at {sid!r}", pid, at="product")
+
+
+def _once(key: Callable[[dict[str, Any]], tuple[object, ...] | None], what: Callable[[dict[str, Any]], str]) -> Any:
+    """The entry is the first to set what it sets (its ``key``; None: nothing to set, its name is wrong)."""
+    def check(_: object, info: ValidationInfo) -> None:
+        k, seen = key(info.data), _ctx(info).seen
+        if k is None:
+            return
+        if k in seen:
+            raise fail(f"{what(info.data)} already set at {seen[k]}", at="", has_got=False)
+        seen[k] = info.data["at"]
+
+    return PlainValidator(check)
+
+
+def _check(alias: str) -> Any:
+    return Field(default=None, validate_default=True, alias=f"\x00{alias}")
+
+
+class _Entry(BaseModel):
+    """One entry of a section; ``at`` is its path (for "already set at")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: str = Field(alias="\x00at")
+
+
+_Rate = Annotated[float | None, _figure(lambda v: 0 <= v < 1, "must be >= 0 and < 1")]
+
+
+def _machine_truth(e: _TemplateEntry | _MachineEntry) -> MachineTruth:
+    return MachineTruth(cycle_factor=e.cycle_factor, mtbf_h=e.mtbf_h, mttr_h=e.mttr_h, scrap_rate=e.scrap_rate)
+
+
+class _TemplateEntry(_Entry):
+    template: Annotated[str, _known("templates", "template")]
+    cycle_factor: _Positive = None
+    mtbf_h: _Positive = None
+    mttr_h: _Positive = None
+    scrap_rate: _Rate = None
+    once: Annotated[None, _once(lambda d: ("template", d["template"]) if "template" in d else None,
+                                lambda d: f"template {d['template']!r}")] = _check("once")
+
+
+def _machine_key(d: dict[str, Any]) -> tuple[object, ...] | None:
+    return ("machine", d["site"], d["machine"]) if d.get("site") and d.get("machine") else None
+
+
+class _MachineEntry(_Entry):
+    site: Annotated[str, _known("sites", "site")]
+    machine: Annotated[str | None, PlainValidator(_machine)] = Field(default=None, validate_default=True)
+    cycle_factor: _Positive = None
+    mtbf_h: _Positive = None
+    mttr_h: _Positive = None
+    scrap_rate: _Rate = None
+    once: Annotated[None, _once(_machine_key, lambda d: f"machine {d['site']}/{d['machine']}")] = _check("once")
+
+
+class _SiteEntry(_Entry):
+    site: Annotated[str, _known("sites", "site")]
+    demand_factor: _Positive = None
+    once: Annotated[None, _once(lambda d: ("site", d["site"]) if "site" in d else None,
+                                lambda d: f"site {d['site']!r}")] = _check("once")
+
+
+class _ProductEntry(_Entry):
+    product: Annotated[str, _known("products", "product")]
+    site: _Site = None
+    has_demand: Annotated[None, PlainValidator(_has_demand)] = _check("has_demand")
+    demand_factor: _Positive = None
+    once: Annotated[None, _once(lambda d: ("product", d.get("site") or "", d["product"]) if "product" in d else None,
+                                lambda d: f"product {d['product']!r}")] = _check("once")
+
+
+class _SkuEntry(_Entry):
+    site: _Site = None
+    sku: Annotated[str, PlainValidator(_sku)]
+    lead_time_d: _Positive = None
+    lead_time_sd_d: _NonNegative = None
+    delay_factor: _NonNegative = None
+    bom_factor: _Positive = None
+    once: Annotated[None, _once(lambda d: ("sku", d.get("site") or "", d["sku"]) if "sku" in d else None,
+                                lambda d: f"SKU {d['sku']!r}")] = _check("once")
+
+
+# entries' unknown keys sorted and first, paths as written (the truth file's messages since the start)
+_WORDING = Wording(types={"model_type": "must be a table"}, unknown_first=True, bare_keys=True)
+_SECTIONS: dict[str, type[_Entry]] = {"templates": _TemplateEntry, "machines": _MachineEntry, "sites": _SiteEntry,
+                                      "products": _ProductEntry, "skus": _SkuEntry}
+
+
+def _entries(raw: Mapping[str, Any], section: str, context: _Context, problems: list[Problem]) -> list[Any]:
+    value = raw.get(section, [])
+    if not isinstance(value, list):
+        problems.append(Problem(path=section, message="must be an array of tables ([[...]])", got=value))
+        return []
+    out: list[Any] = []
+    for i, entry in enumerate(value):
+        where = f"{section}[{i}]"
+        data = {**dict(sorted(entry.items())), "\x00at": where} if isinstance(entry, dict) else entry
+        checked = collect(_SECTIONS[section], data, problems, prefix=where, context=context, wording=_WORDING)
+        if checked is not None:
+            out.append(checked)
+    return out
 
 
 def parse_truth(text: str, fleet: FleetSpec, *, source: str = "<truth>") -> Truth:
     """Check truth ``text`` (TOML) against ``fleet``; ``source`` names it in error messages."""
     raw = loads_toml(text, source)
-    c = _Checker(fleet)
-    sections = {"templates", "machines", "sites", "products", "skus"}
-    for k in sorted(set(raw) - sections):
-        c.problems.append(Problem(path=k, message="unknown key", got=raw[k]))
-    site_ids = {str(s.id) for s in fleet.sites}
-    template_ids = {str(t.id) for t in fleet.templates}
-    product_ids = {str(p.id) for p in fleet.products}
-    skus = {str(i.sku) for s in fleet.sites for i in s.inventory}
-
-    templates: dict[str, MachineTruth] = {}
-    seen: dict[object, str] = {}
-    for where, e in c.entries(raw, "templates"):
-        c.keys(where, e, {"template", *_MACHINE_FIGURES})
-        tid = c.name(where, e, "template", template_ids, "template")
-        figs = c.figures(where, e, _MACHINE_FIGURES)
-        if tid is not None and c.unique(seen, ("template", tid), where, f"template {tid!r}"):
-            templates[tid] = MachineTruth(**figs)
-
-    machines: dict[tuple[str, str], MachineTruth] = {}
-    for where, e in c.entries(raw, "machines"):
-        c.keys(where, e, {"site", "machine", *_MACHINE_FIGURES})
-        sid = c.name(where, e, "site", site_ids, "site")
-        known = {str(m.id) for m in fleet.site(sid).machines} if sid is not None else set()
-        mid = c.name(where, e, "machine", known, f"machine at {sid!r}") if sid is not None else None
-        figs = c.figures(where, e, _MACHINE_FIGURES)
-        if sid is not None and mid is not None and c.unique(seen, ("machine", sid, mid), where,
-                                                            f"machine {sid}/{mid}"):
-            machines[(sid, mid)] = MachineTruth(**figs)
-
-    site_demand: dict[str, float] = {}
-    for where, e in c.entries(raw, "sites"):
-        c.keys(where, e, {"site", "demand_factor"})
-        sid = c.name(where, e, "site", site_ids, "site")
-        figs = c.figures(where, e, {"demand_factor": _positive})
-        if sid is not None and c.unique(seen, ("site", sid), where, f"site {sid!r}") and "demand_factor" in figs:
-            site_demand[sid] = figs["demand_factor"]
-
-    product_demand: dict[tuple[str, str], float] = {}
-    for where, e in c.entries(raw, "products"):
-        c.keys(where, e, {"product", "site", "demand_factor"})
-        pid = c.name(where, e, "product", product_ids, "product")
-        sid = c.name(where, e, "site", site_ids, "site", required=False) or ""
-        if sid and pid is not None and all(str(d.product) != pid for d in fleet.site(sid).demand):
-            c.problems.append(Problem(path=f"{where}.product", message=f"no demand for it at {sid!r}", got=pid))
-        figs = c.figures(where, e, {"demand_factor": _positive})
-        if pid is not None and c.unique(seen, ("product", sid, pid), where, f"product {pid!r}") \
-                and "demand_factor" in figs:
-            product_demand[(sid, pid)] = figs["demand_factor"]
-
-    items: dict[tuple[str, str], ItemTruth] = {}
-    for where, e in c.entries(raw, "skus"):
-        c.keys(where, e, {"sku", "site", *_ITEM_FIGURES})
-        sid = c.name(where, e, "site", site_ids, "site", required=False) or ""
-        known = {str(i.sku) for i in fleet.site(sid).inventory} if sid else skus
-        sku = c.name(where, e, "sku", known, f"SKU at {sid!r}" if sid else "SKU")
-        figs = c.figures(where, e, _ITEM_FIGURES)
-        if sku is not None and c.unique(seen, ("sku", sid, sku), where, f"SKU {sku!r}"):
-            items[(sid, sku)] = ItemTruth(**figs)
-
-    if c.problems:
-        raise ConfigError(source, c.problems)
+    problems = [Problem(path=k, message="unknown key", got=raw[k]) for k in sorted(set(raw) - set(_SECTIONS))]
+    context = _Context(fleet=fleet, sites={str(s.id) for s in fleet.sites},
+                       templates={str(t.id) for t in fleet.templates}, products={str(p.id) for p in fleet.products},
+                       skus={str(i.sku) for s in fleet.sites for i in s.inventory})
+    templates = {e.template: _machine_truth(e) for e in _entries(raw, "templates", context, problems)}
+    machines = {(e.site, e.machine): _machine_truth(e) for e in _entries(raw, "machines", context, problems)}
+    site_demand = {e.site: e.demand_factor for e in _entries(raw, "sites", context, problems)
+                   if e.demand_factor is not None}
+    product_demand = {(e.site or "", e.product): e.demand_factor for e in _entries(raw, "products", context, problems)
+                      if e.demand_factor is not None}
+    items = {(e.site or "", e.sku): ItemTruth(lead_time_d=e.lead_time_d, lead_time_sd_d=e.lead_time_sd_d,
+                                              delay_factor=e.delay_factor, bom_factor=e.bom_factor)
+             for e in _entries(raw, "skus", context, problems)}
+    if problems:
+        raise ConfigError(source, problems)
     return Truth(templates=FrozenDict(templates), machines=FrozenDict(machines), site_demand=FrozenDict(site_demand),
                  product_demand=FrozenDict(product_demand), items=FrozenDict(items), source=source)

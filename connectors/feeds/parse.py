@@ -3,7 +3,9 @@
 Every record is checked on its own and either becomes a ``twin.business`` record or gets one
 clear reason (missing field, wrong type, a timestamp without a time zone, unknown field...); the
 good records of a file count even when other lines are bad. References to the fleet (site,
-product, SKU) are checked later, by ``twin.business.validate``.
+product, SKU) are checked later, by ``twin.business.validate``. This module reads the text (lines,
+CSV rows, JSON within limits); :mod:`connectors.feeds.records` checks each record (a pydantic model,
+through :mod:`twin.validation`).
 
 Fields (required unless a default is named):
 
@@ -42,14 +44,22 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import IO, Any
 
-from twin.business import BusinessRecord, OrderRecord, OrderStatus, RecordKind, ShipmentRecord, ShipmentStatus
+from connectors.feeds.records import (
+    MAX_INT_DIGITS,
+    MAX_VERSION,
+    BigInt,
+    RecordError,
+    excerpt,
+    parse_record,
+    record_from_json,
+    record_to_json,
+)
+from twin.business import BusinessRecord, RecordKind
 
 __all__ = [
     "MAX_DEPTH",
@@ -69,57 +79,17 @@ __all__ = [
     "record_to_json",
 ]
 
-_COMMON = ("kind", "id", "version", "updated_at", "site", "qty", "status")
-_FIELDS = {
-    RecordKind.ORDER: frozenset((*_COMMON, "product", "created", "due", "done_qty", "operation", "done_by_step")),
-    RecordKind.SHIPMENT: frozenset((*_COMMON, "sku", "eta", "origin", "planned_eta")),
-}
-
-
 MAX_LINE_BYTES = 64 * 1024  # default longest line of a dropped file
 MAX_DEPTH = 16  # deepest JSON nesting of one record (a record is a flat object: 1)
-MAX_INT_DIGITS = 20  # longest JSON integer read as a number (2^63 has 19 digits)
-MAX_VERSION = 2**63 - 1  # the ledger keeps versions as SQLite's signed 64-bit integers
-_MAX_WHOLE = 2**63 - 1
-MAX_STEPS = 64  # longest done_by_step list (routing steps of one product)
-_EXCERPT = 200  # characters of a value or line quoted in a reason or a rejects log
-
-
-class RecordError(ValueError):
-    """A record that cannot be read; the message is the reason shown to the sender."""
 
 
 class FileUnreadable(ValueError):
     """A whole file that cannot be read as a feed (binary data, no or a bad CSV header)."""
 
 
-def excerpt(text: str, limit: int = _EXCERPT) -> str:
-    r"""At most ``limit`` characters of ``text``, control characters escaped, with the length if cut.
-
-    >>> excerpt("a\x1b[31mb" + "x" * 300, 12)
-    'a\\x1b[31mbxx... (307 characters)'
-    """
-    head = text[:limit]
-    if not head.isprintable():
-        head = "".join(c if c.isprintable() else repr(c)[1:-1] for c in head)[:limit]
-    return head if len(text) <= limit else f"{head}... ({len(text)} characters)"
-
-
-class _BigInt:
-    """A JSON integer with too many digits, kept unconverted so that only its record is rejected."""
-
-    __slots__ = ("digits",)
-
-    def __init__(self, digits: int) -> None:
-        self.digits = digits
-
-    def __repr__(self) -> str:
-        return f"an integer of {self.digits} digits"
-
-
-def _json_int(text: str) -> int | _BigInt:
+def _json_int(text: str) -> int | BigInt:
     digits = len(text) - text.startswith("-")
-    return _BigInt(digits) if digits > MAX_INT_DIGITS else int(text)
+    return BigInt(digits) if digits > MAX_INT_DIGITS else int(text)
 
 
 _STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'  # a JSON string (its brackets are not structure), unrolled: fast
@@ -173,185 +143,6 @@ def kind_of_name(name: str) -> RecordKind | None:
     if base.startswith("shipment"):
         return RecordKind.SHIPMENT
     return None
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, _BigInt):
-        return repr(value)
-    return f"{type(value).__name__} {excerpt(repr(value))}"
-
-
-class _Fields:
-    """Typed access to one raw record: CSV values are text to parse, JSON values must have their type."""
-
-    def __init__(self, raw: Mapping[str, Any], text: bool) -> None:
-        self.raw = {k: v for k, v in raw.items() if not (text and v == "")}  # an empty CSV cell is absent
-        self.text = text
-
-    def has(self, name: str) -> bool:
-        return self.raw.get(name) is not None
-
-    def _get(self, name: str, required: bool) -> Any:
-        value = self.raw.get(name)
-        if value is None and required:
-            raise RecordError(f"missing field {name!r}")
-        return value
-
-    def text_of(self, name: str, *, required: bool = True, default: str = "") -> str:
-        value = self._get(name, required)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            raise RecordError(f"{name} must be text (got {_describe(value)})")
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError as exc:  # a lone surrogate (JSON "\ud800"): no text can hold it
-                raise RecordError(f"{name} is not valid Unicode text (a lone surrogate at character "
-                                  f"{exc.start})") from None
-        if required and not value.strip():
-            raise RecordError(f"{name} is empty")
-        return value.strip()
-
-    def whole(self, name: str, *, required: bool = True, default: int = 0) -> int:
-        value = self._get(name, required)
-        if value is None:
-            return default
-        if self.text and isinstance(value, str):
-            digits = value.strip()
-            if len(digits) > MAX_INT_DIGITS:
-                raise RecordError(f"{name} must be a whole number of at most {MAX_INT_DIGITS} digits "
-                                  f"(got {len(digits)} characters)")
-            try:
-                number = int(digits)
-            except ValueError:
-                raise RecordError(f"{name} must be a whole number (got {excerpt(repr(value))})") from None
-        elif isinstance(value, bool) or not isinstance(value, int):
-            raise RecordError(f"{name} must be a whole number (got {_describe(value)})")
-        else:
-            number = value
-        if not -_MAX_WHOLE <= number <= _MAX_WHOLE:
-            raise RecordError(f"{name} must be within +-(2^63 - 1) (got {excerpt(str(number), 30)})")
-        return number
-
-    def counts(self, name: str) -> tuple[int, ...]:
-        """An optional list of whole numbers: a JSON array, or in CSV text separated by ``|``."""
-        value = self._get(name, False)
-        if value is None or value == "":
-            return ()
-        if self.text and isinstance(value, str):
-            items: list[object] = [v for v in value.split("|")]
-        elif isinstance(value, list):
-            items = list(value)
-        else:
-            raise RecordError(f"{name} must be a list of whole numbers (got {_describe(value)})")
-        if len(items) > MAX_STEPS:
-            raise RecordError(f"{name} may hold at most {MAX_STEPS} counts (got {len(items)})")
-        out: list[int] = []
-        for v in items:
-            if isinstance(v, str) and v.strip().isdigit() and len(v.strip()) <= 18:
-                out.append(int(v.strip()))
-            elif isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63:
-                out.append(v)
-            else:
-                raise RecordError(f"{name} must be a list of whole numbers >= 0 (got {excerpt(repr(value))})")
-        return tuple(out)
-
-    def number(self, name: str) -> float:
-        value = self._get(name, True)
-        if self.text and isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                raise RecordError(f"{name} must be a number (got {excerpt(repr(value))})") from None
-        elif isinstance(value, bool) or not isinstance(value, int | float):
-            raise RecordError(f"{name} must be a number (got {_describe(value)})")
-        else:
-            number = float(value)
-        if not math.isfinite(number):
-            raise RecordError(f"{name} must be a finite number (got {excerpt(repr(value))})")
-        return number
-
-    def time(self, name: str, *, required: bool = True) -> datetime | None:
-        value = self._get(name, required)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise RecordError(f"{name} must be an ISO 8601 timestamp text (got {_describe(value)})")
-        try:
-            t = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise RecordError(f"{name} is not an ISO 8601 timestamp (got {excerpt(repr(value))})") from None
-        if t.tzinfo is None or t.utcoffset() is None:
-            raise RecordError(f"{name} has no time zone: add an offset or Z (got {excerpt(repr(value))})")
-        return t.astimezone(UTC)
-
-
-def _version(f: _Fields) -> int:
-    if f.has("version") and f.has("updated_at"):
-        raise RecordError("give either version or updated_at, not both")
-    if f.has("updated_at"):
-        t = f.time("updated_at")
-        assert t is not None
-        return int(t.timestamp() * 1000)
-    if not f.has("version"):
-        raise RecordError("missing field 'version' (or 'updated_at')")
-    v = f.whole("version")
-    if not 0 <= v <= MAX_VERSION:
-        raise RecordError(f"version must be within 0..2^63-1 (got {v})")
-    return v
-
-
-def parse_record(raw: object, kind: RecordKind | None, *, text: bool = False) -> BusinessRecord:
-    """One record from a decoded JSON object (``text=False``) or a CSV row (``text=True``).
-
-    ``kind`` is what the file name or path fixes (None: the record's ``kind`` field decides).
-    Raises ``RecordError`` with the reason.
-    """
-    if not isinstance(raw, Mapping):
-        raise RecordError(f"not a JSON object (got {type(raw).__name__})")
-    f = _Fields(raw, text)
-    given = f.text_of("kind", required=False)
-    if given:
-        try:
-            own = RecordKind(given)
-        except ValueError:
-            raise RecordError(f"kind must be 'order' or 'shipment' (got {excerpt(repr(given))})") from None
-        if kind is not None and own is not kind:
-            raise RecordError(f"kind {own.value!r} sent to the {kind.value}s feed")
-        kind = own
-    if kind is None:
-        raise RecordError("missing field 'kind' ('order' or 'shipment'): the file name does not say")
-    unknown = sorted(str(k) for k in f.raw if k not in _FIELDS[kind])
-    if unknown:
-        known = ", ".join(sorted(_FIELDS[kind]))
-        raise RecordError(f"unknown field(s) {excerpt(', '.join(map(repr, unknown)))} (known: {known})")
-    rid, version, site = f.text_of("id"), _version(f), f.text_of("site")
-    if kind is RecordKind.ORDER:
-        status_text = f.text_of("status", required=False, default="open")
-        try:
-            status = OrderStatus(status_text)
-        except ValueError:
-            raise RecordError(f"status must be open, done or cancelled (got {excerpt(repr(status_text))})") from None
-        created, due = f.time("created"), f.time("due")
-        assert created is not None and due is not None
-        return OrderRecord(id=rid, version=version, site=site, product=f.text_of("product"),
-                           qty=f.whole("qty"), created=created, due=due, status=status,
-                           done_qty=f.whole("done_qty", required=False),
-                           operation=f.text_of("operation", required=False),
-                           done_by_step=f.counts("done_by_step"))
-    status_text = f.text_of("status", required=False, default="in_transit")
-    try:
-        sstatus = ShipmentStatus(status_text)
-    except ValueError:
-        raise RecordError(f"status must be in_transit, arrived or cancelled "
-                          f"(got {excerpt(repr(status_text))})") from None
-    eta = f.time("eta")
-    assert eta is not None
-    return ShipmentRecord(id=rid, version=version, site=site, sku=f.text_of("sku"), qty=f.number("qty"),
-                          eta=eta,
-                          origin=f.text_of("origin", required=False), status=sstatus,
-                          planned_eta=f.time("planned_eta", required=False))
 
 
 def _line(n: int, raw: str, obj: object, kind: RecordKind | None, text: bool) -> Line:
@@ -589,32 +380,3 @@ def _deep_body(text: str, kind: RecordKind) -> list[Line]:
 
 def _dumps(obj: object) -> str:
     return json.dumps(obj, default=repr)
-
-
-def _t(t: datetime | None) -> str | None:
-    return t.isoformat() if t is not None else None
-
-
-def record_to_json(record: BusinessRecord) -> str:
-    """The canonical JSON text of a record (sorted keys), as the ledger keeps it."""
-    d: dict[str, Any]
-    if isinstance(record, OrderRecord):
-        d = {"kind": "order", "id": record.id, "version": record.version, "site": record.site,
-             "product": record.product, "qty": record.qty, "created": _t(record.created),
-             "due": _t(record.due),
-             "status": record.status.value, "done_qty": record.done_qty}
-        if record.operation:
-            d["operation"] = record.operation
-        if record.done_by_step:
-            d["done_by_step"] = list(record.done_by_step)
-    else:
-        d = {"kind": "shipment", "id": record.id, "version": record.version, "site": record.site,
-             "sku": record.sku, "qty": record.qty, "eta": _t(record.eta), "origin": record.origin,
-             "status": record.status.value, "planned_eta": _t(record.planned_eta)}
-    return json.dumps(d, sort_keys=True, separators=(",", ":"))
-
-
-def record_from_json(text: str) -> BusinessRecord:
-    """The record of :func:`record_to_json`'s text."""
-    d = {k: v for k, v in json.loads(text).items() if v is not None}
-    return parse_record(d, None)

@@ -2,7 +2,9 @@ r"""What-if scenarios: typed interventions on a fork, and their TOML form valida
 
 A :class:`Scenario` is a name and a tuple of interventions; build them in code or parse a TOML
 document with :func:`loads_scenario` (the caller reads the file). Validation lists every problem
-as ``file: path.to.key: what (got X)`` in one :class:`twin.errors.ConfigError`; given the fleet,
+as ``file: path.to.key: what (got X)`` in one :class:`twin.errors.ConfigError` (each table a pydantic
+model producing its intervention, through :mod:`twin.validation`; the types live in
+:mod:`twin.sim.interventions`); given the fleet,
 it also checks that the machines, sites, templates, SKUs and products named exist. Numbers must be
 finite, and a scenario is held to ``twin.limits`` (interventions per scenario, machines added or
 removed, demand factor, durations and offsets, orders one (s, Q) review may place) so that one
@@ -29,17 +31,36 @@ TOML layout (every table is an array of tables, so a scenario may hold several o
 
 from __future__ import annotations
 
+import enum
+import itertools
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Annotated, Any, ClassVar, cast
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, ValidationInfo, model_validator
 
 from twin.errors import ConfigError, Problem
 from twin.limits import DEFAULT_LIMITS, Limits
+from twin.sim.interventions import (
+    CycleTimeFactor,
+    DemandMultiplier,
+    Intervention,
+    LeadTimeChange,
+    MachineDown,
+    MachinesAdded,
+    MachinesRemoved,
+    OverflowRouting,
+    ReorderPolicy,
+    Scenario,
+    ShiftChange,
+    ShipmentDelay,
+    TimeRef,
+)
 from twin.spec import FleetSpec, Role, Shift, ShiftCalendar, Transport
 from twin.tomltext import loads_toml
+from twin.validation import Wording, collect, fail
 
 __all__ = [
     "CycleTimeFactor",
@@ -60,479 +81,453 @@ __all__ = [
 ]
 
 
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Known:
+    """What the fleet holds (None: no fleet given, anything goes)."""
+
+    sites: set[str] | None = None
+    machines: set[str] | None = None
+    machine_sites: dict[str, set[str]] | None = None
+    templates: set[str] | None = None
+    skus: set[str] | None = None
+    products: set[str] | None = None
+    suppliers: set[str] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TimeRef:
-    """A moment of a scenario: an absolute UTC time, or hours after the fork."""
+class _Context:
+    """What the validators of one scenario read: the request limits and the fleet's names."""
 
-    at: datetime | None = None
-    in_h: float | None = None
-
-    def seconds_from(self, as_of: datetime) -> float:
-        if self.at is not None:
-            return (self.at - as_of).total_seconds()
-        return (self.in_h or 0.0) * 3600.0
+    limits: Limits
+    known: _Known
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MachineDown:
-    """A machine is unavailable (planned maintenance, breakdown) from ``start`` for ``duration_h``."""
-
-    machine: str
-    start: TimeRef
-    duration_h: float
-    site: str | None = None  # needed when the machine id exists at several sites
+# Field checks. A value given as None (a dict from code) is taken as not given, as it always was.
+_Bound = float | Callable[[Limits], float] | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MachinesAdded:
-    """``count`` new machines of ``template`` at ``site``."""
-
-    site: str
-    template: str
-    count: int
+def _ctx(info: ValidationInfo) -> _Context:
+    return cast(_Context, info.context)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MachinesRemoved:
-    """``count`` machines of ``template`` at ``site`` taken out (the last ones by id)."""
-
-    site: str
-    template: str
-    count: int
+def _hours(limits: Limits) -> float:
+    return limits.max_scenario_offset_h
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CycleTimeFactor:
-    """Cycle times multiplied by ``factor`` for one machine (of a site), a role, a site, or everywhere."""
-
-    factor: float
-    machine: str | None = None
-    role: Role | None = None
-    site: str | None = None
+def _days(limits: Limits) -> float:
+    return limits.max_scenario_offset_h / 24.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DemandMultiplier:
-    """Order rate multiplied by ``factor`` (for a site and/or product) between start and end."""
-
-    factor: float
-    site: str | None = None
-    product: str | None = None
-    start: TimeRef | None = None
-    end: TimeRef | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ShipmentDelay:
-    """Shipments of ``sku`` in transit at the fork arrive ``delay_d`` days later than their ETA."""
-
-    sku: str
-    delay_d: float
-    site: str | None = None
-    shipment: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LeadTimeChange:
-    """New supplier lead times for replenishments ordered during the run."""
-
-    lead_time_d: float
-    sku: str | None = None
-    supplier: str | None = None
-    site: str | None = None
-    lead_time_sd_d: float | None = None
-    transport: Transport | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReorderPolicy:
-    """A new (s, Q) policy for ``sku`` (at one site or all)."""
-
-    sku: str
-    reorder_point: float
-    reorder_qty: float
-    site: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ShiftChange:
-    """A new shift calendar for ``site``."""
-
-    site: str
-    calendar: ShiftCalendar
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OverflowRouting:
-    """Orders arriving at ``from_site`` with ``threshold`` or more open go to ``to_site``."""
-
-    from_site: str
-    to_site: str
-    transfer_h: float
-    threshold: int
-
-
-Intervention = (
-    MachineDown
-    | MachinesAdded
-    | MachinesRemoved
-    | CycleTimeFactor
-    | DemandMultiplier
-    | ShipmentDelay
-    | LeadTimeChange
-    | ReorderPolicy
-    | ShiftChange
-    | OverflowRouting
-)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Scenario:
-    """A named set of interventions; the empty scenario is the baseline."""
-
-    name: str = "baseline"
-    description: str = ""
-    interventions: tuple[Intervention, ...] = ()
-
-
-class _Checker:
-    """Collects problems while reading one table."""
-
-    def __init__(self, problems: list[Problem], path: str, table: Any, allowed: set[str],
-                 limits: Limits = DEFAULT_LIMITS) -> None:
-        self.problems = problems
-        self.path = path
-        self.limits = limits
-        self.table: Mapping[str, Any] = table if isinstance(table, Mapping) else {}
-        self.ok = True
-        if not isinstance(table, Mapping):
-            self.fail("", "must be a table", table)
-            return
-        for key in table:
-            if key not in allowed:
-                # a key a user could not type bare is shown quoted, escapes visible (never a raw line break)
-                shown = key if _PLAIN_KEY.fullmatch(str(key)) else f"[{str(key)!r}]"
-                self.fail(shown, f"unknown key (allowed: {', '.join(sorted(allowed))})", table[key])
-
-    def fail(self, key: str, message: str, got: object) -> None:
-        self.ok = False
-        where = f"{self.path}.{key}" if self.path and key else (key or self.path)
-        self.problems.append(Problem(path=where, message=message, got=got))
-
-    def _get(self, key: str, required: bool) -> Any:
-        if key not in self.table:
-            if required:
-                self.ok = False
-                where = f"{self.path}.{key}" if self.path else key
-                self.problems.append(Problem(path=where, message="is required", has_got=False))
-            return None
-        return self.table[key]
-
-    def text(self, key: str, required: bool = False) -> str | None:
-        v = self._get(key, required)
+def _number(*, positive: bool = False, minimum: _Bound = None, maximum: _Bound = None) -> Any:
+    def check(v: object, info: ValidationInfo) -> float | None:
         if v is None:
             return None
-        if not isinstance(v, str) or not v:
-            self.fail(key, "must be a non-empty string", v)
-            return None
-        return v
-
-    def number(
-        self, key: str, required: bool = False, *, minimum: float | None = None, positive: bool = False,
-        maximum: float | None = None,
-    ) -> float | None:
-        v = self._get(key, required)
-        if v is None:
-            return None
+        limits = _ctx(info).limits
+        lo = minimum(limits) if callable(minimum) else minimum
+        hi = maximum(limits) if callable(maximum) else maximum
         if isinstance(v, bool) or not isinstance(v, int | float):
-            self.fail(key, "must be a number", v)
-            return None
+            raise fail("must be a number", v)
         if not math.isfinite(v):
-            self.fail(key, "must be a number (finite)", v)
-            return None
+            raise fail("must be a number (finite)", v)
         if positive and v <= 0:
-            self.fail(key, "must be > 0", v)
-            return None
-        if minimum is not None and v < minimum:
-            self.fail(key, f"must be >= {minimum:g}", v)
-            return None
-        if maximum is not None and v > maximum:
-            self.fail(key, f"must be <= {maximum:g} (request limit)", v)
-            return None
+            raise fail("must be > 0", v)
+        if lo is not None and v < lo:
+            raise fail(f"must be >= {lo:g}", v)
+        if hi is not None and v > hi:
+            raise fail(f"must be <= {hi:g} (request limit)", v)
         if abs(v) > 1e15:  # an integer TOML accepts but a float cannot hold usefully
-            self.fail(key, "is out of range", v)
-            return None
+            raise fail("is out of range", v)
         return float(v)
 
-    def hours(self, key: str, required: bool = False, *, minimum: float | None = None,
-              positive: bool = False) -> float | None:
-        """A duration or offset in hours (``*_h``) within the scenario limit."""
-        most = self.limits.max_scenario_offset_h
-        return self.number(key, required, minimum=minimum, positive=positive, maximum=most)
+    return PlainValidator(check)
 
-    def days(self, key: str, required: bool = False, *, minimum: float | None = None,
-             positive: bool = False) -> float | None:
-        """A duration in days (``*_d``) within the scenario limit."""
-        return self.number(key, required, minimum=minimum, positive=positive,
-                           maximum=self.limits.max_scenario_offset_h / 24.0)
 
-    def integer(
-        self, key: str, required: bool = False, *, minimum: int = 0, maximum: int | None = None
-    ) -> int | None:
-        v = self._get(key, required)
+def _integer(*, minimum: int = 0, maximum: Callable[[Limits], int] | None = None) -> Any:
+    def check(v: object, info: ValidationInfo) -> int | None:
         if v is None:
             return None
         if isinstance(v, bool) or not isinstance(v, int):
-            self.fail(key, "must be an integer", v)
-            return None
+            raise fail("must be an integer", v)
         if v < minimum:
-            self.fail(key, f"must be >= {minimum}", v)
-            return None
-        if maximum is not None and v > maximum:
-            self.fail(key, f"must be <= {maximum} (request limit)", v)
-            return None
+            raise fail(f"must be >= {minimum}", v)
+        most = maximum(_ctx(info).limits) if maximum is not None else None
+        if most is not None and v > most:
+            raise fail(f"must be <= {most} (request limit)", v)
         return v
 
-    def moment(self, key: str) -> TimeRef | None:
-        """``key`` (a datetime with offset) or ``key_in_h`` (hours after the fork)."""
-        at_raw = self.table.get(key)
-        rel = self.hours(f"{key}_in_h")
-        if at_raw is not None and f"{key}_in_h" in self.table:
-            self.fail(key, f"give either {key} or {key}_in_h, not both", at_raw)
-            return None
+    return PlainValidator(check)
+
+
+def _text(v: object) -> str | None:
+    if v is not None and (not isinstance(v, str) or not v):
+        raise fail("must be a non-empty string", v)
+    return v
+
+
+def _member(known: str, what: str) -> Any:
+    """A non-empty string naming one of the fleet's ``known`` (a ``_Known`` field) things."""
+    def check(v: object, info: ValidationInfo) -> str | None:
+        text = _text(v)
+        names = getattr(_ctx(info).known, known)
+        if text is not None and names is not None and text not in names:
+            raise fail(f"unknown {what}", text)
+        return text
+
+    return PlainValidator(check)
+
+
+def _choice(kind: type[enum.Enum], what: str) -> Any:
+    def check(v: object) -> Any:
+        text = _text(v)
+        try:
+            return None if text is None else kind(text)
+        except ValueError:
+            raise fail(f"unknown {what} (one of {', '.join(k.value for k in kind)})", text) from None
+
+    return PlainValidator(check)
+
+
+def _clock(v: object) -> time | None:
+    text = _text(v)
+    try:
+        return None if text is None else time.fromisoformat(text)
+    except ValueError:
+        raise fail("must be a time of day like 06:00", text) from None
+
+
+def _moment(key: str, *, required: bool = False) -> Any:
+    """``key`` (a datetime with offset) or ``key_in_h`` (hours after the fork, checked before)."""
+    def check(_: object, info: ValidationInfo) -> TimeRef | None:
+        raw, rel = info.data["raw"], info.data.get(f"{key}_in_h")
+        at_raw = raw.get(key)
+        if at_raw is not None and f"{key}_in_h" in raw:
+            raise fail(f"give either {key} or {key}_in_h, not both", at_raw, at=key)
         if at_raw is None:
+            if required and rel is None and key not in raw and f"{key}_in_h" not in raw:
+                raise fail(f"is required (or {key}_in_h)", None, at=key)
             return None if rel is None else TimeRef(in_h=rel)
         at = at_raw
         if isinstance(at_raw, str):
             try:
                 at = datetime.fromisoformat(at_raw)
             except ValueError:
-                self.fail(key, "must be a date-time like 2026-11-24T06:00:00Z", at_raw)
-                return None
+                raise fail("must be a date-time like 2026-11-24T06:00:00Z", at_raw, at=key) from None
         if not isinstance(at, datetime) or at.tzinfo is None:
-            self.fail(key, "must be a date-time with a UTC offset, like 2026-11-24T06:00:00Z", at_raw)
-            return None
+            raise fail("must be a date-time with a UTC offset, like 2026-11-24T06:00:00Z", at_raw, at=key)
         return TimeRef(at=at.astimezone(UTC))
 
-    def member(self, key: str, known: set[str] | None, what: str, required: bool = False) -> str | None:
-        v = self.text(key, required)
-        if v is not None and known is not None and v not in known:
-            self.fail(key, f"unknown {what}", v)
-            return None
-        return v
+    return PlainValidator(check)
 
 
-def _clock(chk: _Checker, key: str) -> time | None:
-    v = chk.text(key, required=True)
-    if v is None:
-        return None
-    try:
-        return time.fromisoformat(v)
-    except ValueError:
-        chk.fail(key, "must be a time of day like 06:00", v)
-        return None
-
-
-_Parser = Callable[[_Checker, "_Known"], Intervention | None]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Known:
-    sites: set[str] | None
-    machines: set[str] | None
-    machine_sites: dict[str, set[str]] | None
-    templates: set[str] | None
-    skus: set[str] | None
-    products: set[str] | None
-    suppliers: set[str] | None
-
-
-def _machine_at_site(c: _Checker, k: _Known, machine: str | None, site: str | None) -> None:
-    if machine is None or k.machine_sites is None or machine not in k.machine_sites:
+def _at_site(_: object, info: ValidationInfo) -> None:
+    """The machine named is one of the site named (and a machine at several sites needs the site)."""
+    machine, site = info.data.get("machine"), info.data.get("site")
+    machine_sites = _ctx(info).known.machine_sites
+    if machine is None or machine_sites is None or machine not in machine_sites:
         return
-    where = k.machine_sites[machine]
+    where = machine_sites[machine]
     if site is None and len(where) > 1:
-        c.fail("site", f"is required: machine {machine!r} exists at sites {', '.join(sorted(where))}", None)
-    elif site is not None and site not in where:
-        c.fail("machine", f"is not a machine of site {site!r}", machine)
+        raise fail(f"is required: machine {machine!r} exists at sites {', '.join(sorted(where))}", None, at="site")
+    if site is not None and site not in where:
+        raise fail(f"is not a machine of site {site!r}", machine, at="machine")
 
 
-def _machine_down(c: _Checker, k: _Known) -> Intervention | None:
-    machine = c.member("machine", k.machines, "machine", required=True)
-    site = c.member("site", k.sites, "site")
-    _machine_at_site(c, k, machine, site)
-    start = c.moment("start")
-    if start is None and "start" not in c.table and "start_in_h" not in c.table:
-        c.fail("start", "is required (or start_in_h)", None)
-    duration = c.hours("duration_h", True, positive=True)
-    if not c.ok or machine is None or start is None or duration is None:
-        return None
-    return MachineDown(machine=machine, start=start, duration_h=duration, site=site)
+_Text = Annotated[str | None, PlainValidator(_text)]
+_Site = Annotated[str | None, _member("sites", "site")]
+_Sku = Annotated[str | None, _member("skus", "SKU")]
+_Hours = Annotated[float | None, _number(minimum=0.0, maximum=_hours)]
+_AtSite = Annotated[None, PlainValidator(_at_site)]
 
 
-def _machines(removed: bool) -> _Parser:
-    def parse(c: _Checker, k: _Known) -> Intervention | None:
-        site = c.member("site", k.sites, "site", required=True)
-        template = c.member("template", k.templates, "machine template", required=True)
-        count = c.integer("count", True, minimum=1, maximum=c.limits.max_machines_changed)
-        if not c.ok or site is None or template is None or count is None:
+_CHECKS = itertools.count()
+
+
+def _check() -> Any:
+    """A check of several keys, run in its place among the fields (its alias is never a key of a file)."""
+    return Field(default=None, validate_default=True, alias=f"\x00check{next(_CHECKS)}")
+
+
+class _Table(BaseModel):
+    """One table of a scenario: unknown keys are problems; ``raw`` is the table as given (for checks)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    raw: Any = Field(default=None, alias="\x00raw")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_raw(cls, data: Any) -> Any:
+        return {**data, "\x00raw": data} if isinstance(data, Mapping) else data
+
+    def build(self) -> Intervention | None:  # pragma: no cover - every table defines it
+        raise NotImplementedError
+
+
+class _MachineDown(_Table):
+    machine: Annotated[str | None, _member("machines", "machine")]
+    site: _Site = None
+    at_site: _AtSite = _check()
+    start_in_h: Annotated[float | None, _number(maximum=_hours)] = None
+    start: Any = None
+    start_ref: Annotated[TimeRef | None, _moment("start", required=True)] = _check()
+    duration_h: Annotated[float | None, _number(positive=True, maximum=_hours)]
+
+    def build(self) -> Intervention | None:
+        if self.machine is None or self.start_ref is None or self.duration_h is None:
             return None
-        cls = MachinesRemoved if removed else MachinesAdded
-        return cls(site=site, template=template, count=count)
-
-    return parse
+        return MachineDown(machine=self.machine, start=self.start_ref, duration_h=self.duration_h, site=self.site)
 
 
-def _cycle_time(c: _Checker, k: _Known) -> Intervention | None:
-    factor = c.number("factor", True, positive=True)
-    machine = c.member("machine", k.machines, "machine")
-    site = c.member("site", k.sites, "site")
-    role_raw = c.text("role")
-    role = None
-    if role_raw is not None:
-        try:
-            role = Role(role_raw)
-        except ValueError:
-            c.fail("role", f"unknown role (one of {', '.join(r.value for r in Role)})", role_raw)
-    if role_raw is not None and (machine is not None or site is not None):
-        c.fail("role", "give either role, or machine and/or site", role_raw)
-    _machine_at_site(c, k, machine, site)
-    if not c.ok or factor is None:
-        return None
-    return CycleTimeFactor(factor=factor, machine=machine, role=role, site=site)
+class _Machines(_Table):
+    made: ClassVar[type[MachinesAdded] | type[MachinesRemoved]] = MachinesAdded
+    site: _Site
+    template: Annotated[str | None, _member("templates", "machine template")]
+    count: Annotated[int | None, _integer(minimum=1, maximum=lambda limits: limits.max_machines_changed)]
+
+    def build(self) -> Intervention | None:
+        if self.site is None or self.template is None or self.count is None:
+            return None
+        return self.made(site=self.site, template=self.template, count=self.count)
 
 
-def _demand(c: _Checker, k: _Known) -> Intervention | None:
-    factor = c.number("factor", True, minimum=0.0, maximum=c.limits.max_demand_factor)
-    site = c.member("site", k.sites, "site")
-    product = c.member("product", k.products, "product")
-    start, end = c.moment("start"), c.moment("end")
-    if start is not None and end is not None:
-        if start.in_h is not None and end.in_h is not None and end.in_h <= start.in_h:
-            c.fail("end_in_h", "must be after start_in_h", end.in_h)
-        if start.at is not None and end.at is not None and end.at <= start.at:
-            c.fail("end", "must be after start", c.table.get("end"))
-    if not c.ok or factor is None:
-        return None
-    return DemandMultiplier(factor=factor, site=site, product=product, start=start, end=end)
+class _MachinesRemoved(_Machines):
+    made = MachinesRemoved
 
 
-def _shipment_delay(c: _Checker, k: _Known) -> Intervention | None:
-    sku = c.member("sku", k.skus, "SKU", required=True)
-    delay = c.days("delay_d", True, minimum=-c.limits.max_scenario_offset_h / 24.0)
-    site = c.member("site", k.sites, "site")
-    shipment = c.text("shipment")
-    if not c.ok or sku is None or delay is None:
-        return None
-    return ShipmentDelay(sku=sku, delay_d=delay, site=site, shipment=shipment)
+def _role_scope(_: object, info: ValidationInfo) -> None:
+    role = info.data["raw"].get("role")
+    if isinstance(role, str) and role and (info.data.get("machine") is not None or info.data.get("site") is not None):
+        raise fail("give either role, or machine and/or site", role, at="role")
 
 
-def _lead_time(c: _Checker, k: _Known) -> Intervention | None:
-    sku = c.member("sku", k.skus, "SKU")
-    supplier = c.member("supplier", k.suppliers, "supplier")
-    if sku is None and supplier is None and "sku" not in c.table and "supplier" not in c.table:
-        c.fail("sku", "give sku or supplier", None)
-    site = c.member("site", k.sites, "site")
-    lead = c.days("lead_time_d", True, positive=True)
-    sd = c.days("lead_time_sd_d", minimum=0.0)
-    transport_raw = c.text("transport")
-    transport = None
-    if transport_raw is not None:
-        try:
-            transport = Transport(transport_raw)
-        except ValueError:
-            c.fail("transport", f"unknown transport (one of {', '.join(t.value for t in Transport)})", transport_raw)
-    if not c.ok or lead is None:
-        return None
-    return LeadTimeChange(
-        lead_time_d=lead, sku=sku, supplier=supplier, site=site, lead_time_sd_d=sd, transport=transport
-    )
+class _CycleTime(_Table):
+    factor: Annotated[float | None, _number(positive=True)]
+    machine: Annotated[str | None, _member("machines", "machine")] = None
+    site: _Site = None
+    role: Annotated[Role | None, _choice(Role, "role")] = None
+    role_scope: Annotated[None, PlainValidator(_role_scope)] = _check()
+    at_site: _AtSite = _check()
+
+    def build(self) -> Intervention | None:
+        if self.factor is None:
+            return None
+        return CycleTimeFactor(factor=self.factor, machine=self.machine, role=self.role, site=self.site)
 
 
-def _reorder(c: _Checker, k: _Known) -> Intervention | None:
-    sku = c.member("sku", k.skus, "SKU", required=True)
-    site = c.member("site", k.sites, "site")
-    s = c.number("reorder_point", True, minimum=0.0)
-    q = c.number("reorder_qty", True, positive=True)
-    most = c.limits.max_orders_per_review
+def _demand_order(_: object, info: ValidationInfo) -> None:
+    start, end = info.data.get("start_ref"), info.data.get("end_ref")
+    if start is None or end is None:
+        return
+    if start.in_h is not None and end.in_h is not None and end.in_h <= start.in_h:
+        raise fail("must be after start_in_h", end.in_h, at="end_in_h")
+    if start.at is not None and end.at is not None and end.at <= start.at:
+        raise fail("must be after start", info.data["raw"].get("end"), at="end")
+
+
+class _Demand(_Table):
+    factor: Annotated[float | None, _number(minimum=0.0, maximum=lambda limits: limits.max_demand_factor)]
+    site: _Site = None
+    product: Annotated[str | None, _member("products", "product")] = None
+    start_in_h: Annotated[float | None, _number(maximum=_hours)] = None
+    start: Any = None
+    start_ref: Annotated[TimeRef | None, _moment("start")] = _check()
+    end_in_h: Annotated[float | None, _number(maximum=_hours)] = None
+    end: Any = None
+    end_ref: Annotated[TimeRef | None, _moment("end")] = _check()
+    order: Annotated[None, PlainValidator(_demand_order)] = _check()
+
+    def build(self) -> Intervention | None:
+        if self.factor is None:
+            return None
+        return DemandMultiplier(factor=self.factor, site=self.site, product=self.product, start=self.start_ref,
+                                end=self.end_ref)
+
+
+class _ShipmentDelay(_Table):
+    sku: _Sku
+    delay_d: Annotated[float | None, _number(minimum=lambda limits: -_days(limits), maximum=_days)]
+    site: _Site = None
+    shipment: _Text = None
+
+    def build(self) -> Intervention | None:
+        if self.sku is None or self.delay_d is None:
+            return None
+        return ShipmentDelay(sku=self.sku, delay_d=self.delay_d, site=self.site, shipment=self.shipment)
+
+
+def _sku_or_supplier(_: object, info: ValidationInfo) -> None:
+    if "sku" not in info.data["raw"] and "supplier" not in info.data["raw"]:
+        raise fail("give sku or supplier", None, at="sku")
+
+
+class _LeadTime(_Table):
+    sku: _Sku = None
+    supplier: Annotated[str | None, _member("suppliers", "supplier")] = None
+    either: Annotated[None, PlainValidator(_sku_or_supplier)] = _check()
+    site: _Site = None
+    lead_time_d: Annotated[float | None, _number(positive=True, maximum=_days)]
+    lead_time_sd_d: Annotated[float | None, _number(minimum=0.0, maximum=_days)] = None
+    transport: Annotated[Transport | None, _choice(Transport, "transport")] = None
+
+    def build(self) -> Intervention | None:
+        if self.lead_time_d is None:
+            return None
+        return LeadTimeChange(lead_time_d=self.lead_time_d, sku=self.sku, supplier=self.supplier, site=self.site,
+                              lead_time_sd_d=self.lead_time_sd_d, transport=self.transport)
+
+
+def _one_review(_: object, info: ValidationInfo) -> None:
+    s, q = info.data.get("reorder_point"), info.data.get("reorder_qty")
+    most = _ctx(info).limits.max_orders_per_review
     if s is not None and q is not None and s > q * most:
         # one review orders Q until the position exceeds s: s/Q orders at once (a loop in the model)
-        c.fail("reorder_qty",
-               f"must be at least reorder_point / {most} (request limit: {most} orders per review)", q)
-        return None
-    if not c.ok or sku is None or s is None or q is None:
-        return None
-    return ReorderPolicy(sku=sku, reorder_point=s, reorder_qty=q, site=site)
+        raise fail(f"must be at least reorder_point / {most} (request limit: {most} orders per review)", q,
+                   at="reorder_qty")
 
 
-def _shifts(c: _Checker, k: _Known) -> Intervention | None:
-    site = c.member("site", k.sites, "site", required=True)
-    raw = c.table.get("shift")
-    shifts: list[Shift] = []
-    if not isinstance(raw, list):
-        c.fail("shift", "must be an array of tables [[shifts.shift]]", raw)
-        raw = []
-    for j, t in enumerate(raw):
-        sc = _Checker(c.problems, f"{c.path}.shift[{j}]", t, {"name", "weekdays", "start", "end"}, c.limits)
-        name = sc.text("name", True)
-        days = sc.table.get("weekdays")
-        if not isinstance(days, list) or not days or not all(
-            isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 6 for d in days
-        ):
-            sc.fail("weekdays", "must be a non-empty list of weekdays 0 (Monday) .. 6", days)
-        start, end = _clock(sc, "start"), _clock(sc, "end")
-        if sc.ok and name is not None and start is not None and end is not None and isinstance(days, list):
-            shifts.append(Shift(name=name, weekdays=frozenset(days), start=start, end=end))
-        else:
-            c.ok = False
-    holidays_raw = c.table.get("holidays", [])
-    holidays: set[date] = set()
-    if not isinstance(holidays_raw, list):
-        c.fail("holidays", "must be a list of dates", holidays_raw)
-    else:
-        for j, h in enumerate(holidays_raw):
-            if isinstance(h, date) and not isinstance(h, datetime):
-                holidays.add(h)
-            else:
-                c.fail(f"holidays[{j}]", "must be a date like 2026-12-25", h)
-    if not c.ok or site is None:
-        return None
-    return ShiftChange(site=site, calendar=ShiftCalendar(shifts=tuple(shifts), holidays=frozenset(holidays)))
+class _Reorder(_Table):
+    sku: _Sku
+    site: _Site = None
+    reorder_point: Annotated[float | None, _number(minimum=0.0)]
+    reorder_qty: Annotated[float | None, _number(positive=True)]
+    one_review: Annotated[None, PlainValidator(_one_review)] = _check()
+
+    def build(self) -> Intervention | None:
+        if self.sku is None or self.reorder_point is None or self.reorder_qty is None:
+            return None
+        return ReorderPolicy(sku=self.sku, reorder_point=self.reorder_point, reorder_qty=self.reorder_qty,
+                             site=self.site)
 
 
-def _overflow(c: _Checker, k: _Known) -> Intervention | None:
-    src = c.member("from", k.sites, "site", required=True)
-    dst = c.member("to", k.sites, "site", required=True)
+def _weekdays(days: object) -> frozenset[int]:
+    if not isinstance(days, list) or not days or not all(
+        isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 6 for d in days
+    ):
+        raise fail("must be a non-empty list of weekdays 0 (Monday) .. 6", days)
+    return frozenset(days)
+
+
+def _not_a_table(v: object) -> None:
+    if v is not None:
+        raise fail("must be a table", v, at="")
+
+
+class _Shift(_Table):
+    table: Annotated[None, PlainValidator(_not_a_table)] = Field(default=None, alias="\x00table")
+    name: _Text
+    weekdays: Annotated[frozenset[int], PlainValidator(_weekdays)] = Field(default=None, validate_default=True)
+    start: Annotated[time | None, PlainValidator(_clock)]
+    end: Annotated[time | None, PlainValidator(_clock)]
+
+
+def _shift_list(v: object) -> object:
+    if not isinstance(v, list):
+        raise fail("must be an array of tables [[shifts.shift]]", v)
+    # a shift that is not a table is reported so, and then as lacking every key (as it always was)
+    return [t if isinstance(t, Mapping) else {"\x00table": t} for t in v]
+
+
+def _holidays(v: object) -> object:
+    if not isinstance(v, list):
+        raise fail("must be a list of dates", v)
+    return v
+
+
+def _holiday(h: object) -> date:
+    if isinstance(h, date) and not isinstance(h, datetime):
+        return h
+    raise fail("must be a date like 2026-12-25", h)
+
+
+class _Shifts(_Table):
+    site: _Site
+    shift: Annotated[list[_Shift], BeforeValidator(_shift_list)] = Field(default=None, validate_default=True)
+    holidays: Annotated[list[Annotated[date, PlainValidator(_holiday)]], BeforeValidator(_holidays)] = []
+
+    def build(self) -> Intervention | None:
+        shifts = []
+        for s in self.shift:
+            if s.name is None or s.start is None or s.end is None:
+                return None
+            shifts.append(Shift(name=s.name, weekdays=s.weekdays, start=s.start, end=s.end))
+        if self.site is None:
+            return None
+        calendar = ShiftCalendar(shifts=tuple(shifts), holidays=frozenset(self.holidays))
+        return ShiftChange(site=self.site, calendar=calendar)
+
+
+def _differ(_: object, info: ValidationInfo) -> None:
+    src, dst = info.data.get("from_site"), info.data.get("to")
     if src is not None and src == dst:
-        c.fail("to", "must differ from 'from'", dst)
-    transfer = c.hours("transfer_h", True, minimum=0.0)
-    threshold = c.integer("threshold", True, minimum=0)
-    if not c.ok or src is None or dst is None or transfer is None or threshold is None:
-        return None
-    return OverflowRouting(from_site=src, to_site=dst, transfer_h=transfer, threshold=threshold)
+        raise fail("must differ from 'from'", dst, at="to")
 
 
-_TABLES: dict[str, tuple[set[str], _Parser]] = {
-    "machine_down": ({"machine", "site", "start", "start_in_h", "duration_h"}, _machine_down),
-    "machines_added": ({"site", "template", "count"}, _machines(removed=False)),
-    "machines_removed": ({"site", "template", "count"}, _machines(removed=True)),
-    "cycle_time": ({"factor", "machine", "role", "site"}, _cycle_time),
-    "demand": ({"factor", "site", "product", "start", "start_in_h", "end", "end_in_h"}, _demand),
-    "shipment_delay": ({"sku", "delay_d", "site", "shipment"}, _shipment_delay),
-    "lead_time": ({"sku", "supplier", "site", "lead_time_d", "lead_time_sd_d", "transport"}, _lead_time),
-    "reorder_policy": ({"sku", "site", "reorder_point", "reorder_qty"}, _reorder),
-    "shifts": ({"site", "shift", "holidays"}, _shifts),
-    "overflow": ({"from", "to", "transfer_h", "threshold"}, _overflow),
+class _Overflow(_Table):
+    from_site: _Site = Field(alias="from")
+    to: _Site
+    differ: Annotated[None, PlainValidator(_differ)] = _check()
+    transfer_h: _Hours
+    threshold: Annotated[int | None, _integer(minimum=0)]
+
+    def build(self) -> Intervention | None:
+        if self.from_site is None or self.to is None or self.transfer_h is None or self.threshold is None:
+            return None
+        return OverflowRouting(from_site=self.from_site, to_site=self.to, transfer_h=self.transfer_h,
+                               threshold=self.threshold)
+
+
+_TABLES: dict[str, type[_Table]] = {
+    "machine_down": _MachineDown,
+    "machines_added": _Machines,
+    "machines_removed": _MachinesRemoved,
+    "cycle_time": _CycleTime,
+    "demand": _Demand,
+    "shipment_delay": _ShipmentDelay,
+    "lead_time": _LeadTime,
+    "reorder_policy": _Reorder,
+    "shifts": _Shifts,
+    "overflow": _Overflow,
 }
+
+
+def _name(v: object) -> str:
+    if not isinstance(v, str) or not v:
+        raise fail("must be a non-empty string", v)
+    return v
+
+
+def _description(v: object) -> str:
+    if not isinstance(v, str):
+        raise fail("must be a string", v)
+    return v
+
+
+class _Scenario(BaseModel):
+    """The top of a scenario file; its tables (arrays of tables) are checked one by one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, PlainValidator(_name)] = "scenario"
+    description: Annotated[str, PlainValidator(_description)] = ""
+    machine_down: Any = None
+    machines_added: Any = None
+    machines_removed: Any = None
+    cycle_time: Any = None
+    demand: Any = None
+    shipment_delay: Any = None
+    lead_time: Any = None
+    reorder_policy: Any = None
+    shifts: Any = None
+    overflow: Any = None
+
+
+_WORDING = Wording(missing="is required", unknown="unknown key (allowed: {allowed})",
+                   types={"model_type": "must be a table"}, unknown_first=True, dotted_quotes=True)
 
 
 def _known(fleet: FleetSpec | None) -> _Known:
     if fleet is None:
-        return _Known(sites=None, machines=None, machine_sites=None, templates=None, skus=None, products=None,
-                      suppliers=None)
+        return _Known()
     machine_sites: dict[str, set[str]] = {}
     for s in fleet.sites:
         for m in s.machines:
@@ -552,19 +547,12 @@ def parse_scenario(data: Mapping[str, Any], source: str, fleet: FleetSpec | None
                    limits: Limits = DEFAULT_LIMITS) -> Scenario:
     """A :class:`Scenario` from a parsed TOML document; raises ``ConfigError`` listing every problem."""
     problems: list[Problem] = []
-    top = _Checker(problems, "", data, {"name", "description", *_TABLES}, limits)
+    context = _Context(limits=limits, known=_known(fleet))
+    top = collect(_Scenario, data, problems, context=context, wording=_WORDING)
     if not isinstance(data, Mapping):
         raise ConfigError(source, problems)
-    name = data.get("name", "scenario")
-    if not isinstance(name, str) or not name:
-        problems.append(Problem(path="name", message="must be a non-empty string", got=name))
-    description = data.get("description", "")
-    if not isinstance(description, str):
-        problems.append(Problem(path="description", message="must be a string", got=description))
-    del top
-    known = _known(fleet)
     interventions: list[Intervention] = []
-    for key, (allowed, parser) in _TABLES.items():
+    for key, model in _TABLES.items():
         if key not in data:
             continue
         tables = data[key]
@@ -572,22 +560,17 @@ def parse_scenario(data: Mapping[str, Any], source: str, fleet: FleetSpec | None
             problems.append(Problem(path=key, message=f"must be an array of tables [[{key}]]", got=tables))
             continue
         for i, table in enumerate(tables):
-            chk = _Checker(problems, f"{key}[{i}]", table, allowed, limits)
-            if chk.ok or isinstance(table, Mapping):
-                item = parser(chk, known)
-                if item is not None and chk.ok:
-                    interventions.append(item)
+            checked = collect(model, table, problems, prefix=f"{key}[{i}]", context=context, wording=_WORDING)
+            item = checked.build() if checked is not None else None
+            if item is not None:
+                interventions.append(item)
     if len(interventions) > limits.max_interventions:
         most = limits.max_interventions
         problems.append(Problem(path="", message=f"at most {most} interventions per scenario (request limit)",
                                 got=len(interventions)))
-    if problems:
+    if problems or top is None:
         raise ConfigError(source, problems)
-    return Scenario(
-        name=name if isinstance(name, str) else "scenario",
-        description=description if isinstance(description, str) else "",
-        interventions=tuple(interventions),
-    )
+    return Scenario(name=top.name, description=top.description, interventions=tuple(interventions))
 
 
 def loads_scenario(text: str, source: str, fleet: FleetSpec | None = None, *,
