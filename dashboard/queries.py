@@ -1,7 +1,8 @@
 """The dashboard's read side: ``QueryService`` reads the historian, caches what it read, and serves view-models.
 
-It reads the historian (``twin.historian.Historian``) and the static ``FleetSpec``, caches what it
-read for a short time (so a ``dcc.Interval`` in every open tab costs one historian read per TTL, not
+It reads the historian (a ``twin.historian.HistorianReader``: the dashboard never writes; an
+acknowledgement goes to its ``EventRecorder``, the collector) and the static ``FleetSpec``, caches
+what it read for a short time (so a ``dcc.Interval`` in every open tab costs one historian read per TTL, not
 one per tab), keeps the fleet tiles and the site views someone looks at fresh on a refresher thread,
 and hands the snapshots to the pure builders of ``dashboard.views``, which make the frozen
 ``dashboard.viewmodels`` that the pages draw.
@@ -37,13 +38,14 @@ from twin import live
 from twin.errors import AlarmError
 from twin.frozen import FrozenDict
 from twin.historian import EventRecorder, HistorianReader, SeriesKey, SeriesResult, history_start
+from twin.limits import MAX_COMMENT_CHARS
 from twin.spec import FleetSpec, MachineStatus, SiteSpec
 from twin.state import AlarmState, Event, EventKind, SiteState
 
 __all__ = ["ACK_JOURNAL_H", "MAX_ACK_COMMENT_CHARS", "DerivedAlarms", "QueryService"]
 
 log = logging.getLogger(__name__)
-MAX_ACK_COMMENT_CHARS = 200  # an acknowledgement's comment (the pages' input has the same maxLength)
+MAX_ACK_COMMENT_CHARS = MAX_COMMENT_CHARS  # an acknowledgement's comment (the pages' input has the same maxLength)
 ACK_JOURNAL_H = 720  # an alarm may be acknowledged while in the journal of the last 30 days
 T = TypeVar("T")
 

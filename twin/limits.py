@@ -23,6 +23,7 @@ from twin.errors import HistorianError, SimulationError
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "MAX_COMMENT_CHARS",
     "MAX_DEMAND_FACTOR",
     "MAX_HORIZON_S",
     "MAX_INTERVENTIONS",
@@ -41,6 +42,7 @@ __all__ = [
 
 DAY_S = 86_400.0
 
+MAX_COMMENT_CHARS = 200  # a comment on record (an acknowledgement): the dashboard's input and the collector's endpoint
 MAX_REPLICATIONS = 1000  # Monte Carlo replications of one what-if (each ~1 s of CPU for 30 days)
 MAX_HORIZON_S = 90 * DAY_S  # how far one what-if may simulate
 MAX_SERIES_RANGE_S = 400 * DAY_S  # t1 - t0 of one series request

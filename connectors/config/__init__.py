@@ -12,7 +12,6 @@ every problem as ``file: path.to.key: what is wrong (got X)``. Nothing is droppe
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -58,7 +57,6 @@ __all__ = ["MAX_CONFIG_BYTES", "HistorianConfig", "PlantConfig", "load", "load_t
 
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 _COUNTER_KINDS = (SignalKind.GOOD_COUNT, SignalKind.SCRAP_COUNT)
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

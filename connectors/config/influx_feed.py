@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.modbus.spec import ModbusDevice
 from twin.errors import Problem
@@ -42,6 +42,7 @@ from twin.frozen import FrozenDict
 from twin.live import INVENTORY_SIGNALS
 from twin.readings import Value
 from twin.spec import FleetSpec, SiteSpec
+from twin.validation import Id, Int, Num
 
 __all__ = [
     "InfluxApi",
@@ -54,9 +55,6 @@ __all__ = [
     "convert_influx_feeds",
 ]
 
-Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
-Num = Annotated[float, Strict(), Field(allow_inf_nan=False)]
-Int = Annotated[int, Strict()]
 Name = Annotated[str, Field(min_length=1, max_length=256)]  # an InfluxDB measurement, tag or field name
 
 _DURATIONS = ("poll_interval_s", "sample_interval_s", "overlap_s", "lookback_s", "timeout_s", "bad_after_s",

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from connectors.modbus.points import MAX_BITS, MAX_REGISTERS
 from connectors.modbus.spec import ByteOrder, DataType, ModbusDevice, ModbusPoint, RegisterKind
@@ -42,6 +42,7 @@ from twin.errors import Problem
 from twin.frozen import FrozenDict
 from twin.live import INVENTORY_SIGNALS
 from twin.spec import FleetSpec
+from twin.validation import Id, Int, Num
 
 __all__ = [
     "TYPE_OPTIONS",
@@ -53,9 +54,6 @@ __all__ = [
     "convert_modbus",
 ]
 
-Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
-Num = Annotated[float, Strict(), Field(allow_inf_nan=False)]
-Int = Annotated[int, Strict()]
 
 # Signals an inventory item (a SKU) can be fed are twin.live's INVENTORY_SIGNALS: stock on hand,
 # quantity in transit, and the arrival time of the earliest shipment as Unix seconds UTC (0 when

@@ -34,6 +34,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from twin import codec
+from twin.limits import MAX_COMMENT_CHARS
 from twin.spec import FleetSpec, Priority
 from twin.state import Event
 
@@ -50,7 +51,6 @@ __all__ = [
 
 MAX_EVENTS_PER_REQUEST = 1000  # a dashboard sends one acknowledgement per alarm selected
 MAX_NAME_CHARS = 200  # a site, asset, rule or user name
-MAX_COMMENT_CHARS = 200  # an acknowledgement's comment: dashboard.queries.MAX_ACK_COMMENT_CHARS
 MAX_MESSAGE_CHARS = 1000  # "acknowledged by USER: COMMENT" and then some
 MAX_AHEAD = timedelta(minutes=5)  # clocks of the dashboard's and the collector's hosts differ a little
 _MAX_INT_DIGITS = 20  # longer JSON integers are never converted (int() of 5,000 digits is slow, then refused)
