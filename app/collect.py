@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 from app.poll import select_devices
 
+__all__ = ["register", "run"]
+
 if TYPE_CHECKING:
     from connectors.collector import Collector
     from connectors.config import PlantConfig

@@ -19,6 +19,8 @@ from pathlib import Path
 from twin.errors import ConfigError, HistorianError, Problem
 from twin.historian import Historian
 
+__all__ = ["register", "run", "serve"]
+
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_MB = 16.0  # the largest legitimate callback is ~2.5 MB (see dashboard.auth.DEFAULT_MAX_BODY_BYTES)
 

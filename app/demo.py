@@ -42,6 +42,8 @@ from typing import Any
 
 import tomli_w
 
+__all__ = ["register", "run"]
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path("examples") / "fleet.toml"

@@ -33,6 +33,24 @@ from typing import TYPE_CHECKING, Any
 
 from twin.errors import ConfigError, Problem, TwinError
 
+__all__ = [
+    "Inputs",
+    "add_common",
+    "executor_for",
+    "kpi_csv",
+    "kpi_table",
+    "open_history",
+    "open_inputs",
+    "parameter_shares",
+    "parse_duration",
+    "parse_time",
+    "progress_bar",
+    "register",
+    "run",
+    "share_line",
+    "uncertainty_of",
+]
+
 if TYPE_CHECKING:
     from connectors.config import PlantConfig
     from twin.historian import Historian

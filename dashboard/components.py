@@ -25,12 +25,16 @@ __all__ = [
     "alarm_table_rows",
     "andon_legend",
     "arrival_text",
+    "attention_note",
     "delay_text",
+    "href",
     "machine_tile",
     "orders_table",
     "shipments_table",
     "site_tile",
     "slack_text",
+    "status_note",
+    "stock_state",
     "stock_table",
 ]
 

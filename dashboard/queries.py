@@ -49,6 +49,7 @@ __all__ = [
     "StockRow",
     "TimelineSegment",
     "alarm_journal",
+    "machine_kpis",
     "machine_tile",
     "oee_between",
     "order_rows",

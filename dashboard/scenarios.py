@@ -34,6 +34,7 @@ __all__ = [
     "INTERVENTIONS",
     "FieldSpec",
     "Limits",
+    "describe",
     "engine_document",
     "intervention_from_form",
     "scenario_from_toml",

@@ -54,7 +54,7 @@ from twin.sim.uncertainty import Uncertainty
 from twin.spec import FleetSpec, SignalKind, SiteSpec
 from twin.state import SiteState, TwinState
 
-__all__ = ["EngineRunner", "actual_trends", "bin_seconds", "to_result"]
+__all__ = ["EngineRunner", "actual_trends", "bin_seconds", "run_slot", "to_result"]
 
 log = logging.getLogger(__name__)
 

@@ -50,6 +50,7 @@ __all__ = [
     "InfluxMapping",
     "InfluxMappingModel",
     "convert_influx_feeds",
+    "feed_intervals",
 ]
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]

@@ -51,6 +51,7 @@ __all__ = [
     "PointModel",
     "RegisterMapModel",
     "convert_modbus",
+    "describe_options",
 ]
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]

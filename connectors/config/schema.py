@@ -17,6 +17,23 @@ from connectors.config.influx_feed import InfluxFeedModel
 from connectors.config.modbus import ModbusDeviceModel, RegisterMapModel
 from twin.spec import AlarmKind, ItemKind, MachineStatus, Role, SignalKind, SiteKind, Transport
 
+__all__ = [
+    "AlarmModel",
+    "DemandModel",
+    "FleetModel",
+    "HistorianModel",
+    "InventoryModel",
+    "MachineGroupModel",
+    "Model",
+    "PlantModel",
+    "ProductModel",
+    "ShiftModel",
+    "SignalModel",
+    "SiteModel",
+    "SourcesModel",
+    "TemplateModel",
+]
+
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 # Numbers are strict: "60" (a string) is not a number here; 60 and 60.0 are.
 Num = Annotated[float, Strict(), Field(allow_inf_nan=False)]

@@ -56,7 +56,7 @@ from twin.frozen import FrozenDict
 from twin.spec import FleetSpec, InventoryItemSpec, MachineSpec
 from twin.tomltext import loads_toml
 
-__all__ = ["ItemTruth", "MachineTruth", "Truth", "load_truth", "parse_truth"]
+__all__ = ["ItemTruth", "MachineTruth", "ResolvedItem", "ResolvedMachine", "Truth", "load_truth", "parse_truth"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

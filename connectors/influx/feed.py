@@ -78,6 +78,7 @@ __all__ = [
     "plan_groups",
     "points_from_flux_rows",
     "read_secret",
+    "utc_now",
 ]
 
 log = logging.getLogger(__name__)

@@ -45,6 +45,7 @@ __all__ = [
     "InfluxHistorian",
     "batch_lines",
     "checkpoint_line",
+    "event_from_row",
     "event_line",
     "flux_checkpoint",
     "flux_events",
@@ -55,6 +56,7 @@ __all__ = [
     "read_token",
     "reading_from_row",
     "reading_line",
+    "series_points",
 ]
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,17 @@ from dashboard.queries import SiteView
 from dashboard.services import Services
 from twin.errors import TwinError
 
-__all__ = ["Rendered", "fingerprints", "layout", "outputs_for", "register", "render", "render_view"]
+__all__ = [
+    "Rendered",
+    "fingerprints",
+    "header",
+    "header_part",
+    "layout",
+    "outputs_for",
+    "register",
+    "render",
+    "render_view",
+]
 
 PATH = "/site"
 TRUST_PATH = "/trust"  # the model-trust page (dashboard.pages.trust), linked with the site chosen

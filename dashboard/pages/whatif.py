@@ -38,7 +38,7 @@ from dashboard.scenarios import (
 from dashboard.services import Services, WhatIfRequest, WhatIfResult
 from twin.errors import ConfigError, Problem, TwinError
 
-__all__ = ["authorise_run", "fork_problems", "layout", "register", "run_request"]
+__all__ = ["authorise_run", "fork_problems", "layout", "register", "run_request", "scenario_doc"]
 
 log = logging.getLogger(__name__)
 PATH = "/whatif"
