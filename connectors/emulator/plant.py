@@ -109,7 +109,7 @@ from twin.spec import (
     SiteSpec,
 )
 
-__all__ = ["MachineStats", "PlacedShipment", "Plant", "ValueKey"]
+__all__ = ["MachineStats", "PlacedShipment", "Plant"]
 
 _MAINT_S = 3600.0  # a planned maintenance stop
 _CYCLE_CV = 0.03  # cycle-time noise of a machine (coefficient of variation)

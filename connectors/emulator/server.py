@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from connectors.emulator.modbus_server import Answer, ModbusTcpEndpoint
-from connectors.emulator.plant import Plant, ValueKey
+from connectors.emulator.plant import Plant
+from connectors.emulator.shopfloor import ValueKey
 from connectors.emulator.truth import Truth
 from connectors.modbus.points import encode_point
 from connectors.modbus.spec import DataType, ModbusDevice, RegisterKind
