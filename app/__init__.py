@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from twin.errors import ConfigError, TwinError
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 # Modules of this package that define subcommands, in the order ``twin --help`` lists them.
 SUBCOMMANDS: tuple[str, ...] = (

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+__all__ = ["register", "run", "utc_time"]
+
 log = logging.getLogger(__name__)
 
 MAX_DAYS = 3660.0

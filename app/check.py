@@ -8,6 +8,8 @@ from pathlib import Path
 
 from connectors.config import PlantConfig, load
 
+__all__ = ["register", "run", "summary"]
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("check", help="validate a plant configuration and summarise the fleet")

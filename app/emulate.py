@@ -31,6 +31,8 @@ from connectors.modbus.spec import ModbusDevice
 from twin.errors import ConfigError, Problem
 from twin.spec import FleetSpec
 
+__all__ = ["register", "run"]
+
 if TYPE_CHECKING:
     from connectors.emulator.truth import Truth
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from twin.historian import Historian
 
+__all__ = ["export", "register", "run"]
+
 if TYPE_CHECKING:
     from connectors.export import StatusCodes
 

@@ -19,6 +19,8 @@ from connectors.modbus.spec import ModbusDevice
 from twin.errors import ConfigError, Problem
 from twin.readings import Reading
 
+__all__ = ["register", "render_json", "render_table", "run", "select_devices"]
+
 if TYPE_CHECKING:  # the poller imports pymodbus: only at run time, inside the command
     from connectors.export import StatusCodes
     from connectors.modbus.poller import DevicePoller

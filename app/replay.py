@@ -16,6 +16,8 @@ from twin.errors import HistorianError
 from twin.historian import Historian
 from twin.state import SiteState
 
+__all__ = ["describe", "register", "replay", "run"]
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("replay", help="print a site's state as it was at a moment of history")

@@ -57,7 +57,7 @@ from twin.readings import Reading
 from twin.spec import FleetSpec, SiteId
 from twin.state import Event, SiteState, TwinState
 
-__all__ = ["Batch", "Collector", "LoggingSink", "Sink", "Source"]
+__all__ = ["Batch", "Collector", "LoggingSink", "Sink", "Source", "resume_state", "tune_gc"]
 
 log = logging.getLogger(__name__)
 

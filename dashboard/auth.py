@@ -69,6 +69,9 @@ __all__ = [
     "require",
     "secret_problems",
     "settings_for",
+    "sign",
+    "too_large_message",
+    "verify",
 ]
 
 log = logging.getLogger(__name__)

@@ -35,6 +35,7 @@ __all__ = [
     "INTERVENTIONS",
     "FieldSpec",
     "WhatIfLimits",
+    "describe",
     "engine_document",
     "intervention_from_form",
     "scenario_from_toml",

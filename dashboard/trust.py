@@ -51,6 +51,7 @@ __all__ = [
     "TrustService",
     "TrustSettings",
     "TrustView",
+    "data_end",
     "drift_findings",
     "drift_message",
     "drift_step",

@@ -49,7 +49,7 @@ from twin.sim.scenario import OverflowRouting, Scenario
 from twin.sim.whatif import Inputs, RunSettings, prepare, run_whatif
 from twin.spec import FleetSpec, SignalKind, SiteSpec
 
-__all__ = ["EngineRunner", "actual_trends", "bin_seconds", "to_result"]
+__all__ = ["EngineRunner", "actual_trends", "bin_seconds", "run_slot", "to_result"]
 
 log = logging.getLogger(__name__)
 

@@ -2,3 +2,5 @@
 
 Pure code: no network or disk I/O, no wall clock. Clock, randomness and stores are passed in.
 """
+
+__all__: list[str] = []

@@ -53,7 +53,15 @@ from twin.spec import (
 from twin.tomltext import loads_toml
 from twin.validation import problems as pydantic_problems
 
-__all__ = ["MAX_CONFIG_BYTES", "HistorianConfig", "PlantConfig", "load", "load_text", "read_config_text"]
+__all__ = [
+    "MAX_CONFIG_BYTES",
+    "HistorianConfig",
+    "PlantConfig",
+    "load",
+    "load_text",
+    "pydantic_problems",
+    "read_config_text",
+]
 
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 _COUNTER_KINDS = (SignalKind.GOOD_COUNT, SignalKind.SCRAP_COUNT)

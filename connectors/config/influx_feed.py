@@ -53,6 +53,7 @@ __all__ = [
     "InfluxMapping",
     "InfluxMappingModel",
     "convert_influx_feeds",
+    "feed_intervals",
 ]
 
 Name = Annotated[str, Field(min_length=1, max_length=256)]  # an InfluxDB measurement, tag or field name

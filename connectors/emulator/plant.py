@@ -78,70 +78,43 @@ site. Random streams: ``{seed}:{site}:{machine}``, ``{seed}:{site}:{sku}``,
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import math
 import random
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from statistics import NormalDist
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from connectors.emulator.sensors import (
+    DEFAULT_CODES,
+    item_values,
+    live_values,
+    plan_signals,
+    static_values,
+    temperature,
+)
+from connectors.emulator.shopfloor import DAY_S, Demand, Item, Machine, Order, Site, Station, ValueKey, record_time
 from connectors.emulator.truth import Truth
-from twin.business import BusinessRecord, OrderRecord, OrderStatus, ShipmentRecord, ShipmentStatus
-from twin.calendar import shift_intervals
+from twin.business import BusinessRecord, ShipmentStatus
+from twin.live import INVENTORY_SIGNALS
 from twin.readings import Reading, Value
 from twin.spec import (
     DemandSpec,
     FleetSpec,
-    InventoryItemSpec,
     MachineSpec,
     MachineStatus,
-    ProductFamily,
     Role,
-    SignalKind,
     SiteSpec,
-    Transport,
-    consuming_step,
 )
 
-__all__ = ["MachineStats", "PlacedShipment", "Plant", "ValueKey"]
+__all__ = ["MachineStats", "PlacedShipment", "Plant"]
 
-ValueKey = tuple[str, str, str]  # (site, asset, signal)
-
-_DEFAULT_CODES = {MachineStatus.OFF: 0, MachineStatus.IDLE: 1, MachineStatus.RUNNING: 2, MachineStatus.FAULT: 3,
-                  MachineStatus.MAINTENANCE: 4, MachineStatus.SETUP: 5}
-_RATED_KW = {Role.PRINT: 1.2, Role.MACHINE: 7.5, Role.POST_PROCESS: 2.0, Role.ASSEMBLE: 1.5, Role.INSPECT: 0.5,
-             Role.PACK: 0.4}
-_AMBIENT_C = 22.0
-_TAU_S = 600.0  # thermal time constant
-_DAY_S = 86400.0
 _MAINT_S = 3600.0  # a planned maintenance stop
 _CYCLE_CV = 0.03  # cycle-time noise of a machine (coefficient of variation)
 _MANUAL_CV = 0.10  # of a manual bench
 _DELAY_NOTICE = 0.75  # a shipment delay becomes known at this share of the planned lead time
-_TAILS = {Transport.SEA: (0.2, 5.0), Transport.AIR: (0.1, 1.0)}  # (chance, mean days) of a late tail
-_LOCAL_TAIL = (0.05, 0.5)
-_S_STATUS, _S_GOOD, _S_SCRAP, _S_CYCLE, _S_TEMP, _S_POWER, _S_VIB, _S_FAULT, _S_JOB, _S_LEVEL, _S_OTHER = range(11)
-_SIGNAL_CODES = {SignalKind.STATUS: _S_STATUS, SignalKind.GOOD_COUNT: _S_GOOD, SignalKind.SCRAP_COUNT: _S_SCRAP,
-                 SignalKind.CYCLE_TIME: _S_CYCLE, SignalKind.TEMPERATURE: _S_TEMP, SignalKind.POWER: _S_POWER,
-                 SignalKind.VIBRATION: _S_VIB, SignalKind.FAULT_CODE: _S_FAULT, SignalKind.JOB: _S_JOB,
-                 SignalKind.LEVEL: _S_LEVEL}
-_POWER_FACTOR = {MachineStatus.IDLE: 0.15, MachineStatus.FAULT: 0.05}
-_NOISE_BITS = 10
-# sensor noise, sd 0.3: the normal quantiles at the midpoints of 1,024 equal-probability bins
-_NOISE = tuple(0.3 * NormalDist().inv_cdf((i + 0.5) / (1 << _NOISE_BITS)) for i in range(1 << _NOISE_BITS))
-
-
-def _hot_c(name: str) -> float:
-    """The running temperature of a signal, guessed from its name."""
-    for hint, t in (("nozzle", 215.0), ("bed", 60.0), ("chamber", 170.0), ("spindle", 38.0)):
-        if hint in name:
-            return t
-    return 45.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,117 +143,6 @@ class PlacedShipment:
     ordered: datetime
     planned_eta: datetime  # ordered + the item's nominal lead time
     arrival: datetime  # lead time plus the random delay the plant drew
-
-
-@dataclass(slots=True, eq=False)
-class _Order:
-    id: str
-    site: str
-    product: ProductFamily
-    qty: int
-    created: datetime
-    due: datetime
-    at: list[int]  # unfinished units per routing step (queued, waiting or in a cycle there)
-    through: list[int]  # good units that finished each routing step (cumulative; the last is done)
-    version: int = 0
-    reported: tuple[str, tuple[int, ...]] = ("", ())  # (operation, through) of the last version
-
-
-@dataclass(slots=True, eq=False)
-class _Item:
-    spec: InventoryItemSpec
-    site: str
-    rng: random.Random
-    lead_d: float
-    lead_sd_d: float
-    delay_factor: float
-    bom_factor: float
-    on_hand: float
-    in_transit: float = 0.0
-    pending: list[tuple[float, int]] = field(default_factory=list)  # (arrival s, shipment index) not arrived
-    placed: list[tuple[float, float, float]] = field(default_factory=list)  # (ordered s, arrival s, qty)
-    drawn: float = 0.0
-    dirty: bool = True
-
-
-_Need = tuple[tuple[_Item, float], ...]  # what one unit draws at a step: (item, qty)
-
-
-@dataclass(slots=True, eq=False)
-class _Machine:
-    spec: MachineSpec
-    site: str
-    rng: random.Random
-    codes: dict[MachineStatus, int]
-    station: _Station
-    cycle_mean_s: float
-    mtbf_s: float
-    mttr_s: float
-    scrap_rate: float
-    sigma: float  # of the lognormal cycle factor
-    status: MachineStatus = MachineStatus.OFF
-    status_t: float = 0.0
-    busy: bool = False  # in a cycle (running or paused by a failure)
-    units: list[tuple[_Order, int]] = field(default_factory=list)  # the cycle's units: (order, step)
-    n_units: int = 0
-    cycle_len: float = 0.0
-    cycle_left: float = 0.0
-    run_dt: float = 0.0  # length of the running stretch now scheduled
-    run_from: float = 0.0  # when it started
-    ttf_left: float = 0.0
-    until_maint: float = 0.0
-    repair_start: float = 0.0
-    good: int = 0
-    scrap: int = 0
-    job: int = 0
-    last_cycle_s: float = 0.0
-    fault_code: int = 0
-    level: float = 1.0
-    temp_from: dict[str, float] = field(default_factory=dict)
-    run_s: float = 0.0
-    fault_s: float = 0.0
-    failures: int = 0
-    repairs: int = 0
-    cycles: int = 0
-    cycle_s: float = 0.0
-    plan: list[tuple[ValueKey, int, int, float]] = field(default_factory=list)  # (key, code, bits, level scale)
-    temps: list[tuple[ValueKey, str, float, float]] = field(default_factory=list)  # (key, name, hot, idle degC)
-    powers: list[tuple[ValueKey, float]] = field(default_factory=list)  # (key, rated kW)
-    vibs: list[ValueKey] = field(default_factory=list)
-    dirty: bool = True
-
-
-@dataclass(slots=True, eq=False)
-class _Station:
-    site: _Site
-    role: Role
-    machines: list[_Machine] = field(default_factory=list)
-    queue: deque[tuple[_Order, int]] = field(default_factory=deque)
-
-
-@dataclass(slots=True, eq=False)
-class _Site:
-    spec: SiteSpec
-    tz: ZoneInfo
-    stations: dict[Role, _Station] = field(default_factory=dict)
-    items: dict[str, _Item] = field(default_factory=dict)
-    needs: dict[tuple[str, int], _Need] = field(default_factory=dict)  # (product, step) -> draws per unit
-    inside: bool = True
-    starts: list[float] = field(default_factory=list)  # shift starts (plant s)
-    ends: list[float] = field(default_factory=list)
-    covered: float = 0.0  # how far the shift lists reach
-    orders: int = 0
-
-
-@dataclass(slots=True, eq=False)
-class _Demand:
-    site: _Site
-    spec: DemandSpec
-    product: ProductFamily
-    rng: random.Random
-    factor: float
-    peak_per_s: float
-    hour_norm: float
 
 
 class Plant:
@@ -313,10 +175,10 @@ class Plant:
         self._values: dict[ValueKey, Value] = {}
         self._blocks: list[tuple[str, list[tuple[str, str]], int, int]] = []  # (site, keys, first, end)
         self._noise = random.Random(f"{seed}:noise")
-        self._machines: list[_Machine] = []
-        self._by_id: dict[tuple[str, str], _Machine] = {}
-        self._items: list[_Item] = []
-        self._sites: list[_Site] = []
+        self._machines: list[Machine] = []
+        self._by_id: dict[tuple[str, str], Machine] = {}
+        self._items: list[Item] = []
+        self._sites: list[Site] = []
         wanted = set(sites) if sites is not None else None
         for spec in fleet.sites:
             if wanted is not None and spec.id not in wanted:
@@ -344,7 +206,7 @@ class Plant:
             machines = [m for m in self._machines if m.site == sid]
             keys = [key for m in machines for key, *_ in m.plan]
             keys += [(sid, it.spec.sku, name) for it in site.items.values()
-                     for name in ("on_hand", "in_transit", "eta")]
+                     for name in INVENTORY_SIGNALS]
             keys += [k for m in machines for k in (*(t[0] for t in m.temps), *(w[0] for w in m.powers), *m.vibs)]
             for key in keys:
                 values[key] = None
@@ -368,14 +230,14 @@ class Plant:
 
     def _rt(self, t: float) -> datetime:
         """Plant time ``t`` as a record time: whole seconds (rounded down), as the feed files write them."""
-        return self._dt(t).replace(microsecond=0)
+        return record_time(self.start, t)
 
     # ------------------------------------------------------------------ set-up
-    def _new_site(self, spec: SiteSpec, seed: int) -> _Site:
-        site = _Site(spec=spec, tz=ZoneInfo(spec.timezone))
+    def _new_site(self, spec: SiteSpec, seed: int) -> Site:
+        site = Site(spec=spec, tz=ZoneInfo(spec.timezone))
         for it in spec.inventory:
             real = self.truth.item(str(spec.id), it)
-            site.items[str(it.sku)] = _Item(
+            site.items[str(it.sku)] = Item(
                 spec=it, site=str(spec.id), rng=random.Random(f"{seed}:{spec.id}:{it.sku}"), lead_d=real.lead_time_d,
                 lead_sd_d=real.lead_time_sd_d, delay_factor=real.delay_factor, bom_factor=real.bom_factor,
                 on_hand=it.initial_on_hand)
@@ -383,50 +245,30 @@ class Plant:
         for m in spec.machines:
             st = site.stations.get(m.role)
             if st is None:
-                st = site.stations[m.role] = _Station(site=site, role=m.role)
+                st = site.stations[m.role] = Station(site=site, role=m.role)
             st.machines.append(self._new_machine(m, st, random.Random(f"{seed}:{spec.id}:{m.id}")))
-        for p in self.fleet.products:
-            for step in range(len(p.routing)):
-                need = []
-                for sku, qty in p.bom.items():
-                    item = site.items.get(str(sku))
-                    if item is not None and consuming_step(p, item.spec.kind) == step:
-                        need.append((item, qty * item.bom_factor))
-                site.needs[(str(p.id), step)] = tuple(need)
+        site.plan_needs(self.fleet.products)
         return site
 
-    def _new_machine(self, spec: MachineSpec, station: _Station, rng: random.Random) -> _Machine:
-        codes = dict(_DEFAULT_CODES)
+    def _new_machine(self, spec: MachineSpec, station: Station, rng: random.Random) -> Machine:
+        codes = dict(DEFAULT_CODES)
         for code, status in sorted(spec.template.status_codes.items(), reverse=True):
             codes[status] = code  # the lowest code of each status wins
         real = self.truth.machine(spec)
         tpl = spec.template
         cv = _MANUAL_CV if "bench" in str(tpl.id) else _CYCLE_CV
-        m = _Machine(spec=spec, site=str(spec.site), rng=rng, codes=codes, station=station,
-                     cycle_mean_s=tpl.ideal_cycle_time_s * real.cycle_factor, mtbf_s=real.mtbf_h * 3600.0,
-                     mttr_s=real.mttr_h * 3600.0, scrap_rate=real.scrap_rate, sigma=math.sqrt(math.log1p(cv * cv)))
+        m = Machine(spec=spec, site=str(spec.site), rng=rng, codes=codes, station=station,
+                    cycle_mean_s=tpl.ideal_cycle_time_s * real.cycle_factor, mtbf_s=real.mtbf_h * 3600.0,
+                    mttr_s=real.mttr_h * 3600.0, scrap_rate=real.scrap_rate, sigma=math.sqrt(math.log1p(cv * cv)))
         m.ttf_left = rng.expovariate(1.0 / m.mtbf_s)
         m.until_maint = rng.uniform(0.0, self._maint_s)
         m.last_cycle_s = m.cycle_mean_s
-        rated = _RATED_KW[tpl.role] * (3.0 if "sls" in tpl.id else 1.0)
-        for s in tpl.signals:
-            key = (m.site, str(spec.id), str(s.name))
-            code = _SIGNAL_CODES.get(s.kind, _S_OTHER)
-            if code == _S_TEMP:
-                m.temp_from[s.name] = _AMBIENT_C
-                hot = _hot_c(s.name)
-                m.temps.append((key, str(s.name), hot, _AMBIENT_C + 0.1 * (hot - _AMBIENT_C)))
-            elif code == _S_POWER:
-                m.powers.append((key, rated))
-            elif code == _S_VIB:
-                m.vibs.append(key)
-            else:
-                m.plan.append((key, code, s.counter_bits, 1000.0 if s.unit == "g" else 100.0))
+        plan_signals(m, tpl)
         self._machines.append(m)
         self._by_id[(m.site, str(spec.id))] = m
         return m
 
-    def _new_demand(self, site: _Site, d: DemandSpec, seed: int) -> None:
+    def _new_demand(self, site: Site, d: DemandSpec, seed: int) -> None:
         product = self.fleet.product(d.product)
         if product is None or any(r not in site.stations for r in product.routing) or not product.routing:
             return  # the site cannot make it: no orders
@@ -437,42 +279,22 @@ class Plant:
         if peak <= 0:
             return
         rng = random.Random(f"{seed}:demand:{site.spec.id}:{d.product}")
-        dem = _Demand(site=site, spec=d, product=product, rng=rng, factor=factor, peak_per_s=peak / _DAY_S,
-                      hour_norm=norm)
+        dem = Demand(site=site, spec=d, product=product, rng=rng, factor=factor, peak_per_s=peak / DAY_S,
+                     hour_norm=norm)
         self._at(dem.rng.expovariate(dem.peak_per_s), self._arrival, dem)
 
     # ------------------------------------------------------------------ shifts
-    def _init_shifts(self, site: _Site) -> None:
+    def _init_shifts(self, site: Site) -> None:
         if not self._follow_shifts:
             site.inside = True
             return
-        inside, boundary = self._shift_state(site, 0.0)
+        inside, boundary = site.shift_state(0.0, self.start)
         site.inside = inside
         if boundary < math.inf:
             self._at(boundary, self._shift_change, site)
 
-    def _shift_state(self, site: _Site, t: float) -> tuple[bool, float]:
-        """Whether ``t`` (plant seconds) is in a shift of ``site``, and when that next changes."""
-        spec, starts, ends = site.spec, site.starts, site.ends
-        # keep the shift list at least 8 days ahead of t and past the next shift start (holidays),
-        # looking no more than a year ahead (a site without any shift then stays off)
-        while site.covered < t + 366 * _DAY_S and (site.covered < t + 8 * _DAY_S or not starts or starts[-1] <= t):
-            chunk_end = site.covered + 14 * _DAY_S
-            for a, b in shift_intervals(spec.calendar, spec.timezone, self._dt(site.covered), self._dt(chunk_end)):
-                a_s, b_s = (a - self.start).total_seconds(), (b - self.start).total_seconds()
-                if ends and abs(ends[-1] - a_s) < 1e-6:
-                    ends[-1] = b_s  # a shift split by the chunk boundary
-                else:
-                    starts.append(a_s)
-                    ends.append(b_s)
-            site.covered = chunk_end
-        i = bisect.bisect_right(starts, t) - 1
-        if i >= 0 and t < ends[i]:
-            return True, ends[i]
-        return False, starts[i + 1] if i + 1 < len(starts) else math.inf
-
-    def _shift_change(self, site: _Site) -> None:
-        inside, boundary = self._shift_state(site, self._t)
+    def _shift_change(self, site: Site) -> None:
+        inside, boundary = site.shift_state(self._t, self.start)
         site.inside = inside
         if boundary < math.inf:
             self._at(boundary, self._shift_change, site)
@@ -480,17 +302,10 @@ class Plant:
             self._dispatch(st)
 
     # ------------------------------------------------------------------ orders
-    def _rate_per_s(self, d: _Demand, t: float) -> float:
-        local = self._dt(t).astimezone(d.site.tz)
-        wfs, hfs = d.spec.weekday_factors, d.spec.hour_factors
-        wf = wfs[local.weekday() % len(wfs)] if wfs else 1.0
-        hf = hfs[local.hour % len(hfs)] if hfs else 1.0
-        return d.spec.orders_per_day * d.factor * wf * hf / d.hour_norm / _DAY_S
-
-    def _arrival(self, d: _Demand) -> None:
+    def _arrival(self, d: Demand) -> None:
         t = self._t
         self._at(t + d.rng.expovariate(d.peak_per_s), self._arrival, d)
-        if d.rng.random() * d.peak_per_s > self._rate_per_s(d, t):
+        if d.rng.random() * d.peak_per_s > d.rate_per_s(self._dt(t)):
             return  # thinned: the rate is lower at this hour or weekday
         p = d.product
         site = d.site
@@ -498,51 +313,37 @@ class Plant:
         qty = d.rng.randint(p.batch_min, max(p.batch_min, p.batch_max))
         created = self._rt(t)
         n_steps = len(p.routing)
-        order = _Order(id=f"{site.spec.id}-O{site.orders:06d}", site=str(site.spec.id), product=p, qty=qty,
-                       created=created, due=created + timedelta(hours=p.due_h), at=[qty] + [0] * (n_steps - 1),
-                       through=[0] * n_steps)
+        order = Order(id=f"{site.spec.id}-O{site.orders:06d}", site=str(site.spec.id), product=p, qty=qty,
+                      created=created, due=created + timedelta(hours=p.due_h), at=[qty] + [0] * (n_steps - 1),
+                      through=[0] * n_steps)
         self._report(order)
         st = site.stations[p.routing[0]]
         st.queue.extend((order, 0) for _ in range(qty))
         self._dispatch(st)
 
-    def _report(self, o: _Order) -> None:
+    def _report(self, o: Order) -> None:
         """Emit a new version of ``o`` if its operation or the good units through any step changed."""
-        routing = o.product.routing
-        done = o.through[-1]
-        through = tuple(o.through)
-        # the earliest step holding an unfinished unit (the last one when every unit is through)
-        operation = routing[-1].value if done >= o.qty else next(routing[k].value for k, n in enumerate(o.at) if n)
-        if (operation, through) == o.reported:
-            return
-        o.reported = (operation, through)
-        o.version += 1
-        status = OrderStatus.DONE if done >= o.qty else OrderStatus.OPEN
-        self._emit(OrderRecord(id=o.id, version=o.version, site=o.site, product=str(o.product.id), qty=o.qty,
-                               created=o.created, due=o.due, status=status, done_qty=done, operation=operation,
-                               done_by_step=through))
+        record = o.report()
+        if record is not None:
+            self._emit(record)
 
     # ------------------------------------------------------------------ machines
-    def _set_status(self, m: _Machine, status: MachineStatus) -> None:
+    def _set_status(self, m: Machine, status: MachineStatus) -> None:
         if status is m.status:
             return
         for name in m.temp_from:
-            m.temp_from[name] = self._temp(m, name)
+            m.temp_from[name] = temperature(m, name, self._t)
         m.status, m.status_t = status, self._t
         m.dirty = True
 
-    def _temp(self, m: _Machine, name: str) -> float:
-        target = _hot_c(name) if m.status is MachineStatus.RUNNING else _AMBIENT_C + 0.1 * (_hot_c(name) - _AMBIENT_C)
-        return target + (m.temp_from[name] - target) * math.exp(-(self._t - m.status_t) / _TAU_S)
-
-    def _take(self, m: _Machine) -> int:
+    def _take(self, m: Machine) -> int:
         """Take the units of the next cycle from the station's queue (drawing their material); how many."""
         cap = m.spec.template.batch_size
         if not self._demand_driven:
             return cap
         q = m.station.queue
         needs = m.station.site.needs
-        taken: list[tuple[_Order, int]] = []
+        taken: list[tuple[Order, int]] = []
         while q and len(taken) < cap:
             order, step = q[0]
             need = needs[(str(order.product.id), step)]
@@ -558,7 +359,7 @@ class Plant:
         m.units = taken
         return len(taken)
 
-    def _dispatch(self, st: _Station) -> None:
+    def _dispatch(self, st: Station) -> None:
         """Give every free machine of ``st`` a cycle if it can start one; else IDLE (in shift) or OFF."""
         for m in st.machines:
             if m.busy or m.status is MachineStatus.MAINTENANCE:
@@ -575,13 +376,13 @@ class Plant:
             m.cycle_len = m.cycle_left = m.cycle_mean_s * m.rng.lognormvariate(-m.sigma * m.sigma / 2.0, m.sigma)
             self._run(m)
 
-    def _run(self, m: _Machine) -> None:
+    def _run(self, m: Machine) -> None:
         self._set_status(m, MachineStatus.RUNNING)
         m.run_from = self._t
         m.run_dt = min(m.cycle_left, m.ttf_left)
         self._at(self._t + m.run_dt, self._run_end, m)
 
-    def _run_end(self, m: _Machine) -> None:
+    def _run_end(self, m: Machine) -> None:
         dt = m.run_dt
         m.run_s += dt
         m.cycle_left -= dt
@@ -597,17 +398,17 @@ class Plant:
             return
         self._finish(m)
 
-    def _repair_end(self, m: _Machine) -> None:
+    def _repair_end(self, m: Machine) -> None:
         m.repairs += 1
         m.fault_s += self._t - m.repair_start
         m.fault_code = 0
         self._run(m)  # the paused cycle goes on
 
-    def _maint_end(self, m: _Machine) -> None:
+    def _maint_end(self, m: Machine) -> None:
         self._set_status(m, MachineStatus.IDLE)
         self._dispatch(m.station)
 
-    def _finish(self, m: _Machine) -> None:
+    def _finish(self, m: Machine) -> None:
         m.busy = False
         m.dirty = True
         m.cycles += 1
@@ -629,9 +430,9 @@ class Plant:
             m.good += m.n_units - scrap
         else:
             site = m.station.site
-            touched: dict[str, _Order] = {}
-            remake: list[tuple[_Order, int]] = []
-            onward: dict[Role, _Station] = {}
+            touched: dict[str, Order] = {}
+            remake: list[tuple[Order, int]] = []
+            onward: dict[Role, Station] = {}
             for order, step in m.units:
                 if rng.random() < m.scrap_rate:
                     m.scrap += 1
@@ -656,118 +457,45 @@ class Plant:
         if not maintenance:
             self._dispatch(m.station)
 
-    def _static_values(self, m: _Machine) -> None:
-        """Refresh the values of ``m`` that change only at events (after one), sensors of a machine at rest included."""
-        m.dirty = False
-        out = self._values
-        for key, code, bits, scale in m.plan:
-            if code == _S_STATUS:
-                out[key] = m.codes[m.status]
-            elif code == _S_GOOD:
-                out[key] = m.good % (1 << bits)
-            elif code == _S_SCRAP:
-                out[key] = m.scrap % (1 << bits)
-            elif code == _S_CYCLE:
-                out[key] = round(m.last_cycle_s, 1)
-            elif code == _S_FAULT:
-                out[key] = m.fault_code
-            elif code == _S_JOB:
-                out[key] = m.job
-            elif code == _S_LEVEL:
-                out[key] = round(m.level * scale, 1)
-            else:
-                out[key] = 0
-        if m.status is not MachineStatus.RUNNING:  # no noise at rest: power and vibration are constant
-            factor = _POWER_FACTOR.get(m.status, 0.0)
-            for key, kw in m.powers:
-                out[key] = round(kw * factor, 2)
-            for key in m.vibs:
-                out[key] = 0.2
-
-    def _live_values(self, m: _Machine, out: dict[ValueKey, Value]) -> None:
-        """The sensor values of ``m`` that change between events (temperatures; power and vibration while running).
-
-        Noise is drawn per call from a table of normal quantiles (``_NOISE``: one table look-up by 10
-        random bits instead of a Box-Muller draw, the same sd 0.3; it stops at 3.3 sd).
-        """
-        bits = self._noise.getrandbits
-        noise = _NOISE
-        running = m.status is MachineStatus.RUNNING
-        if m.temps:
-            decay = math.exp(-(self._t - m.status_t) / _TAU_S)
-            start = m.temp_from
-            for key, name, hot, idle in m.temps:
-                target = hot if running else idle
-                out[key] = round(target + (start[name] - target) * decay + noise[bits(_NOISE_BITS)], 1)
-        if running:
-            rnd = self._noise.random
-            for key, kw in m.powers:
-                out[key] = round(kw * (0.9 + 0.2 * rnd()), 2)
-            for key in m.vibs:
-                out[key] = round(max(0.0, 2.5 + noise[bits(_NOISE_BITS)]), 2)
-
     # ------------------------------------------------------------------ stock
-    def _lead_d(self, it: _Item) -> float:
-        lead = max(0.25 * it.lead_d, it.lead_d + it.rng.gauss(0.0, it.lead_sd_d))
-        tail_p, tail_mean = _TAILS.get(it.spec.transport, _LOCAL_TAIL)
-        if it.rng.random() < tail_p:
-            lead += it.rng.expovariate(1.0 / tail_mean) * it.delay_factor
-        return lead
-
-    def _reorder(self, it: _Item) -> None:
+    def _reorder(self, it: Item) -> None:
         s = it.spec
         if it.on_hand + it.in_transit > s.reorder_point:
             return
         t = self._t
-        arrival = t + self._lead_d(it) * _DAY_S
+        arrival = t + it.draw_lead_d() * DAY_S
         it.placed.append((t, arrival, s.reorder_qty))
         it.in_transit += s.reorder_qty
         it.dirty = True
         idx = len(it.placed) - 1
         it.pending.append((arrival, idx))
-        planned = t + s.lead_time_d * _DAY_S
-        self._emit(self._shipment_record(it, idx, 1, ShipmentStatus.IN_TRANSIT, planned))
-        notice = t + s.lead_time_d * _DAY_S * _DELAY_NOTICE
+        planned = t + s.lead_time_d * DAY_S
+        self._emit(it.shipment_record(idx, 1, ShipmentStatus.IN_TRANSIT, planned, self.start))
+        notice = t + s.lead_time_d * DAY_S * _DELAY_NOTICE
         if arrival - planned > 3600.0 and notice < arrival:
             self._at(notice, self._delay_notice, (it, idx))
         self._at(arrival, self._delivery, (it, idx))
 
-    def _shipment_record(self, it: _Item, idx: int, version: int, status: ShipmentStatus,
-                         eta_s: float) -> ShipmentRecord:
-        ordered, _, qty = it.placed[idx]
-        s = it.spec
-        return ShipmentRecord(id=f"{it.site}-{s.sku}-{idx + 1}", version=version, site=it.site, sku=str(s.sku),
-                              qty=qty, eta=self._rt(eta_s), origin=s.supplier, status=status,
-                              planned_eta=self._rt(ordered + s.lead_time_d * _DAY_S))
-
-    def _delay_notice(self, arg: tuple[_Item, int]) -> None:
+    def _delay_notice(self, arg: tuple[Item, int]) -> None:
         it, idx = arg
-        self._emit(self._shipment_record(it, idx, 2, ShipmentStatus.IN_TRANSIT, it.placed[idx][1]))
+        self._emit(it.shipment_record(idx, 2, ShipmentStatus.IN_TRANSIT, it.placed[idx][1], self.start))
 
-    def _delivery(self, arg: tuple[_Item, int]) -> None:
+    def _delivery(self, arg: tuple[Item, int]) -> None:
         it, idx = arg
         ordered, arrival, qty = it.placed[idx]
-        planned = ordered + it.spec.lead_time_d * _DAY_S
-        notice = ordered + it.spec.lead_time_d * _DAY_S * _DELAY_NOTICE
+        planned = ordered + it.spec.lead_time_d * DAY_S
+        notice = ordered + it.spec.lead_time_d * DAY_S * _DELAY_NOTICE
         version = 3 if arrival - planned > 3600.0 and notice < arrival else 2
         it.pending.remove((arrival, idx))
         it.on_hand += qty
         it.in_transit = max(0.0, it.in_transit - qty)
         it.dirty = True
-        self._emit(self._shipment_record(it, idx, version, ShipmentStatus.ARRIVED, arrival))
+        self._emit(it.shipment_record(idx, version, ShipmentStatus.ARRIVED, arrival, self.start))
         self._reorder(it)
         site = next(s for s in self._sites if str(s.spec.id) == it.site)
         for st in site.stations.values():
             if st.queue:
                 self._dispatch(st)
-
-    def _item_values(self, it: _Item) -> None:
-        it.dirty = False
-        sku, out = it.spec.sku, self._values
-        out[(it.site, sku, "on_hand")] = round(it.on_hand, 3)
-        out[(it.site, sku, "in_transit")] = round(it.in_transit, 3)
-        eta = self._dt(min(it.pending)[0]).timestamp() if it.pending else 0
-        out[(it.site, sku, "eta")] = int(eta)
 
     # ------------------------------------------------------------------ public
     def advance(self, to: datetime) -> dict[ValueKey, Value]:
@@ -795,14 +523,14 @@ class Plant:
         """Bring the values to now: those of what an event touched, then the sensors (noise drawn here)."""
         for m in self._machines:
             if m.dirty:
-                self._static_values(m)
+                static_values(m, self._values)
         for it in self._items:
             if it.dirty:
-                self._item_values(it)
+                item_values(it, self._values, self.start)
         out = self._values
         for m in self._sensing:
             if m.temps or m.status is MachineStatus.RUNNING:
-                self._live_values(m, out)
+                live_values(m, out, self._t, self._noise)
 
     def readings(self, to: datetime) -> list[Reading]:
         """``advance(to)`` as GOOD readings stamped ``to`` (for backfilling history without servers), site by site."""
@@ -837,7 +565,7 @@ class Plant:
                     arrival=self._dt(arrival)))
         return out
 
-    def _machine(self, site: str, asset: str) -> _Machine:
+    def _machine(self, site: str, asset: str) -> Machine:
         m = self._by_id.get((site, asset))
         if m is None:
             raise KeyError(f"no machine {asset!r} at {site!r}")

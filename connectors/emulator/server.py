@@ -25,15 +25,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from connectors.emulator.modbus_server import Answer, ModbusTcpEndpoint
-from connectors.emulator.plant import Plant, ValueKey
+from connectors.emulator.plant import Plant
+from connectors.emulator.shopfloor import ValueKey
 from connectors.emulator.truth import Truth
 from connectors.modbus.points import encode_point
 from connectors.modbus.spec import DataType, ModbusDevice, RegisterKind
+from twin.clock import Clock, utc_now
 from twin.readings import Value
 from twin.spec import FleetSpec
 
@@ -144,10 +146,6 @@ class _PortStore:
         return _ILLEGAL_FUNCTION
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Emulator:
     """Emulated PLCs for ``devices``, driven by a seeded ``Plant``.
 
@@ -159,7 +157,7 @@ class Emulator:
     """
 
     def __init__(self, fleet: FleetSpec, devices: Iterable[ModbusDevice], *, seed: int = 0, speed: float = 1.0,
-                 start: datetime | None = None, clock: Callable[[], datetime] = _utc_now,
+                 start: datetime | None = None, clock: Clock = utc_now,
                  host: str = "127.0.0.1", tick_s: float = 0.1, resume_at: datetime | None = None,
                  truth: Truth | None = None) -> None:
         self.devices = {d.id: d for d in devices}

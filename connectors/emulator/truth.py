@@ -60,7 +60,7 @@ from twin.spec import FleetSpec, InventoryItemSpec, MachineSpec
 from twin.tomltext import loads_toml
 from twin.validation import Wording, collect, fail
 
-__all__ = ["ItemTruth", "MachineTruth", "Truth", "load_truth", "parse_truth"]
+__all__ = ["ItemTruth", "MachineTruth", "ResolvedItem", "ResolvedMachine", "Truth", "load_truth", "parse_truth"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

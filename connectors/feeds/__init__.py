@@ -8,3 +8,5 @@ to the collector (``Collector.submit``), which folds them in with ``twin.busines
 """
 
 from __future__ import annotations
+
+__all__: list[str] = []

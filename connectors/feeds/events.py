@@ -44,7 +44,9 @@ __all__ = [
     "MAX_EVENTS_PER_REQUEST",
     "MAX_MESSAGE_CHARS",
     "MAX_NAME_CHARS",
+    "AckData",
     "EventReject",
+    "OperatorEvent",
     "ParsedEvents",
     "parse_events",
 ]
@@ -69,6 +71,8 @@ def _json_int(text: str) -> int | _TooLong:
 
 
 class AckData(BaseModel):
+    """The ``data`` of an acknowledgement as sent: rule, key, user, comment, priority."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rule: _Name

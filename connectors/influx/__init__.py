@@ -4,3 +4,5 @@ Under them: ``client`` (the wire, the only importer of influxdb-client and of ai
 the one mapping of their failures to reasons), ``query`` (Flux and InfluxQL text), ``lineproto``
 (what is written) and ``csv`` (the one annotated-CSV parser, cell and time converters).
 """
+
+__all__ = []

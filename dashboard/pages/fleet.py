@@ -17,7 +17,7 @@ from dashboard.pages._shared import register_page
 from dashboard.services import Services
 from dashboard.viewmodels import SiteTile
 
-__all__ = ["layout", "register"]
+__all__ = ["layout", "register", "render", "render_tiles"]
 
 PATH = "/"
 

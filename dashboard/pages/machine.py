@@ -14,7 +14,7 @@ from dashboard.pages._shared import card, choose, register_page, site_choice, si
 from dashboard.services import Services
 from dashboard.viewmodels import MachineKpis, MachineView
 
-__all__ = ["RANGES_H", "layout", "register"]
+__all__ = ["RANGES_H", "kpi_cards", "layout", "register", "render"]
 
 PATH = "/machine"
 RANGES_H = {"1 h": 1.0, "8 h": 8.0, "24 h": 24.0, "7 d": 168.0}

@@ -22,7 +22,17 @@ from dashboard.pages._shared import LastDrawing, ack_notice, alarm_grid, card, r
 from dashboard.services import Services
 from dashboard.viewmodels import SiteView
 
-__all__ = ["Rendered", "fingerprints", "layout", "outputs_for", "register", "render", "render_view"]
+__all__ = [
+    "Rendered",
+    "fingerprints",
+    "header",
+    "header_part",
+    "layout",
+    "outputs_for",
+    "register",
+    "render",
+    "render_view",
+]
 
 PATH = "/site"
 TRUST_PATH = "/trust"  # the model-trust page (dashboard.pages.trust), linked with the site chosen

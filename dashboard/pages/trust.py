@@ -22,7 +22,24 @@ from dashboard.pages._shared import LastDrawing, card, register_page, site_choic
 from dashboard.services import Services
 from dashboard.trust import COVERAGE_HIGH, COVERAGE_LOW, COVERAGE_TARGET, ParamRow, ScoreRow, TrustService, TrustView
 
-__all__ = ["PARTS", "kpis", "layout", "param_groups", "register", "render_view", "service_of"]
+__all__ = [
+    "PARTS",
+    "banner",
+    "coverage_state",
+    "header",
+    "kpis",
+    "layout",
+    "num",
+    "param_groups",
+    "params_table",
+    "pct",
+    "register",
+    "render_view",
+    "scores_table",
+    "service_of",
+    "skill_state",
+    "skill_text",
+]
 
 PATH = "/trust"
 PARTS = ("header", "banner", "kpis", "coverage", "pit", "scores", "params")

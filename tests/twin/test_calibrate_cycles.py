@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 
 from tests.twin.sim.helpers import AS_OF, tiny_fleet
-from twin.calibrate import MachineHistory, MinSamples, Source, _cycle_estimate, cycle_count, machine_history
+from twin.calibrate import MachineHistory, MinSamples, Source, cycle_count, machine_history
+from twin.calibrate.machines import cycle_estimate
 from twin.frozen import FrozenDict
 from twin.historian import SeriesPoint
 from twin.spec import MachineSpec, MachineStatus, SignalKind, SiteId
@@ -71,12 +72,12 @@ def test_few_long_cycles_measured_one_by_one_give_their_mean() -> None:
     durations = [3636.0 if i % 2 else 3564.0 for i in range(10)]
     cycle = _points([(0, 3600.0)] + [(4 * (i + 1), d) for i, d in enumerate(durations)])
     m, h = _printer_history({SignalKind.CYCLE_TIME: cycle})
-    est, n, cv = _cycle_estimate("s1/P1", m.template, h, MinSamples())
+    est, n, cv = cycle_estimate("s1/P1", m.template, h, MinSamples())
     assert est.source is Source.HISTORY and est.samples == 10 and n == 10.0
     assert est.value == pytest.approx(3600.0)
     assert cv == pytest.approx(37.947 / 3600.0, rel=1e-3)  # sqrt(10 x 36^2 / 9) = 37.95 s
     # only 4 measured: too few (5), the configuration stays
-    est, _, _ = _cycle_estimate("s1/P1", m.template,
+    est, _, _ = cycle_estimate("s1/P1", m.template,
                                 machine_history(m, _running(hours=40.0), MachineStatus.RUNNING,
                                                 {SignalKind.CYCLE_TIME: cycle[:5]}, T0, T1), MinSamples())
     assert est.source is Source.DEFAULT and est.value == 3600.0

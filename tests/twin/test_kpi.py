@@ -202,7 +202,8 @@ def test_output_vs_plan_and_plan_to_date(fleet):
     assert planned_units_to(site, day, day.replace(hour=5)) == 0.0
 
 
-@pytest.mark.parametrize("name", ["twin.calendar", "twin.live", "twin.alarms", "twin.kpi"])
+@pytest.mark.parametrize("name", ["twin.calendar", "twin.live.reducer", "twin.live.machines", "twin.live.ignored",
+                                  "twin.alarms", "twin.kpi.production", "twin.kpi.supply"])
 def test_doc_examples_run(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

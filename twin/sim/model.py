@@ -91,6 +91,7 @@ from twin.errors import SimulationError
 
 __all__ = [
     "DemandData",
+    "InTransit",
     "ItemData",
     "MachineData",
     "ModelData",

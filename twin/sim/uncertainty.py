@@ -50,8 +50,8 @@ import numpy as np
 from twin.frozen import FrozenDict
 from twin.sim.model import ModelData, ProductData, stream_seed
 
-__all__ = ["FIGURES", "FigureLaw", "Law", "Perturber", "PriorWidths", "SplitMix", "Uncertainty", "draw_factor",
-           "perturb"]
+__all__ = ["FIGURES", "FigureLaw", "Law", "Perturber", "PriorWidths", "SplitMix", "Uncertainty", "Variates",
+           "draw_factor", "perturb"]
 
 # the figures a draw can move, keyed (figure, site, subject): subject is the machine, product or SKU
 FIGURES = ("mtbf", "mttr", "cycle", "scrap", "demand", "lead", "consumption")

@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("name", ["twin.codec", "connectors.store", "connectors.influx.historian", "connectors.export"])
+@pytest.mark.parametrize(
+    "name", ["twin.codec", "connectors.store.historian", "connectors.influx.historian", "connectors.export"])
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name))
     assert result.failed == 0 and result.attempted > 0

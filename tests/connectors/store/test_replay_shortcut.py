@@ -1,6 +1,6 @@
 """The reduced replay of ``state_at`` gives exactly the live reducer's state, on a rough history.
 
-``state_at`` folds only the stored rows that can change its result (``connectors.store._ReplayPlan``):
+``state_at`` folds only the stored rows that can change its result (``connectors.store.replay.ReplayPlan``):
 latest values, monotone counter runs collapsed. This history is built to break that shortcut if it
 were wrong: status flapping and out-of-map codes, counters wrapping (16 bits) and resetting, BAD
 and invalid counter readings, BAD readings without a value (which carry the previous value) right
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.store import SqliteHistorian, _ReplayPlan
+from connectors.store import SqliteHistorian
+from connectors.store.replay import ReplayPlan
 from tests.connectors.store.conftest import T0
 from twin import live
 from twin.frozen import FrozenDict
@@ -207,7 +208,7 @@ def test_the_shortcut_drops_rows(tmp_path: Path) -> None:
             store.write(plant.poll(k))
         with store._reading() as db:
             names, rows, _ = store._site_rows(db, "s1", None, 2**62)
-        kept = _ReplayPlan(fleet, fleet.site("s1"), names).reduce(rows)
+        kept = ReplayPlan(fleet, fleet.site("s1"), names).reduce(rows)
         by_signal = {s: sum(1 for r in rows if names[r[0]][1] == s) for s in (*SIGNALS, "on_hand")}
         kept_by_signal = {s: sum(1 for r in kept if names[r[0]][1] == s) for s in by_signal}
         # status, temp_c (watched) and stock are folded whole; the others mostly not
@@ -282,7 +283,7 @@ def test_values_never_look_stale_where_the_full_replay_has_them_fresh(tmp_path: 
                 store.write(batch)
             with store._reading() as db:
                 names, rows, _ = store._site_rows(db, "s1", None, 2**62)
-            kept = [ts for sid, ts, _, _ in _ReplayPlan(fleet, fleet.site("s1"), names).reduce(rows)
+            kept = [ts for sid, ts, _, _ in ReplayPlan(fleet, fleet.site("s1"), names).reduce(rows)
                     if names[sid] == ("M1", "power_kw")]
             if staggered:
                 gaps = [b - a for a, b in pairwise(kept)]
@@ -307,4 +308,4 @@ def test_values_never_look_stale_where_the_full_replay_has_them_fresh(tmp_path: 
 ])
 def test_counter_rows_that_may_go(values: list[tuple[Value, int]], droppable: list[bool]) -> None:
     rows = [(1, k, v, f) for k, (v, f) in enumerate(values)]
-    assert _ReplayPlan._counter_droppable(rows, list(range(len(rows))), 16) == droppable
+    assert ReplayPlan._counter_droppable(rows, list(range(len(rows))), 16) == droppable

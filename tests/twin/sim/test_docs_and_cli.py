@@ -22,7 +22,7 @@ def test_usage_examples_run(name: str) -> None:
 
 
 def test_public_api_is_curated() -> None:
-    assert sorted(twin.sim.__all__) == sorted(n for n in twin.sim.__all__ if hasattr(twin.sim, n))
+    # that every name of __all__ exists, in twin.sim and every other module: tests/test_public_api.py
     assert {"fork", "run", "simulate", "Projection", "Comparison", "Scenario"} <= set(twin.sim.__all__)
 
 
