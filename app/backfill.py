@@ -25,6 +25,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from twin.clock import utc_now
+
 __all__ = ["register", "run", "utc_time"]
 
 log = logging.getLogger(__name__)
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from connectors.forward import StoreAndForward
     from connectors.store import SqliteHistorian
 
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = utc_now().replace(microsecond=0)
     span = timedelta(days=args.days)
     if args.start is not None:
         start, end = args.start, args.start + span

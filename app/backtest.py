@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING
 from app.whatif import add_common, check_sites, open_history, parse_duration, parse_time, progress_bar
 from connectors.executors import executor_for
 from twin.errors import ConfigError, Problem, TwinError
-from twin.sim.rolling import WindowCache, origins, rolling, score_at
+from twin.sim.rolling import origins, rolling, score_at
 
 if TYPE_CHECKING:
-    from twin.historian import Historian
+    from twin.historian import HistorianReader
     from twin.spec import FleetSpec
 
-__all__ = ["WindowCache", "origins", "register", "rolling", "run", "score_at"]
+__all__ = ["register", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def _table(rows: Sequence[tuple[str, str, float, Sequence[int], float, float, fl
     return "\n".join(lines)
 
 
-def _open(args: argparse.Namespace) -> tuple[FleetSpec, Historian]:
+def _open(args: argparse.Namespace) -> tuple[FleetSpec, HistorianReader]:
     """The configuration's fleet and its historian (``TwinError`` when there is no history yet)."""
     from connectors.config import load
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from twin.clock import utc_now
 from twin.errors import ConfigError, HistorianError, Problem
-from twin.historian import EventRecorder, Historian
+from twin.historian import EventRecorder, HistorianReader
 
 if TYPE_CHECKING:
     from connectors.config import PlantConfig
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     # read-only, and series requests from users bounded by twin.limits
     historian = open_historian(config.historian, fleet, "read", limits=server_limits.DEFAULT_LIMITS)
 
-    def open_reader() -> Historian:
+    def open_reader() -> HistorianReader:
         # what-if runs happen in background worker processes: each opens its own connection
         return open_historian(config.historian, fleet, "read")
 

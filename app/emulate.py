@@ -22,12 +22,13 @@ import contextlib
 import logging
 import signal
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.poll import select_devices
 from connectors.modbus.spec import ModbusDevice
+from twin.clock import utc_now
 from twin.errors import ConfigError, Problem
 from twin.spec import FleetSpec
 
@@ -114,7 +115,7 @@ async def _emulate(fleet: FleetSpec, devs: list[ModbusDevice], args: argparse.Na
 
     if args.history_from is not None:
         emu = Emulator(fleet, devs, seed=args.seed, speed=args.speed, start=args.history_from,
-                       resume_at=datetime.now(UTC), host=args.host, truth=truth)
+                       resume_at=utc_now(), host=args.host, truth=truth)
     else:
         emu = Emulator(fleet, devs, seed=args.seed, speed=args.speed, start=args.start, host=args.host,
                        truth=truth)

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from twin.historian import Historian
+from twin.historian import HistorianReader
 
 __all__ = ["export", "register", "run"]
 
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def export(historian: Historian, what: str, t0: datetime, t1: datetime, site: str | None, out: Path,
+def export(historian: HistorianReader, what: str, t0: datetime, t1: datetime, site: str | None, out: Path,
            *, max_points: int = 1_000_000, status: StatusCodes | None = None) -> int:
     """Write the CSV ``twin export`` writes (``out``'s folder exists); returns its number of data rows."""
     from connectors.export import export_alarms, export_events, export_series

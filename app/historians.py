@@ -10,13 +10,13 @@ over them; the command-line tools read without limits.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, overload
 
 from connectors.config import HistorianConfig
 from connectors.forward import StoreAndForward
 from connectors.store import SqliteHistorian
 from twin.errors import HistorianError
-from twin.historian import Historian
+from twin.historian import Historian, HistorianReader
 from twin.limits import Limits
 from twin.spec import FleetSpec
 
@@ -33,8 +33,18 @@ def history_exists(config: HistorianConfig) -> bool:
     return config.kind != "sqlite" or Path(config.path).exists()
 
 
+@overload
+def open_historian(config: HistorianConfig, fleet: FleetSpec, mode: Literal["read"], *,
+                   limits: Limits | None = None) -> HistorianReader: ...
+
+
+@overload
+def open_historian(config: HistorianConfig, fleet: FleetSpec, mode: Literal["write"], *,
+                   limits: Limits | None = None) -> Historian: ...
+
+
 def open_historian(config: HistorianConfig, fleet: FleetSpec, mode: Mode, *,
-                   limits: Limits | None = None) -> Historian:
+                   limits: Limits | None = None) -> Historian | HistorianReader:
     """The configured historian, for writing (the collector) or reading (everyone else), see the module docstring."""
     if config.kind not in ("sqlite", "influxdb"):
         raise HistorianError(f"unknown historian kind {config.kind!r}")

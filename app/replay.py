@@ -13,7 +13,7 @@ from datetime import datetime
 
 from twin.codec import site_state_to_dict
 from twin.errors import HistorianError
-from twin.historian import Historian
+from twin.historian import HistorianReader
 from twin.state import SiteState
 
 __all__ = ["describe", "register", "replay", "run"]
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def replay(historian: Historian, site: str, at: datetime, *, as_json: bool = False) -> str:
+def replay(historian: HistorianReader, site: str, at: datetime, *, as_json: bool = False) -> str:
     """The text (or JSON) ``twin replay`` prints for ``site`` at ``at``."""
     state = historian.state_at(site, at)
     if state is None:

@@ -36,7 +36,7 @@ from twin.errors import ConfigError, Problem
 if TYPE_CHECKING:  # the simulation engine is imported when a command runs, so `twin check` stays fast
     from connectors.config import PlantConfig
     from twin.calibrate import Calibration
-    from twin.historian import Historian
+    from twin.historian import HistorianReader
     from twin.sim.projection import Comparison
     from twin.sim.whatif import Inputs, WhatIfRun
     from twin.spec import FleetSpec
@@ -105,10 +105,10 @@ class Opened:
 
     inputs: Inputs
     state: TwinState
-    historian: Historian | None
+    historian: HistorianReader | None
 
 
-def _refuse_before_history(historian: Historian, sites: Sequence[str], at: datetime, now: datetime) -> None:
+def _refuse_before_history(historian: HistorianReader, sites: Sequence[str], at: datetime, now: datetime) -> None:
     """``ConfigError`` when ``at`` is before the recorded history of every site that has one."""
     from twin.historian import history_start
 
@@ -156,7 +156,7 @@ def check_sites(fleet: FleetSpec, sites: Sequence[str]) -> None:
             raise ConfigError("--site", [Problem(path="site", message="unknown site", got=s)]) from None
 
 
-def open_history(config: PlantConfig) -> Historian | None:
+def open_history(config: PlantConfig) -> HistorianReader | None:
     """The configured historian for reading, or None when there is none (yet)."""
     from app.historians import history_exists, open_historian
 

@@ -9,7 +9,7 @@
    the plant running its hidden truth (``--truth``, examples/truth.toml; ``--truth ""`` for none).
    ``--store PATH`` reuses (or keeps) that file; the backfill time is printed, not part of the target.
    The calibration at the middle origin is printed beside the truth's figures.
-2. **Rolling backtest** (``app.backtest.rolling``, what ``twin backtest --from --to``
+2. **Rolling backtest** (``twin.sim.rolling.rolling``, what ``twin backtest --from --to``
    runs): ``--origins`` forks 6 h apart, each calibrated only from the 7 days before it, 50
    replications of 24 h on a pool of ``--workers`` processes (pool start-up included), scored
    against what happened (coverage, PIT, CRPS, daily output against the naive forecast). Target:
@@ -86,8 +86,8 @@ def history(fleet: Any, store: Path, origins: int, step_s: float, truth_path: st
 
 def rolling_time(fleet: Any, historian: Any, origins: int, replications: int, workers: int,
                  second_order: bool) -> tuple[float, Any]:
-    from app.backtest import origins as origin_times
-    from app.backtest import rolling
+    from twin.sim.rolling import origins as origin_times
+    from twin.sim.rolling import rolling
 
     at = origin_times(FIRST_ORIGIN, FIRST_ORIGIN + timedelta(seconds=EVERY_S * (origins - 1)), EVERY_S)
     t = time.perf_counter()

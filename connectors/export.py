@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TextIO
 
 from twin.codec import value_to_json
-from twin.historian import ALARM_EVENT_KINDS, Historian, SeriesKey
+from twin.historian import ALARM_EVENT_KINDS, HistorianReader, SeriesKey
 from twin.spec import FleetSpec, MachineStatus, Priority, SignalKind
 from twin.state import Event, EventKind
 
@@ -109,7 +109,7 @@ def priority_name(value: object) -> str:
 
 
 def export_series(
-    historian: Historian,
+    historian: HistorianReader,
     keys: Sequence[SeriesKey],
     t0: datetime,
     t1: datetime,
@@ -147,7 +147,7 @@ def _code(x: float) -> str:
     return str(int(x)) if x == int(x) else repr(x)
 
 
-def export_events(historian: Historian, site: str | None, t0: datetime, t1: datetime, out: TextIO) -> int:
+def export_events(historian: HistorianReader, site: str | None, t0: datetime, t1: datetime, out: TextIO) -> int:
     """One row per event; ``data`` as JSON."""
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["ts", "site", "asset", "kind", "message", "data"])
@@ -159,7 +159,7 @@ def export_events(historian: Historian, site: str | None, t0: datetime, t1: date
     return n
 
 
-def export_alarms(historian: Historian, site: str | None, t0: datetime, t1: datetime, out: TextIO) -> int:
+def export_alarms(historian: HistorianReader, site: str | None, t0: datetime, t1: datetime, out: TextIO) -> int:
     """The alarm journal of the window, one row per alarm instance, in the dashboard's columns.
 
     Each raised event opens an instance (oldest first); the cleared and acknowledged events of the same

@@ -29,11 +29,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from connectors.executors import executor_for
 from dashboard.viewmodels import AlarmRow
 from dashboard.views import alarm_row, newest_sample
 from twin.calibrate import Calibration, Source
 from twin.errors import ConfigError, Problem
-from twin.historian import Historian
+from twin.historian import HistorianReader
 from twin.sim.backtest import PIT_BINS, RollingSummary, SeriesSummary
 from twin.spec import AlarmId, FleetSpec, Priority, SiteId, SiteSpec
 from twin.state import AlarmState
@@ -439,8 +440,8 @@ class TrustService:
     ``past_alarms`` are the hook ``QueryService.derived_alarms`` reads.
     """
 
-    def __init__(self, *, fleet: FleetSpec, open_historian: Callable[[], Historian], clock: Callable[[], datetime],
-                 settings: TrustSettings | None = None) -> None:
+    def __init__(self, *, fleet: FleetSpec, open_historian: Callable[[], HistorianReader],
+                 clock: Callable[[], datetime], settings: TrustSettings | None = None) -> None:
         self.fleet = fleet
         self.settings = (settings or TrustSettings()).check()
         self._open = open_historian
@@ -493,7 +494,7 @@ class TrustService:
                 # would be scored as "nothing happened" and read as drift
                 end = data_end(historian, self.fleet, now)
                 at = s.origins(end)
-                with _executor(s.workers) as ex:
+                with executor_for(None, s.workers) as ex:
                     run = rolling_run(self.fleet, historian, at, s.horizon_h * 3600.0, bin_s=s.bin_s,
                                       replications=s.replications, seed=s.seed, executor=ex,
                                       workers=max(1, s.workers), calibrate_days=s.calibrate_days,
@@ -547,24 +548,9 @@ class TrustService:
             wait = self.settings.period_h * 3600.0
 
 
-def data_end(historian: Historian, fleet: FleetSpec, now: datetime) -> datetime:
+def data_end(historian: HistorianReader, fleet: FleetSpec, now: datetime) -> datetime:
     """The newest GOOD sample of any site at ``now`` (``now`` when it is newer or there is none)."""
     newest = [newest_sample(historian.state_at(str(site.id), now)) for site in fleet.sites]
     found = [t for t in newest if t is not None]
     return min(now, max(found)) if found else now
 
-
-class _NoExecutor:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-
-def _executor(workers: int) -> Any:
-    if workers <= 0:
-        return _NoExecutor()
-    from concurrent.futures import ProcessPoolExecutor
-
-    return ProcessPoolExecutor(max_workers=workers)

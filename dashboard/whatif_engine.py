@@ -42,7 +42,7 @@ from dashboard.scenarios import WhatIfLimits, scenario_problems, to_scenario
 from dashboard.whatif_view import Actual, FanBand, KpiDelta, OrderChance, Progress, WhatIfRequest, WhatIfResult
 from twin.clock import Clock, utc_now
 from twin.errors import ConfigError, SimulationError
-from twin.historian import Historian, SeriesKey
+from twin.historian import HistorianReader, SeriesKey
 from twin.sim.kpis import BAND_METRICS, KPIS
 from twin.sim.projection import Band, Comparison
 from twin.sim.scenario import OverflowRouting, Scenario
@@ -73,7 +73,7 @@ def _counter_steps(values: Sequence[tuple[datetime, float]]) -> list[tuple[datet
     return out
 
 
-def actual_trends(fleet: FleetSpec, historian: Historian, site: str, at: datetime, hours: float,
+def actual_trends(fleet: FleetSpec, historian: HistorianReader, site: str, at: datetime, hours: float,
                   bin_s: float) -> list[Actual]:
     """The recent actual trend the fan charts continue: finished units (cumulative and per bin), stock.
 
@@ -263,7 +263,7 @@ class EngineRunner:
     """
 
     fleet: FleetSpec
-    open_historian: Callable[[], Historian] | None
+    open_historian: Callable[[], HistorianReader] | None
     clock: Clock = utc_now
     workers: int = 2
     calibrate_days: float = 7.0

@@ -90,7 +90,7 @@ class HistorianError(TwinError):
 
 
 class SourceError(TwinError):
-    """A data source could not be reached at all (used by commissioning commands)."""
+    """A data source (a PLC, an InfluxDB feed, the collector's endpoint) could not be reached or answered wrongly."""
 
 
 class SimulationError(TwinError):

@@ -1,6 +1,6 @@
 """Calibration: simulation parameters estimated from history, each with its sample size.
 
-Reads the history of a window ``[t0, t1]`` through the :class:`twin.historian.Historian` protocol and
+Reads the history of a window ``[t0, t1]`` through the :class:`twin.historian.HistorianReader` protocol and
 returns a :class:`Calibration`: one :class:`ParamEstimate` per figure (value, sample size, whether it
 came from history or fell back to the configuration because history was too short) and the
 resulting :class:`twin.sim.params.SimParams`.

@@ -11,7 +11,7 @@ from twin.calibrate.estimates import Calibration, MinSamples, ParamEstimate, Sou
 from twin.calibrate.machines import cycle_estimate, machine_history, units_by_role
 from twin.calibrate.supply import calibrate_consumption, calibrate_lead_times
 from twin.frozen import FrozenDict
-from twin.historian import Historian, SeriesKey, SeriesPoint
+from twin.historian import HistorianReader, SeriesKey, SeriesPoint
 from twin.sim.params import DemandParams, LeadTimeParams, MachineParams, SimParams
 from twin.sim.uncertainty import FigureLaw, Law, Uncertainty
 from twin.spec import FleetSpec, MachineStatus, SignalKind, SiteSpec
@@ -24,7 +24,7 @@ MAX_POINTS = 10_000_000  # ask for raw points: draws and counter steps must not 
 
 
 def _series(
-    historian: Historian, keys: list[SeriesKey], t0: datetime, t1: datetime
+    historian: HistorianReader, keys: list[SeriesKey], t0: datetime, t1: datetime
 ) -> dict[SeriesKey, list[SeriesPoint]]:
     if not keys:
         return {}
@@ -41,7 +41,7 @@ _COUNTED = (SignalKind.GOOD_COUNT, SignalKind.SCRAP_COUNT, SignalKind.CYCLE_TIME
 
 
 def _calibrate_site(
-    fleet: FleetSpec, site: SiteSpec, historian: Historian, t0: datetime, t1: datetime, mins: MinSamples,
+    fleet: FleetSpec, site: SiteSpec, historian: HistorianReader, t0: datetime, t1: datetime, mins: MinSamples,
     estimates: list[ParamEstimate], machines: dict[tuple[str, str], MachineParams],
     demand: dict[tuple[str, str], DemandParams], consumption: dict[tuple[str, str], float],
     lead_times: dict[tuple[str, str], LeadTimeParams], laws: dict[tuple[str, str, str], FigureLaw],
@@ -107,7 +107,7 @@ def _calibrate_site(
 
 def calibrate(
     fleet: FleetSpec,
-    historian: Historian,
+    historian: HistorianReader,
     t0: datetime,
     t1: datetime,
     *,

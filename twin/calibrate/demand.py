@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from twin.calibrate.estimates import DAY_S, MinSamples, ParamEstimate, Source, estimate
 from twin.calibrate.supply import stock_draws
-from twin.historian import Historian, SeriesKey, SeriesPoint
+from twin.historian import HistorianReader, SeriesKey, SeriesPoint
 from twin.sim.clock import local_hour_segments
 from twin.sim.params import DemandParams
 from twin.sim.uncertainty import FigureLaw, Law
@@ -96,7 +96,7 @@ def _weekday_factors(site: SiteSpec, times: Sequence[datetime], t0: datetime, t1
 
 
 def calibrate_demand(
-    fleet: FleetSpec, site: SiteSpec, historian: Historian, t0: datetime, t1: datetime, mins: MinSamples,
+    fleet: FleetSpec, site: SiteSpec, historian: HistorianReader, t0: datetime, t1: datetime, mins: MinSamples,
     series: dict[SeriesKey, list[SeriesPoint]], arrivals: dict[str, list[datetime]],
     estimates: list[ParamEstimate], demand: dict[tuple[str, str], DemandParams],
     consumption: dict[tuple[str, str], float], laws: dict[tuple[str, str, str], FigureLaw],

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from twin.historian import Historian, SeriesKey, SeriesPoint
+from twin.historian import HistorianReader, SeriesKey, SeriesPoint
 from twin.sim.projection import FLEET, Projection, to_plain
 from twin.spec import FleetSpec, SignalKind
 
@@ -185,7 +185,7 @@ def _values_at(points: Sequence[SeriesPoint], ends: Sequence[datetime]) -> list[
 
 
 def actual_series(
-    fleet: FleetSpec, historian: Historian, sites: Sequence[str], t0: datetime, t_s: Sequence[float]
+    fleet: FleetSpec, historian: HistorianReader, sites: Sequence[str], t0: datetime, t_s: Sequence[float]
 ) -> dict[tuple[str, str], tuple[float, ...]]:
     """What happened after ``t0`` at the bin ends ``t_s``, keyed like the projection's bands.
 

@@ -10,7 +10,7 @@ against the naive forecast (the same hours one week earlier). :func:`rolling_run
 pools the scores (``twin.sim.backtest.rolling_summary``); it keeps each origin's calibration, so a
 caller can say which figures came from history and with how many samples.
 
-Reads go through the ``twin.historian.Historian`` protocol only; nothing is written.
+Reads go through the ``twin.historian.HistorianReader`` protocol only; nothing is written.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from twin.calibrate import Calibration
 from twin.errors import TwinError
-from twin.historian import Historian, SeriesKey, SeriesPoint, SeriesResult
+from twin.historian import HistorianReader, SeriesKey, SeriesPoint, SeriesResult
 from twin.readings import Reading
 from twin.sim.backtest import BacktestResult, RollingSummary, actual_series, backtest, rolling_summary
 from twin.sim.build import fork
@@ -68,7 +68,7 @@ def origins(first: datetime, last: datetime, every_s: float) -> list[datetime]:
 
 
 def score_with_calibration(
-    fleet: FleetSpec, historian: Historian, at: datetime, horizon_s: float, *, bin_s: float, replications: int,
+    fleet: FleetSpec, historian: HistorianReader, at: datetime, horizon_s: float, *, bin_s: float, replications: int,
     seed: int, executor: Executor | None, workers: int, calibrate_days: float, second_order: bool,
     sites: Sequence[str] | None = None, on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[BacktestResult, Calibration | None]:
@@ -87,7 +87,7 @@ def score_with_calibration(
 
 
 def score_at(
-    fleet: FleetSpec, historian: Historian, at: datetime, horizon_s: float, *, bin_s: float, replications: int,
+    fleet: FleetSpec, historian: HistorianReader, at: datetime, horizon_s: float, *, bin_s: float, replications: int,
     seed: int, executor: Executor | None, workers: int, calibrate_days: float, second_order: bool,
     sites: Sequence[str] | None = None, on_progress: Callable[[int, int], None] | None = None,
 ) -> BacktestResult:
@@ -108,7 +108,7 @@ class WindowCache:
     an origin is seen by its calibration.
     """
 
-    def __init__(self, historian: Historian, lo: datetime, hi: datetime) -> None:
+    def __init__(self, historian: HistorianReader, lo: datetime, hi: datetime) -> None:
         self._h = historian
         self.lo, self.hi = lo, hi
         self._series: dict[SeriesKey, tuple[list[datetime], tuple[SeriesPoint, ...], bool]] = {}
@@ -154,7 +154,7 @@ class WindowCache:
 
 
 def rolling_run(
-    fleet: FleetSpec, historian: Historian, at: Sequence[datetime], horizon_s: float, *, bin_s: float,
+    fleet: FleetSpec, historian: HistorianReader, at: Sequence[datetime], horizon_s: float, *, bin_s: float,
     replications: int, seed: int, executor: Executor | None, workers: int, calibrate_days: float,
     second_order: bool, sites: Sequence[str] | None = None, on_origin: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -166,7 +166,7 @@ def rolling_run(
     results: list[BacktestResult] = []
     calibrations: list[Calibration | None] = []
     done: list[datetime] = []
-    source: Historian = historian
+    source: HistorianReader = historian
     if at:
         lo = min(at) - timedelta(days=calibrate_days) - WEEK - timedelta(hours=1)
         source = WindowCache(historian, lo, max(at) + timedelta(seconds=horizon_s))
@@ -189,7 +189,7 @@ def rolling_run(
 
 
 def rolling(
-    fleet: FleetSpec, historian: Historian, at: Sequence[datetime], horizon_s: float, *, bin_s: float,
+    fleet: FleetSpec, historian: HistorianReader, at: Sequence[datetime], horizon_s: float, *, bin_s: float,
     replications: int, seed: int, executor: Executor | None, workers: int, calibrate_days: float,
     second_order: bool, sites: Sequence[str] | None = None, on_origin: Callable[[int, int], None] | None = None,
 ) -> tuple[list[BacktestResult], RollingSummary]:

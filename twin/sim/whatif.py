@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 from twin.calibrate import Calibration, calibrate
 from twin.frozen import FrozenDict
-from twin.historian import Historian
+from twin.historian import HistorianReader
 from twin.live import initial_site_state, initial_state
 from twin.sim.build import Fork, fork
 from twin.sim.kpis import SHARE_KPIS
@@ -87,7 +87,7 @@ class Inputs:
         return initial_state(self.fleet, self.at)
 
 
-def prepare(fleet: FleetSpec, historian: Historian | None, at: datetime, sites: Sequence[str] | None = None,
+def prepare(fleet: FleetSpec, historian: HistorianReader | None, at: datetime, sites: Sequence[str] | None = None,
             calibrate_days: float = 0.0) -> Inputs:
     """The recorded states of ``sites`` (default: every site) at ``at`` and the calibration before it.
 

@@ -92,10 +92,10 @@ def test_first_order_flag_and_determinism(history: tuple[Path, Path], capsys: py
 
 def test_window_cache_reads_exactly_what_the_historian_returns(history: tuple[Path, Path]) -> None:
     # the cache must slice [t0, t1] as the store does: a calibration at an origin sees nothing after it
-    from app.backtest import WindowCache
     from connectors.config import load
     from connectors.store import SqliteHistorian
     from twin.historian import SeriesKey
+    from twin.sim.rolling import WindowCache
 
     config_path, db = history
     fleet = load(config_path).fleet
