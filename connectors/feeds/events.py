@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
@@ -37,6 +37,7 @@ from twin import codec
 from twin.limits import MAX_COMMENT_CHARS
 from twin.spec import FleetSpec, Priority
 from twin.state import Event
+from twin.validation import problems
 
 __all__ = [
     "MAX_AHEAD",
@@ -151,7 +152,7 @@ def _check(obj: object, sites: set[str], now: datetime) -> str:
     try:
         event = OperatorEvent.model_validate(obj)
     except ValidationError as exc:
-        return "; ".join(_error(e) for e in exc.errors(include_input=False, include_url=False)[:3])
+        return "; ".join(str(problem) for problem in problems(exc)[:3])
     try:
         ts = codec.dt_from_json(event.ts)
     except ValueError:
@@ -167,10 +168,6 @@ def _check(obj: object, sites: set[str], now: datetime) -> str:
                 f"(at most {MAX_AHEAD.total_seconds():.0f} s)")
     return ""
 
-
-def _error(e: Any) -> str:
-    where = ".".join(str(part) for part in e["loc"])
-    return f"{where}: {e['msg']}" if where else str(e["msg"])
 
 
 def _json_type(obj: object) -> str:

@@ -100,8 +100,11 @@ def test_events_are_checked_and_committed_before_the_answer(tmp_path: Path, flee
         assert status == 200
         assert answer == {"accepted": 2, "rejected": [
             {"index": 1, "reason": "unknown site 'pod-mars'"},
-            {"index": 2, "reason": "data.comment: String should have at most 200 characters"},
-            {"index": 3, "reason": "kind: Input should be 'alarm_acknowledged'"},
+            # the house wording of twin.validation: path, what, and the value got (quoted within bounds:
+            # the repr of 201 x's cut to 200 characters, "'" and 199 x's, then "...")
+            {"index": 2, "reason": "data.comment: String should have at most 200 characters (got '"
+                                   + "x" * 199 + "...)"},
+            {"index": 3, "reason": "kind: Input should be 'alarm_acknowledged' (got 'alarm_raised')"},
             {"index": 4, "reason": "ts must be an ISO 8601 time with an offset, e.g. 2026-03-02T08:00:00Z "
                                    "(got '2026-03-02T08:00:00')"},
             {"index": 5, "reason": "data.key must be RULE:ASSET, here machine-down:CNC1"},
