@@ -1,4 +1,8 @@
-"""Wall-clock time, the one way every part of the product asks for it (injectable as a ``Clock``)."""
+"""Wall-clock time, the one way every part of the product asks for it (injectable as a ``Clock``).
+
+Defined here so there is one; ``twin`` itself never calls it (its code is given the time): the
+collector, the dashboard and the commands pass ``utc_now`` in, tests pass a fixed or stepped clock.
+"""
 
 from __future__ import annotations
 
