@@ -30,30 +30,9 @@ from pathlib import Path
 import pytest
 
 from connectors.emulator.plant import MachineStats, Plant
-from twin.frozen import FrozenDict
+from tests import fleets as fl
 from twin.readings import Reading
-from twin.spec import (
-    DemandSpec,
-    FleetSpec,
-    InventoryItemSpec,
-    ItemKind,
-    MachineId,
-    MachineSpec,
-    MachineStatus,
-    MachineTemplate,
-    ProductFamily,
-    ProductId,
-    Role,
-    ShiftCalendar,
-    SignalKind,
-    SignalName,
-    SignalSpec,
-    SiteId,
-    SiteKind,
-    SiteSpec,
-    Sku,
-    TemplateId,
-)
+from twin.spec import FleetSpec, MachineStatus, Role
 from twin.state import Event
 
 pytestmark = pytest.mark.slow
@@ -72,38 +51,18 @@ Z = 3.0  # standard errors allowed against the configured values
 
 
 def _fleet() -> FleetSpec:
-    codes = FrozenDict({0: MachineStatus.OFF, 1: MachineStatus.IDLE, 2: MachineStatus.RUNNING,
-                        3: MachineStatus.FAULT, 4: MachineStatus.MAINTENANCE})
-    signals = (
-        SignalSpec(name=SignalName("status"), kind=SignalKind.STATUS),
-        SignalSpec(name=SignalName("good"), kind=SignalKind.GOOD_COUNT),
-        SignalSpec(name=SignalName("scrap"), kind=SignalKind.SCRAP_COUNT),
-    )
-    cell = MachineTemplate(
-        id=TemplateId("cell"), role=Role.ASSEMBLE, ideal_cycle_time_s=CYCLE_S, batch_size=1, mtbf_h=MTBF_H,
-        mttr_h=MTTR_H, scrap_rate=SCRAP, status_codes=codes, signals=signals)
-    packer = MachineTemplate(  # never fails, never scraps: each unit of the shop draws exactly once
-        id=TemplateId("packer"), role=Role.PACK, ideal_cycle_time_s=PACK_S, batch_size=1, mtbf_h=1e9,
-        mttr_h=0.1, scrap_rate=0.0, status_codes=codes, signals=signals)
-    lab = SiteSpec(
-        id=SiteId("lab"), name="Lab", kind=SiteKind.POINT_OF_DEMAND, timezone="UTC",
-        calendar=ShiftCalendar(shifts=()),
-        machines=tuple(MachineSpec(id=MachineId(f"C{i}"), site=SiteId("lab"), template=cell,
-                                   poll_interval_s=STEP_S) for i in range(1, CELLS + 1)),
-    )
-    shop = SiteSpec(
-        id=SiteId("shop"), name="Shop", kind=SiteKind.POINT_OF_DEMAND, timezone="UTC",
-        calendar=ShiftCalendar(shifts=()),
-        machines=(MachineSpec(id=MachineId("K1"), site=SiteId("shop"), template=packer, poll_interval_s=STEP_S),),
+    cell = fl.template("cell", Role.ASSEMBLE, CYCLE_S, mtbf_h=MTBF_H, mttr_h=MTTR_H, scrap_rate=SCRAP)
+    # never fails, never scraps: each unit of the shop draws exactly once
+    packer = fl.template("packer", Role.PACK, PACK_S, mtbf_h=1e9, mttr_h=0.1, scrap_rate=0.0)
+    lab = fl.site("lab", *(fl.machine(f"C{i}", cell, poll_interval_s=STEP_S) for i in range(1, CELLS + 1)))
+    shop = fl.site(
+        "shop", fl.machine("K1", packer, poll_interval_s=STEP_S),
         # stock that never runs out and is never reordered: every unit's draw is visible
-        inventory=(InventoryItemSpec(sku=Sku("PART"), name="part", kind=ItemKind.RAW, unit="pcs",
-                                     reorder_point=0.0, reorder_qty=1.0, supplier="local", lead_time_d=1.0,
-                                     initial_on_hand=STOCK, poll_interval_s=STEP_S),),
-        demand=(DemandSpec(product=ProductId("kit"), orders_per_day=ORDERS_PER_DAY),),
+        inventory=(fl.item("PART", name="part", initial_on_hand=STOCK, poll_interval_s=STEP_S),),
+        demand=(fl.demand("kit", ORDERS_PER_DAY),),
     )
-    kit = ProductFamily(id=ProductId("kit"), name="Kit", routing=(Role.PACK,),
-                        bom=FrozenDict({Sku("PART"): PER_UNIT}), batch_min=BATCH, batch_max=BATCH)
-    return FleetSpec(id="lab", name="Lab", sites=(lab, shop), templates=(cell, packer), products=(kit,))
+    kit = fl.product("kit", (Role.PACK,), {"PART": PER_UNIT}, batch_min=BATCH, batch_max=BATCH)
+    return fl.fleet(lab, shop, id="lab", products=(kit,))
 
 
 def _within_se(estimate: float, configured: float, n: int, rel_sd: float = 1.0) -> bool:
@@ -227,25 +186,12 @@ CURE_S, CURE_BATCH, CURE_ORDERS, CURE_DAYS = 1800.0, 12, 100.0, 3.0
 
 
 def _cure_fleet() -> FleetSpec:
-    codes = FrozenDict({0: MachineStatus.OFF, 1: MachineStatus.IDLE, 2: MachineStatus.RUNNING,
-                        3: MachineStatus.FAULT, 4: MachineStatus.MAINTENANCE})
-    signals = (  # no CYCLE_TIME, no JOB signal: the cycles must come from the counters
-        SignalSpec(name=SignalName("status"), kind=SignalKind.STATUS),
-        SignalSpec(name=SignalName("good"), kind=SignalKind.GOOD_COUNT),
-        SignalSpec(name=SignalName("scrap"), kind=SignalKind.SCRAP_COUNT),
-    )
-    wash = MachineTemplate(
-        id=TemplateId("wash"), role=Role.POST_PROCESS, ideal_cycle_time_s=CURE_S, batch_size=CURE_BATCH,
-        mtbf_h=1e9, mttr_h=0.1, scrap_rate=0.0, status_codes=codes, signals=signals)
-    site = SiteSpec(
-        id=SiteId("cure"), name="Cure", kind=SiteKind.POINT_OF_DEMAND, timezone="UTC",
-        calendar=ShiftCalendar(shifts=()),
-        machines=(MachineSpec(id=MachineId("W1"), site=SiteId("cure"), template=wash, poll_interval_s=STEP_S),),
-        demand=(DemandSpec(product=ProductId("part"), orders_per_day=CURE_ORDERS),),
-    )
-    part = ProductFamily(id=ProductId("part"), name="Part", routing=(Role.POST_PROCESS,), bom=FrozenDict({}),
-                         batch_min=1, batch_max=1)
-    return FleetSpec(id="cure", name="Cure", sites=(site,), templates=(wash,), products=(part,))
+    # no CYCLE_TIME, no JOB signal: the cycles must come from the counters
+    wash = fl.template("wash", Role.POST_PROCESS, CURE_S, batch_size=CURE_BATCH, mtbf_h=1e9, mttr_h=0.1,
+                       scrap_rate=0.0)
+    site = fl.site("cure", fl.machine("W1", wash, poll_interval_s=STEP_S), demand=(fl.demand("part", CURE_ORDERS),))
+    part = fl.product("part", (Role.POST_PROCESS,))
+    return fl.fleet(site, id="cure", products=(part,))
 
 
 def test_batch_machine_cycles_are_counted_by_builds_not_parts(tmp_path: Path) -> None:

@@ -10,13 +10,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests import fleets as fl
 from tests.twin.sim.helpers import AS_OF, tiny_fleet
 from tests.twin.sim.memhistorian import MemoryHistorian
 from twin.calibrate import Source, calibrate
 from twin.frozen import FrozenDict
 from twin.readings import Reading
 from twin.sim.uncertainty import Law
-from twin.spec import DemandSpec, FleetSpec, ProductId, SignalKind, SignalName, SignalSpec, SiteId
+from twin.spec import FleetSpec, SignalKind, SiteId
 from twin.state import Event, EventKind
 
 T0 = AS_OF  # a Monday 06:00 UTC (07:00 in Berlin)
@@ -65,7 +66,7 @@ def test_demand_rate_is_per_configured_weekday() -> None:
     # weekends configured at zero: the 7-day window holds 5 weighted days, so 84 orders -> 16.8 per day
     fleet = tiny_fleet()
     site = fleet.sites[0]
-    spec = DemandSpec(product=ProductId("widget"), orders_per_day=24.0, weekday_factors=(1.0,) * 5 + (0.0, 0.0))
+    spec = fl.demand("widget", 24.0, weekday_factors=(1.0,) * 5 + (0.0, 0.0))
     fleet = replace(fleet, sites=(replace(site, demand=(spec,)),))
     hist = MemoryHistorian()
     hist.write([], (), _orders_every(2.0))
@@ -119,8 +120,7 @@ def test_lead_time_from_shipment_arrivals() -> None:
 def _counting_fleet() -> FleetSpec:
     fleet = tiny_fleet()
     site = fleet.sites[0]
-    signals = (SignalSpec(name=SignalName("good"), kind=SignalKind.GOOD_COUNT),
-               SignalSpec(name=SignalName("scrap"), kind=SignalKind.SCRAP_COUNT))
+    signals = (fl.signal("good", SignalKind.GOOD_COUNT), fl.signal("scrap", SignalKind.SCRAP_COUNT))
     machines = tuple(replace(m, template=replace(m.template, signals=signals)) for m in site.machines)
     return replace(fleet, sites=(replace(site, machines=machines),))
 

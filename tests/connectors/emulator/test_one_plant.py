@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,67 +13,50 @@ import pytest
 from connectors.config import load
 from connectors.emulator.plant import Plant
 from connectors.emulator.truth import Truth, load_truth, parse_truth
+from tests import fleets as fl
 from twin.business import BusinessRecord, OrderRecord, OrderStatus, ShipmentRecord, validate
 from twin.errors import ConfigError
-from twin.frozen import FrozenDict
 from twin.spec import (
     DemandSpec,
     FleetSpec,
     InventoryItemSpec,
     ItemKind,
-    MachineId,
     MachineSpec,
     MachineStatus,
     MachineTemplate,
     ProductFamily,
-    ProductId,
     Role,
-    Shift,
     ShiftCalendar,
     SignalKind,
-    SignalName,
-    SignalSpec,
-    SiteId,
-    SiteKind,
     SiteSpec,
-    Sku,
-    TemplateId,
 )
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 NEVER = 1e9  # an MTBF (h) or maintenance interval that never comes in these tests
-CODES = FrozenDict({0: MachineStatus.OFF, 1: MachineStatus.IDLE, 2: MachineStatus.RUNNING, 3: MachineStatus.FAULT,
-                    4: MachineStatus.MAINTENANCE})
-SIGNALS = (SignalSpec(name=SignalName("status"), kind=SignalKind.STATUS),
-           SignalSpec(name=SignalName("good"), kind=SignalKind.GOOD_COUNT),
-           SignalSpec(name=SignalName("scrap"), kind=SignalKind.SCRAP_COUNT),
-           SignalSpec(name=SignalName("cycle"), kind=SignalKind.CYCLE_TIME))
+CODES = fl.CODES
+SIGNALS = (*fl.COUNTERS, fl.signal("cycle", SignalKind.CYCLE_TIME))
 
 
 def template(tid: str, role: Role, cycle_s: float, *, mtbf_h: float = NEVER, mttr_h: float = 0.5,
              scrap: float = 0.0, batch: int = 1) -> MachineTemplate:
-    return MachineTemplate(id=TemplateId(tid), role=role, ideal_cycle_time_s=cycle_s, batch_size=batch, mtbf_h=mtbf_h,
-                           mttr_h=mttr_h, scrap_rate=scrap, status_codes=CODES, signals=SIGNALS)
+    return fl.template(tid, role, cycle_s, batch_size=batch, mtbf_h=mtbf_h, mttr_h=mttr_h, scrap_rate=scrap,
+                       signals=SIGNALS)
 
 
 def item(sku: str, kind: ItemKind, *, on_hand: float, s: float = 0.0, q: float = 1.0,
          lead_d: float = 1.0) -> InventoryItemSpec:
-    return InventoryItemSpec(sku=Sku(sku), name=sku, kind=kind, unit="pcs", reorder_point=s, reorder_qty=q,
-                             supplier="local", lead_time_d=lead_d, initial_on_hand=on_hand)
+    return fl.item(sku, kind=kind, reorder_point=s, reorder_qty=q, lead_time_d=lead_d, initial_on_hand=on_hand)
 
 
 def site(machines: list[tuple[str, MachineTemplate]], *, demand: tuple[DemandSpec, ...] = (),
          inventory: tuple[InventoryItemSpec, ...] = (), calendar: ShiftCalendar | None = None) -> SiteSpec:
-    return SiteSpec(id=SiteId("s"), name="S", kind=SiteKind.POINT_OF_DEMAND, timezone="UTC",
-                    calendar=calendar or ShiftCalendar(shifts=()),
-                    machines=tuple(MachineSpec(id=MachineId(mid), site=SiteId("s"), template=t) for mid, t in machines),
-                    inventory=inventory, demand=demand)
+    return fl.site("s", *(fl.machine(mid, t) for mid, t in machines), calendar=calendar, inventory=inventory,
+                   demand=demand)
 
 
 def fleet(s: SiteSpec, products: tuple[ProductFamily, ...]) -> FleetSpec:
-    templates = {m.template.id: m.template for m in s.machines}
-    return FleetSpec(id="f", name="f", sites=(s,), templates=tuple(templates.values()), products=products)
+    return fl.fleet(s, name="f", products=products)
 
 
 def latest_orders(records: Sequence[tuple[datetime, BusinessRecord]]) -> dict[str, OrderRecord]:
@@ -93,10 +76,8 @@ def test_output_is_the_bottleneck_capacity_when_a_station_is_overloaded() -> Non
     # sqrt(1440) x 3 % = 1.1 units (sd): output in [1,440 - 6, 1,440 + 3].
     mill = template("mill", Role.MACHINE, 600.0)
     pack = template("pack", Role.PACK, 60.0)
-    widget = ProductFamily(id=ProductId("w"), name="w", routing=(Role.MACHINE, Role.PACK), bom=FrozenDict(),
-                           batch_min=3, batch_max=3)
-    f = fleet(site([("M1", mill), ("K1", pack)], demand=(DemandSpec(product=ProductId("w"), orders_per_day=100.0),)),
-              (widget,))
+    widget = fl.product("w", (Role.MACHINE, Role.PACK), name="w", batch_min=3, batch_max=3)
+    f = fleet(site([("M1", mill), ("K1", pack)], demand=(fl.demand("w", 100.0),)), (widget,))
     plant = Plant(f, seed=3, start=T0, follow_shifts=False, maintenance_every_h=NEVER)
     per_day = []
     for day in range(1, 11):
@@ -195,10 +176,8 @@ def test_an_order_reports_the_units_through_each_step() -> None:
     # (5, 0) pack, then one a unit packed.
     printer = template("printer", Role.PRINT, 3600.0, batch=10)
     pack = template("pack", Role.PACK, 600.0)
-    bracket = ProductFamily(id=ProductId("b"), name="b", routing=(Role.PRINT, Role.PACK), bom=FrozenDict(),
-                            batch_min=5, batch_max=5)
-    f = fleet(site([("P1", printer), ("K1", pack)], demand=(DemandSpec(product=ProductId("b"), orders_per_day=1.0),)),
-              (bracket,))
+    bracket = fl.product("b", (Role.PRINT, Role.PACK), name="b", batch_min=5, batch_max=5)
+    f = fleet(site([("P1", printer), ("K1", pack)], demand=(fl.demand("b", 1.0),)), (bracket,))
     plant = Plant(f, seed=1, start=T0, follow_shifts=False, maintenance_every_h=NEVER)
     first: OrderRecord | None = None
     t = T0
@@ -228,16 +207,15 @@ def test_stock_draws_are_the_bill_of_materials_of_the_units_started() -> None:
     # (twin.spec.consuming_step); a scrapped unit is re-made there and draws again. On a Sunday noon
     # every cycle started in the week has ended (a cycle is 10 min), so the units started at a step
     # are its machine's good + scrap, exactly, and what left the shelf is start + arrivals - on hand.
-    week = ShiftCalendar(shifts=(Shift(name="day", weekdays=frozenset(range(5)), start=time(8), end=time(16)),))
+    week = fl.day_shift(8, 16)
     asm = template("asm", Role.ASSEMBLE, 600.0, scrap=0.10)
     pack = template("pack", Role.PACK, 120.0, scrap=0.05)
-    kit = ProductFamily(id=ProductId("kit"), name="kit", routing=(Role.ASSEMBLE, Role.PACK),
-                        bom=FrozenDict({Sku("R"): 2.0, Sku("S"): 1.0, Sku("B"): 1.0}), batch_min=1, batch_max=4)
+    kit = fl.product("kit", (Role.ASSEMBLE, Role.PACK), {"R": 2.0, "S": 1.0, "B": 1.0}, name="kit", batch_max=4)
     stock = (item("R", ItemKind.RAW, on_hand=100.0, s=60.0, q=120.0),
              item("S", ItemKind.SUB_ASSEMBLY, on_hand=40.0, s=20.0, q=40.0),
              item("B", ItemKind.PACKAGING, on_hand=30.0, s=15.0, q=30.0))
     f = fleet(site([("A1", asm), ("K1", pack)], calendar=week, inventory=stock,
-                   demand=(DemandSpec(product=ProductId("kit"), orders_per_day=6.0),)), (kit,))
+                   demand=(fl.demand("kit", 6.0),)), (kit,))
     truth = parse_truth('[[skus]]\nsku = "R"\nbom_factor = 1.5\n', f)
     plant = Plant(f, seed=5, start=T0, truth=truth)
     sunday_noon = T0 + timedelta(days=13, hours=12)
@@ -264,10 +242,9 @@ def test_a_station_short_of_material_waits_for_the_delivery() -> None:
     # s = 0), arriving after exactly 2 days (local transport: a late tail for 5 % of shipments,
     # the truth's delay factor 0 takes it away): nothing is made before it, then 50 / 5 = 10 units.
     cell = template("cell", Role.ASSEMBLE, 300.0)
-    kit = ProductFamily(id=ProductId("kit"), name="kit", routing=(Role.ASSEMBLE,),
-                        bom=FrozenDict({Sku("R"): 5.0}), batch_min=1, batch_max=1)
+    kit = fl.product("kit", (Role.ASSEMBLE,), {"R": 5.0}, name="kit")
     f = fleet(site([("A1", cell)], inventory=(item("R", ItemKind.RAW, on_hand=0.0, s=0.0, q=50.0, lead_d=2.0),),
-                   demand=(DemandSpec(product=ProductId("kit"), orders_per_day=24.0),)), (kit,))
+                   demand=(fl.demand("kit", 24.0),)), (kit,))
     truth = parse_truth('[[skus]]\nsku = "R"\ndelay_factor = 0\n', f)
     plant = Plant(f, seed=2, start=T0, follow_shifts=False, truth=truth, maintenance_every_h=NEVER)
     (shipment,) = plant.shipments()
@@ -335,12 +312,10 @@ def test_sensors_at_rest_and_running() -> None:
     # 1.2, sd 1.2 x 0.2 / sqrt(12) = 0.069), vibration 2.5 mm/s. Temperature and vibration noise
     # has sd 0.3 (rounded to 0.1 or 0.01: sd 0.3014); 3 SE of a mean of 1,000: 0.03 degC and 0.007 kW,
     # of an sd: 3 x 0.3 / sqrt(2,000) = 0.02. Two hours is 12 thermal time constants (600 s): settled.
-    signals = (SignalSpec(name=SignalName("status"), kind=SignalKind.STATUS),
-               SignalSpec(name=SignalName("nozzle_c"), kind=SignalKind.TEMPERATURE),
-               SignalSpec(name=SignalName("power_kw"), kind=SignalKind.POWER),
-               SignalSpec(name=SignalName("vibration_mm_s"), kind=SignalKind.VIBRATION))
-    printer = MachineTemplate(id=TemplateId("fdm"), role=Role.PRINT, ideal_cycle_time_s=3600.0, batch_size=4,
-                              mtbf_h=NEVER, mttr_h=0.5, scrap_rate=0.0, status_codes=CODES, signals=signals)
+    signals = (fl.signal("status", SignalKind.STATUS), fl.signal("nozzle_c", SignalKind.TEMPERATURE),
+               fl.signal("power_kw", SignalKind.POWER), fl.signal("vibration_mm_s", SignalKind.VIBRATION))
+    printer = fl.template("fdm", Role.PRINT, 3600.0, batch_size=4, mtbf_h=NEVER, mttr_h=0.5, scrap_rate=0.0,
+                          signals=signals)
     f = fleet(site([("P1", printer)]), ())
     rest = Plant(f, seed=1, start=T0, maintenance_every_h=NEVER)
     busy = Plant(f, seed=1, start=T0, maintenance_every_h=NEVER, follow_shifts=False, demand_driven=False)
@@ -382,8 +357,8 @@ def test_demand_follows_the_truth() -> None:
     # 40 orders a day configured; the truth: x 1.25 at the site and x 1.2 for the product = 60 a day.
     # In 20 days ~1,200 orders (Poisson: sd 35, 3 sd = 104); the configured 800 is 11 sd away.
     pack = template("pack", Role.PACK, 10.0)
-    kit = ProductFamily(id=ProductId("kit"), name="kit", routing=(Role.PACK,), bom=FrozenDict())
-    f = fleet(site([("K1", pack)], demand=(DemandSpec(product=ProductId("kit"), orders_per_day=40.0),)), (kit,))
+    kit = fl.product("kit", (Role.PACK,), name="kit")
+    f = fleet(site([("K1", pack)], demand=(fl.demand("kit", 40.0),)), (kit,))
     truth = parse_truth('[[sites]]\nsite = "s"\ndemand_factor = 1.25\n[[products]]\nproduct = "kit"\n'
                         'demand_factor = 1.2\n', f)
     plant = Plant(f, seed=4, start=T0, truth=truth, follow_shifts=False)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
@@ -21,74 +21,37 @@ import pytest
 
 from connectors.store import SqliteHistorian
 from connectors.store.replay import ReplayPlan
+from tests import fleets as fl
 from tests.connectors.store.conftest import T0
 from twin import live
-from twin.frozen import FrozenDict
 from twin.readings import Quality, Reading, Value
-from twin.spec import (
-    AlarmId,
-    AlarmKind,
-    AlarmRule,
-    FleetSpec,
-    InventoryItemSpec,
-    ItemKind,
-    MachineId,
-    MachineSpec,
-    MachineStatus,
-    MachineTemplate,
-    Priority,
-    Role,
-    Shift,
-    ShiftCalendar,
-    SignalKind,
-    SignalName,
-    SignalSpec,
-    SiteId,
-    SiteKind,
-    SiteSpec,
-    Sku,
-    TemplateId,
-)
+from twin.spec import AlarmKind, FleetSpec, Priority, Role, SignalKind
 from twin.state import EventKind, SiteState
 
-CELL = MachineTemplate(
-    id=TemplateId("cell"),
-    role=Role.MACHINE,
-    ideal_cycle_time_s=30.0,
-    status_codes=FrozenDict({1: MachineStatus.IDLE, 2: MachineStatus.RUNNING, 3: MachineStatus.FAULT}),
-    signals=(
-        SignalSpec(name=SignalName("status"), kind=SignalKind.STATUS),
-        SignalSpec(name=SignalName("good"), kind=SignalKind.GOOD_COUNT, counter_bits=16),
-        SignalSpec(name=SignalName("scrap"), kind=SignalKind.SCRAP_COUNT, counter_bits=16),
-        SignalSpec(name=SignalName("temp_c"), kind=SignalKind.TEMPERATURE),  # watched by "hot"
-        SignalSpec(name=SignalName("power_kw"), kind=SignalKind.POWER),  # only its latest value counts
-        SignalSpec(name=SignalName("job"), kind=SignalKind.JOB),
-    ),
-)
+CELL = fl.template("cell", Role.MACHINE, 30.0, status_codes=fl.codes(1, 2, 3), signals=(
+    fl.signal("status", SignalKind.STATUS),
+    fl.signal("good", SignalKind.GOOD_COUNT, counter_bits=16),
+    fl.signal("scrap", SignalKind.SCRAP_COUNT, counter_bits=16),
+    fl.signal("temp_c", SignalKind.TEMPERATURE),  # watched by "hot"
+    fl.signal("power_kw", SignalKind.POWER),  # only its latest value counts
+    fl.signal("job", SignalKind.JOB),
+))
 MACHINES = ("M1", "M2", "M3")
 STAGGERED = "M3"  # sampled 0.37 s after the others
 SIGNALS = ("status", "good", "scrap", "temp_c", "power_kw", "job")
 
 
 def cell_fleet() -> FleetSpec:
-    site = SiteSpec(
-        id=SiteId("s1"), name="S1", kind=SiteKind.POINT_OF_DEMAND, timezone="UTC",
-        calendar=ShiftCalendar(shifts=(Shift(name="all", weekdays=frozenset(range(7)), start=time(0),
-                                             end=time(0)),)),
-        machines=tuple(MachineSpec(id=MachineId(m), site=SiteId("s1"), template=CELL) for m in MACHINES),
-        inventory=(InventoryItemSpec(sku=Sku("PLA"), name="PLA", kind=ItemKind.RAW, unit="kg",
-                                     reorder_point=5.0, reorder_qty=20.0, supplier="local", lead_time_d=2.0,
-                                     poll_interval_s=1.0),),
-    )
+    site = fl.site("s1", *(fl.machine(m, CELL) for m in MACHINES),
+                   calendar=fl.day_shift(0, 0, weekdays=fl.EVERY_DAY, name="all"),
+                   inventory=(fl.item("PLA", unit="kg", reorder_point=5.0, reorder_qty=20.0, lead_time_d=2.0,
+                                      poll_interval_s=1.0),))
     alarms = (
-        AlarmRule(id=AlarmId("hot"), kind=AlarmKind.ABOVE, priority=Priority.HIGH, message="hot",
-                  signal=SignalName("temp_c"), threshold=240.0, for_s=2.0),
-        AlarmRule(id=AlarmId("down"), kind=AlarmKind.MACHINE_DOWN, priority=Priority.URGENT, message="down",
-                  for_s=3.0),
-        AlarmRule(id=AlarmId("low"), kind=AlarmKind.STOCK_BELOW_REORDER, priority=Priority.MEDIUM,
-                  message="low"),
+        fl.rule("hot", AlarmKind.ABOVE, priority=Priority.HIGH, signal="temp_c", threshold=240.0, for_s=2.0),
+        fl.rule("down", AlarmKind.MACHINE_DOWN, priority=Priority.URGENT, for_s=3.0),
+        fl.rule("low", AlarmKind.STOCK_BELOW_REORDER),
     )
-    return FleetSpec(id="f", name="F", sites=(site,), templates=(CELL,), alarms=alarms)
+    return fl.fleet(site, alarms=alarms)
 
 
 class Plant:
@@ -225,10 +188,7 @@ def two_machines(*, staggered: bool) -> FleetSpec:
     base = cell_fleet()
     site = base.sites[0]
     machines = site.machines[:3] if staggered else site.machines[:2]
-    return FleetSpec(id="f", name="F", sites=(SiteSpec(id=site.id, name=site.name, kind=site.kind,
-                                                       timezone="UTC", calendar=site.calendar,
-                                                       machines=machines),),
-                     templates=(CELL,), alarms=base.alarms)
+    return fl.fleet(fl.site("s1", *machines, calendar=site.calendar), alarms=base.alarms)
 
 
 def test_first_row_of_each_asset_at_each_time_is_kept(tmp_path: Path) -> None:

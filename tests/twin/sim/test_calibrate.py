@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from tests import fleets as fl
 from tests.twin.sim.helpers import AS_OF, tiny_fleet
 from tests.twin.sim.memhistorian import MemoryHistorian
 from twin.calibrate import Source, calibrate
@@ -14,7 +15,7 @@ from twin.frozen import FrozenDict
 from twin.historian import Historian
 from twin.readings import Reading
 from twin.sim.build import fork
-from twin.spec import FleetSpec, MachineStatus, Role, SignalKind, SignalName, SignalSpec, SiteId
+from twin.spec import FleetSpec, MachineStatus, Role, SignalKind, SiteId
 from twin.state import Event, EventKind, OpenOrder, SiteState
 
 # the "true" process behind the generated history (the configuration says otherwise)
@@ -25,8 +26,7 @@ def _fleet() -> FleetSpec:
     from dataclasses import replace
 
     fleet = tiny_fleet()
-    signals = (SignalSpec(name=SignalName("good"), kind=SignalKind.GOOD_COUNT),
-               SignalSpec(name=SignalName("scrap"), kind=SignalKind.SCRAP_COUNT))
+    signals = (fl.signal("good", SignalKind.GOOD_COUNT), fl.signal("scrap", SignalKind.SCRAP_COUNT))
     site = fleet.sites[0]
     pk = replace(site.machines[2], template=replace(site.machines[2].template, signals=signals))
     product = replace(fleet.products[0], routing=(Role.PACK,))
