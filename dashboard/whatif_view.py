@@ -8,10 +8,11 @@ projection is ``dashboard.whatif_engine.to_result``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Protocol
+
+from twin.sim.whatif import Progress
 
 __all__ = [
     "Actual",
@@ -24,7 +25,6 @@ __all__ = [
     "WhatIfRunner",
 ]
 
-Progress = Callable[[int, int], None]  # (replications done, replications planned)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
