@@ -32,17 +32,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from connectors.modbus.points import MAX_BITS, MAX_REGISTERS
-from connectors.modbus.spec import ByteOrder, DataType, ModbusDevice, ModbusPoint, RegisterKind
+from connectors.modbus.spec import (
+    TELEGRAF_BYTE_ORDERS,
+    TELEGRAF_FIXED,
+    TELEGRAF_TYPES,
+    ByteOrder,
+    DataType,
+    ModbusDevice,
+    ModbusPoint,
+    RegisterKind,
+)
 from twin.errors import Problem
 from twin.frozen import FrozenDict
 from twin.live import INVENTORY_SIGNALS
 from twin.spec import FleetSpec
-from twin.validation import Id, Int, Num
+from twin.validation import Id, Int, Num, fail
 
 __all__ = [
     "TYPE_OPTIONS",
@@ -113,6 +122,37 @@ class PointModel(_Model):
     offset: Num | None = None
     unit: str = ""
     enum: dict[int, Annotated[str, Field(min_length=1)]] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _telegraf_names(cls, data: Any) -> Any:
+        """Telegraf's type and byte-order names as written (``FLOAT32-IEEE``, ``AB``, ``GHEFCDAB``, ``UFIXED``...).
+
+        A two- or eight-letter byte order names the value's size, so it must match the type's; FIXED
+        and UFIXED (Telegraf's scaled integers) are the signed or unsigned integer of that size.
+        """
+        if not isinstance(data, dict):
+            return data
+        typ, order = data.get("type"), data.get("byte_order")
+        size = None
+        if isinstance(order, str) and order in TELEGRAF_BYTE_ORDERS:
+            canonical, size = TELEGRAF_BYTE_ORDERS[order]
+            data = {**data, "byte_order": canonical.value}
+        elif isinstance(order, str) and order in ByteOrder.__members__:
+            size = 2
+        if isinstance(typ, str) and typ in TELEGRAF_TYPES:
+            data = {**data, "type": TELEGRAF_TYPES[typ].value}
+        elif typ in ("FIXED", "UFIXED"):
+            if size is None:
+                raise fail(f"{typ} (Telegraf's scaled integer) takes its size from byte_order: AB or BA for "
+                           "16 bits, ABCD... for 32, ABCDEFGH... for 64", typ, key="type")
+            data = {**data, "type": TELEGRAF_FIXED[(typ, size)].value}
+        elif isinstance(order, str) and order in TELEGRAF_BYTE_ORDERS and isinstance(typ, str):
+            registers = DataType[typ].registers if typ in DataType.__members__ else None
+            if registers is not None and registers not in (0, size):  # 0: a STRING, read word by word
+                raise fail(f"byte order {order} names a {16 * (size or 0)}-bit value, and {typ} is "
+                           f"{16 * registers}-bit", order, key="byte_order")
+        return data
 
     @field_validator("type")
     @classmethod

@@ -19,6 +19,9 @@ from twin.frozen import FrozenDict
 
 __all__ = [
     "EXCEPTION_NAMES",
+    "TELEGRAF_BYTE_ORDERS",
+    "TELEGRAF_FIXED",
+    "TELEGRAF_TYPES",
     "ByteOrder",
     "DataType",
     "ModbusDevice",
@@ -88,6 +91,24 @@ class ByteOrder(enum.Enum):
     @property
     def byte_swap(self) -> bool:
         return self in (ByteOrder.BADC, ByteOrder.DCBA)
+
+
+# Telegraf's inputs.modbus names, accepted as written in a register map: its byte orders name every
+# byte of the value, so a 16-bit value has two letters and a 64-bit one eight; each is one of ours
+# (Telegraf's GHEFCDAB is word-reversed with big-endian words: our CDAB, which reverses all words).
+TELEGRAF_BYTE_ORDERS: FrozenDict[str, tuple[ByteOrder, int]] = FrozenDict({
+    "AB": (ByteOrder.ABCD, 1), "BA": (ByteOrder.BADC, 1),
+    "ABCDEFGH": (ByteOrder.ABCD, 4), "HGFEDCBA": (ByteOrder.DCBA, 4),
+    "BADCFEHG": (ByteOrder.BADC, 4), "GHEFCDAB": (ByteOrder.CDAB, 4),
+})
+# Telegraf's type names that are ours under another name; FIXED/UFIXED take their size from the byte order
+TELEGRAF_TYPES: FrozenDict[str, DataType] = FrozenDict({
+    "FLOAT32-IEEE": DataType.FLOAT32, "FLOAT64-IEEE": DataType.FLOAT64,
+})
+TELEGRAF_FIXED: FrozenDict[tuple[str, int], DataType] = FrozenDict({
+    ("FIXED", 1): DataType.INT16, ("FIXED", 2): DataType.INT32, ("FIXED", 4): DataType.INT64,
+    ("UFIXED", 1): DataType.UINT16, ("UFIXED", 2): DataType.UINT32, ("UFIXED", 4): DataType.UINT64,
+})
 
 
 EXCEPTION_NAMES: FrozenDict[int, str] = FrozenDict({
