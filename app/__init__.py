@@ -31,6 +31,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "backtest",
     "replay",
     "export",
+    "importer",
 )
 
 
