@@ -2,7 +2,8 @@
 
 ``mode="write"`` is the collector's (and the backfill's) historian: the embedded SQLite store, or
 the store forwarding every batch to InfluxDB (``connectors.forward.StoreAndForward``).
-``mode="read"`` is every reader's: the SQLite file opened read-only, or InfluxDB's query API. A
+``mode="read"`` is every reader's: the SQLite file opened read-only, or InfluxDB's query API (Flux,
+or with ``query = "influxql"`` InfluxQL over the v1 API: 1.x, 2.x through DBRP, InfluxDB 3 Core). A
 server for users passes ``limits=twin.limits.DEFAULT_LIMITS`` so that ``series`` refuses requests
 over them; the command-line tools read without limits.
 """
@@ -21,7 +22,7 @@ from twin.limits import Limits
 from twin.spec import FleetSpec
 
 if TYPE_CHECKING:
-    from connectors.influx.historian import InfluxHistorian
+    from connectors.influx.historian import InfluxHistorian, InfluxQLHistorian
 
 __all__ = ["Mode", "history_exists", "open_historian"]
 
@@ -63,8 +64,34 @@ def open_historian(config: HistorianConfig, fleet: FleetSpec, mode: Mode, *,
     return _influx(config, fleet, limits)
 
 
-def _influx(config: HistorianConfig, fleet: FleetSpec, limits: Limits | None = None) -> InfluxHistorian:
-    from connectors.influx.historian import InfluxHistorian, read_token
+def _influx(config: HistorianConfig, fleet: FleetSpec,
+            limits: Limits | None = None) -> InfluxHistorian | InfluxQLHistorian:
+    from connectors.influx.historian import InfluxHistorian, InfluxQLHistorian, read_token
 
-    token = read_token(config.token_env, config.token_file)
-    return InfluxHistorian(config.url or "", config.org or "", config.bucket or "", token, fleet, limits=limits)
+    if config.query == "flux":
+        token = read_token(config.token_env, config.token_file)
+        return InfluxHistorian(config.url or "", config.org or "", config.bucket or "", token, fleet, limits=limits)
+    v2 = config.write_api == "v2"
+    return InfluxQLHistorian(config.url or "", config.database or config.bucket or "", _credentials(config), fleet,
+                             retention_policy=config.retention_policy or "", org=config.org or "" if v2 else "",
+                             bucket=config.bucket or "" if v2 else "", limits=limits)
+
+
+def _credentials(config: HistorianConfig) -> dict[str, str]:
+    """The HTTP headers of an InfluxQL historian: a token, basic auth, or none (1.x without authentication)."""
+    from connectors.influx.client import basic_auth
+    from connectors.influx.historian import read_token
+
+    if config.username:
+        from connectors.config.secrets import SecretUnavailable, read_secret
+
+        try:
+            password = read_secret(config.password_env, config.password_file)
+        except SecretUnavailable:
+            raise HistorianError(f"no InfluxDB password for {config.username!r}: set the environment variable "
+                                 f"{config.password_env!r} or the password file (got {str(config.password_file)!r})"
+                                 ) from None
+        return basic_auth(config.username, password)
+    if config.token_env or config.token_file:
+        return {"Authorization": "Token " + read_token(config.token_env, config.token_file)}
+    return {}

@@ -81,6 +81,13 @@ class HistorianConfig:
     bucket: str | None = None
     token_env: str | None = None
     token_file: Path | None = None
+    query: Literal["flux", "influxql"] = "flux"
+    write_api: Literal["v2", "v1"] = "v2"
+    database: str | None = None
+    retention_policy: str | None = None
+    username: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -387,4 +394,7 @@ def _convert_historian(model: PlantModel, src: Path) -> HistorianConfig:
         checkpoint_interval_s=h.checkpoint_interval_s, url=h.url, org=h.org, bucket=h.bucket,
         token_env=h.token_env,
         token_file=resolve(h.token_file) if h.token_file else None,
+        query=h.query, write_api=h.write_api, database=h.database, retention_policy=h.retention_policy,
+        username=h.username, password_env=h.password_env,
+        password_file=resolve(h.password_file) if h.password_file else None,
     )

@@ -67,6 +67,15 @@ class HistorianModel(Model):
     token_env: str | None = None
     token_file: str | None = None
     token: str | None = Field(default=None, description="refused: tokens never come from the config")
+    # how InfluxDB is read and written: Flux and /api/v2/write (2.x, the default), or InfluxQL over the
+    # v1 query API (1.x; 2.x through a DBRP mapping; InfluxDB 3 Core) with /write (1.x) or /api/v2/write
+    query: Literal["flux", "influxql"] = "flux"
+    write_api: Literal["v2", "v1"] = "v2"
+    database: str | None = Field(default=None, min_length=1)  # InfluxQL's database (default: bucket)
+    retention_policy: str | None = Field(default=None, min_length=1)
+    username: str | None = Field(default=None, min_length=1)  # 1.x with authentication: basic auth
+    password_env: str | None = Field(default=None, min_length=1)
+    password_file: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _check_kind(self) -> Self:
@@ -75,13 +84,29 @@ class HistorianModel(Model):
                 "token: an InfluxDB token is never read from the configuration file; "
                 "name an environment variable with token_env or a file with token_file"
             )
-        if self.kind == "influxdb":
+        if self.kind == "influxdb" and self.query == "influxql":
+            self._check_influxql()
+        elif self.kind == "influxdb":
             missing = [k for k in ("url", "org", "bucket") if not getattr(self, k)]
             if missing:
                 raise ValueError(f"kind 'influxdb' needs {', '.join(missing)}")
             if not (self.token_env or self.token_file):
                 raise ValueError("kind 'influxdb' needs token_env or token_file")
+            if self.write_api == "v1":
+                raise ValueError("write_api 'v1' (/write) goes with query 'influxql'; Flux reads a 2.x bucket")
         return self
+
+    def _check_influxql(self) -> None:
+        if not self.url:
+            raise ValueError("kind 'influxdb' needs url")
+        if not (self.database or self.bucket):
+            raise ValueError("query 'influxql' needs database (or bucket: the database mapped to it)")
+        if self.write_api == "v2" and not (self.org and self.bucket):
+            raise ValueError("write_api 'v2' (/api/v2/write) needs org and bucket; a 1.x server takes write_api 'v1'")
+        if self.username and not (self.password_env or self.password_file):
+            raise ValueError("username needs password_env or password_file (never the password itself)")
+        if self.username and (self.token_env or self.token_file):
+            raise ValueError("give a token (token_env/token_file) or a username and password, not both")
 
 
 class SignalModel(Model):

@@ -8,6 +8,8 @@ Everything the libraries raise or answer becomes a ``TwinError`` here, through o
   it is given (no background batching, no retries inside the library: store-and-forward decides
   when to try again), Flux answered as annotated-CSV text; failures are ``HistorianError``
   (``InfluxDB write to URL failed: ...``).
+* ``InfluxHttpClient`` — the historian's InfluxQL reads (the v1 query API, which 1.x, 2.x and 3.x
+  all serve) and its writes to ``/write`` or ``/api/v2/write``, over the standard library;
 * ``FluxQueryClient`` — the feed's 2.x Flux queries, run in a worker thread under a deadline;
   ``InfluxQLClient`` — the feed's 1.x ``/query`` over HTTP (aiohttp, one session per feed);
   failures are ``SourceError`` whose text is what the feed's readings show.
@@ -20,6 +22,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import urllib.error
+import urllib.parse
+import urllib.request
 from typing import Any
 
 import aiohttp
@@ -29,7 +34,7 @@ from influxdb_client.rest import ApiException
 
 from twin.errors import HistorianError, SourceError
 
-__all__ = ["FluxQueryClient", "InfluxClient", "InfluxQLClient", "basic_auth", "reason"]
+__all__ = ["FluxQueryClient", "InfluxClient", "InfluxHttpClient", "InfluxQLClient", "basic_auth", "reason"]
 
 
 # --- the one error mapping -------------------------------------------------------------------------
@@ -204,3 +209,69 @@ class InfluxQLClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class InfluxHttpClient:
+    """The historian's InfluxQL queries and its writes over plain HTTP (synchronous; ``HistorianError``).
+
+    ``GET /query?db=&q=`` is the v1 query API: InfluxDB 1.x, 2.x through its v1 compatibility API
+    (a DBRP mapping from the database name to the bucket) and InfluxDB 3 Core all answer it. Writes
+    go to ``/write?db=`` (1.x) or ``/api/v2/write?org=&bucket=`` (2.x, 3.x). ``headers`` carry the
+    credentials (``Authorization: Token ...`` or basic auth), never shown in ``repr``, logs or errors.
+    Answers are read up to ``max_body_bytes`` (a runaway query is refused, not held in memory).
+    """
+
+    def __init__(self, url: str, headers: dict[str, str], *, timeout_s: float = 10.0,
+                 max_body_bytes: int = 256 * 1024 * 1024) -> None:
+        self.url, self.timeout_s, self.max_body_bytes = url.rstrip("/"), timeout_s, max_body_bytes
+        self._headers = dict(headers)
+        # no proxies from the environment: the credentials go to the configured server only
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def __repr__(self) -> str:
+        return f"InfluxHttpClient(url={self.url!r})"
+
+    def _send(self, request: urllib.request.Request, what: str) -> bytes:
+        try:
+            with self._opener.open(request, timeout=self.timeout_s) as resp:
+                body: bytes = resp.read(self.max_body_bytes + 1)
+        except urllib.error.HTTPError as exc:
+            detail = _detail(exc.read(64 * 1024), "error")
+            answer = _http(exc.code, exc.reason, detail)
+            raise HistorianError(f"InfluxDB {what} to {self.url} failed: {answer}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            cause = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            raise HistorianError(f"InfluxDB {what} to {self.url} failed: influx unreachable: {cause}") from None
+        if len(body) > self.max_body_bytes:
+            raise HistorianError(f"InfluxDB {what} to {self.url} failed: the answer is over "
+                                 f"{self.max_body_bytes // (1024 * 1024)} MiB")
+        return body
+
+    def query(self, database: str, influxql: str, retention_policy: str = "") -> Any:
+        """The decoded JSON answer of ``influxql`` (times as RFC 3339 text with nanoseconds)."""
+        params = {"db": database, "q": influxql}
+        if retention_policy:
+            params["rp"] = retention_policy
+        request = urllib.request.Request(f"{self.url}/query?{urllib.parse.urlencode(params)}", headers=self._headers)
+        body = self._send(request, "query")
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise HistorianError(f"InfluxDB query to {self.url} failed: the answer is not JSON") from None
+
+    def write(self, chunk: str, *, database: str = "", retention_policy: str = "", org: str = "",
+              bucket: str = "") -> None:
+        """Write line protocol (ns precision): ``/api/v2/write`` when ``bucket`` is given, else ``/write``."""
+        if bucket:
+            path, params = "/api/v2/write", {"org": org, "bucket": bucket, "precision": "ns"}
+        else:
+            path, params = "/write", {"db": database, "precision": "ns"}
+            if retention_policy:
+                params["rp"] = retention_policy
+        request = urllib.request.Request(f"{self.url}{path}?{urllib.parse.urlencode(params)}",
+                                         data=chunk.encode("utf-8"), method="POST",
+                                         headers={**self._headers, "Content-Type": "text/plain; charset=utf-8"})
+        self._send(request, "write")
+
+    def close(self) -> None:
+        self._opener.close()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from connectors.config.influx_feed import InfluxMapping
-from connectors.influx.csv import EPOCH, NS
+from connectors.influx.csv import EPOCH, NS, dt_to_ns
 from twin.codec import dt_to_json
 from twin.frozen import FrozenDict
 from twin.historian import SeriesKey
@@ -27,8 +27,14 @@ __all__ = [
     "flux_series",
     "flux_signals",
     "flux_string",
+    "influxql_checkpoint",
+    "influxql_events",
     "influxql_ident",
+    "influxql_points",
     "influxql_query",
+    "influxql_readings",
+    "influxql_series",
+    "influxql_signals",
     "influxql_string",
     "plan_groups",
 ]
@@ -224,3 +230,76 @@ def flux_signals(bucket: str, site: str | None) -> str:
         '  |> keep(columns: ["site", "asset", "signal"])',
         "  |> group()",
     ])
+
+
+# --- the historian's InfluxQL (the v1 query API: InfluxDB 1.x, 2.x through DBRP, 3 Core) ---------
+
+
+def _site_is(site: str) -> str:
+    return f'"site"::tag = {influxql_string(site)}'
+
+
+def influxql_readings(site: str, after: datetime | None, until: datetime) -> str:
+    """InfluxQL for every reading of ``site`` with ``after < ts <= until``, one series per asset/signal/quality.
+
+    >>> from datetime import UTC
+    >>> print(influxql_readings("s1", None, datetime(2026, 1, 5, tzinfo=UTC)))
+    SELECT "value", "value_str", "vtype", "reason" FROM "reading" WHERE "site"::tag = 's1' AND time > 0 \
+AND time < 1767571200000001000 GROUP BY "site", "asset", "signal", "quality"
+    """
+    start = 0 if after is None else dt_to_ns(after)
+    return ('SELECT "value", "value_str", "vtype", "reason" FROM "reading" WHERE '
+            f'{_site_is(site)} AND time > {start} AND time < {_after(until)} GROUP BY "site", "asset", "signal", '
+            '"quality"')
+
+
+def _after(t: datetime) -> int:
+    """The first nanosecond after ``t``'s microsecond: an event's nanosecond digits hold its index in the batch."""
+    return dt_to_ns(t) + 1000
+
+
+def influxql_checkpoint(site: str, t: datetime) -> str:
+    """InfluxQL for the latest checkpoint of ``site`` at or before ``t``."""
+    return f'SELECT last("state") FROM "checkpoint" WHERE {_site_is(site)} AND time < {_after(t)}'
+
+
+def influxql_events(site: str | None, t0: datetime, t1: datetime) -> str:
+    """InfluxQL for the events in [t0, t1] (of ``site``), one series per site/asset/kind."""
+    where = f"time >= {dt_to_ns(t0)} AND time < {_after(t1)}"
+    if site is not None:
+        where = f"{_site_is(site)} AND {where}"
+    return f'SELECT "message", "data" FROM "event" WHERE {where} GROUP BY "site", "asset", "kind"'
+
+
+def influxql_series(key: SeriesKey, t0: datetime, t1: datetime, every: timedelta) -> str:
+    """InfluxQL for one series in [t0, t1]: min, max, mean and count per window of ``every``, from ``t0``.
+
+    The windows are aligned to ``t0`` (``GROUP BY time(every, offset)``), as Flux's are.
+
+    >>> from datetime import UTC
+    >>> print(influxql_series(SeriesKey(site="s1", asset="P1", signal="t"), datetime(2026, 1, 5, 0, 7, tzinfo=UTC),
+    ...                       datetime(2026, 1, 6, tzinfo=UTC), timedelta(minutes=10)))
+    SELECT min("value"), max("value"), mean("value"), count("value") FROM "reading" WHERE "site"::tag = 's1' \
+AND "asset"::tag = 'P1' AND "signal"::tag = 't' AND "quality"::tag = 'good' AND time >= 1767571620000000000 \
+AND time < 1767657600000001000 GROUP BY time(600000000u, 420000000u) fill(none)
+    """
+    every_us = max(1, every // timedelta(microseconds=1))
+    offset_us = (dt_to_ns(t0) // 1000) % every_us
+    return ('SELECT min("value"), max("value"), mean("value"), count("value") FROM "reading" WHERE '
+            f'{_site_is(key.site)} AND "asset"::tag = {influxql_string(key.asset)} AND "signal"::tag = '
+            f"{influxql_string(key.signal)} AND \"quality\"::tag = 'good' AND time >= {dt_to_ns(t0)} AND time < "
+            f"{_after(t1)} GROUP BY time({every_us}u, {offset_us}u) fill(none)")
+
+
+def influxql_points(key: SeriesKey, t0: datetime, t1: datetime, *, count_only: bool = False) -> str:
+    """InfluxQL for the GOOD points of one series in [t0, t1] (or only how many there are)."""
+    what = 'count("value")' if count_only else '"value"'
+    return (f'SELECT {what} FROM "reading" WHERE {_site_is(key.site)} AND "asset"::tag = '
+            f"{influxql_string(key.asset)} AND \"signal\"::tag = {influxql_string(key.signal)} AND "
+            f"\"quality\"::tag = 'good' AND time >= {dt_to_ns(t0)} AND time < {_after(t1)}")
+
+
+def influxql_signals(site: str | None) -> str:
+    """InfluxQL listing the series of readings (``SHOW SERIES``: one key per asset/signal/quality)."""
+    where = "" if site is None else f' WHERE "site" = {influxql_string(site)}'
+    return f'SHOW SERIES FROM "reading"{where}'

@@ -57,7 +57,7 @@ def test_token_never_in_logs_reprs_or_errors_when_the_server_is_dead(
     url = f"http://127.0.0.1:{free_port()}"
     cfg = SimpleNamespace(kind="influxdb", path=str(tmp_path / "edge.db"), url=url, org="org", bucket="plant",
                           token_env="TWIN_TEST_INFLUX_TOKEN", token_file=None, rollup_interval_s=60,
-                          retention_raw_days=None)
+                          retention_raw_days=None, query="flux", write_api="v2")
     seen: list[str] = []
     writer = open_historian(cfg, FLEET, "write")
     assert isinstance(writer, StoreAndForward)
