@@ -68,8 +68,13 @@ def run(args: argparse.Namespace) -> int:
     state = None
     if retention_store is not None:
         state = resume_state(cfg.fleet, retention_store, utc_now())  # continue totals after a restart
+    # with --device (and no orders/shipments feeds, whose records may be of any site) the collector owns
+    # the sites of its devices: one collector per site writing one central historian, each records only
+    # its own sites' checkpoints and events
+    feeds_on = cfg.feeds is not None and not args.no_feeds
+    owned = {d.site for d in devices} | {f.site for f in cfg.influx} if args.device and not feeds_on else None
     collector = Collector(cfg.fleet, devices, sink, checkpoint_interval_s=cfg.historian.checkpoint_interval_s,
-                          state=state)
+                          state=state, sites=owned)
     if cfg.influx:  # InfluxDB feeds produce readings like the Modbus poller
         from connectors.influx.feed import InfluxFeedPoller
 

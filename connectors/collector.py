@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
@@ -119,8 +119,12 @@ class Collector:
                  flush_interval_s: float = 0.5, checkpoint_interval_s: float = 300.0,
                  state: TwinState | None = None, seed: int | None = None,
                  max_backlog: int = 500_000, sources: Sequence[Source] = (),
-                 checkpoint_every_readings: int = 2_000) -> None:
+                 checkpoint_every_readings: int = 2_000, sites: Collection[str] | None = None) -> None:
         self.fleet = fleet
+        # the sites this collector owns (None: every site of the fleet). With one collector per site
+        # writing one central historian, each writes only its own sites' checkpoints and events: the
+        # others' staleness as seen from here (no readings of them) is not theirs to record.
+        self.sites: frozenset[str] | None = frozenset(sites) if sites is not None else None
         self.sink = sink
         self._clock = clock
         self.flush_interval_s = flush_interval_s
@@ -183,6 +187,8 @@ class Collector:
                 self._ignored_logged.add(key)
                 log.warning("readings of %s/%s/%s not applied: %s", ig.site, ig.asset, ig.signal, ig.reason)
         state, events = result.state, result.events
+        if self.sites is not None:
+            events = tuple(e for e in events if e.site in self.sites)
         if self._pending_records:
             records, self._pending_records = self._pending_records, []
             state, business_events = business.apply_records(self.fleet, state, records, now)
@@ -195,6 +201,8 @@ class Collector:
         t = now.timestamp()
         states: list[SiteState] = []
         for site_id, site_state in state.sites.items():
+            if self.sites is not None and site_id not in self.sites:
+                continue
             last = self._checkpointed.get(site_id)
             if (site_id in with_events or last is None or t - last >= self.checkpoint_interval_s
                     or counts.get(site_id, 0) >= self.checkpoint_every_readings):

@@ -48,3 +48,33 @@ def test_a_site_is_checkpointed_after_n_readings_even_within_the_interval() -> N
     c.ingest(temps(50, 100))
     c.flush()
     assert sink.states[-1] == []  # the count started again at the checkpoint
+
+
+class EventSink(ListSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.event_sites: list[set[str]] = []
+
+    def write(self, readings: Sequence[Reading], states: Sequence[SiteState] = (),
+              events: Sequence[Event] = ()) -> None:
+        super().write(readings, states, events)
+        self.event_sites.append({str(e.site) for e in events})
+
+
+def test_a_collector_of_one_site_records_only_that_site() -> None:
+    # one collector per site, one central historian: Berlin's collector sees no readings of Lyon, and
+    # the staleness it would infer (Lyon's machines going STALE, then UNKNOWN) is not Lyon's to record
+    cfg = load(EXAMPLES / "fleet.toml")
+    now = [T0]
+    sink = EventSink()
+    c = Collector(cfg.fleet, (), sink, clock=lambda: now[0], checkpoint_interval_s=60.0, sites={"pod-berlin"})
+    for minute in range(5):
+        now[0] = T0 + timedelta(minutes=minute)
+        c.ingest([Reading(ts=now[0], site="pod-berlin", asset="P1", signal="status", value=2)])
+        c.flush()
+    assert {s for batch in sink.states for s in batch} == {"pod-berlin"}  # checkpoints of Berlin only
+    assert set().union(*sink.event_sites) == {"pod-berlin"}  # P1's status change: Berlin's; nothing of Lyon
+    everyone = EventSink()
+    c = Collector(cfg.fleet, (), everyone, clock=lambda: T0, checkpoint_interval_s=60.0)
+    c.flush()
+    assert set(everyone.states[-1]) == {s.id for s in cfg.fleet.sites}  # one collector for all: every site
