@@ -28,8 +28,10 @@ import pytest
 
 from app.historians import open_historian
 from connectors.config import load
+from dashboard.queries import QueryService
 from tests.conftest import ROOT, free_port
 from tests.connectors.influx_feed.conftest import Influxd, _influxd
+from twin.clock import utc_now
 from twin.readings import Quality
 from twin.spec import MachineStatus
 
@@ -146,6 +148,11 @@ def test_three_collectors_one_influxdb(tmp_path: Path, influx: Influxd, capsys: 
                 assert len(known) == len(state.machines), f"{site}: {len(known)} of {len(state.machines)} known"
                 # live: every machine's status sampled in the last 30 s (polls every second or so)
                 assert all(m.signals["status"].age_s(now) < 30 for m in state.machines.values())
+            # the dashboard's own read side over that reader: the fleet tiles of the three sites, live
+            tiles = {t.site: t for t in QueryService(fleet=cfg.fleet, historian=reader, clock=utc_now).fleet_tiles()}
+            for site in SITES:
+                assert not tiles[site].stale and tiles[site].machines_dark == 0
+                assert tiles[site].age_s is not None and tiles[site].age_s < 30
         finally:
             reader.close()
 
