@@ -8,7 +8,8 @@ in-process with ``workers=0``) reporting progress, and turns the engine's ``Comp
 recent actual trend read from the historian, KPI deltas with their 95 % intervals, and the on-time
 probability of every open order of the site. With several interventions, each also runs alone
 against the baseline (``effect_replications``: fewer replications, the same seed), so the page can
-say what each one does on its own.
+say what each one does on its own. A ``progress`` with a ``partial(result)`` method (the page's) is
+first given the bands of the run's first replications (``preview_replications``), within a second.
 
 It runs inside a background-callback worker process, so it opens its own historian connection
 (``open_historian``) for every run rather than sharing the web process's one across a fork.
@@ -61,7 +62,7 @@ from twin.sim.whatif import Inputs, RunSettings, prepare, run_whatif
 from twin.spec import FleetSpec, SignalKind, SiteSpec
 
 __all__ = ["DOWNSAMPLED", "EngineRunner", "actual_trends", "bin_seconds", "downsampled_said_once",
-           "effect_replications", "kpi_delta", "run_slot", "to_result"]
+           "effect_replications", "kpi_delta", "preview_replications", "run_slot", "to_result"]
 
 log = logging.getLogger(__name__)
 
@@ -337,6 +338,16 @@ class EngineRunner:
             return lambda done, _planned: progress(offset + done, total)
 
         effects: list[Effect] = []
+        show = getattr(progress, "partial", None)  # a page that draws bands before the run ends
+        first = preview_replications(request.replications)
+        if callable(show) and first:
+            # the first replications of the run, in this process (no pool to start): replication i has
+            # the same seeds in any run, so these are exactly the full run's first bands, drawn in well under 1 s
+            early = run_whatif(inputs, snapshot, scenario, replace(settings, replications=first), sites=sites)
+            show(to_result(early.result.comparison(), name=scenario.name, fleet=self.fleet, site=request.site, at=at,
+                           horizon_h=request.horizon_h, replications=first, actuals=actuals,
+                           notes=[f"first {first} of {request.replications} replications: the bands narrow as the "
+                                  "rest finish"]))
         try:
             with executor_for(None, self.workers) as ex:
                 done = run_whatif(inputs, snapshot, scenario, settings, sites=sites, executor=ex,
@@ -359,6 +370,11 @@ class EngineRunner:
         result = to_result(mc.comparison(), name=scenario.name, fleet=self.fleet, site=request.site, at=at,
                            horizon_h=request.horizon_h, replications=mc.replications, actuals=actuals, notes=notes)
         return replace(result, effects=tuple(effects), seed=request.seed)
+
+
+def preview_replications(replications: int) -> int:
+    """Replications of the early bands drawn before a run ends: 5 (0: the run is that short anyway)."""
+    return 5 if replications > 10 else 0
 
 
 def effect_replications(replications: int) -> int:

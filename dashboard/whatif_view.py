@@ -255,6 +255,10 @@ class WhatIfResult:
 
 
 class WhatIfRunner(Protocol):
-    """Runs a what-if (in a background worker); calls ``progress`` as replications finish."""
+    """Runs a what-if (in a background worker); calls ``progress`` as replications finish.
+
+    A ``progress`` that also has a ``partial(result)`` method is given an early ``WhatIfResult``
+    (the first replications' bands) before the run ends, for the page to draw.
+    """
 
     def run(self, request: WhatIfRequest, progress: Progress) -> WhatIfResult: ...

@@ -24,6 +24,21 @@ from dashboard import auth, figures, ids, theme
 from dashboard.auth import CurrentUser, Forbidden, UserRole
 from dashboard.pages._shared import card, choose, notice, register_page, site_dropdown, site_options, url_param
 from dashboard.pages.replay import parse_local
+from dashboard.pages.whatif_results import (
+    DELETE,
+    DUPLICATE,
+    EARLY,
+    EFFECTS,
+    LINK,
+    LOAD_SAVED,
+    LOADED,
+    SAVE_SERVER,
+    SAVED,
+    SHOWN,
+    STORE_NOTE,
+    Reporter,
+    register_results,
+)
 from dashboard.queries import QueryService
 from dashboard.scenario_store import ResultStore, ScenarioStore, whatif_folder
 from dashboard.scenarios import (
@@ -37,14 +52,14 @@ from dashboard.scenarios import (
     scenario_to_toml,
 )
 from dashboard.services import Services
-from dashboard.whatif_tables import compare_table, deltas_table, effects_table, orders_table, saved_options
-from dashboard.whatif_view import WhatIfRequest, WhatIfResult
+from dashboard.whatif_tables import effects_table, saved_options
+from dashboard.whatif_view import WhatIfRequest
 from twin.clock import utc_now
 from twin.errors import ConfigError, Problem, TwinError
 from twin.spec import FleetSpec
 
 __all__ = ["authorise_run", "choice_options", "fork_note", "fork_problems", "form_values", "layout", "register",
-           "result_link", "run_request", "scenario_doc", "stores"]
+           "run_request", "scenario_doc", "stores"]
 
 log = logging.getLogger(__name__)
 PATH = "/whatif"
@@ -52,14 +67,6 @@ TOKEN_SALT = "twin-whatif-run"
 TOKEN_MAX_AGE_S = 60
 CHOICE_TYPES = {"machine", "template", "sku", "product", "site", "weekdays"}
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-# the page's ids added with the server-side store (dashboard.ids holds the older ones)
-SAVED = "whatif-saved"  # dropdown of the scenarios saved on the server
-SAVE_SERVER, LOAD_SAVED, DUPLICATE, DELETE = "whatif-save-server", "whatif-load-saved", "whatif-dup", "whatif-del"
-STORE_NOTE = "whatif-store-note"
-EFFECTS = "whatif-effects"  # each intervention alone
-LINK = "whatif-link"  # the link to the finished run's result page
-LOADED = "whatif-loaded"  # dcc.Store: a stored run opened by its link (/whatif?result=ID)
-SHOWN = "whatif-shown"  # dcc.Store: the run the page shows (just finished, or opened by its link)
 REMOVE, EDIT = "whatif-remove", "whatif-edit"  # per-intervention buttons (pattern ids, index = position)
 
 
@@ -136,6 +143,7 @@ def layout(site: str | None = None, at: str | None = None, limits: WhatIfLimits 
                                           placeholder="KPI…", style={"maxWidth": "320px"}),
                              dcc.Graph(id=ids.WHATIF_FAN, figure=figures.empty("Run a scenario to see its projection"),
                                        config={"displaylogo": False})),
+                        html.Div(id=EARLY),
                         html.Div(id=LINK, className="mb-2"),
                         card("KPI deltas: baseline and scenario side by side",
                              html.Div(html.Div("No run yet", className="muted"), id=ids.WHATIF_DELTAS)),
@@ -237,7 +245,7 @@ def register(app: dash.Dash, services: Services) -> None:
     _register_edit(app, services.queries, saved)
     _register_saved(app, saved, services.queries.fleet)
     _register_run(app, services, settings, results)
-    _register_results(app, results)
+    register_results(app, results)
 
 
 def stores(services: Services) -> tuple[ScenarioStore, ResultStore]:
@@ -437,6 +445,52 @@ def _register_edit(app: dash.Dash, queries: QueryService, saved: ScenarioStore) 
         return {"content": scenario_to_toml(doc), "filename": filename, "type": "application/toml", "base64": False}
 
 
+def _register_run(app: dash.Dash, services: Services, settings: auth.AuthSettings, results: ResultStore) -> None:
+    """Run: authorised on the server into a signed request, then run in a background callback."""
+
+    @app.callback(Output(ids.WHATIF_REQUEST, "data"), Output(ids.WHATIF_STATUS, "children"),
+                  Input(ids.WHATIF_RUN, "n_clicks"),
+                  State(ids.WHATIF_SCENARIO, "data"), State(ids.WHATIF_NAME, "value"), State(ids.WHATIF_SITE, "value"),
+                  State(ids.WHATIF_AT, "value"), State(ids.WHATIF_HORIZON, "value"),
+                  State(ids.WHATIF_REPLICATIONS, "value"), prevent_initial_call=True)
+    def _start(_n: Any, stored: Any, name: Any, site: Any, at: Any, horizon: Any, reps: Any) -> tuple[Any, Any]:
+        doc = scenario_doc(stored, name=name, site=site, at=at, horizon=horizon, reps=reps)
+        try:
+            request = authorise_run(services, settings, auth.current_user(), doc)
+        except (Forbidden, TwinError) as exc:
+            return dash.no_update, notice(str(exc), error=True)
+        at_text = f"the recorded state at {doc['at']} UTC" if doc.get("at") else "the live state (now)"
+        return request, notice(f"Running {doc['replications']} replications at {site} from {at_text}…")
+
+    @app.callback(
+        Output(ids.WHATIF_RESULT, "data"), Input(ids.WHATIF_REQUEST, "data"), State(ids.WHATIF_FAN_KPI, "value"),
+        background=True, prevent_initial_call=True, interval=250,  # polls: early bands within a second
+        progress=[Output(ids.WHATIF_PROGRESS, "value"), Output(ids.WHATIF_PROGRESS, "label"),
+                  Output(ids.WHATIF_FAN, "figure"), Output(ids.WHATIF_DELTAS, "children"), Output(EARLY, "children")],
+        running=[(Output(ids.WHATIF_RUN, "disabled"), True, False),
+                 (Output(ids.WHATIF_CANCEL, "disabled"), False, True)],
+        cancel=[Input(ids.WHATIF_CANCEL, "n_clicks")],
+    )
+    def _run(set_progress: Any, request: dict[str, Any] | None, kpi: str | None) -> Any:
+        if not request or services.whatif is None:
+            raise PreventUpdate
+        req = run_request(settings, request)  # refuses a forged or stale request, even from a direct POST
+
+        try:
+            data = services.whatif.run(req, Reporter(set_progress, kpi)).to_dict()
+        except TwinError as exc:
+            log.warning("what-if failed: %s", exc)
+            return {"error": str(exc)}
+        # kept on the server (bounded), so the run has a page to link to; its request reproduces it
+        record = {**data, "request": {"scenario": req.scenario, "at": req.at.isoformat() if req.at else None,
+                                      "seed": req.seed, "by": req.requested_by}}
+        try:
+            data["id"] = results.put(record, now=utc_now())
+        except (TwinError, OSError) as exc:
+            log.warning("what-if result not kept: %s", exc)
+        return data
+
+
 def _register_saved(app: dash.Dash, saved: ScenarioStore, fleet: FleetSpec) -> None:
     """Scenarios saved on the server: save the form's (engineers), duplicate, delete; the list, newest first."""
 
@@ -468,120 +522,3 @@ def _register_saved(app: dash.Dash, saved: ScenarioStore, fleet: FleetSpec) -> N
         except (Forbidden, TwinError, OSError) as exc:
             note = notice(str(exc), error=True)
         return saved_options(saved.list()), value, note
-
-
-def _register_run(app: dash.Dash, services: Services, settings: auth.AuthSettings, results: ResultStore) -> None:
-    """Run: authorised on the server into a signed request, then run in a background callback."""
-
-    @app.callback(Output(ids.WHATIF_REQUEST, "data"), Output(ids.WHATIF_STATUS, "children"),
-                  Input(ids.WHATIF_RUN, "n_clicks"),
-                  State(ids.WHATIF_SCENARIO, "data"), State(ids.WHATIF_NAME, "value"), State(ids.WHATIF_SITE, "value"),
-                  State(ids.WHATIF_AT, "value"), State(ids.WHATIF_HORIZON, "value"),
-                  State(ids.WHATIF_REPLICATIONS, "value"), prevent_initial_call=True)
-    def _start(_n: Any, stored: Any, name: Any, site: Any, at: Any, horizon: Any, reps: Any) -> tuple[Any, Any]:
-        doc = scenario_doc(stored, name=name, site=site, at=at, horizon=horizon, reps=reps)
-        try:
-            request = authorise_run(services, settings, auth.current_user(), doc)
-        except (Forbidden, TwinError) as exc:
-            return dash.no_update, notice(str(exc), error=True)
-        at_text = f"the recorded state at {doc['at']} UTC" if doc.get("at") else "the live state (now)"
-        return request, notice(f"Running {doc['replications']} replications at {site} from {at_text}…")
-
-    @app.callback(
-        Output(ids.WHATIF_RESULT, "data"), Input(ids.WHATIF_REQUEST, "data"),
-        background=True, prevent_initial_call=True,
-        progress=[Output(ids.WHATIF_PROGRESS, "value"), Output(ids.WHATIF_PROGRESS, "label")],
-        running=[(Output(ids.WHATIF_RUN, "disabled"), True, False),
-                 (Output(ids.WHATIF_CANCEL, "disabled"), False, True)],
-        cancel=[Input(ids.WHATIF_CANCEL, "n_clicks")],
-    )
-    def _run(set_progress: Any, request: dict[str, Any] | None) -> Any:
-        if not request or services.whatif is None:
-            raise PreventUpdate
-        req = run_request(settings, request)  # refuses a forged or stale request, even from a direct POST
-
-        def progress(done: int, total: int) -> None:
-            set_progress((100.0 * done / max(total, 1), f"{done}/{total}"))
-
-        try:
-            data = services.whatif.run(req, progress).to_dict()
-        except TwinError as exc:
-            log.warning("what-if failed: %s", exc)
-            return {"error": str(exc)}
-        # kept on the server (bounded), so the run has a page to link to; its request reproduces it
-        record = {**data, "request": {"scenario": req.scenario, "at": req.at.isoformat() if req.at else None,
-                                      "seed": req.seed, "by": req.requested_by}}
-        try:
-            data["id"] = results.put(record, now=utc_now())
-        except (TwinError, OSError) as exc:
-            log.warning("what-if result not kept: %s", exc)
-        return data
-
-
-def result_link(rid: str) -> str:
-    """The path of a stored run's result page."""
-    return f"{PATH}?result={rid}"
-
-
-def _shown(data: dict[str, Any], kpi: str | None, runs: list[dict[str, Any]] | None, *, fresh: bool
-           ) -> tuple[Any, ...]:
-    """The views of a run: fan-chart KPI choice, deltas, effects, orders, the session's runs, status, link."""
-    keep = dash.no_update
-    if "error" in data:
-        return keep, keep, keep, keep, keep, keep, notice(data["error"], error=True), keep, keep
-    result = WhatIfResult.from_dict(data)
-    kpis = result.kpis()
-    if result.id:
-        link: Any = html.Div(["Link to this result (same numbers, kept on the server): ",
-                              dcc.Link(result_link(result.id), href=result_link(result.id), id="whatif-link-a")])
-    else:
-        link = html.Div("This result was not kept on the server: it has no link", className="muted small")
-    what = "Done" if fresh else "Stored run"
-    status = html.Div([notice(f"{what}: {result.replications} replications of {result.name!r} at {result.site}, "
-                              f"forked {theme.fmt_ts(result.at)}, seed {result.seed}"),
-                       *[html.Div(n, className="muted small") for n in result.notes]])
-    return ([{"label": k, "value": k} for k in kpis], kpi if kpi in kpis else (kpis[0] if kpis else None),
-            deltas_table(result.deltas), effects_table(result.effects), orders_table(result),
-            [*(runs or [])[-9:], data] if fresh else keep, status, link, data)
-
-
-def _register_results(app: dash.Dash, results: ResultStore) -> None:
-    """A run into the fan chart, the KPI deltas, each intervention alone, the orders and the comparison."""
-
-    @app.callback(Output(LOADED, "data"), Output(ids.WHATIF_STATUS, "children", allow_duplicate=True),
-                  Input(ids.LOCATION, "search"), prevent_initial_call="initial_duplicate")
-    def _open(search: str | None) -> tuple[Any, Any]:
-        rid = url_param(search, "result")
-        if not rid:
-            raise PreventUpdate
-        data = results.get(rid)
-        if data is None:
-            return dash.no_update, notice(f"No stored what-if result {rid!r}: results are kept "
-                                          f"{results.max_age_s / 86400:g} days (at most {results.max_count})",
-                                          error=True)
-        return data, dash.no_update
-
-    @app.callback(Output(ids.WHATIF_FAN_KPI, "options"), Output(ids.WHATIF_FAN_KPI, "value"),
-                  Output(ids.WHATIF_DELTAS, "children"), Output(EFFECTS, "children"),
-                  Output(ids.WHATIF_ORDERS, "children"), Output(ids.WHATIF_RUNS, "data"),
-                  Output(ids.WHATIF_STATUS, "children", allow_duplicate=True), Output(LINK, "children"),
-                  Output(SHOWN, "data"),
-                  Input(ids.WHATIF_RESULT, "data"), Input(LOADED, "data"), State(ids.WHATIF_FAN_KPI, "value"),
-                  State(ids.WHATIF_RUNS, "data"), prevent_initial_call=True)
-    def _result(data: dict[str, Any] | None, loaded: dict[str, Any] | None, kpi: str | None,
-                runs: list[dict[str, Any]] | None) -> tuple[Any, ...]:
-        fresh = ctx.triggered_id == ids.WHATIF_RESULT
-        shown = data if fresh else loaded
-        if not shown:
-            raise PreventUpdate
-        return _shown(shown, kpi, runs, fresh=fresh)
-
-    @app.callback(Output(ids.WHATIF_FAN, "figure"), Input(ids.WHATIF_FAN_KPI, "value"), Input(SHOWN, "data"))
-    def _fan(kpi: str | None, data: dict[str, Any] | None) -> Any:
-        if not data or "error" in data or not kpi:
-            return figures.empty("Run a scenario to see its projection")
-        return figures.fan_chart(WhatIfResult.from_dict(data), kpi)
-
-    @app.callback(Output(ids.WHATIF_COMPARE, "children"), Input(ids.WHATIF_RUNS, "data"))
-    def _compare(runs: list[dict[str, Any]] | None) -> Any:
-        return compare_table(runs or [])
