@@ -23,7 +23,7 @@ from dashboard.whatif_view import DeltaRow, Effect, KpiDelta, WhatIfResult, delt
 __all__ = ["compare_table", "delta_bar", "deltas_table", "effects_table", "orders_table", "saved_options"]
 
 
-TRACK = {"position": "relative", "height": "14px", "minWidth": "90px", "background": "#dcdee0",
+TRACK = {"position": "relative", "height": "14px", "minWidth": "50px", "background": "#dcdee0",
          "borderRadius": "2px"}
 ZERO = {"position": "absolute", "left": "50%", "top": "0", "bottom": "0", "width": "1px", "background": theme.TEXT}
 
@@ -41,9 +41,11 @@ def delta_bar(row: DeltaRow) -> html.Div:
 
 
 def _delta_cells(row: DeltaRow) -> list[Any]:
+    """Δ over its interval in one cell (narrow enough for a phone), then the row's bar."""
     style = {"color": row.colour, "fontWeight": 600} if row.tone != "unclear" else {}
-    return [html.Td(row.delta, style=style, className="num"), html.Td(row.ci, className="num muted small"),
-            html.Td(delta_bar(row), style={"width": "22%", "minWidth": "90px"})]
+    return [html.Td([html.Div(row.delta, style=style), html.Div(row.ci, className="muted small")], className="num",
+                    style={"whiteSpace": "nowrap"}),
+            html.Td(delta_bar(row), style={"width": "22%", "minWidth": "60px"})]
 
 
 def deltas_table(deltas: Sequence[KpiDelta]) -> Any:
@@ -56,7 +58,7 @@ def deltas_table(deltas: Sequence[KpiDelta]) -> Any:
         body.append(html.Tr([html.Td(row.label), html.Td(row.baseline, className="num"),
                              html.Td(row.scenario, className="num"), *_delta_cells(row)],
                             className=f"wf-{row.tone}"))
-    head = html.Thead(html.Tr([html.Th(h) for h in ("KPI", "Baseline", "Scenario", "Δ", "95 % CI", "")]))
+    head = html.Thead(html.Tr([html.Th(h) for h in ("KPI", "Baseline", "Scenario", "Δ (95 % CI)", "")]))
     note = html.Div("Coloured only where the 95 % interval excludes zero: green better, red worse. "
                     "pp = percentage points. Each bar has its own scale.", className="muted small")
     return html.Div([dbc.Table([head, html.Tbody(body)], size="sm", className="hmi-table wf-deltas"), note],
@@ -69,15 +71,15 @@ def effects_table(effects: Sequence[Effect]) -> Any:
         return html.Div("With two or more interventions, each one's effect alone is shown here", className="muted")
     body = []
     for e in effects:
-        cells: list[Any] = [html.Td(e.intervention)]
+        cells: list[Any] = [html.Td(e.intervention, className="small")]
         for d in (e.on_time, e.output):
             if d is None:
-                cells += [html.Td("–", className="num"), html.Td(""), html.Td("")]
-            else:
-                cells += _delta_cells(delta_row(d))
+                cells += [html.Td("–", className="num"), html.Td("")]
+                continue
+            cells += _delta_cells(delta_row(d))
         body.append(html.Tr(cells))
-    head = html.Thead(html.Tr([html.Th("Intervention alone"), html.Th("Δ on-time"), html.Th("95 % CI"), html.Th(""),
-                               html.Th("Δ output"), html.Th("95 % CI"), html.Th("")]))
+    head = html.Thead(html.Tr([html.Th("Intervention alone"), html.Th("Δ on-time (95 % CI)"), html.Th(""),
+                               html.Th("Δ output (95 % CI)"), html.Th("")]))
     reps = sorted({e.replications for e in effects})
     note = html.Div(f"{'/'.join(map(str, reps))} paired replications each, the run's seed; the effects need not "
                     "add up to the whole scenario's", className="muted small")

@@ -66,7 +66,7 @@ def test_two_interventions_each_alone_side_by_side_and_a_result_link(browser, pl
     page = new_page(browser, 1440, 900, errors)
     page.goto(plant.url + "/whatif?site=pod-berlin")
     page.wait_for_selector("#whatif-interventions:has-text('No interventions')")
-    page.fill("#whatif-name", "P3 down and faster cycles")
+    page.fill("#whatif-name", "P3 down and P1 faster")
     page.fill("#whatif-horizon", "24")
     page.fill("#whatif-replications", "300")
     _pick(page, "machine", "P3")
@@ -76,6 +76,7 @@ def test_two_interventions_each_alone_side_by_side_and_a_result_link(browser, pl
     page.wait_for_selector("#whatif-interventions li:has-text('machine P3')")
     page.locator("#whatif-kind").click()
     page.locator(".dash-dropdown-option", has_text="Cycle-time factor").click()
+    _pick(page, "machine", "P1")  # P1 20 % faster (the picker still holds P3 from the first one)
     _value(page, "factor", "0.8")
     page.click("#whatif-add")
     page.wait_for_selector("#whatif-interventions li:has-text('factor 0.8')")
@@ -83,7 +84,7 @@ def test_two_interventions_each_alone_side_by_side_and_a_result_link(browser, pl
     # saved on the server with its author (login is off on loopback: the local admin) and listed
     page.click("#whatif-save-server")
     page.wait_for_selector("#whatif-store-note:has-text('Saved')")
-    assert "P3 down and faster cycles" in page.inner_text("#whatif-saved")
+    assert "P3 down and P1 faster" in page.inner_text("#whatif-saved")
     # every text the status shows, with its time after the click on Run (the early bands may show only briefly)
     page.evaluate("""() => { window.seen = []; for (const id of ['whatif-status', 'whatif-early']) {
         const el = document.getElementById(id);
@@ -101,21 +102,23 @@ def test_two_interventions_each_alone_side_by_side_and_a_result_link(browser, pl
     by_kpi = {r[0]: r for r in deltas}
     # baseline and scenario side by side, the on-time difference in percentage points
     on_time = by_kpi["on-time delivery"]
-    assert on_time[1].endswith(" %") and on_time[2].endswith(" %") and on_time[3].endswith(" pp")
+    assert on_time[1].endswith(" %") and on_time[2].endswith(" %") and " pp\n[" in on_time[3]
     units = by_kpi["units finished"]
     assert units[1].endswith(" units") and units[2].endswith(" units")
     # the scenario's Δ is scenario − baseline as shown (whole units here: rounding to the CI's width)
     b, s = (float(x.split()[0].replace(",", "").replace("\u2212", "-")) for x in units[1:3])
-    d = float(units[3].split()[0].replace(",", "").replace("\u2212", "-").replace("+", ""))
+    d = float(units[3].split()[0].replace(",", "").replace("\u2212", "-").replace("+", ""))  # "+0.36 units\n[…]"
     assert abs((s - b) - d) <= 1.0 + 1e-9  # each of the three rounded to the same decimals
     # one row per intervention alone, in the order they were added
     assert [r[0].split(":")[0] for r in effects] == ["Machine down (maintenance, breakdown)",
                                                      "Cycle-time factor (no machine"]
+    # each row: the intervention, Δ on-time over its interval (pp), its bar, Δ output over its interval (units)
+    assert all(" pp\n[" in r[1] and " units\n[" in r[3] for r in effects), effects
     link = page.get_attribute("#whatif-link-a", "href") or ""
     assert re.fullmatch(r"/whatif\?result=[0-9a-f]{16}", link)
     if SHOTS:
-        page.evaluate("window.scrollTo(0, 0)")
-        page.screenshot(path=str(ROOT / "docs" / "screenshots" / "whatif.png"))
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(ROOT / "docs" / "screenshots" / "whatif.png"), full_page=True)
     # the link in a new page: the same run from the server's store, the same numbers
     other = new_page(browser, 1440, 900, errors)
     other.goto(plant.url + link)
@@ -124,7 +127,8 @@ def test_two_interventions_each_alone_side_by_side_and_a_result_link(browser, pl
     other.wait_for_selector("#whatif-fan .legend:has-text('scenario P10–P90')")
     if SHOTS:
         other.wait_for_load_state("networkidle")
-        other.locator("#whatif-link").scroll_into_view_if_needed()
+        other.locator("#whatif-effects").scroll_into_view_if_needed()
+        other.wait_for_timeout(300)
         other.screenshot(path=str(ROOT / "docs" / "screenshots" / "whatif-result.png"))
     other.close()
     phone = new_page(browser, 390, 844, errors)
@@ -134,6 +138,7 @@ def test_two_interventions_each_alone_side_by_side_and_a_result_link(browser, pl
     assert phone.evaluate("document.documentElement.scrollWidth") == 390  # tables scroll in their cards
     if SHOTS:
         phone.locator("#whatif-link").scroll_into_view_if_needed()
+        phone.wait_for_timeout(300)
         phone.screenshot(path=str(ROOT / "docs" / "screenshots" / "whatif-phone.png"))
     phone.close()
     page.close()
