@@ -163,3 +163,46 @@ def test_two_interventions_each_alone_and_downsampled_said_once(store_path: Path
     assert pk1.output is not None and pk1.output.scenario == 0.0 and pk1.output.delta == -pk1.output.baseline
     assert pk1.replications == 5 and r.seed == 3
     assert WhatIfResult.from_dict(r.to_dict()) == r
+
+
+class _Watcher:
+    """A page's progress: the bar's calls, and the early result (``partial``) the runner hands over."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+        self.early: list[WhatIfResult] = []
+
+    def __call__(self, done: int, total: int) -> None:
+        self.calls.append((done, total))
+
+    def partial(self, result: WhatIfResult) -> None:
+        self.early.append(result)
+
+
+def test_early_bands_are_the_runs_first_replications(store_path: Path, fleet: FleetSpec) -> None:
+    runner = EngineRunner(fleet=fleet, open_historian=lambda: SqliteHistorian(store_path, fleet, readonly=True),
+                          clock=lambda: NOW, workers=0)
+    doc = {"name": "faster", "interventions": [{"kind": "cycle_time", "site": "pod-berlin", "factor": 0.8}]}
+    watch = _Watcher()
+    req = WhatIfRequest(site="pod-berlin", scenario=doc, horizon_h=24, replications=20)
+    final = runner.run(req, watch)
+    assert len(watch.early) == 1 and watch.calls[0] == (1, 20)  # handed over before the first progress tick
+    early = watch.early[0]
+    assert early.replications == 5 and final.replications == 20
+    # replication i has the same seeds in every run: the early bands are those of a 5-replication run
+    five = runner.run(replace(req, replications=5), lambda d, t: None)
+    assert early.bands == five.bands and early.deltas == five.deltas
+    assert any("first 5 of 20 replications" in n for n in early.notes)
+
+
+def test_editing_an_intervention_puts_its_values_back_in_the_form(fleet: FleetSpec) -> None:
+    from dashboard.pages.whatif import form_values
+    from dashboard.scenarios import intervention_from_form
+
+    down = intervention_from_form("machine_down", {"machine": "P3", "start_in_h": 2, "duration_h": 8},
+                                  "pod-berlin", fleet)
+    assert form_values(down) == {"machine": "P3", "start_in_h": 2, "duration_h": 8}
+    shift = intervention_from_form("shifts", {"weekdays": [5], "shift_start": "06:00", "shift_end": "14:00"},
+                                   "pod-berlin", fleet)
+    # the form edits the added shift (the last one), not the site's configured ones kept before it
+    assert form_values(shift) == {"weekdays": [5], "shift_start": "06:00", "shift_end": "14:00"}
