@@ -126,28 +126,33 @@ class ScenarioStore:
             raise ConfigError("scenarios", [Problem(path="name", got=name, message="no saved scenario of that name")])
         return self._read(path)
 
-    def _read(self, path: Path) -> SavedScenario:
+    def _read(self, path: Path, *, head_only: bool = False) -> SavedScenario:
         size = path.stat().st_size
         if size > self.max_bytes:
             raise _too_big(f"scenario file {path.name}", size, self.max_bytes)
-        body = path.read_text(encoding="utf-8")
+        if head_only:  # the list needs the two metadata lines on top, not the whole file
+            with path.open("r", encoding="utf-8") as f:
+                body = "".join(f.readline(1024) for _ in range(2))
+        else:
+            body = path.read_text(encoding="utf-8")
         meta_lines = [line[len(META_PREFIX):] for line in body.splitlines() if line.startswith(META_PREFIX)]
-        text = "".join(line for line in body.splitlines(keepends=True) if not line.startswith(META_PREFIX))
-        meta = loads_toml("\n".join(meta_lines), path.name) if meta_lines else {}
+        text = "" if head_only else "".join(
+            line for line in body.splitlines(keepends=True) if not line.startswith(META_PREFIX))
         try:
+            meta = loads_toml("\n".join(meta_lines), path.name) if meta_lines else {}
             saved = datetime.fromisoformat(str(meta["saved"]))
-        except (KeyError, ValueError):
-            saved = datetime.fromtimestamp(path.stat().st_mtime).astimezone()
+        except (ConfigError, KeyError, ValueError):
+            meta, saved = {}, datetime.fromtimestamp(path.stat().st_mtime).astimezone()
         return SavedScenario(name=path.stem, author=str(meta.get("author", "")), saved=saved, text=text)
 
     def list(self) -> list[SavedScenario]:
-        """Every readable saved scenario, newest first (a file over the size limit is left out)."""
+        """Every saved scenario within the size limit, newest first (names, authors and times: ``text`` empty)."""
         out = []
         for path in sorted(self.folder.glob("*.toml"))[: self.max_count]:
             if not NAME.fullmatch(path.stem):
                 continue
             try:
-                out.append(self._read(path))
+                out.append(self._read(path, head_only=True))
             except (ConfigError, OSError, UnicodeDecodeError):
                 continue
         return sorted(out, key=lambda s: s.saved, reverse=True)

@@ -1,10 +1,14 @@
 """What-if: build a scenario, run it in the background with progress and cancel, read the projection.
 
-The page stays thin: forms edit a plain scenario document (``dashboard.scenarios``); "Run" is
-authorised on the server (engineer or admin) and produces a signed request; a background callback
-verifies it and calls ``Services.whatif.run``. Results are fan charts (P10–P90) continuing the
-actual trend, KPI deltas with confidence intervals and on-time probabilities of open orders.
-Scenarios are saved and loaded as TOML; earlier runs of the session can be compared.
+The page stays thin: forms edit a plain scenario document (``dashboard.scenarios``; an intervention
+can be edited or removed); "Run" is authorised on the server (engineer or admin) and produces a
+signed request; a background callback verifies it and calls ``Services.whatif.run``, which draws
+early bands through the progress (``dashboard.pages.whatif_results.Reporter``) and, with several
+interventions, runs each alone too. The finished run is kept in the server's run store and linked
+as ``/whatif?result=ID``; its views (fan charts, the KPI-delta table, each intervention alone, open
+orders, the session's runs) are ``dashboard.pages.whatif_results``. Scenarios are saved on the
+server with their author and time (``dashboard.scenario_store``, in ``whatif/`` beside the history)
+and downloaded or uploaded as the engine's TOML.
 """
 
 from __future__ import annotations
