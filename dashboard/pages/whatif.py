@@ -56,8 +56,8 @@ from dashboard.scenarios import (
     scenario_to_toml,
 )
 from dashboard.services import Services
-from dashboard.whatif_tables import effects_table, saved_options
-from dashboard.whatif_view import WhatIfRequest
+from dashboard.whatif_tables import deltas_table, effects_table, saved_options
+from dashboard.whatif_view import WhatIfRequest, WhatIfResult
 from twin.clock import utc_now
 from twin.errors import ConfigError, Problem, TwinError
 from twin.spec import FleetSpec
@@ -453,18 +453,40 @@ def _register_run(app: dash.Dash, services: Services, settings: auth.AuthSetting
     """Run: authorised on the server into a signed request, then run in a background callback."""
 
     @app.callback(Output(ids.WHATIF_REQUEST, "data"), Output(ids.WHATIF_STATUS, "children"),
+                  Output(ids.WHATIF_PROGRESS, "value", allow_duplicate=True),
+                  Output(ids.WHATIF_PROGRESS, "label", allow_duplicate=True),
                   Input(ids.WHATIF_RUN, "n_clicks"),
                   State(ids.WHATIF_SCENARIO, "data"), State(ids.WHATIF_NAME, "value"), State(ids.WHATIF_SITE, "value"),
                   State(ids.WHATIF_AT, "value"), State(ids.WHATIF_HORIZON, "value"),
                   State(ids.WHATIF_REPLICATIONS, "value"), prevent_initial_call=True)
-    def _start(_n: Any, stored: Any, name: Any, site: Any, at: Any, horizon: Any, reps: Any) -> tuple[Any, Any]:
+    def _start(_n: Any, stored: Any, name: Any, site: Any, at: Any, horizon: Any, reps: Any) -> tuple[Any, ...]:
         doc = scenario_doc(stored, name=name, site=site, at=at, horizon=horizon, reps=reps)
+        keep = dash.no_update
         try:
             request = authorise_run(services, settings, auth.current_user(), doc)
         except (Forbidden, TwinError) as exc:
-            return dash.no_update, notice(str(exc), error=True)
+            return keep, notice(str(exc), error=True), keep, keep
         at_text = f"the recorded state at {doc['at']} UTC" if doc.get("at") else "the live state (now)"
-        return request, notice(f"Running {doc['replications']} replications at {site} from {at_text}…")
+        # the bar starts empty: never the last run's "50/50" until this run's first progress arrives
+        return request, notice(f"Running {doc['replications']} replications at {site} from {at_text}…"), 0, ""
+
+    @app.callback(Output(ids.WHATIF_STATUS, "children", allow_duplicate=True),
+                  Output(ids.WHATIF_PROGRESS, "value", allow_duplicate=True),
+                  Output(ids.WHATIF_PROGRESS, "label", allow_duplicate=True),
+                  Output(EARLY, "children", allow_duplicate=True),
+                  Output(ids.WHATIF_FAN, "figure", allow_duplicate=True),
+                  Output(ids.WHATIF_DELTAS, "children", allow_duplicate=True),
+                  Input(ids.WHATIF_CANCEL, "n_clicks"), State(SHOWN, "data"), State(ids.WHATIF_FAN_KPI, "value"),
+                  prevent_initial_call=True)
+    def _cancelled(_n: Any, shown: dict[str, Any] | None, kpi: str | None) -> tuple[Any, ...]:
+        # the cancelled run's early bands go; the views return to the run shown before it (if any)
+        note = notice("Cancelled: the run was stopped and nothing of it is kept")
+        if not shown or "error" in shown:
+            return note, 0, "", "", figures.empty("Run a scenario to see its projection"), html.Div(
+                "No run yet", className="muted")
+        result = WhatIfResult.from_dict(shown)
+        fan = figures.fan_chart(result, kpi) if kpi else figures.empty("Run a scenario to see its projection")
+        return note, 0, "", "", fan, deltas_table(result.deltas)
 
     @app.callback(
         Output(ids.WHATIF_RESULT, "data"), Input(ids.WHATIF_REQUEST, "data"), State(ids.WHATIF_FAN_KPI, "value"),

@@ -143,3 +143,27 @@ def test_two_interventions_each_alone_side_by_side_and_a_result_link(browser, pl
     phone.close()
     page.close()
     assert errors == []
+
+
+def test_cancel_leaves_no_running_panel_and_no_stale_count(browser, plant: RunningPlant) -> None:  # type: ignore[no-untyped-def]
+    errors: list[str] = []
+    page = new_page(browser, 1440, 900, errors)
+    page.goto(plant.url + "/whatif?site=pod-berlin")
+    page.wait_for_selector("#whatif-interventions:has-text('No interventions')")
+    page.fill("#whatif-horizon", "72")
+    page.fill("#whatif-replications", "500")
+    page.click("#whatif-run")
+    page.wait_for_selector("#whatif-early:has-text('early bands')", timeout=20_000)
+    page.click("#whatif-cancel")
+    page.wait_for_selector("#whatif-status:has-text('Cancelled')")
+    page.wait_for_timeout(1_000)  # a second later: still cancelled, not "Running… 2/500" forever
+    assert "Cancelled" in page.inner_text("#whatif-status") and page.inner_text("#whatif-progress") == ""
+    assert page.inner_text("#whatif-early") == ""  # the cancelled run's early bands are gone
+    assert page.is_enabled("#whatif-run")
+    # the next run starts from an empty bar and finishes
+    page.fill("#whatif-replications", "6")
+    page.click("#whatif-run")
+    page.wait_for_selector("#whatif-status:has-text('Done: 6 replications')", timeout=60_000)
+    assert page.inner_text("#whatif-progress") == "6/6"
+    page.close()
+    assert errors == []
