@@ -452,23 +452,26 @@ def _register_edit(app: dash.Dash, queries: QueryService, saved: ScenarioStore) 
 def _register_run(app: dash.Dash, services: Services, settings: auth.AuthSettings, results: ResultStore) -> None:
     """Run: authorised on the server into a signed request, then run in a background callback."""
 
-    @app.callback(Output(ids.WHATIF_REQUEST, "data"), Output(ids.WHATIF_STATUS, "children"),
-                  Output(ids.WHATIF_PROGRESS, "value", allow_duplicate=True),
+    @app.callback(Output(ids.WHATIF_PROGRESS, "value", allow_duplicate=True),
                   Output(ids.WHATIF_PROGRESS, "label", allow_duplicate=True),
+                  Input(ids.WHATIF_RUN, "n_clicks"), prevent_initial_call=True)
+    def _empty_bar(_n: Any) -> tuple[Any, ...]:
+        # the bar starts empty: never the last run's "50/50" until this run's first progress arrives
+        return 0, ""
+
+    @app.callback(Output(ids.WHATIF_REQUEST, "data"), Output(ids.WHATIF_STATUS, "children"),
                   Input(ids.WHATIF_RUN, "n_clicks"),
                   State(ids.WHATIF_SCENARIO, "data"), State(ids.WHATIF_NAME, "value"), State(ids.WHATIF_SITE, "value"),
                   State(ids.WHATIF_AT, "value"), State(ids.WHATIF_HORIZON, "value"),
                   State(ids.WHATIF_REPLICATIONS, "value"), prevent_initial_call=True)
-    def _start(_n: Any, stored: Any, name: Any, site: Any, at: Any, horizon: Any, reps: Any) -> tuple[Any, ...]:
+    def _start(_n: Any, stored: Any, name: Any, site: Any, at: Any, horizon: Any, reps: Any) -> tuple[Any, Any]:
         doc = scenario_doc(stored, name=name, site=site, at=at, horizon=horizon, reps=reps)
-        keep = dash.no_update
         try:
             request = authorise_run(services, settings, auth.current_user(), doc)
         except (Forbidden, TwinError) as exc:
-            return keep, notice(str(exc), error=True), keep, keep
+            return dash.no_update, notice(str(exc), error=True)
         at_text = f"the recorded state at {doc['at']} UTC" if doc.get("at") else "the live state (now)"
-        # the bar starts empty: never the last run's "50/50" until this run's first progress arrives
-        return request, notice(f"Running {doc['replications']} replications at {site} from {at_text}…"), 0, ""
+        return request, notice(f"Running {doc['replications']} replications at {site} from {at_text}…")
 
     @app.callback(Output(ids.WHATIF_STATUS, "children", allow_duplicate=True),
                   Output(ids.WHATIF_PROGRESS, "value", allow_duplicate=True),
