@@ -6,7 +6,10 @@ Carlo replications (the engine's own orchestration, ``twin.sim.whatif``: a local
 in-process with ``workers=0``) reporting progress, and turns the engine's ``Comparison`` into the page's
 ``WhatIfResult`` with ``to_result`` (pure, tested on its own): P10–P90 fan charts continuing the
 recent actual trend read from the historian, KPI deltas with their 95 % intervals, and the on-time
-probability of every open order of the site.
+probability of every open order of the site. With several interventions, each also runs alone
+against the baseline (``effect_replications``: fewer replications, the same seed), so the page can
+say what each one does on its own. A ``progress`` with a ``partial(result)`` method (the page's) is
+first given the bands of the run's first replications (``preview_replications``), within a second.
 
 It runs inside a background-callback worker process, so it opens its own historian connection
 (``open_historian``) for every run rather than sharing the web process's one across a fork.
@@ -32,14 +35,23 @@ import logging
 import math
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
 from connectors.executors import executor_for
-from dashboard.scenarios import WhatIfLimits, scenario_problems, to_scenario
-from dashboard.whatif_view import Actual, FanBand, KpiDelta, OrderChance, Progress, WhatIfRequest, WhatIfResult
+from dashboard.scenarios import WhatIfLimits, describe, scenario_problems, to_scenario
+from dashboard.whatif_view import (
+    Actual,
+    Effect,
+    FanBand,
+    KpiDelta,
+    OrderChance,
+    Progress,
+    WhatIfRequest,
+    WhatIfResult,
+)
 from twin.clock import Clock, utc_now
 from twin.errors import ConfigError, SimulationError
 from twin.historian import HistorianReader, SeriesKey
@@ -49,7 +61,8 @@ from twin.sim.scenario import OverflowRouting, Scenario
 from twin.sim.whatif import Inputs, RunSettings, prepare, run_whatif
 from twin.spec import FleetSpec, SignalKind, SiteSpec
 
-__all__ = ["EngineRunner", "actual_trends", "bin_seconds", "run_slot", "to_result"]
+__all__ = ["DOWNSAMPLED", "EngineRunner", "actual_trends", "bin_seconds", "downsampled_said_once",
+           "effect_replications", "kpi_delta", "preview_replications", "run_slot", "to_result"]
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +158,21 @@ def _finite(*xs: float) -> bool:
     return all(isinstance(x, int | float) and math.isfinite(x) for x in xs)
 
 
+def kpi_delta(cmp: Comparison, key: str, site: str) -> KpiDelta | None:
+    """One KPI of ``cmp`` at ``site`` in its shown unit (``twin.sim.kpis``); None when it has no finite estimate.
+
+    ``KeyError`` when the projection has no such KPI.
+    """
+    info = KPIS[key]
+    kb, ks, d = cmp.baseline.kpi(key, site), cmp.scenario.kpi(key, site), cmp.delta(key, site)
+    if not _finite(kb.mean, ks.mean, d.mean, d.low, d.high):
+        return None
+    k = info.scale
+    return KpiDelta(kpi=info.label, unit=info.unit, baseline=kb.mean * k, scenario=ks.mean * k, delta=d.mean * k,
+                    ci_low=d.low * k, ci_high=d.high * k, higher_is_better=info.higher_is_better,
+                    delta_unit=info.delta_unit, decimals=info.decimals)
+
+
 def to_result(cmp: Comparison, *, name: str, fleet: FleetSpec, site: str, at: datetime, horizon_h: float,
               replications: int, actuals: Sequence[Actual] = (), notes: Sequence[str] = ()) -> WhatIfResult:
     """The page's view of an engine comparison for ``site``.
@@ -177,17 +205,14 @@ def to_result(cmp: Comparison, *, name: str, fleet: FleetSpec, site: str, at: da
     deltas: list[KpiDelta] = []
     skipped: list[str] = []
     for key, info in KPIS.items():
-        label, scale = info.label, info.scale
         try:
-            kb, ks, d = cmp.baseline.kpi(key, site), cmp.scenario.kpi(key, site), cmp.delta(key, site)
+            delta = kpi_delta(cmp, key, site)
         except KeyError:
             continue
-        if not _finite(kb.mean, ks.mean, d.mean, d.low, d.high):
-            skipped.append(label)
-            continue
-        deltas.append(KpiDelta(kpi=label, unit=info.unit, baseline=kb.mean * scale, scenario=ks.mean * scale,
-                               delta=d.mean * scale, ci_low=d.low * scale, ci_high=d.high * scale,
-                               higher_is_better=info.higher_is_better))
+        if delta is None:
+            skipped.append(info.label)
+        else:
+            deltas.append(delta)
     base_orders = {o.order: o for o in cmp.baseline.orders}
     orders = [
         OrderChance(order=o.order, due=at + timedelta(seconds=o.due_s), p_baseline=base_orders[o.order].probability,
@@ -292,21 +317,48 @@ class EngineRunner:
         sites = _sites_of(scenario, request.site)
         historian = self.open_historian() if self.open_historian is not None else None
         try:
-            inputs = prepare(self.fleet, historian, at, sites, self.calibrate_days)
+            with downsampled_said_once(request.site):
+                inputs = prepare(self.fleet, historian, at, sites, self.calibrate_days)
             actuals = (actual_trends(self.fleet, historian, request.site, at, self.actual_h, bin_s)
                        if historian is not None else [])
         finally:
             if historian is not None:
                 historian.close()
         notes = _input_notes(inputs)
-        log.info("what-if %r at %s: %d replications over %.0f h", scenario.name, request.site,
-                 request.replications, request.horizon_h)
+        items = [i for i in doc.get("interventions", []) if isinstance(i, dict)]
+        alone_n = effect_replications(request.replications) if len(items) > 1 else 0
+        total = request.replications + alone_n * len(items)
+        log.info("what-if %r at %s: %d replications over %.0f h (+%d per intervention alone)", scenario.name,
+                 request.site, request.replications, request.horizon_h, alone_n)
         settings = RunSettings(horizon_s=horizon_s, bin_s=bin_s, replications=request.replications, seed=request.seed,
                                workers=max(1, self.workers), second_order=self.second_order)
+        snapshot = inputs.snapshot()
+
+        def after(offset: int) -> Progress:
+            return lambda done, _planned: progress(offset + done, total)
+
+        effects: list[Effect] = []
+        show = getattr(progress, "partial", None)  # a page that draws bands before the run ends
+        first = preview_replications(request.replications)
+        if callable(show) and first:
+            # the first replications of the run, in this process (no pool to start): replication i has
+            # the same seeds in any run, so these are exactly the full run's first bands, drawn in well under 1 s
+            early = run_whatif(inputs, snapshot, scenario, replace(settings, replications=first), sites=sites)
+            show(to_result(early.result.comparison(), name=scenario.name, fleet=self.fleet, site=request.site, at=at,
+                           horizon_h=request.horizon_h, replications=first, actuals=actuals,
+                           notes=[f"first {first} of {request.replications} replications: the bands narrow as the "
+                                  "rest finish"]))
         try:
             with executor_for(None, self.workers) as ex:
-                done = run_whatif(inputs, inputs.snapshot(), scenario, settings, sites=sites, executor=ex,
-                                  on_progress=progress)
+                done = run_whatif(inputs, snapshot, scenario, settings, sites=sites, executor=ex,
+                                  on_progress=after(0))
+                for k, item in enumerate(items if alone_n else []):
+                    # the same seed: replication i of each run sees the same luck, so the effects compare
+                    alone = to_scenario({**doc, "interventions": [item]}, self.fleet)
+                    one = run_whatif(inputs, snapshot, alone, replace(settings, replications=alone_n), sites=sites,
+                                     executor=ex, on_progress=after(request.replications + k * alone_n))
+                    effects.append(_effect(one.result.comparison(), describe(item), request.site,
+                                           one.result.replications))
         except SimulationError:
             raise
         except (OSError, RuntimeError) as exc:  # the pool could not start or broke
@@ -315,8 +367,67 @@ class EngineRunner:
         if kinds:
             notes.append("assumed: " + "; ".join(kinds))
         mc = done.result
-        return to_result(mc.comparison(), name=scenario.name, fleet=self.fleet, site=request.site, at=at,
-                         horizon_h=request.horizon_h, replications=mc.replications, actuals=actuals, notes=notes)
+        result = to_result(mc.comparison(), name=scenario.name, fleet=self.fleet, site=request.site, at=at,
+                           horizon_h=request.horizon_h, replications=mc.replications, actuals=actuals, notes=notes)
+        return replace(result, effects=tuple(effects), seed=request.seed)
+
+
+def preview_replications(replications: int) -> int:
+    """Replications of the early bands drawn before a run ends: 5 (0: the run is that short anyway)."""
+    return 5 if replications > 10 else 0
+
+
+def effect_replications(replications: int) -> int:
+    """Replications of each intervention's run alone: a quarter of the main run's, at least 5 (at most all)."""
+    return min(replications, max(5, math.ceil(replications / 4)))
+
+
+def _effect(cmp: Comparison, what: str, site: str, replications: int) -> Effect:
+    def one(key: str) -> KpiDelta | None:
+        try:
+            return kpi_delta(cmp, key, site)
+        except KeyError:
+            return None
+
+    return Effect(intervention=what, replications=replications, on_time=one("on_time_rate"),
+                  output=one("units_done"))
+
+
+DOWNSAMPLED = "series %s was downsampled"  # the per-series warning of twin.calibrate
+
+
+class _HoldDownsampled(logging.Filter):
+    """Holds back calibration's per-series "was downsampled" warnings, counting them (said once after)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith(DOWNSAMPLED):
+            self.keys.append(str(record.args[0]) if isinstance(record.args, tuple) and record.args else "?")
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def downsampled_said_once(site: str) -> Iterator[None]:
+    """One warning for all the series calibration had to read downsampled in the block, not one per series.
+
+    The calibration reads raw points; older history kept only as rollups comes back downsampled,
+    and ``twin.calibrate`` says so per series (tens of lines on every what-if). One cause, one line.
+    """
+    calibration_log = logging.getLogger("twin.calibrate")
+    held = _HoldDownsampled()
+    calibration_log.addFilter(held)
+    try:
+        yield
+    finally:
+        calibration_log.removeFilter(held)
+        if held.keys:
+            log.warning("what-if at %s: calibration read %d series downsampled (history before the raw "
+                        "retention is kept as rollups): counts and draws may be undercounted, e.g. %s",
+                        site, len(held.keys), held.keys[0])
 
 
 def _input_notes(inputs: Inputs) -> list[str]:

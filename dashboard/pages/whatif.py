@@ -1,10 +1,14 @@
 """What-if: build a scenario, run it in the background with progress and cancel, read the projection.
 
-The page stays thin: forms edit a plain scenario document (``dashboard.scenarios``); "Run" is
-authorised on the server (engineer or admin) and produces a signed request; a background callback
-verifies it and calls ``Services.whatif.run``. Results are fan charts (P10–P90) continuing the
-actual trend, KPI deltas with confidence intervals and on-time probabilities of open orders.
-Scenarios are saved and loaded as TOML; earlier runs of the session can be compared.
+The page stays thin: forms edit a plain scenario document (``dashboard.scenarios``; an intervention
+can be edited or removed); "Run" is authorised on the server (engineer or admin) and produces a
+signed request; a background callback verifies it and calls ``Services.whatif.run``, which draws
+early bands through the progress (``dashboard.pages.whatif_results.Reporter``) and, with several
+interventions, runs each alone too. The finished run is kept in the server's run store and linked
+as ``/whatif?result=ID``; its views (fan charts, the KPI-delta table, each intervention alone, open
+orders, the session's runs) are ``dashboard.pages.whatif_results``. Scenarios are saved on the
+server with their author and time (``dashboard.scenario_store``, in ``whatif/`` beside the history)
+and downloaded or uploaded as the engine's TOML.
 """
 
 from __future__ import annotations
@@ -24,7 +28,23 @@ from dashboard import auth, figures, ids, theme
 from dashboard.auth import CurrentUser, Forbidden, UserRole
 from dashboard.pages._shared import card, choose, notice, register_page, site_dropdown, site_options, url_param
 from dashboard.pages.replay import parse_local
+from dashboard.pages.whatif_results import (
+    DELETE,
+    DUPLICATE,
+    EARLY,
+    EFFECTS,
+    LINK,
+    LOAD_SAVED,
+    LOADED,
+    SAVE_SERVER,
+    SAVED,
+    SHOWN,
+    STORE_NOTE,
+    Reporter,
+    register_results,
+)
 from dashboard.queries import QueryService
+from dashboard.scenario_store import ResultStore, ScenarioStore, whatif_folder
 from dashboard.scenarios import (
     FIELDS,
     INTERVENTIONS,
@@ -36,12 +56,14 @@ from dashboard.scenarios import (
     scenario_to_toml,
 )
 from dashboard.services import Services
+from dashboard.whatif_tables import deltas_table, effects_table, saved_options
 from dashboard.whatif_view import WhatIfRequest, WhatIfResult
+from twin.clock import utc_now
 from twin.errors import ConfigError, Problem, TwinError
 from twin.spec import FleetSpec
 
-__all__ = ["authorise_run", "choice_options", "fork_note", "fork_problems", "layout", "register", "run_request",
-           "scenario_doc"]
+__all__ = ["authorise_run", "choice_options", "fork_note", "fork_problems", "form_values", "layout", "register",
+           "run_request", "scenario_doc", "stores"]
 
 log = logging.getLogger(__name__)
 PATH = "/whatif"
@@ -49,6 +71,7 @@ TOKEN_SALT = "twin-whatif-run"
 TOKEN_MAX_AGE_S = 60
 CHOICE_TYPES = {"machine", "template", "sku", "product", "site", "weekdays"}
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+REMOVE, EDIT = "whatif-remove", "whatif-edit"  # per-intervention buttons (pattern ids, index = position)
 
 
 def _field(key: str) -> html.Div:
@@ -74,7 +97,7 @@ def layout(site: str | None = None, at: str | None = None, limits: WhatIfLimits 
                      className="page-head"),
             dbc.Row(
                 [
-                    dbc.Col(card(
+                    dbc.Col([card(
                         "Scenario",
                         dbc.Row([dbc.Col([dbc.Label("Name"), dbc.Input(id=ids.WHATIF_NAME, value="scenario 1")],
                                          xs=12, sm=6),
@@ -109,15 +132,26 @@ def layout(site: str | None = None, at: str | None = None, limits: WhatIfLimits 
                         dbc.Progress(id=ids.WHATIF_PROGRESS, value=0, label="", className="mt-2",
                                      style={"height": "18px"}),
                         html.Div(id=ids.WHATIF_STATUS, className="mt-1"),
-                    ), lg=5),
+                    ), card(
+                        "Saved on the server",
+                        dcc.Dropdown(id=SAVED, options=[], placeholder="Saved scenarios (newest first)…"),
+                        html.Div([dbc.Button("Save on server", id=SAVE_SERVER, color="secondary", className="me-2"),
+                                  dbc.Button("Load", id=LOAD_SAVED, color="light", className="me-2"),
+                                  dbc.Button("Duplicate", id=DUPLICATE, color="light", className="me-2"),
+                                  dbc.Button("Delete", id=DELETE, color="light")], className="mt-2"),
+                        html.Div(id=STORE_NOTE, className="mt-1"),
+                    )], lg=5),
                     dbc.Col([
                         card("Projection",
                              dcc.Dropdown(id=ids.WHATIF_FAN_KPI, options=[], value=None, clearable=False,
                                           placeholder="KPI…", style={"maxWidth": "320px"}),
                              dcc.Graph(id=ids.WHATIF_FAN, figure=figures.empty("Run a scenario to see its projection"),
                                        config={"displaylogo": False})),
-                        card("KPI deltas", dcc.Graph(id=ids.WHATIF_DELTAS, figure=figures.empty("No run yet"),
-                                                     config={"displaylogo": False})),
+                        html.Div(id=EARLY),
+                        html.Div(id=LINK, className="mb-2"),
+                        card("KPI deltas: baseline and scenario side by side",
+                             html.Div(html.Div("No run yet", className="muted"), id=ids.WHATIF_DELTAS)),
+                        card("Each intervention alone", html.Div(effects_table(()), id=EFFECTS)),
                         card("Open orders: probability on time", html.Div(id=ids.WHATIF_ORDERS)),
                         card("Compare runs", html.Div(id=ids.WHATIF_COMPARE)),
                     ], lg=7),
@@ -126,6 +160,8 @@ def layout(site: str | None = None, at: str | None = None, limits: WhatIfLimits 
             dcc.Store(id=ids.WHATIF_SCENARIO, data={"interventions": []}),
             dcc.Store(id=ids.WHATIF_REQUEST),
             dcc.Store(id=ids.WHATIF_RESULT),
+            dcc.Store(id=LOADED),
+            dcc.Store(id=SHOWN),
             dcc.Store(id=ids.WHATIF_RUNS, data=[], storage_type="session"),
             dcc.Download(id=ids.WHATIF_DOWNLOAD),
         ]
@@ -200,34 +236,6 @@ def run_request(settings: auth.AuthSettings, request: dict[str, Any]) -> WhatIfR
                          requested_by=str(payload.get("user", "")))
 
 
-def _orders_table(result: WhatIfResult) -> Any:
-    if not result.orders:
-        return html.Div("No open orders in the snapshot", className="muted")
-    rows = []
-    for o in sorted(result.orders, key=lambda o: o.p_scenario):
-        cls = "row-red" if o.p_scenario < 0.5 else "row-amber" if o.p_scenario < 0.8 else ""
-        rows.append(html.Tr([html.Td(o.order), html.Td(theme.fmt_ts(o.due)), html.Td(theme.fmt_pct(o.p_baseline)),
-                             html.Td(theme.fmt_pct(o.p_scenario)),
-                             html.Td(f"{theme.fmt_pct(o.ci_low)} – {theme.fmt_pct(o.ci_high)}")], className=cls))
-    head = html.Thead(html.Tr([html.Th(h) for h in ("Order", "Due", "Baseline", "Scenario", "95 % CI")]))
-    return dbc.Table([head, html.Tbody(rows)], size="sm", className="hmi-table")
-
-
-def _compare_table(runs: list[dict[str, Any]]) -> Any:
-    if not runs:
-        return html.Div("Runs of this session appear here for comparison", className="muted")
-    results = [WhatIfResult.from_dict(r) for r in runs]
-    kpis = list(dict.fromkeys(d.kpi for r in results for d in r.deltas))
-    head = html.Thead(html.Tr([html.Th("Run"), *[html.Th(f"Δ {k}") for k in kpis]]))
-    body = []
-    for r in results:
-        by = {d.kpi: d for d in r.deltas}
-        cells = [html.Td(f"{theme.fmt_number(by[k].delta, by[k].unit, 2)} [{by[k].ci_low:.3g}, {by[k].ci_high:.3g}]"
-                         if k in by else "–") for k in kpis]
-        body.append(html.Tr([html.Td(f"{r.name} · {r.site} · {r.replications} reps"), *cells]))
-    return dbc.Table([head, html.Tbody(body)], size="sm", className="hmi-table")
-
-
 def register(app: dash.Dash, services: Services) -> None:
     """The page and its callbacks: the form, the run in the background, the result views."""
     def page(**query: Any) -> html.Div:
@@ -236,10 +244,18 @@ def register(app: dash.Dash, services: Services) -> None:
     register_page(__name__, path=PATH, name="What-if", title="What-if · Micro-factory twin", order=3,
                   layout=page)
     settings: auth.AuthSettings = app.server.config[auth.CONFIG_KEY]
+    saved, results = stores(services)
     _register_form(app, services.queries)
-    _register_edit(app, services.queries)
-    _register_run(app, services, settings)
-    _register_results(app)
+    _register_edit(app, services.queries, saved)
+    _register_saved(app, saved, services.queries.fleet)
+    _register_run(app, services, settings, results)
+    register_results(app, results)
+
+
+def stores(services: Services) -> tuple[ScenarioStore, ResultStore]:
+    """The saved scenarios and the finished runs, in ``whatif/`` beside the history (``extra['whatif_dir']``)."""
+    folder = whatif_folder(services.queries.historian, services.extra)
+    return ScenarioStore(folder=folder / "scenarios"), ResultStore(folder=folder / "results")
 
 
 def fork_note(queries: QueryService, site: str | None, at: str | None) -> str:
@@ -298,16 +314,19 @@ def _register_form(app: dash.Dash, queries: QueryService) -> None:
         return choice_options(queries.fleet, site, fields)
 
 
-def _loaded(upload: str, filename: str | None, fleet: FleetSpec) -> tuple[Any, ...]:
-    """The form after loading a TOML file: the document and its header fields, or the refusal."""
+def _loaded(text: str, source: str, fleet: FleetSpec) -> tuple[Any, ...]:
+    """The form after loading a scenario's TOML: the document and its header fields, or the refusal."""
     keep = dash.no_update
     try:
-        text = base64.b64decode(upload.split(",", 1)[1]).decode("utf-8")
-        doc = scenario_from_toml(text, fleet, filename or "scenario.toml")
-    except (ConfigError, UnicodeDecodeError, IndexError, ValueError) as exc:
+        doc = scenario_from_toml(text, fleet, source)
+    except ConfigError as exc:
         return keep, notice(str(exc), error=True), keep, keep, keep, keep, keep
-    return (doc, notice(f"Loaded {filename}"), doc.get("name", keep), doc.get("horizon_h", keep),
+    return (doc, notice(f"Loaded {source}"), doc.get("name", keep), doc.get("horizon_h", keep),
             doc.get("replications", keep), doc.get("site", keep), doc.get("at", keep))
+
+
+def _uploaded(upload: str) -> str:
+    return base64.b64decode(upload.split(",", 1)[1]).decode("utf-8")
 
 
 def _added(kind: str, choices: list[Any], values: list[Any], stored: dict[str, Any] | None, site: str,
@@ -321,8 +340,30 @@ def _added(kind: str, choices: list[Any], values: list[Any], stored: dict[str, A
     return {**(stored or {}), "interventions": [*(stored or {}).get("interventions", []), item]}
 
 
-def _register_edit(app: dash.Dash, queries: QueryService) -> None:
-    """Add, clear, load and save the scenario's interventions, and list them."""
+def form_values(item: dict[str, Any]) -> dict[str, Any]:
+    """The form's field values of an intervention (to edit it): its table's keys, a shift's last shift."""
+    if item.get("kind") == "shifts":
+        last = (item.get("shift") or [{}])[-1]
+        return {"weekdays": last.get("weekdays"), "shift_start": last.get("start"), "shift_end": last.get("end")}
+    return {k: v for k, v in item.items() if k in FIELDS}
+
+
+def _clicked(values: list[Any]) -> int | None:
+    """The index of the pattern button that was clicked (None: a re-render, nothing clicked)."""
+    trig = ctx.triggered_id
+    if not isinstance(trig, dict) or not any(values):
+        return None
+    index = trig.get("index")
+    return index if isinstance(index, int) else None
+
+
+def _without(stored: dict[str, Any] | None, index: int) -> dict[str, Any]:
+    items = list((stored or {}).get("interventions", []))
+    return {**(stored or {}), "interventions": [it for k, it in enumerate(items) if k != index]}
+
+
+def _register_edit(app: dash.Dash, queries: QueryService, saved: ScenarioStore) -> None:
+    """Add, remove, edit, clear, load (a file or a saved one) and save the scenario's interventions."""
 
     @app.callback(
         Output(ids.WHATIF_SCENARIO, "data"), Output(ids.WHATIF_ERROR, "children"),
@@ -330,29 +371,73 @@ def _register_edit(app: dash.Dash, queries: QueryService) -> None:
         Output(ids.WHATIF_REPLICATIONS, "value"), Output(ids.WHATIF_SITE, "value", allow_duplicate=True),
         Output(ids.WHATIF_AT, "value", allow_duplicate=True),
         Input(ids.WHATIF_ADD, "n_clicks"), Input(ids.WHATIF_CLEAR, "n_clicks"), Input(ids.WHATIF_UPLOAD, "contents"),
+        Input(LOAD_SAVED, "n_clicks"), Input({"type": REMOVE, "index": ALL}, "n_clicks"),
         State(ids.WHATIF_KIND, "value"), State(ids.whatif_field(ALL, choice=True), "value"),
         State(ids.whatif_field(ALL, choice=False), "value"), State(ids.WHATIF_SCENARIO, "data"),
-        State(ids.WHATIF_NAME, "value"), State(ids.WHATIF_HORIZON, "value"), State(ids.WHATIF_REPLICATIONS, "value"),
-        State(ids.WHATIF_UPLOAD, "filename"), State(ids.WHATIF_SITE, "value"), prevent_initial_call=True,
+        State(ids.WHATIF_UPLOAD, "filename"), State(ids.WHATIF_SITE, "value"), State(SAVED, "value"),
+        prevent_initial_call=True,
     )
-    def _edit(_a: Any, _c: Any, upload: str | None, kind: str, choices: list[Any], values: list[Any],
-              stored: dict[str, Any] | None, name: Any, horizon: Any, reps: Any,
-              filename: str | None, site: str | None) -> tuple[Any, ...]:
+    def _edit(_a: Any, _c: Any, upload: str | None, _l: Any, removes: list[Any], kind: str, choices: list[Any],
+              values: list[Any], stored: dict[str, Any] | None, filename: str | None, site: str | None,
+              chosen: str | None) -> tuple[Any, ...]:
         keep = dash.no_update
-        if ctx.triggered_id == ids.WHATIF_CLEAR:
+        trig = ctx.triggered_id
+        if trig == ids.WHATIF_CLEAR:
             return {"interventions": []}, None, keep, keep, keep, keep, keep
-        if ctx.triggered_id == ids.WHATIF_UPLOAD and upload:
-            return _loaded(upload, filename, queries.fleet)
+        if trig == ids.WHATIF_UPLOAD and upload:
+            try:
+                text = _uploaded(upload)
+            except (UnicodeDecodeError, IndexError, ValueError) as exc:
+                return keep, notice(f"{filename}: not a text file ({exc})", error=True), keep, keep, keep, keep, keep
+            return _loaded(text, filename or "scenario.toml", queries.fleet)
+        if trig == LOAD_SAVED:
+            if not chosen:
+                return keep, notice("Choose a saved scenario first", error=True), keep, keep, keep, keep, keep
+            try:
+                return _loaded(saved.load(chosen).text, chosen, queries.fleet)
+            except (ConfigError, OSError) as exc:
+                return keep, notice(str(exc), error=True), keep, keep, keep, keep, keep
+        if isinstance(trig, dict) and trig.get("type") == REMOVE:
+            index = _clicked(removes)
+            if index is None:
+                raise PreventUpdate
+            return _without(stored, index), None, keep, keep, keep, keep, keep
         if not site:
             return keep, notice("Choose a site first", error=True), keep, keep, keep, keep, keep
         return _added(kind, choices, values, stored, site, queries.fleet), None, keep, keep, keep, keep, keep
+
+    @app.callback(
+        Output(ids.WHATIF_KIND, "value"), Output(ids.whatif_field(ALL, choice=True), "value"),
+        Output(ids.whatif_field(ALL, choice=False), "value"),
+        Output(ids.WHATIF_SCENARIO, "data", allow_duplicate=True),
+        Output(ids.WHATIF_ERROR, "children", allow_duplicate=True),
+        Input({"type": EDIT, "index": ALL}, "n_clicks"), State(ids.WHATIF_SCENARIO, "data"),
+        State(ids.whatif_field(ALL, choice=True), "id"), State(ids.whatif_field(ALL, choice=False), "id"),
+        prevent_initial_call=True)
+    def _edit_one(edits: list[Any], stored: dict[str, Any] | None, choice_ids: list[dict[str, str]],
+                  value_ids: list[dict[str, str]]) -> tuple[Any, ...]:
+        # editing takes the intervention back into the form (out of the list); "Add" puts the changed one back
+        index = _clicked(edits)
+        items = (stored or {}).get("interventions", [])
+        if index is None or not 0 <= index < len(items):
+            raise PreventUpdate
+        item = items[index]
+        given = form_values(item)
+        return (item.get("kind"), [given.get(f["field"]) for f in choice_ids],
+                [given.get(f["field"]) for f in value_ids], _without(stored, index),
+                notice(f"Editing intervention {index + 1}: change its fields and press Add"))
 
     @app.callback(Output(ids.WHATIF_INTERVENTIONS, "children"), Input(ids.WHATIF_SCENARIO, "data"))
     def _list(doc: dict[str, Any] | None) -> Any:
         items = (doc or {}).get("interventions", [])
         if not items:
             return html.Div("No interventions: the run shows the baseline only", className="muted")
-        return html.Ol([html.Li(describe(i)) for i in items if isinstance(i, dict)])
+        return html.Ol([html.Li([describe(i), " ",
+                                 dbc.Button("Edit", id={"type": EDIT, "index": k}, size="sm", color="light",
+                                            className="ms-1 py-0"),
+                                 dbc.Button("Remove", id={"type": REMOVE, "index": k}, size="sm", color="light",
+                                            className="ms-1 py-0")])
+                        for k, i in enumerate(items) if isinstance(i, dict)])
 
     @app.callback(Output(ids.WHATIF_DOWNLOAD, "data"), Input(ids.WHATIF_SAVE, "n_clicks"),
                   State(ids.WHATIF_SCENARIO, "data"), State(ids.WHATIF_NAME, "value"), State(ids.WHATIF_SITE, "value"),
@@ -364,8 +449,15 @@ def _register_edit(app: dash.Dash, queries: QueryService) -> None:
         return {"content": scenario_to_toml(doc), "filename": filename, "type": "application/toml", "base64": False}
 
 
-def _register_run(app: dash.Dash, services: Services, settings: auth.AuthSettings) -> None:
+def _register_run(app: dash.Dash, services: Services, settings: auth.AuthSettings, results: ResultStore) -> None:
     """Run: authorised on the server into a signed request, then run in a background callback."""
+
+    @app.callback(Output(ids.WHATIF_PROGRESS, "value", allow_duplicate=True),
+                  Output(ids.WHATIF_PROGRESS, "label", allow_duplicate=True),
+                  Input(ids.WHATIF_RUN, "n_clicks"), prevent_initial_call=True)
+    def _empty_bar(_n: Any) -> tuple[Any, ...]:
+        # the bar starts empty: never the last run's "50/50" until this run's first progress arrives
+        return 0, ""
 
     @app.callback(Output(ids.WHATIF_REQUEST, "data"), Output(ids.WHATIF_STATUS, "children"),
                   Input(ids.WHATIF_RUN, "n_clicks"),
@@ -381,62 +473,81 @@ def _register_run(app: dash.Dash, services: Services, settings: auth.AuthSetting
         at_text = f"the recorded state at {doc['at']} UTC" if doc.get("at") else "the live state (now)"
         return request, notice(f"Running {doc['replications']} replications at {site} from {at_text}…")
 
+    @app.callback(Output(ids.WHATIF_STATUS, "children", allow_duplicate=True),
+                  Output(ids.WHATIF_PROGRESS, "value", allow_duplicate=True),
+                  Output(ids.WHATIF_PROGRESS, "label", allow_duplicate=True),
+                  Output(EARLY, "children", allow_duplicate=True),
+                  Output(ids.WHATIF_FAN, "figure", allow_duplicate=True),
+                  Output(ids.WHATIF_DELTAS, "children", allow_duplicate=True),
+                  Input(ids.WHATIF_CANCEL, "n_clicks"), State(SHOWN, "data"), State(ids.WHATIF_FAN_KPI, "value"),
+                  prevent_initial_call=True)
+    def _cancelled(_n: Any, shown: dict[str, Any] | None, kpi: str | None) -> tuple[Any, ...]:
+        # the cancelled run's early bands go; the views return to the run shown before it (if any)
+        note = notice("Cancelled: the run was stopped and nothing of it is kept")
+        if not shown or "error" in shown:
+            return note, 0, "", "", figures.empty("Run a scenario to see its projection"), html.Div(
+                "No run yet", className="muted")
+        result = WhatIfResult.from_dict(shown)
+        fan = figures.fan_chart(result, kpi) if kpi else figures.empty("Run a scenario to see its projection")
+        return note, 0, "", "", fan, deltas_table(result.deltas)
+
     @app.callback(
-        Output(ids.WHATIF_RESULT, "data"), Input(ids.WHATIF_REQUEST, "data"),
-        background=True, prevent_initial_call=True,
-        progress=[Output(ids.WHATIF_PROGRESS, "value"), Output(ids.WHATIF_PROGRESS, "label")],
+        Output(ids.WHATIF_RESULT, "data"), Input(ids.WHATIF_REQUEST, "data"), State(ids.WHATIF_FAN_KPI, "value"),
+        background=True, prevent_initial_call=True, interval=250,  # polls: early bands within a second
+        progress=[Output(ids.WHATIF_PROGRESS, "value"), Output(ids.WHATIF_PROGRESS, "label"),
+                  Output(ids.WHATIF_FAN, "figure"), Output(ids.WHATIF_DELTAS, "children"), Output(EARLY, "children")],
         running=[(Output(ids.WHATIF_RUN, "disabled"), True, False),
                  (Output(ids.WHATIF_CANCEL, "disabled"), False, True)],
         cancel=[Input(ids.WHATIF_CANCEL, "n_clicks")],
     )
-    def _run(set_progress: Any, request: dict[str, Any] | None) -> Any:
+    def _run(set_progress: Any, request: dict[str, Any] | None, kpi: str | None) -> Any:
         if not request or services.whatif is None:
             raise PreventUpdate
         req = run_request(settings, request)  # refuses a forged or stale request, even from a direct POST
 
-        def progress(done: int, total: int) -> None:
-            set_progress((100.0 * done / max(total, 1), f"{done}/{total}"))
-
         try:
-            return services.whatif.run(req, progress).to_dict()
+            data = services.whatif.run(req, Reporter(set_progress, kpi)).to_dict()
         except TwinError as exc:
             log.warning("what-if failed: %s", exc)
             return {"error": str(exc)}
+        # kept on the server (bounded), so the run has a page to link to; its request reproduces it
+        record = {**data, "request": {"scenario": req.scenario, "at": req.at.isoformat() if req.at else None,
+                                      "seed": req.seed, "by": req.requested_by}}
+        try:
+            data["id"] = results.put(record, now=utc_now())
+        except (TwinError, OSError) as exc:
+            log.warning("what-if result not kept: %s", exc)
+        return data
 
 
-def _shown(data: dict[str, Any], kpi: str | None, runs: list[dict[str, Any]] | None) -> tuple[Any, ...]:
-    """The views of a finished run: fan-chart KPI choice, deltas, orders, the session's runs, the status."""
-    if "error" in data:
-        keep = dash.no_update
-        return keep, keep, keep, keep, keep, notice(data["error"], error=True)
-    result = WhatIfResult.from_dict(data)
-    kpis = result.kpis()
-    return ([{"label": k, "value": k} for k in kpis], kpi if kpi in kpis else (kpis[0] if kpis else None),
-            figures.deltas_chart(result), _orders_table(result), [*(runs or [])[-9:], data],
-            html.Div([notice(f"Done: {result.replications} replications of {result.name!r}"),
-                      *[html.Div(n, className="muted small") for n in result.notes]]))
+def _register_saved(app: dash.Dash, saved: ScenarioStore, fleet: FleetSpec) -> None:
+    """Scenarios saved on the server: save the form's (engineers), duplicate, delete; the list, newest first."""
 
-
-def _register_results(app: dash.Dash) -> None:
-    """A finished run into the fan chart, the KPI deltas, the orders and the comparison of runs."""
-
-    @app.callback(Output(ids.WHATIF_FAN_KPI, "options"), Output(ids.WHATIF_FAN_KPI, "value"),
-                  Output(ids.WHATIF_DELTAS, "figure"), Output(ids.WHATIF_ORDERS, "children"),
-                  Output(ids.WHATIF_RUNS, "data"), Output(ids.WHATIF_STATUS, "children", allow_duplicate=True),
-                  Input(ids.WHATIF_RESULT, "data"), State(ids.WHATIF_FAN_KPI, "value"), State(ids.WHATIF_RUNS, "data"),
-                  prevent_initial_call=True)
-    def _result(data: dict[str, Any] | None, kpi: str | None, runs: list[dict[str, Any]] | None) -> tuple[Any, ...]:
-        if not data:
-            raise PreventUpdate
-        return _shown(data, kpi, runs)
-
-    @app.callback(Output(ids.WHATIF_FAN, "figure"), Input(ids.WHATIF_FAN_KPI, "value"),
-                  State(ids.WHATIF_RESULT, "data"))
-    def _fan(kpi: str | None, data: dict[str, Any] | None) -> Any:
-        if not data or "error" in data or not kpi:
-            return figures.empty("Run a scenario to see its projection")
-        return figures.fan_chart(WhatIfResult.from_dict(data), kpi)
-
-    @app.callback(Output(ids.WHATIF_COMPARE, "children"), Input(ids.WHATIF_RUNS, "data"))
-    def _compare(runs: list[dict[str, Any]] | None) -> Any:
-        return _compare_table(runs or [])
+    @app.callback(Output(SAVED, "options"), Output(SAVED, "value"), Output(STORE_NOTE, "children"),
+                  Input(ids.LOCATION, "pathname"), Input(SAVE_SERVER, "n_clicks"), Input(DUPLICATE, "n_clicks"),
+                  Input(DELETE, "n_clicks"), State(SAVED, "value"),
+                  State(ids.WHATIF_SCENARIO, "data"), State(ids.WHATIF_NAME, "value"), State(ids.WHATIF_SITE, "value"),
+                  State(ids.WHATIF_AT, "value"), State(ids.WHATIF_HORIZON, "value"),
+                  State(ids.WHATIF_REPLICATIONS, "value"))
+    def _store(_p: Any, _s: Any, _d: Any, _x: Any, chosen: str | None, stored: Any, name: Any, site: Any, at: Any,
+               horizon: Any, reps: Any) -> tuple[Any, ...]:
+        trig, note, value = ctx.triggered_id, None, chosen
+        try:
+            if trig in (SAVE_SERVER, DUPLICATE, DELETE):
+                who = auth.require(auth.current_user(), UserRole.ENGINEER, "changing saved scenarios")
+                if trig == SAVE_SERVER:
+                    doc = scenario_doc(stored, name=name, site=site, at=at, horizon=horizon, reps=reps)
+                    value = saved.save(doc["name"], scenario_to_toml(doc), author=who.name, at=utc_now()).name
+                    note = notice(f"Saved {value!r} on the server")
+                elif not chosen:
+                    note = notice("Choose a saved scenario first", error=True)
+                elif trig == DUPLICATE:
+                    copy = {**scenario_from_toml(saved.load(chosen).text, fleet, chosen), "name": f"{chosen} (copy)"}
+                    value = saved.save(copy["name"], scenario_to_toml(copy), author=who.name, at=utc_now()).name
+                    note = notice(f"Duplicated {chosen!r} as {value!r}")
+                else:
+                    saved.delete(chosen)
+                    value, note = None, notice(f"Deleted {chosen!r}")
+        except (Forbidden, TwinError, OSError) as exc:
+            note = notice(str(exc), error=True)
+        return saved_options(saved.list()), value, note

@@ -11,6 +11,8 @@ the unit shown (a fraction times 100 is a %).
 'units finished'
 >>> KPIS["lead_time_h"].text(6.04)
 '6.0'
+>>> KPIS["on_time_rate"].delta_unit, KPIS["lead_time_h"].delta_unit
+('pp', 'h')
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ class KpiInfo:
     def heading(self) -> str:
         """The label with its unit, unless the label already names it ("units finished", "lead time h")."""
         return self.label if self.unit in self.label.split() else f"{self.label} {self.unit}"
+
+    @property
+    def delta_unit(self) -> str:
+        """The unit of a difference: percentage points for a KPI in %, else the KPI's own unit."""
+        return "pp" if self.unit == "%" else self.unit
 
     def text(self, value: float) -> str:
         """A raw value in the shown unit with the KPI's decimals; ``-`` for no estimate (NaN)."""
