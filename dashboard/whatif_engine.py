@@ -56,12 +56,13 @@ from twin.clock import Clock, utc_now
 from twin.errors import ConfigError, SimulationError
 from twin.historian import HistorianReader, SeriesKey
 from twin.sim.kpis import BAND_METRICS, KPIS
+from twin.sim.montecarlo import MonteCarloResult
 from twin.sim.projection import Band, Comparison
 from twin.sim.scenario import OverflowRouting, Scenario
 from twin.sim.whatif import Inputs, RunSettings, prepare, run_whatif
 from twin.spec import FleetSpec, SignalKind, SiteSpec
 
-__all__ = ["DOWNSAMPLED", "EngineRunner", "actual_trends", "bin_seconds", "downsampled_said_once",
+__all__ = ["EngineRunner", "actual_trends", "bin_seconds",
            "effect_replications", "kpi_delta", "preview_replications", "run_slot", "to_result"]
 
 log = logging.getLogger(__name__)
@@ -317,8 +318,7 @@ class EngineRunner:
         sites = _sites_of(scenario, request.site)
         historian = self.open_historian() if self.open_historian is not None else None
         try:
-            with downsampled_said_once(request.site):
-                inputs = prepare(self.fleet, historian, at, sites, self.calibrate_days)
+            inputs = prepare(self.fleet, historian, at, sites, self.calibrate_days)
             actuals = (actual_trends(self.fleet, historian, request.site, at, self.actual_h, bin_s)
                        if historian is not None else [])
         finally:
@@ -348,10 +348,18 @@ class EngineRunner:
                            horizon_h=request.horizon_h, replications=first, actuals=actuals,
                            notes=[f"first {first} of {request.replications} replications: the bands narrow as the "
                                   "rest finish"]))
+        def partial(result: MonteCarloResult) -> None:
+            # the bands so far, redrawn as chunks of replications finish (a prefix of the full run's)
+            if callable(show) and result.replications >= first:
+                show(to_result(result.comparison(), name=scenario.name, fleet=self.fleet, site=request.site, at=at,
+                               horizon_h=request.horizon_h, replications=result.replications, actuals=actuals,
+                               notes=[f"{result.replications} of {request.replications} replications so far: "
+                                      "the bands narrow as the rest finish"]))
+
         try:
             with executor_for(None, self.workers) as ex:
                 done = run_whatif(inputs, snapshot, scenario, settings, sites=sites, executor=ex,
-                                  on_progress=after(0))
+                                  on_progress=after(0), on_partial=partial if callable(show) else None)
                 for k, item in enumerate(items if alone_n else []):
                     # the same seed: replication i of each run sees the same luck, so the effects compare
                     alone = to_scenario({**doc, "interventions": [item]}, self.fleet)
@@ -391,43 +399,6 @@ def _effect(cmp: Comparison, what: str, site: str, replications: int) -> Effect:
 
     return Effect(intervention=what, replications=replications, on_time=one("on_time_rate"),
                   output=one("units_done"))
-
-
-DOWNSAMPLED = "series %s was downsampled"  # the per-series warning of twin.calibrate
-
-
-class _HoldDownsampled(logging.Filter):
-    """Holds back calibration's per-series "was downsampled" warnings, counting them (said once after)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.keys: list[str] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and record.msg.startswith(DOWNSAMPLED):
-            self.keys.append(str(record.args[0]) if isinstance(record.args, tuple) and record.args else "?")
-            return False
-        return True
-
-
-@contextlib.contextmanager
-def downsampled_said_once(site: str) -> Iterator[None]:
-    """One warning for all the series calibration had to read downsampled in the block, not one per series.
-
-    The calibration reads raw points; older history kept only as rollups comes back downsampled,
-    and ``twin.calibrate`` says so per series (tens of lines on every what-if). One cause, one line.
-    """
-    calibration_log = logging.getLogger("twin.calibrate")
-    held = _HoldDownsampled()
-    calibration_log.addFilter(held)
-    try:
-        yield
-    finally:
-        calibration_log.removeFilter(held)
-        if held.keys:
-            log.warning("what-if at %s: calibration read %d series downsampled (history before the raw "
-                        "retention is kept as rollups): counts and draws may be undercounted, e.g. %s",
-                        site, len(held.keys), held.keys[0])
 
 
 def _input_notes(inputs: Inputs) -> list[str]:

@@ -152,7 +152,7 @@ def test_two_interventions_each_alone_and_downsampled_said_once(store_path: Path
                        lambda d, t: seen.append((d, t)))
     said = [rec for rec in caplog.records if "downsampled" in rec.getMessage()]
     # calibration reads 25 series of Berlin, all downsampled here: one line naming the count, not 25 lines
-    assert len(said) == 1 and "read 25 series downsampled" in said[0].getMessage()
+    assert len(said) == 1 and "25 series were downsampled" in said[0].getMessage()
     n = effect_replications(8)
     assert n == 5  # a quarter of 8, at least 5
     assert seen[-1] == (8 + 2 * n, 8 + 2 * n)  # progress counts the runs alone too
@@ -186,9 +186,12 @@ def test_early_bands_are_the_runs_first_replications(store_path: Path, fleet: Fl
     watch = _Watcher()
     req = WhatIfRequest(site="pod-berlin", scenario=doc, horizon_h=24, replications=20)
     final = runner.run(req, watch)
-    assert len(watch.early) == 1 and watch.calls[0] == (1, 20)  # handed over before the first progress tick
+    assert watch.early and watch.calls[0] == (1, 20)  # the first bands handed over before the first progress tick
     early = watch.early[0]
     assert early.replications == 5 and final.replications == 20
+    # then redrawn as the run's chunks finish: more replications each time, never the whole run (that is the result)
+    counts = [e.replications for e in watch.early]
+    assert counts == sorted(counts) and counts[-1] < 20
     # replication i has the same seeds in every run: the early bands are those of a 5-replication run
     five = runner.run(replace(req, replications=5), lambda d, t: None)
     assert early.bands == five.bands and early.deltas == five.deltas

@@ -30,9 +30,12 @@ def _series(
         return {}
     result = historian.series(keys, t0, t1, MAX_POINTS)
     out: dict[SeriesKey, list[SeriesPoint]] = {}
+    thinned = [r.key for r in result if r.downsampled]
+    if thinned:  # one line per read, not one per series: a site reads dozens of them
+        log.warning("%d series %s downsampled (e.g. %s/%s/%s): counts and draws may be undercounted",
+                    len(thinned), "was" if len(thinned) == 1 else "were", thinned[0].site, thinned[0].asset,
+                    thinned[0].signal)
     for r in result:
-        if r.downsampled:
-            log.warning("series %s was downsampled: counts and draws may be undercounted", r.key)
         out[r.key] = list(r.points)
     return out
 

@@ -139,8 +139,11 @@ class WhatIfRun:
 
 def run_whatif(inputs: Inputs, state: TwinState, scenario: Scenario, settings: RunSettings, *,
                sites: Sequence[str] | None = None, executor: Executor | None = None,
-               on_progress: Progress | None = None) -> WhatIfRun:
+               on_progress: Progress | None = None,
+               on_partial: Callable[[MonteCarloResult], None] | None = None) -> WhatIfRun:
     """Fork baseline and scenario from ``state`` with the inputs' figures and run them paired.
+
+    ``on_partial`` sees the replications done so far as they finish (``twin.sim.montecarlo.run``).
 
     ``sites`` as in ``fork`` (default: the snapshot's sites); the scenario is forked on the
     baseline's sites (those an overflow rule sends orders to included), so both simulate the same.
@@ -151,7 +154,8 @@ def run_whatif(inputs: Inputs, state: TwinState, scenario: Scenario, settings: R
                 sites=base.data.sites)
     result = monte_carlo(base.data, scen.data, replications=settings.replications, seed=settings.seed,
                          executor=executor, workers=settings.workers, stop=settings.stop, on_progress=on_progress,
-                         as_of=base.as_of, uncertainty=inputs.uncertainty, second_order=settings.second_order)
+                         on_partial=on_partial, as_of=base.as_of, uncertainty=inputs.uncertainty,
+                         second_order=settings.second_order)
     shares: dict[str, float] = {}
     if settings.shares and settings.second_order:
         shares = parameter_shares(base, result, settings.seed, executor, settings.workers)
