@@ -14,7 +14,8 @@ What is listed, when, and how bad (severity) — every threshold is here:
 
 - machine down: its tile shows FAULT (current, good data). Urgent.
 - stock runs out: the stock projection (arrivals counted, ``twin.kpi.project_stock``) reaches 0
-  within its horizon. Urgent within ``STOCK_URGENT_H``, high within the item's lead time, else medium.
+  within its horizon. Urgent within ``STOCK_URGENT_H``, high within the item's lead time, else
+  medium; with no delivery under way only within ``NOTHING_COMING_LEADS`` × the lead time.
 - order late: open and overdue now (high); or due within the projection's horizon with an on-time
   probability below ``ORDER_MEDIUM_P`` (high below ``ORDER_HIGH_P``, else medium).
 - behind plan: today's output below ``Thresholds.behind_plan`` (90 %) of the plan by now; high
@@ -47,6 +48,7 @@ from twin.spec import FleetSpec, MachineStatus, SiteSpec
 __all__ = [
     "HIGH_BEHIND",
     "KIND_ORDER",
+    "NOTHING_COMING_LEADS",
     "ORDER_HIGH_P",
     "ORDER_MEDIUM_P",
     "RANKING",
@@ -68,6 +70,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 STOCK_URGENT_H = 24.0  # a stockout within this is urgent
+NOTHING_COMING_LEADS = 1.5  # with no delivery under way, a stockout further than this × the lead time is not listed
 ORDER_HIGH_P = 0.5  # an order below this on-time probability is likely late (high)
 ORDER_MEDIUM_P = 0.8  # below this it is at risk (medium); at or above it is not listed
 HIGH_BEHIND = 0.75  # output below this share of the plan by now is high (below Thresholds.behind_plan: medium)
@@ -204,12 +207,12 @@ def _machines_down(site: SiteSpec, view: SiteView, now: datetime) -> list[Attent
         down_s = t.in_status_s or 0.0
         rate = (spec.template.batch_size / spec.template.ideal_cycle_time_s
                 if spec is not None and spec.template.ideal_cycle_time_s > 0 else 0.0)
-        alarm = f" · alarm: {t.alarm.message}" if t.alarm is not None else ""
+        alarm = f"alarm: {t.alarm.message}" if t.alarm is not None else ""
         out.append(AttentionItem(
             severity=Severity.URGENT, kind=Kind.MACHINE_DOWN, site=str(site.id), entity=t.machine,
             text=f"{t.machine} down for {fmt_for(down_s)}", since=now - timedelta(seconds=down_s),
             link=_href("/machine", str(site.id), machine=t.machine), cost=down_s * rate,
-            detail=f"{t.role} · fault since {_hhmm(now - timedelta(seconds=down_s), site, now)}{alarm}"))
+            detail=" · ".join(p for p in (t.role, alarm) if p)))
     return out
 
 
@@ -223,12 +226,15 @@ def _stockout(site: SiteSpec, r: StockRow, now: datetime) -> AttentionItem | Non
     # the shelf stays empty until the next delivery, or until an order placed now could arrive
     refill = nxt if nxt is not None else max(r.stockout_at, now + timedelta(days=r.lead_time_d))
     gap_h = max(0.0, (refill - r.stockout_at).total_seconds() / 3600.0)
+    lead_s = r.lead_time_d * 86400.0
     if out_in <= STOCK_URGENT_H * 3600:
         severity = Severity.URGENT
-    elif out_in <= r.lead_time_d * 86400:
+    elif out_in <= lead_s:
         severity = Severity.HIGH
-    else:
+    elif nxt is not None or out_in <= NOTHING_COMING_LEADS * lead_s:
         severity = Severity.MEDIUM
+    else:  # nothing under way and time enough to order: the reorder point's business, not news
+        return None
     head = f"{r.sku} is out of stock" if out_in <= 0 else f"{r.sku} runs out in {fmt_hours(out_in)}"
     tail = (f"next delivery in {fmt_hours((nxt - now).total_seconds())}" if nxt is not None
             else "no delivery under way")

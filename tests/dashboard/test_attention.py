@@ -139,9 +139,14 @@ def test_stock_rules(fleet: FleetSpec) -> None:
         return [(i.severity, i.text) for i in attention_items(fleet, [view(tile("pod-berlin"), stock_rows=(row,))],
                                                               None, NOW)]
 
-    # nothing coming: 12 kg at 4 kg a day runs out in 3 days, beyond the 2-day lead time: medium
-    assert one(stock("PLA-1KG", 12.0, 4.0, [])) == [
-        (Severity.MEDIUM, "PLA-1KG runs out in 3.0 d, no delivery under way")]
+    # nothing coming: 11 kg at 4 kg a day runs out in 2.75 days, beyond the 2-day lead time but within
+    # 1.5 × 2 = 3 days: medium ("2.8 d"); 20 kg (5 days): time enough to order, not listed
+    assert one(stock("PLA-1KG", 11.0, 4.0, [])) == [
+        (Severity.MEDIUM, "PLA-1KG runs out in 2.8 d, no delivery under way")]
+    assert one(stock("PLA-1KG", 20.0, 4.0, [])) == []
+    # a delivery under way that comes after the stockout keeps the line, however far: 20 kg out in 5 d, due in 6 d
+    assert one(stock("PLA-1KG", 20.0, 4.0, [6 * 24.0])) == [
+        (Severity.MEDIUM, "PLA-1KG runs out in 5.0 d, next delivery in 6.0 d")]
     # within the lead time (1.5 d of 2 d): high
     assert one(stock("PLA-1KG", 6.0, 4.0, [])) == [
         (Severity.HIGH, "PLA-1KG runs out in 36.0 h, no delivery under way")]
