@@ -213,3 +213,21 @@ def test_the_service_projects_the_store_and_lists_its_fault(queries: QueryServic
     assert run.calibrated  # from a reader of its own (the SQLite store reopened read-only)
     again = service.view()
     assert again is not first and again.projection is run
+
+
+def test_the_first_read_starts_one_scheduled_projection(queries: QueryService) -> None:
+    # the list's first reader starts the service's thread; it projects first_delay_s later, whoever reads
+    service = AttentionService(queries=queries, settings=AttentionSettings(first_delay_s=0.0, calibrate_days=0.0))
+    try:
+        assert service.view().projection is None  # read at once: the projection is not waited for
+        thread = service._thread
+        assert thread is not None and thread.name == "dashboard-attention"
+        service.view()
+        assert service._thread is thread  # one thread, however many reads (tabs)
+        assert service.projected.wait(60)
+        run = service.projection()
+        assert run is not None and not run.calibrated  # calibrate_days 0: the configured figures
+        assert service.view().projection is run
+    finally:
+        service.stop()
+    assert not thread.is_alive()
