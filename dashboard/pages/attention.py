@@ -20,11 +20,12 @@ from dashboard.pages._shared import register_page
 from dashboard.services import Services
 from twin.spec import FleetSpec, Priority
 
-__all__ = ["ATTENTION_LIST", "ATTENTION_SUMMARY", "FLEET_ATTENTION", "PATH", "TOP", "item_line", "layout",
+__all__ = ["ATTENTION_LIST", "ATTENTION_SUMMARY", "FLEET_ATTENTION", "MAX_LINES", "PATH", "TOP", "item_line", "layout",
            "register", "render_list", "service_of", "since_text", "summary", "top_card"]
 
 PATH = "/attention"
 TOP = 5  # lines on the fleet overview
+MAX_LINES = 100  # lines on this page: past that a list is no longer read, and drawing it costs every refresh
 ATTENTION_LIST = "attention-list"
 ATTENTION_SUMMARY = "attention-summary"
 FLEET_ATTENTION = "fleet-attention"  # the top of the fleet overview
@@ -103,8 +104,15 @@ def render_list(view: AttentionView, fleet: FleetSpec, limit: int | None = None,
     if not view.items:
         return [html.Div(f"Nothing needs attention · checked {theme.fmt_ts(view.checked_at, seconds=True)}",
                          className="notice attention-calm")]
-    shown = view.items if limit is None else view.items[:limit]
-    return [item_line(i, fleet, view.checked_at, compact=compact) for i in shown]
+    shown = view.items[:MAX_LINES if limit is None else limit]
+    lines: list[Any] = [item_line(i, fleet, view.checked_at, compact=compact) for i in shown]
+    rest = view.items[len(shown):]
+    if rest and limit is None:
+        counts = ", ".join(f"{n} {s.name.lower()}" for s in sorted(Severity, reverse=True)
+                           if (n := sum(1 for i in rest if i.severity is s)))
+        lines.append(html.Div(f"… and {len(rest)} more, ranked lower ({counts}): each site page shows its own",
+                              className="small muted attention-more"))
+    return lines
 
 
 def top_card(view: AttentionView, fleet: FleetSpec) -> list[Any]:

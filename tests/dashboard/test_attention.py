@@ -231,3 +231,21 @@ def test_the_first_read_starts_one_scheduled_projection(queries: QueryService) -
     finally:
         service.stop()
     assert not thread.is_alive()
+
+
+def test_the_page_draws_the_first_hundred_lines_and_counts_the_rest(fleet: FleetSpec) -> None:
+    from dashboard.attention import AttentionView
+    from dashboard.pages.attention import MAX_LINES, render_list, top_card
+
+    # 130 overdue orders at Lyon: all high; the page draws 100 of them and says what the other 30 are
+    lyon = view(tile("pod-lyon"), orders=tuple(order("pod-lyon", f"O-{k:03d}", -1.0 - k, 5) for k in range(130)))
+    items = tuple(attention_items(fleet, [lyon], None, NOW))
+    # 5 units each: the same cost, so the longest-standing first (130 h = 5 d 10 h)
+    assert len(items) == 130 and items[0].text == "order O-129 overdue by 5 d 10 h"
+    lines = render_list(AttentionView(items=items, checked_at=NOW, sites=1), fleet)
+    assert len(lines) == MAX_LINES + 1
+    assert lines[-1].children == "… and 30 more, ranked lower (30 high): each site page shows its own"
+    top = top_card(AttentionView(items=items, checked_at=NOW, sites=1), fleet)
+    assert len(top) == 1 + 5 and top[0].children[1].children == "all 130 →"
+    calm = render_list(AttentionView(items=(), checked_at=NOW, sites=4), fleet)
+    assert calm[0].children == "Nothing needs attention · checked 2026-01-07 13:00:00 UTC"
