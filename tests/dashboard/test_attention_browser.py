@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from chromium import available, launched, new_page
@@ -36,6 +37,8 @@ sync_api = pytest.importorskip("playwright.sync_api")
 SHOTS = os.environ.get("TWIN_SCREENSHOTS") == "1"
 REFRESH_S = 1.0  # the plant's page interval and the query service's TTL (tests/dashboard/plant.py)
 CYCLE_S = 2 * REFRESH_S  # one refresh cycle: the query service re-reads (TTL), then the page redraws
+
+_NO_ORDERS = SimpleNamespace(orders=())
 
 if not available():
     pytest.skip("no /usr/bin/chromium", allow_module_level=True)
@@ -64,7 +67,7 @@ def browser() -> Iterator[object]:
 
 
 def _drop_shipment(plant: RunningPlant, name: str, record: dict[str, object]) -> None:
-    """A logistics export: one JSON line written under a hidden name, then renamed (as an exporter does)."""
+    """An ERP or logistics export: one JSON line written under a hidden name, then renamed (as an exporter does)."""
     assert plant.config.feeds is not None and plant.config.feeds.drop_dir is not None
     folder = plant.config.feeds.drop_dir
     folder.mkdir(parents=True, exist_ok=True)
@@ -103,6 +106,14 @@ def test_a_fault_and_a_late_container_appear_ranked_and_link_to_what_they_name( 
         browser, plant: RunningPlant, tmp_path: Path) -> None:
     site, sku, _ = LOW_STOCK  # pod-berlin, PLA-1KG
     queries = plant.services.queries
+    # a rush order before the list is first read (its projection runs 5 s after that): 200 machined housings
+    # due in 3 h at Lyon, whose two CNC mills make 5 an hour each, cannot be on time
+    created = datetime.now(UTC).replace(microsecond=0)
+    _drop_shipment(plant, "orders-attention-1.jsonl", {
+        "id": "O-RUSH", "version": 1, "site": "pod-lyon", "product": "machined-housing", "qty": 200,
+        "created": created.isoformat(), "due": (created + timedelta(hours=3)).isoformat(), "status": "open"})
+    _until("the rush order in the store", lambda: any(
+        o.id == "O-RUSH" for o in (queries.historian.state_at("pod-lyon", datetime.now(UTC)) or _NO_ORDERS).orders))
     errors: list[str] = []
     page = new_page(browser, 1440, 900, errors)
     page.goto(plant.url + "/attention")
@@ -193,6 +204,14 @@ def test_a_fault_and_a_late_container_appear_ranked_and_link_to_what_they_name( 
     page.wait_for_selector("#attention-list .attention-item")
     page.wait_for_function("document.querySelector('#attention-summary').innerText.includes('projected')")
     assert f"projected {run.computed_at:%Y-%m-%d %H:%M} UTC (20 × 24 h" in page.inner_text("#attention-summary")
+    # the orders' lines are the projection's chances: each order open now, due within the 24 h, below 80 %
+    page.wait_for_timeout(2 * CYCLE_S * 1000)  # the list drawn since the projection was kept
+    shown = {x["entity"]: x["text"] for x in _lines(page) if x["kind"] == "order_late" and "% on time" in x["text"]}
+    open_now = {o.id for s in plant.config.fleet.sites for o in queries.site_view(str(s.id)).orders if not o.overdue}
+    expected = {o.order: f"order {o.order}: {o.probability * 100:.0f} % on time" for o in run.orders
+                if o.order in open_now and o.due_s <= run.horizon_s and o.probability < 0.8}
+    assert shown == expected
+    assert expected["O-RUSH"] == "order O-RUSH: 0 % on time"  # 200 units in 3 h at ~10 an hour: no replication
     if SHOTS:
         _screenshots(browser, plant, page)
     page.close()
