@@ -1,4 +1,4 @@
-"""Dashboard callback latency (p50/p95) for the fleet and site pages with 50 sites and 500 machines.
+"""Dashboard callback latency (p50/p95) for the fleet, site and attention pages with 50 sites and 500 machines.
 
 A fleet of 50 sites × 10 machines is generated from the example fleet's templates, two hours of
 history are written through the live reducer into a real SQLite store, and the fleet and site
@@ -14,6 +14,10 @@ callbacks read keeps changing. Target: p95 ≤ 100 ms. The site page is called a
 open on it calls it: an interval tick, sending back the fingerprints of what it already holds
 (``kB/resp`` is the mean response size); "site switch" picks a different site each call, none
 viewed before: its view is read and every part drawn and sent (the first view of a site).
+"attention" is the attention page's list (every site's view and the fleet's projection, made once by
+``dashboard.attention.AttentionService.run_now`` before the calls: 20 replications × 24 h of all 50
+sites, its time printed), "fleet top" the same list's top five on the fleet overview; "site, all hot"
+the site page again once the list has made the refresher keep every site's view fresh.
 Run: ``.venv/bin/python bench/dashboard_bench.py [cold|refresh|warm|live ...]``.
 """
 
@@ -39,6 +43,8 @@ from connectors.config import load  # noqa: E402
 from connectors.store import SqliteHistorian  # noqa: E402
 from dashboard import ids  # noqa: E402
 from dashboard.app import create_app  # noqa: E402
+from dashboard.attention import AttentionService, AttentionSettings  # noqa: E402
+from dashboard.pages.attention import ATTENTION_LIST, ATTENTION_SUMMARY, FLEET_ATTENTION  # noqa: E402
 from dashboard.queries import QueryService  # noqa: E402
 from dashboard.services import Services  # noqa: E402
 from twin import live  # noqa: E402
@@ -182,12 +188,23 @@ def main() -> None:
         "site trend": ([(ids.SITE_TREND, "figure")],
                        [{"id": ids.SITE_SELECT, "property": "value", "value": site},
                         {"id": ids.SITE_TREND_SIGNAL, "property": "value", "value": "power_kw"}, refresh], None),
+        "attention": ([(ATTENTION_LIST, "children"), (ATTENTION_SUMMARY, "children")], [refresh], None),
+        "fleet top": ([(FLEET_ATTENTION, "children")], [refresh], None),
     }
+    # the attention list reads every site's view, so from here on the refresher keeps all 50 views fresh:
+    # the site page once more, under that load
+    cases["site, all hot"] = cases["site page"]
     print(f"{'callback':<16}{'mode':<9}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'kB/resp':>9}   target p95 ≤ 100 ms")
     for mode in modes:
         writer = LiveWriter(fleet, tmp / "h.sqlite", NOW) if mode == "live" else None
         queries = QueryService(fleet=fleet, historian=h, clock=writer.clock if writer else lambda: NOW, ttl_s=2.0)
-        app = create_app(Services(queries=queries, cache_dir=tmp / "jobs"))
+        # the projection once, here (its thread would run it 5 s after the first view, amid the calls)
+        attention = AttentionService(queries=queries, settings=AttentionSettings(enabled=False))
+        t = time.perf_counter()
+        run = attention.run_now()
+        print(f"attention projection ({mode}): {run.replications} × {run.horizon_s / 3600:g} h of {N_SITES} sites, "
+              f"{len(run.orders)} open orders, in {time.perf_counter() - t:.1f} s")
+        app = create_app(Services(queries=queries, cache_dir=tmp / "jobs", extra={"attention": attention}))
         client = app.server.test_client()
         client.get("/")
         client.get("/_dash-layout")

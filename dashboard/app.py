@@ -42,8 +42,8 @@ PROTECTED_OUTPUTS: dict[str, UserRole] = {
     ids.WHATIF_RESULT: UserRole.ENGINEER,
 }
 
-NAV = [("Fleet", "/"), ("Site", "/site"), ("Machine", "/machine"), ("What-if", "/whatif"), ("Replay", "/replay"),
-       ("Alarms", "/alarms"), ("Model trust", "/trust")]
+NAV = [("Fleet", "/"), ("Attention", "/attention"), ("Site", "/site"), ("Machine", "/machine"), ("What-if", "/whatif"),
+       ("Replay", "/replay"), ("Alarms", "/alarms"), ("Model trust", "/trust")]
 
 
 def _shell(refresh_ms: int) -> Any:

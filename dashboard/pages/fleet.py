@@ -1,7 +1,8 @@
-"""Fleet overview: one tile per site; a tile opens its site page.
+"""Fleet overview: what needs attention first (its top five), then one tile per site; a tile opens its site page.
 
 Each tile shows OEE with A/P/Q, output against plan, machines by status, alarms, stock at risk
-and data freshness.
+and data freshness. The attention list's own page (``dashboard.pages.attention``, all of it) is
+registered here too: it is the fleet overview's list in full.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, html
 
 from dashboard import components, ids
+from dashboard.attention import AttentionView
+from dashboard.pages import attention
 from dashboard.pages._shared import register_page
 from dashboard.services import Services
 from dashboard.viewmodels import SiteTile
@@ -27,6 +30,7 @@ def layout(**_query: Any) -> html.Div:
         [
             html.Div([html.H2("Fleet overview"), html.Div(id=ids.FLEET_SUMMARY, className="muted")],
                      className="page-head"),
+            html.Div(id=attention.FLEET_ATTENTION, className="hmi-card mb-3", style={"padding": "8px 12px"}),
             html.Div(components.andon_legend(), id=ids.FLEET_LEGEND),
             dbc.Row(id=ids.FLEET_TILES, className="g-3"),
         ]
@@ -48,6 +52,19 @@ def render_tiles(tiles: list[SiteTile]) -> tuple[list[Any], str]:
 def register(app: dash.Dash, services: Services) -> None:
     register_page(__name__, path=PATH, name="Fleet", title="Fleet · Micro-factory twin", order=0,
                        layout=layout)
+    attention.register(app, services)
+    service = attention.service_of(services)
+    top: dict[int, tuple[AttentionView, list[Any]]] = {}
+
+    @app.callback(Output(attention.FLEET_ATTENTION, "children"), Input(ids.REFRESH, "n_intervals"))
+    def _attention(_n: int | None) -> list[Any]:
+        view = service.view()
+        hit = top.get(0)
+        if hit is not None and hit[0] is view:
+            return hit[1]
+        out = attention.top_card(view, services.queries.fleet)
+        top[0] = (view, out)
+        return out
 
     # the components of the last tiles drawn: the refresher replaces the tiles list every TTL, and
     # every tab's interval in between gets the same components without building them again
