@@ -109,12 +109,12 @@ class OpcUaNodeModel(_Model):
     def _one_address(self) -> OpcUaNodeModel:
         if (self.node is None) == (self.browse_path is None):
             raise fail("a node needs exactly one of 'node' (a node id) or 'browse_path'", has_got=False,
-                       at="node")
+                       key="node")
         if self.enum is not None and (self.scale is not None or self.offset is not None):
             raise fail("an enum map reads the server's values as they are: it cannot be combined with scale or "
-                       "offset", has_got=False, at="enum")
+                       "offset", has_got=False, key="enum")
         if self.enum is not None and not self.enum:
-            raise fail("an enum map needs at least one value", has_got=False, at="enum")
+            raise fail("an enum map needs at least one value", has_got=False, key="enum")
         return self
 
 
@@ -207,10 +207,19 @@ class OpcUaSource:
 
     @property
     def interval_s(self) -> float:
-        """How often its values are expected: the poll or the subscription's publishing interval."""
+        """How often its values reach the twin: every poll, or (subscribed) every check of the session.
+
+        A subscription sends a value when it changes; each successful check of the session re-sends
+        the values it has not changed since, so the twin sees them refreshed like polled ones.
+        """
         if self.poll:
             return self.poll_interval_s
-        return self.publish_interval_s or max(self.sampling_interval_s, 0.1)
+        return max(0.1, min(1.0, self.bad_after_s / 4))
+
+    @property
+    def publish_s(self) -> float:
+        """The subscription's publishing interval: as configured, else the sampling interval (at least 50 ms)."""
+        return self.publish_interval_s or max(self.sampling_interval_s, 0.05)
 
 
 def _signals_of(fleet: FleetSpec, site: str, asset: str) -> tuple[str, ...] | None:

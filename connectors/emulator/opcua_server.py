@@ -87,7 +87,7 @@ class OpcUaEndpoint:
         server.set_endpoint(f"opc.tcp://{self.host}:{self.port}/")
         server.set_server_name("digital twin emulator")
         server.set_security_policy([ua.SecurityPolicyType.NoSecurity])  # an emulator: open, anonymous
-        server.set_security_IDs(["Anonymous"])
+        server.set_identity_tokens([ua.AnonymousIdentityToken])
         idx = await server.register_namespace(NAMESPACE)
         objects: dict[str, object] = {}
         self._nodes = {}
@@ -119,6 +119,12 @@ class OpcUaEndpoint:
     async def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
+            clock = server.iserver.time_task  # it ends within a second once told; cancelled, it ends now
+            if clock is not None:
+                clock.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await clock
+                server.iserver.time_task = None
             await server.stop()
 
     async def set(self, asset: str, signal: str, value: Value, status: str = "Good") -> None:

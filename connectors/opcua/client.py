@@ -356,7 +356,7 @@ class OpcUaConnection:
             type_name = "?"
         try:
             sample = sample_of(await self._call(node.read_data_value(raise_on_bad_status=False)))
-            shown = sample.status if sample.severity != "good" else (sample.problem or repr(sample.value))
+            shown = sample.status if sample.severity != "good" else (sample.problem or str(sample.value))
         except OpcUaError as exc:
             shown = exc.reason
         return BrowseRow(path=path, node_id=node.nodeid.to_string(), data_type=str(type_name), value=shown)

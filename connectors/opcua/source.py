@@ -5,10 +5,12 @@ with ``connectors.config.secrets`` when it connects, never logged), resolves eac
 or a browse path), reads the server's EngineeringUnits, then subscribes to every node with the
 configured sampling interval and deadband (data change notifications become readings as they
 arrive) or, with ``poll = true``, reads them all every ``poll_interval_s``. Between notifications
-it checks that the session answers; a failure closes it and the nodes go STALE, BAD once the server
-has been gone ``bad_after_s``, and the session and subscription are made again with backoff
-(``connectors.linkhealth``, as for Modbus and InfluxDB): a server restart costs one outage, logged
-once when it starts and once when it ends.
+it checks that the session answers, and re-sends each node's latest value with the time of the
+check (the subscription would have said if it had changed: the twin sees it refreshed as if
+polled, and judges it stale only when the server stops confirming it); a failure closes it and
+the nodes go STALE, BAD once the server has been gone ``bad_after_s``, and the session and
+subscription are made again with backoff (``connectors.linkhealth``, as for Modbus and InfluxDB):
+a server restart costs one outage, logged once when it starts and once when it ends.
 
 A value's status code is its quality: Good → GOOD, Uncertain → STALE with the status name as the
 reason, Bad → BAD with the status name. A value that is not a scalar (an array, a structure) is BAD
@@ -73,12 +75,15 @@ def convert(node: OpcUaNode, sample: Sample) -> tuple[Value, Quality, str]:
 class OpcUaReader:
     """Reads one OPC UA server. ``poll_once`` reads every node once (connecting first if needed).
 
-    ``link`` is the server's health, ``units`` the unit of each (asset, signal) (the configured one,
+    ``polling`` (default: the source's ``poll``) reads every node each ``poll_interval_s`` instead of
+    subscribing. ``link`` is the server's health, ``units`` the unit of each (asset, signal) (the configured one,
     else the server's EngineeringUnits), ``reachable`` whether the last attempt got through.
     """
 
-    def __init__(self, source: OpcUaSource, *, clock: Clock = utc_now, rng: random.Random | None = None) -> None:
+    def __init__(self, source: OpcUaSource, *, clock: Clock = utc_now, rng: random.Random | None = None,
+                 polling: bool | None = None) -> None:
         self.source = source
+        self.polling = source.poll if polling is None else polling  # ``twin poll`` reads, never subscribes
         self._clock = clock
         self.link = LinkHealth(bad_after_s=source.bad_after_s,
                                backoff=Backoff(source.reconnect_min_s, source.reconnect_max_s, jitter=True,
@@ -89,6 +94,7 @@ class OpcUaReader:
         self.units: dict[tuple[str, str], str] = {(n.asset, n.signal): n.unit for n in source.nodes if n.unit}
         self.reachable = False
         self.notifications = 0  # data changes received (tests, the benchmark)
+        self._last: dict[int, Reading] = {}  # subscribed: each node's latest reading, re-sent on each check
 
     # ------------------------------------------------------------------ readings
     def _reading(self, i: int, sample: Sample) -> Reading:
@@ -100,7 +106,9 @@ class OpcUaReader:
         elif quality is not Quality.BAD and self._node_faults and self._node_faults.cleared(i):
             log.warning("OPC UA source %s: %s (%s.%s) reads again", self.source.id, node.where, node.asset,
                         node.signal)
-        return Reading.new(self._clock(), self.source.site, node.asset, node.signal, value, quality, reason)
+        reading = Reading.new(self._clock(), self.source.site, node.asset, node.signal, value, quality, reason)
+        self._last[i] = reading
+        return reading
 
     def _unreachable(self, now: float) -> list[Reading]:
         quality, reason, ts, site = self.link.quality(now), self.link.reason, self._clock(), self.source.site
@@ -151,7 +159,7 @@ class OpcUaReader:
             if unit and self.source.nodes[i].unit is None:
                 self.units[key] = unit
         bad = self._unresolved()
-        if not self.source.poll and live:
+        if not self.polling and live:
             await self._subscribe(conn, live, bad)
         return bad
 
@@ -164,7 +172,7 @@ class OpcUaReader:
             if self._sink is not None and 0 <= k < len(index):
                 self._sink([self._reading(index[k], sample)])
 
-        errors = await conn.subscribe([h for _, h in live], publish_ms=1000.0 * s.interval_s,
+        errors = await conn.subscribe([h for _, h in live], publish_ms=1000.0 * s.publish_s,
                                       sampling_ms=[1000.0 * s.sampling_interval_s] * len(live),
                                       deadbands=[s.nodes[i].deadband for i in index], callback=notified)
         for (i, _), error in zip(live, errors, strict=True):
@@ -172,6 +180,7 @@ class OpcUaReader:
                 bad.append(self._reading(i, Sample(None, "bad", error, None)))
 
     async def _close(self, *, graceful: bool = True) -> None:
+        self._last.clear()  # nothing is confirmed without a session
         conn, self.conn = self.conn, None
         if conn is not None:
             await conn.close(graceful=graceful)
@@ -234,16 +243,18 @@ class OpcUaReader:
             await self._close(graceful=False)
             self._went_down(loop.time(), exc.reason)
             return self._unreachable(loop.time())
-        return []
+        # the session and its subscription work: what did not change since its notification still holds
+        ts = self._clock()
+        return [r._replace(ts=ts) for r in self._last.values()]
 
     async def run(self, sink: ReadingSink, stop: asyncio.Event) -> None:
         """Read until ``stop`` is set: subscribed (checking the session) or polled, reconnecting as needed."""
         self._sink = sink
         s = self.source
-        interval = s.poll_interval_s if s.poll else max(0.1, min(1.0, s.bad_after_s / 4))
+        interval = s.poll_interval_s if self.polling else s.interval_s
 
         async def step() -> None:
-            readings = await (self.poll_once() if s.poll else self._watch_once())
+            readings = await (self.poll_once() if self.polling else self._watch_once())
             if readings:
                 sink(readings)
 
