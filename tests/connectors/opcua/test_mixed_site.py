@@ -8,17 +8,20 @@ servers are real, on 127.0.0.1 and free ports, and stopped by the test.
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
 
+from app import main as twin_main
 from connectors.collector import Collector
-from connectors.config import PlantConfig
+from connectors.config import PlantConfig, load
 from connectors.emulator.opcua_server import OpcUaMachines
 from connectors.emulator.server import Emulator
 from connectors.opcua.source import OpcUaSources
 from connectors.store import SqliteHistorian
-from tests.connectors.opcua.conftest import run
+from tests.conftest import free_port
+from tests.connectors.opcua.conftest import mixed_text, run
 from twin.historian import SeriesKey
 from twin.spec import MachineStatus
 
@@ -63,3 +66,45 @@ def test_a_mixed_site_is_collected_into_one_store(mixed_cfg: PlantConfig, ua_por
         assert temp.points  # GOOD values of the OPC UA node, stored like the Modbus ones
     finally:
         store.close()
+
+
+def test_twin_collect_runs_the_opcua_server_beside_the_modbus_device(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The command itself (``app/collect.py``'s wiring): the servers on a loop in a thread, the command here."""
+    modbus_port, ua_port = free_port(), free_port()
+    db = tmp_path / "history.db"
+    path = tmp_path / "fleet.toml"
+    path.write_text(mixed_text(modbus_port, ua_port) + f'\n[historian]\npath = "{db}"\n', encoding="utf-8")
+    cfg = load(path)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    stop = asyncio.Event()
+
+    async def serve() -> tuple[Emulator, asyncio.Task[None]]:
+        modbus = Emulator(cfg.fleet, cfg.modbus, seed=5)
+        opcua = OpcUaMachines(cfg.fleet, "pod-a", ["CNC1"], ua_port, seed=5)
+        await modbus.start()
+        await opcua.endpoint.start()
+        return modbus, asyncio.create_task(opcua.run(stop))
+
+    async def stop_serving(modbus: Emulator, served: asyncio.Task[None]) -> None:
+        stop.set()
+        await served
+        await modbus.stop()
+
+    modbus, served = asyncio.run_coroutine_threadsafe(serve(), loop).result(30.0)
+    try:
+        assert twin_main(["collect", str(path), "--duration", "3"]) == 0
+    finally:
+        asyncio.run_coroutine_threadsafe(stop_serving(modbus, served), loop).result(30.0)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10.0)
+        loop.close()
+    assert capsys.readouterr().out.startswith("collected ")
+    store = SqliteHistorian(db, cfg.fleet, readonly=True)
+    try:
+        stored = {(k.asset, k.signal) for k in store.signals("pod-a")}
+    finally:
+        store.close()
+    assert {("P1", "status"), ("CNC1", "status"), ("CNC1", "spindle_temp_c")} <= stored
