@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from asyncua import Server, ua
+from asyncua.crypto.permission_rules import User, UserRole
 
 from connectors.emulator.plant import Plant
 from twin.clock import Clock, utc_now
@@ -50,11 +51,32 @@ def _variant_type(value: Value) -> ua.VariantType:
     return ua.VariantType.String
 
 
-class OpcUaEndpoint:
-    """One OPC UA server serving ``variables``; restartable on the same port."""
+class _Users:
+    """asyncua's user manager for a secured endpoint: these users with these passwords, nobody else."""
 
-    def __init__(self, port: int, variables: Iterable[Variable], *, host: str = "127.0.0.1") -> None:
+    def __init__(self, users: dict[str, str]) -> None:
+        self.users = users
+
+    def get_user(self, iserver: object, username: str | None = None, password: str | None = None,
+                 certificate: object = None) -> User | None:
+        del iserver, certificate
+        if username is not None and self.users.get(username) == password:
+            return User(role=UserRole.User)
+        return None
+
+
+class OpcUaEndpoint:
+    """One OPC UA server serving ``variables``; restartable on the same port.
+
+    With ``certificate`` and ``private_key`` (the server's, PEM or DER) it offers only
+    SignAndEncrypt (Basic256Sha256); with ``users`` (name -> password) only those may log in.
+    """
+
+    def __init__(self, port: int, variables: Iterable[Variable], *, host: str = "127.0.0.1",
+                 certificate: str | None = None, private_key: str | None = None,
+                 users: dict[str, str] | None = None) -> None:
         self.host, self.port = host, port
+        self._certificate, self._private_key, self._users = certificate, private_key, users
         self._values: dict[tuple[str, str], tuple[Value, str]] = {}
         self._units: dict[tuple[str, str], str] = {}
         self._types: dict[tuple[str, str], ua.VariantType] = {}
@@ -82,12 +104,17 @@ class OpcUaEndpoint:
     async def start(self) -> None:
         if self._server is not None:
             return
-        server = Server()
+        server = Server(user_manager=_Users(self._users) if self._users else None)
         await server.init()
         server.set_endpoint(f"opc.tcp://{self.host}:{self.port}/")
         server.set_server_name("digital twin emulator")
-        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])  # an emulator: open, anonymous
-        server.set_identity_tokens([ua.AnonymousIdentityToken])
+        if self._certificate and self._private_key:
+            await server.load_certificate(self._certificate)
+            await server.load_private_key(self._private_key)
+            server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+        else:
+            server.set_security_policy([ua.SecurityPolicyType.NoSecurity])  # an emulator: open by default
+        server.set_identity_tokens([ua.UserNameIdentityToken] if self._users else [ua.AnonymousIdentityToken])
         idx = await server.register_namespace(NAMESPACE)
         objects: dict[str, object] = {}
         self._nodes = {}

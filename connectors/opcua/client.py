@@ -9,7 +9,8 @@ SignAndEncrypt with the client's certificate and key; user and password when giv
 (node ids or browse paths to handles), ``read`` (one request for many nodes), ``units`` (the
 EngineeringUnits property, when the server has it), ``subscribe`` (one subscription, each node
 with the sampling interval and an absolute deadband), ``check`` (is the session alive) and
-``browse`` (the address space for ``twin browse``). Credentials are passed in, never logged.
+``browse`` (the address space for ``twin browse``). Credentials are passed in, never logged (nor by
+asyncua, whose log is held at WARNING unless configured).
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# asyncua's DEBUG and INFO lines print whole requests, a session's password included, and every
+# connect: unless someone set its level on purpose, it says only its warnings (ours say the rest).
+if logging.getLogger("asyncua").level == logging.NOTSET:
+    logging.getLogger("asyncua").setLevel(logging.WARNING)
 
 Severity = Literal["good", "uncertain", "bad"]
 Handle = Any  # an asyncua Node, opaque outside this module
