@@ -38,10 +38,12 @@ __all__ = ["NAMESPACE", "OpcUaEndpoint", "OpcUaMachines", "Variable"]
 log = logging.getLogger(__name__)
 
 NAMESPACE = "urn:digital-twin:emulator"
-Variable = tuple[str, str, Value, str]  # asset, signal, initial value, unit ("" for none)
+Variable = tuple[str, str, Value | list[float], str]  # asset, signal, initial value, unit ("" for none)
 
 
-def _variant_type(value: Value) -> ua.VariantType:
+def _variant_type(value: Value | list[float]) -> ua.VariantType:
+    if isinstance(value, list):  # an array (a server may have them; the source refuses them clearly)
+        return _variant_type(value[0] if value else 0.0)
     if isinstance(value, bool):
         return ua.VariantType.Boolean
     if isinstance(value, int):
@@ -77,10 +79,10 @@ class OpcUaEndpoint:
                  users: dict[str, str] | None = None) -> None:
         self.host, self.port = host, port
         self._certificate, self._private_key, self._users = certificate, private_key, users
-        self._values: dict[tuple[str, str], tuple[Value, str]] = {}
+        self._values: dict[tuple[str, str], tuple[Value | list[float], str]] = {}
         self._units: dict[tuple[str, str], str] = {}
         self._types: dict[tuple[str, str], ua.VariantType] = {}
-        self._initial: dict[tuple[str, str], Value] = {}  # the last value that was not None (a restart's)
+        self._initial: dict[tuple[str, str], Value | list[float]] = {}  # the last value that was not None (a restart's)
         for asset, signal, value, unit in variables:
             self._initial[(asset, signal)] = value
             self._values[(asset, signal)] = (value, "Good")
@@ -165,7 +167,7 @@ class OpcUaEndpoint:
         if self._server is not None:
             await self._write(key, value, status)
 
-    async def _write(self, key: tuple[str, str], value: Value, status: str) -> None:
+    async def _write(self, key: tuple[str, str], value: Value | list[float], status: str) -> None:
         assert self._server is not None
         code = ua.StatusCode(getattr(ua.StatusCodes, status))
         variant = ua.Variant(value, self._types[key]) if code.is_good() or value is not None else ua.Variant()

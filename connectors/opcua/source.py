@@ -7,10 +7,11 @@ configured sampling interval and deadband (data change notifications become read
 arrive) or, with ``poll = true``, reads them all every ``poll_interval_s``. Between notifications
 it checks that the session answers, and re-sends each node's latest value with the time of the
 check (the subscription would have said if it had changed: the twin sees it refreshed as if
-polled, and judges it stale only when the server stops confirming it); a failure closes it and
-the nodes go STALE, BAD once the server has been gone ``bad_after_s``, and the session and
-subscription are made again with backoff (``connectors.linkhealth``, as for Modbus and InfluxDB):
-a server restart costs one outage, logged once when it starts and once when it ends.
+polled, and judges it stale only when the server stops confirming it; once per ``bad_after_s``
+it reads them all, as not every server notifies a node deleted under a subscription); a failure
+closes it and the nodes go STALE, BAD once the server has been gone ``bad_after_s``, and the
+session and subscription are made again with backoff (``connectors.linkhealth``, as for Modbus and
+InfluxDB): a server restart costs one outage, logged once when it starts and once when it ends.
 
 A value's status code is its quality: Good → GOOD, Uncertain → STALE with the status name as the
 reason, Bad → BAD with the status name. A value that is not a scalar (an array, a structure) is BAD
@@ -95,6 +96,8 @@ class OpcUaReader:
         self.reachable = False
         self.notifications = 0  # data changes received (tests, the benchmark)
         self._last: dict[int, Reading] = {}  # subscribed: each node's latest reading, re-sent on each check
+        self._checks = 0  # session checks since the nodes were last read in full
+        self._interval_s = source.poll_interval_s if self.polling else source.interval_s
 
     # ------------------------------------------------------------------ readings
     def _reading(self, i: int, sample: Sample) -> Reading:
@@ -243,6 +246,18 @@ class OpcUaReader:
             await self._close(graceful=False)
             self._went_down(loop.time(), exc.reason)
             return self._unreachable(loop.time())
+        self._checks += 1
+        if self._checks * self._interval_s >= self.source.bad_after_s:  # once per bad_after_s: read them all
+            self._checks = 0
+            live = [(i, h) for i, h in enumerate(self._handles) if h is not None]
+            try:
+                samples = await self.conn.read([h for _, h in live]) if live else []
+            except OpcUaError as exc:
+                await self._close(graceful=False)
+                self._went_down(loop.time(), exc.reason)
+                return self._unreachable(loop.time())
+            for (i, _), sample in zip(live, samples, strict=True):
+                self._reading(i, sample)  # a node deleted since, say, is BAD now (not every server notifies it)
         # the session and its subscription work: what did not change since its notification still holds
         ts = self._clock()
         return [r._replace(ts=ts) for r in self._last.values()]
@@ -250,8 +265,7 @@ class OpcUaReader:
     async def run(self, sink: ReadingSink, stop: asyncio.Event) -> None:
         """Read until ``stop`` is set: subscribed (checking the session) or polled, reconnecting as needed."""
         self._sink = sink
-        s = self.source
-        interval = s.poll_interval_s if self.polling else s.interval_s
+        interval = self._interval_s
 
         async def step() -> None:
             readings = await (self.poll_once() if self.polling else self._watch_once())
