@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from connectors.store import SqliteHistorian
 from tests.conftest import free_port
 from tests.connectors.opcua.conftest import mixed_text, run
 from twin.historian import SeriesKey
+from twin.readings import Quality, Reading
 from twin.spec import MachineStatus
 
 pytestmark = pytest.mark.server
@@ -108,3 +110,44 @@ def test_twin_collect_runs_the_opcua_server_beside_the_modbus_device(tmp_path: P
     finally:
         store.close()
     assert {("P1", "status"), ("CNC1", "status"), ("CNC1", "spindle_temp_c")} <= stored
+
+
+def test_the_modbus_device_keeps_its_rate_while_the_opcua_server_hangs(mixed_cfg: PlantConfig) -> None:
+    """An OPC UA "server" that accepts connections and never answers: its nodes go STALE, then BAD;
+    the Modbus device of the same site, polled by the same collector, keeps its 10 reads a second."""
+    cfg = mixed_cfg
+    readings: list[Reading] = []
+
+    class Sink:
+        def write(self, batch: Sequence[Reading], states: object = (), events: object = ()) -> None:
+            readings.extend(batch)
+
+    async def go() -> float:
+        async def black_hole(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(-1)  # reads whatever is sent, answers nothing, until the client leaves
+            writer.close()
+
+        port = int(cfg.opcua[0].endpoint.rsplit(":", 1)[1])
+        hung = await asyncio.start_server(black_hole, "127.0.0.1", port)
+        modbus = Emulator(cfg.fleet, cfg.modbus, seed=3)
+        await modbus.start()
+        collector = Collector(cfg.fleet, cfg.modbus, Sink(), flush_interval_s=0.1, seed=1)
+        collector.add_source(OpcUaSources(cfg.opcua, collector.ingest, seed=1))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        # the first connect times out after 2 timeout_s (2 s), BAD 1 s (bad_after_s) after that
+        loop.call_later(4.5, stop.set)
+        try:
+            await collector.run(stop)
+        finally:
+            await modbus.stop()
+            hung.close()
+        return loop.time() - t0
+
+    elapsed = run(go, timeout_s=40.0)
+    p1 = [r for r in readings if (r.asset, r.signal) == ("P1", "status")]
+    assert len(p1) >= 0.6 * 10 * elapsed and all(r.quality is Quality.GOOD for r in p1), len(p1)
+    cnc1 = [r for r in readings if (r.asset, r.signal) == ("CNC1", "status")]
+    assert cnc1 and cnc1[0].quality is Quality.STALE and cnc1[0].reason  # "timed out", at the first attempt
+    assert cnc1[-1].quality is Quality.BAD  # down longer than bad_after_s (1 s)
