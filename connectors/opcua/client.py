@@ -141,13 +141,14 @@ async def _drop(client: Any) -> None:
     retrieves their exceptions (asyncio would otherwise log each one as never retrieved).
     """
     client._closing = True
-    for task in (client._monitor_server_task, client._renew_channel_task, client.uaclient._publish_task):
+    for task in (getattr(client, "_monitor_server_task", None), getattr(client, "_renew_channel_task", None),
+                 getattr(client.uaclient, "_publish_task", None)):
         if task is not None and not task.done():
             task.cancel()
         if task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-    protocol = client.uaclient.protocol
+    protocol = getattr(client.uaclient, "protocol", None)
     if protocol is not None and protocol.state != "closed":
         client.uaclient.disconnect_socket()
 
@@ -211,7 +212,7 @@ class OpcUaConnection:
                                           mode=_MODES[self.security])
             await asyncio.wait_for(client.connect(), self.timeout_s * 2)
         except Exception as exc:  # asyncua raises many kinds (e.g. a rejected certificate): all are a reason
-            await self._abandon(client)
+            await self._abandon(client, graceful=False)  # no session to close: drop what was opened
             raise ConnectFailed(_reason(exc)) from None
         self._client = client
         self.lost = ""
