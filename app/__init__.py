@@ -24,6 +24,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "demo",
     "dashboard",
     "poll",
+    "browse",
     "emulate",
     "backfill",
     "collect",

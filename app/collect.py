@@ -1,4 +1,4 @@
-"""``twin collect CONFIG``: the collector role: poll Modbus devices and InfluxDB feeds, update the twin, store.
+"""``twin collect CONFIG``: the collector role: read Modbus, OPC UA and InfluxDB sources, update the twin, store.
 
 Writes to the configured historian: the SQLite store, or (kind ``influxdb``) the local store that
 forwards every batch to InfluxDB (store-and-forward). ``--log-only`` only logs. Raw data older than
@@ -21,7 +21,7 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from app.poll import select_devices
+from app.poll import select_sources
 
 if TYPE_CHECKING:
     from connectors.collector import Collector
@@ -49,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from twin.clock import utc_now
 
     cfg = load(args.config)
-    feeds_only = not cfg.modbus and not args.device and (cfg.feeds is not None or bool(cfg.influx))
-    devices = [] if feeds_only else select_devices(cfg.modbus, args.device, str(cfg.source))
+    feeds_only = not cfg.modbus and not args.device and (cfg.feeds is not None or bool(cfg.influx or cfg.opcua))
+    devices, servers = ([], list(cfg.opcua)) if feeds_only else select_sources(cfg, args.device)
     sink: Sink
     closer = None
     retention_store: SqliteHistorian | None = None
@@ -79,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
         from connectors.influx.feed import InfluxFeedPoller
 
         collector.add_source(InfluxFeedPoller(cfg.influx, collector.ingest))
+    if servers:  # and the OPC UA servers: a site may mix Modbus, OPC UA and InfluxDB
+        from connectors.opcua.source import OpcUaSources
+
+        collector.add_source(OpcUaSources(servers, collector.ingest))
     ledger_closer = None
     if cfg.feeds is not None and not args.no_feeds:
         ledger_closer = _start_feeds(cfg, collector, events=not args.log_only)

@@ -3,7 +3,9 @@
 The commissioning command: an engineer runs it to check a new register map against a PLC. It
 prints one line per point (device, asset, signal, where it is read, decoded value, unit, quality
 and reason), or JSON. A status point shows its status with its code, ``running (2)``. Exit code 1
-when any device could not be reached.
+when any device could not be reached. OPC UA servers (``[[sources.opcua]]``) are read the same way,
+one line per node: the node id or browse path where a register would be, type ``OPC UA``, the unit
+configured or else the server's EngineeringUnits; ``--device`` also takes an OPC UA source's id.
 """
 
 from __future__ import annotations
@@ -15,15 +17,20 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from connectors.config.opcua import OpcUaSource
 from connectors.modbus.spec import ModbusDevice
 from twin.errors import ConfigError, Problem
 from twin.readings import Reading
 
-__all__ = ["register", "render_json", "render_table", "run", "select_devices"]
+__all__ = ["register", "render_json", "render_table", "run", "select_devices", "select_sources"]
 
-if TYPE_CHECKING:  # the poller imports pymodbus: only at run time, inside the command
+if TYPE_CHECKING:  # the poller imports pymodbus (the reader asyncua): only at run time, inside the command
+    from connectors.config import PlantConfig
     from connectors.export import StatusCodes
     from connectors.modbus.poller import DevicePoller
+    from connectors.opcua.source import OpcUaReader
+
+    Reader = DevicePoller | OpcUaReader
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,11 +47,11 @@ def run(args: argparse.Namespace) -> int:
     from connectors.config import load
 
     cfg = load(args.config)
-    devices = select_devices(cfg.modbus, args.device, str(cfg.source))
+    devices, servers = select_sources(cfg, args.device)
     polls = 1 if args.once else args.count
     from connectors.export import status_codes
 
-    return asyncio.run(_poll(devices, polls, args.json, status_codes(cfg.fleet)))
+    return asyncio.run(_poll(devices, polls, args.json, status_codes(cfg.fleet), servers))
 
 
 def select_devices(devices: Sequence[ModbusDevice], wanted: Sequence[str], source: str) -> list[ModbusDevice]:
@@ -59,11 +66,35 @@ def select_devices(devices: Sequence[ModbusDevice], wanted: Sequence[str], sourc
     return [known[w] for w in wanted] if wanted else list(devices)
 
 
-async def _poll(devices: Sequence[ModbusDevice], polls: int, as_json: bool, status: StatusCodes) -> int:
+def select_sources(cfg: PlantConfig, wanted: Sequence[str]) -> tuple[list[ModbusDevice], list[OpcUaSource]]:
+    """The Modbus devices and OPC UA servers ``--device`` names (all when none).
+
+    Without OPC UA servers this is ``select_devices`` (its messages unchanged).
+    """
+    if not cfg.opcua:
+        return select_devices(cfg.modbus, wanted, str(cfg.source)), []
+    modbus, opcua = {d.id: d for d in cfg.modbus}, {s.id: s for s in cfg.opcua}
+    unknown = [w for w in wanted if w not in modbus and w not in opcua]
+    if unknown:
+        known = ", ".join([*modbus, *opcua])
+        raise ConfigError(str(cfg.source), [Problem(path="--device", message="no Modbus device or OPC UA source "
+                                                    f"with this id (known: {known})", got=u) for u in unknown])
+    if not wanted:
+        return list(cfg.modbus), list(cfg.opcua)
+    return [modbus[w] for w in wanted if w in modbus], [opcua[w] for w in wanted if w in opcua]
+
+
+async def _poll(devices: Sequence[ModbusDevice], polls: int, as_json: bool, status: StatusCodes,
+                servers: Sequence[OpcUaSource] = ()) -> int:
     from connectors.modbus.poller import DevicePoller
 
-    pollers = [DevicePoller(d) for d in devices]
-    interval = min(p.device.poll_interval_s for p in pollers)
+    pollers: list[Reader] = [DevicePoller(d) for d in devices]
+    if servers:
+        from connectors.opcua.source import OpcUaReader
+
+        pollers += [OpcUaReader(s, polling=True) for s in servers]
+    interval = min(p.device.poll_interval_s if isinstance(p, DevicePoller) else p.source.poll_interval_s
+                   for p in pollers)
     loop = asyncio.get_running_loop()
     n = 0
     code = 0
@@ -80,16 +111,22 @@ async def _poll(devices: Sequence[ModbusDevice], polls: int, as_json: bool, stat
             await asyncio.sleep(max(0.0, interval - (loop.time() - t0)))
     finally:
         for p in pollers:
-            p.close()
+            if isinstance(p, DevicePoller):
+                p.close()
+            else:
+                await p.close()
 
 
-def _rows(pollers: Sequence[DevicePoller], results: Sequence[Sequence[Reading]], status: StatusCodes | None = None
+def _rows(pollers: Sequence[Reader], results: Sequence[Sequence[Reading]], status: StatusCodes | None = None
           ) -> list[dict[str, object]]:
     """One dict per point; ``status`` is ``running (2)`` for a status point with a value, else None."""
     from connectors.export import status_label
 
     rows: list[dict[str, object]] = []
     for dp, readings in zip(pollers, results, strict=True):
+        if not hasattr(dp, "device"):  # an OPC UA server
+            rows += _opcua_rows(dp, readings, status)
+            continue
         d = dp.device
         points = {(p.asset, p.signal): p for p in d.points}
         for r in readings:
@@ -107,7 +144,28 @@ def _rows(pollers: Sequence[DevicePoller], results: Sequence[Sequence[Reading]],
     return rows
 
 
-def render_json(pollers: Sequence[DevicePoller], results: Sequence[Sequence[Reading]],
+def _opcua_rows(reader: OpcUaReader, readings: Sequence[Reading], status: StatusCodes | None
+                ) -> list[dict[str, object]]:
+    from connectors.export import status_label
+
+    s = reader.source
+    where = {(n.asset, n.signal): n.where for n in s.nodes}
+    rows: list[dict[str, object]] = []
+    for r in readings:
+        rows.append({
+            "device": s.id, "site": s.site, "asset": r.asset, "signal": r.signal,
+            "register": where[(r.asset, r.signal)],
+            "type": "OPC UA", "byte_order": "", "value": r.value, "unit": reader.units.get((r.asset, r.signal), ""),
+            "quality": r.quality.value, "reason": r.reason, "ts": r.ts.isoformat(),
+            "reachable": reader.reachable, "status": None,
+        })
+        codes = (status or {}).get((str(s.site), r.asset, r.signal))
+        if codes is not None and r.value is not None:
+            rows[-1]["status"] = status_label(r.value, codes)
+    return rows
+
+
+def render_json(pollers: Sequence[Reader], results: Sequence[Sequence[Reading]],
                 status: StatusCodes | None = None) -> str:
     return json.dumps(_rows(pollers, results, status), indent=1)
 
@@ -120,7 +178,7 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
-def render_table(pollers: Sequence[DevicePoller], results: Sequence[Sequence[Reading]],
+def render_table(pollers: Sequence[Reader], results: Sequence[Sequence[Reading]],
                  status: StatusCodes | None = None) -> str:
     """The table ``twin poll`` prints; a status point's value as ``running (2)`` (given ``status``)."""
     rows = _rows(pollers, results, status)

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from connectors.config.feeds import FeedsConfig, convert_feeds
 from connectors.config.influx_feed import InfluxFeed, convert_influx_feeds, feed_intervals
 from connectors.config.modbus import convert_modbus
+from connectors.config.opcua import OpcUaSource, convert_opcua, opcua_intervals
 from connectors.config.schema import PlantModel, SiteModel, TemplateModel
 from connectors.modbus.spec import ModbusDevice
 from twin.errors import ConfigError, Problem
@@ -100,6 +101,7 @@ class PlantConfig:
     modbus: tuple[ModbusDevice, ...] = ()  # the Modbus devices polled
     influx: tuple[InfluxFeed, ...] = ()  # the InfluxDB feed sources
     feeds: FeedsConfig | None = None  # the orders/shipments feeds, when configured
+    opcua: tuple[OpcUaSource, ...] = ()  # the OPC UA servers read
 
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a plant configuration is kilobytes; anything this big is a mistake
@@ -138,6 +140,7 @@ def load_text(text: str, *, source: str | Path = "<string>") -> PlantConfig:
     """Validate configuration ``text`` (TOML); ``source`` names it in error messages."""
     src = Path(source)
     raw = loads_toml(text, str(src))
+    raw_opcua = raw.get("sources", {}).pop("opcua", []) if isinstance(raw.get("sources"), dict) else []
     try:
         model = PlantModel.model_validate(raw)
     except ValidationError as exc:
@@ -156,10 +159,15 @@ def load_text(text: str, *, source: str | Path = "<string>") -> PlantConfig:
         if influx:  # influx-fed machines are expected as often as their feed refreshes them
             fleet = _with_poll_intervals(fleet, devices, feed_intervals(influx))
         feeds = convert_feeds(model.feeds, src, fleet, problems)
+    opcua: tuple[OpcUaSource, ...] = ()
+    if not problems and raw_opcua:  # OPC UA servers, beside the Modbus devices and the InfluxDB feeds
+        fed = {(d.site, p.asset, p.signal): f"sources.modbus[{i}]" for i, d in enumerate(devices) for p in d.points}
+        opcua = convert_opcua(raw_opcua, fleet, problems, base=base, fed=fed)
+        fleet = _with_poll_intervals(fleet, devices, {**feed_intervals(influx), **opcua_intervals(opcua)})
     if problems:
         raise ConfigError(str(src), problems)
     return PlantConfig(source=src, fleet=fleet, historian=_convert_historian(model, src), modbus=devices,
-                       influx=influx, feeds=feeds)
+                       influx=influx, feeds=feeds, opcua=opcua)
 
 
 def _dupes(values: list[str]) -> set[str]:
