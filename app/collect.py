@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     # the sites of its devices: one collector per site writing one central historian, each records only
     # its own sites' checkpoints and events
     feeds_on = cfg.feeds is not None and not args.no_feeds
-    owned = {d.site for d in devices} | {f.site for f in cfg.influx} if args.device and not feeds_on else None
+    owned = ({d.site for d in devices} | {f.site for f in cfg.influx} | {s.site for s in servers}
+             if args.device and not feeds_on else None)
     collector = Collector(cfg.fleet, devices, sink, checkpoint_interval_s=cfg.historian.checkpoint_interval_s,
                           state=state, sites=owned)
     if cfg.influx:  # InfluxDB feeds produce readings like the Modbus poller

@@ -140,7 +140,6 @@ def load_text(text: str, *, source: str | Path = "<string>") -> PlantConfig:
     """Validate configuration ``text`` (TOML); ``source`` names it in error messages."""
     src = Path(source)
     raw = loads_toml(text, str(src))
-    raw_opcua = raw.get("sources", {}).pop("opcua", []) if isinstance(raw.get("sources"), dict) else []
     try:
         model = PlantModel.model_validate(raw)
     except ValidationError as exc:
@@ -160,9 +159,9 @@ def load_text(text: str, *, source: str | Path = "<string>") -> PlantConfig:
             fleet = _with_poll_intervals(fleet, devices, feed_intervals(influx))
         feeds = convert_feeds(model.feeds, src, fleet, problems)
     opcua: tuple[OpcUaSource, ...] = ()
-    if not problems and raw_opcua:  # OPC UA servers, beside the Modbus devices and the InfluxDB feeds
+    if not problems and model.sources.opcua:  # OPC UA servers, beside the Modbus devices and the InfluxDB feeds
         fed = {(d.site, p.asset, p.signal): f"sources.modbus[{i}]" for i, d in enumerate(devices) for p in d.points}
-        opcua = convert_opcua(raw_opcua, fleet, problems, base=base, fed=fed)
+        opcua = convert_opcua(model.sources.opcua, fleet, problems, base=base, fed=fed)
         fleet = _with_poll_intervals(fleet, devices, {**feed_intervals(influx), **opcua_intervals(opcua)})
     if problems:
         raise ConfigError(str(src), problems)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
@@ -47,7 +47,7 @@ from twin.errors import Problem
 from twin.frozen import FrozenDict
 from twin.live import INVENTORY_SIGNALS
 from twin.spec import FleetSpec
-from twin.validation import Id, Num, collect, fail
+from twin.validation import Id, Num, fail
 
 __all__ = [
     "OpcUaNode",
@@ -159,10 +159,6 @@ class OpcUaSourceModel(_Model):
         return v
 
 
-class _SectionModel(_Model):
-    opcua: list[OpcUaSourceModel] = Field(default_factory=list)
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpcUaNode:
     """One node of a source: ``ref`` is ("node", node id) or ("path", browse path)."""
@@ -232,15 +228,12 @@ def _signals_of(fleet: FleetSpec, site: str, asset: str) -> tuple[str, ...] | No
     return None
 
 
-def convert_opcua(raw: object, fleet: FleetSpec, problems: list[Problem], *, base: Path,
+def convert_opcua(models: Sequence[OpcUaSourceModel], fleet: FleetSpec, problems: list[Problem], *, base: Path,
                   fed: Mapping[tuple[str, str, str], str] | None = None) -> tuple[OpcUaSource, ...]:
-    """Validate ``raw`` (the ``sources.opcua`` array) and build its sources; problems are appended.
+    """Build the sources of ``[[sources.opcua]]`` (validated by the plant model); problems are appended.
 
     ``fed`` maps (site, asset, signal) already fed by another source to the path that feeds it.
     """
-    section = collect(_SectionModel, {"opcua": raw}, problems, prefix="sources")
-    if section is None:
-        return ()
     taken: dict[tuple[str, str, str], str] = dict(fed or {})
     site_ids = {s.id for s in fleet.sites}
     ids: set[str] = set()
@@ -249,7 +242,7 @@ def convert_opcua(raw: object, fleet: FleetSpec, problems: list[Problem], *, bas
     def resolve(p: str | None) -> Path | None:
         return None if p is None else Path(os.path.normpath(base / p))
 
-    for i, s in enumerate(section.opcua):
+    for i, s in enumerate(models):
         path = f"sources.opcua[{i}]"
         if s.id in ids:
             problems.append(Problem(path=f"{path}.id", message="duplicate OPC UA source id", got=s.id))

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from connectors.config.feeds import FeedsModel
 from connectors.config.influx_feed import InfluxFeedModel
 from connectors.config.modbus import ModbusDeviceModel, RegisterMapModel
+from connectors.config.opcua import OpcUaSourceModel
 from twin.spec import AlarmKind, ItemKind, MachineStatus, Role, SignalKind, SiteKind, Transport
 from twin.validation import Id, Int, NonNegative, Num, Positive  # the shared field constraints (strict numbers)
 
@@ -253,11 +254,12 @@ class AlarmModel(Model):
 
 
 class SourcesModel(Model):
-    """``[sources]``: where live data comes from (Modbus devices, the register maps they share; InfluxDB feeds)."""
+    """``[sources]``: where live data comes from (Modbus devices and their register maps, InfluxDB feeds, OPC UA)."""
 
     register_maps: list[RegisterMapModel] = Field(default_factory=list)
     modbus: list[ModbusDeviceModel] = Field(default_factory=list)
     influx: list[InfluxFeedModel] = Field(default_factory=list)
+    opcua: list[OpcUaSourceModel] = Field(default_factory=list)
 
 
 class PlantModel(Model):
