@@ -91,20 +91,20 @@ def layout(site: str | None = None, **_q: Any) -> html.Div:
     return html.Div(
         [
             html.Div([html.H2("Replay"), html.Div(site_dropdown(ids.REPLAY_SITE, site), className="head-picker"),
-                      html.Span("from", className="muted"),
-                      dbc.Input(id=ids.REPLAY_START, type="text", placeholder="YYYY-MM-DD HH:MM", debounce=True,
-                                n_submit=0, className="dt-input", maxLength=25),
-                      html.Span("to", className="muted"),
-                      dbc.Input(id=ids.REPLAY_END, type="text", placeholder="YYYY-MM-DD HH:MM", debounce=True,
-                                n_submit=0, className="dt-input", maxLength=25),
-                      html.Span(id=ZONE, className="muted"),
+                      # the range in 24 h ISO text (a browser's date picker may show AM/PM), in the site's zone
+                      *[dbc.InputGroup([dbc.InputGroupText(label),
+                                        dbc.Input(id=cid, type="text", placeholder="YYYY-MM-DD HH:MM", debounce=True,
+                                                  n_submit=0, maxLength=25)],
+                                       size="sm", style={"width": "215px"})
+                        for label, cid in (("from", ids.REPLAY_START), ("to", ids.REPLAY_END))],
+                      html.Span(id=ZONE, className="muted small"),
                       dbc.Button("Show range", id=APPLY, color="light", size="sm", n_clicks=0)],
                      className="page-head"),
             card(
                 "Time cursor: click the strip or drag the slider",
                 dcc.Graph(id=STRIP, config={"displaylogo": False, "displayModeBar": False}),
                 dcc.Slider(id=ids.REPLAY_CURSOR, min=0, max=int(DEFAULT_RANGE.total_seconds()), step=1, value=0,
-                           marks=None, updatemode="mouseup"),
+                           marks=None, updatemode="mouseup", allow_direct_input=False),
                 controls,
                 actions,
                 html.Div(id=NOTE, className="small muted mt-1"),
@@ -150,7 +150,7 @@ def replay_range(choice: TimeChoice, now: datetime) -> tuple[datetime, datetime]
     return start, end
 
 
-def slider_marks(t0: datetime, t1: datetime, tz: str, n: int = 6) -> dict[int, dict[str, Any]]:
+def slider_marks(t0: datetime, t1: datetime, tz: str, n: int = 4) -> dict[int, dict[str, Any]]:
     """About ``n`` time marks along the slider in the site's local time (with the date over a day)."""
     span = (t1 - t0).total_seconds()
     if span <= 0:
