@@ -187,15 +187,19 @@ def status_timeline(segments: Sequence[TimelineSegment], t0: datetime, t1: datet
                             timefmt.fmt_time(s.start, tz), timefmt.fmt_time(s.end, tz)] for s in segs],
             "hovertemplate": "%{y}: %{customdata[0]} for %{customdata[1]} (%{customdata[2]} to %{customdata[3]})"
                              "<extra></extra>",
+            # clickable: the grid below answers the pointer (a bar's own point would report its length)
+            **({"hoverinfo": "skip", "hovertemplate": None} if clickable else {}),
         })
     shapes = [_vline(_wall(cursor, tz), colour=theme.TEXT, dash="solid")] if cursor is not None else []
     if clickable:
         n = 240
         step = (t1 - t0) / n
         xs = [_wall(t0 + step * k, tz) for k in range(n + 1)]
+        labels = [timefmt.fmt_time(t0 + step * k, tz) for k in range(n + 1)]
         data.append({"type": "scatter", "mode": "markers", "x": xs * len(machines),
-                     "y": [m for m in machines for _ in xs], "marker": {"size": 14, "opacity": 0},
-                     "hoverinfo": "none", "showlegend": False, "name": "cursor"})
+                     "y": [m for m in machines for _ in xs], "marker": {"size": 14, "color": "rgba(0,0,0,0)"},
+                     "customdata": labels * len(machines), "showlegend": False, "name": "cursor",
+                     "hovertemplate": "%{customdata}: click to move the cursor here<extra></extra>"})
     return _figure(data, title=title, height=height or max(200, 80 + 28 * len(machines)), barmode="overlay",
                    bargap=0.25, xaxis=_time_axis(t0, t1, tz), shapes=shapes,
                    yaxis={"categoryorder": "array", "categoryarray": machines[::-1]})

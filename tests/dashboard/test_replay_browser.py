@@ -130,6 +130,11 @@ def test_the_same_instant_reads_in_each_sites_own_time(browser, plant: RunningPl
         page.goto(plant.url + f"/site?site={site}&at={_iso(at)}")
         page.wait_for_function("(document.querySelector('#site-header') || {}).innerText?.includes('as it was at')")
         assert local.strftime("%Y-%m-%d %H:%M:%S ") + str(local.tzname()) in page.inner_text("#site-header")
+        # and the machine page charts the hours before that moment, its span in the site's time
+        page.goto(plant.url + f"/machine?site={site}&machine=CNC1&at={_iso(at)}")
+        page.wait_for_function("(document.querySelector('#machine-header') || {}).innerText?.includes(' to ')")
+        assert page.inner_text("#machine-header").endswith("to " + local.strftime("%Y-%m-%d %H:%M ")
+                                                           + str(local.tzname()))
     assert seen["pod-lyon"] in ("CET", "CEST") and seen["pod-austin"] in ("CST", "CDT")
     page.close()
 
@@ -159,6 +164,18 @@ def test_the_header_preset_moves_the_cursor_and_the_url(browser, plant: RunningP
     page.get_by_role("button", name="15 min ▶").click()
     later = (local + timedelta(minutes=15)).strftime("%H:%M:%S")
     page.wait_for_function("w => document.querySelector('#replay-time').innerText.includes(w)", arg=later)
+    # a click on the strip moves the cursor to the time clicked: three quarters of the way along the
+    # plot area (the axis spans the range exactly) is 45 minutes into the hour, to the grid's 15 s
+    area = page.locator("#replay-strip .nsewdrag").first
+    box = area.bounding_box()
+    assert box is not None
+    area.hover(position={"x": box["width"] * 0.75, "y": box["height"] * 0.5})
+    page.wait_for_selector("#replay-strip .hoverlayer :text('click to move the cursor here')")
+    area.click(position={"x": box["width"] * 0.75, "y": box["height"] * 0.5})
+    page.wait_for_function("w => !document.querySelector('#replay-time').innerText.includes(w)", arg=later)
+    text = page.inner_text("#replay-time .ts")
+    clicked = datetime.strptime(text[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=ZoneInfo("Europe/Berlin"))
+    assert abs((clicked - (start + timedelta(minutes=45))).total_seconds()) <= 60, text
     page.close()
     assert errors == []
 

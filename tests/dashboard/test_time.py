@@ -131,7 +131,8 @@ def test_the_timeline_is_drawn_in_the_sites_wall_clock() -> None:
     assert bar.base[0].isoformat() == "2026-11-30T13:00:00+01:00"  # drawn at 13:00, Lyon's time
     assert list(bar.customdata[0][2:]) == ["13:00 CET", "14:00 CET"]
     assert fig.layout.xaxis.title.text == "time (CET)"
-    assert fig.data[-1].hoverinfo == "none"  # the invisible grid that makes the strip clickable
+    grid = fig.data[-1]  # the invisible grid that makes the strip clickable, the bars leave it the pointer
+    assert grid.marker.color == "rgba(0,0,0,0)" and bar.hoverinfo == "skip" and grid.customdata[4] == "13:02 CET"
 
 
 def test_the_replay_at_a_moment_is_the_site_view_built_at_that_moment(queries: QueryService) -> None:
