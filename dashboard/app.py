@@ -195,6 +195,10 @@ def create_app(
     for name in PAGES:
         importlib.import_module(f"dashboard.pages.{name}").register(app, services)
     app.layout = _shell(int(refresh_s * 1000))
+    # every callback request carries the page's query string: a page's refresh reads the header's
+    # time choice from it (dashboard.pages._shared.page_search) without one more callback argument
+    app.renderer = ("var renderer = new DashRenderer({request_pre: function (payload) {"
+                    " payload.page_search = window.location.search; }});")
     _time_callbacks(app, services)
     # the phone menu opens on its button and closes again when a page is chosen (in the browser only)
     app.clientside_callback(  # type: ignore[no-untyped-call]

@@ -20,7 +20,8 @@ from dashboard.queries import QueryService
 from dashboard.timefmt import TimeChoice
 from twin.errors import TwinError
 
-__all__ = ["LastDrawing", "ack_notice", "acknowledge", "alarm_grid", "card", "choose", "notice", "page_zone",
+__all__ = ["LastDrawing", "ack_notice", "acknowledge", "alarm_grid", "card", "choose", "notice", "page_search",
+           "page_zone",
            "register_page", "site_choice", "site_dropdown", "site_options", "time_control_search", "time_note",
            "url_param"]
 
@@ -169,6 +170,26 @@ class LastDrawing(Generic[V, R]):
         drawing = self._draw(view)
         self._drawn[key] = (view, drawing)
         return drawing
+
+
+MAX_SEARCH_CHARS = 2000
+
+
+def page_search() -> str | None:
+    """The query string of the page a callback request came from (``?site=…&at=…``), or None.
+
+    Every callback request carries it (``page_search``, added by the app's renderer hook:
+    ``dashboard.app``), so a page's interval refresh reads the header's time choice without an
+    extra callback argument. Outside a request, or from a client that does not send it (a test
+    client, the bench): None, which reads as live.
+    """
+    import flask
+
+    if not flask.has_request_context():
+        return None
+    body = flask.request.get_json(silent=True)
+    value = body.get("page_search") if isinstance(body, dict) else None
+    return value[:MAX_SEARCH_CHARS] if isinstance(value, str) else None
 
 
 def page_zone(queries: QueryService, search: str | None) -> str:

@@ -18,7 +18,16 @@ from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboard import components, figures, ids, theme, timefmt
-from dashboard.pages._shared import LastDrawing, ack_notice, alarm_grid, card, register_page, site_choice, site_dropdown
+from dashboard.pages._shared import (
+    LastDrawing,
+    ack_notice,
+    alarm_grid,
+    card,
+    page_search,
+    register_page,
+    site_choice,
+    site_dropdown,
+)
 from dashboard.queries import QueryService
 from dashboard.services import Services
 from dashboard.timefmt import TimeChoice
@@ -265,13 +274,12 @@ def register(app: dash.Dash, services: Services) -> None:
         Output(ids.SITE_SHIPMENTS, "children"), Output(ids.SITE_ORDERS, "children"),
         Output(ids.SITE_PROJECTION, "figure"), Output(ids.SITE_SENT, "data"),
         Input(ids.SITE_SELECT, "value"), Input(ids.REFRESH, "n_intervals"), Input(ids.SITE_ACK_RESULT, "children"),
-        Input(ids.LOCATION, "search"), State(ids.SITE_SENT, "data"),
+        State(ids.SITE_SENT, "data"),
     )
-    def _refresh(site: str | None, _n: int | None, _ack: Any, search: str | None,
-                 sent: dict[str, Any] | None) -> tuple[Any, ...]:
+    def _refresh(site: str | None, _n: int | None, _ack: Any, sent: dict[str, Any] | None) -> tuple[Any, ...]:
         if not site:
             raise PreventUpdate
-        choice = TimeChoice.from_search(search)  # the header's time control: live, or a moment of the past
+        choice = TimeChoice.from_search(page_search())  # the header's time control: live, or a past moment
         at = None if choice.live else choice.moment(queries.now())
         rendered = drawn(f"{site}@{at}", queries.site_view_at(site, at))
         # a new site or the page's first call sends everything; an interval tick only what changed
@@ -279,11 +287,11 @@ def register(app: dash.Dash, services: Services) -> None:
         return outputs_for(rendered, sent, full=full)
 
     @app.callback(Output(ids.SITE_TIMELINE, "figure"), Input(ids.SITE_SELECT, "value"),
-                  Input(ids.REFRESH, "n_intervals"), Input(ids.LOCATION, "search"))
-    def _timeline(site: str | None, _n: int | None, search: str | None) -> Any:
+                  Input(ids.REFRESH, "n_intervals"))
+    def _timeline(site: str | None, _n: int | None) -> Any:
         if not site:
             raise PreventUpdate
-        return timeline_figure(queries, site, TimeChoice.from_search(search))
+        return timeline_figure(queries, site, TimeChoice.from_search(page_search()))
 
     @app.callback(Output(ids.SITE_TREND_SIGNAL, "options"), Output(ids.SITE_TREND_SIGNAL, "value"),
                   Input(ids.SITE_SELECT, "value"), State(ids.SITE_TREND_SIGNAL, "value"))
@@ -302,10 +310,9 @@ def register(app: dash.Dash, services: Services) -> None:
         return ack_notice(queries, rows, comment)
 
     @app.callback(Output(ids.SITE_TREND, "figure"), Input(ids.SITE_SELECT, "value"),
-                  Input(ids.SITE_TREND_SIGNAL, "value"), Input(ids.REFRESH, "n_intervals"),
-                  Input(ids.LOCATION, "search"))
-    def _trend(site: str | None, signal: str | None, _n: int | None, search: str | None) -> Any:
-        choice = TimeChoice.from_search(search)
+                  Input(ids.SITE_TREND_SIGNAL, "value"), Input(ids.REFRESH, "n_intervals"))
+    def _trend(site: str | None, signal: str | None, _n: int | None) -> Any:
+        choice = TimeChoice.from_search(page_search())
         return trend_figure(queries, site, signal, None if choice.live else choice.moment(queries.now()))
 
 
