@@ -281,7 +281,8 @@ def register(app: dash.Dash, services: Services) -> None:
             raise PreventUpdate
         choice = TimeChoice.from_search(page_search())  # the header's time control: live, or a past moment
         at = None if choice.live else choice.moment(queries.now())
-        rendered = drawn(f"{site}@{at}", queries.site_view_at(site, at))
+        # keyed by site: the drawing is redone whenever the view differs (another moment, a refresh)
+        rendered = drawn(site, queries.site_view_at(site, at))
         # a new site or the page's first call sends everything; an interval tick only what changed
         full = ctx.triggered_id not in (ids.REFRESH, ids.SITE_ACK_RESULT)
         return outputs_for(rendered, sent, full=full)

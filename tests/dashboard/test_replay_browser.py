@@ -176,6 +176,16 @@ def test_the_header_preset_moves_the_cursor_and_the_url(browser, plant: RunningP
     text = page.inner_text("#replay-time .ts")
     clicked = datetime.strptime(text[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=ZoneInfo("Europe/Berlin"))
     assert abs((clicked - (start + timedelta(minutes=45))).total_seconds()) <= 60, text
+    # the range's events download as the CLI's CSV: UTC ISO-8601 times, all inside the range
+    with page.expect_download() as got:
+        page.click("#replay-export")
+    rows = Path(got.value.path()).read_text().splitlines()
+    assert rows[0] == "ts,site,asset,kind,message,data" and len(rows) > 1
+    stamps = [datetime.fromisoformat(r.split(",", 1)[0]) for r in rows[1:]]
+    assert all(t.utcoffset() == timedelta(0) and start <= t <= end for t in stamps)
+    # the fleet page stays live, and the header says so while a past moment is chosen
+    page.goto(plant.url + "/?at=" + _iso(start))
+    page.wait_for_selector("#shell-time-note:has-text('fleet page shows live data only')")
     page.close()
     assert errors == []
 
