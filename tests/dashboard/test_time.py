@@ -152,3 +152,23 @@ def test_the_replay_at_a_moment_is_the_site_view_built_at_that_moment(queries: Q
     assert live.live and next(x for x in live.machines if x.machine == "CNC1").shown is MachineStatus.FAULT
     # the live view is the replay at now: the same builders, the same numbers
     assert queries.site_view_at("pod-lyon", NOW + timedelta(hours=1)).live
+
+
+def test_the_header_control_writes_the_moment_typed_in_the_sites_zone(queries: QueryService) -> None:
+    from dashboard.pages._shared import time_control_search, time_note
+
+    # NOW is 12:00 UTC on 2026-01-07: 13:00 in Lyon (CET). A moment typed on a Lyon page is Lyon's time
+    typed = time_control_search(queries, "?site=pod-lyon", None, "2026-01-07 12:30", typed_now=True)
+    assert TimeChoice.from_search(typed).at == utc(2026, 1, 7, 11, 30)
+    assert "site=pod-lyon" in (typed or "")
+    # on a fleet-level page (no site) the same text is UTC, and the fleet page says it stays live
+    fleet = time_control_search(queries, "", None, "2026-01-07 11:30", typed_now=True)
+    assert TimeChoice.from_search(fleet).at == utc(2026, 1, 7, 11, 30)
+    assert "fleet page shows live data only" in time_note(queries, "/", fleet)
+    assert time_note(queries, "/site", typed) == "at 2026-01-07 12:30:00 CET"
+    # a moment in the future is now; text that is not a 24 h ISO time changes nothing
+    later = time_control_search(queries, "?site=pod-lyon", None, "2026-01-08 12:00", typed_now=True)
+    assert TimeChoice.from_search(later).at == NOW
+    assert time_control_search(queries, "?site=pod-lyon", None, "noon", typed_now=True) is None
+    # "live" clears the time, keeping the site
+    assert time_control_search(queries, typed, "live", None, typed_now=False) == "?site=pod-lyon"
