@@ -50,6 +50,7 @@ TIME_AT = "shell-time-at"
 TIME_GO = "shell-time-go"
 TIME_ZONE = "shell-time-zone"
 TIME_NOTE = "shell-time-note"
+MOMENT = "moment"
 TIME_PRESETS = [("Live", "live"), ("Last hour", "last-hour"), ("This shift", "this-shift"),
                 ("Yesterday", "yesterday"), ("Last 7 days", "last-7-days")]
 
@@ -106,7 +107,9 @@ def _time_bar() -> html.Div:
     return html.Div(
         [
             html.Span("Time", className="muted small"),
-            dcc.Dropdown(id=TIME_PRESET, options=[{"label": label, "value": v} for label, v in TIME_PRESETS],
+            # "A moment" is shown, never chosen: it says a typed moment (not a preset) is on screen
+            dcc.Dropdown(id=TIME_PRESET, options=[{"label": label, "value": v} for label, v in TIME_PRESETS]
+                         + [{"label": "A moment", "value": MOMENT, "disabled": True}],
                          value=None, placeholder="Live", clearable=False, searchable=False,
                          style={"width": "140px"}),
             dbc.InputGroup([
@@ -131,6 +134,8 @@ def _time_callbacks(app: dash.Dash, services: Services) -> None:
     def _choose(preset: str | None, _go: int | None, _enter: int | None, typed: str | None,
                 search: str | None) -> str:
         typed_now = dash.ctx.triggered_id in (TIME_GO, TIME_AT)
+        if not typed_now and preset == MOMENT:
+            raise dash.exceptions.PreventUpdate  # shown for a typed moment (``_show``), not a choice
         # the preset shown again from the URL (``_show``) is no new choice: it would move "last hour" on
         if not typed_now and preset == (url_param(search, "preset") or ("live" if _live(search) else None)):
             raise dash.exceptions.PreventUpdate
@@ -148,7 +153,7 @@ def _time_callbacks(app: dash.Dash, services: Services) -> None:
         choice = TimeChoice.from_search(search)
         tz = page_zone(queries, search)
         shown = "" if choice.live else timefmt.fmt_input(choice.moment(queries.now()), tz)
-        preset = "live" if choice.live else choice.preset if choice.preset in timefmt.PRESETS else None
+        preset = "live" if choice.live else choice.preset if choice.preset in timefmt.PRESETS else MOMENT
         # the zone's abbreviation at the moment shown (CET or CEST): what the typed time is read in
         zone_name = timefmt.zone_abbr(choice.moment(queries.now()), tz)
         return preset, shown, zone_name, time_note(queries, pathname, search)

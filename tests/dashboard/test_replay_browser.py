@@ -192,8 +192,13 @@ def test_the_header_preset_moves_the_cursor_and_the_url(browser, plant: RunningP
 
 def test_site_replay_and_machine_pages_fit_a_phone(browser, plant: RunningPlant, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     shots = ROOT / "docs" / "screenshots" if SHOTS else tmp_path
-    at = _iso(utc_now() - timedelta(hours=2) if SHOTS else plant.history_start + timedelta(minutes=10))
-    pages = {"site": "/site?site=pod-lyon", "replay": f"/replay?site=pod-lyon&from={at}",
+    if SHOTS:  # the screenshot replays Berlin's evening shift (the example's shifts): a working plant
+        now = utc_now()
+        replayed = (f"/replay?site=pod-berlin&from={_iso(now - timedelta(hours=9))}&to={_iso(now - timedelta(hours=6))}"
+                    f"&at={_iso(now - timedelta(hours=8))}")
+    else:
+        replayed = f"/replay?site=pod-lyon&from={_iso(plant.history_start + timedelta(minutes=10))}"
+    pages = {"site": "/site?site=pod-lyon", "replay": replayed,
              "machine": "/machine?site=pod-lyon&machine=CNC2"}
     ready = {"site": "#site-tiles .machine-tile", "replay": "#replay-tiles .machine-tile",
              "machine": "#machine-header .machine-tile"}
