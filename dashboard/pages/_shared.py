@@ -173,6 +173,7 @@ class LastDrawing(Generic[V, R]):
 
 
 MAX_SEARCH_CHARS = 2000
+TIMED_PAGES = ("/site", "/machine", "/replay")  # the pages that show the header's time choice
 
 
 def page_search() -> str | None:
@@ -237,4 +238,6 @@ def time_note(queries: QueryService, pathname: str | None, search: str | None) -
         text = f"at {timefmt.fmt_datetime(choice.moment(now), tz, seconds=True)}"
     if pathname in ("/", "", None):
         return f"{text} chosen: the fleet page shows live data only (site, machine and replay pages show it)"
+    if pathname not in TIMED_PAGES:  # the alarm journal, what-if, model trust: their own windows, from now
+        return f"{text} chosen: this page shows live data only (site, machine and replay pages show it)"
     return text

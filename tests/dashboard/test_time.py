@@ -166,6 +166,7 @@ def test_the_header_control_writes_the_moment_typed_in_the_sites_zone(queries: Q
     assert TimeChoice.from_search(fleet).at == utc(2026, 1, 7, 11, 30)
     assert "fleet page shows live data only" in time_note(queries, "/", fleet)
     assert time_note(queries, "/site", typed) == "at 2026-01-07 12:30:00 CET"
+    assert "this page shows live data only" in time_note(queries, "/alarms", typed)
     # a moment in the future is now; text that is not a 24 h ISO time changes nothing
     later = time_control_search(queries, "?site=pod-lyon", None, "2026-01-08 12:00", typed_now=True)
     assert TimeChoice.from_search(later).at == NOW
