@@ -103,7 +103,8 @@ def layout(site: str | None = None, **_q: Any) -> html.Div:
             card(
                 "Time cursor: click the strip or drag the slider",
                 dcc.Graph(id=STRIP, config={"displaylogo": False, "displayModeBar": False}),
-                dcc.Slider(id=ids.REPLAY_CURSOR, min=0, max=int(DEFAULT_RANGE.total_seconds()), step=1, value=0,
+                # no value until the range is read from the URL (``_range``): the page draws once, at the cursor
+                dcc.Slider(id=ids.REPLAY_CURSOR, min=0, max=int(DEFAULT_RANGE.total_seconds()), step=1, value=None,
                            marks=None, updatemode="mouseup", allow_direct_input=False),
                 controls,
                 actions,
@@ -253,7 +254,7 @@ def register(app: dash.Dash, services: Services) -> None:
                   Input(ids.REPLAY_SITE, "value"), Input(ids.REPLAY_CURSOR, "value"),
                   State(ids.LOCATION, "search"))
     def _render(site: str | None, cursor: float | None, search: str | None) -> tuple[Any, ...]:
-        if not site:
+        if not site or cursor is None:
             raise PreventUpdate
         t0, t1, at = at_of(site, search, cursor)
         tz = tz_of(site)
@@ -273,7 +274,7 @@ def register(app: dash.Dash, services: Services) -> None:
     @app.callback(Output(STRIP, "figure"), Input(ids.REPLAY_SITE, "value"), Input(ids.REPLAY_CURSOR, "value"),
                   State(ids.LOCATION, "search"))
     def _strip(site: str | None, cursor: float | None, search: str | None) -> Any:
-        if not site:
+        if not site or cursor is None:
             raise PreventUpdate
         t0, t1, at = at_of(site, search, cursor)
         return figures.status_timeline(queries.timeline(site, start=t0, end=t1), t0, t1, tz=tz_of(site),
@@ -293,13 +294,15 @@ def register(app: dash.Dash, services: Services) -> None:
                   Input(REPLAY_IDS.trend_signal, "value"), Input(ids.REPLAY_CURSOR, "value"),
                   State(ids.LOCATION, "search"))
     def _trend(site: str | None, signal: str | None, cursor: float | None, search: str | None) -> Any:
+        if cursor is None:
+            raise PreventUpdate
         at = at_of(site, search, cursor)[2] if site else None
         return site_page.trend_figure(queries, site, signal, at)
 
     @app.callback(Output(ids.REPLAY_EVENTS, "children"), Input(ids.REPLAY_SITE, "value"),
                   Input(ids.REPLAY_CURSOR, "value"), Input(KINDS, "value"), State(ids.LOCATION, "search"))
     def _events(site: str | None, cursor: float | None, kinds: list[str] | None, search: str | None) -> Any:
-        if not site:
+        if not site or cursor is None:
             raise PreventUpdate
         _t0, _t1, at = at_of(site, search, cursor)
         wanted = set(kinds or ())
