@@ -26,7 +26,9 @@ from dashboard import auth as auth_mod
 from dashboard import ids
 from dashboard.auth import AuthSettings, UserRole
 from dashboard.pages import PAGES
+from dashboard.pages._shared import page_zone, time_control_search, time_note, url_param
 from dashboard.services import Services
+from dashboard.timefmt import TimeChoice
 
 __all__ = ["PROTECTED_OUTPUTS", "create_app"]
 
@@ -41,6 +43,16 @@ PROTECTED_OUTPUTS: dict[str, UserRole] = {
     ids.WHATIF_REQUEST: UserRole.ENGINEER,
     ids.WHATIF_RESULT: UserRole.ENGINEER,
 }
+
+# the header's time control (shell ids, next to the menu's)
+TIME_PRESET = "shell-time-preset"
+TIME_AT = "shell-time-at"
+TIME_GO = "shell-time-go"
+TIME_ZONE = "shell-time-zone"
+TIME_NOTE = "shell-time-note"
+MOMENT = "moment"
+TIME_PRESETS = [("Live", "live"), ("Last hour", "last-hour"), ("This shift", "this-shift"),
+                ("Yesterday", "yesterday"), ("Last 7 days", "last-7-days")]
 
 NAV = [("Fleet", "/"), ("Attention", "/attention"), ("Site", "/site"), ("Machine", "/machine"), ("What-if", "/whatif"),
        ("Replay", "/replay"), ("Alarms", "/alarms"), ("Model trust", "/trust")]
@@ -75,14 +87,80 @@ def _shell(refresh_ms: int) -> Any:
         )
         return html.Div(
             [
-                dcc.Location(id=ids.LOCATION),
+                # callback-nav: the time control writes the URL's ?at= / ?from=&to= and the page redraws from it
+                dcc.Location(id=ids.LOCATION, refresh="callback-nav"),
                 dcc.Interval(id=ids.REFRESH, interval=refresh_ms),
                 navbar,
+                _time_bar(),
                 dbc.Container(dash.page_container, fluid=True, className="page"),
             ]
         )
 
     return layout
+
+
+def _time_bar() -> html.Div:
+    """One time control for every page: live, a preset range, or a moment typed in 24 h ISO style.
+
+    Its choice lives in the URL (``?at=``, ``?from=&to=``, UTC ISO-8601), so a link carries it.
+    """
+    return html.Div(
+        [
+            html.Span("Time", className="muted small"),
+            # "A moment" is shown, never chosen: it says a typed moment (not a preset) is on screen
+            dcc.Dropdown(id=TIME_PRESET, options=[{"label": label, "value": v} for label, v in TIME_PRESETS]
+                         + [{"label": "A moment", "value": MOMENT, "disabled": True}],
+                         value=None, placeholder="Live", clearable=False, searchable=False,
+                         style={"width": "140px"}),
+            dbc.InputGroup([
+                dbc.Input(id=TIME_AT, type="text", placeholder="YYYY-MM-DD HH:MM", debounce=True, n_submit=0,
+                          maxLength=25, style={"maxWidth": "170px"}, pattern=r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d.*"),
+                dbc.InputGroupText(id=TIME_ZONE, children="UTC"),
+                dbc.Button("Go", id=TIME_GO, color="light", n_clicks=0),
+            ], size="sm", style={"width": "auto"}),
+            html.Span(id=TIME_NOTE, className="small time-note"),
+        ],
+        className="time-bar", style={"display": "flex", "flexWrap": "wrap", "alignItems": "center", "gap": "8px",
+                                     "padding": "4px 12px", "borderBottom": "1px solid #c4c6c8"},
+    )
+
+
+def _time_callbacks(app: dash.Dash, services: Services) -> None:
+    queries = services.queries
+
+    @app.callback(dash.Output(ids.LOCATION, "search"), dash.Input(TIME_PRESET, "value"),
+                  dash.Input(TIME_GO, "n_clicks"), dash.Input(TIME_AT, "n_submit"),
+                  dash.State(TIME_AT, "value"), dash.State(ids.LOCATION, "search"), prevent_initial_call=True)
+    def _choose(preset: str | None, _go: int | None, _enter: int | None, typed: str | None,
+                search: str | None) -> str:
+        typed_now = dash.ctx.triggered_id in (TIME_GO, TIME_AT)
+        if not typed_now and preset == MOMENT:
+            raise dash.exceptions.PreventUpdate  # shown for a typed moment (``_show``), not a choice
+        # the preset shown again from the URL (``_show``) is no new choice: it would move "last hour" on
+        if not typed_now and preset == (url_param(search, "preset") or ("live" if _live(search) else None)):
+            raise dash.exceptions.PreventUpdate
+        new = time_control_search(queries, search, preset, typed, typed_now=typed_now)
+        if new is None or new == (search or ""):
+            raise dash.exceptions.PreventUpdate
+        return new
+
+    @app.callback(dash.Output(TIME_PRESET, "value"), dash.Output(TIME_AT, "value"), dash.Output(TIME_ZONE, "children"),
+                  dash.Output(TIME_NOTE, "children"), dash.Input(ids.LOCATION, "pathname"),
+                  dash.Input(ids.LOCATION, "search"))
+    def _show(pathname: str | None, search: str | None) -> tuple[Any, ...]:
+        from dashboard import timefmt
+
+        choice = TimeChoice.from_search(search)
+        tz = page_zone(queries, search)
+        shown = "" if choice.live else timefmt.fmt_input(choice.moment(queries.now()), tz)
+        preset = "live" if choice.live else choice.preset if choice.preset in timefmt.PRESETS else MOMENT
+        # the zone's abbreviation at the moment shown (CET or CEST): what the typed time is read in
+        zone_name = timefmt.zone_abbr(choice.moment(queries.now()), tz)
+        return preset, shown, zone_name, time_note(queries, pathname, search)
+
+
+def _live(search: str | None) -> bool:
+    return TimeChoice.from_search(search).live
 
 
 def _in_request() -> bool:
@@ -122,6 +200,11 @@ def create_app(
     for name in PAGES:
         importlib.import_module(f"dashboard.pages.{name}").register(app, services)
     app.layout = _shell(int(refresh_s * 1000))
+    # every callback request carries the page's query string: a page's refresh reads the header's
+    # time choice from it (dashboard.pages._shared.page_search) without one more callback argument
+    app.renderer = ("var renderer = new DashRenderer({request_pre: function (payload) {"
+                    " payload.page_search = window.location.search; }});")
+    _time_callbacks(app, services)
     # the phone menu opens on its button and closes again when a page is chosen (in the browser only)
     app.clientside_callback(  # type: ignore[no-untyped-call]
         "function(n, links, open) { const t = dash_clientside.callback_context.triggered;"

@@ -6,7 +6,7 @@ always shown as a word as well as a colour; data that is not current says so and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -14,11 +14,12 @@ from urllib.parse import urlencode
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard import ids, theme
+from dashboard import ids, theme, timefmt
 from dashboard.viewmodels import AlarmRow, MachineTile, OrderRow, ShipmentRow, SiteTile, StockRow
 from twin import kpi
 from twin.readings import Quality
 from twin.spec import MachineStatus
+from twin.state import Event, EventKind
 
 __all__ = [
     "alarm_line",
@@ -28,6 +29,7 @@ __all__ = [
     "attention_note",
     "data_attrs",
     "delay_text",
+    "event_table",
     "href",
     "machine_tile",
     "orders_table",
@@ -38,11 +40,24 @@ __all__ = [
     "stock_state",
     "stock_table",
     "table",
+    "time_cell",
+    "when",
 ]
 
 
 def href(path: str, **params: str) -> str:
     return f"{path}?{urlencode(params)}" if params else path
+
+
+def when(ts: datetime | None, tz: str | None, *, seconds: bool = False, date: bool = True) -> html.Span:
+    """A time as people read it: the site's local time with its zone, its UTC instant on hover."""
+    text = (timefmt.fmt_datetime if date else timefmt.fmt_time)(ts, tz, seconds=seconds)
+    return html.Span(text, title=timefmt.utc_title(ts), className="ts")
+
+
+def time_cell(ts: datetime | None, tz: str | None, *, seconds: bool = False) -> html.Td:
+    """A table cell holding a local time (``when``)."""
+    return html.Td(when(ts, tz, seconds=seconds))
 
 
 def status_note(tile: MachineTile) -> str:
@@ -65,11 +80,12 @@ def attention_note(tile: MachineTile) -> str:
     return "IDLE TOO LONG in shift"
 
 
-def machine_tile(tile: MachineTile, *, scope: str = "live", link: bool = True) -> html.Div:
+def machine_tile(tile: MachineTile, *, scope: str = "live", link: bool = True, at: datetime | None = None) -> html.Div:
     """A machine tile in its Andon colour, with the status word, its age or reason, and the counters.
 
     Normal states are calm (idle is grey: waiting for work is normal); amber is for a machine that
-    needs a look, and the tile says why (``attention_note``).
+    needs a look, and the tile says why (``attention_note``). A tile of the past (``at``) links to
+    the machine page at that moment.
     """
     style = theme.andon(tile.shown)
     css = theme.ATTENTION.css if tile.attention else style.css
@@ -85,7 +101,10 @@ def machine_tile(tile: MachineTile, *, scope: str = "live", link: bool = True) -
         body.append(html.Div(f"last reported {theme.andon(tile.reported).label}", className="tile-meta"))
     inner: html.Div | dcc.Link = html.Div(body)
     if link:
-        inner = dcc.Link(body, href=href("/machine", site=tile.site, machine=tile.machine), className="tile-link")
+        # a tile of the past opens the machine page at that moment (the header's time control reads ``at``)
+        extra = {"at": timefmt.url_time(at)} if at is not None else {}
+        inner = dcc.Link(body, href=href("/machine", site=tile.site, machine=tile.machine, **extra),
+                         className="tile-link")
     return html.Div(
         inner,
         id=ids.machine_tile(tile.site, tile.machine, scope=scope),
@@ -237,7 +256,7 @@ def stock_state(r: StockRow) -> str:
                              replenishing=r.replenishing, cover_short=r.cover_short)
 
 
-def stock_table(rows: Sequence[StockRow]) -> dbc.Table:
+def stock_table(rows: Sequence[StockRow], tz: str | None = None) -> dbc.Table:
     """Stock with days of cover, in-transit quantity and next ETA; at-risk rows marked in words."""
     body = []
     for r in rows:
@@ -248,7 +267,7 @@ def stock_table(rows: Sequence[StockRow]) -> dbc.Table:
              html.Td(theme.fmt_number(r.reorder_point, r.unit)), html.Td(theme.fmt_number(r.days_of_cover, "d")),
              html.Td(theme.fmt_number(r.cover_with_arrivals_d, "d")),
              html.Td(theme.fmt_number(r.lead_time_d, "d")), html.Td(theme.fmt_number(r.in_transit, r.unit)),
-             html.Td(theme.fmt_ts(r.next_eta)), html.Td(state)], className=cls))
+             time_cell(r.next_eta, tz), html.Td(state)], className=cls))
     return table(("SKU", "Item", "On hand", "Reorder pt", "Cover", "With arrivals", "Lead time", "In transit",
                   "Next ETA", "State"), body, bordered=False)
 
@@ -267,13 +286,13 @@ def delay_text(r: ShipmentRow) -> str:
     return "on time" if r.delay_s == 0 else f"early {theme.fmt_duration(-r.delay_s)}"
 
 
-def shipments_table(rows: Sequence[ShipmentRow]) -> dbc.Table | html.Div:
+def shipments_table(rows: Sequence[ShipmentRow], tz: str | None = None) -> dbc.Table | html.Div:
     """Inbound shipments: origin, ETA against the planned ETA, delay; late ones amber, overdue red (in words)."""
     if not rows:
         return html.Div("No shipments in transit", className="muted")
     body = [
         html.Tr([html.Td(r.id or "(PLC)"), html.Td(f"{r.sku} {r.name}"), html.Td(theme.fmt_number(r.qty, r.unit)),
-                 html.Td(r.origin or "–"), html.Td(theme.fmt_ts(r.eta)), html.Td(theme.fmt_ts(r.planned_eta)),
+                 html.Td(r.origin or "–"), time_cell(r.eta, tz), time_cell(r.planned_eta, tz),
                  html.Td(delay_text(r)), html.Td(arrival_text(r))],
                 className="row-red" if r.overdue else "row-amber" if r.late else "",
                 **data_attrs(shipment=r.id or "plc", state="overdue" if r.overdue else "late" if r.late else "ok"))
@@ -287,7 +306,8 @@ def slack_text(r: OrderRow) -> str:
     return f"OVERDUE {theme.fmt_duration(-r.slack_s)}" if r.overdue else theme.fmt_duration(r.slack_s)
 
 
-def orders_table(rows: Sequence[OrderRow], backlog: kpi.Backlog | None = None, *, limit: int = 50) -> html.Div:
+def orders_table(rows: Sequence[OrderRow], backlog: kpi.Backlog | None = None, *, limit: int = 50,
+                 tz: str | None = None) -> html.Div:
     """Open orders, least slack first: a summary line, then id, product, quantity, due, slack, state.
 
     Overdue orders are red and say OVERDUE; the table lists at most ``limit`` rows and says how
@@ -307,7 +327,7 @@ def orders_table(rows: Sequence[OrderRow], backlog: kpi.Backlog | None = None, *
     body = [
         html.Tr([html.Td(r.id), html.Td(r.product),
                  html.Td(f"{r.done_qty:,} / {r.qty:,}" if r.done_qty else f"{r.qty:,}"),
-                 html.Td(theme.fmt_ts(r.due)), html.Td(slack_text(r)),
+                 time_cell(r.due, tz), html.Td(slack_text(r)),
                  html.Td("OVERDUE" if r.overdue else "open")],
                 className="row-red" if r.overdue else "", **data_attrs(order=r.id))
         for r in rows[:limit]
@@ -317,8 +337,16 @@ def orders_table(rows: Sequence[OrderRow], backlog: kpi.Backlog | None = None, *
                      table(("Order", "Product", "Qty", "Due", "Slack", "State"), body), *more])
 
 
-def alarm_table_rows(rows: Sequence[AlarmRow], now: datetime | None = None) -> list[dict[str, object]]:
-    """Alarm rows as plain dicts for dash-ag-grid (strings formatted here, ids kept for acknowledging)."""
+def alarm_table_rows(rows: Sequence[AlarmRow], now: datetime | None = None,
+                     zones: Mapping[str, str] | None = None) -> list[dict[str, object]]:
+    """Alarm rows as plain dicts for dash-ag-grid (strings formatted here, ids kept for acknowledging).
+
+    Times are in each row's site zone (``zones``: site id -> time zone; UTC for a site not in it),
+    with the UTC instant in ``raised_utc`` / ``cleared_utc`` (the grid's hover tooltips).
+    """
+    def at(site: str, ts: datetime | None) -> str:
+        return theme.fmt_ts(ts, seconds=True, tz=(zones or {}).get(site)) if ts else ""
+
     return [
         {
             "id": f"{r.site}|{r.key}|{r.raised_at.isoformat()}",
@@ -329,12 +357,43 @@ def alarm_table_rows(rows: Sequence[AlarmRow], now: datetime | None = None) -> l
             "priority_n": int(r.priority),
             "message": r.message,
             "state": r.state,
-            "raised": theme.fmt_ts(r.raised_at, seconds=True),
-            "cleared": theme.fmt_ts(r.cleared_at, seconds=True) if r.cleared_at else "",
+            "raised": at(r.site, r.raised_at),
+            "raised_utc": timefmt.utc_title(r.raised_at),
+            "cleared": at(r.site, r.cleared_at),
+            "cleared_utc": timefmt.utc_title(r.cleared_at),
             "acked_by": r.acked_by,
-            "acked_at": theme.fmt_ts(r.acked_at, seconds=True) if r.acked_at else "",
+            "acked_at": at(r.site, r.acked_at),
             "comment": r.ack_comment,
             "acknowledged": r.acknowledged,
         }
         for r in rows
     ]
+
+
+def event_table(events: Iterable[Event], tz: str | None, *, at: datetime | None = None, with_asset: bool = True,
+                limit: int = 200, fold: frozenset[EventKind] = frozenset({EventKind.STATUS_CHANGE})) -> html.Div:
+    """Events in the site's local time, newest last; the kinds in ``fold`` (status-change noise) folded.
+
+    Rows at or before ``at`` (a replay's cursor) are marked as past. Folded kinds go under one
+    collapsed line that says how many there are ("12 status changes"), opened on a click.
+    """
+    chosen = sorted(events, key=lambda e: e.ts)[-limit:]
+
+    def rows(es: Sequence[Event]) -> list[html.Tr]:
+        return [html.Tr([time_cell(e.ts, tz, seconds=True)] + ([html.Td(e.asset)] if with_asset else [])
+                        + [html.Td(e.kind.value.replace("_", " ")), html.Td(e.message)],
+                        className="row-now" if at is None or e.ts <= at else "row-later",
+                        **data_attrs(kind=e.kind.value))
+                for e in es]
+
+    headers = ("Time", "Asset", "Kind", "Message") if with_asset else ("Time", "Kind", "Message")
+    main = [e for e in chosen if e.kind not in fold]
+    folded = [e for e in chosen if e.kind in fold]
+    parts: list[Any] = [table(headers, rows(main))] if main else []
+    if folded:
+        label = f"{len(folded)} {folded[0].kind.value.replace('_', ' ')}" + ("s" if len(folded) != 1 else "")
+        if len({e.kind for e in folded}) > 1:
+            label = f"{len(folded)} routine events"
+        parts.append(html.Details([html.Summary(label, className="muted small"), table(headers, rows(folded))],
+                                  className="folded-events"))
+    return html.Div(parts or [html.Div("No events in this range", className="muted")])

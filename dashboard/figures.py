@@ -13,7 +13,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from dashboard import theme
+from dashboard import theme, timefmt
 from dashboard.viewmodels import OeeView, StockRow, TimelineSegment
 from dashboard.whatif_view import WhatIfResult
 from twin.historian import SeriesResult
@@ -62,6 +62,26 @@ def _figure(
     }
     base.update(layout)
     return go.Figure(data=list(data), layout=base)
+
+
+def _wall(ts: datetime, tz: str | None) -> datetime:
+    """``ts`` in the zone ``tz``: the same instant, drawn at the site's wall-clock time.
+
+    Sent as "…T14:05:00+01:00"; plotly.js draws a date at the wall-clock time written and ignores
+    the offset, so a site's charts read in the site's time.
+    """
+    return timefmt.local(ts, tz)
+
+
+def _time_axis(t0: datetime | None, t1: datetime | None, tz: str | None, **extra: Any) -> dict[str, Any]:
+    """A date axis in the site's local time, 24 h, the zone named in its title (UTC for the fleet)."""
+    ref = t1 or t0
+    zone_name = timefmt.zone_abbr(ref, tz) if ref is not None else timefmt.FLEET_ZONE
+    axis: dict[str, Any] = {"type": "date", "hoverformat": "%Y-%m-%d %H:%M:%S", "tickformat": "%H:%M\n%Y-%m-%d",
+                            "title": {"text": f"time ({zone_name})", "font": {"size": 11}}, **extra}
+    if t0 is not None and t1 is not None:
+        axis["range"] = [_wall(t0, tz), _wall(t1, tz)]
+    return axis
 
 
 def _vline(x: Any, *, colour: str, dash: str) -> dict[str, Any]:
@@ -138,8 +158,14 @@ def oee_bars(rows: Sequence[tuple[str, OeeView]], *, title: str = "") -> go.Figu
 
 
 def status_timeline(segments: Sequence[TimelineSegment], t0: datetime, t1: datetime, *,
-                    title: str = "") -> go.Figure:
-    """One row per machine, a bar per status segment in Andon colours, with a legend naming each status."""
+                    title: str = "", tz: str | None = None, cursor: datetime | None = None,
+                    clickable: bool = False, height: int | None = None) -> go.Figure:
+    """One row per machine, a bar per status segment in Andon colours, with a legend naming each status.
+
+    Times are the site's (``tz``) wall-clock times; the hover names each segment's start and end
+    with the zone. ``cursor`` draws a replay's moment; ``clickable`` adds an invisible grid of
+    points over the range, so a click anywhere on the strip reports its time (``clickData``).
+    """
     if not segments:
         return empty("No status history in this window")
     machines = list(dict.fromkeys(s.machine for s in segments))
@@ -151,18 +177,40 @@ def status_timeline(segments: Sequence[TimelineSegment], t0: datetime, t1: datet
         style = theme.andon(status)
         data.append({
             "type": "bar", "name": style.label, "y": [s.machine for s in segs],
-            "x": [(s.end - s.start).total_seconds() * 1000 for s in segs], "base": [s.start for s in segs],
+            # widths in wall-clock ms, so a segment ends where its end is drawn (an hour longer or shorter
+            # across a clock change: the axis is the site's wall clock)
+            "x": [(_wall(s.end, tz).replace(tzinfo=None) - _wall(s.start, tz).replace(tzinfo=None)).total_seconds()
+                  * 1000 for s in segs],
+            "base": [_wall(s.start, tz) for s in segs],
             "orientation": "h", "marker": {"color": style.background, "line": {"color": theme.PANEL, "width": 1}},
-            "customdata": [[style.label, theme.fmt_duration((s.end - s.start).total_seconds())] for s in segs],
-            "hovertemplate": "%{y}: %{customdata[0]} for %{customdata[1]}<extra></extra>",
+            "customdata": [[style.label, theme.fmt_duration((s.end - s.start).total_seconds()),
+                            timefmt.fmt_time(s.start, tz), timefmt.fmt_time(s.end, tz)] for s in segs],
+            "hovertemplate": "%{y}: %{customdata[0]} for %{customdata[1]} (%{customdata[2]} to %{customdata[3]})"
+                             "<extra></extra>",
+            # clickable: the grid below answers the pointer (a bar's own point would report its length)
+            **({"hoverinfo": "skip", "hovertemplate": None} if clickable else {}),
         })
-    return _figure(data, title=title, height=max(200, 80 + 28 * len(machines)), barmode="overlay", bargap=0.25,
-                   xaxis={"type": "date", "range": [t0, t1]},
+    shapes = [_vline(_wall(cursor, tz), colour=theme.TEXT, dash="solid")] if cursor is not None else []
+    if clickable:
+        n = 240
+        step = (t1 - t0) / n
+        xs = [_wall(t0 + step * k, tz) for k in range(n + 1)]
+        labels = [timefmt.fmt_time(t0 + step * k, tz) for k in range(n + 1)]
+        data.append({"type": "scatter", "mode": "markers", "x": xs * len(machines),
+                     "y": [m for m in machines for _ in xs], "marker": {"size": 14, "color": "rgba(0,0,0,0)"},
+                     "customdata": labels * len(machines), "showlegend": False, "name": "cursor",
+                     "hovertemplate": "%{customdata}: click to move the cursor here<extra></extra>"})
+    return _figure(data, title=title, height=height or max(200, 80 + 28 * len(machines)), barmode="overlay",
+                   bargap=0.25, xaxis=_time_axis(t0, t1, tz), shapes=shapes,
                    yaxis={"categoryorder": "array", "categoryarray": machines[::-1]})
 
 
-def trend(series: Sequence[SeriesResult], *, unit: str = "", title: str = "", height: int = 300) -> go.Figure:
-    """Lines per series; where a series was downsampled, its min–max envelope is shaded so spikes stay visible."""
+def trend(series: Sequence[SeriesResult], *, unit: str = "", title: str = "", height: int = 300,
+          tz: str | None = None) -> go.Figure:
+    """Lines per series; where a series was downsampled, its min–max envelope is shaded so spikes stay visible.
+
+    The time axis is the site's local time (``tz``; UTC when None), its zone in the axis title.
+    """
     if not series or all(not s.points for s in series):
         return empty("No data in this range")
     data: list[dict[str, Any]] = []
@@ -170,7 +218,7 @@ def trend(series: Sequence[SeriesResult], *, unit: str = "", title: str = "", he
         if not s.points:
             continue
         colour = SERIES_GREYS[i % len(SERIES_GREYS)]
-        t = [p.ts for p in s.points]
+        t = [_wall(p.ts, tz) for p in s.points]
         name = f"{s.key.asset} {s.key.signal}" if len(series) > 1 else s.key.signal
         if s.downsampled:
             data.append({"type": "scatter", "x": t, "y": [p.max for p in s.points], "mode": "lines",
@@ -180,7 +228,10 @@ def trend(series: Sequence[SeriesResult], *, unit: str = "", title: str = "", he
                          "showlegend": False, "hoverinfo": "skip", "legendgroup": name})
         data.append({"type": "scatter", "x": t, "y": [p.value for p in s.points], "mode": "lines", "name": name,
                      "legendgroup": name, "line": {"color": colour, "width": 1.6}})
-    return _figure(data, title=title, height=height, yaxis={"title": {"text": unit}})
+    first = next((s.points[0].ts for s in series if s.points), None)
+    last = max((s.points[-1].ts for s in series if s.points), default=None)
+    return _figure(data, title=title, height=height, yaxis={"title": {"text": unit}},
+                   xaxis={k: v for k, v in _time_axis(first, last, tz).items() if k != "range"})
 
 
 def stock_bars(rows: Sequence[StockRow], *, title: str = "") -> go.Figure:
@@ -259,7 +310,7 @@ def deltas_chart(result: WhatIfResult) -> go.Figure:
                    yaxis={"autorange": "reversed"}, shapes=[_vline(0, colour=theme.TEXT, dash="solid")])
 
 
-def stock_projection(rows: Sequence[StockRow], *, title: str = "") -> go.Figure:
+def stock_projection(rows: Sequence[StockRow], *, title: str = "", tz: str | None = None) -> go.Figure:
     """Stock projected forward per item, one panel each on a shared time axis.
 
     A line falls with the item's recent use and steps up at each shipment's ETA (a triangle with
@@ -291,13 +342,14 @@ def stock_projection(rows: Sequence[StockRow], *, title: str = "") -> go.Figure:
             first = ax
         else:
             layout[f"yaxis{i + 1}"] = _axis(**ax)
-        data.append({"type": "scatter", "x": list(p.t), "y": list(p.level), "mode": "lines", "yaxis": axis,
+        data.append({"type": "scatter", "x": [_wall(t, tz) for t in p.t], "y": list(p.level), "mode": "lines",
+                     "yaxis": axis,
                      "name": r.sku, "showlegend": False, "line": {"color": theme.NORMAL_LINE, "width": 2},
                      "hovertemplate": f"{r.sku}: %{{y:,.1f}} {r.unit} at %{{x}}<extra></extra>"})
         inside = [a for a in p.arrivals if a.t <= p.end]
         if inside:
             after = dict(zip(p.t, p.level, strict=True))  # the last level at each time: after the arrival
-            data.append({"type": "scatter", "x": [a.t for a in inside], "y": [after[a.t] for a in inside],
+            data.append({"type": "scatter", "x": [_wall(a.t, tz) for a in inside], "y": [after[a.t] for a in inside],
                          "mode": "markers+text", "yaxis": axis, "showlegend": False,
                          "marker": {"symbol": "triangle-up", "size": 11, "color": theme.TEXT},
                          "text": [f"+{theme.fmt_number(a.qty)} {a.shipment}".rstrip() for a in inside],
@@ -310,9 +362,9 @@ def stock_projection(rows: Sequence[StockRow], *, title: str = "") -> go.Figure:
         if p.stockout_at is not None:
             urgent = r.cover_short
             colour = "#c62828" if urgent else theme.TEXT
-            words = ("STOCKOUT " if urgent else "stockout ") + theme.fmt_ts(p.stockout_at)
+            words = ("STOCKOUT " if urgent else "stockout ") + theme.fmt_ts(p.stockout_at, tz=tz)
             if p.stockout_at <= p.end:
-                data.append({"type": "scatter", "x": [p.stockout_at], "y": [0], "mode": "markers",
+                data.append({"type": "scatter", "x": [_wall(p.stockout_at, tz)], "y": [0], "mode": "markers",
                              "yaxis": axis, "showlegend": False,
                              "marker": {"symbol": "x", "size": 12, "color": colour},
                              "hovertemplate": f"{r.sku}: {words}<extra></extra>"})
@@ -327,6 +379,6 @@ def stock_projection(rows: Sequence[StockRow], *, title: str = "") -> go.Figure:
         notes.append({"text": label, "xref": "paper", "x": 0, "xanchor": "left", "yref": "paper", "y": top,
                       "yanchor": "bottom", "showarrow": False, "font": {"size": 11}, "align": "left"})
     fig = _figure(data, title=title, height=70 + 175 * n, top=62 if title else 48,
-                  xaxis={"type": "date", "range": [start, end], "anchor": "y" if n == 1 else f"y{n}"},
+                  xaxis=_time_axis(start, end, tz, anchor="y" if n == 1 else f"y{n}"),
                   yaxis=first, shapes=shapes, annotations=notes, **layout)
     return fig

@@ -51,6 +51,7 @@ T = TypeVar("T")
 
 HISTORY_SEARCH = timedelta(days=400)  # how far back history_start looks for a site's first record
 KNOWN_SINCE_LOOKBACK = timedelta(days=2)  # how far back a status is followed through data gaps
+SETTLED = timedelta(minutes=1)  # a moment this far back is history: the collector has written it (one flush)
 
 
 class DerivedAlarms(Protocol):
@@ -264,15 +265,16 @@ class QueryService:
             ("fleet-tiles",), self.ttl_s, lambda: [self._site_tile(s, now) for s in self.fleet.sites]
         )
 
-    def _current_alarms(self, site: str, live_state: SiteState | None) -> list[AlarmState]:
-        """The site's current alarm states: the historian's and those this process derives."""
+    def _current_alarms(self, site: str, live_state: SiteState | None, *, derived: bool = True) -> list[AlarmState]:
+        """The site's current alarm states: the historian's and (``derived``) those this process derives."""
         current = list(live_state.alarms.values()) if live_state else []
-        if self.derived_alarms is not None:
+        if derived and self.derived_alarms is not None:
             current += self.derived_alarms.current_alarms(site)
         return current
 
-    def _site_tile(self, site: SiteSpec, now: datetime, alarms: Sequence[AlarmRow] | None = None) -> SiteTile:
-        live_state = self._live_state(site.id, now)
+    def _site_tile(self, site: SiteSpec, now: datetime, alarms: Sequence[AlarmRow] | None = None, *,
+                   state: SiteState | None = None, replay: bool = False) -> SiteTile:
+        live_state = state if replay else self._live_state(site.id, now)
         if alarms is None and self.derived_alarms is not None:
             alarms = [alarm_row(a) for a in self._current_alarms(site.id, live_state)]
         midnight = local_midnight(now, site.timezone)
@@ -293,17 +295,33 @@ class QueryService:
             return latest
         return self._cache.get(("site-view", site_id), self.ttl_s, lambda: self._site_view(site_id))
 
-    def _site_view(self, site_id: str) -> SiteView:
+    def site_view_at(self, site_id: str, at: datetime | None) -> SiteView:
+        """The site page as it was at ``at`` (a replay's cursor, the header's moment); live for None or the future.
+
+        The same builders as the live view, given the snapshots of ``at`` instead of now: "the live
+        view is the replay at now". A moment older than ``SETTLED`` is history and kept ``past_ttl_s``.
+        """
+        self.fleet.site(site_id)
         now = self.now()
+        if at is None or at >= now:
+            return self.site_view(site_id)
+        ttl = self.past_ttl_s if now - at > SETTLED else self.ttl_s
+        return self._cache.get(("site-view-at", site_id, at), ttl, lambda: self._site_view(site_id, at))
+
+    def _site_view(self, site_id: str, at: datetime | None = None) -> SiteView:
+        now = self.now()
+        replay = at is not None and at < now
+        t = at if at is not None and replay else now
         site = self.fleet.site(site_id)
-        live_state = self._live_state(site.id, now)
-        alarms = self._site_alarms(site, live_state, now)
-        tile = self._site_tile(site, now, alarms)
-        midnight = local_midnight(now, site.timezone)
+        live_state = (self.state_at(site.id, t, ttl_s=self.past_ttl_s if now - t > SETTLED else self.ttl_s)
+                      if replay else self._live_state(site.id, now))
+        alarms = self._site_alarms(site, live_state, t, derived=not replay)
+        tile = self._site_tile(site, t, alarms, state=live_state, replay=replay)
+        midnight = local_midnight(t, site.timezone)
         start = self._window_start(site.id, midnight, self._snapshot(site.id, midnight, live_state))
-        past = self._usage_base(site.id, now, live_state)
+        past = self._usage_base(site.id, t, live_state)
         known = {m.id: self._known_since(site.id, m.id, live_state) for m in site.machines}
-        return site_view(site, self.fleet, tile, live_state, start, past, alarms, known, now)
+        return site_view(site, self.fleet, tile, live_state, start, past, alarms, known, t, live=not replay)
 
     def _known_since(self, site: str, machine: str, live_state: SiteState | None) -> datetime | None:
         """When a machine's current status began, through data gaps it came back from in the same status.
@@ -340,8 +358,9 @@ class QueryService:
             self._cache.clear(lambda k: k != ("history-start", site))
         return found
 
-    def _site_alarms(self, site: SiteSpec, live_state: SiteState | None, now: datetime) -> list[AlarmRow]:
-        current = self._current_alarms(site.id, live_state)
+    def _site_alarms(self, site: SiteSpec, live_state: SiteState | None, now: datetime, *,
+                     derived: bool = True) -> list[AlarmRow]:
+        current = self._current_alarms(site.id, live_state, derived=derived)
         if not current:
             return []
         t0 = min(a.raised_at for a in current)
@@ -357,35 +376,44 @@ class QueryService:
             for m in site.machines
         ]
 
-    def timeline(self, site_id: str, hours: float = 8.0) -> list[TimelineSegment]:
+    def timeline(self, site_id: str, hours: float = 8.0, *, start: datetime | None = None,
+                 end: datetime | None = None) -> list[TimelineSegment]:
+        """Status segments of a site's machines over ``start``..``end`` (default: the last ``hours`` to now)."""
         now = self.now()
-        t0 = now - timedelta(hours=hours)
+        t1 = min(end, now) if end is not None else now
+        t0 = start if start is not None and start < t1 else t1 - timedelta(hours=hours)
         site = self.fleet.site(site_id)
-        start = self._past_state(site_id, t0, self._live_state(site_id, now))
-        return timeline_segments(site, start, self.events(site_id, start.as_of if start else t0, now), t0, now)
+        first = self._past_state(site_id, t0, self._live_state(site_id, now))
+        return timeline_segments(site, first, self.events(site_id, first.as_of if first else t0, t1), t0, t1)
 
     def signal_options(self, site_id: str) -> list[tuple[str, str]]:
         """Numeric signals of a site's machines as (name, unit), in template order."""
         return signal_options(self.fleet.site(site_id))
 
-    def site_trend(self, site_id: str, signal: str, hours: float, max_points: int = 300) -> list[SeriesResult]:
-        now = self.now()
+    def site_trend(self, site_id: str, signal: str, hours: float, max_points: int = 300, *,
+                   end: datetime | None = None) -> list[SeriesResult]:
+        """One signal of every machine of a site over the ``hours`` before ``end`` (default now)."""
+        t1 = min(end, self.now()) if end is not None else self.now()
         keys = [SeriesKey(site=site_id, asset=m.id, signal=signal)
                 for m in self.fleet.site(site_id).machines if m.template.signal(signal) is not None]
         if not keys:
             return []
-        return self.series(keys, now - timedelta(hours=hours), now, max_points)
+        return self.series(keys, t1 - timedelta(hours=hours), t1, max_points)
 
     def machine_view(
-        self, site_id: str, machine_id: str, hours: float, signals: Sequence[str], max_points: int = 1000
+        self, site_id: str, machine_id: str, hours: float, signals: Sequence[str], max_points: int = 1000, *,
+        start: datetime | None = None, end: datetime | None = None,
     ) -> MachineView:
-        now = self.now()
-        t0 = now - timedelta(hours=hours)
+        """A machine over ``start``..``end`` (default: the last ``hours`` to now), its tile as at ``end``."""
+        real_now = self.now()
+        now = min(end, real_now) if end is not None else real_now
+        t0 = start if start is not None and start < now else now - timedelta(hours=hours)
         site = self.fleet.site(site_id)
         spec = site.machine(machine_id)
         if spec is None:
             raise KeyError(machine_id)
-        live_state = self._live_state(site_id, now)
+        live_state = (self._live_state(site_id, now) if now == real_now else
+                      self.state_at(site_id, now, ttl_s=self.past_ttl_s if real_now - now > SETTLED else self.ttl_s))
         start = self._window_start(site_id, t0, self._past_state(site_id, t0, live_state))
         keys = [SeriesKey(site=site_id, asset=machine_id, signal=s) for s in signals if spec.template.signal(s)]
         series = self.series(keys, t0, now, max_points) if keys else []

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
+from dashboard import timefmt
 from twin.spec import MachineStatus, Priority
 
 __all__ = [
@@ -157,8 +158,9 @@ def fmt_age(seconds: float | None) -> str:
     return f"stale {fmt_duration(seconds)}"
 
 
-def fmt_ts(ts: datetime | None, *, seconds: bool = False) -> str:
-    """A timestamp in UTC, ISO-like, e.g. "2026-01-05 08:00 UTC"."""
-    if ts is None:
-        return "–"
-    return ts.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+def fmt_ts(ts: datetime | None, *, seconds: bool = False, tz: str | None = None) -> str:
+    """A timestamp in the zone ``tz`` (a site's; None: UTC, for the fleet), e.g. "2026-01-05 09:00 CET".
+
+    ``dashboard.timefmt`` does the work: 24 h, ISO order, the zone's abbreviation always shown.
+    """
+    return timefmt.fmt_datetime(ts, tz, seconds=seconds)

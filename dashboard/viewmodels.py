@@ -226,7 +226,7 @@ class TimelineSegment:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SiteView:
-    """Everything the site page shows, read at ``now``."""
+    """Everything the site page shows, read at ``now`` (the present, or a replay's cursor)."""
 
     tile: SiteTile
     machines: tuple[MachineTile, ...]
@@ -237,6 +237,8 @@ class SiteView:
     now: datetime
     orders: tuple[OrderRow, ...] = ()
     backlog: kpi.Backlog | None = None
+    timezone: str = "UTC"  # the site's zone: every time on the page is shown in it
+    live: bool = True  # read at the present moment (False: a replay of the past at ``now``)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -266,3 +268,4 @@ class MachineView:
     kpis: MachineKpis
     t0: datetime
     t1: datetime
+    timezone: str = "UTC"  # the site's zone

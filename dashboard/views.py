@@ -407,8 +407,11 @@ def machine_kpis(site: SiteSpec, spec: MachineSpec, start: SiteState | None, end
 
 def site_view(site: SiteSpec, fleet: FleetSpec, tile: SiteTile, live_state: SiteState | None,
               day_start_state: SiteState | None, past_state: SiteState | None, alarms: Sequence[AlarmRow],
-              known_since: Mapping[MachineId, datetime | None], now: datetime) -> SiteView:
+              known_since: Mapping[MachineId, datetime | None], now: datetime, *, live: bool = True) -> SiteView:
     """The site page at ``now``, from the snapshots now, at local midnight and a while ago.
+
+    ``now`` is any moment: the live page is this view at the present, a replay at its cursor
+    (``live`` False), built by the same function from the snapshots of that moment.
 
     Its tile, machines (``known_since`` by machine id: ``machine_tile``), OEE by machine, stock,
     shipments, alarms and orders.
@@ -428,7 +431,8 @@ def site_view(site: SiteSpec, fleet: FleetSpec, tile: SiteTile, live_state: Site
                     stock=tuple(stock_rows(site, live_state, past_state, now)),
                     shipments=tuple(shipment_rows(site, live_state, now)), alarms=tuple(alarms), now=now,
                     orders=tuple(order_rows(site, live_state, now)),
-                    backlog=kpi.backlog(live_state.orders if live_state else (), now))
+                    backlog=kpi.backlog(live_state.orders if live_state else (), now),
+                    timezone=site.timezone, live=live)
 
 
 def machine_view(site: SiteSpec, spec: MachineSpec, fleet: FleetSpec, live_state: SiteState | None,
@@ -442,7 +446,8 @@ def machine_view(site: SiteSpec, spec: MachineSpec, fleet: FleetSpec, live_state
                         in_shift=in_shift(site.calendar, site.timezone, now),
                         alarms=[alarm_row(a) for a in (live_state.alarms.values() if live_state else ())])
     return MachineView(site=site.id, machine=spec.id, tile=tile, series=tuple(series), units=units,
-                       events=tuple(e for e in events if e.asset == spec.id), kpis=kpis, t0=t0, t1=now)
+                       events=tuple(e for e in events if e.asset == spec.id), kpis=kpis, t0=t0, t1=now,
+                       timezone=site.timezone)
 
 
 def filter_alarms(rows: Iterable[AlarmRow], t0: datetime, priorities: Sequence[int] | None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs
 
@@ -13,12 +14,16 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 from werkzeug.exceptions import BadRequest
 
+from dashboard import timefmt
 from dashboard.auth import CurrentUser, UserRole, current_user, require
 from dashboard.queries import QueryService
+from dashboard.timefmt import TimeChoice
 from twin.errors import TwinError
 
-__all__ = ["LastDrawing", "ack_notice", "acknowledge", "alarm_grid", "card", "choose", "notice", "register_page",
-           "site_choice", "site_dropdown", "site_options", "url_param"]
+__all__ = ["LastDrawing", "ack_notice", "acknowledge", "alarm_grid", "card", "choose", "notice", "page_search",
+           "page_zone",
+           "register_page", "site_choice", "site_dropdown", "site_options", "time_control_search", "time_note",
+           "url_param"]
 
 log = logging.getLogger(__name__)
 V = TypeVar("V")
@@ -30,8 +35,8 @@ ALARM_COLUMNS = [
     {"field": "asset", "headerName": "Asset", "width": 110},
     {"field": "message", "headerName": "Message", "flex": 2, "minWidth": 200},
     {"field": "state", "headerName": "State", "width": 150},
-    {"field": "raised", "headerName": "Raised", "width": 215},
-    {"field": "cleared", "headerName": "Cleared", "width": 215},
+    {"field": "raised", "headerName": "Raised (site time)", "width": 215, "tooltipField": "raised_utc"},
+    {"field": "cleared", "headerName": "Cleared", "width": 215, "tooltipField": "cleared_utc"},
     {"field": "acked_by", "headerName": "Acked by", "width": 110},
     {"field": "comment", "headerName": "Comment", "flex": 1, "minWidth": 120},
 ]
@@ -165,3 +170,74 @@ class LastDrawing(Generic[V, R]):
         drawing = self._draw(view)
         self._drawn[key] = (view, drawing)
         return drawing
+
+
+MAX_SEARCH_CHARS = 2000
+TIMED_PAGES = ("/site", "/machine", "/replay")  # the pages that show the header's time choice
+
+
+def page_search() -> str | None:
+    """The query string of the page a callback request came from (``?site=…&at=…``), or None.
+
+    Every callback request carries it (``page_search``, added by the app's renderer hook:
+    ``dashboard.app``), so a page's interval refresh reads the header's time choice without an
+    extra callback argument. Outside a request, or from a client that does not send it (a test
+    client, the bench): None, which reads as live.
+    """
+    import flask
+
+    if not flask.has_request_context():
+        return None
+    body = flask.request.get_json(silent=True)
+    value = body.get("page_search") if isinstance(body, dict) else None
+    return value[:MAX_SEARCH_CHARS] if isinstance(value, str) else None
+
+
+def page_zone(queries: QueryService, search: str | None) -> str:
+    """The zone a page's times are in: its site's (``?site=``), else UTC (a fleet-level page)."""
+    site = url_param(search, "site")
+    spec = next((s for s in queries.fleet.sites if s.id == site), None)
+    return spec.timezone if spec is not None else timefmt.FLEET_ZONE
+
+
+def time_control_search(queries: QueryService, search: str | None, preset: str | None, typed: str | None,
+                        *, typed_now: bool) -> str | None:
+    """The URL query string after a choice in the header's time control (None: nothing to change).
+
+    ``preset`` is one of ``timefmt.PRESETS`` ("live" clears the time); ``typed`` is a moment typed in
+    24 h ISO style in the page's zone (``page_zone``), used when ``typed_now`` (Enter or Go). "this
+    shift" is the shift of the page's site (its calendar), else the last 8 hours.
+    """
+    now = queries.now()
+    tz = page_zone(queries, search)
+    if typed_now:
+        at = timefmt.parse_input(typed, tz)
+        if at is None:
+            return None
+        return TimeChoice(at=min(at, now)).search(search)
+    if not preset:
+        return None
+    if preset == "live":
+        return TimeChoice().search(search)
+    site = url_param(search, "site")
+    spec = next((s for s in queries.fleet.sites if s.id == site), None)
+    return timefmt.preset_range(preset, now, tz, spec.calendar if spec else None).search(search)
+
+
+def time_note(queries: QueryService, pathname: str | None, search: str | None) -> str:
+    """What the header says about the time shown: live, or the moment / range chosen, in the page's zone."""
+    choice = TimeChoice.from_search(search)
+    if choice.live:
+        return "live"
+    tz = page_zone(queries, search)
+    now = queries.now()
+    if choice.start is not None and choice.at is None:
+        text = (f"{timefmt.fmt_datetime(choice.window(now, timedelta(hours=8))[0], tz)} to "
+                f"{timefmt.fmt_datetime(choice.moment(now), tz)}")
+    else:
+        text = f"at {timefmt.fmt_datetime(choice.moment(now), tz, seconds=True)}"
+    if pathname in ("/", "", None):
+        return f"{text} chosen: the fleet page shows live data only (site, machine and replay pages show it)"
+    if pathname not in TIMED_PAGES:  # the alarm journal, what-if, model trust: their own windows, from now
+        return f"{text} chosen: this page shows live data only (site, machine and replay pages show it)"
+    return text

@@ -1,4 +1,8 @@
-"""Alarm journal: filter by site, priority, state and time; acknowledge; export as CSV."""
+"""Alarm journal: filter by site, priority, state and time; acknowledge; export as CSV.
+
+Times are shown in each alarm's site zone (UTC on hover); the CSV keeps UTC ISO-8601, as
+``twin export --what alarms`` writes it.
+"""
 
 from __future__ import annotations
 
@@ -78,10 +82,19 @@ def register(app: dash.Dash, services: Services) -> None:
     def _sites(_p: str | None) -> list[dict[str, str]]:
         return site_options(queries)
 
-    def rows(sites: list[str] | None, prios: list[int] | None, states: list[str] | None, hours: str | None
-             ) -> list[dict[str, Any]]:
+    zones = {s.id: s.timezone for s in queries.fleet.sites}
+
+    def rows(sites: list[str] | None, prios: list[int] | None, states: list[str] | None, hours: str | None,
+             *, export: bool = False) -> list[dict[str, Any]]:
         found = queries.alarm_rows(sites=sites, priorities=prios, states=states, hours=HOURS.get(hours or "", 24))
-        return components.alarm_table_rows(found)
+        shown = components.alarm_table_rows(found, zones=zones)
+        if not export:
+            return shown
+        # the export's times: UTC ISO-8601 (what `twin export` writes), not the local text shown
+        for row, r in zip(shown, found, strict=True):
+            row.update(raised=r.raised_at.isoformat(), cleared=r.cleared_at.isoformat() if r.cleared_at else "",
+                       acked_at=r.acked_at.isoformat() if r.acked_at else "")
+        return shown
 
     @app.callback(Output(ids.ALARMS_GRID, "rowData"),
                   Input(ids.ALARMS_SITES, "value"), Input(ids.ALARMS_PRIORITIES, "value"),
@@ -103,5 +116,5 @@ def register(app: dash.Dash, services: Services) -> None:
     def _export(_n: int | None, sites: list[str] | None, prios: list[int] | None, states: list[str] | None,
                 hours: str | None) -> dict[str, Any]:
         stamp = queries.now().strftime("%Y%m%dT%H%MZ")
-        return {"content": journal_csv(rows(sites, prios, states, hours)), "filename": f"alarms-{stamp}.csv",
-                "type": "text/csv", "base64": False}
+        return {"content": journal_csv(rows(sites, prios, states, hours, export=True)),
+                "filename": f"alarms-{stamp}.csv", "type": "text/csv", "base64": False}

@@ -1,7 +1,12 @@
-"""Machine page: trends over a chosen range (downsampled by the historian), events and KPIs."""
+"""Machine page: trends over a chosen range (downsampled by the historian), events and KPIs.
+
+The range is the header's time control (``?from=&to=``, or the hours picked before ``?at=`` or now);
+the tile shows the machine as it was at the range's end. Times are in the site's local time.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import dash
@@ -12,6 +17,7 @@ from dash.exceptions import PreventUpdate
 from dashboard import components, figures, ids, theme
 from dashboard.pages._shared import card, choose, register_page, site_choice, site_dropdown, url_param
 from dashboard.services import Services
+from dashboard.timefmt import TimeChoice
 from dashboard.viewmodels import MachineKpis, MachineView
 
 __all__ = ["RANGES_H", "kpi_cards", "layout", "register", "render"]
@@ -54,12 +60,11 @@ def kpi_cards(k: MachineKpis) -> dbc.Row:
 
 def render(view: MachineView) -> tuple[Any, ...]:
     unit = next((view.units.get(s.key.signal, "") for s in view.series), "")
-    trend = figures.trend(view.series, unit=unit, height=360)
-    rows = [html.Tr([html.Td(theme.fmt_ts(e.ts, seconds=True)), html.Td(e.kind.value), html.Td(e.message)])
-            for e in sorted(view.events, key=lambda e: e.ts, reverse=True)[:200]]
-    events = (components.table(("Time", "Kind", "Message"), rows) if rows
-              else html.Div("No events in this range", className="muted"))
-    return components.machine_tile(view.tile, link=False), kpi_cards(view.kpis), trend, events
+    trend = figures.trend(view.series, unit=unit, height=360, tz=view.timezone)
+    events = components.event_table(view.events, view.timezone, with_asset=False)
+    span = html.Div(["from ", components.when(view.t0, view.timezone), " to ",
+                     components.when(view.t1, view.timezone)], className="small muted mt-1")
+    return html.Div([components.machine_tile(view.tile, link=False), span]), kpi_cards(view.kpis), trend, events
 
 
 def register(app: dash.Dash, services: Services) -> None:
@@ -97,10 +102,15 @@ def register(app: dash.Dash, services: Services) -> None:
                   Output(ids.MACHINE_TREND, "figure"), Output(ids.MACHINE_EVENTS, "children"),
                   Input(ids.MACHINE_SELECT, "value"), Input(ids.MACHINE_RANGE, "value"),
                   Input(ids.MACHINE_SIGNALS, "value"), Input(ids.REFRESH, "n_intervals"),
-                  State(ids.MACHINE_SITE, "value"))
+                  Input(ids.LOCATION, "search"), State(ids.MACHINE_SITE, "value"))
     def _refresh(machine: str | None, rng: str | None, signals: list[str] | None, _n: int | None,
-                 site: str | None) -> tuple[Any, ...]:
+                 search: str | None, site: str | None) -> tuple[Any, ...]:
         if not site or not machine or queries.fleet.site(site).machine(machine) is None:
             raise PreventUpdate
-        view = queries.machine_view(site, machine, RANGES_H.get(rng or "8 h", 8.0), signals or [], MAX_POINTS)
+        hours = RANGES_H.get(rng or "8 h", 8.0)
+        choice = TimeChoice.from_search(search)
+        start, end = (None, None) if choice.live else choice.window(queries.now(), timedelta(hours=hours))
+        if choice.start is None and not choice.live:
+            start = end - timedelta(hours=hours) if end is not None else None  # a moment: the hours before it
+        view = queries.machine_view(site, machine, hours, signals or [], MAX_POINTS, start=start, end=end)
         return render(view)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import dash
@@ -17,13 +17,27 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dashboard import components, figures, ids, theme
-from dashboard.pages._shared import LastDrawing, ack_notice, alarm_grid, card, register_page, site_choice, site_dropdown
+from dashboard import components, figures, ids, theme, timefmt
+from dashboard.pages._shared import (
+    LastDrawing,
+    ack_notice,
+    alarm_grid,
+    card,
+    page_search,
+    register_page,
+    site_choice,
+    site_dropdown,
+)
+from dashboard.queries import QueryService
 from dashboard.services import Services
+from dashboard.timefmt import TimeChoice
 from dashboard.viewmodels import SiteView
 
 __all__ = [
+    "SITE_IDS",
     "Rendered",
+    "SiteIds",
+    "body",
     "fingerprints",
     "header",
     "header_part",
@@ -32,6 +46,8 @@ __all__ = [
     "register",
     "render",
     "render_view",
+    "timeline_figure",
+    "trend_figure",
 ]
 
 PATH = "/site"
@@ -40,7 +56,79 @@ SHIFT_H = 8.0
 TREND_H = 1.0
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SiteIds:
+    """The component ids of one drawing of the site page's body (the site page's own, or the replay's)."""
+
+    header: str
+    tiles: str
+    timeline: str
+    oee: str
+    trend_signal: str
+    trend: str
+    orders: str
+    shipments: str
+    stock: str
+    projection: str
+    alarms: str
+
+
+SITE_IDS = SiteIds(header=ids.SITE_HEADER, tiles=ids.SITE_TILES, timeline=ids.SITE_TIMELINE, oee=ids.SITE_OEE,
+                   trend_signal=ids.SITE_TREND_SIGNAL, trend=ids.SITE_TREND, orders=ids.SITE_ORDERS,
+                   shipments=ids.SITE_SHIPMENTS, stock=ids.SITE_STOCK, projection=ids.SITE_PROJECTION,
+                   alarms=ids.SITE_ALARMS)
+
+
+def _graph(component_id: str) -> dcc.Graph:
+    return dcc.Graph(id=component_id, config={"displaylogo": False})
+
+
+def body(i: SiteIds, *, live: bool = True, acknowledge: Any = None) -> list[Any]:
+    """The site page's body: tiles, timeline, OEE, trend, orders, shipments, stock, alarms.
+
+    The site page draws it live; the replay draws the same body at its cursor (``live`` False:
+    the titles say "to the moment shown", and alarms are not acknowledged from the past).
+    """
+    when = "last shift" if live else "8 h to the moment shown"
+    return [
+        components.andon_legend(),
+        html.Div(id=i.tiles, className="tile-grid mb-3"),
+        dbc.Row(
+            [
+                dbc.Col(card(f"Status timeline, {when}", _graph(i.timeline)), lg=7),
+                dbc.Col(card("OEE today" if live else "OEE that day, to the moment shown", _graph(i.oee)), lg=5),
+            ]
+        ),
+        card("Live trend, last hour" if live else "Trend, the hour to the moment shown",
+             dcc.Dropdown(id=i.trend_signal, options=[], value=None, clearable=False,
+                          className="mb-2", style={"maxWidth": "320px"}),
+             _graph(i.trend)),
+        dbc.Row(
+            [
+                dbc.Col(card("Open orders", html.Div(id=i.orders)), lg=6),
+                dbc.Col(card("Inbound shipments", html.Div(id=i.shipments)), lg=6),
+            ]
+        ),
+        dbc.Row(
+            [
+                dbc.Col(card("Stock against reorder points", html.Div(id=i.stock)), lg=6),
+                dbc.Col(card("Stock projected by arrivals (dashed: reorder point)", _graph(i.projection)), lg=6),
+            ]
+        ),
+        card("Alarms" if live else "Alarms at the moment shown",
+             alarm_grid(i.alarms, height="240px"), *([acknowledge] if acknowledge is not None else [])),
+    ]
+
+
 def layout(site: str | None = None, **_query: Any) -> html.Div:
+    ack = html.Div([
+        dbc.InputGroup(
+            [dbc.Input(id=ids.SITE_ACK_COMMENT, placeholder="Comment (optional)", maxLength=200),
+             dbc.Button("Acknowledge selected", id=ids.SITE_ACK_BUTTON, color="secondary")],
+            className="mt-2",
+        ),
+        html.Div(id=ids.SITE_ACK_RESULT, className="mt-1"),
+    ])
     return html.Div(
         [
             html.Div([html.H2("Site"), html.Div(site_dropdown(ids.SITE_SELECT, site), className="head-picker"),
@@ -48,42 +136,7 @@ def layout(site: str | None = None, **_query: Any) -> html.Div:
                       dcc.Link("Model trust of this site →", id=ids.SITE_TRUST_LINK, href=TRUST_PATH,
                                className="small")], className="page-head"),
             dcc.Store(id=ids.SITE_SENT, data=None),
-            components.andon_legend(),
-            html.Div(id=ids.SITE_TILES, className="tile-grid mb-3"),
-            dbc.Row(
-                [
-                    dbc.Col(card("Status timeline, last shift", dcc.Graph(id=ids.SITE_TIMELINE,
-                                                                           config={"displaylogo": False})), lg=7),
-                    dbc.Col(card("OEE today", dcc.Graph(id=ids.SITE_OEE, config={"displaylogo": False})), lg=5),
-                ]
-            ),
-            card("Live trend, last hour",
-                 dcc.Dropdown(id=ids.SITE_TREND_SIGNAL, options=[], value=None, clearable=False,
-                              className="mb-2", style={"maxWidth": "320px"}),
-                 dcc.Graph(id=ids.SITE_TREND, config={"displaylogo": False})),
-            dbc.Row(
-                [
-                    dbc.Col(card("Open orders", html.Div(id=ids.SITE_ORDERS)), lg=6),
-                    dbc.Col(card("Inbound shipments", html.Div(id=ids.SITE_SHIPMENTS)), lg=6),
-                ]
-            ),
-            dbc.Row(
-                [
-                    dbc.Col(card("Stock against reorder points", html.Div(id=ids.SITE_STOCK)), lg=6),
-                    dbc.Col(card("Stock projected by arrivals (dashed: reorder point)",
-                                 dcc.Graph(id=ids.SITE_PROJECTION, config={"displaylogo": False})), lg=6),
-                ]
-            ),
-            card(
-                "Alarms",
-                alarm_grid(ids.SITE_ALARMS, height="240px"),
-                dbc.InputGroup(
-                    [dbc.Input(id=ids.SITE_ACK_COMMENT, placeholder="Comment (optional)", maxLength=200),
-                     dbc.Button("Acknowledge selected", id=ids.SITE_ACK_BUTTON, color="secondary")],
-                    className="mt-2",
-                ),
-                html.Div(id=ids.SITE_ACK_RESULT, className="mt-1"),
-            ),
+            *body(SITE_IDS, acknowledge=ack),
         ]
     )
 
@@ -142,15 +195,19 @@ def fingerprints(view: SiteView) -> dict[str, str]:
 
 
 def header(view: SiteView) -> str:
+    """The line under the page title: the site, today's output, and how fresh (live) or when (replay) it is."""
     t = view.tile
-    return (f"{t.name} · {t.kind} · {len(view.machines)} machines · output today "
-            f"{theme.fmt_number(t.output_today)} / {t.plan_today:,} · "
-            + (f"DATA STALE ({theme.fmt_age(t.age_s)})" if t.stale else f"updated {theme.fmt_duration(t.age_s)} ago"))
+    head = (f"{t.name} · {t.kind} · {len(view.machines)} machines · output "
+            f"{'today' if view.live else 'that day'} {theme.fmt_number(t.output_today)} / {t.plan_today:,} · ")
+    if not view.live:
+        return head + f"as it was at {timefmt.fmt_datetime(view.now, view.timezone, seconds=True)}"
+    fresh = f"DATA STALE ({theme.fmt_age(t.age_s)})" if t.stale else f"updated {theme.fmt_duration(t.age_s)} ago"
+    return head + fresh + f" · {timefmt.fmt_time(view.now, view.timezone)}"
 
 
 def header_part(view: SiteView) -> Any:
     """The header line, under a banner when the site's data is stale or some machines have none."""
-    text = header(view)
+    text = html.Span(header(view), title=timefmt.utc_title(view.now))
     dark = [m for m in view.machines if not m.current]
     if view.tile.stale and view.tile.age_s is None:
         banner = "DATA STALE: no data from this site yet"
@@ -162,21 +219,22 @@ def header_part(view: SiteView) -> Any:
         banner = f"{len(dark)} of {len(view.machines)} machine(s) without current data (grey tiles)"
     else:
         return text
-    return [html.Div(banner, className="stale-banner", role="alert"), html.Span(text)]
+    return [html.Div(banner, className="stale-banner", role="alert"), text]
 
 
 def render_view(view: SiteView) -> Rendered:
     """Every part of the site page for one view-model (pure)."""
     parts: dict[str, Any] = {
         "header": header_part(view),
-        "tiles": [components.machine_tile(m) for m in view.machines],
-        "alarms": components.alarm_table_rows(view.alarms, view.now),
+        "tiles": [components.machine_tile(m, scope="live" if view.live else "replay",
+                                          at=None if view.live else view.now) for m in view.machines],
+        "alarms": components.alarm_table_rows(view.alarms, view.now, {view.tile.site: view.timezone}),
         "oee": figures.oee_bars(view.oee_by_machine),
         "stock": [dcc.Graph(figure=figures.stock_bars(view.stock), config={"displaylogo": False}),
-                  components.stock_table(view.stock)],
-        "shipments": components.shipments_table(view.shipments),
-        "orders": components.orders_table(view.orders, view.backlog),
-        "projection": figures.stock_projection(view.stock),
+                  components.stock_table(view.stock, view.timezone)],
+        "shipments": components.shipments_table(view.shipments, view.timezone),
+        "orders": components.orders_table(view.orders, view.backlog, tz=view.timezone),
+        "projection": figures.stock_projection(view.stock, tz=view.timezone),
     }
     return Rendered(parts=parts, marks=fingerprints(view))
 
@@ -189,9 +247,9 @@ def outputs_for(rendered: Rendered, sent: dict[str, Any] | None, *, full: bool) 
     return (*out, dict(rendered.marks))
 
 
-def render(services: Services, site: str) -> tuple[Any, ...]:
-    """All parts of the site page, freshly read and drawn (no fingerprints applied)."""
-    rendered = render_view(services.queries.site_view(site))
+def render(services: Services, site: str, at: datetime | None = None) -> tuple[Any, ...]:
+    """All parts of the site page at ``at`` (None: live), freshly read and drawn (no fingerprints applied)."""
+    rendered = render_view(services.queries.site_view_at(site, at))
     return tuple(rendered.parts[name] for name in PARTS)
 
 
@@ -221,7 +279,10 @@ def register(app: dash.Dash, services: Services) -> None:
     def _refresh(site: str | None, _n: int | None, _ack: Any, sent: dict[str, Any] | None) -> tuple[Any, ...]:
         if not site:
             raise PreventUpdate
-        rendered = drawn(site, queries.site_view(site))
+        choice = TimeChoice.from_search(page_search())  # the header's time control: live, or a past moment
+        at = None if choice.live else choice.moment(queries.now())
+        # keyed by site: the drawing is redone whenever the view differs (another moment, a refresh)
+        rendered = drawn(site, queries.site_view_at(site, at))
         # a new site or the page's first call sends everything; an interval tick only what changed
         full = ctx.triggered_id not in (ids.REFRESH, ids.SITE_ACK_RESULT)
         return outputs_for(rendered, sent, full=full)
@@ -231,8 +292,7 @@ def register(app: dash.Dash, services: Services) -> None:
     def _timeline(site: str | None, _n: int | None) -> Any:
         if not site:
             raise PreventUpdate
-        now = queries.now()
-        return figures.status_timeline(queries.timeline(site, SHIFT_H), now - timedelta(hours=SHIFT_H), now)
+        return timeline_figure(queries, site, TimeChoice.from_search(page_search()))
 
     @app.callback(Output(ids.SITE_TREND_SIGNAL, "options"), Output(ids.SITE_TREND_SIGNAL, "value"),
                   Input(ids.SITE_SELECT, "value"), State(ids.SITE_TREND_SIGNAL, "value"))
@@ -244,16 +304,30 @@ def register(app: dash.Dash, services: Services) -> None:
         preferred = next((n for n in names if "power" in n), names[0] if names else None)
         return opts, value if value in names else preferred
 
-    @app.callback(Output(ids.SITE_TREND, "figure"), Input(ids.SITE_SELECT, "value"),
-                  Input(ids.SITE_TREND_SIGNAL, "value"), Input(ids.REFRESH, "n_intervals"))
-    def _trend(site: str | None, signal: str | None, _n: int | None) -> Any:
-        if not site or not signal:
-            return figures.empty("Choose a signal")
-        unit = dict(queries.signal_options(site)).get(signal, "")
-        return figures.trend(queries.site_trend(site, signal, TREND_H), unit=unit)
-
     @app.callback(Output(ids.SITE_ACK_RESULT, "children"), Input(ids.SITE_ACK_BUTTON, "n_clicks"),
                   State(ids.SITE_ALARMS, "selectedRows"), State(ids.SITE_ACK_COMMENT, "value"),
                   prevent_initial_call=True)
     def _ack(_n: int | None, rows: list[dict[str, Any]] | None, comment: str | None) -> Any:
         return ack_notice(queries, rows, comment)
+
+    @app.callback(Output(ids.SITE_TREND, "figure"), Input(ids.SITE_SELECT, "value"),
+                  Input(ids.SITE_TREND_SIGNAL, "value"), Input(ids.REFRESH, "n_intervals"))
+    def _trend(site: str | None, signal: str | None, _n: int | None) -> Any:
+        choice = TimeChoice.from_search(page_search())
+        return trend_figure(queries, site, signal, None if choice.live else choice.moment(queries.now()))
+
+
+def timeline_figure(queries: QueryService, site: str, choice: TimeChoice) -> Any:
+    """The status timeline of the chosen range (live: the last shift), in the site's local time."""
+    start, end = choice.window(queries.now(), timedelta(hours=SHIFT_H))
+    tz = queries.fleet.site(site).timezone
+    return figures.status_timeline(queries.timeline(site, SHIFT_H, start=start, end=end), start, end, tz=tz)
+
+
+def trend_figure(queries: QueryService, site: str | None, signal: str | None, at: datetime | None) -> Any:
+    """One signal of every machine over the hour before ``at`` (None: now), in the site's local time."""
+    if not site or not signal:
+        return figures.empty("Choose a signal")
+    unit = dict(queries.signal_options(site)).get(signal, "")
+    return figures.trend(queries.site_trend(site, signal, TREND_H, end=at), unit=unit,
+                         tz=queries.fleet.site(site).timezone)
