@@ -63,6 +63,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="the collector's endpoint, where acknowledgements go (default: the [feeds.http] listen "
                         "address of the plant file, asked on 127.0.0.1 when it listens everywhere); e.g. "
                         "http://collector:8081 when the collector runs on another host")
+    p.add_argument("--attention-every", type=float, default=15.0, metavar="MINUTES",
+                   help="how often the attention list projects the open orders and stock ahead (default 15; "
+                        "0 = no projection: the list shows what is wrong now)")
+    p.add_argument("--whatif-dir", type=Path, default=None, metavar="DIR",
+                   help="where saved scenarios and finished what-if runs are kept (default: whatif/ beside the "
+                        "history file)")
     p.add_argument("--trust", default="", metavar="SETTINGS",
                    help="model-trust scoring (dashboard.trust): 'off', or key=value,... e.g. replications=20,"
                         "every_h=6 (default: the last 7 days once a day, 24 h horizon, 20 replications)")
@@ -124,6 +130,7 @@ def serve(app: object, *, host: str, port: int, threads: int, debug: bool, max_b
 def run(args: argparse.Namespace) -> int:
     from connectors.config import load
     from dashboard.app import PROTECTED_OUTPUTS, create_app
+    from dashboard.attention import AttentionService, AttentionSettings
     from dashboard.auth import settings_for
     from dashboard.queries import QueryService
     from dashboard.scenarios import WhatIfLimits as Limits
@@ -171,8 +178,11 @@ def run(args: argparse.Namespace) -> int:
         return open_historian(config.historian, fleet, "read")
 
     limits = Limits(max_replications=args.max_replications, max_horizon_h=args.max_horizon)
+    attention_settings = AttentionSettings(enabled=args.attention_every > 0,
+                                           period_s=max(args.attention_every, 0.5) * 60.0).check()
     queries: QueryService | None = None
     trust: TrustService | None = None
+    attention: AttentionService | None = None
     try:
         # the model-trust scores (a rolling backtest once a day) on a reader of their own; drift alarms in memory
         trust = TrustService(fleet=fleet, open_historian=open_reader, clock=utc_now, settings=trust_settings)
@@ -180,11 +190,17 @@ def run(args: argparse.Namespace) -> int:
                                recorder=recorder)
         runner = EngineRunner(fleet=fleet, open_historian=open_reader, clock=utc_now, workers=args.workers,
                               limits=limits, max_runs=args.max_runs, max_runs_per_user=args.max_runs_per_user)
-        app = create_app(Services(queries=queries, whatif=runner, limits=limits, extra={"trust": trust}), auth=auth,
+        # the attention list's projection on a schedule, on a reader of its own (never per browser tab)
+        attention = AttentionService(queries=queries, settings=attention_settings, open_historian=open_reader)
+        extra: dict[str, object] = {"trust": trust, "attention": attention}
+        if args.whatif_dir is not None:
+            extra["whatif_dir"] = args.whatif_dir
+        app = create_app(Services(queries=queries, whatif=runner, limits=limits, extra=extra), auth=auth,
                          refresh_s=args.refresh)
         log.info("login %s", "required" if auth.login_required else "off")
         queries.start_refresher()
         trust.start()
+        attention.start()
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
         print(f"dashboard on http://{args.host}:{args.port}/ ("
               + ("Flask development server, debug" if args.debug else f"waitress, {args.threads} threads") + ")",
@@ -197,6 +213,8 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             log.info("dashboard stopped")
     finally:
+        if attention is not None:
+            attention.stop()
         if trust is not None:
             trust.stop()
         if queries is not None:

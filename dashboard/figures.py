@@ -19,7 +19,7 @@ from dashboard.whatif_view import WhatIfResult
 from twin.historian import SeriesResult
 from twin.spec import MachineStatus
 
-__all__ = ["deltas_chart", "empty", "fan_chart", "oee_bars", "status_timeline", "stock_bars", "stock_projection",
+__all__ = ["empty", "fan_chart", "oee_bars", "status_timeline", "stock_bars", "stock_projection",
            "trend"]
 
 SERIES_GREYS = ("#33414d", "#6b7780", "#1f5fa8", "#8a6d3b", "#4f6d57", "#7a4e63", "#99a3ab", "#2c6e77")
@@ -288,26 +288,6 @@ def fan_chart(result: WhatIfResult, kpi: str) -> go.Figure:
     return _figure(data, title=f"{kpi}: scenario against baseline", height=360,
                    yaxis={"title": {"text": bands[0].unit}},
                    shapes=[_vline(result.at, colour=theme.TEXT_MUTED, dash="dot")])
-
-
-def deltas_chart(result: WhatIfResult) -> go.Figure:
-    """Scenario − baseline per KPI with its confidence interval; red where the scenario is surely worse."""
-    if not result.deltas:
-        return empty("No KPI deltas")
-    names = [f"{d.kpi} ({d.unit})" if d.unit else d.kpi for d in result.deltas]
-    colours = []
-    for d in result.deltas:
-        worse = d.ci_high < 0 if d.higher_is_better else d.ci_low > 0
-        colours.append("#c62828" if worse else theme.NORMAL_LINE)
-    dots = {
-        "type": "scatter", "y": names, "x": [d.delta for d in result.deltas], "mode": "markers",
-        "marker": {"color": colours, "size": 10},
-        "error_x": {"type": "data", "symmetric": False, "array": [d.ci_high - d.delta for d in result.deltas],
-                    "arrayminus": [d.delta - d.ci_low for d in result.deltas], "color": theme.TEXT_MUTED},
-        "showlegend": False, "hovertemplate": "%{y}: Δ %{x:.3g}<extra></extra>",
-    }
-    return _figure([dots], title="Scenario − baseline (95 % CI)", height=max(200, 80 + 36 * len(names)),
-                   yaxis={"autorange": "reversed"}, shapes=[_vline(0, colour=theme.TEXT, dash="solid")])
 
 
 def stock_projection(rows: Sequence[StockRow], *, title: str = "", tz: str | None = None) -> go.Figure:

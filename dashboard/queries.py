@@ -414,10 +414,10 @@ class QueryService:
             raise KeyError(machine_id)
         live_state = (self._live_state(site_id, now) if now == real_now else
                       self.state_at(site_id, now, ttl_s=self.past_ttl_s if real_now - now > SETTLED else self.ttl_s))
-        start = self._window_start(site_id, t0, self._past_state(site_id, t0, live_state))
+        window_start = self._window_start(site_id, t0, self._past_state(site_id, t0, live_state))
         keys = [SeriesKey(site=site_id, asset=machine_id, signal=s) for s in signals if spec.template.signal(s)]
         series = self.series(keys, t0, now, max_points) if keys else []
-        return machine_view(site, spec, self.fleet, live_state, start, series, self.events(site_id, t0, now),
+        return machine_view(site, spec, self.fleet, live_state, window_start, series, self.events(site_id, t0, now),
                             self._known_since(site_id, machine_id, live_state), t0, now)
 
     def alarm_rows(
