@@ -155,6 +155,8 @@ def intervention_from_form(kind: str, values: dict[str, Any], site: str, fleet: 
 def describe(item: dict[str, Any]) -> str:
     """One line for the list of interventions on the page."""
     label = INTERVENTIONS.get(str(item.get("kind")), (str(item.get("kind")), ()))[0]
+    if "(no machine: whole site)" in label:  # the form's hint; a line says which it is
+        label = label.replace(" (no machine: whole site)", "" if item.get("machine") else " (whole site)")
     parts = []
     for key, value in item.items():
         if key in ("kind", "site", "holidays"):

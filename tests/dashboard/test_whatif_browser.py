@@ -112,7 +112,7 @@ def test_two_interventions_each_alone_side_by_side_and_a_result_link(browser, pl
     assert abs((s - b) - d) <= 1.0 + 1e-9  # each of the three rounded to the same decimals
     # one row per intervention alone, in the order they were added
     assert [r[0].split(":")[0] for r in effects] == ["Machine down (maintenance, breakdown)",
-                                                     "Cycle-time factor (no machine"]
+                                                     "Cycle-time factor"]  # of P1: no "whole site" hint
     # each row: the intervention, Δ on-time over its interval (pp), its bar, Δ output over its interval (units)
     assert all(" pp\n[" in r[1] and " units\n[" in r[3] for r in effects), effects
     link = page.get_attribute("#whatif-link-a", "href") or ""
