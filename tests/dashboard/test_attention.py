@@ -217,7 +217,8 @@ def test_the_service_projects_the_store_and_lists_its_fault(queries: QueryServic
 
 def test_the_first_read_starts_one_scheduled_projection(queries: QueryService) -> None:
     # the list's first reader starts the service's thread; it projects first_delay_s later, whoever reads
-    service = AttentionService(queries=queries, settings=AttentionSettings(first_delay_s=0.0, calibrate_days=0.0))
+    # the first projection 3 s after the first read: that read returns at once, without one
+    service = AttentionService(queries=queries, settings=AttentionSettings(first_delay_s=3.0, calibrate_days=0.0))
     try:
         assert service.view().projection is None  # read at once: the projection is not waited for
         thread = service._thread

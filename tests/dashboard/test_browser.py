@@ -96,6 +96,11 @@ def test_every_page_loads_without_console_errors(browser, plant: RunningPlant, t
             page.wait_for_selector(".ag-row")
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+        if SHOTS:  # the same page on a phone (390 x 844): what a plant manager sees on the floor
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.wait_for_timeout(800)  # charts redraw at the new width
+            page.screenshot(path=str(shots / f"{name}-phone.png"), full_page=True)
+            page.set_viewport_size({"width": 1400, "height": 1000})
         assert errors == [], f"{name}: {errors}"
     page.close()
 
