@@ -36,6 +36,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from connectors.config.signals import asset_signals
 from connectors.modbus.spec import ModbusDevice
 from twin.errors import Problem
 from twin.frozen import FrozenDict
@@ -251,15 +252,6 @@ class InfluxFeed:
 # --- conversion and cross-checks -----------------------------------------------------------------------
 
 
-def _signals_of(site: SiteSpec, asset: str) -> tuple[str, ...] | None:
-    m = site.machine(asset)
-    if m is not None:
-        return tuple(s.name for s in m.template.signals)
-    if site.item(asset) is not None:
-        return INVENTORY_SIGNALS  # as for Modbus: what an inventory item can be fed
-    return None
-
-
 def _connection(c: InfluxConnectionModel, path: str, base: Path, problems: list[Problem]) -> InfluxConnection:
     def resolve(p: str | None) -> Path | None:
         return None if p is None else Path(os.path.normpath(base / p))
@@ -318,7 +310,7 @@ def _mapping(m: InfluxMappingModel, path: str, site: SiteSpec, problems: list[Pr
         problems.append(Problem(path=f"{path}.scale", message="scale must not be 0", got=m.scale))
     assets: list[str] = []
     if m.asset is not None:
-        signals = _signals_of(site, m.asset)
+        signals = asset_signals(site, m.asset)
         if signals is None:
             problems.append(Problem(path=f"{path}.asset", message=f"no machine or SKU with this id at site "
                                     f"'{site.id}'", got=m.asset))
@@ -328,7 +320,7 @@ def _mapping(m: InfluxMappingModel, path: str, site: SiteSpec, problems: list[Pr
         assets = [m.asset]
     elif m.assets is not None:
         for j, a in enumerate(m.assets):
-            signals = _signals_of(site, a)
+            signals = asset_signals(site, a)
             if signals is None:
                 problems.append(Problem(path=f"{path}.assets[{j}]", message=f"no machine or SKU with this id at "
                                         f"site '{site.id}'", got=a))

@@ -36,6 +36,7 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from connectors.config.signals import asset_signals, check_signal
 from connectors.modbus.points import MAX_BITS, MAX_REGISTERS
 from connectors.modbus.spec import (
     TELEGRAF_BYTE_ORDERS,
@@ -49,7 +50,6 @@ from connectors.modbus.spec import (
 )
 from twin.errors import Problem
 from twin.frozen import FrozenDict
-from twin.live import INVENTORY_SIGNALS
 from twin.spec import FleetSpec
 from twin.validation import Id, Int, Num, fail
 
@@ -309,13 +309,7 @@ class _Placed:
 
 
 def _signals_of(fleet: FleetSpec, site: str, asset: str) -> tuple[str, ...] | None:
-    s = fleet.site(site)
-    m = s.machine(asset)
-    if m is not None:
-        return tuple(sig.name for sig in m.template.signals)
-    if s.item(asset) is not None:
-        return INVENTORY_SIGNALS
-    return None
+    return asset_signals(fleet.site(site), asset)
 
 
 def _make_point(p: PointModel, asset: str, address: int, default_order: ByteOrder) -> ModbusPoint:
@@ -445,14 +439,7 @@ def _place_points(d: ModbusDeviceModel, dpath: str, maps: dict[str, RegisterMapM
                                   path=f"{apath}.offset", label=f"points[{k}] of map '{m.id}'"))
     for k, dp in enumerate(d.points):
         ppath = f"{dpath}.points[{k}]"
-        signals = _signals_of(fleet, d.site, dp.asset)
-        if signals is None:
-            problems.append(Problem(path=f"{ppath}.asset", message=f"no machine or SKU with this id at site "
-                                    f"'{d.site}'", got=dp.asset))
-            continue
-        if dp.signal not in signals:
-            problems.append(Problem(path=f"{ppath}.signal", message=f"not a signal of {dp.asset} (it has "
-                                    f"{', '.join(signals)})", got=dp.signal))
+        if not check_signal(fleet.site(d.site), dp.asset, dp.signal, ppath, problems):
             continue
         placed.append(_Placed(point=_make_point(dp, dp.asset, dp.address - d.address_base, d.byte_order),
                               path=f"{ppath}.address", label=f"points[{k}]"))

@@ -43,9 +43,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from connectors.config.signals import check_signal
 from twin.errors import Problem
 from twin.frozen import FrozenDict
-from twin.live import INVENTORY_SIGNALS
 from twin.spec import FleetSpec
 from twin.validation import Id, Num, fail
 
@@ -218,16 +218,6 @@ class OpcUaSource:
         return self.publish_interval_s or max(self.sampling_interval_s, 0.05)
 
 
-def _signals_of(fleet: FleetSpec, site: str, asset: str) -> tuple[str, ...] | None:
-    s = fleet.site(site)
-    m = s.machine(asset)
-    if m is not None:
-        return tuple(sig.name for sig in m.template.signals)
-    if s.item(asset) is not None:
-        return INVENTORY_SIGNALS
-    return None
-
-
 def convert_opcua(models: Sequence[OpcUaSourceModel], fleet: FleetSpec, problems: list[Problem], *, base: Path,
                   fed: Mapping[tuple[str, str, str], str] | None = None) -> tuple[OpcUaSource, ...]:
     """Build the sources of ``[[sources.opcua]]`` (validated by the plant model); problems are appended.
@@ -278,14 +268,7 @@ def _nodes(s: OpcUaSourceModel, path: str, fleet: FleetSpec, taken: dict[tuple[s
            problems: list[Problem]) -> Iterable[OpcUaNode]:
     for j, n in enumerate(s.nodes):
         npath = f"{path}.nodes[{j}]"
-        signals = _signals_of(fleet, s.site, n.asset)
-        if signals is None:
-            problems.append(Problem(path=f"{npath}.asset", message=f"no machine or SKU with this id at site "
-                                    f"'{s.site}'", got=n.asset))
-            continue
-        if n.signal not in signals:
-            problems.append(Problem(path=f"{npath}.signal", message=f"not a signal of {n.asset} (it has "
-                                    f"{', '.join(signals)})", got=n.signal))
+        if not check_signal(fleet.site(s.site), n.asset, n.signal, npath, problems):
             continue
         key = (s.site, n.asset, n.signal)
         if key in taken:

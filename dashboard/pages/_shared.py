@@ -20,10 +20,25 @@ from dashboard.queries import QueryService
 from dashboard.timefmt import TimeChoice
 from twin.errors import TwinError
 
-__all__ = ["LastDrawing", "ack_notice", "acknowledge", "alarm_grid", "card", "choose", "notice", "page_search",
-           "page_zone",
-           "register_page", "site_choice", "site_dropdown", "site_options", "time_control_search", "time_note",
-           "url_param"]
+__all__ = [
+    "LastDrawing",
+    "ack_notice",
+    "acknowledge",
+    "alarm_grid",
+    "card",
+    "choose",
+    "notice",
+    "page_search",
+    "page_zone",
+    "register_page",
+    "site_choice",
+    "site_dropdown",
+    "site_options",
+    "time_control_search",
+    "time_note",
+    "trend_signals",
+    "url_param",
+]
 
 log = logging.getLogger(__name__)
 V = TypeVar("V")
@@ -91,6 +106,17 @@ def choose(valid: Sequence[str], *preferred: str | None) -> str | None:
 
 def site_options(queries: QueryService) -> list[dict[str, str]]:
     return [{"label": f"{s.name} ({s.id})", "value": s.id} for s in queries.fleet.sites]
+
+
+def trend_signals(queries: QueryService, site: str, value: str | None) -> tuple[list[dict[str, str]], str | None]:
+    """The trend's signal picker of a site (site and replay pages): its options, and the one to show.
+
+    The signal already chosen stays when the site has it; otherwise power (the most telling trend), else the first.
+    """
+    opts = [{"label": f"{n} ({u})" if u else n, "value": n} for n, u in queries.signal_options(site)]
+    names = [o["value"] for o in opts]
+    preferred = next((n for n in names if "power" in n), names[0] if names else None)
+    return opts, value if value in names else preferred
 
 
 def site_choice(queries: QueryService, search: str | None,

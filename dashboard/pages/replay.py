@@ -24,7 +24,7 @@ from dash.exceptions import PreventUpdate
 from connectors.export import export_events
 from dashboard import components, figures, ids, timefmt
 from dashboard.pages import site as site_page
-from dashboard.pages._shared import card, register_page, site_choice, site_dropdown, url_param
+from dashboard.pages._shared import card, register_page, site_choice, site_dropdown, trend_signals, url_param
 from dashboard.services import Services
 from dashboard.timefmt import TimeChoice
 from twin.state import EventKind
@@ -285,10 +285,7 @@ def register(app: dash.Dash, services: Services) -> None:
     def _signals(site: str | None, value: str | None) -> tuple[list[dict[str, str]], str | None]:
         if not site:
             raise PreventUpdate
-        opts = [{"label": f"{n} ({u})" if u else n, "value": n} for n, u in queries.signal_options(site)]
-        names = [o["value"] for o in opts]
-        preferred = next((n for n in names if "power" in n), names[0] if names else None)
-        return opts, value if value in names else preferred
+        return trend_signals(queries, site, value)
 
     @app.callback(Output(REPLAY_IDS.trend, "figure"), Input(ids.REPLAY_SITE, "value"),
                   Input(REPLAY_IDS.trend_signal, "value"), Input(ids.REPLAY_CURSOR, "value"),

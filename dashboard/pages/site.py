@@ -27,6 +27,7 @@ from dashboard.pages._shared import (
     register_page,
     site_choice,
     site_dropdown,
+    trend_signals,
 )
 from dashboard.queries import QueryService
 from dashboard.services import Services
@@ -299,10 +300,7 @@ def register(app: dash.Dash, services: Services) -> None:
     def _signals(site: str | None, value: str | None) -> tuple[list[dict[str, str]], str | None]:
         if not site:
             raise PreventUpdate
-        opts = [{"label": f"{n} ({u})" if u else n, "value": n} for n, u in queries.signal_options(site)]
-        names = [o["value"] for o in opts]
-        preferred = next((n for n in names if "power" in n), names[0] if names else None)
-        return opts, value if value in names else preferred
+        return trend_signals(queries, site, value)
 
     @app.callback(Output(ids.SITE_ACK_RESULT, "children"), Input(ids.SITE_ACK_BUTTON, "n_clicks"),
                   State(ids.SITE_ALARMS, "selectedRows"), State(ids.SITE_ACK_COMMENT, "value"),
