@@ -229,7 +229,8 @@ def site_tile(tile: SiteTile, thresholds: theme.Thresholds | None = None) -> dcc
                               html.Div(theme.fmt_pct(oee.oee), className="kpi-big" + (" abnormal-amber" if oee_low
                                                                                         else ""))]),
                     html.Div([html.Div(f"A {theme.fmt_pct(oee.availability)}"),
-                              html.Div(f"P {theme.fmt_performance(oee.performance, oee.performance_capped)}"),
+                              html.Div(f"P {theme.fmt_performance(oee.performance, oee.performance_capped)}",
+                                       title=theme.CAPPED_PERFORMANCE if oee.performance_capped else None),
                               html.Div(f"Q {theme.fmt_pct(oee.quality)}")], className="apq"),
                     html.Div([html.Div("Output today", className="kpi-label"),
                               html.Div(f"{theme.fmt_number(tile.output_today)} / {tile.plan_today:,}",

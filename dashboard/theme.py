@@ -17,6 +17,7 @@ __all__ = [
     "ANDON",
     "ATTENTION",
     "BACKGROUND",
+    "CAPPED_PERFORMANCE",
     "GRID",
     "PANEL",
     "PRIORITY_COLOURS",
@@ -109,6 +110,10 @@ def fmt_pct(x: float | None, digits: int = 0) -> str:
     if x is None or not _finite(x):
         return "–"
     return f"{100.0 * x:.{digits}f} %"
+
+
+CAPPED_PERFORMANCE = ("at least 100 %: a build begun before this window finished inside it, so its parts' ideal "
+                      "time exceeds the running time counted here (shown as 100 %, not more)")
 
 
 def fmt_performance(x: float | None, capped: bool) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from dashboard import components, figures, theme
@@ -156,3 +157,19 @@ def test_fan_chart_has_both_bands_and_the_actual_trend() -> None:
 def test_result_round_trips_through_a_store() -> None:
     r = _result()
     assert WhatIfResult.from_dict(r.to_dict()) == r
+
+
+def test_a_capped_performance_says_why_on_hover() -> None:
+    from dashboard.viewmodels import SiteTile
+    from twin.frozen import FrozenDict
+
+    # a 12-part build of 2 h begun at 23:00 finished at 01:00: today's window holds 1 h of its running but
+    # the ideal time of all 12 parts (2 h), so P (2 h / 1 h) is capped: shown "≥100 %", the reason on hover
+    capped = OeeView(availability=None, performance=1.0, quality=1.0, performance_capped=True)
+    tile = SiteTile(site="pod-berlin", name="Berlin", kind="point-of-demand", region="DE", oee=capped,
+                    output_today=0, plan_today=133, plan_by_now=0.0, by_status=FrozenDict(), active_alarms=0,
+                    top_priority=None, stock_at_risk=0, newest_sample=None, age_s=None, stale=False)
+    doc = str(components.site_tile(tile).to_plotly_json())
+    assert "P ≥100 %" in doc and theme.CAPPED_PERFORMANCE in doc
+    plain = str(components.site_tile(replace(tile, oee=replace(capped, performance_capped=False))).to_plotly_json())
+    assert "P 100 %" in plain and theme.CAPPED_PERFORMANCE not in plain
