@@ -82,9 +82,9 @@ def test_the_trust_page_shows_the_services_coverage(browser, served, tmp_path: P
     # a phone scrolls down, never sideways (tables scroll inside their cards)
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"{overflow} px of horizontal scroll at {width} px"
-    shots = ROOT / "docs" / "screenshots" if SHOTS and width == 1440 else tmp_path
+    shots = ROOT / "docs" / "screenshots" if SHOTS else tmp_path
     shots.mkdir(parents=True, exist_ok=True)
-    name = "trust.png" if shots != tmp_path else f"trust-{width}.png"
+    name = ("trust.png" if width == 1440 else "trust-phone.png") if SHOTS else f"trust-{width}.png"
     page.screenshot(path=str(shots / name), full_page=True)
     page.screenshot(path=f"/tmp/trust-shot-{width}.png", full_page=True)  # to look at (outside the repo)
     for i in range(3):  # the first screens, one by one
