@@ -47,6 +47,9 @@ def summary(config: PlantConfig) -> str:
         c = feed.connection
         lines.append(f"  InfluxDB feed {feed.id}: site {feed.site}, {c.api.value} {c.url} {c.where}, "
                      f"{len(feed.mappings)} mappings, every {feed.poll_interval_s:g} s")
+    for server in config.opcua:
+        lines.append(f"  OPC UA server {server.id}: site {server.site}, {server.endpoint} "
+                     f"(security {server.security}), {len(server.nodes)} nodes")
     feeds = config.feeds
     if feeds is not None:
         ways = []

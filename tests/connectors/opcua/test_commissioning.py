@@ -115,3 +115,13 @@ def test_the_opcua_section_loads_with_defaults_and_resolved_paths() -> None:
     cnc1 = cfg.fleet.site("pod-a").machine("CNC1")
     # as often as its values reach the twin: every check of the session (bad_after_s / 4), re-sending them
     assert cnc1 is not None and cnc1.poll_interval_s == pytest.approx(0.25)
+
+
+def test_twin_check_counts_the_opcua_servers() -> None:
+    from app.check import summary
+
+    port = free_port()
+    cfg = load_text(mixed_text(free_port(), port), source=FLEET)
+    # the mixed site's one server: its id, site, endpoint, security and the 3 nodes it feeds
+    assert f"  OPC UA server a-cnc-ua: site pod-a, opc.tcp://127.0.0.1:{port} (security None), 3 nodes" in (
+        summary(cfg).splitlines())
