@@ -158,6 +158,7 @@ class ItemData:
     lead_mean_s: float
     lead_sd_s: float = 0.0
     in_transit: tuple[InTransit, ...] = ()
+    consumption: float = 1.0  # real use per unit at this site = bill of materials x this (1.0: as designed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1005,7 +1006,8 @@ class _Run:
                     st = self.stations[(site, role)] = _Station(site, role)
                 stations.append(st)
             draws = tuple(
-                tuple(((site, sku), per_unit) for (sku, per_unit), k in zip(product.bom, product.steps, strict=True)
+                tuple(((site, sku), per_unit * self.items[(site, sku)].consumption)
+                      for (sku, per_unit), k in zip(product.bom, product.steps, strict=True)
                       if k == step and per_unit > 0 and (site, sku) in self.items)
                 for step in range(len(stations))
             )
