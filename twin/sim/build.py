@@ -38,9 +38,9 @@ Assumptions when the snapshot lacks information (each one reported as a :class:`
   transit. A shipment whose ETA is still the first one announced (``planned_eta``) was ordered
   the item's configured (nominal) lead time before it, and arrives a lead time after that, drawn
   given that it has not arrived yet: it may come before its ETA. One with a later ETA (a delay
-  was announced), or with no planned ETA (reported by a PLC), arrives at its ETA plus a
-  half-normal delay whose scale is the lead-time standard deviation scaled by the square root of
-  the share of the lead time left;
+  was announced), or with no planned ETA (reported by a PLC), arrives about its ETA, the best
+  estimate announced (its median, as likely early as late, never before the fork): normal with
+  the lead-time standard deviation scaled by the square root of the share of the lead time left;
 - a site calendar without shifts: the site runs around the clock;
 - demand: ``orders_per_day`` times the weekday factor, spread over the day by the hour factors
   normalised to a mean of 1, in the site's local time; calibrated figures (``SimParams.demand``:

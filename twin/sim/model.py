@@ -67,8 +67,9 @@ Modelling choices (documented here once):
 - **Replenishment:** (s, Q): whenever the inventory position (on hand + on order) is at or below s,
   Q is ordered; lead time is lognormal with the item's mean and standard deviation. A shipment in
   transit at the fork whose order time is known arrives after a lognormal lead time from then,
-  drawn given that it has not arrived yet (so it may come early); otherwise at its ETA plus a
-  half-normal delay (scale ``eta_sd_s``). See :class:`InTransit`.
+  drawn given that it has not arrived yet (so it may come early); otherwise about its ETA, the
+  best estimate announced: normal around it (sd ``eta_sd_s``), never before the fork. See
+  :class:`InTransit`.
 - **Overflow:** an order arriving at a site whose backlog (open orders) is at or above a
   threshold is sent to another site, where it arrives after the transfer time.
 """
@@ -133,8 +134,9 @@ class InTransit:
 
     With ``ordered_s`` (when it was ordered, <= 0) and a lead time (``lead_mean_s``/``lead_sd_s``)
     it arrives at ``ordered_s`` + a lognormal lead time drawn given that it has not arrived by the
-    fork (it may come before its ETA); otherwise at ``eta_s`` plus a half-normal delay of scale
-    ``eta_sd_s``. Then ``extra_delay_s`` later (a scenario's delay).
+    fork (it may come before its ETA); otherwise at ``eta_s`` plus a normal error of sd
+    ``eta_sd_s`` (an announced ETA is the best estimate, its median: as likely early as late;
+    not before the fork). Then ``extra_delay_s`` later (a scenario's delay).
     """
 
     eta_s: float
@@ -1349,8 +1351,8 @@ def _arrival(rng: random.Random, shp: InTransit) -> float:
                 lead = math.exp(mu + sigma * _STD_NORMAL.inv_cdf(min(max(u, 1e-12), 1.0 - 1e-12)))
                 return max(0.0, lead - elapsed) + shp.extra_delay_s
         # overdue beyond what the lead time explains: by its ETA (or now), as below
-    delay = abs(rng.gauss(0.0, shp.eta_sd_s)) if shp.eta_sd_s > 0 else 0.0
-    return max(0.0, shp.eta_s + shp.extra_delay_s + delay)
+    error = rng.gauss(0.0, shp.eta_sd_s) if shp.eta_sd_s > 0 else 0.0
+    return max(0.0, shp.eta_s + shp.extra_delay_s + error)
 
 
 def _lognormal(rng: random.Random, mean: float, sd: float) -> float:
