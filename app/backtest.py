@@ -76,8 +76,8 @@ def oracle_params(fleet: FleetSpec, truth: Truth) -> SimParams:
 
     >>> from twin.spec import FleetSpec
     >>> from connectors.emulator.truth import Truth
-    >>> oracle_params(FleetSpec(id="f", name="f", sites=(), templates=()), Truth()).machines
-    FrozenDict({})
+    >>> len(oracle_params(FleetSpec(id="f", name="f", sites=(), templates=()), Truth()).machines)
+    0
     """
     machines: dict[tuple[str, str], MachineParams] = {}
     demand: dict[tuple[str, str], DemandParams] = {}
