@@ -15,9 +15,20 @@ naive forecast (the same hours one week earlier) as a skill score 1 - err_model 
 ``{"origins": [one per origin, with its as_of and series], "summary": {...}}``.
 
 Replications are second order unless ``--first-order``; ``--no-calibration`` uses the configured
-figures (with their prior widths in second order). The forking and scoring at every origin is
-``twin.sim.rolling`` (shared with the dashboard's model-trust scheduler, ``dashboard.trust``); this
-module parses the command and prints.
+figures (with their prior widths in second order).
+
+``--oracle-truth FILE`` (an emulated plant's hidden truth, ``connectors.emulator.truth``) adds a
+measuring instrument, never a forecast: at every origin the same state is forked again with the
+figures that plant really runs (:func:`oracle_params`) and its P50 daily-output error is shown
+beside the twin's. That error is the noise floor, what a forecaster who knew the plant's figures
+exactly would still miss by (the plant's own randomness, and what the engine does not model); the
+twin is at the floor when its error is at most the oracle's x 1.10 + 1 unit
+(``twin.sim.backtest.noise_floor``). The twin's calibration never sees the file.
+
+The forking and scoring at every origin is ``twin.sim.rolling`` (shared with the dashboard's
+model-trust scheduler, ``dashboard.trust``); this module parses the command and prints (the
+rolling summary ends with a table of the daily output: P50 error, bias against the 10 % limit and,
+with an oracle, its error and whether the twin is at the noise floor; ``--json``: ``"fidelity"``).
 """
 
 from __future__ import annotations
@@ -28,18 +39,74 @@ import logging
 import math
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from app.whatif import add_common, check_sites, open_history, parse_duration, parse_time, progress_bar
 from connectors.executors import executor_for
 from twin.errors import ConfigError, Problem, TwinError
+from twin.frozen import FrozenDict
+from twin.sim.backtest import RollingSummary, noise_floor
+from twin.sim.params import DemandParams, LeadTimeParams, MachineParams, SimParams
+from twin.sim.projection import to_plain
 from twin.sim.rolling import origins, rolling, score_at
+from twin.spec import Transport
 
 if TYPE_CHECKING:
+    from connectors.emulator.truth import Truth
     from twin.historian import HistorianReader
     from twin.spec import FleetSpec
 
-__all__ = ["register", "run"]
+# The emulated plant's own laws where the truth file has no figure (connectors.emulator.plant's
+# docstring): cycle-time noise, a lognormal of cv 3 % (10 % for manual benches), and the late
+# tail of a shipment, with some chance an exponential delay (times the truth's delay factor).
+_CYCLE_CV, _MANUAL_CV = 0.03, 0.10
+_TAILS = {Transport.SEA: (0.2, 5.0), Transport.AIR: (0.1, 1.0), Transport.LOCAL: (0.05, 0.5)}  # (chance, mean d)
+
+
+def oracle_params(fleet: FleetSpec, truth: Truth) -> SimParams:
+    """The figures the emulated plant really runs, as overrides for a fork (the oracle of a backtest).
+
+    Per machine the truth's cycle (ideal x cycle factor), MTBF, MTTR and scrap rate (the
+    configured ones where it has none) and the plant's cycle cv; per (site, product) the configured
+    orders a day x the truth's demand factor (configured hour and weekday profiles); per (site,
+    SKU) the truth's BOM factor, and the lead time's mean and spread with the late tail folded in:
+    a normal lead L (mean m, sd s) plus, with chance p, an exponential delay of mean d x k has
+    mean m + p d k and variance s^2 + p (d k)^2 (2 - p) (E[D^2] = 2 p (d k)^2, less (p d k)^2).
+
+    >>> from twin.spec import FleetSpec
+    >>> from connectors.emulator.truth import Truth
+    >>> len(oracle_params(FleetSpec(id="f", name="f", sites=(), templates=()), Truth()).machines)
+    0
+    """
+    machines: dict[tuple[str, str], MachineParams] = {}
+    demand: dict[tuple[str, str], DemandParams] = {}
+    consumption: dict[tuple[str, str], float] = {}
+    lead_times: dict[tuple[str, str], LeadTimeParams] = {}
+    for site in fleet.sites:
+        sid = str(site.id)
+        for m in site.machines:
+            real = truth.machine(m)
+            tpl = m.template
+            machines[(sid, str(m.id))] = MachineParams(
+                cycle_time_s=tpl.ideal_cycle_time_s * real.cycle_factor,
+                cycle_cv=_MANUAL_CV if "bench" in str(tpl.id) else _CYCLE_CV,
+                mtbf_h=real.mtbf_h, mttr_h=real.mttr_h, scrap_rate=real.scrap_rate)
+        for d in site.demand:
+            demand[(sid, str(d.product))] = DemandParams(
+                orders_per_day=d.orders_per_day * truth.demand_factor(sid, str(d.product)))
+        for item in site.inventory:
+            it = truth.item(sid, item)
+            p, mean_d = _TAILS.get(item.transport, _TAILS[Transport.LOCAL])
+            tail = mean_d * it.delay_factor
+            consumption[(sid, str(item.sku))] = it.bom_factor
+            lead_times[(sid, str(item.sku))] = LeadTimeParams(
+                mean_d=it.lead_time_d + p * tail,
+                sd_d=(it.lead_time_sd_d ** 2 + p * tail * tail * (2.0 - p)) ** 0.5)
+    return SimParams(machines=FrozenDict(machines), demand=FrozenDict(demand), consumption=FrozenDict(consumption),
+                     lead_times=FrozenDict(lead_times))
+
+__all__ = ["oracle_params", "register", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +120,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--to", dest="origin_to", type=parse_time, default=None, help="last origin (at most)")
     p.add_argument("--every", type=parse_duration, default=6 * 3600.0, help="time between origins (6h)")
     p.add_argument("--no-calibration", action="store_true", help="use the configured figures (no calibration)")
+    p.add_argument("--oracle-truth", default=None, metavar="FILE",
+                   help="an emulated plant's truth file: also score an oracle forecast made with its figures "
+                        "(the noise floor; the twin never reads it)")
     add_common(p)
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.set_defaults(func=run, replications=50, horizon=86400.0, calibrate_days=7.0)
@@ -146,8 +216,64 @@ def _open(args: argparse.Namespace) -> tuple[FleetSpec, HistorianReader]:
     return fleet, historian
 
 
+BIAS_LIMIT = 0.10  # |bias of the P50 daily output| <= 10 % of the actual daily output
+
+
+def _fidelity(summary: RollingSummary) -> list[dict[str, Any]]:
+    """Per output series: the P50 daily output's error and bias against the limits (and the oracle's, if run)."""
+    rows = []
+    for s in summary.series:
+        if s.metric != "cumulative_units" or math.isnan(s.daily_error):
+            continue
+        level = s.daily_actual
+        bias_rel = s.daily_bias / level if level else math.nan
+        floor = noise_floor(s.oracle_daily_error)
+        rows.append({
+            "key": s.key, "daily_actual": level, "daily_error": s.daily_error,
+            "daily_error_rel": s.daily_error / level if level else math.nan,
+            "daily_bias": s.daily_bias, "daily_bias_rel": bias_rel,
+            "bias_ok": None if math.isnan(bias_rel) else abs(bias_rel) <= BIAS_LIMIT,
+            "oracle_daily_error": s.oracle_daily_error, "oracle_daily_bias": s.oracle_daily_bias,
+            "noise_floor": floor, "at_noise_floor": None if math.isnan(floor) else s.daily_error <= floor + 1e-9,
+            "naive_daily_error": s.naive_daily_error, "skill": s.skill,
+        })
+    return rows
+
+
+def _signed_pct(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x * 100:+.0f}%"
+
+
+def _fidelity_table(rows: Sequence[dict[str, Any]], oracle: bool) -> str:
+    head = f"{'daily output':<16}{'made/day':>9}{'P50 error':>15}{'bias':>15}{'bias<=10%':>10}"
+    if oracle:
+        head += f"{'oracle error':>13}{'floor':>7}{'at floor':>9}"
+    lines = [head]
+    for r in rows:
+        err = f"{_num(r['daily_error'])} ({_pct(r['daily_error_rel'])})"
+        bias = f"{r['daily_bias']:+.2f} ({_signed_pct(r['daily_bias_rel'])})"
+        line = f"{r['key']:<16}{r['daily_actual']:>9.1f}{err:>15}{bias:>15}{_yes(r['bias_ok']):>10}"
+        if oracle:
+            line += f"{_num(r['oracle_daily_error']):>13}{_num(r['noise_floor']):>7}{_yes(r['at_noise_floor']):>9}"
+        lines.append(line)
+    note = "(bias: mean P50 daily output - actual"
+    if oracle:
+        note += ("; oracle: the same forks with the truth file's figures, first order: its error is the noise "
+                 "floor; at floor: error <= oracle x 1.10 + 1")
+    return "\n".join([*lines, note + ")"])
+
+
+def _yes(ok: bool | None) -> str:
+    return "-" if ok is None else "yes" if ok else "NO"
+
+
 def _run_rolling(args: argparse.Namespace, calibrate_days: float, second_order: bool) -> int:
     fleet, historian = _open(args)
+    oracle = None
+    if args.oracle_truth is not None:
+        from connectors.emulator.truth import load_truth
+
+        oracle = oracle_params(fleet, load_truth(Path(args.oracle_truth), fleet))
     at = origins(args.origin_from, args.origin_to, args.every)
     show = not args.no_progress and not args.json
 
@@ -163,11 +289,13 @@ def _run_rolling(args: argparse.Namespace, calibrate_days: float, second_order: 
             results, summary = rolling(fleet, historian, at, args.horizon, bin_s=args.bin,
                                        replications=args.replications, seed=args.seed, executor=ex,
                                        workers=max(1, args.workers), calibrate_days=calibrate_days,
-                                       second_order=second_order, sites=args.site, on_origin=on_origin)
+                                       second_order=second_order, sites=args.site, on_origin=on_origin,
+                                       oracle=oracle)
     finally:
         historian.close()
     if args.json:
-        doc = {"origins": [r.to_dict() for r in results], "summary": summary.to_dict()}
+        doc = {"origins": [r.to_dict() for r in results], "summary": summary.to_dict(),
+               "fidelity": to_plain(_fidelity(summary))}
         print(json.dumps(doc, allow_nan=False))
         return 0
     order = "second order" if second_order else "first order"
@@ -180,4 +308,5 @@ def _run_rolling(args: argparse.Namespace, calibrate_days: float, second_order: 
     if fleet_units:
         by_hour = " ".join(_pct(c) for c in fleet_units[0].coverage_by_hour)
         print(f"coverage of fleet output by horizon hour: {by_hour}")
+    print(_fidelity_table(_fidelity(summary), oracle is not None))
     return 0

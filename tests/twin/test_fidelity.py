@@ -18,10 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from app.backtest import oracle_params
 from connectors.config import load
 from connectors.emulator.backfill import backfill
 from connectors.emulator.truth import load_truth
 from connectors.store import SqliteHistorian
+from twin.sim.backtest import noise_floor
+from twin.sim.params import SimParams
 from twin.sim.rolling import RollingRun, origins, rolling_run
 from twin.spec import FleetSpec
 
@@ -43,11 +46,12 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[FleetSpec, Sqlite
     return fleet, store
 
 
-def _run(history: tuple[FleetSpec, SqliteHistorian], calibrate_days: float) -> RollingRun:
+def _run(history: tuple[FleetSpec, SqliteHistorian], calibrate_days: float,
+         oracle: SimParams | None = None) -> RollingRun:
     fleet, store = history
     at = origins(END - timedelta(days=4), END - timedelta(days=1), 6 * 3600.0)
     return rolling_run(fleet, store, at, 24 * 3600.0, bin_s=3600.0, replications=20, seed=5, executor=None,
-                       workers=0, calibrate_days=calibrate_days, second_order=True, sites=[SITE])
+                       workers=0, calibrate_days=calibrate_days, second_order=True, sites=[SITE], oracle=oracle)
 
 
 def _day_ends(run: RollingRun) -> tuple[list[float], list[float]]:
@@ -92,3 +96,42 @@ def test_calibration_finds_the_truth_and_beats_the_configured_figures(
     # 3. Calibrated, it beats the naive forecast (the same hours a week earlier).
     out = next(s for s in calibrated.summary.series if s.metric == "cumulative_units" and s.key == SITE)
     assert not math.isnan(out.skill) and out.skill > 0
+
+
+def test_the_oracle_takes_the_truth_files_figures() -> None:
+    # examples/truth.toml over examples/fleet.toml; the plant's own laws from connectors.emulator.plant
+    cfg = load(ROOT / "examples" / "fleet.toml")
+    o = oracle_params(cfg.fleet, load_truth(ROOT / "examples" / "truth.toml", cfg.fleet))
+    cnc1 = o.machines[("pod-berlin", "CNC1")]
+    assert cnc1.cycle_time_s == pytest.approx(720 * 1.3) and cnc1.cycle_cv == 0.03  # 936 s, cv 3 %
+    assert o.machines[("pod-lyon", "B1")].cycle_cv == 0.10  # a manual bench: cv 10 %
+    assert o.machines[("pod-austin", "P3")].mtbf_h == 100 and o.machines[("pod-austin", "P1")].mtbf_h == 200
+    assert o.machines[("pod-lyon", "QC1")].scrap_rate == 0.04 and o.machines[("pod-austin", "W1")].mttr_h == 1.4
+    assert o.demand[("pod-austin", "custom-bracket")].orders_per_day == pytest.approx(25 * 1.25)
+    assert o.demand[("pod-berlin", "custom-bracket")].orders_per_day == 14  # no factor: as configured
+    assert o.consumption[("pod-berlin", "PLA-1KG")] == 1.2 and o.consumption[("pod-austin", "PLA-1KG")] == 1.0
+    # DRIVE-UNIT: normal lead 35 d +- 6 d, sea tail: chance 0.2 of an exponential delay of 5 d x 2 = 10 d:
+    # mean 35 + 0.2 x 10 = 37 d; variance 36 + 0.2 x 10^2 x (2 - 0.2) = 36 + 36 = 72, sd 8.49 d
+    lead = o.lead_times[("lm-rotterdam", "DRIVE-UNIT")]
+    assert lead.mean_d == pytest.approx(37.0) and lead.sd_d == pytest.approx(72 ** 0.5)
+    # Lyon's BOX-S: 2 d +- 0, local tail 5 % x 0.5 d: mean 2.025 d, variance 0.05 x 0.25 x 1.95 = 0.0244
+    lead = o.lead_times[("pod-lyon", "BOX-S")]
+    assert lead.mean_d == pytest.approx(2.025) and lead.sd_d == pytest.approx(0.024375 ** 0.5)
+
+
+def test_the_twin_is_at_the_noise_floor_of_an_oracle_knowing_the_truth(
+        history: tuple[FleetSpec, SqliteHistorian]) -> None:
+    # The oracle forks the same states with the truth file's figures (first order): its P50 error of
+    # the day's output is what a forecaster knowing the plant exactly still misses by. Austin's day is
+    # ~31 orders of 1-10 units (E[q^2] = 38.5): the units ordered in a day spread by
+    # sqrt(31.25 x 38.5) = 35, a mean absolute deviation of about 0.8 x 35 = 28 (a normal's); what
+    # is already on the floor at the fork is known, so the oracle misses by less than that.
+    fleet, _ = history
+    truth = load_truth(ROOT / "examples" / "truth.toml", load(ROOT / "examples" / "fleet.toml").fleet)
+    run = _run(history, calibrate_days=7, oracle=oracle_params(fleet, truth))
+    out = next(s for s in run.summary.series if s.metric == "cumulative_units" and s.key == SITE)
+    assert 0 < out.oracle_daily_error < 28
+    # the restated criterion: (a) |bias| of the P50 day <= 10 % of the day's output; (b) the twin's
+    # error <= the oracle's x 1.10 + 1 unit
+    assert abs(out.daily_bias) <= 0.10 * out.daily_actual, (out.daily_bias, out.daily_actual)
+    assert out.daily_error <= noise_floor(out.oracle_daily_error), (out.daily_error, out.oracle_daily_error)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,13 +40,16 @@ from twin.historian import HistorianReader, SeriesKey, SeriesPoint
 from twin.sim.projection import FLEET, Projection, to_plain
 from twin.spec import FleetSpec, SignalKind
 
-__all__ = ["BacktestResult", "RollingSummary", "SeriesScore", "SeriesSummary", "actual_series", "backtest",
-           "crps", "daily_values", "pit", "pit_histogram", "rolling_summary"]
+__all__ = ["NOISE_FLOOR_FACTOR", "NOISE_FLOOR_UNITS", "BacktestResult", "RollingSummary", "SeriesScore",
+           "SeriesSummary", "actual_series", "backtest", "crps", "daily_values", "noise_floor", "pit", "pit_histogram",
+           "rolling_summary", "with_oracle"]
 
 MAX_POINTS = 10_000_000
 PIT_BINS = 10
 DAY_S = 86400.0
 WEEK = timedelta(days=7)
+NOISE_FLOOR_FACTOR = 1.10  # a forecast's P50 daily error may exceed the oracle's by 10 % ..
+NOISE_FLOOR_UNITS = 1.0  # .. plus one unit (small sites: the error is a few units)
 
 
 def pit(samples: Sequence[float] | np.ndarray, y: float) -> float:
@@ -138,6 +141,10 @@ class SeriesScore:
     daily_error: float = math.nan  # cumulative_units: mean |P50 daily output - actual| over full days
     naive_daily_error: float = math.nan
     skill: float = math.nan  # 1 - error / naive error (daily output for units, bin ends for stock)
+    daily_bias: float = math.nan  # cumulative_units: mean (P50 daily output - actual) over full days
+    daily_actual: float = math.nan  # cumulative_units: mean actual daily output over full days
+    oracle_daily_error: float = math.nan  # the same error of the oracle forecast (``with_oracle``)
+    oracle_daily_bias: float = math.nan
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -266,7 +273,7 @@ def backtest(
             pits = tuple(pit(arr[:, i], values[i]) for i in idx)
             mean_crps = sum(crps(arr[:, i], values[i]) for i in idx) / len(idx)
         naive_pts: tuple[float, ...] = ()
-        naive_err = daily_err = naive_daily = math.nan
+        naive_err = daily_err = naive_daily = daily_bias = daily_actual = math.nan
         if nv is not None:
             naive_pts = tuple(nv[i] for i in idx)
             ok = [(n, a) for n, a in zip(naive_pts, act, strict=True) if not math.isnan(n)]
@@ -281,6 +288,8 @@ def backtest(
             else:
                 p50_daily = daily_values(full_t, list(band.p50))
             daily_err = sum(abs(p - a) for p, a in zip(p50_daily, actual_daily, strict=True)) / len(actual_daily)
+            daily_bias = sum(p - a for p, a in zip(p50_daily, actual_daily, strict=True)) / len(actual_daily)
+            daily_actual = sum(actual_daily) / len(actual_daily)
             if nv is not None and not any(math.isnan(x) for x in nv):
                 naive_d = daily_values(full_t, list(nv))
                 naive_daily = sum(abs(p - a) for p, a in zip(naive_d, actual_daily, strict=True)) / len(actual_daily)
@@ -291,10 +300,36 @@ def backtest(
             median_rel_error=mae / level if level else math.nan, pit=pits,
             pit_histogram=pit_histogram(pits) if pits else (), crps=mean_crps, naive=naive_pts,
             naive_abs_error=naive_err, daily_error=daily_err, naive_daily_error=naive_daily, skill=skill,
+            daily_bias=daily_bias, daily_actual=daily_actual,
         ))
     return BacktestResult(as_of=projection.as_of, horizon_s=projection.horizon_s,
                           replications=projection.replications, series=tuple(scores),
                           coverage=hit / total if total else math.nan, second_order=second_order)
+
+
+def with_oracle(result: BacktestResult, oracle: BacktestResult) -> BacktestResult:
+    """``result`` with the P50 daily-output error and bias of ``oracle`` (the same fork, other figures) beside its own.
+
+    The oracle is a measuring instrument: the same engine forked from the same state with the
+    figures the plant really runs. Its error is the noise floor, what no forecast made at the fork
+    removes (the plant's own randomness, plus whatever the engine does not model).
+    """
+    by_key = {(s.metric, s.key): s for s in oracle.series}
+    series = []
+    for s in result.series:
+        o = by_key.get((s.metric, s.key))
+        series.append(s if o is None else replace(s, oracle_daily_error=o.daily_error,
+                                                  oracle_daily_bias=o.daily_bias))
+    return replace(result, series=tuple(series))
+
+
+def noise_floor(oracle_error: float) -> float:
+    """The largest P50 daily error that counts as at the noise floor: the oracle's x 1.10 + 1 unit.
+
+    >>> noise_floor(10.0)
+    12.0
+    """
+    return oracle_error * NOISE_FLOOR_FACTOR + NOISE_FLOOR_UNITS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -314,6 +349,10 @@ class SeriesSummary:
     naive_daily_error: float
     skill: float  # 1 - mean error / mean naive error (daily output for units, bin ends for stock)
     coverage_by_hour: tuple[float, ...]  # share inside P10..P90 at hour h of the horizon (h = 1, 2, ...)
+    daily_bias: float = math.nan  # cumulative_units: mean (P50 daily output - actual)
+    daily_actual: float = math.nan  # cumulative_units: mean actual daily output
+    oracle_daily_error: float = math.nan  # the oracle forecast's P50 daily error (NaN: no oracle)
+    oracle_daily_bias: float = math.nan
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -369,6 +408,10 @@ def rolling_summary(results: Sequence[BacktestResult]) -> RollingSummary:
             pit_histogram=tuple(pit_counts), crps=_nanmean([s.crps for s in scores]), median_abs_error=mae,
             naive_abs_error=naive, daily_error=daily, naive_daily_error=naive_daily, skill=skill,
             coverage_by_hour=tuple(sum(by_hour[h]) / len(by_hour[h]) if h in by_hour else math.nan for h in hours),
+            daily_bias=_nanmean([s.daily_bias for s in scores]),
+            daily_actual=_nanmean([s.daily_actual for s in scores]),
+            oracle_daily_error=_nanmean([s.oracle_daily_error for s in scores]),
+            oracle_daily_bias=_nanmean([s.oracle_daily_bias for s in scores]),
         ))
     return RollingSummary(origins=len(results), coverage=all_hits / all_points if all_points else math.nan,
                           pit_histogram=tuple(all_pit), series=tuple(out))

@@ -30,15 +30,17 @@ Assumptions when the snapshot lacks information (each one reported as a :class:`
   or not reported) or one outside its routing is at the first step; no open orders: the floor
   starts empty;
 - materials: each bill-of-materials line is drawn at ``twin.spec.consuming_step`` of the SKU's item
-  kind (the kind of the first chosen site stocking it; a SKU no site stocks is raw material);
+  kind (the kind of the first chosen site stocking it; a SKU no site stocks is raw material), times
+  the calibrated consumption factor of that SKU at that site (``SimParams.consumption``, 1.0 when
+  absent; per site, never averaged over the sites);
 - lead times: the calibrated ``SimParams.lead_times[(site, sku)]`` (mean and spread, days) when
   present, else the item's configured ones, for new replenishment orders and for shipments in
   transit. A shipment whose ETA is still the first one announced (``planned_eta``) was ordered
   the item's configured (nominal) lead time before it, and arrives a lead time after that, drawn
   given that it has not arrived yet: it may come before its ETA. One with a later ETA (a delay
-  was announced), or with no planned ETA (reported by a PLC), arrives at its ETA plus a
-  half-normal delay whose scale is the lead-time standard deviation scaled by the square root of
-  the share of the lead time left;
+  was announced), or with no planned ETA (reported by a PLC), arrives about its ETA, the best
+  estimate announced (its median, as likely early as late, never before the fork): normal with
+  the lead-time standard deviation scaled by the square root of the share of the lead time left;
 - a site calendar without shifts: the site runs around the clock;
 - demand: ``orders_per_day`` times the weekday factor, spread over the day by the hour factors
   normalised to a mean of 1, in the site's local time; calibrated figures (``SimParams.demand``:
@@ -53,7 +55,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from twin.errors import SimulationError
@@ -294,7 +296,7 @@ def fork(
         kind = ("running_machine_assumed_on_oldest_units" if parts.queued.get((md.site, md.role), 0) > 0
                 else "running_machine_without_queued_units_makes_nothing")
         notes.append(ForkNote(kind=kind, subject=md.id))
-    products = _products(fleet, _item_kinds(fleet, chosen, notes), params, chosen)
+    products = _products(fleet, _item_kinds(fleet, chosen, notes))
     data = ModelData(
         horizon_s=horizon_s, bin_s=bin_s, sites=tuple(chosen), machines=tuple(parts.machines),
         products=tuple(products), items=tuple(parts.items), demand=tuple(parts.demand), orders=tuple(parts.orders),
@@ -417,7 +419,8 @@ def _item_data(item: InventoryItemSpec, sid: str, ss: SiteState | None, scenario
     transit = tuple(_in_transit(shp, item, sid, scenario, as_of, transit_mean_d, transit_sd_d)
                     for shp in (inv.inbound if inv is not None else ()))
     return ItemData(site=sid, sku=item.sku, on_hand=float(on_hand), reorder_point=s, reorder_qty=q,
-                    lead_mean_s=lead_d * DAY_S, lead_sd_s=sd_d * DAY_S, in_transit=transit)
+                    lead_mean_s=lead_d * DAY_S, lead_sd_s=sd_d * DAY_S, in_transit=transit,
+                    consumption=params.consumption.get((sid, str(item.sku)), 1.0))
 
 
 def _in_transit(shp: Shipment, item: InventoryItemSpec, sid: str, scenario: Scenario, as_of: datetime,
@@ -490,9 +493,12 @@ def _open_orders(fleet: FleetSpec, sid: str, ss: SiteState, as_of: datetime, que
     return out
 
 
-def _products(fleet: FleetSpec, kinds: dict[str, ItemKind], params: SimParams,
-              chosen: Sequence[str]) -> list[ProductData]:
-    """The product families with their bills of materials drawn at the consuming steps."""
+def _products(fleet: FleetSpec, kinds: dict[str, ItemKind]) -> list[ProductData]:
+    """The product families with their bills of materials drawn at the consuming steps.
+
+    The bill of materials is the designed one; a site's consumption factor is its item's
+    (``ItemData.consumption``), so Berlin's filament usage does not move Austin's.
+    """
     products = []
     for p in fleet.products:
         bom = tuple((str(sku), float(qty)) for sku, qty in p.bom.items())
@@ -500,22 +506,7 @@ def _products(fleet: FleetSpec, kinds: dict[str, ItemKind], params: SimParams,
         products.append(ProductData(id=str(p.id), routing=tuple(r.value for r in p.routing), bom=bom, bom_steps=steps,
                                     batch_min=p.batch_min, batch_max=max(p.batch_min, p.batch_max),
                                     due_s=p.due_h * HOUR_S))
-    if params.consumption:
-        # a per-site factor needs per-site products: scale the bom inside the item's site only
-        products = _scaled_products(products, params, chosen)
     return products
-
-
-def _scaled_products(products: list[ProductData], params: SimParams, sites: Sequence[str]) -> list[ProductData]:
-    """Average consumption factors over the chosen sites (the model's bill of materials is global)."""
-    out = []
-    for p in products:
-        bom = []
-        for sku, qty in p.bom:
-            factors = [params.consumption[(s, sku)] for s in sites if (s, sku) in params.consumption]
-            bom.append((sku, qty * (sum(factors) / len(factors) if factors else 1.0)))
-        out.append(replace(p, bom=tuple(bom)))
-    return out
 
 
 def _check_routings(data: ModelData, fleet: FleetSpec) -> None:

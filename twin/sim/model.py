@@ -67,8 +67,9 @@ Modelling choices (documented here once):
 - **Replenishment:** (s, Q): whenever the inventory position (on hand + on order) is at or below s,
   Q is ordered; lead time is lognormal with the item's mean and standard deviation. A shipment in
   transit at the fork whose order time is known arrives after a lognormal lead time from then,
-  drawn given that it has not arrived yet (so it may come early); otherwise at its ETA plus a
-  half-normal delay (scale ``eta_sd_s``). See :class:`InTransit`.
+  drawn given that it has not arrived yet (so it may come early); otherwise about its ETA, the
+  best estimate announced: normal around it (sd ``eta_sd_s``), never before the fork. See
+  :class:`InTransit`.
 - **Overflow:** an order arriving at a site whose backlog (open orders) is at or above a
   threshold is sent to another site, where it arrives after the transfer time.
 """
@@ -133,8 +134,9 @@ class InTransit:
 
     With ``ordered_s`` (when it was ordered, <= 0) and a lead time (``lead_mean_s``/``lead_sd_s``)
     it arrives at ``ordered_s`` + a lognormal lead time drawn given that it has not arrived by the
-    fork (it may come before its ETA); otherwise at ``eta_s`` plus a half-normal delay of scale
-    ``eta_sd_s``. Then ``extra_delay_s`` later (a scenario's delay).
+    fork (it may come before its ETA); otherwise at ``eta_s`` plus a normal error of sd
+    ``eta_sd_s`` (an announced ETA is the best estimate, its median: as likely early as late;
+    not before the fork). Then ``extra_delay_s`` later (a scenario's delay).
     """
 
     eta_s: float
@@ -158,6 +160,7 @@ class ItemData:
     lead_mean_s: float
     lead_sd_s: float = 0.0
     in_transit: tuple[InTransit, ...] = ()
+    consumption: float = 1.0  # real use per unit at this site = bill of materials x this (1.0: as designed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1005,7 +1008,8 @@ class _Run:
                     st = self.stations[(site, role)] = _Station(site, role)
                 stations.append(st)
             draws = tuple(
-                tuple(((site, sku), per_unit) for (sku, per_unit), k in zip(product.bom, product.steps, strict=True)
+                tuple(((site, sku), per_unit * self.items[(site, sku)].consumption)
+                      for (sku, per_unit), k in zip(product.bom, product.steps, strict=True)
                       if k == step and per_unit > 0 and (site, sku) in self.items)
                 for step in range(len(stations))
             )
@@ -1347,8 +1351,8 @@ def _arrival(rng: random.Random, shp: InTransit) -> float:
                 lead = math.exp(mu + sigma * _STD_NORMAL.inv_cdf(min(max(u, 1e-12), 1.0 - 1e-12)))
                 return max(0.0, lead - elapsed) + shp.extra_delay_s
         # overdue beyond what the lead time explains: by its ETA (or now), as below
-    delay = abs(rng.gauss(0.0, shp.eta_sd_s)) if shp.eta_sd_s > 0 else 0.0
-    return max(0.0, shp.eta_s + shp.extra_delay_s + delay)
+    error = rng.gauss(0.0, shp.eta_sd_s) if shp.eta_sd_s > 0 else 0.0
+    return max(0.0, shp.eta_s + shp.extra_delay_s + error)
 
 
 def _lognormal(rng: random.Random, mean: float, sd: float) -> float:

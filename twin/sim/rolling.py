@@ -26,9 +26,10 @@ from twin.calibrate import Calibration
 from twin.errors import TwinError
 from twin.historian import HistorianReader, SeriesKey, SeriesPoint, SeriesResult
 from twin.readings import Reading
-from twin.sim.backtest import BacktestResult, RollingSummary, actual_series, backtest, rolling_summary
+from twin.sim.backtest import BacktestResult, RollingSummary, actual_series, backtest, rolling_summary, with_oracle
 from twin.sim.build import fork
 from twin.sim.montecarlo import run as monte_carlo
+from twin.sim.params import SimParams
 from twin.sim.whatif import prepare
 from twin.spec import FleetSpec
 from twin.state import Event, SiteState
@@ -71,10 +72,17 @@ def score_with_calibration(
     fleet: FleetSpec, historian: HistorianReader, at: datetime, horizon_s: float, *, bin_s: float, replications: int,
     seed: int, executor: Executor | None, workers: int, calibrate_days: float, second_order: bool,
     sites: Sequence[str] | None = None, on_progress: Callable[[int, int], None] | None = None,
+    oracle: SimParams | None = None,
 ) -> tuple[BacktestResult, Calibration | None]:
-    """Fork at ``at`` from history before it, project ``horizon_s``, score; with the calibration used."""
+    """Fork at ``at`` from history before it, project ``horizon_s``, score; with the calibration used.
+
+    ``oracle`` (a measuring instrument, never a forecast): the figures the plant really runs; the
+    same state is forked again with them, first order (they are known exactly), and its P50 daily
+    error and bias go beside the forecast's (``twin.sim.backtest.with_oracle``).
+    """
     inputs = prepare(fleet, historian, at, sites, calibrate_days)
-    f = fork(fleet, inputs.snapshot(), None, inputs.params, horizon_s=horizon_s, bin_s=bin_s, sites=inputs.sites)
+    snapshot = inputs.snapshot()
+    f = fork(fleet, snapshot, None, inputs.params, horizon_s=horizon_s, bin_s=bin_s, sites=inputs.sites)
     res = monte_carlo(f.data, replications=replications, seed=seed, executor=executor, workers=workers,
                       on_progress=on_progress, as_of=f.as_of, uncertainty=inputs.uncertainty,
                       second_order=second_order)
@@ -83,7 +91,14 @@ def score_with_calibration(
     actual = actual_series(fleet, historian, list(f.data.sites), f.as_of, t_s)
     naive = actual_series(fleet, historian, list(f.data.sites), f.as_of - WEEK, t_s)
     samples = {key: res.samples(*key) for key in actual}
-    return backtest(projection, actual, samples, naive, second_order=res.second_order), inputs.calibration
+    result = backtest(projection, actual, samples, naive, second_order=res.second_order)
+    if oracle is not None:
+        fo = fork(fleet, snapshot, None, oracle, horizon_s=horizon_s, bin_s=bin_s, sites=inputs.sites)
+        ro = monte_carlo(fo.data, replications=replications, seed=seed, executor=executor, workers=workers,
+                         as_of=fo.as_of, second_order=False)
+        po = ro.projection()
+        result = with_oracle(result, backtest(po, actual, {key: ro.samples(*key) for key in actual}))
+    return result, inputs.calibration
 
 
 def score_at(
@@ -157,11 +172,12 @@ def rolling_run(
     fleet: FleetSpec, historian: HistorianReader, at: Sequence[datetime], horizon_s: float, *, bin_s: float,
     replications: int, seed: int, executor: Executor | None, workers: int, calibrate_days: float,
     second_order: bool, sites: Sequence[str] | None = None, on_origin: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: Callable[[], bool] | None = None, oracle: SimParams | None = None,
 ) -> RollingRun:
     """Backtests at every origin (through one :class:`WindowCache`), their summary and calibrations.
 
     ``should_stop`` is asked before each origin: True ends the run early with the origins done so far.
+    ``oracle``: see :func:`score_with_calibration`.
     """
     results: list[BacktestResult] = []
     calibrations: list[Calibration | None] = []
@@ -176,7 +192,7 @@ def rolling_run(
             break
         result, calibration = score_with_calibration(
             fleet, source, t, horizon_s, bin_s=bin_s, replications=replications, seed=seed, executor=executor,
-            workers=workers, calibrate_days=calibrate_days, second_order=second_order, sites=sites)
+            workers=workers, calibrate_days=calibrate_days, second_order=second_order, sites=sites, oracle=oracle)
         results.append(result)
         calibrations.append(calibration)
         done.append(t)
@@ -192,9 +208,10 @@ def rolling(
     fleet: FleetSpec, historian: HistorianReader, at: Sequence[datetime], horizon_s: float, *, bin_s: float,
     replications: int, seed: int, executor: Executor | None, workers: int, calibrate_days: float,
     second_order: bool, sites: Sequence[str] | None = None, on_origin: Callable[[int, int], None] | None = None,
+    oracle: SimParams | None = None,
 ) -> tuple[list[BacktestResult], RollingSummary]:
     """Backtests at every origin and their summary (``twin.sim.backtest.rolling_summary``)."""
     run = rolling_run(fleet, historian, at, horizon_s, bin_s=bin_s, replications=replications, seed=seed,
                       executor=executor, workers=workers, calibrate_days=calibrate_days, second_order=second_order,
-                      sites=sites, on_origin=on_origin)
+                      sites=sites, on_origin=on_origin, oracle=oracle)
     return list(run.results), run.summary

@@ -48,7 +48,7 @@ from typing import Protocol
 import numpy as np
 
 from twin.frozen import FrozenDict
-from twin.sim.model import ModelData, ProductData, stream_seed
+from twin.sim.model import ModelData, stream_seed
 
 __all__ = ["FIGURES", "FigureLaw", "Law", "Perturber", "PriorWidths", "SplitMix", "Uncertainty", "Variates",
            "draw_factor", "perturb"]
@@ -300,19 +300,10 @@ class Perturber:
             for m, mtbf, mttr, cycle, scrap in self._machines
         ]
         demand = [replace(d, rates_per_s=tuple(r * f[i] for r in d.rates_per_s)) for d, i in self._demand]
-        items = []
-        consumption: dict[str, list[float]] = {}
-        for it, lead, cons in self._items:
-            items.append(replace(it, lead_mean_s=it.lead_mean_s * f[lead], lead_sd_s=it.lead_sd_s * f[lead]))  # same cv
-            consumption.setdefault(it.sku, []).append(f[cons])
-        products: list[ProductData] = []
-        for p in self._data.products:
-            # the model's bill of materials is global: a SKU's factor is the mean of its sites' draws
-            bom = tuple((sku, qty * (sum(consumption[sku]) / len(consumption[sku]) if sku in consumption else 1.0))
-                        for sku, qty in p.bom)
-            products.append(replace(p, bom=bom))
-        return replace(self._data, machines=tuple(machines), demand=tuple(demand), items=tuple(items),
-                       products=tuple(products))
+        # same cv for the lead time; the consumption factor is the item's own (per site)
+        items = [replace(it, lead_mean_s=it.lead_mean_s * f[lead], lead_sd_s=it.lead_sd_s * f[lead],
+                         consumption=it.consumption * f[cons]) for it, lead, cons in self._items]
+        return replace(self._data, machines=tuple(machines), demand=tuple(demand), items=tuple(items))
 
 
 def perturb(data: ModelData, uncertainty: Uncertainty, seed: int, replication: int) -> ModelData:

@@ -101,3 +101,28 @@ def test_usage_examples_run() -> None:
 
     result = doctest.testmod(importlib.import_module("twin.sim.backtest"))  # the module, not the function
     assert result.attempted >= 6 and result.failed == 0
+
+
+def test_daily_bias_and_the_oracle_beside_the_forecast() -> None:
+    # the tiny projection above: P50 of the day's output 13 against 20 made -> bias 13 - 20 = -7, the
+    # day's actual 20. An oracle whose day's outputs are [17, 19, 21, 23] (P50 (19 + 21) / 2 = 20)
+    # scores error 0 and bias 0 on the same day.
+    from twin.sim.backtest import noise_floor, with_oracle
+
+    key = ("cumulative_units", "s")
+    p = _projection("cumulative_units", "s", (43200.0, 86400.0), SAMPLES)
+    r = score(p, {key: [2.0, 20.0]}, {key: SAMPLES})
+    s = r.series[0]
+    assert s.daily_bias == pytest.approx(-7.0) and s.daily_actual == 20.0
+    assert math.isnan(s.oracle_daily_error)  # no oracle run
+    oracle_samples = SAMPLES + np.asarray([0.0, 7.0])  # day's output [17, 19, 21, 23]
+    o = score(_projection("cumulative_units", "s", (43200.0, 86400.0), oracle_samples), {key: [2.0, 20.0]},
+              {key: oracle_samples})
+    both = with_oracle(r, o).series[0]
+    assert both.daily_error == pytest.approx(7.0)  # the forecast's own scores are kept
+    assert both.oracle_daily_error == pytest.approx(0.0) and both.oracle_daily_bias == pytest.approx(0.0)
+    # pooled over two origins, the second the same: the means; the noise floor of an oracle error of
+    # 0 is 0 x 1.10 + 1 = 1 unit, so 7 is far above it; of 10: 12
+    summary = rolling_summary([with_oracle(r, o), with_oracle(r, o)]).series[0]
+    assert (summary.daily_bias, summary.daily_actual, summary.oracle_daily_error) == (-7.0, 20.0, 0.0)
+    assert noise_floor(summary.oracle_daily_error) == pytest.approx(1.0) and noise_floor(10.0) == pytest.approx(12.0)

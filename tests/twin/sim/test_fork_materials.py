@@ -306,7 +306,7 @@ def test_a_shipment_on_its_first_eta_arrives_a_lead_time_after_it_was_ordered() 
     assert (t.ordered_s, t.lead_mean_s, t.lead_sd_s) == (-DAY, 2.5 * DAY, 0.0)
     stock = simulate(f.data, seed=1).stock[("s1", "FIL")]
     assert stock[34] == 30.0 and stock[35] == 70.0  # bin 35 = (35 h, 36 h] holds the arrival at 36 h
-    # a delay announced (ETA moved): the ETA is what is known, plus a half-normal delay as before
+    # a delay announced (ETA moved): the ETA is what is known, with a normal error around it
     late = replace(shp, eta=eta + timedelta(days=1))
     site = replace(site, inventory=FrozenDict({Sku("FIL"): replace(site.inventory[Sku("FIL")], in_transit=(late,))}))
     (t,) = next(i for i in fork(fleet, site, params=params, horizon_s=H).data.items if i.sku == "FIL").in_transit
@@ -369,3 +369,49 @@ def test_free_machines_share_an_orders_units_until_the_shift_ends() -> None:
     assert out.open_order_done_s == {"o1": 10_600.0}
     assert out.throughput["s"] == [2.0, 2.0] + [0.0] * 8 + [2.0, 0.0]
     assert out.machine_busy_s == {"s/K1": 1800.0, "s/K2": 1800.0}
+
+
+def test_a_shipment_with_an_announced_eta_is_as_likely_early_as_late() -> None:
+    # no order time known (a delay was announced, or a PLC reported it): ETA 24 h, error normal with sd
+    # 6 h around it, so P(arrived by 24 h) = Phi(0) = 0.5; over 400 runs the share has sd
+    # sqrt(0.25 / 400) = 0.025, so it lies within 0.5 +- 0.1 (4 sd). (The old half-normal delay made
+    # it 0: always after the ETA, though the ETA announced is the best estimate.) By 36 h = ETA + 2 sd:
+    # Phi(2) = 0.977, at least 0.977 - 4 x sqrt(0.977 x 0.023 / 400) = 0.947.
+    data = ModelData(
+        horizon_s=2 * DAY, bin_s=H, sites=("s",), machines=(), products=(),
+        items=(ItemData(site="s", sku="X", on_hand=0.0, reorder_point=-1.0, reorder_qty=0.0, lead_mean_s=0.0,
+                        in_transit=(InTransit(eta_s=DAY, qty=1.0, eta_sd_s=6 * H),)),),
+    )
+    by_eta = by_36h = 0
+    for r in range(400):
+        stock = simulate(data, seed=3, replication=r).stock[("s", "X")]
+        by_eta += stock[23] == 1.0  # bin 23 = (23 h, 24 h]
+        by_36h += stock[35] == 1.0
+    assert 0.4 <= by_eta / 400 <= 0.6
+    assert by_36h / 400 >= 0.947
+
+
+def test_a_consumption_factor_scales_the_draws_at_its_own_site_only() -> None:
+    # two sites, each a printer (batch 4, 1 h) -> pack; widget draws 0.1 kg FIL at print. Calibrated
+    # consumption of FIL: 1.2 at s1, 1.0 at s2. One order of 2 units at each site, not started: s1's
+    # build draws 2 x 0.1 x 1.2 = 0.24 kg, s2's 2 x 0.1 = 0.2 kg (the bill of materials used to be
+    # global, each factor the mean over the forked sites, 1.1: 0.22 kg at both).
+    base = tiny_fleet(orders_per_day=0.0, always_on=True)
+    s1 = base.sites[0]
+    s2 = replace(s1, id=SiteId("s2"), machines=tuple(replace(m, site=SiteId("s2")) for m in s1.machines))
+    fleet = replace(base, sites=(s1, s2))
+    state = initial_state(fleet, AS_OF)
+    sites = {}
+    for sid in ("s1", "s2"):
+        order = OpenOrder(id=f"o-{sid}", product="widget", qty=2, created=AS_OF, due=AS_OF + timedelta(hours=9))
+        sites[SiteId(sid)] = replace(state.sites[SiteId(sid)], orders=(order,))
+    state = replace(state, sites=FrozenDict(sites))
+    exact = {(sid, m): MachineParams(scrap_rate=0.0) for sid in ("s1", "s2") for m in ("P1", "P2")}
+    params = SimParams(default_cycle_cv=0.0, machines=FrozenDict(exact),
+                       consumption=FrozenDict({("s1", "FIL"): 1.2, ("s2", "FIL"): 1.0}))
+    f = fork(fleet, state, params=params, horizon_s=2 * H)
+    assert {(i.site, i.sku): i.consumption for i in f.data.items if i.sku == "FIL"} == {("s1", "FIL"): 1.2,
+                                                                                      ("s2", "FIL"): 1.0}
+    out = simulate(f.data, seed=1)
+    assert out.stock[("s1", "FIL")][0] == pytest.approx(30.0 - 0.24)
+    assert out.stock[("s2", "FIL")][0] == pytest.approx(30.0 - 0.2)
