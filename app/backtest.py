@@ -277,19 +277,23 @@ def _coverage_by_site(summary: RollingSummary) -> list[dict[str, Any]]:
             site, kind = s.key.split("/", 1)[0], "stock"
         else:
             continue
-        a = acc.setdefault(site, {}).setdefault(kind, [0.0, 0.0, 0.0, 0.0])
+        a = acc.setdefault(site, {}).setdefault(kind, [0.0] * 6)
         a[0] += s.coverage * s.points
         a[1] += s.points
         if not math.isnan(s.pit_coverage):
             a[2] += s.pit_coverage * s.points
             a[3] += s.points
+        if not math.isnan(s.oracle_pit_coverage):
+            a[4] += s.oracle_pit_coverage * s.points
+            a[5] += s.points
     rows = []
     lo, hi = COVERAGE_TARGET
     for site, kinds in acc.items():
         row: dict[str, Any] = {"site": site}
         for kind in ("output", "stock"):
-            cov, pts, pcov, ppts = kinds.get(kind, [0.0, 0.0, 0.0, 0.0])
+            cov, pts, pcov, ppts, ocov, opts = kinds.get(kind, [0.0] * 6)
             pit_cov = pcov / ppts if ppts else math.nan
+            row[f"{kind}_oracle_pit_coverage"] = ocov / opts if opts else math.nan
             row[f"{kind}_coverage"] = cov / pts if pts else math.nan
             row[f"{kind}_pit_coverage"] = pit_cov
             row[f"{kind}_coverage_ok"] = None if math.isnan(pit_cov) else lo <= pit_cov <= hi
@@ -297,14 +301,24 @@ def _coverage_by_site(summary: RollingSummary) -> list[dict[str, Any]]:
     return rows
 
 
-def _coverage_table(rows: Sequence[dict[str, Any]]) -> str:
-    lines = [f"{'coverage':<16}{'output':>8}{'PIT':>6}{'ok':>5}{'stock':>8}{'PIT':>6}{'ok':>5}"]
+def _coverage_table(rows: Sequence[dict[str, Any]], oracle: bool) -> str:
+    head = f"{'coverage':<16}{'output':>8}{'PIT':>6}{'ok':>5}"
+    if oracle:
+        head += f"{'oracle':>8}"
+    head += f"{'stock':>8}{'PIT':>6}{'ok':>5}"
+    if oracle:
+        head += f"{'oracle':>8}"
+    lines = [head]
     for r in rows:
-        lines.append(f"{r['site']:<16}{_pct(r['output_coverage']):>8}{_pct(r['output_pit_coverage']):>6}"
-                     f"{_yes(r['output_coverage_ok']):>5}{_pct(r['stock_coverage']):>8}"
-                     f"{_pct(r['stock_pit_coverage']):>6}{_yes(r['stock_coverage_ok']):>5}")
+        line = ""
+        for kind in ("output", "stock"):
+            line += (f"{_pct(r[kind + '_coverage']):>8}{_pct(r[kind + '_pit_coverage']):>6}"
+                     f"{_yes(r[kind + '_coverage_ok']):>5}")
+            if oracle:
+                line += f"{_pct(r[kind + '_oracle_pit_coverage']):>8}"
+        lines.append(f"{r['site']:<16}{line}")
     lines.append("(P10-P90 coverage, inclusive and of the randomized PIT, which stays 80 % for a calibrated forecast "
-                 "of counts that do not move for hours; ok: PIT coverage within 80 +- 7 %)")
+                 "of counts that do not move for hours; ok: PIT coverage within 80 +- 7 %; oracle: its PIT coverage)")
     return "\n".join(lines)
 
 
@@ -354,5 +368,5 @@ def _run_rolling(args: argparse.Namespace, calibrate_days: float, second_order: 
         by_hour = " ".join(_pct(c) for c in fleet_units[0].coverage_by_hour)
         print(f"coverage of fleet output by horizon hour: {by_hour}")
     print(_fidelity_table(_fidelity(summary), oracle is not None))
-    print(_coverage_table(_coverage_by_site(summary)))
+    print(_coverage_table(_coverage_by_site(summary), oracle is not None))
     return 0

@@ -178,6 +178,7 @@ class SeriesScore:
     daily_actual: float = math.nan  # cumulative_units: mean actual daily output over full days
     oracle_daily_error: float = math.nan  # the same error of the oracle forecast (``with_oracle``)
     oracle_daily_bias: float = math.nan
+    oracle_pit_coverage: float = math.nan  # the oracle's PIT coverage (is a band's width the engine's or the fit's?)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -353,7 +354,8 @@ def with_oracle(result: BacktestResult, oracle: BacktestResult) -> BacktestResul
     for s in result.series:
         o = by_key.get((s.metric, s.key))
         series.append(s if o is None else replace(s, oracle_daily_error=o.daily_error,
-                                                  oracle_daily_bias=o.daily_bias))
+                                                  oracle_daily_bias=o.daily_bias,
+                                                  oracle_pit_coverage=o.pit_coverage))
     return replace(result, series=tuple(series))
 
 
@@ -388,6 +390,7 @@ class SeriesSummary:
     daily_actual: float = math.nan  # cumulative_units: mean actual daily output
     oracle_daily_error: float = math.nan  # the oracle forecast's P50 daily error (NaN: no oracle)
     oracle_daily_bias: float = math.nan
+    oracle_pit_coverage: float = math.nan  # pooled over the points, like pit_coverage
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -407,6 +410,12 @@ class RollingSummary:
 def _nanmean(xs: Sequence[float]) -> float:
     ok = [x for x in xs if not math.isnan(x)]
     return sum(ok) / len(ok) if ok else math.nan
+
+
+def _weighted(pairs: Sequence[tuple[float, int]]) -> float:
+    ok = [(x, n) for x, n in pairs if not math.isnan(x)]
+    total = sum(n for _, n in ok)
+    return sum(x * n for x, n in ok) / total if total else math.nan
 
 
 def rolling_summary(results: Sequence[BacktestResult]) -> RollingSummary:
@@ -456,6 +465,7 @@ def rolling_summary(results: Sequence[BacktestResult]) -> RollingSummary:
             daily_actual=_nanmean([s.daily_actual for s in scores]),
             oracle_daily_error=_nanmean([s.oracle_daily_error for s in scores]),
             oracle_daily_bias=_nanmean([s.oracle_daily_bias for s in scores]),
+            oracle_pit_coverage=_weighted([(s.oracle_pit_coverage, len(s.t_s)) for s in scores]),
         ))
     return RollingSummary(origins=len(results), coverage=all_hits / all_points if all_points else math.nan,
                           pit_histogram=tuple(all_pit), series=tuple(out),

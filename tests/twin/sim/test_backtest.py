@@ -121,10 +121,15 @@ def test_daily_bias_and_the_oracle_beside_the_forecast() -> None:
     both = with_oracle(r, o).series[0]
     assert both.daily_error == pytest.approx(7.0)  # the forecast's own scores are kept
     assert both.oracle_daily_error == pytest.approx(0.0) and both.oracle_daily_bias == pytest.approx(0.0)
+    # PIT coverage: at 12 h the actual 2 ties one of [1, 2, 3, 4] (randomized PIT uniform on [0.25, 0.5],
+    # inside [0.1, 0.9]: 1); at 24 h the forecast's 20 is above all of [10, 12, 14, 16] (0), the oracle's
+    # [17, 19, 21, 23] has half below (PIT 0.5: 1). Forecast 0.5, oracle 1.0.
+    assert both.pit_coverage == pytest.approx(0.5) and both.oracle_pit_coverage == pytest.approx(1.0)
     # pooled over two origins, the second the same: the means; the noise floor of an oracle error of
     # 0 is 0 x 1.10 + 1 = 1 unit, so 7 is far above it; of 10: 12
     summary = rolling_summary([with_oracle(r, o), with_oracle(r, o)]).series[0]
     assert (summary.daily_bias, summary.daily_actual, summary.oracle_daily_error) == (-7.0, 20.0, 0.0)
+    assert (summary.pit_coverage, summary.oracle_pit_coverage) == (0.5, 1.0)
     assert noise_floor(summary.oracle_daily_error) == pytest.approx(1.0) and noise_floor(10.0) == pytest.approx(12.0)
 
 
