@@ -32,6 +32,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "backtest",
     "replay",
     "export",
+    "report",
     "importer",
 )
 
