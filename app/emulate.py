@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
 async def _emulate(fleet: FleetSpec, devs: list[ModbusDevice], args: argparse.Namespace,
                    ranges: list[tuple[str, int, int, int]], truth: Truth | None,
                    servers: list[OpcUaSource] | None = None) -> int:
-    from connectors.emulator.opcua_server import OpcUaServers
+    from connectors.emulator.opcua_server import OpcUaServers, signal_units
     from connectors.emulator.server import Emulator
 
     sources = servers or []
@@ -141,7 +141,7 @@ async def _emulate(fleet: FleetSpec, devs: list[ModbusDevice], args: argparse.Na
         emu = Emulator(fleet, devs, seed=args.seed, speed=args.speed, start=args.start, host=args.host,
                        truth=truth, sites=sites)
     try:
-        ua = OpcUaServers(sources, emu.plant.values(), host=args.host)
+        ua = OpcUaServers(sources, emu.plant.values(), host=args.host, units=signal_units(fleet))
     except ValueError as exc:
         print(f"twin emulate: {exc}", file=sys.stderr)
         return 2

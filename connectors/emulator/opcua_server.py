@@ -49,7 +49,7 @@ from twin.readings import Value
 from twin.spec import FleetSpec
 
 __all__ = ["BASIC_TYPES", "NAMESPACE", "OpcUaEndpoint", "OpcUaMachines", "OpcUaServers", "Placed", "Variable",
-           "encode_node"]
+           "encode_node", "signal_units"]
 
 log = logging.getLogger(__name__)
 
@@ -429,11 +429,19 @@ class _Served:
     last: dict[Key, object] | None = None
 
 
+def signal_units(fleet: FleetSpec) -> dict[ValueKey, str]:
+    """The unit of every machine signal of ``fleet`` that has one, {(site, machine, signal): unit}."""
+    return {(site.id, m.id, sig.name): sig.unit for site in fleet.sites for m in site.machines
+            for sig in m.template.signals if sig.unit}
+
+
 class OpcUaServers:
     """Every ``[[sources.opcua]]`` of a configuration, served on ``host`` at each endpoint's port.
 
     ``values`` are the plant's values now ({(site, asset, signal): value}, e.g. ``Plant.values()``),
-    for the variables' types; ``update(values)`` writes them as they change. A source with a user
+    for the variables' types; ``update(values)`` writes them as they change. ``units`` gives a node
+    its EngineeringUnits (its configured ``unit`` wins; e.g. the fleet's signal units, as
+    ``signal_units`` gives them; a scaled node's unit is the twin's). A source with a user
     gets a server that lets that user in with the password the source reads (its ``password_env``
     or ``password_file``); message security is not emulated (a ``Sign*`` source is served without,
     with a warning). Sources with the same port share one server.
@@ -448,7 +456,7 @@ class OpcUaServers:
     """
 
     def __init__(self, sources: Sequence[OpcUaSource], values: Mapping[ValueKey, Value], *,
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", units: Mapping[ValueKey, str] | None = None) -> None:
         self.sources = {s.id: s for s in sources}
         self._by_port: dict[int, _Served] = {}
         self._port_of: dict[str, int] = {}
@@ -483,7 +491,8 @@ class OpcUaServers:
                         initial = encode_node(n, v) if v is not None else 0.0
                     except ValueError:
                         initial = 0 if n.enum else 0.0
-                    placed.append(Placed(key=key, node_id=node_id, path=path, value=initial, unit=n.unit or ""))
+                    unit = n.unit or (units or {}).get(vkey, "")
+                    placed.append(Placed(key=key, node_id=node_id, path=path, value=initial, unit=unit))
                     nodes[key] = (vkey, n)
             url = _ENDPOINT.match(group[0].endpoint)
             ep = OpcUaEndpoint(port, placed, host=host, users=users or None, path=(url and url.group(2)) or "/")
