@@ -122,7 +122,7 @@ def _plain(variant: Any) -> tuple[Value, str]:
         return value.Name, ""
     if isinstance(value, ua.EUInformation):
         return value.DisplayName.Text, ""
-    return None, f"data type {variant.VariantType.name} is not supported"
+    return None, f"data type {variant.VariantType.name} is not supported (a signal is a number, a flag or text)"
 
 
 def sample_of(dv: Any) -> Sample:
