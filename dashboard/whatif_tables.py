@@ -20,7 +20,7 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import html
 
-from dashboard import theme
+from dashboard import theme, timefmt
 from dashboard.scenario_store import SavedScenario
 from dashboard.whatif_view import DeltaRow, Effect, KpiDelta, WhatIfResult, delta_row
 
@@ -96,14 +96,18 @@ def effects_table(effects: Sequence[Effect]) -> Any:
                     className="table-responsive")
 
 
-def orders_table(result: WhatIfResult) -> Any:
-    """The open orders' on-time probability, baseline and scenario, least likely first."""
+def orders_table(result: WhatIfResult, tz: str | None = None) -> Any:
+    """The open orders' on-time probability, baseline and scenario, least likely first.
+
+    Due times in the site's zone ``tz`` (UTC when None), the UTC instant on hover.
+    """
     if not result.orders:
         return html.Div("No open orders in the snapshot", className="muted")
     rows = []
     for o in sorted(result.orders, key=lambda o: o.p_scenario):
         cls = "row-red" if o.p_scenario < 0.5 else "row-amber" if o.p_scenario < 0.8 else ""
-        rows.append(html.Tr([html.Td(o.order), html.Td(theme.fmt_ts(o.due)), html.Td(theme.fmt_pct(o.p_baseline)),
+        rows.append(html.Tr([html.Td(o.order), html.Td(theme.fmt_ts(o.due, tz=tz), title=timefmt.utc_title(o.due)),
+                             html.Td(theme.fmt_pct(o.p_baseline)),
                              html.Td(theme.fmt_pct(o.p_scenario)),
                              html.Td(f"{theme.fmt_pct(o.ci_low)} – {theme.fmt_pct(o.ci_high)}")], className=cls))
     head = html.Thead(html.Tr([html.Th(h) for h in ("Order", "Due", "Baseline", "Scenario", "95 % CI")]))

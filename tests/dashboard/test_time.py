@@ -252,3 +252,15 @@ def test_a_range_without_a_clock_change_keeps_plotlys_wall_clock_ticks() -> None
     seg = TimelineSegment(machine="CNC1", status=MachineStatus.RUNNING, start=t0, end=t0 + timedelta(hours=1))
     ax = figures.status_timeline([seg], t0, t0 + timedelta(hours=2), tz=BERLIN).layout.xaxis
     assert ax.tickmode is None and ax.tickformat == "%H:%M\n%Y-%m-%d" and ax.title.text == "time (CET)"
+
+
+def test_a_what_if_runs_order_due_times_in_its_sites_zone() -> None:
+    from dashboard.whatif_tables import orders_table
+    from dashboard.whatif_view import OrderChance, WhatIfResult
+
+    due = utc(2026, 11, 30, 13, 5)
+    result = WhatIfResult(name="x", site="pod-lyon", at=due, horizon_h=24.0, replications=10,
+                          orders=(OrderChance(order="O-1", due=due, p_baseline=0.5, p_scenario=0.6, ci_low=0.4,
+                                              ci_high=0.8),))
+    cell = orders_table(result, PARIS).children.children[1].children[0].children[1]
+    assert cell.children == "2026-11-30 14:05 CET" and cell.title == "UTC 2026-11-30T13:05:00Z"
