@@ -30,7 +30,7 @@ from dashboard.timefmt import TimeChoice
 from twin.state import EventKind
 
 __all__ = ["JUMPS_S", "REPLAY_IDS", "cursor_time", "layout", "next_cursor", "parse_local", "register",
-           "replay_range", "slider_marks"]
+           "replay_range", "slider_marks", "strip_time"]
 
 PATH = "/replay"
 SPEEDS = [1, 10, 60, 600, 3600]
@@ -124,6 +124,22 @@ def layout(site: str | None = None, **_q: Any) -> html.Div:
 def parse_local(text: str | None, tz: str | None = None) -> datetime | None:
     """A range input's text (24 h ISO, in the site's zone ``tz``; UTC when None), as UTC."""
     return timefmt.parse_input(text, tz)
+
+
+def strip_time(click: Any, tz: str | None) -> datetime | None:
+    """The instant a click on the strip names: its point's UTC time (``figures.status_timeline``'s grid).
+
+    A point without one (a bar) is read from its x, the site's wall clock (right except in the hour a
+    clock change repeats); None when the click names no time.
+    """
+    point = ((click or {}).get("points") or [{}])[0]
+    data = point.get("customdata")
+    if isinstance(data, list | tuple) and len(data) > 1:
+        found = timefmt.parse_url_time(str(data[1]))
+        if found is not None:
+            return found
+    x = point.get("x")
+    return timefmt.parse_input(str(x)[:19], tz) if x else None
 
 
 def cursor_time(start: datetime, cursor_s: float | None) -> datetime:
@@ -232,8 +248,7 @@ def register(app: dash.Dash, services: Services) -> None:
               search: str | None) -> float:
         trigger = ctx.triggered_id
         if trigger == STRIP:  # a click on the strip: the cursor goes to the time clicked
-            x = (click or {}).get("points", [{}])[0].get("x")
-            t = timefmt.parse_input(str(x)[:19], tz_of(site)) if x else None
+            t = strip_time(click, tz_of(site))
             if t is None:
                 raise PreventUpdate
             t0, _t1 = replay_range(TimeChoice.from_search(search), queries.now())
