@@ -35,6 +35,13 @@ event up to ``to``.
   from n repairs has relative standard error 1/sqrt(n)). A failure pauses the cycle, which
   resumes after the repair (inside or outside the shift). Planned maintenance (1 h) comes every
   ``maintenance_every_h`` operating hours, taken when the cycle that reached it ends.
+* **Degradation** (only for templates with a ``[[degradation]]`` entry in the truth file; without
+  one a machine takes exactly the code path and random draws above): a hidden wear grows while
+  running at ``wear_per_h`` x load (the cycle's fill, units / batch_size), the failure hazard is
+  (1 + k wear^shape) / MTBF (the same exponential failure budget, spent faster as wear grows),
+  wear shows in the condition signals on top of their noise (vibration and power while running,
+  temperatures always), and a planned maintenance removes ``maintenance_reset`` of it, a repair
+  ``repair_reset`` (see ``Wear``). Starting wear is uniform up to one maintenance interval's worth.
 * **Shifts** (``twin.calendar.shift_intervals``): a machine starts a cycle only inside its site's
   shifts; a started cycle runs to its end (non-preemptive: a print build runs overnight). Status
   OFF outside shifts when not running, repairing or in maintenance; IDLE in a shift with nothing
@@ -67,7 +74,7 @@ is refreshed after it, and each ``advance`` recomputes only the sensors that mov
 step costs little more than its readings (14 days of the example fleet at 60 s steps: ~1.2 s CPU
 for ``advance``, ~3.6 s for ``readings``, 4.7 million of them). ``readings`` gives them site by
 site. Random streams: ``{seed}:{site}:{machine}``, ``{seed}:{site}:{sku}``,
-``{seed}:demand:{site}:{product}``, ``{seed}:noise``.
+``{seed}:demand:{site}:{product}``, ``{seed}:noise``, ``{seed}:wear:{site}:{machine}``.
 
 >>> from twin.spec import FleetSpec
 >>> plant = Plant(FleetSpec(id="f", name="f", sites=(), templates=()), seed=1,
@@ -97,6 +104,7 @@ from connectors.emulator.sensors import (
 )
 from connectors.emulator.shopfloor import DAY_S, Demand, Item, Machine, Order, Site, Station, ValueKey, record_time
 from connectors.emulator.truth import Truth
+from connectors.emulator.wear import Wear, show_wear
 from twin.business import BusinessRecord, ShipmentStatus
 from twin.live import INVENTORY_SIGNALS
 from twin.readings import Reading, Value
@@ -176,6 +184,8 @@ class Plant:
         self._blocks: list[tuple[str, list[tuple[str, str]], int, int]] = []  # (site, keys, first, end)
         self._noise = random.Random(f"{seed}:noise")
         self._machines: list[Machine] = []
+        self._wear: dict[Machine, Wear] = {}  # only degrading machines: without, the old code path exactly
+        self._seed = seed
         self._by_id: dict[tuple[str, str], Machine] = {}
         self._items: list[Item] = []
         self._sites: list[Site] = []
@@ -261,7 +271,16 @@ class Plant:
                     cycle_mean_s=tpl.ideal_cycle_time_s * real.cycle_factor, mtbf_s=real.mtbf_h * 3600.0,
                     mttr_s=real.mttr_h * 3600.0, scrap_rate=real.scrap_rate, sigma=math.sqrt(math.log1p(cv * cv)))
         m.ttf_left = rng.expovariate(1.0 / m.mtbf_s)
-        m.until_maint = rng.uniform(0.0, self._maint_s)
+        law = self.truth.wear(spec)
+        if law is None:
+            m.until_maint = rng.uniform(0.0, self._maint_s)
+        else:
+            maint_s = law.maintenance_every_h * 3600.0 if law.maintenance_every_h is not None else self._maint_s
+            m.until_maint = rng.uniform(0.0, maint_s)
+            wrng = random.Random(f"{self._seed}:wear:{spec.site}:{spec.id}")
+            # a plant that has run before: wear anywhere up to one maintenance interval at full load
+            self._wear[m] = Wear(law=law, rng=wrng, wear=wrng.uniform(0.0, law.wear_per_h * maint_s / 3600.0),
+                                 maint_s=maint_s)
         m.last_cycle_s = m.cycle_mean_s
         plan_signals(m, tpl)
         self._machines.append(m)
@@ -379,14 +398,26 @@ class Plant:
     def _run(self, m: Machine) -> None:
         self._set_status(m, MachineStatus.RUNNING)
         m.run_from = self._t
-        m.run_dt = min(m.cycle_left, m.ttf_left)
+        w = self._wear.get(m)
+        if w is None:
+            m.run_dt = min(m.cycle_left, m.ttf_left)
+        else:
+            cap = m.spec.template.batch_size
+            w.rate = w.law.wear_per_h / 3600.0 * (min(1.0, m.n_units / cap) if cap > 1 else 1.0)
+            m.run_dt = w.time_to_spend(m.ttf_left, m.cycle_left)
         self._at(self._t + m.run_dt, self._run_end, m)
 
     def _run_end(self, m: Machine) -> None:
         dt = m.run_dt
         m.run_s += dt
         m.cycle_left -= dt
-        m.ttf_left -= dt
+        w = self._wear.get(m)
+        if w is None:
+            m.ttf_left -= dt
+        else:
+            m.ttf_left -= w.budget(dt)
+            w.wear += w.rate * dt
+            w.rate = 0.0
         m.until_maint -= dt
         if m.cycle_left > 1e-9:  # the running stretch ended in a failure
             m.failures += 1
@@ -399,6 +430,10 @@ class Plant:
         self._finish(m)
 
     def _repair_end(self, m: Machine) -> None:
+        w = self._wear.get(m)
+        if w is not None:
+            w.wear *= 1.0 - w.law.repair_reset
+            w.repairs.append(self._t)
         m.repairs += 1
         m.fault_s += self._t - m.repair_start
         m.fault_code = 0
@@ -421,7 +456,13 @@ class Plant:
         rng = m.rng
         maintenance = m.until_maint <= 0.0
         if maintenance:  # due: taken now, before the machine could be given more work
-            m.until_maint = self._maint_s
+            w = self._wear.get(m)
+            if w is None:
+                m.until_maint = self._maint_s
+            else:
+                m.until_maint = w.maint_s
+                w.wear *= 1.0 - w.law.maintenance_reset
+                w.maintenances.append(self._t)
             self._set_status(m, MachineStatus.MAINTENANCE)
             self._at(self._t + _MAINT_S, self._maint_end, m)
         if not self._demand_driven:
@@ -531,6 +572,8 @@ class Plant:
         for m in self._sensing:
             if m.temps or m.status is MachineStatus.RUNNING:
                 live_values(m, out, self._t, self._noise)
+        for m, w in self._wear.items():
+            show_wear(m, w, self.wear(m.site, str(m.spec.id)), out)
 
     def readings(self, to: datetime) -> list[Reading]:
         """``advance(to)`` as GOOD readings stamped ``to`` (for backfilling history without servers), site by site."""
@@ -589,6 +632,20 @@ class Plant:
             fault_s += self._t - m.repair_start  # the repair going on
         return MachineStats(run_s=run_s, fault_s=fault_s, failures=m.failures, repairs=m.repairs,
                             cycles=m.cycles, cycle_s=m.cycle_s, good=m.good, scrap=m.scrap)
+
+    def wear(self, site: str, asset: str) -> float:
+        """The hidden wear of a machine now (0 for one that does not degrade): for tests and measurements."""
+        m = self._machine(site, asset)
+        w = self._wear.get(m)
+        if w is None:
+            return 0.0
+        if m.status is MachineStatus.RUNNING and m.busy:
+            return w.wear + w.rate * (self._t - m.run_from)
+        return w.wear
+
+    def wear_state(self, site: str, asset: str) -> Wear | None:
+        """The wear record of a degrading machine (its law, resets), or None."""
+        return self._wear.get(self._machine(site, asset))
 
     def status(self, site: str, asset: str) -> MachineStatus:
         """The current status of a machine (for tests)."""

@@ -38,6 +38,20 @@ configured one)::
                                   # local 5 %, 0.5 d; see connectors.emulator.plant) (>= 0)
     bom_factor = 1.2              # real usage per unit = BOM qty x bom_factor (> 0)
 
+    [[degradation]]               # hidden wear of every machine of a template (off without an entry)
+    template = "fdm-printer"
+    wear_per_h = 0.01             # wear gained per operating hour at full load (> 0); load = the cycle's
+                                  # fill (units / batch_size), 1 for a unit machine
+    hazard_k = 20                 # failure hazard h = (1 + hazard_k x wear^hazard_shape) / MTBF (>= 0)
+    hazard_shape = 2              # (> 0)
+    vibration_per_wear = 1.5      # mm/s added to vibration while running, per unit of wear (>= 0)
+    temperature_per_wear = 4      # degC added to every temperature signal, per unit of wear (>= 0)
+    power_per_wear = 0.2          # share of rated power added while running, per unit of wear (>= 0)
+    maintenance_reset = 0.8       # share of the wear a planned maintenance removes (0 <= x <= 1)
+    repair_reset = 1.0            # share a repair removes (0 <= x <= 1)
+    maintenance_every_h = 120     # operating hours between planned maintenance stops (> 0; default:
+                                  # the plant's maintenance_every_h)
+
 ``load_truth(path, fleet)`` checks the whole file and raises ``twin.errors.ConfigError`` listing
 every problem, e.g. ``truth.toml: machines[0].mtbf_h: must be > 0 (got -3)``; unknown keys and
 sites, machines, templates, products and SKUs the fleet does not have are named. Each section's
@@ -60,7 +74,8 @@ from twin.spec import FleetSpec, InventoryItemSpec, MachineSpec
 from twin.tomltext import loads_toml
 from twin.validation import Wording, collect, fail
 
-__all__ = ["ItemTruth", "MachineTruth", "ResolvedItem", "ResolvedMachine", "Truth", "load_truth", "parse_truth"]
+__all__ = ["Degradation", "ItemTruth", "MachineTruth", "ResolvedItem", "ResolvedMachine", "Truth", "load_truth",
+           "parse_truth"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,6 +107,29 @@ class ItemTruth:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Degradation:
+    """The hidden wear law of a template's machines (see the module docstring for each figure)."""
+
+    wear_per_h: float = 0.01
+    hazard_k: float = 20.0
+    hazard_shape: float = 2.0
+    vibration_per_wear: float = 0.0
+    temperature_per_wear: float = 0.0
+    power_per_wear: float = 0.0
+    maintenance_reset: float = 1.0
+    repair_reset: float = 1.0
+    maintenance_every_h: float | None = None
+
+    def hazard_factor(self, wear: float) -> float:
+        """How many times the base hazard (1 / MTBF) a machine with ``wear`` has: 1 + k x wear^shape.
+
+        >>> Degradation(hazard_k=20, hazard_shape=2).hazard_factor(0.5)
+        6.0
+        """
+        return 1.0 + self.hazard_k * float(max(0.0, wear) ** self.hazard_shape)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ResolvedMachine:
     """The figures a machine really runs with."""
 
@@ -120,7 +158,12 @@ class Truth:
     site_demand: FrozenDict[str, float] = field(default_factory=FrozenDict)
     product_demand: FrozenDict[tuple[str, str], float] = field(default_factory=FrozenDict)  # (site or "", product)
     items: FrozenDict[tuple[str, str], ItemTruth] = field(default_factory=FrozenDict)  # (site or "", sku)
+    degradation: FrozenDict[str, Degradation] = field(default_factory=FrozenDict)  # template -> wear law
     source: str = ""
+
+    def wear(self, spec: MachineSpec) -> Degradation | None:
+        """The wear law of ``spec`` (by its template), or None: the machine does not degrade."""
+        return self.degradation.get(str(spec.template.id))
 
     def machine(self, spec: MachineSpec) -> ResolvedMachine:
         """The real cycle factor, MTBF, MTTR and scrap rate of ``spec``."""
@@ -318,10 +361,34 @@ class _SkuEntry(_Entry):
                                 lambda d: f"SKU {d['sku']!r}")] = _check("once")
 
 
+_Share = Annotated[float | None, _figure(lambda v: 0 <= v <= 1, "must be >= 0 and <= 1")]
+
+
+class _DegradationEntry(_Entry):
+    template: Annotated[str, _known("templates", "template")]
+    wear_per_h: _Positive = None
+    hazard_k: _NonNegative = None
+    hazard_shape: _Positive = None
+    vibration_per_wear: _NonNegative = None
+    temperature_per_wear: _NonNegative = None
+    power_per_wear: _NonNegative = None
+    maintenance_reset: _Share = None
+    repair_reset: _Share = None
+    maintenance_every_h: _Positive = None
+    once: Annotated[None, _once(lambda d: ("degradation", d["template"]) if "template" in d else None,
+                                lambda d: f"template {d['template']!r}")] = _check("once")
+
+
+def _degradation(e: _DegradationEntry) -> Degradation:
+    given = {k: v for k, v in e.model_dump().items() if k not in ("at", "template", "once") and v is not None}
+    return Degradation(**given)
+
+
 # entries' unknown keys sorted and first, paths as written (the truth file's messages since the start)
 _WORDING = Wording(types={"model_type": "must be a table"}, unknown_first=True, bare_keys=True)
 _SECTIONS: dict[str, type[_Entry]] = {"templates": _TemplateEntry, "machines": _MachineEntry, "sites": _SiteEntry,
-                                      "products": _ProductEntry, "skus": _SkuEntry}
+                                      "products": _ProductEntry, "skus": _SkuEntry,
+                                      "degradation": _DegradationEntry}
 
 
 def _entries(raw: Mapping[str, Any], section: str, context: _Context, problems: list[Problem]) -> list[Any]:
@@ -355,7 +422,9 @@ def parse_truth(text: str, fleet: FleetSpec, *, source: str = "<truth>") -> Trut
     items = {(e.site or "", e.sku): ItemTruth(lead_time_d=e.lead_time_d, lead_time_sd_d=e.lead_time_sd_d,
                                               delay_factor=e.delay_factor, bom_factor=e.bom_factor)
              for e in _entries(raw, "skus", context, problems)}
+    degradation = {e.template: _degradation(e) for e in _entries(raw, "degradation", context, problems)}
     if problems:
         raise ConfigError(source, problems)
     return Truth(templates=FrozenDict(templates), machines=FrozenDict(machines), site_demand=FrozenDict(site_demand),
-                 product_demand=FrozenDict(product_demand), items=FrozenDict(items), source=source)
+                 product_demand=FrozenDict(product_demand), items=FrozenDict(items),
+                 degradation=FrozenDict(degradation), source=source)
