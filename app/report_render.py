@@ -48,6 +48,7 @@ def tables(rep: ShiftReport) -> dict[str, Rows]:
                      ["performance", _pct(o.performance), "%"], ["quality", _pct(o.quality), "%"],
                      ["alarms annunciated", rep.alarms.annunciated, "alarms"],
                      ["alarms suppressed by design", rep.alarms.suppressed, "alarms"],
+                     ["alarms shelved or out of service", rep.alarms.shelved, "alarms"],
                      ["alarms per 10 min (average)", f"{rep.alarms.average_per_10_min:.2f}", rep.alarms.benchmark],
                      ["time in flood", _min(rep.alarms.time_in_flood_s), "min"]]
     machines: Rows = [["machine", "OEE %", "availability %", "performance %", "quality %", "good", "scrap",
@@ -79,9 +80,10 @@ def tables(rep: ShiftReport) -> dict[str, Rows]:
                 _min(b.median_ack_s), "yes" if b.key in chatter else "", "yes" if b.key in stale else ""]
                for b in a.bad_actors]
     journal: Rows = [["raised", "alarm", "asset", "priority", "message", "cleared", "acknowledged by",
-                      "acknowledged", "comment", "suppressed by design"]]
+                      "acknowledged", "comment", "suppressed by design", "shelved"]]
     journal += [[_local(rep, j.raised), j.key, j.asset, j.priority.name, j.message, _local(rep, j.cleared),
-                 j.acked_by, _local(rep, j.acked_at), j.comment, "yes" if j.suppressed else ""] for j in a.journal]
+                 j.acked_by, _local(rep, j.acked_at), j.comment, "yes" if j.suppressed else "",
+                 "yes" if j.shelved else ""] for j in a.journal]
     orders: Rows = [["order", "product", "qty", "due", "shipped", "late min", "state"]]
     orders += [[r.order, r.product, r.qty, _local(rep, r.due), _local(rep, r.shipped), _min(r.late_s),
                 "shipped late" if r.late_s > 0 else "shipped"] for r in rep.shipped]
@@ -216,8 +218,8 @@ def render_html(rep: ShiftReport) -> str:
         _tile("Alarms / 10 min", f"{a.average_per_10_min:.2f} ({a.benchmark})"),
     ])
     prios = ", ".join(f"{p.name.lower()} {n} ({100 * s:.0f} %)" for p, n, s in a.priorities) or "none"
-    figures = (f"<p>{a.annunciated} alarms annunciated, {a.suppressed} suppressed by design (in the journal, in no "
-               f"figure); peak {a.peak_per_10_min} in 10 min; {len(a.floods)} flood(s), "
+    figures = (f"<p>{a.annunciated} alarms annunciated, {a.suppressed} suppressed by design and {a.shelved} shelved "
+               f"(in the journal, in no figure); peak {a.peak_per_10_min} in 10 min; {len(a.floods)} flood(s), "
                f"{a.time_in_flood_s / 60:.0f} min in flood ({100 * a.flood_share:.1f} % of the shift); "
                f"{len(a.chattering)} chattering, {len(a.stale)} stale (active over 24 h). Priorities: {prios}.</p>")
     body = [
