@@ -266,13 +266,14 @@ def build_report(inputs: ShiftInputs) -> ShiftReport:
     kpi = site_oee(site, before, after)
     finishing = {m.id for m in finishing_machines(site, inputs.fleet.products)}
     made = sum((r.good or 0) for r in rows if r.machine in finishing)
-    # the site waterfall counts the machines the site OEE counts: those whose status was known
+    # the Pareto and the waterfall count the machines the site OEE counts: those whose status was known
     counted = {r.machine for r in rows if r.oee.run_s is not None}
+    lost = [s for s in stops if s.machine in counted]
     shipped, late = _orders(inputs)
     return ShiftReport(
         site=site, window=w, planned_s=planned_seconds(site.calendar, site.timezone, w.start, w.end),
         output=_output_vs_plan(made, _plan_units(site, w)), oee=kpi, machines=tuple(rows), stops=tuple(stops),
-        pareto=tuple(pareto(stops)), waterfall=waterfall(kpi, [s for s in stops if s.machine in counted]),
+        pareto=tuple(pareto(lost)), waterfall=waterfall(kpi, lost),
         alarms=performance(str(site.id), inputs.events, w.start, w.end, active_before=before.alarms.values(),
                            suppress=suppression_intervals(site, inputs.events, before, w.start, w.end)),
         shipped=tuple(shipped), late_open=tuple(late), stock_at_risk=tuple(_stock(inputs)),
