@@ -118,10 +118,14 @@ _GREY, _BLUE, _GREEN = "#9aa5b1", "#1f4e79", "#5b8c5a"
 
 
 def _bars_svg(title: str, bars: Sequence[tuple[str, float, float, str]], *, unit: str,
-              cumulative: Sequence[float] | None = None, lines: Sequence[tuple[float, str]] = ()) -> str:
-    """A bar chart as SVG: each bar (label, low, high, colour); ``cumulative`` (0..1) draws a Pareto line."""
+              cumulative: Sequence[float] | None = None, lines: Sequence[tuple[float, str]] = (),
+              scale_max: float | None = None) -> str:
+    """A bar chart as SVG: each bar (label, low, high, colour); ``cumulative`` (0..1) draws a Pareto line.
+
+    The value axis runs from 0 to ``scale_max`` (default: the highest bar or line).
+    """
     n = max(len(bars), 1)
-    vmax = max([*(hi for _, _, hi, _ in bars), *(v for v, _ in lines), 1e-9])
+    vmax = scale_max or max([*(hi for _, _, hi, _ in bars), *(v for v, _ in lines), 1e-9])
     inner_w, inner_h = _W - 2 * _PAD, _H - 2 * _PAD
     bw = inner_w / n
 
@@ -132,7 +136,7 @@ def _bars_svg(title: str, bars: Sequence[tuple[str, float, float, str]], *, unit
              f'aria-label="{escape(title)}" font-family="sans-serif" font-size="10">',
              f'<text x="{_PAD}" y="16" font-size="12" font-weight="bold">{escape(title)}</text>',
              f'<line x1="{_PAD}" y1="{y(0):.1f}" x2="{_W - _PAD}" y2="{y(0):.1f}" stroke="#333"/>',
-             f'<text x="4" y="{_PAD - 4}">{escape(unit)}</text>',
+             f'<text x="4" y="{_PAD - 14}">{escape(unit)}</text>',
              f'<text x="4" y="{y(vmax) + 4:.1f}">{vmax:.0f}</text>']
     for i, (label, lo, hi, colour) in enumerate(bars):
         parts.append(f'<rect x="{_PAD + i * bw + 2:.1f}" y="{y(hi):.1f}" width="{max(bw - 4, 1):.1f}" '
@@ -147,7 +151,8 @@ def _bars_svg(title: str, bars: Sequence[tuple[str, float, float, str]], *, unit
                      f'stroke="#b03030" stroke-dasharray="4 3"/><text x="{_W - _PAD + 2}" y="{y(value) + 3:.1f}">'
                      f'{escape(label)}</text>')
     if cumulative:
-        pts = " ".join(f"{_PAD + (i + 0.5) * bw:.1f},{_PAD + inner_h * (1 - c):.1f}" for i, c in enumerate(cumulative))
+        pts = " ".join(f"{_PAD + (i + 1) * bw:.1f},{_PAD + inner_h * (1 - c):.1f}" for i, c in enumerate(cumulative))
+        pts = f"{_PAD:.1f},{y(0):.1f} " + pts
         parts.append(f'<polyline points="{pts}" fill="none" stroke="{_BLUE}" stroke-width="2"/>'
                      f'<text x="{_W - _PAD + 2}" y="{_PAD + 3}">100 %</text>')
     parts.append("</svg>")
@@ -156,11 +161,13 @@ def _bars_svg(title: str, bars: Sequence[tuple[str, float, float, str]], *, unit
 
 def _pareto_svg(rep: ShiftReport) -> str:
     rows = rep.pareto
-    vmax = max((r.seconds / 60 for r in rows), default=0.0)
-    # the cumulative line is drawn on the bars' scale: its 100 % at the top of the largest bar
+    total = sum(r.seconds for r in rows) / 60
+    # the classic Pareto: bars on a scale up to all lost time, so the cumulative line (0-100 %) meets
+    # the top of the first bar and ends at 100 % = all lost minutes
     return _bars_svg("Downtime Pareto: lost minutes by reason",
                      [(_reason(r.reason), 0.0, r.seconds / 60, _GREY) for r in rows], unit="min",
-                     cumulative=[r.cumulative for r in rows] if vmax > 0 else None)
+                     cumulative=[r.cumulative for r in rows] if total > 0 else None,
+                     scale_max=total if total > 0 else None)
 
 
 def _waterfall_svg(rep: ShiftReport) -> str:
