@@ -92,9 +92,19 @@ def tables(rep: ShiftReport) -> dict[str, Rows]:
     stock: Rows = [["sku", "on hand", "reorder point", "cover days", "lead time days", "why"]]
     stock += [[s.sku, "" if s.on_hand is None else f"{s.on_hand:g}", f"{s.reorder_point:g}",
                "" if s.cover_d is None else f"{s.cover_d:.1f}", f"{s.lead_time_d:g}", s.why] for s in rep.stock_at_risk]
+    nxt: Rows = [["figure", "value"]]
+    n = rep.next_shift
+    if n is not None:
+        nxt += [["shift", n.window.name], ["start", n.window.start.isoformat()], ["end", n.window.end.isoformat()],
+                ["replications", n.replications], ["calibrated from history", "yes" if n.calibrated else "no"],
+                ["units P10", f"{n.units_p10:.1f}"], ["units P50", f"{n.units_p50:.1f}"],
+                ["units P90", f"{n.units_p90:.1f}"], ["plan", f"{n.plan:.1f}"]]
+        nxt += [[f"stockout {sku}", f"{100 * p:.0f} % ({100 * lo:.0f}-{100 * hi:.0f} %)"]
+                for sku, p, lo, hi in n.stockouts]
+        nxt += [[f"order {o} on time", f"{100 * p:.0f} %"] for o, p in n.orders_at_risk]
     return {"summary": summary, "machines": machines, "pareto": pareto, "waterfall": waterfall, "stops": stops,
             "alarm_rate": rate, "alarm_bad_actors": actors, "alarm_journal": journal, "orders": orders,
-            "stock_at_risk": stock}
+            "stock_at_risk": stock, "next_shift": nxt}
 
 
 def _table(rows: Rows, *, limit: int | None = None) -> str:
@@ -210,6 +220,20 @@ def _p(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
+def _next_shift(rep: ShiftReport) -> str:
+    n = rep.next_shift
+    if n is None:
+        return "<p class='note'>No projection (<code>--projection 0</code>, or no shift in the next 8 days).</p>"
+    stock = ", ".join(f"{escape(sku)} {100 * p:.0f} %" for sku, p, _, _ in n.stockouts) or "none"
+    orders = ", ".join(f"{escape(o)} {100 * p:.0f} %" for o, p in n.orders_at_risk) or "none below 80 %"
+    return (f"<p>{escape(n.window.name)} shift, {escape(_local(rep, n.window.start))} to "
+            f"{escape(_local(rep, n.window.end))}: <b>{n.units_p50:.0f}</b> units (P10 {n.units_p10:.0f}, "
+            f"P90 {n.units_p90:.0f}) against a plan of {n.plan:.0f}. Stockout risk before its end: {stock}. "
+            f"Orders open now and their chance to finish on time: {orders}.</p>"
+            f"<p class='note'>{n.replications} replications of the what-if baseline forked at this shift's end, "
+            f"{'calibrated from the history before it' if n.calibrated else 'with the configured figures'}.</p>")
+
+
 def render_html(rep: ShiftReport) -> str:
     """The printable page of the report."""
     t = tables(rep)
@@ -244,6 +268,7 @@ def render_html(rep: ShiftReport) -> str:
         + "<h3>Top alarms and their handling</h3>" + _table(t["alarm_bad_actors"]) + "</section>",
         "<section><h2>Orders shipped and late</h2>" + _table(t["orders"], limit=40) + "</section>",
         "<section><h2>Stock at risk</h2>" + _table(t["stock_at_risk"]) + "</section>",
+        "<section><h2>The next shift, as the twin projects it</h2>" + _next_shift(rep) + "</section>",
     ]
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
             f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")

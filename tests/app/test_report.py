@@ -121,6 +121,12 @@ def test_cli_writes_html_pdf_and_csv(history: History, rep: ShiftReport, tmp_pat
     with (folder / "summary.csv").open(encoding="utf-8") as f:
         summary = {r["figure"]: r["value"] for r in csv.DictReader(f)}
     assert summary["OEE"] == f"{100 * (rep.oee.oee or 0):.1f}"
+    with (folder / "next_shift.csv").open(encoding="utf-8") as f:
+        nxt = {r["figure"]: r["value"] for r in csv.DictReader(f)}
+    # the next shift is Berlin's late one; its P10 <= P50 <= P90 units, over the default 20 replications
+    assert (nxt["shift"], nxt["start"], nxt["replications"]) == ("late", "2026-11-25T13:00:00+00:00", "20")
+    assert float(nxt["units P10"]) <= float(nxt["units P50"]) <= float(nxt["units P90"])
+    assert "The next shift, as the twin projects it" in html
     pdf = folder / "report.pdf"
     assert pdf.read_bytes().startswith(b"%PDF")
     if shutil.which("pdftoppm"):  # the PDF renders: page 1 to PNG, as a person would look at it
@@ -141,6 +147,19 @@ def test_no_pdf_and_bad_shift(history: History, tmp_path: Path) -> None:
             "early 2026-11-25T05:00:00+00:00, late 2026-11-25T13:00:00+00:00)") in err
     code, _, err = _twin("report", str(history.config), "--site", "nowhere", "--shift", "last")
     assert code == 2 and "no site 'nowhere'" in err
+
+
+def test_projection_of_the_next_shift_is_reproducible(history: History, store: SqliteHistorian) -> None:
+    from app.report import project_next
+
+    fleet = load(history.config).fleet
+    window = shift_window(fleet.site("pod-berlin"), START.isoformat(), END)
+    a = project_next(store, fleet, "pod-berlin", window, replications=10, seed=3)
+    b = project_next(store, fleet, "pod-berlin", window, replications=10, seed=3)
+    assert a is not None and a == b  # the same history and seed: the same projection
+    # the late shift's plan: half of Berlin's 133 units a day
+    assert a.plan == pytest.approx(fleet.site("pod-berlin").daily_plan_units / 2)
+    assert a.units_p10 <= a.units_p50 <= a.units_p90
 
 
 def test_last_shift(history: History) -> None:
