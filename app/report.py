@@ -25,6 +25,7 @@ from twin.errors import HistorianError
 from twin.historian import HistorianReader, SeriesKey
 from twin.shift import NextShift, ShiftInputs, ShiftReport, ShiftWindow, build_report, plan_units, shift_windows
 from twin.spec import FleetSpec, MachineStatus, SignalKind, SiteSpec
+from twin.state import Event, SiteState
 
 __all__ = ["gather", "project_next", "register", "report", "report_folder", "run", "shift_window", "write_report"]
 
@@ -75,28 +76,28 @@ def _samples(historian: HistorianReader, site: str, asset: str, signal: str, t0:
     return [(p.ts, p.value) for r in result for p in r.points]
 
 
-def _queue_empty(historian: HistorianReader, fleet: FleetSpec, site: SiteSpec, inputs: ShiftInputs,
-                 ) -> dict[str, list[Interval]]:
-    """Per machine, the idle stops in the shift at whose start the twin knew its upstream queue was empty."""
-    w = inputs.window
+def _queue_empty(historian: HistorianReader, fleet: FleetSpec, site: SiteSpec, window: ShiftWindow,
+                 before: SiteState, events: Sequence[Event]) -> dict[str, list[Interval]]:
+    """Per machine, the idle stops in the shift at whose start the twin knew its upstream queue was empty.
+
+    The open orders at a stop's start come from the snapshot then (one ``state_at`` per distinct
+    start, at most ``MAX_QUEUE_LOOKUPS``; beyond that a stop is left to the other rules).
+    """
     out: dict[str, list[Interval]] = {}
-    cache: dict[datetime, object] = {}
-    lookups = 0
+    snapshots: dict[datetime, SiteState | None] = {}
     for m in site.machines:
-        ms = inputs.before.machines.get(m.id)
-        spans = spans_from_events(m.id, ms.status if ms is not None else MachineStatus.UNKNOWN, inputs.events,
-                                  w.start, w.end)
+        ms = before.machines.get(m.id)
+        spans = spans_from_events(m.id, ms.status if ms is not None else MachineStatus.UNKNOWN, events,
+                                  window.start, window.end)
         for s in spans:
             if s.status not in (MachineStatus.IDLE, MachineStatus.OFF):
                 continue
-            if s.start not in cache:
-                if lookups >= MAX_QUEUE_LOOKUPS:
+            if s.start not in snapshots:
+                if len(snapshots) >= MAX_QUEUE_LOOKUPS:
                     continue
-                lookups += 1
-                cache[s.start] = historian.state_at(str(site.id), s.start)
-            state = cache[s.start]
-            orders = getattr(state, "orders", None)
-            if orders is not None and upstream_queue_empty(site, fleet.products, m, orders):
+                snapshots[s.start] = historian.state_at(str(site.id), s.start)
+            state = snapshots[s.start]
+            if state is not None and upstream_queue_empty(site, fleet.products, m, state.orders):
                 out.setdefault(m.id, []).append((s.start, s.end))
     return out
 
@@ -117,10 +118,9 @@ def gather(historian: HistorianReader, fleet: FleetSpec, site_id: str, window: S
         if sig is not None:
             codes[str(m.id)] = _samples(historian, site_id, m.id, sig.name, t_lo, window.end)
     stock = {str(i.sku): _samples(historian, site_id, i.sku, "on_hand", t_lo, window.end) for i in site.inventory}
-    inputs = ShiftInputs(fleet=fleet, site=site, window=window, before=before, after=after, events=events,
-                         fault_codes=codes, on_hand=stock)
     return ShiftInputs(fleet=fleet, site=site, window=window, before=before, after=after, events=events,
-                       fault_codes=codes, on_hand=stock, queue_empty=_queue_empty(historian, fleet, site, inputs))
+                       fault_codes=codes, on_hand=stock,
+                       queue_empty=_queue_empty(historian, fleet, site, window, before, events))
 
 
 def report(historian: HistorianReader, fleet: FleetSpec, site_id: str, window: ShiftWindow, *,
