@@ -167,3 +167,24 @@ def test_last_shift(history: History) -> None:
     # at 15:00 Berlin on the Wednesday the early shift has ended, the late one (14:00-22:00) has not
     w = shift_window(site, "last", datetime(2026, 11, 25, 14, 0, tzinfo=UTC))
     assert (w.name, w.start, w.end) == ("early", START, START + timedelta(hours=8))
+
+
+def test_rendered_tables_carry_the_hand_worked_numbers() -> None:
+    # the hand-worked early shift of tests/twin/test_downtime_report.py, rendered
+    from app.report_render import render_html, tables
+    from tests.twin.test_downtime_report import _inputs
+    from twin.shift import build_report
+
+    rep = build_report(_inputs())
+    t = tables(rep)
+    # 45 + 30 + 30 + 20 = 125 lost minutes: shares 36, 24, 24, 16 %
+    assert t["pareto"][1:] == [
+        ["nozzle_jam", "45.0", 1, "36.0", "36.0"], ["changeover", "30.0", 1, "24.0", "60.0"],
+        ["scheduled_break", "30.0", 1, "24.0", "84.0"], ["breakdown", "20.0", 1, "16.0", "100.0"]]
+    assert t["waterfall"][1] == ["planned time", "", "960.0", "100.0"]
+    assert t["orders"][1:] == [["o1", "bracket", 4, "2026-01-05 09:00", "2026-01-05 10:00", "60.0", "shipped late"],
+                               ["o2", "bracket", 4, "2026-01-05 12:00", "2026-01-05 11:00", "0.0", "shipped"],
+                               ["o4", "bracket", 2, "2026-01-05 13:00", "", "60.0", "open, past due"]]
+    html = render_html(rep)
+    assert html.count("<svg") == 3 and "nozzle_jam" in html
+    assert "No projection" in html  # build_report alone does not run the twin

@@ -123,3 +123,4 @@ def test_docstring_examples() -> None:
 
     result = doctest.testmod(twin.shift.report)
     assert result.failed == 0 and result.attempted > 0
+
