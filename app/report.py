@@ -15,6 +15,7 @@ import csv
 import io
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,10 +23,11 @@ from app.report_render import render_html, tables
 from twin.downtime import Interval, spans_from_events, upstream_queue_empty
 from twin.errors import HistorianError
 from twin.historian import HistorianReader, SeriesKey
-from twin.shift import ShiftInputs, ShiftReport, ShiftWindow, build_report, shift_windows
+from twin.shift import NextShift, ShiftInputs, ShiftReport, ShiftWindow, build_report, plan_units, shift_windows
 from twin.spec import FleetSpec, MachineStatus, SignalKind, SiteSpec
+from twin.state import Event, SiteState
 
-__all__ = ["gather", "register", "report", "report_folder", "run", "shift_window", "write_report"]
+__all__ = ["gather", "project_next", "register", "report", "report_folder", "run", "shift_window", "write_report"]
 
 MAX_QUEUE_LOOKUPS = 400  # snapshots read to tell whether an idle machine's upstream queue was empty
 _LOOKBACK = timedelta(hours=6)  # fault codes and stock sampled this long before the shift (their value at its start)
@@ -38,6 +40,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--shift", required=True, help="ISO-8601 start of a shift (without offset: UTC), or 'last'")
     p.add_argument("--out", default="reports", help="folder the report's folder is written in (default: reports)")
     p.add_argument("--no-pdf", action="store_true", help="write the HTML page and the CSV tables only")
+    p.add_argument("--projection", type=int, default=20, metavar="N",
+                   help="replications of the twin's projection of the next shift (default 20; 0: none)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the projection (default 1)")
     p.set_defaults(func=run)
 
 
@@ -71,28 +76,28 @@ def _samples(historian: HistorianReader, site: str, asset: str, signal: str, t0:
     return [(p.ts, p.value) for r in result for p in r.points]
 
 
-def _queue_empty(historian: HistorianReader, fleet: FleetSpec, site: SiteSpec, inputs: ShiftInputs,
-                 ) -> dict[str, list[Interval]]:
-    """Per machine, the idle stops in the shift at whose start the twin knew its upstream queue was empty."""
-    w = inputs.window
+def _queue_empty(historian: HistorianReader, fleet: FleetSpec, site: SiteSpec, window: ShiftWindow,
+                 before: SiteState, events: Sequence[Event]) -> dict[str, list[Interval]]:
+    """Per machine, the idle stops in the shift at whose start the twin knew its upstream queue was empty.
+
+    The open orders at a stop's start come from the snapshot then (one ``state_at`` per distinct
+    start, at most ``MAX_QUEUE_LOOKUPS``; beyond that a stop is left to the other rules).
+    """
     out: dict[str, list[Interval]] = {}
-    cache: dict[datetime, object] = {}
-    lookups = 0
+    snapshots: dict[datetime, SiteState | None] = {}
     for m in site.machines:
-        ms = inputs.before.machines.get(m.id)
-        spans = spans_from_events(m.id, ms.status if ms is not None else MachineStatus.UNKNOWN, inputs.events,
-                                  w.start, w.end)
+        ms = before.machines.get(m.id)
+        spans = spans_from_events(m.id, ms.status if ms is not None else MachineStatus.UNKNOWN, events,
+                                  window.start, window.end)
         for s in spans:
             if s.status not in (MachineStatus.IDLE, MachineStatus.OFF):
                 continue
-            if s.start not in cache:
-                if lookups >= MAX_QUEUE_LOOKUPS:
+            if s.start not in snapshots:
+                if len(snapshots) >= MAX_QUEUE_LOOKUPS:
                     continue
-                lookups += 1
-                cache[s.start] = historian.state_at(str(site.id), s.start)
-            state = cache[s.start]
-            orders = getattr(state, "orders", None)
-            if orders is not None and upstream_queue_empty(site, fleet.products, m, orders):
+                snapshots[s.start] = historian.state_at(str(site.id), s.start)
+            state = snapshots[s.start]
+            if state is not None and upstream_queue_empty(site, fleet.products, m, state.orders):
                 out.setdefault(m.id, []).append((s.start, s.end))
     return out
 
@@ -113,15 +118,57 @@ def gather(historian: HistorianReader, fleet: FleetSpec, site_id: str, window: S
         if sig is not None:
             codes[str(m.id)] = _samples(historian, site_id, m.id, sig.name, t_lo, window.end)
     stock = {str(i.sku): _samples(historian, site_id, i.sku, "on_hand", t_lo, window.end) for i in site.inventory}
-    inputs = ShiftInputs(fleet=fleet, site=site, window=window, before=before, after=after, events=events,
-                         fault_codes=codes, on_hand=stock)
     return ShiftInputs(fleet=fleet, site=site, window=window, before=before, after=after, events=events,
-                       fault_codes=codes, on_hand=stock, queue_empty=_queue_empty(historian, fleet, site, inputs))
+                       fault_codes=codes, on_hand=stock,
+                       queue_empty=_queue_empty(historian, fleet, site, window, before, events))
 
 
-def report(historian: HistorianReader, fleet: FleetSpec, site_id: str, window: ShiftWindow) -> ShiftReport:
-    """The report of ``window`` at ``site_id`` from ``historian``."""
-    return build_report(gather(historian, fleet, site_id, window))
+def report(historian: HistorianReader, fleet: FleetSpec, site_id: str, window: ShiftWindow, *,
+           projection: int = 0, seed: int = 1) -> ShiftReport:
+    """The report of ``window`` at ``site_id``; ``projection`` > 0: with that many replications of the next shift."""
+    rep = build_report(gather(historian, fleet, site_id, window))
+    if projection > 0:
+        rep = replace(rep, next_shift=project_next(historian, fleet, site_id, window, replications=projection,
+                                                   seed=seed))
+    return rep
+
+
+def project_next(historian: HistorianReader, fleet: FleetSpec, site_id: str, window: ShiftWindow, *,
+                 replications: int, seed: int = 1, calibrate_days: float = 7.0) -> NextShift | None:
+    """The twin's projection of the site's next shift: the what-if baseline forked at ``window``'s end.
+
+    Calibrated from the ``calibrate_days`` of history before the fork (``twin.sim.whatif.prepare``),
+    second order; None when the site has no shift in the 8 days after.
+    """
+    import numpy as np
+
+    from twin.sim.build import fork
+    from twin.sim.montecarlo import run as monte_carlo
+    from twin.sim.whatif import prepare
+
+    site = fleet.site(site_id)
+    coming = shift_windows(site, window.end, window.end + timedelta(days=8))
+    if not coming:
+        return None
+    nxt = coming[0]
+    inputs = prepare(fleet, historian, window.end, sites=[site_id], calibrate_days=calibrate_days)
+    offset_s, horizon_s = (nxt.start - window.end).total_seconds(), (nxt.end - window.end).total_seconds()
+    bin_s = 600.0 if offset_s % 600 == 0 and horizon_s % 600 == 0 else 60.0
+    base = fork(fleet, inputs.snapshot(), None, inputs.params, horizon_s=horizon_s, bin_s=bin_s, sites=[site_id])
+    result = monte_carlo(base.data, None, replications=replications, seed=seed, workers=1, as_of=base.as_of,
+                         uncertainty=inputs.uncertainty, second_order=inputs.calibration is not None)
+    cum = result.samples("cumulative_units", site_id)  # replications x bins; bin i ends at (i + 1) x bin_s
+    i0, i1 = round(offset_s / bin_s) - 1, round(horizon_s / bin_s) - 1
+    units = cum[:, i1] - (cum[:, i0] if i0 >= 0 else 0.0)
+    p10, p50, p90 = (float(x) for x in np.quantile(units, [0.1, 0.5, 0.9]))
+    proj = result.projection()
+    stockouts = tuple((s.sku, s.probability, s.low, s.high) for s in proj.stockouts
+                      if s.site == site_id and s.probability > 0)
+    at_risk = tuple(sorted(((o.order, o.probability) for o in proj.orders if o.site == site_id
+                            and o.probability < 0.8), key=lambda x: (x[1], x[0])))
+    return NextShift(window=nxt, replications=result.replications, calibrated=inputs.calibration is not None,
+                     units_p10=p10, units_p50=p50, units_p90=p90, plan=plan_units(site, nxt), stockouts=stockouts,
+                     orders_at_risk=at_risk)
 
 
 def _csv(rows: Sequence[Sequence[object]]) -> str:
@@ -193,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     historian = open_historian(config.historian, config.fleet, "read")
     try:
-        rep = report(historian, config.fleet, args.site, window)
+        rep = report(historian, config.fleet, args.site, window, projection=max(args.projection, 0), seed=args.seed)
     finally:
         historian.close()
     files = write_report(rep, Path(args.out), pdf=not args.no_pdf)

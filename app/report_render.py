@@ -48,6 +48,7 @@ def tables(rep: ShiftReport) -> dict[str, Rows]:
                      ["performance", _pct(o.performance), "%"], ["quality", _pct(o.quality), "%"],
                      ["alarms annunciated", rep.alarms.annunciated, "alarms"],
                      ["alarms suppressed by design", rep.alarms.suppressed, "alarms"],
+                     ["alarms shelved or out of service", rep.alarms.shelved, "alarms"],
                      ["alarms per 10 min (average)", f"{rep.alarms.average_per_10_min:.2f}", rep.alarms.benchmark],
                      ["time in flood", _min(rep.alarms.time_in_flood_s), "min"]]
     machines: Rows = [["machine", "OEE %", "availability %", "performance %", "quality %", "good", "scrap",
@@ -79,9 +80,10 @@ def tables(rep: ShiftReport) -> dict[str, Rows]:
                 _min(b.median_ack_s), "yes" if b.key in chatter else "", "yes" if b.key in stale else ""]
                for b in a.bad_actors]
     journal: Rows = [["raised", "alarm", "asset", "priority", "message", "cleared", "acknowledged by",
-                      "acknowledged", "comment", "suppressed by design"]]
+                      "acknowledged", "comment", "suppressed by design", "shelved"]]
     journal += [[_local(rep, j.raised), j.key, j.asset, j.priority.name, j.message, _local(rep, j.cleared),
-                 j.acked_by, _local(rep, j.acked_at), j.comment, "yes" if j.suppressed else ""] for j in a.journal]
+                 j.acked_by, _local(rep, j.acked_at), j.comment, "yes" if j.suppressed else "",
+                 "yes" if j.shelved else ""] for j in a.journal]
     orders: Rows = [["order", "product", "qty", "due", "shipped", "late min", "state"]]
     orders += [[r.order, r.product, r.qty, _local(rep, r.due), _local(rep, r.shipped), _min(r.late_s),
                 "shipped late" if r.late_s > 0 else "shipped"] for r in rep.shipped]
@@ -90,9 +92,19 @@ def tables(rep: ShiftReport) -> dict[str, Rows]:
     stock: Rows = [["sku", "on hand", "reorder point", "cover days", "lead time days", "why"]]
     stock += [[s.sku, "" if s.on_hand is None else f"{s.on_hand:g}", f"{s.reorder_point:g}",
                "" if s.cover_d is None else f"{s.cover_d:.1f}", f"{s.lead_time_d:g}", s.why] for s in rep.stock_at_risk]
+    nxt: Rows = [["figure", "value"]]
+    n = rep.next_shift
+    if n is not None:
+        nxt += [["shift", n.window.name], ["start", n.window.start.isoformat()], ["end", n.window.end.isoformat()],
+                ["replications", n.replications], ["calibrated from history", "yes" if n.calibrated else "no"],
+                ["units P10", f"{n.units_p10:.1f}"], ["units P50", f"{n.units_p50:.1f}"],
+                ["units P90", f"{n.units_p90:.1f}"], ["plan", f"{n.plan:.1f}"]]
+        nxt += [[f"stockout {sku}", f"{100 * p:.0f} % ({100 * lo:.0f}-{100 * hi:.0f} %)"]
+                for sku, p, lo, hi in n.stockouts]
+        nxt += [[f"order {o} on time", f"{100 * p:.0f} %"] for o, p in n.orders_at_risk]
     return {"summary": summary, "machines": machines, "pareto": pareto, "waterfall": waterfall, "stops": stops,
             "alarm_rate": rate, "alarm_bad_actors": actors, "alarm_journal": journal, "orders": orders,
-            "stock_at_risk": stock}
+            "stock_at_risk": stock, "next_shift": nxt}
 
 
 def _table(rows: Rows, *, limit: int | None = None) -> str:
@@ -116,10 +128,14 @@ _GREY, _BLUE, _GREEN = "#9aa5b1", "#1f4e79", "#5b8c5a"
 
 
 def _bars_svg(title: str, bars: Sequence[tuple[str, float, float, str]], *, unit: str,
-              cumulative: Sequence[float] | None = None, lines: Sequence[tuple[float, str]] = ()) -> str:
-    """A bar chart as SVG: each bar (label, low, high, colour); ``cumulative`` (0..1) draws a Pareto line."""
+              cumulative: Sequence[float] | None = None, lines: Sequence[tuple[float, str]] = (),
+              scale_max: float | None = None) -> str:
+    """A bar chart as SVG: each bar (label, low, high, colour); ``cumulative`` (0..1) draws a Pareto line.
+
+    The value axis runs from 0 to ``scale_max`` (default: the highest bar or line).
+    """
     n = max(len(bars), 1)
-    vmax = max([*(hi for _, _, hi, _ in bars), *(v for v, _ in lines), 1e-9])
+    vmax = scale_max or max([*(hi for _, _, hi, _ in bars), *(v for v, _ in lines), 1e-9])
     inner_w, inner_h = _W - 2 * _PAD, _H - 2 * _PAD
     bw = inner_w / n
 
@@ -130,7 +146,7 @@ def _bars_svg(title: str, bars: Sequence[tuple[str, float, float, str]], *, unit
              f'aria-label="{escape(title)}" font-family="sans-serif" font-size="10">',
              f'<text x="{_PAD}" y="16" font-size="12" font-weight="bold">{escape(title)}</text>',
              f'<line x1="{_PAD}" y1="{y(0):.1f}" x2="{_W - _PAD}" y2="{y(0):.1f}" stroke="#333"/>',
-             f'<text x="4" y="{_PAD - 4}">{escape(unit)}</text>',
+             f'<text x="4" y="{_PAD - 14}">{escape(unit)}</text>',
              f'<text x="4" y="{y(vmax) + 4:.1f}">{vmax:.0f}</text>']
     for i, (label, lo, hi, colour) in enumerate(bars):
         parts.append(f'<rect x="{_PAD + i * bw + 2:.1f}" y="{y(hi):.1f}" width="{max(bw - 4, 1):.1f}" '
@@ -145,7 +161,8 @@ def _bars_svg(title: str, bars: Sequence[tuple[str, float, float, str]], *, unit
                      f'stroke="#b03030" stroke-dasharray="4 3"/><text x="{_W - _PAD + 2}" y="{y(value) + 3:.1f}">'
                      f'{escape(label)}</text>')
     if cumulative:
-        pts = " ".join(f"{_PAD + (i + 0.5) * bw:.1f},{_PAD + inner_h * (1 - c):.1f}" for i, c in enumerate(cumulative))
+        pts = " ".join(f"{_PAD + (i + 1) * bw:.1f},{_PAD + inner_h * (1 - c):.1f}" for i, c in enumerate(cumulative))
+        pts = f"{_PAD:.1f},{y(0):.1f} " + pts
         parts.append(f'<polyline points="{pts}" fill="none" stroke="{_BLUE}" stroke-width="2"/>'
                      f'<text x="{_W - _PAD + 2}" y="{_PAD + 3}">100 %</text>')
     parts.append("</svg>")
@@ -154,11 +171,13 @@ def _bars_svg(title: str, bars: Sequence[tuple[str, float, float, str]], *, unit
 
 def _pareto_svg(rep: ShiftReport) -> str:
     rows = rep.pareto
-    vmax = max((r.seconds / 60 for r in rows), default=0.0)
-    # the cumulative line is drawn on the bars' scale: its 100 % at the top of the largest bar
+    total = sum(r.seconds for r in rows) / 60
+    # the classic Pareto: bars on a scale up to all lost time, so the cumulative line (0-100 %) meets
+    # the top of the first bar and ends at 100 % = all lost minutes
     return _bars_svg("Downtime Pareto: lost minutes by reason",
                      [(_reason(r.reason), 0.0, r.seconds / 60, _GREY) for r in rows], unit="min",
-                     cumulative=[r.cumulative for r in rows] if vmax > 0 else None)
+                     cumulative=[r.cumulative for r in rows] if total > 0 else None,
+                     scale_max=total if total > 0 else None)
 
 
 def _waterfall_svg(rep: ShiftReport) -> str:
@@ -201,6 +220,20 @@ def _p(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
+def _next_shift(rep: ShiftReport) -> str:
+    n = rep.next_shift
+    if n is None:
+        return "<p class='note'>No projection (<code>--projection 0</code>, or no shift in the next 8 days).</p>"
+    stock = ", ".join(f"{escape(sku)} {100 * p:.0f} %" for sku, p, _, _ in n.stockouts) or "none"
+    orders = ", ".join(f"{escape(o)} {100 * p:.0f} %" for o, p in n.orders_at_risk) or "none below 80 %"
+    return (f"<p>{escape(n.window.name)} shift, {escape(_local(rep, n.window.start))} to "
+            f"{escape(_local(rep, n.window.end))}: <b>{n.units_p50:.0f}</b> units (P10 {n.units_p10:.0f}, "
+            f"P90 {n.units_p90:.0f}) against a plan of {n.plan:.0f}. Stockout risk before its end: {stock}. "
+            f"Orders open now and their chance to finish on time: {orders}.</p>"
+            f"<p class='note'>{n.replications} replications of the what-if baseline forked at this shift's end, "
+            f"{'calibrated from the history before it' if n.calibrated else 'with the configured figures'}.</p>")
+
+
 def render_html(rep: ShiftReport) -> str:
     """The printable page of the report."""
     t = tables(rep)
@@ -216,8 +249,8 @@ def render_html(rep: ShiftReport) -> str:
         _tile("Alarms / 10 min", f"{a.average_per_10_min:.2f} ({a.benchmark})"),
     ])
     prios = ", ".join(f"{p.name.lower()} {n} ({100 * s:.0f} %)" for p, n, s in a.priorities) or "none"
-    figures = (f"<p>{a.annunciated} alarms annunciated, {a.suppressed} suppressed by design (in the journal, in no "
-               f"figure); peak {a.peak_per_10_min} in 10 min; {len(a.floods)} flood(s), "
+    figures = (f"<p>{a.annunciated} alarms annunciated, {a.suppressed} suppressed by design and {a.shelved} shelved "
+               f"(in the journal, in no figure); peak {a.peak_per_10_min} in 10 min; {len(a.floods)} flood(s), "
                f"{a.time_in_flood_s / 60:.0f} min in flood ({100 * a.flood_share:.1f} % of the shift); "
                f"{len(a.chattering)} chattering, {len(a.stale)} stale (active over 24 h). Priorities: {prios}.</p>")
     body = [
@@ -235,6 +268,7 @@ def render_html(rep: ShiftReport) -> str:
         + "<h3>Top alarms and their handling</h3>" + _table(t["alarm_bad_actors"]) + "</section>",
         "<section><h2>Orders shipped and late</h2>" + _table(t["orders"], limit=40) + "</section>",
         "<section><h2>Stock at risk</h2>" + _table(t["stock_at_risk"]) + "</section>",
+        "<section><h2>The next shift, as the twin projects it</h2>" + _next_shift(rep) + "</section>",
     ]
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
             f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")

@@ -15,7 +15,8 @@ Figures per site over a window ``[t0, t1)``:
 Suppression by design: an alarm raised on a machine while it was OFF or in MAINTENANCE (the
 ``suppress`` intervals per asset the caller gives, from the machine's status history) is not
 annunciated, so it is kept in the journal (``activations``, ``suppressed=True``) but counted in
-none of the figures above.
+none of the figures above; so is an alarm raised while shelved or out of service (``shelved``
+intervals per alarm key, from ``twin.alarms.hidden_intervals``).
 
 >>> from datetime import UTC, datetime, timedelta
 >>> from twin.frozen import FrozenDict
@@ -79,7 +80,8 @@ class AlarmActivation:
     acked_at: datetime | None = None
     acked_by: str = ""
     comment: str = ""
-    suppressed: bool = False
+    suppressed: bool = False  # by design: the machine was off or in maintenance
+    shelved: bool = False  # shelved or out of service when it was raised (``twin.alarms.hidden_intervals``)
 
     def active_s(self, until: datetime) -> float:
         """How long it was active: to its clearing, or to ``until`` while still active."""
@@ -100,12 +102,14 @@ def _key(e: Event) -> str:
 
 
 def activations(events: Iterable[Event], *, active_before: Iterable[AlarmState] = (),
-                suppress: Mapping[str, Sequence[tuple[datetime, datetime]]] | None = None) -> list[AlarmActivation]:
+                suppress: Mapping[str, Sequence[tuple[datetime, datetime]]] | None = None,
+                shelved: Mapping[str, Sequence[tuple[datetime, datetime]]] | None = None) -> list[AlarmActivation]:
     """The journal's instances in the order raised: each ALARM_RAISED with its clearing and acknowledgement.
 
     ``active_before``: alarms raised before the events begin (a snapshot's ``alarms``), so their
     clearing, acknowledgement and age are not lost. ``suppress`` maps an asset to the intervals in
-    which its alarms are suppressed by design (the machine OFF or in maintenance).
+    which its alarms are suppressed by design (the machine OFF or in maintenance); ``shelved`` maps an
+    alarm key to the intervals in which it was shelved or out of service.
     """
     out: list[AlarmActivation] = []
     latest: dict[tuple[str, str], int] = {}
@@ -118,10 +122,11 @@ def activations(events: Iterable[Event], *, active_before: Iterable[AlarmState] 
         k = (str(e.site), _key(e))
         if e.kind is EventKind.ALARM_RAISED:
             hidden = any(a <= e.ts < b for a, b in (suppress or {}).get(e.asset, ()))
+            on_shelf = any(a <= e.ts < b for a, b in (shelved or {}).get(k[1], ()))
             latest[k] = len(out)
             out.append(AlarmActivation(site=str(e.site), asset=e.asset, rule=str(e.data.get("rule", "")), key=k[1],
                                        priority=_priority(e.data.get("priority")), message=e.message, raised=e.ts,
-                                       suppressed=hidden))
+                                       suppressed=hidden, shelved=on_shelf))
             continue
         i = latest.get(k)
         if i is None:
@@ -181,6 +186,7 @@ class AlarmPerformance:
     t1: datetime
     annunciated: int
     suppressed: int
+    shelved: int
     per_period: tuple[tuple[datetime, int], ...]
     average_per_10_min: float
     peak_per_10_min: int
@@ -254,12 +260,13 @@ def _bad_actors(shown: Sequence[AlarmActivation], top: int) -> list[BadActor]:
 def performance(site: str, events: Iterable[Event], t0: datetime, t1: datetime, *,
                 active_before: Iterable[AlarmState] = (),
                 suppress: Mapping[str, Sequence[tuple[datetime, datetime]]] | None = None,
+                shelved: Mapping[str, Sequence[tuple[datetime, datetime]]] | None = None,
                 top: int = 10) -> AlarmPerformance:
     """The ISA-18.2 figures of ``site`` over ``[t0, t1)`` from its alarm events (others are ignored)."""
     journal = [a for a in activations((e for e in events if e.site == site), active_before=active_before,
-                                      suppress=suppress) if a.raised < t1]
+                                      suppress=suppress, shelved=shelved) if a.raised < t1]
     in_window = [a for a in journal if a.raised >= t0]
-    shown = [a for a in in_window if not a.suppressed]
+    shown = [a for a in in_window if not a.suppressed and not a.shelved]
     periods = []
     start = t0
     while start < t1:
@@ -275,7 +282,8 @@ def performance(site: str, events: Iterable[Event], t0: datetime, t1: datetime, 
     counts = {p: sum(1 for a in shown if a.priority is p) for p in Priority}
     priorities = tuple((p, n, n / len(shown) if shown else 0.0) for p, n in sorted(counts.items()) if n)
     return AlarmPerformance(
-        site=site, t0=t0, t1=t1, annunciated=len(shown), suppressed=len(in_window) - len(shown),
+        site=site, t0=t0, t1=t1, annunciated=len(shown), suppressed=sum(1 for a in in_window if a.suppressed),
+        shelved=sum(1 for a in in_window if a.shelved and not a.suppressed),
         per_period=tuple(periods), average_per_10_min=average, peak_per_10_min=max((n for _, n in periods), default=0),
         benchmark=benchmark(average), floods=tuple(floods), time_in_flood_s=in_flood,
         flood_share=in_flood / window_s if window_s > 0 else 0.0, stale=stale,

@@ -121,6 +121,12 @@ def test_cli_writes_html_pdf_and_csv(history: History, rep: ShiftReport, tmp_pat
     with (folder / "summary.csv").open(encoding="utf-8") as f:
         summary = {r["figure"]: r["value"] for r in csv.DictReader(f)}
     assert summary["OEE"] == f"{100 * (rep.oee.oee or 0):.1f}"
+    with (folder / "next_shift.csv").open(encoding="utf-8") as f:
+        nxt = {r["figure"]: r["value"] for r in csv.DictReader(f)}
+    # the next shift is Berlin's late one; its P10 <= P50 <= P90 units, over the default 20 replications
+    assert (nxt["shift"], nxt["start"], nxt["replications"]) == ("late", "2026-11-25T13:00:00+00:00", "20")
+    assert float(nxt["units P10"]) <= float(nxt["units P50"]) <= float(nxt["units P90"])
+    assert "The next shift, as the twin projects it" in html
     pdf = folder / "report.pdf"
     assert pdf.read_bytes().startswith(b"%PDF")
     if shutil.which("pdftoppm"):  # the PDF renders: page 1 to PNG, as a person would look at it
@@ -143,8 +149,42 @@ def test_no_pdf_and_bad_shift(history: History, tmp_path: Path) -> None:
     assert code == 2 and "no site 'nowhere'" in err
 
 
+def test_projection_of_the_next_shift_is_reproducible(history: History, store: SqliteHistorian) -> None:
+    from app.report import project_next
+
+    fleet = load(history.config).fleet
+    window = shift_window(fleet.site("pod-berlin"), START.isoformat(), END)
+    a = project_next(store, fleet, "pod-berlin", window, replications=10, seed=3)
+    b = project_next(store, fleet, "pod-berlin", window, replications=10, seed=3)
+    assert a is not None and a == b  # the same history and seed: the same projection
+    # the late shift's plan: half of Berlin's 133 units a day
+    assert a.plan == pytest.approx(fleet.site("pod-berlin").daily_plan_units / 2)
+    assert a.units_p10 <= a.units_p50 <= a.units_p90
+
+
 def test_last_shift(history: History) -> None:
     site = load(history.config).fleet.site("pod-berlin")
     # at 15:00 Berlin on the Wednesday the early shift has ended, the late one (14:00-22:00) has not
     w = shift_window(site, "last", datetime(2026, 11, 25, 14, 0, tzinfo=UTC))
     assert (w.name, w.start, w.end) == ("early", START, START + timedelta(hours=8))
+
+
+def test_rendered_tables_carry_the_hand_worked_numbers() -> None:
+    # the hand-worked early shift of tests/twin/test_downtime_report.py, rendered
+    from app.report_render import render_html, tables
+    from tests.twin.test_downtime_report import _inputs
+    from twin.shift import build_report
+
+    rep = build_report(_inputs())
+    t = tables(rep)
+    # 45 + 30 + 30 + 20 = 125 lost minutes: shares 36, 24, 24, 16 %
+    assert t["pareto"][1:] == [
+        ["nozzle_jam", "45.0", 1, "36.0", "36.0"], ["changeover", "30.0", 1, "24.0", "60.0"],
+        ["scheduled_break", "30.0", 1, "24.0", "84.0"], ["breakdown", "20.0", 1, "16.0", "100.0"]]
+    assert t["waterfall"][1] == ["planned time", "", "960.0", "100.0"]
+    assert t["orders"][1:] == [["o1", "bracket", 4, "2026-01-05 09:00", "2026-01-05 10:00", "60.0", "shipped late"],
+                               ["o2", "bracket", 4, "2026-01-05 12:00", "2026-01-05 11:00", "0.0", "shipped"],
+                               ["o4", "bracket", 2, "2026-01-05 13:00", "", "60.0", "open, past due"]]
+    html = render_html(rep)
+    assert html.count("<svg") == 3 and "nozzle_jam" in html
+    assert "No projection" in html  # build_report alone does not run the twin

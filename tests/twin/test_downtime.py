@@ -56,7 +56,7 @@ id = "packer"
 role = "pack"
 ideal_cycle_time_s = 30
 status_codes = { 0 = "off", 1 = "idle", 2 = "running" }
-signals = [{ name = "status", kind = "status" }]
+signals = [{ name = "status", kind = "status" }, { name = "good_count", kind = "good_count" }]
 
 [[products]]
 id = "bracket"

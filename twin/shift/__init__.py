@@ -7,24 +7,28 @@ from __future__ import annotations
 
 from twin.shift.report import (
     MachineRow,
+    NextShift,
     OrderRow,
     ShiftInputs,
     ShiftReport,
     ShiftWindow,
     StockRow,
     build_report,
+    plan_units,
     shift_windows,
     suppression_intervals,
 )
 
 __all__ = [
     "MachineRow",
+    "NextShift",
     "OrderRow",
     "ShiftInputs",
     "ShiftReport",
     "ShiftWindow",
     "StockRow",
     "build_report",
+    "plan_units",
     "shift_windows",
     "suppression_intervals",
 ]

@@ -37,12 +37,14 @@ from twin.state import Event, EventKind, SiteState
 
 __all__ = [
     "MachineRow",
+    "NextShift",
     "OrderRow",
     "ShiftInputs",
     "ShiftReport",
     "ShiftWindow",
     "StockRow",
     "build_report",
+    "plan_units",
     "shift_windows",
     "suppression_intervals",
 ]
@@ -150,8 +152,28 @@ class StockRow:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NextShift:
+    """The twin's projection of the next shift (a what-if baseline forked at this shift's end).
+
+    ``units_p10/p50/p90``: quantiles over the replications of the units finished in the next shift;
+    ``stockouts``: (sku, probability, its 95 % interval) of stocking out before its end;
+    ``orders_at_risk``: (order, probability of finishing on time) below 80 %, least likely first.
+    """
+
+    window: ShiftWindow
+    replications: int
+    calibrated: bool
+    units_p10: float
+    units_p50: float
+    units_p90: float
+    plan: float
+    stockouts: tuple[tuple[str, float, float, float], ...] = ()
+    orders_at_risk: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ShiftReport:
-    """Every figure of a shift's report (``build_report``)."""
+    """Every figure of a shift's report (``build_report``); ``next_shift`` is added by whoever runs the twin."""
 
     site: SiteSpec
     window: ShiftWindow
@@ -166,6 +188,12 @@ class ShiftReport:
     shipped: tuple[OrderRow, ...]
     late_open: tuple[OrderRow, ...]
     stock_at_risk: tuple[StockRow, ...]
+    next_shift: NextShift | None = None
+
+
+def plan_units(site: SiteSpec, w: ShiftWindow) -> float:
+    """The site's daily plan pro rata: the shift's planned time over its local production day's."""
+    return _plan_units(site, w)
 
 
 def suppression_intervals(site: SiteSpec, events: Sequence[Event], before: SiteState,
@@ -266,13 +294,14 @@ def build_report(inputs: ShiftInputs) -> ShiftReport:
     kpi = site_oee(site, before, after)
     finishing = {m.id for m in finishing_machines(site, inputs.fleet.products)}
     made = sum((r.good or 0) for r in rows if r.machine in finishing)
-    # the site waterfall counts the machines the site OEE counts: those whose status was known
+    # the Pareto and the waterfall count the machines the site OEE counts: those whose status was known
     counted = {r.machine for r in rows if r.oee.run_s is not None}
+    lost = [s for s in stops if s.machine in counted]
     shipped, late = _orders(inputs)
     return ShiftReport(
         site=site, window=w, planned_s=planned_seconds(site.calendar, site.timezone, w.start, w.end),
         output=_output_vs_plan(made, _plan_units(site, w)), oee=kpi, machines=tuple(rows), stops=tuple(stops),
-        pareto=tuple(pareto(stops)), waterfall=waterfall(kpi, [s for s in stops if s.machine in counted]),
+        pareto=tuple(pareto(lost)), waterfall=waterfall(kpi, lost),
         alarms=performance(str(site.id), inputs.events, w.start, w.end, active_before=before.alarms.values(),
                            suppress=suppression_intervals(site, inputs.events, before, w.start, w.end)),
         shipped=tuple(shipped), late_open=tuple(late), stock_at_risk=tuple(_stock(inputs)),
