@@ -257,7 +257,10 @@ class OpcUaReader:
             self._went_down(loop.time(), exc.reason)
             return self._unreachable(loop.time())
         self.reachable = True
-        readings = {i: self._reading(i, sample) for (i, _), sample in zip(live, samples, strict=True)}
+        batch = [(i, sample) for (i, _), sample in zip(live, samples, strict=True)]
+        if len(live) == len(self._handles):  # every node resolved: the readings in the nodes' order
+            return self._readings(batch)
+        readings = dict(zip([i for i, _ in live], self._readings(batch), strict=True))
         readings.update({i: r for i, r in zip([i for i, h in enumerate(self._handles) if h is None],
                                                self._unresolved(), strict=True)})
         return [readings[i] for i in sorted(readings)]
