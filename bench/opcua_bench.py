@@ -1,6 +1,7 @@
 """OPC UA throughput: asyncua's own client beside our source, through one subscription and by polling.
 
     .venv/bin/python bench/opcua_bench.py [--nodes 200] [--change-hz 10] [--seconds 3] [--rounds 3]
+                                          [--mode subscription|polling|both]
 
 Setup: the emulator's OPC UA server (``connectors.emulator.opcua_server.OpcUaEndpoint``) runs in a
 separate process on 127.0.0.1 with ``--nodes`` Double variables, every one changed ``--change-hz``
@@ -205,6 +206,7 @@ def main() -> None:
     ap.add_argument("--change-hz", type=float, default=10.0)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--mode", choices=["subscription", "polling", "both"], default="both")
     args = ap.parse_args()
     port = free_port()
     ctx = mp.get_context("spawn")
@@ -216,6 +218,7 @@ def main() -> None:
     tune_gc()  # the collector's garbage-collector settings, as in bench/modbus_bench.py (both clients alike)
     load0 = os.getloadavg()
     modes = {"subscription": (raw_subscription, our_subscription), "polling": (raw_polling, our_polling)}
+    modes = {k: v for k, v in modes.items() if args.mode in (k, "both")}
     figures: dict[tuple[str, str], Figures] = {}
     try:
         for _ in range(args.rounds):
