@@ -272,8 +272,11 @@ def status_timeline(segments: Sequence[TimelineSegment], t0: datetime, t1: datet
                      "y": [m for m in machines for _ in xs], "marker": {"size": 14, "color": "rgba(0,0,0,0)"},
                      "customdata": points * len(machines), "showlegend": False, "name": "cursor",
                      "hovertemplate": "%{customdata[0]}: click to move the cursor here<extra></extra>"})
+    # clickable: a drag moves the cursor (assets/replay_strip.js), so plotly's own drag (a zoom) is off
+    drag: dict[str, Any] = {"dragmode": False} if clickable else {}
     return _figure(data, title=title, height=height or max(200, 80 + 28 * len(machines)), barmode="overlay",
-                   bargap=0.25, xaxis=clock.axis(), shapes=shapes,
+                   bargap=0.25, xaxis=clock.axis(**({"fixedrange": True} if clickable else {})), shapes=shapes,
+                   **drag,
                    yaxis={"categoryorder": "array", "categoryarray": machines[::-1]})
 
 
