@@ -633,6 +633,10 @@ class Plant:
         return MachineStats(run_s=run_s, fault_s=fault_s, failures=m.failures, repairs=m.repairs,
                             cycles=m.cycles, cycle_s=m.cycle_s, good=m.good, scrap=m.scrap)
 
+    def has(self, site: str, asset: str) -> bool:
+        """Whether the plant runs this machine (``sites`` may leave some out)."""
+        return (site, asset) in self._by_id
+
     def wear(self, site: str, asset: str) -> float:
         """The hidden wear of a machine now (0 for one that does not degrade): for tests and measurements."""
         m = self._machine(site, asset)
