@@ -14,7 +14,7 @@ import argparse
 import json
 import math
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 __all__ = ["register", "report", "run"]
@@ -69,19 +69,12 @@ def run(args: argparse.Namespace) -> int:
 def report(historian: HistorianReader, fleet: FleetSpec, at: datetime, *, days: float = 14.0,
            horizon_h: float = 8.0, site: str | None = None) -> dict[str, Any]:
     """Fit on the ``days`` before ``at`` and score every machine at ``at``: the document ``--json`` prints."""
-    from twin.health.history import load_histories
-    from twin.health.model import fit
-    from twin.health.score import machine_health
-    from twin.health.timeline import build_timeline
+    from twin.health.monitor import HealthMonitor
 
-    step_s = 1800.0
-    t0 = at - timedelta(seconds=math.ceil(days * 86400.0 / step_s) * step_s)  # the grid ends at ``at``
-    histories = load_histories(historian, fleet, t0, at, sites=[site] if site else None)
-    timeline = build_timeline(histories, t0.timestamp(), at.timestamp() + 1.0, step_s=step_s)
-    model = fit(timeline, {str(t.id): t.mtbf_h for t in fleet.templates})
-    health = machine_health(fleet, model, timeline, horizon_h=horizon_h)
-    return {"at": at.isoformat(), "from": t0.isoformat(), "horizon_h": horizon_h,
-            "machines": [_machine(h) for h in health], "models": _models(model)}
+    monitor = HealthMonitor(fleet, days=days, horizon_h=horizon_h, site=site)
+    refresh = monitor.refresh(historian, at)
+    return {"at": at.isoformat(), "from": monitor.window_start(at).isoformat(), "horizon_h": horizon_h,
+            "machines": [_machine(h) for h in refresh.machines], "models": _models(refresh.model)}
 
 
 def _risk(r: Risk | None) -> dict[str, float] | None:

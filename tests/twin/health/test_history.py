@@ -24,6 +24,7 @@ from connectors.emulator.truth import load_truth
 from connectors.emulator.wear import sample_histories
 from connectors.store import SqliteHistorian
 from twin.health.history import load_histories
+from twin.health.monitor import HealthMonitor
 from twin.health.timeline import build_timeline
 from twin.spec import FleetSpec, MachineStatus
 
@@ -108,3 +109,19 @@ def test_twin_health_prints_risk_and_fallback_notes(stored: tuple[FleetSpec, Pat
     assert "fdm-printer: constant-MTBF hazard" in out and "pod-berlin" in out
     assert cli.main(["health", str(config), "--site", "nowhere"]) == 2
     assert "unknown site 'nowhere'" in capsys.readouterr().err
+
+
+def test_the_monitor_refits_on_its_schedule_not_per_refresh(stored: tuple[FleetSpec, Path]) -> None:
+    fleet, db = stored
+    store = SqliteHistorian(db, fleet)
+    try:
+        monitor = HealthMonitor(fleet, days=2, refit_every_s=6 * 3600.0)
+        first = monitor.refresh(store, END)
+        assert first.refitted and first.model.fitted_until == pytest.approx(END.timestamp() + 1.0)
+        assert len(first.machines) == 8
+        again = monitor.refresh(store, END + timedelta(hours=1))  # 1 h later: the same model
+        assert not again.refitted and again.model is first.model
+        later = monitor.refresh(store, END + timedelta(hours=6, seconds=1))  # due: refitted
+        assert later.refitted and later.model is not first.model and monitor.model is later.model
+    finally:
+        store.close()
