@@ -22,7 +22,7 @@ from twin.health.model import Driver, HealthModel, Risk, TemplateModel
 from twin.health.timeline import MachineTimeline, Timeline
 from twin.spec import FleetSpec, MachineStatus
 
-__all__ = ["MachineHealth", "machine_health", "shift_hours_left"]
+__all__ = ["MachineHealth", "RiskTrend", "machine_health", "risk_trend", "shift_hours_left"]
 
 _DAY = timedelta(days=1)
 
@@ -40,6 +40,28 @@ class MachineHealth:
     baseline: float  # P within the horizon under the constant-MTBF hazard
     drivers: tuple[Driver, ...]
     model: TemplateModel
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskTrend:
+    """A machine's risk over its timeline, and its driving signals with their learnt thresholds (a machine page)."""
+
+    t: tuple[float, ...]  # grid times, unix s
+    p: tuple[float, ...]  # P(failure within ``hours``) at each
+    hours: float
+    signals: dict[str, tuple[float, ...]]  # the model's condition features at each grid time
+    thresholds: dict[str, float]  # where a feature alone makes 3 x the average hazard (only those that can)
+
+
+def risk_trend(model: TemplateModel, m: MachineTimeline, *, horizon_h: float = 8.0,
+               factor: float = 3.0) -> RiskTrend:
+    """The risk of machine ``m`` at every grid time of its timeline, with its features and their thresholds."""
+    share = model.share.get(f"{m.site}/{m.machine}", m.running_share)
+    p = model.probability_many(m.features, len(m.t), horizon_h, share)
+    thresholds = {f: x for f in model.features if (x := model.threshold(f, factor)) is not None}
+    return RiskTrend(t=tuple(float(x) for x in m.t), p=tuple(float(x) for x in p), hours=horizon_h,
+                     signals={f: tuple(float(x) for x in m.features[f]) for f in model.features if f in m.features},
+                     thresholds=thresholds)
 
 
 def shift_hours_left(fleet: FleetSpec, site: str, at: datetime) -> float | None:

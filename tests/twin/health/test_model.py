@@ -26,7 +26,7 @@ from connectors.emulator.truth import load_truth, parse_truth
 from connectors.emulator.wear import sample_histories
 from twin.health.evaluate import Evaluation, evaluate
 from twin.health.model import FitOptions, HealthModel, fit
-from twin.health.score import machine_health
+from twin.health.score import machine_health, risk_trend
 from twin.health.timeline import Timeline, build_timeline
 from twin.spec import FleetSpec
 
@@ -138,3 +138,21 @@ def test_live_health_ranks_the_worn_printers_first(fleet: FleetSpec, degrading: 
     assert top.drivers and top.drivers[0].factor > 1.0 and top.drivers[0].value > top.drivers[0].mean
     others = [h for h in health if h.template != PRINTER]
     assert all(not h.drivers and h.risk.p == pytest.approx(h.baseline) for h in others)  # constant hazards
+
+
+def test_risk_trend_and_learnt_thresholds(degrading: Run) -> None:
+    timeline, model, _ = degrading
+    tm = model.templates[PRINTER]
+    m = next(x for x in timeline.machines if x.template == PRINTER)
+    trend = risk_trend(tm, m)
+    assert len(trend.p) == len(trend.t) == len(m.t) == 21 * 48
+    # the risk rises before failures: its mean over the 8 h before each failure is above its overall mean
+    before = [p for t, p, nf in zip(trend.t, trend.p, m.next_failure, strict=True) if nf - t <= 8 * 3600]
+    assert before and np.mean(before) > 2 * np.mean(trend.p)
+    # a threshold is where the feature alone makes 3 x the average hazard: its driver factor there is 3
+    for name in ("nozzle_temp_c", "bed_temp_c", "power_kw"):
+        x = trend.thresholds[name]
+        values = {f: (x if f == name else mu) for f, mu in zip(tm.features, tm.means, strict=True)}
+        assert x > tm.means[tm.features.index(name)]
+        assert tm.drivers(values)[0].name == name and tm.drivers(values)[0].factor == pytest.approx(3.0)
+    assert tm.threshold("no-such-signal") is None
