@@ -33,6 +33,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "replay",
     "health",
     "export",
+    "report",
     "importer",
 )
 

@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         return open_historian(config.historian, fleet, "read")
 
     limits = Limits(max_replications=args.max_replications, max_horizon_h=args.max_horizon)
-    attention_settings = AttentionSettings(enabled=args.attention_every > 0,
+    attention_settings = AttentionSettings(enabled=args.attention_every > 0, list_every_s=args.refresh,
                                            period_s=max(args.attention_every, 0.5) * 60.0).check()
     queries: QueryService | None = None
     trust: TrustService | None = None

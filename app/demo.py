@@ -9,7 +9,10 @@
    week of history and a fork into any past moment starts from the orders and shipments of then.
    The last day is sampled every ``BACKFILL_STEP_S``, older days every ``OLDER_STEP_S`` (the demo's
    stale threshold covers both);
-3. starts the emulated PLCs (``twin emulate``, continuing that history: same seed, truth and start;
+3. starts the emulated PLCs and OPC UA server (``twin emulate``, continuing that history: same seed,
+   truth and start; with ``--opcua-site auto``, the default, a mixed site: pod-berlin's printers
+   P1-P4, the first cell's machines of its first register map, are served over OPC UA on
+   ``--opcua-port`` instead of Modbus, the rest of the site stays on Modbus;
    also writing emulated order and shipment files into ``DATA_DIR/feeds/in``, which repeat the
    backfilled records first: the ledger takes them as duplicates), the collector
    (``twin collect``, resuming the twin's totals from the history and taking the feed files) and the dashboard
@@ -39,10 +42,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import tomli_w
 
 from twin.clock import utc_now
+
+if TYPE_CHECKING:
+    from connectors.config.modbus import ModbusDeviceModel
+    from connectors.config.opcua import OpcUaSourceModel
+    from connectors.config.schema import PlantModel
 
 __all__ = ["BACKFILL_STEP_S", "DEFAULT_CONFIG", "DEFAULT_DAYS", "DEMO_CHECKPOINT_S", "DEMO_POLL_S", "FINE_HOURS",
            "OLDER_ORDERS_EVERY_S", "OLDER_STEP_S", "STALE_AFTER_S", "register", "run"]
@@ -77,6 +86,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="port of the orders/shipments endpoint on 127.0.0.1 (default 8081)")
     p.add_argument("--modbus-port-base", type=int, default=0, metavar="PORT",
                    help="move the emulated PLCs to consecutive ports from PORT (default: the configured ports)")
+    p.add_argument("--opcua-site", default="auto", metavar="SITE",
+                   help="a mixed site: SITE's first cell's machines of its first register map read over OPC UA "
+                        "instead of Modbus (default auto: the first site with such a cell, pod-berlin's printers "
+                        "P1-P4 in the example fleet; none: every machine on Modbus)")
+    p.add_argument("--opcua-port", type=int, default=0, metavar="PORT",
+                   help="port of the emulated OPC UA server on 127.0.0.1 (default: the port after the last PLC)")
     p.add_argument("--days", type=float, default=DEFAULT_DAYS,
                    help=f"days of emulated history to backfill (default {DEFAULT_DAYS:g}; the what-ifs "
                         f"calibrate from the last 7)")
@@ -131,12 +146,54 @@ def _token_file(data_dir: Path) -> Path:
     return path
 
 
-def _demo_config(source: Path, data_dir: Path, port_base: int, feeds_port: int = 8081) -> Path:
+class _NoSuchSite(ValueError):
+    """``--opcua-site`` names a site without a Modbus cell of machines."""
+
+
+def _opcua_site(model: PlantModel, wanted: str, port: int) -> tuple[list[ModbusDeviceModel], OpcUaSourceModel | None]:
+    """The Modbus devices and the OPC UA source of a mixed site (``wanted``: a site id, "auto" or "none").
+
+    The site's first device with register-mapped assets (a cell) gives up the assets of its first
+    map (pod-berlin's printers P1-P4 in the example fleet); an OPC UA source reads the same signals
+    from the emulated server on ``port`` (node ``ns=2;s=ASSET.signal``, units from its
+    EngineeringUnits), polled every ``DEMO_POLL_S`` like the PLCs, so that a signal counts as stale
+    after the same ``STALE_AFTER_S`` (a subscription is checked every second, which would make the
+    backfilled history, sampled every minute or five, look stale on replay).
+    """
+    from connectors.config.opcua import OpcUaNodeModel, OpcUaSourceModel
+
+    devices = list(model.sources.modbus)
+    if wanted == "none":
+        return devices, None
+    cells = [d for d in devices if d.assets and wanted in ("auto", d.site)]
+    if not cells:
+        if wanted == "auto":
+            return devices, None
+        raise _NoSuchSite(f"no Modbus device of site {wanted!r} serves machines through a register map "
+                          f"(sites with one: {', '.join(sorted({d.site for d in devices if d.assets})) or 'none'})")
+    cell = cells[0]
+    first = cell.assets[0].map
+    moved = [a for a in cell.assets if a.map == first]
+    points = next(m.points for m in model.sources.register_maps if m.id == first)
+    nodes = [OpcUaNodeModel(asset=a.asset, signal=p.signal, node=f"ns=2;s={a.asset}.{p.signal}")
+             for a in moved for p in points]
+    source = OpcUaSourceModel(id=f"{cell.site}-opcua", site=cell.site, endpoint=f"opc.tcp://127.0.0.1:{port}",
+                              poll=True, poll_interval_s=DEMO_POLL_S, timeout_s=2.0, bad_after_s=2 * STALE_AFTER_S,
+                              nodes=nodes)
+    rest = [a for a in cell.assets if a.map != first]
+    kept = [d if d is not cell else d.model_copy(update={"assets": rest}) for d in devices
+            if d is not cell or rest or d.points]
+    return kept, source
+
+
+def _demo_config(source: Path, data_dir: Path, port_base: int, feeds_port: int = 8081, opcua_site: str = "none",
+                 opcua_port: int = 0) -> Path:
     """Write the demo's copy of the plant file ``source`` (validated first) into ``data_dir``; its path.
 
     The copy is the source's validated model with the demo's settings put in its typed sections
     (an embedded store in ``data_dir``, the emulated PLCs on 127.0.0.1, faster polling, the feeds'
-    file drop and endpoint), written back as TOML and loaded again by every command it starts.
+    file drop and endpoint, the mixed site of ``opcua_site`` on ``opcua_port``, default the port
+    after the last PLC's), written back as TOML and loaded again by every command it starts.
     """
     from connectors.config import load, read_config_text
     from connectors.config.feeds import FeedsHttpModel, FeedsModel
@@ -155,16 +212,19 @@ def _demo_config(source: Path, data_dir: Path, port_base: int, feeds_port: int =
                        ledger=str((data_dir / "feeds.db").resolve()),
                        http=FeedsHttpModel(listen=f"127.0.0.1:{feeds_port}",
                                            token_file=str(_token_file(data_dir).resolve())))
-    devices = model.sources.modbus
-    first = min((d.port for d in devices), default=0)
+    first = min((d.port for d in model.sources.modbus), default=0)
     plcs = [d.model_copy(update={"host": "127.0.0.1", "poll_interval_s": DEMO_POLL_S,
                                  "bad_after_s": max(d.bad_after_s, 2 * STALE_AFTER_S),
                                  "port": port_base + d.port - first if port_base else d.port})
-            for d in devices]
+            for d in model.sources.modbus]
+    port = opcua_port or max((d.port for d in plcs), default=4839) + 1
+    plcs, mixed = _opcua_site(model.model_copy(update={"sources": model.sources.model_copy(
+        update={"modbus": plcs})}), opcua_site, port)
+    sources = {"modbus": plcs} if mixed is None else {"modbus": plcs, "opcua": [*model.sources.opcua, mixed]}
     demo = model.model_copy(update={
         "historian": historian, "feeds": feeds,
         "fleet": model.fleet.model_copy(update={"stale_after_polls": STALE_AFTER_S / DEMO_POLL_S}),
-        "sources": model.sources.model_copy(update={"modbus": plcs})})
+        "sources": model.sources.model_copy(update=sources)})
     path = data_dir / "fleet.toml"
     header = (f"# Generated by `twin demo` from {source} — EMULATED plant, not a real one.\n"
               f"# Embedded store in {data_dir}; polling every {DEMO_POLL_S:g} s.\n\n")
@@ -217,15 +277,22 @@ def run(args: argparse.Namespace) -> int:
     for old in [*data_dir.glob("feeds.db*"), *data_dir.glob("feeds/in-rejects.jsonl")]:
         old.unlink()  # and from fresh emulated order and shipment feeds
     shutil.rmtree(data_dir / "feeds" / "in", ignore_errors=True)
-    config_path = _demo_config(source, data_dir, args.modbus_port_base, args.feeds_port)
+    try:
+        config_path = _demo_config(source, data_dir, args.modbus_port_base, args.feeds_port, args.opcua_site,
+                                   args.opcua_port)
+    except _NoSuchSite as exc:
+        print(f"twin demo: --opcua-site: {exc}", file=sys.stderr)
+        return 2
     cfg = load(config_path)
     fleet = cfg.fleet
     truth = load_truth(args.truth, fleet) if args.truth is not None else None
-    ports = sorted({d.port for d in cfg.modbus})
+    plc_ports = sorted({d.port for d in cfg.modbus})
+    ua_ports = sorted({int(s.endpoint.rsplit(":", 1)[1].split("/")[0]) for s in cfg.opcua})
+    ports = [*plc_ports, *ua_ports]
     busy = [p for p in [*ports, args.port, args.feeds_port] if _port_open(p)]
     if busy:
         print(f"twin demo: port(s) {busy} on 127.0.0.1 are already in use; stop what uses them or pass "
-              f"--modbus-port-base / --port / --feeds-port", file=sys.stderr)
+              f"--modbus-port-base / --opcua-port / --port / --feeds-port", file=sys.stderr)
         return 1
     n_machines = sum(len(s.machines) for s in fleet.sites)
     print(f"twin demo: EMULATED plant data, not a real plant: fleet {fleet.id!r}, {len(fleet.sites)} sites, "
@@ -279,14 +346,20 @@ def run(args: argparse.Namespace) -> int:
             if time.monotonic() > deadline or children.dead() or stopping:
                 raise _NotReady("the emulated PLCs did not start", children)
             time.sleep(0.1)
-        print(f"  emulated PLCs: {len(cfg.modbus)} devices on 127.0.0.1 ports {ports[0]}-{ports[-1]}", flush=True)
+        print(f"  emulated PLCs: {len(cfg.modbus)} devices on 127.0.0.1 ports {plc_ports[0]}-{plc_ports[-1]}",
+              flush=True)
+        for server in cfg.opcua:
+            machines = ", ".join(dict.fromkeys(n.asset for n in server.nodes))
+            print(f"  emulated OPC UA server: {server.site}'s {machines} on {server.endpoint} (the rest of the "
+                  f"site on Modbus)", flush=True)
         children.start("collector", [*twin, "collect", str(config_path)], data_dir / "collector.log")
         url = f"http://127.0.0.1:{args.port}/"
         while not _http_ok(url):
             if time.monotonic() > deadline or children.dead() or stopping:
                 raise _NotReady("the dashboard did not answer", children)
             time.sleep(0.2)
-        print(f"  collector: polling {len(cfg.modbus)} devices every {DEMO_POLL_S:g} s into the embedded store",
+        ua = f" and {len(cfg.opcua)} OPC UA server(s)" if cfg.opcua else ""
+        print(f"  collector: polling {len(cfg.modbus)} devices{ua} every {DEMO_POLL_S:g} s into the embedded store",
               flush=True)
         print(f"  feeds: EMULATED orders and shipments dropped into {data_dir / 'feeds' / 'in'}; endpoint "
               f"http://127.0.0.1:{args.feeds_port}/api/v1/orders and /api/v1/shipments "

@@ -1,9 +1,13 @@
-"""``twin emulate CONFIG``: serve emulated PLCs on 127.0.0.1 for every configured Modbus device.
+"""``twin emulate CONFIG``: emulated Modbus PLCs and OPC UA servers on 127.0.0.1, from one plant.
 
-The registers follow the configured register maps and are driven by the seeded plant process
-(``connectors.emulator.plant``), in real time or faster (``--speed``). Fault flags reproduce field
-problems for demos: ``--hang ID``, ``--freeze ID``, ``--exception ID:START-END[:CODE]`` (protocol
-addresses), ``--drop-every S`` (drop all client connections every S seconds).
+Every configured Modbus device gets an emulated PLC, every ``[[sources.opcua]]`` an OPC UA server.
+
+The registers follow the configured register maps, the OPC UA nodes their sources' node ids and
+browse paths (``connectors.emulator.opcua_server.OpcUaServers``), and all are driven by the same
+seeded plant process (``connectors.emulator.plant``), in real time or faster (``--speed``). Fault
+flags reproduce field problems for demos: ``--hang ID`` and ``--freeze ID`` (a Modbus device or an
+OPC UA source), ``--exception ID:START-END[:CODE]`` (protocol addresses), ``--drop-every S`` (drop
+all client connections every S seconds, Modbus and OPC UA).
 
 ``--truth FILE`` runs the plant with its hidden truth (``connectors.emulator.truth``: the real
 cycle times, failure rates, demand, lead times where they differ from the configuration); give
@@ -26,7 +30,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.poll import select_devices
+from app.poll import select_devices, select_sources
+from connectors.config.opcua import OpcUaSource
 from connectors.modbus.spec import ModbusDevice
 from twin.clock import utc_now
 from twin.errors import ConfigError, Problem
@@ -41,11 +46,13 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("emulate", help="serve emulated Modbus PLCs driven by a simulated plant")
+    p = sub.add_parser("emulate", help="serve emulated Modbus PLCs and OPC UA servers driven by a simulated plant")
     p.add_argument("config", help="plant configuration file (TOML)")
-    p.add_argument("--device", action="append", default=[], metavar="ID", help="only this device (repeatable)")
+    p.add_argument("--device", action="append", default=[], metavar="ID",
+                   help="only this Modbus device or OPC UA source (repeatable)")
     p.add_argument("--host", default="127.0.0.1",
-                   help="address the emulated PLCs listen on (default 127.0.0.1; 0.0.0.0 inside a container)")
+                   help="address the emulated PLCs and OPC UA servers listen on (default 127.0.0.1; 0.0.0.0 "
+                        "inside a container)")
     p.add_argument("--speed", type=float, default=1.0, help="plant time runs this many times faster (default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the plant process (default 0)")
     p.add_argument("--start", type=datetime.fromisoformat, default=None,
@@ -56,8 +63,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="the plant's history begins at TIME (ISO 8601 with offset) and is fast-forwarded to now "
                         "before serving: continues a backfill made with the same --seed from the same TIME")
     p.add_argument("--duration", type=float, default=0.0, metavar="S", help="stop after S seconds (default: never)")
-    p.add_argument("--hang", action="append", default=[], metavar="ID", help="device stops answering")
-    p.add_argument("--freeze", action="append", default=[], metavar="ID", help="device values stop changing")
+    p.add_argument("--hang", action="append", default=[], metavar="ID",
+                   help="device (or OPC UA source) stops answering")
+    p.add_argument("--freeze", action="append", default=[], metavar="ID",
+                   help="device (or OPC UA source) values stop changing")
     p.add_argument("--exception", action="append", default=[], metavar="ID:START-END[:CODE]",
                    help="device answers exception CODE (default 2) for reads touching START..END")
     p.add_argument("--feeds-dir", type=Path, default=None, metavar="DIR",
@@ -93,10 +102,18 @@ def run(args: argparse.Namespace) -> int:
     from connectors.config import load
 
     cfg = load(args.config)
-    devices = select_devices(cfg.modbus, args.device, str(cfg.source))
-    names = {d.id for d in devices}
+    devices, servers = select_sources(cfg, args.device)
+    names = {d.id for d in devices} | {s.id for s in servers}
     for flag in ("hang", "freeze"):
-        select_devices(devices, [d for d in getattr(args, flag) if d not in names] or [], str(cfg.source))
+        unknown = [d for d in getattr(args, flag) if d not in names]
+        if unknown:
+            raise ConfigError(str(cfg.source), [Problem(
+                path=f"--{flag}", message=f"no emulated Modbus device or OPC UA source with this id (known: "
+                f"{', '.join(sorted(names))})", got=u) for u in unknown])
+    modbus_ids = {d.id for d in devices}
+    for s in args.exception:
+        if s.split(":")[0] not in modbus_ids:
+            select_devices(devices, [s.split(":")[0]], str(cfg.source))
     ranges = [_parse_exception(s, str(cfg.source)) for s in args.exception]
     truth = None
     if args.truth is not None:
@@ -106,23 +123,37 @@ def run(args: argparse.Namespace) -> int:
             print(f"twin emulate: --truth: no such file {args.truth}", file=sys.stderr)
             return 2
         truth = load_truth(args.truth, cfg.fleet)
-    return asyncio.run(_emulate(cfg.fleet, devices, args, ranges, truth))
+    return asyncio.run(_emulate(cfg.fleet, devices, args, ranges, truth, servers))
 
 
 async def _emulate(fleet: FleetSpec, devs: list[ModbusDevice], args: argparse.Namespace,
-                   ranges: list[tuple[str, int, int, int]], truth: Truth | None) -> int:
+                   ranges: list[tuple[str, int, int, int]], truth: Truth | None,
+                   servers: list[OpcUaSource] | None = None) -> int:
+    from connectors.emulator.opcua_server import OpcUaServers, signal_units
     from connectors.emulator.server import Emulator
 
+    sources = servers or []
+    sites = {s.site for s in sources}
     if args.history_from is not None:
         emu = Emulator(fleet, devs, seed=args.seed, speed=args.speed, start=args.history_from,
-                       resume_at=utc_now(), host=args.host, truth=truth)
+                       resume_at=utc_now(), host=args.host, truth=truth, sites=sites)
     else:
         emu = Emulator(fleet, devs, seed=args.seed, speed=args.speed, start=args.start, host=args.host,
-                       truth=truth)
+                       truth=truth, sites=sites)
+    try:
+        ua = OpcUaServers(sources, emu.plant.values(), host=args.host, units=signal_units(fleet))
+    except ValueError as exc:
+        print(f"twin emulate: {exc}", file=sys.stderr)
+        return 2
+    modbus_ids = {d.id for d in devs}
     for d in args.hang:
-        emu.fault(d).hang = True
+        if d in modbus_ids:
+            emu.fault(d).hang = True
     for d in args.freeze:
-        emu.fault(d).frozen = True
+        if d in modbus_ids:
+            emu.fault(d).frozen = True
+        else:
+            ua.freeze(d)
     for d, start, end, code in ranges:
         emu.fault(d).fail_range(start, end, code)
     stop = asyncio.Event()
@@ -138,11 +169,38 @@ async def _emulate(fleet: FleetSpec, devs: list[ModbusDevice], args: argparse.Na
                 await asyncio.wait_for(stop.wait(), timeout=args.drop_every)
             for d in devs:
                 emu.drop_connections(d.id)
+            for ep in ua.endpoints.values():
+                ep.drop_connections()
 
-    for d in devs:
-        print(f"{d.id}: {args.host}:{d.port} unit {d.device_id} ({d.site}: {', '.join(d.assets)})", flush=True)
-    print(f"emulating {len(devs)} device(s) at speed {args.speed:g}, seed {args.seed}, truth: "
-          f"{args.truth or 'as configured'}; Ctrl-C to stop", flush=True)
+    def announce() -> None:
+        for d in devs:
+            print(f"{d.id}: {args.host}:{d.port} unit {d.device_id} ({d.site}: {', '.join(d.assets)})", flush=True)
+        for s in sources:
+            port = s.endpoint.rsplit(":", 1)[1].split("/")[0]
+            print(f"{s.id}: opc.tcp://{args.host}:{port} OPC UA ({s.site}: "
+                  f"{', '.join(dict.fromkeys(n.asset for n in s.nodes))})", flush=True)
+        what = f"{len(devs)} device(s)" + (f" and {len(sources)} OPC UA source(s)" if sources else "")
+        print(f"emulating {what} at speed {args.speed:g}, seed {args.seed}, truth: "
+              f"{args.truth or 'as configured'}; Ctrl-C to stop", flush=True)
+
+    async def serve() -> None:
+        """The PLCs and OPC UA servers, written from the plant at each step (announced once listening)."""
+        await emu.start()
+        try:
+            await ua.start()
+            for s in sources:
+                if s.id in args.hang:
+                    await ua.hang(s.id)
+            announce()
+            while not stop.is_set():
+                emu.update()
+                await ua.update(emu.plant.values())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=emu.tick_s)
+        finally:
+            await ua.stop()
+            await emu.stop()
+
     async def feeds_writer() -> None:
         from connectors.emulator.feeds import FeedEmulator
 
@@ -155,7 +213,7 @@ async def _emulate(fleet: FleetSpec, devs: list[ModbusDevice], args: argparse.Na
               f"written to {args.feeds_dir}", flush=True)
 
     async with asyncio.TaskGroup() as tg:
-        tg.create_task(emu.run(stop))
+        tg.create_task(serve())
         if args.drop_every > 0:
             tg.create_task(dropper())
         if args.feeds_dir is not None:

@@ -14,7 +14,10 @@
    replications of 24 h on a pool of ``--workers`` processes (pool start-up included), scored
    against what happened (coverage, PIT, CRPS, daily output against the naive forecast). Target:
    24 origins x 4 sites x 50 replications <= 60 s on 2 processes. Run once second order (the
-   default) and once first order: the ratio is the cost of parameter uncertainty in a backtest.
+   default) and once first order: the ratio is the cost of parameter uncertainty in a backtest. With
+   a truth file, once more with the oracle (``app.backtest.oracle_params``: the same forks with the
+   truth's figures, the noise floor); the fidelity table comes from that run: coverage (inclusive and
+   of the randomized PIT), P50 daily error and bias, the oracle's error, naive error and skill.
 3. **Second-order cost of the Monte Carlo alone**: one fork of the whole fleet calibrated from the
    week before it, 100 replications of 24 h and 50 of 7 days in this process, second vs first order
    (CPU time, best of 5 alternated: the machine may be shared); and with the first-order
@@ -85,7 +88,7 @@ def history(fleet: Any, store: Path, origins: int, step_s: float, truth_path: st
 
 
 def rolling_time(fleet: Any, historian: Any, origins: int, replications: int, workers: int,
-                 second_order: bool) -> tuple[float, Any]:
+                 second_order: bool, oracle: Any = None) -> tuple[float, Any]:
     from twin.sim.rolling import origins as origin_times
     from twin.sim.rolling import rolling
 
@@ -94,7 +97,7 @@ def rolling_time(fleet: Any, historian: Any, origins: int, replications: int, wo
     with ProcessPoolExecutor(max_workers=workers) as pool:
         _, summary = rolling(fleet, historian, at, HORIZON_S, bin_s=3600.0, replications=replications, seed=1,
                              executor=pool, workers=workers, calibrate_days=CALIBRATE_DAYS,
-                             second_order=second_order)
+                             second_order=second_order, oracle=oracle)
     return time.perf_counter() - t, summary
 
 
@@ -192,12 +195,24 @@ def main() -> None:
                 first_s, _ = rolling_time(fleet, historian, args.origins, args.replications, args.workers, False)
                 print(f"  first order:  {first_s:.1f} s (second / first = {second_s / first_s:.2f}; load average "
                       f"{os.getloadavg()[0]:.1f})")
-            print(f"\nfidelity (second order): pooled P10-P90 coverage {summary.coverage * 100:.0f}%, "
-                  f"PIT histogram {list(summary.pit_histogram)}")
-            print(f"{'series':<32}{'coverage':>9}{'CRPS':>9}{'P50 daily err':>15}{'naive err':>11}{'skill':>8}")
+            oracle = None
+            if args.truth:
+                from app.backtest import oracle_params
+                from connectors.emulator.truth import load_truth
+
+                oracle = oracle_params(fleet, load_truth(Path(args.truth), fleet))
+                oracle_s, summary = rolling_time(fleet, historian, args.origins, args.replications, args.workers,
+                                                 True, oracle)
+                print(f"  second order with the oracle (the same forks again with the truth's figures, first "
+                      f"order): {oracle_s:.1f} s (load average {os.getloadavg()[0]:.1f})")
+            print(f"\nfidelity (second order): pooled P10-P90 coverage {summary.coverage * 100:.0f}%, of the "
+                  f"randomized PIT {summary.pit_coverage * 100:.0f}%, PIT histogram {list(summary.pit_histogram)}")
+            print(f"{'series':<32}{'coverage':>9}{'PIT cov':>8}{'CRPS':>9}{'P50 daily err':>15}{'bias':>8}"
+                  f"{'oracle err':>11}{'naive err':>11}{'skill':>8}")
             for s in summary.series:
                 if s.metric == "cumulative_units":
-                    print(f"{'output ' + s.key:<32}{s.coverage * 100:>8.0f}%{s.crps:>9.1f}{s.daily_error:>15.1f}"
+                    print(f"{'output ' + s.key:<32}{s.coverage * 100:>8.0f}%{s.pit_coverage * 100:>7.0f}%"
+                          f"{s.crps:>9.1f}{s.daily_error:>15.1f}{s.daily_bias:>+8.1f}{s.oracle_daily_error:>11.1f}"
                           f"{s.naive_daily_error:>11.1f}{s.skill:>8.2f}")
             mc_cost(fleet, historian)
         finally:

@@ -5,10 +5,12 @@ of the twin into the list a plant manager reads first, and keep that projection 
 
 - :func:`attention_items` (pure) makes :class:`AttentionItem` values from each site's view and the
   latest :class:`ProjectionRun`; :func:`rank` orders them (see :data:`RANKING`).
-- :class:`AttentionService` owns a daemon thread that projects the whole fleet from the history's
-  current state every ``AttentionSettings.period_s`` (20 replications × 24 h by default, every
-  15 min), and :meth:`AttentionService.view` builds the list from the query service's current views
-  and that projection. Pages read ``view()``; nothing is simulated in a callback or per browser tab.
+- :class:`AttentionService` owns two daemon threads: one rebuilds the list every
+  ``AttentionSettings.list_every_s`` (5 s, the dashboard's refresh) from the query service's current
+  views and the latest projection; the other projects the whole fleet from the history's current
+  state every ``AttentionSettings.period_s`` (20 replications × 24 h by default, every 15 min).
+  Pages read :meth:`AttentionService.view`, the last list built (a *pending* list before the first):
+  nothing is read from the history, built or simulated in a callback or per browser tab.
 
 What is listed, when, and how bad (severity) — every threshold is here:
 
@@ -147,6 +149,7 @@ class AttentionView:
     sites: int
     projection: ProjectionRun | None = None
     note: str = ""  # e.g. "projecting the orders…" or the last projection's error
+    pending: bool = False  # True: not checked yet (the service's first list is being built); items is empty
 
     def count(self, severity: Severity) -> int:
         return sum(1 for i in self.items if i.severity is severity)
@@ -362,9 +365,14 @@ def attention_view(fleet: FleetSpec, views: Sequence[SiteView], projection: Proj
 # --------------------------------------------------------------------------------------------- the service
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AttentionSettings:
-    """How often and how far the attention list's projection looks ahead (the flag would be ``--attention``)."""
+    """How often the list is rebuilt, and how often and how far its projection looks ahead.
+
+    ``enabled`` is the projection (``twin dashboard --attention-every 0``: off, the list shows what is
+    wrong now); the list itself is rebuilt every ``list_every_s`` whenever the service runs.
+    """
 
     enabled: bool = True
+    list_every_s: float = 5.0  # rebuild the list this often (the dashboard's --refresh)
     period_s: float = 900.0  # project every 15 min
     first_delay_s: float = 5.0  # the first projection this long after the list is first read
     horizon_h: float = 24.0
@@ -376,7 +384,8 @@ class AttentionSettings:
     def check(self) -> AttentionSettings:
         """Self, or ConfigError naming every setting out of range."""
         problems = [Problem(path=f"attention.{name}", message=f"must be {low:g}..{high:g}", got=value)
-                    for name, value, low, high in (("period_s", self.period_s, 10.0, 86400.0),
+                    for name, value, low, high in (("list_every_s", self.list_every_s, 0.1, 3600.0),
+                                                   ("period_s", self.period_s, 10.0, 86400.0),
                                                    ("first_delay_s", self.first_delay_s, 0.0, 3600.0),
                                                    ("horizon_h", self.horizon_h, 1.0, 24 * 14.0),
                                                    ("replications", self.replications, 1, 1000),
@@ -402,16 +411,20 @@ def _own_reader(historian: HistorianReader) -> Callable[[], HistorianReader] | N
 
 
 class AttentionService:
-    """Keeps the fleet's projection fresh on a daemon thread and serves the ranked attention list.
+    """Builds the ranked attention list and keeps the fleet's projection fresh, each on a daemon thread.
 
-    ``view()`` builds the list from ``queries.site_view`` of every site (the query service's
-    refresher keeps them current) and the latest projection, once per change of either: every tab
-    in between gets the same :class:`AttentionView`. The first ``view()`` starts the projection
-    thread (``start()``), which projects ``first_delay_s`` later and then every ``period_s``;
-    ``run_now()`` projects at once in the calling thread (tests do). ``open_historian`` gives the
-    projection a reader of its own (default: the SQLite store reopened read-only; another historian
-    is read through the query service with the configured figures). The thread ends with
-    ``stop()``, or on its own once nothing refers to the service any more.
+    ``start()`` starts the list thread, which calls :meth:`refresh` at once and then every
+    ``list_every_s``: it reads ``queries.site_view`` of every site (the query service's refresher
+    keeps them current) and builds the list with the latest projection, a new
+    :class:`AttentionView` only when either changed. ``view()`` only returns the last one built (a
+    ``pending`` view before the first), so every tab and every refresh costs a pointer read; the
+    first ``view()`` starts the threads when nobody did (an app made without ``twin dashboard``).
+    The projection thread (when ``enabled``) projects ``first_delay_s`` after the start and then every
+    ``period_s``; ``run_now()`` projects at once in the calling thread and ``refresh()`` rebuilds the
+    list in it (tests and the bench do). ``open_historian`` gives the projection a reader of its own
+    (default: the SQLite store reopened read-only; another historian is read through the query
+    service with the configured figures). The threads end with ``stop()`` (``twin dashboard`` calls
+    it before it closes the historian), or on their own once nothing refers to the service any more.
     """
 
     def __init__(self, *, queries: QueryService, settings: AttentionSettings | None = None,
@@ -423,30 +436,42 @@ class AttentionService:
         self._latest: ProjectionRun | None = None
         self._note = ""
         self._built: tuple[tuple[SiteView, ...], ProjectionRun | None, str, AttentionView] | None = None
+        self._pending = AttentionView(items=(), checked_at=queries.now(), sites=len(self.fleet.sites), pending=True)
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None  # the projection's
+        self._list_thread: threading.Thread | None = None
+        self._started = False  # view() starts the threads once; after stop() only start() does
         self.projected = threading.Event()  # set after each projection kept (tests wait on it)
+        self.refreshed = threading.Event()  # set after each list built (tests wait on it)
 
     def projection(self) -> ProjectionRun | None:
         return self._latest
 
     def view(self) -> AttentionView:
-        """The list now: the same object until a site view or the projection changes."""
-        if self.settings.enabled and self._thread is None:
+        """The last list built, at once (pending before the first); never reads the history itself."""
+        if not self._started:
             self.start()
-        views = tuple(self.queries.site_view(str(s.id)) for s in self.fleet.sites)
-        run, note = self._latest, self._note
         built = self._built
-        if (built is not None and built[1] is run and built[2] == note and len(built[0]) == len(views)
-                and all(a is b for a, b in zip(built[0], views, strict=True))):
-            return built[3]
-        now = max((v.now for v in views), default=self.queries.now())
-        view = attention_view(self.fleet, views, run, now, note)
-        with self._lock:
+        return built[3] if built is not None else self._pending
+
+    def refresh(self) -> AttentionView:
+        """Build the list now from the current site views and projection (the same object when neither changed)."""
+        with self._refresh_lock:
+            views = tuple(self.queries.site_view(str(s.id)) for s in self.fleet.sites)
+            run, note = self._latest, self._note
+            built = self._built
+            if (built is not None and built[1] is run and built[2] == note and len(built[0]) == len(views)
+                    and all(a is b for a, b in zip(built[0], views, strict=True))):
+                self.refreshed.set()
+                return built[3]
+            now = max((v.now for v in views), default=self.queries.now())
+            view = attention_view(self.fleet, views, run, now, note)
             self._built = (views, run, note, view)
-        return view
+            self.refreshed.set()
+            return view
 
     def run_now(self) -> ProjectionRun:
         """Project every site from its state now (in this thread) and keep the result."""
@@ -485,39 +510,52 @@ class AttentionService:
             return run
 
     def start(self) -> None:
-        """Start the projection thread (idempotent; nothing when disabled)."""
+        """Start the list thread and (when enabled) the projection thread; idempotent."""
         with self._lock:
-            if not self.settings.enabled or (self._thread is not None and self._thread.is_alive()):
-                return
+            self._started = True
             self._stop.clear()
-            # the thread holds the service weakly: an app dropped by its owner (a test) ends its thread
-            self._thread = threading.Thread(target=_loop, args=(weakref.ref(self), self._stop, self.settings),
-                                            name="dashboard-attention", daemon=True)
-            self._thread.start()
+            # the threads hold the service weakly: an app dropped by its owner (a test) ends its threads
+            ref = weakref.ref(self)
+            if self._list_thread is None or not self._list_thread.is_alive():
+                self._list_thread = threading.Thread(
+                    target=_every, args=(ref, self._stop, 0.0, self.settings.list_every_s, AttentionService.refresh,
+                                         "building the attention list failed"),
+                    name="dashboard-attention-list", daemon=True)
+                self._list_thread.start()
+            if self.settings.enabled and (self._thread is None or not self._thread.is_alive()):
+                self._thread = threading.Thread(
+                    target=_every, args=(ref, self._stop, self.settings.first_delay_s, self.settings.period_s,
+                                         AttentionService.run_now, "projecting the attention list's orders failed"),
+                    name="dashboard-attention", daemon=True)
+                self._thread.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        """End both threads (a projection under way finishes first, within ``timeout_s``)."""
         self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout_s)
+        threads = (self._thread, self._list_thread)
+        self._thread = self._list_thread = None
+        for thread in threads:
+            if thread is not None:
+                thread.join(timeout_s)
 
     close = stop
 
 
-def _loop(ref: weakref.ref[AttentionService], stop: threading.Event, settings: AttentionSettings) -> None:
-    wait = settings.first_delay_s
+def _every(ref: weakref.ref[AttentionService], stop: threading.Event, first_s: float, every_s: float,
+           job: Callable[[AttentionService], object], failed: str) -> None:
+    """Call ``job(service)`` ``first_s`` after the start and then every ``every_s`` until ``stop`` is set."""
+    wait = first_s
     last_error = ""
     while not stop.wait(wait):
         service = ref()
         if service is None:
             return
         try:
-            service.run_now()
+            job(service)
             last_error = ""
         except Exception as exc:  # keep the schedule; the page says the last projection failed
             if str(exc) != last_error:
-                log.exception("projecting the attention list's orders failed")
+                log.exception(failed)
             last_error = str(exc)
         del service
-        wait = settings.period_s
-
+        wait = every_s

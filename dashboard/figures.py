@@ -8,7 +8,8 @@ accent of the what-if page (the scenario).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import plotly.graph_objects as go
@@ -71,6 +72,76 @@ def _wall(ts: datetime, tz: str | None) -> datetime:
     the offset, so a site's charts read in the site's time.
     """
     return timefmt.local(ts, tz)
+
+
+@dataclass(frozen=True, slots=True)
+class _Clock:
+    """The time axis of one chart: where an instant is drawn, and the ticks, in the site's time.
+
+    Every instant is drawn at UTC + one offset (the zone's offset at the chart's first time), so
+    an hour is an hour wide everywhere: a 25 h day (the clocks go back) is 25 hours wide, with both
+    of its 02:00–03:00 hours, and a 23 h day 23 hours. Where the range has no clock change that is
+    exactly the site's wall clock (plotly's own ticks); across a change the ticks are written here
+    in the site's time with the zone ("02:00 CEST", "02:00 CET"), and hovers carry the local time.
+    """
+
+    tz: str | None
+    offset: timedelta
+    t0: datetime | None = None
+    t1: datetime | None = None
+
+    @classmethod
+    def over(cls, t0: datetime | None, t1: datetime | None, tz: str | None) -> _Clock:
+        ref = t0 or t1
+        offset = timefmt.local(ref, tz).utcoffset() if ref is not None else None
+        return cls(tz, offset or timedelta(0), t0, t1)
+
+    @property
+    def crosses(self) -> bool:
+        """Whether the zone's offset changes within the range (a clock change: ticks written here)."""
+        if self.t0 is None or self.t1 is None:
+            return False
+        return timefmt.local(self.t1, self.tz).utcoffset() != self.offset or any(
+            timefmt.local(t, self.tz).utcoffset() != self.offset for t in _hours(self.t0, self.t1, 6))
+
+    def x(self, ts: datetime) -> datetime:
+        """Where ``ts`` is drawn (sent with the fixed offset, which plotly.js ignores)."""
+        aware = ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+        return aware.astimezone(timezone(self.offset))
+
+    def label(self, ts: datetime) -> str:
+        return timefmt.fmt_time(ts, self.tz)
+
+    def axis(self, **extra: Any) -> dict[str, Any]:
+        """The date axis: range, ticks and title (its zone, or both zones across a change)."""
+        t0, t1 = self.t0, self.t1
+        if not self.crosses or t0 is None or t1 is None:
+            axis = _time_axis(t0, t1, self.tz, **extra)
+            if t0 is not None and t1 is not None:
+                axis["range"] = [self.x(t0), self.x(t1)]
+            return axis
+        span_h = (t1 - t0).total_seconds() / 3600.0
+        stride = next((h for h in (1, 2, 3, 6, 12) if span_h / h <= 12), 24)
+        vals, texts = [], []
+        for t in _hours(t0, t1, 1):
+            loc = timefmt.local(t, self.tz)
+            if loc.minute or loc.hour % stride:
+                continue
+            text = f"{loc:%H:%M} {loc.tzname()}"
+            if not vals or loc.hour == 0:
+                text += f"<br>{loc:%Y-%m-%d}"
+            vals.append(self.x(t))
+            texts.append(text)
+        zones = " → ".join(dict.fromkeys(timefmt.zone_abbr(t, self.tz) for t in _hours(t0, t1, 1)))
+        return {"type": "date", "range": [self.x(t0), self.x(t1)], "tickmode": "array", "tickvals": vals,
+                "ticktext": texts, "title": {"text": f"time ({zones})", "font": {"size": 11}}, **extra}
+
+
+def _hours(t0: datetime, t1: datetime, every_h: int) -> list[datetime]:
+    """The whole UTC hours from ``t0`` to ``t1`` (every ``every_h``), both ends' hours included; at most 60 days."""
+    first = t0.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    n = min(int((t1 - first).total_seconds() // 3600), 60 * 24)
+    return [first + timedelta(hours=k) for k in range(0, n + 1, every_h)]
 
 
 def _time_axis(t0: datetime | None, t1: datetime | None, tz: str | None, **extra: Any) -> dict[str, Any]:
@@ -169,6 +240,7 @@ def status_timeline(segments: Sequence[TimelineSegment], t0: datetime, t1: datet
     if not segments:
         return empty("No status history in this window")
     machines = list(dict.fromkeys(s.machine for s in segments))
+    clock = _Clock.over(t0, t1, tz)
     data = []
     for status in MachineStatus:
         segs = [s for s in segments if s.status is status]
@@ -177,11 +249,9 @@ def status_timeline(segments: Sequence[TimelineSegment], t0: datetime, t1: datet
         style = theme.andon(status)
         data.append({
             "type": "bar", "name": style.label, "y": [s.machine for s in segs],
-            # widths in wall-clock ms, so a segment ends where its end is drawn (an hour longer or shorter
-            # across a clock change: the axis is the site's wall clock)
-            "x": [(_wall(s.end, tz).replace(tzinfo=None) - _wall(s.start, tz).replace(tzinfo=None)).total_seconds()
-                  * 1000 for s in segs],
-            "base": [_wall(s.start, tz) for s in segs],
+            # widths in ms of real time: the axis draws every hour an hour wide (_Clock), a clock change too
+            "x": [(s.end - s.start).total_seconds() * 1000 for s in segs],
+            "base": [clock.x(s.start) for s in segs],
             "orientation": "h", "marker": {"color": style.background, "line": {"color": theme.PANEL, "width": 1}},
             "customdata": [[style.label, theme.fmt_duration((s.end - s.start).total_seconds()),
                             timefmt.fmt_time(s.start, tz), timefmt.fmt_time(s.end, tz)] for s in segs],
@@ -190,18 +260,23 @@ def status_timeline(segments: Sequence[TimelineSegment], t0: datetime, t1: datet
             # clickable: the grid below answers the pointer (a bar's own point would report its length)
             **({"hoverinfo": "skip", "hovertemplate": None} if clickable else {}),
         })
-    shapes = [_vline(_wall(cursor, tz), colour=theme.TEXT, dash="solid")] if cursor is not None else []
+    shapes = [_vline(clock.x(cursor), colour=theme.TEXT, dash="solid")] if cursor is not None else []
     if clickable:
         n = 240
         step = (t1 - t0) / n
-        xs = [_wall(t0 + step * k, tz) for k in range(n + 1)]
-        labels = [timefmt.fmt_time(t0 + step * k, tz) for k in range(n + 1)]
+        times = [t0 + step * k for k in range(n + 1)]
+        xs = [clock.x(t) for t in times]
+        # each point's local time (the hover) and its UTC instant (what a click or a drag reports)
+        points = [[clock.label(t), timefmt.fmt_utc(t)] for t in times]
         data.append({"type": "scatter", "mode": "markers", "x": xs * len(machines),
                      "y": [m for m in machines for _ in xs], "marker": {"size": 14, "color": "rgba(0,0,0,0)"},
-                     "customdata": labels * len(machines), "showlegend": False, "name": "cursor",
-                     "hovertemplate": "%{customdata}: click to move the cursor here<extra></extra>"})
+                     "customdata": points * len(machines), "showlegend": False, "name": "cursor",
+                     "hovertemplate": "%{customdata[0]}: click to move the cursor here<extra></extra>"})
+    # clickable: a drag moves the cursor (assets/replay_strip.js), so plotly's own drag (a zoom) is off
+    drag: dict[str, Any] = {"dragmode": False} if clickable else {}
     return _figure(data, title=title, height=height or max(200, 80 + 28 * len(machines)), barmode="overlay",
-                   bargap=0.25, xaxis=_time_axis(t0, t1, tz), shapes=shapes,
+                   bargap=0.25, xaxis=clock.axis(**({"fixedrange": True} if clickable else {})), shapes=shapes,
+                   **drag,
                    yaxis={"categoryorder": "array", "categoryarray": machines[::-1]})
 
 
@@ -213,12 +288,16 @@ def trend(series: Sequence[SeriesResult], *, unit: str = "", title: str = "", he
     """
     if not series or all(not s.points for s in series):
         return empty("No data in this range")
+    first = next((s.points[0].ts for s in series if s.points), None)
+    last = max((s.points[-1].ts for s in series if s.points), default=None)
+    clock = _Clock.over(first, last, tz)
+    local_hover = clock.crosses  # positions are not the wall clock after the change: hovers say the local time
     data: list[dict[str, Any]] = []
     for i, s in enumerate(series):
         if not s.points:
             continue
         colour = SERIES_GREYS[i % len(SERIES_GREYS)]
-        t = [_wall(p.ts, tz) for p in s.points]
+        t = [clock.x(p.ts) for p in s.points]
         name = f"{s.key.asset} {s.key.signal}" if len(series) > 1 else s.key.signal
         if s.downsampled:
             data.append({"type": "scatter", "x": t, "y": [p.max for p in s.points], "mode": "lines",
@@ -226,12 +305,14 @@ def trend(series: Sequence[SeriesResult], *, unit: str = "", title: str = "", he
             data.append({"type": "scatter", "x": t, "y": [p.min for p in s.points], "mode": "lines",
                          "line": {"width": 0}, "fill": "tonexty", "fillcolor": "rgba(77,90,102,0.18)",
                          "showlegend": False, "hoverinfo": "skip", "legendgroup": name})
-        data.append({"type": "scatter", "x": t, "y": [p.value for p in s.points], "mode": "lines", "name": name,
-                     "legendgroup": name, "line": {"color": colour, "width": 1.6}})
-    first = next((s.points[0].ts for s in series if s.points), None)
-    last = max((s.points[-1].ts for s in series if s.points), default=None)
+        line: dict[str, Any] = {"type": "scatter", "x": t, "y": [p.value for p in s.points], "mode": "lines",
+                                "name": name, "legendgroup": name, "line": {"color": colour, "width": 1.6}}
+        if local_hover:
+            line.update(customdata=[timefmt.fmt_datetime(p.ts, tz, seconds=True) for p in s.points],
+                        hovertemplate="%{customdata}: %{y}<extra>" + name + "</extra>")
+        data.append(line)
     return _figure(data, title=title, height=height, yaxis={"title": {"text": unit}},
-                   xaxis={k: v for k, v in _time_axis(first, last, tz).items() if k != "range"})
+                   xaxis={k: v for k, v in clock.axis().items() if k != "range"})
 
 
 def stock_bars(rows: Sequence[StockRow], *, title: str = "") -> go.Figure:
@@ -309,11 +390,13 @@ def stock_projection(rows: Sequence[StockRow], *, title: str = "", tz: str | Non
     notes: list[dict[str, Any]] = []
     layout: dict[str, Any] = {}
     first: dict[str, Any] = {}
-    start = end = None
+    first_p = shown[0].projection
+    assert first_p is not None
+    start, end = first_p.start, first_p.end
+    clock = _Clock.over(start, end, tz)
     for i, r in enumerate(shown):
         p = r.projection
         assert p is not None
-        start, end = p.start, p.end
         axis = "y" if i == 0 else f"y{i + 1}"
         top = 1.0 - i * (size + gap)
         domain = [max(0.0, round(top - size, 6)), min(1.0, round(top, 6))]  # no float drift below 0
@@ -322,19 +405,20 @@ def stock_projection(rows: Sequence[StockRow], *, title: str = "", tz: str | Non
             first = ax
         else:
             layout[f"yaxis{i + 1}"] = _axis(**ax)
-        data.append({"type": "scatter", "x": [_wall(t, tz) for t in p.t], "y": list(p.level), "mode": "lines",
-                     "yaxis": axis,
+        data.append({"type": "scatter", "x": [clock.x(t) for t in p.t], "y": list(p.level), "mode": "lines",
+                     "yaxis": axis, "customdata": [timefmt.fmt_datetime(t, tz) for t in p.t],
                      "name": r.sku, "showlegend": False, "line": {"color": theme.NORMAL_LINE, "width": 2},
-                     "hovertemplate": f"{r.sku}: %{{y:,.1f}} {r.unit} at %{{x}}<extra></extra>"})
+                     "hovertemplate": f"{r.sku}: %{{y:,.1f}} {r.unit} at %{{customdata}}<extra></extra>"})
         inside = [a for a in p.arrivals if a.t <= p.end]
         if inside:
             after = dict(zip(p.t, p.level, strict=True))  # the last level at each time: after the arrival
-            data.append({"type": "scatter", "x": [_wall(a.t, tz) for a in inside], "y": [after[a.t] for a in inside],
+            data.append({"type": "scatter", "x": [clock.x(a.t) for a in inside], "y": [after[a.t] for a in inside],
+                         "customdata": [timefmt.fmt_datetime(a.t, tz) for a in inside],
                          "mode": "markers+text", "yaxis": axis, "showlegend": False,
                          "marker": {"symbol": "triangle-up", "size": 11, "color": theme.TEXT},
                          "text": [f"+{theme.fmt_number(a.qty)} {a.shipment}".rstrip() for a in inside],
                          "textposition": "middle right", "textfont": {"size": 10},
-                         "hovertemplate": "arrival %{text} at %{x}<extra></extra>"})
+                         "hovertemplate": "arrival %{text} at %{customdata}<extra></extra>"})
         shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": axis, "y0": r.reorder_point,
                        "y1": r.reorder_point, "line": {"color": theme.TEXT_MUTED, "dash": "dash", "width": 1}})
         label = (f"<b>{r.sku}</b> · {theme.fmt_number(r.on_hand, r.unit)} on hand · use "
@@ -344,7 +428,7 @@ def stock_projection(rows: Sequence[StockRow], *, title: str = "", tz: str | Non
             colour = "#c62828" if urgent else theme.TEXT
             words = ("STOCKOUT " if urgent else "stockout ") + theme.fmt_ts(p.stockout_at, tz=tz)
             if p.stockout_at <= p.end:
-                data.append({"type": "scatter", "x": [_wall(p.stockout_at, tz)], "y": [0], "mode": "markers",
+                data.append({"type": "scatter", "x": [clock.x(p.stockout_at)], "y": [0], "mode": "markers",
                              "yaxis": axis, "showlegend": False,
                              "marker": {"symbol": "x", "size": 12, "color": colour},
                              "hovertemplate": f"{r.sku}: {words}<extra></extra>"})
@@ -359,6 +443,6 @@ def stock_projection(rows: Sequence[StockRow], *, title: str = "", tz: str | Non
         notes.append({"text": label, "xref": "paper", "x": 0, "xanchor": "left", "yref": "paper", "y": top,
                       "yanchor": "bottom", "showarrow": False, "font": {"size": 11}, "align": "left"})
     fig = _figure(data, title=title, height=70 + 175 * n, top=62 if title else 48,
-                  xaxis=_time_axis(start, end, tz, anchor="y" if n == 1 else f"y{n}"),
+                  xaxis=clock.axis(anchor="y" if n == 1 else f"y{n}"),
                   yaxis=first, shapes=shapes, annotations=notes, **layout)
     return fig

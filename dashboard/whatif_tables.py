@@ -6,6 +6,10 @@ side by side, the delta with its 95 % interval (``dashboard.whatif_view.delta_ro
 percentage points, decimals from the interval's width) and an inline bar on the row's own scale,
 coloured only when the interval excludes zero. The effect of each intervention alone, the on-time
 probability of open orders and the comparison of the session's runs are tables too.
+
+On a phone (below 576 px, ``.wf-stack`` in ``assets/hmi.css``) the deltas and the effects tables
+fold each row into a block: the KPI on its own line, then each cell with its column's name before
+it (``data-label``), the bar across the whole width; nothing scrolls sideways, not even in its card.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import html
 
-from dashboard import theme
+from dashboard import theme, timefmt
 from dashboard.scenario_store import SavedScenario
 from dashboard.whatif_view import DeltaRow, Effect, KpiDelta, WhatIfResult, delta_row
 
@@ -40,12 +44,17 @@ def delta_bar(row: DeltaRow) -> html.Div:
                     className="wf-track", style=TRACK, title=f"{row.delta} {row.ci}")
 
 
-def _delta_cells(row: DeltaRow) -> list[Any]:
+def _cell(label: str, children: Any, className: str = "num", **style: str) -> html.Td:
+    """A cell that names its column (``data-label``: what the phone layout writes before its value)."""
+    return html.Td(children, className=className, style=style or None, **{"data-label": label})
+
+
+def _delta_cells(row: DeltaRow, label: str = "Δ (95 % CI)") -> list[Any]:
     """Δ over its interval in one cell (narrow enough for a phone), then the row's bar."""
     style = {"color": row.colour, "fontWeight": 600} if row.tone != "unclear" else {}
-    return [html.Td([html.Div(row.delta, style=style), html.Div(row.ci, className="muted small")], className="num",
-                    style={"whiteSpace": "nowrap"}),
-            html.Td(delta_bar(row), style={"width": "22%", "minWidth": "60px"})]
+    return [_cell(label, [html.Div(row.delta, style=style), html.Div(row.ci, className="muted small")],
+                  "num wf-delta", whiteSpace="nowrap"),
+            html.Td(delta_bar(row), className="wf-bar", style={"width": "22%", "minWidth": "60px"})]
 
 
 def deltas_table(deltas: Sequence[KpiDelta]) -> Any:
@@ -55,13 +64,13 @@ def deltas_table(deltas: Sequence[KpiDelta]) -> Any:
     body = []
     for d in deltas:
         row = delta_row(d)
-        body.append(html.Tr([html.Td(row.label), html.Td(row.baseline, className="num"),
-                             html.Td(row.scenario, className="num"), *_delta_cells(row)],
+        body.append(html.Tr([html.Td(row.label, className="wf-kpi"), _cell("Baseline", row.baseline),
+                             _cell("Scenario", row.scenario), *_delta_cells(row)],
                             className=f"wf-{row.tone}"))
     head = html.Thead(html.Tr([html.Th(h) for h in ("KPI", "Baseline", "Scenario", "Δ (95 % CI)", "")]))
     note = html.Div("Coloured only where the 95 % interval excludes zero: green better, red worse. "
                     "pp = percentage points. Each bar has its own scale.", className="muted small")
-    return html.Div([dbc.Table([head, html.Tbody(body)], size="sm", className="hmi-table wf-deltas"), note],
+    return html.Div([dbc.Table([head, html.Tbody(body)], size="sm", className="hmi-table wf-deltas wf-stack"), note],
                     className="table-responsive")
 
 
@@ -71,30 +80,34 @@ def effects_table(effects: Sequence[Effect]) -> Any:
         return html.Div("With two or more interventions, each one's effect alone is shown here", className="muted")
     body = []
     for e in effects:
-        cells: list[Any] = [html.Td(e.intervention, className="small")]
-        for d in (e.on_time, e.output):
+        cells: list[Any] = [html.Td(e.intervention, className="small wf-kpi")]
+        for d, label in ((e.on_time, "Δ on-time"), (e.output, "Δ output")):
             if d is None:
-                cells += [html.Td("–", className="num"), html.Td("")]
+                cells += [_cell(label, "–"), html.Td("", className="wf-bar")]
                 continue
-            cells += _delta_cells(delta_row(d))
+            cells += _delta_cells(delta_row(d), label)
         body.append(html.Tr(cells))
     head = html.Thead(html.Tr([html.Th("Intervention alone"), html.Th("Δ on-time (95 % CI)"), html.Th(""),
                                html.Th("Δ output (95 % CI)"), html.Th("")]))
     reps = sorted({e.replications for e in effects})
     note = html.Div(f"{'/'.join(map(str, reps))} paired replications each, the run's seed; the effects need not "
                     "add up to the whole scenario's", className="muted small")
-    return html.Div([dbc.Table([head, html.Tbody(body)], size="sm", className="hmi-table wf-effects"), note],
+    return html.Div([dbc.Table([head, html.Tbody(body)], size="sm", className="hmi-table wf-effects wf-stack"), note],
                     className="table-responsive")
 
 
-def orders_table(result: WhatIfResult) -> Any:
-    """The open orders' on-time probability, baseline and scenario, least likely first."""
+def orders_table(result: WhatIfResult, tz: str | None = None) -> Any:
+    """The open orders' on-time probability, baseline and scenario, least likely first.
+
+    Due times in the site's zone ``tz`` (UTC when None), the UTC instant on hover.
+    """
     if not result.orders:
         return html.Div("No open orders in the snapshot", className="muted")
     rows = []
     for o in sorted(result.orders, key=lambda o: o.p_scenario):
         cls = "row-red" if o.p_scenario < 0.5 else "row-amber" if o.p_scenario < 0.8 else ""
-        rows.append(html.Tr([html.Td(o.order), html.Td(theme.fmt_ts(o.due)), html.Td(theme.fmt_pct(o.p_baseline)),
+        rows.append(html.Tr([html.Td(o.order), html.Td(theme.fmt_ts(o.due, tz=tz), title=timefmt.utc_title(o.due)),
+                             html.Td(theme.fmt_pct(o.p_baseline)),
                              html.Td(theme.fmt_pct(o.p_scenario)),
                              html.Td(f"{theme.fmt_pct(o.ci_low)} – {theme.fmt_pct(o.ci_high)}")], className=cls))
     head = html.Thead(html.Tr([html.Th(h) for h in ("Order", "Due", "Baseline", "Scenario", "95 % CI")]))

@@ -25,6 +25,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "dash": ("dashboard/",),
     "plotly": ("dashboard/",),
     "simpy": ("twin/sim/",),
+    "weasyprint": ("app/report.py",),
 }
 
 

@@ -6,6 +6,12 @@ A condition must hold for the rule's ``for_s`` (its start is kept in ``SiteState
 alarm is raised; it clears as soon as the condition is false; an alarm both cleared and acknowledged
 leaves ``SiteState.alarms`` (its events stay in the history).
 
+Shelving (ISA-18.2, OPC UA Part 9) is a pure reducer of its own over ``Shelving``: ``shelve`` one-shot
+(until the alarm returns to normal) or timed (at most ``MAX_SHELVE_S``), ``unshelve``, out of service
+and back (``take_out_of_service``, ``return_to_service``), each with who and why; ``advance`` ends the
+shelves that are due. Its journal of ``ShelveChange``s says when an alarm was not annunciated
+(``hidden_intervals``), which ``twin.alarm_performance`` leaves out of its figures.
+
 Conditions:
 
 * ABOVE / BELOW: a machine signal's value against ``rule.threshold``. Only GOOD numeric values count:
@@ -27,9 +33,10 @@ Conditions:
 
 from __future__ import annotations
 
+import enum
 import logging
-from collections.abc import Collection, Mapping
-from dataclasses import replace
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from twin.errors import AlarmError
@@ -38,7 +45,25 @@ from twin.readings import Quality, Value
 from twin.spec import AlarmKind, AlarmRule, FleetSpec, MachineId, MachineStatus, SiteSpec, Sku
 from twin.state import AlarmState, Event, EventKind, InventoryState, MachineState, SiteState
 
-__all__ = ["RECENT_EVENTS", "AlarmError", "acknowledge", "condition", "evaluate", "evaluate_parts"]
+__all__ = [
+    "MAX_SHELVE_S",
+    "RECENT_EVENTS",
+    "AlarmError",
+    "Shelf",
+    "ShelveChange",
+    "ShelveKind",
+    "Shelving",
+    "acknowledge",
+    "advance",
+    "condition",
+    "evaluate",
+    "evaluate_parts",
+    "hidden_intervals",
+    "return_to_service",
+    "shelve",
+    "take_out_of_service",
+    "unshelve",
+]
 
 log = logging.getLogger(__name__)
 
@@ -283,3 +308,175 @@ def acknowledge(
         recent_events=(*site_state.recent_events, event)[-RECENT_EVENTS:],
     )
     return new_state, event
+
+
+# --- Shelving and out of service (ISA-18.2, OPC UA Part 9 ShelvedStateMachine) -------------------------------
+
+MAX_SHELVE_S = 8 * 3600.0  # the longest a timed shelve may last (OPC UA's MaxTimeShelved), unless a site says else
+
+
+class ShelveKind(enum.Enum):
+    """How an alarm is shelved: until it returns to normal (one-shot), or for a time (timed)."""
+
+    ONE_SHOT = "one_shot"
+    TIMED = "timed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shelf:
+    """An alarm (``rule:asset``) shelved by ``by`` at ``at`` with a comment; ``until`` ends a timed shelve."""
+
+    key: str
+    kind: ShelveKind
+    by: str
+    comment: str
+    at: datetime
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShelveChange:
+    """One change of an alarm's shelving or service state, with who made it and why.
+
+    ``change``: ``shelved``, ``unshelved`` (by a person), ``expired`` (a timed shelve's end),
+    ``returned_to_normal`` (a one-shot shelve ends when its alarm clears), ``out_of_service``,
+    ``in_service``. The system's own changes carry ``by = "system"``.
+    """
+
+    ts: datetime
+    key: str
+    change: str
+    by: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shelving:
+    """The shelved and out-of-service alarms of a site, and every change so far (the journal keeps them all)."""
+
+    shelves: FrozenDict[str, Shelf] = field(default_factory=FrozenDict)
+    out_of_service: FrozenDict[str, ShelveChange] = field(default_factory=FrozenDict)
+    journal: tuple[ShelveChange, ...] = ()
+
+    def hidden(self, key: str) -> str:
+        """Why alarm ``key`` is not annunciated now: ``shelved``, ``out_of_service``, or "" (it is)."""
+        if key in self.out_of_service:
+            return "out_of_service"
+        return "shelved" if key in self.shelves else ""
+
+
+def _who(by: str, why: str, what: str, key: str) -> None:
+    if not by.strip():
+        raise AlarmError(f"{what} {key!r} needs a user (got {by!r})")
+    if not why.strip():
+        raise AlarmError(f"{what} {key!r} needs a comment saying why (got {why!r})")
+
+
+def _with(s: Shelving, change: ShelveChange, *, shelves: dict[str, Shelf] | None = None,
+          oos: dict[str, ShelveChange] | None = None) -> tuple[Shelving, ShelveChange]:
+    return Shelving(shelves=FrozenDict(shelves) if shelves is not None else s.shelves,
+                    out_of_service=FrozenDict(oos) if oos is not None else s.out_of_service,
+                    journal=(*s.journal, change)), change
+
+
+def shelve(s: Shelving, key: str, *, kind: ShelveKind, by: str, comment: str, at: datetime,
+           duration_s: float | None = None, max_shelve_s: float = MAX_SHELVE_S) -> tuple[Shelving, ShelveChange]:
+    """Shelve alarm ``key``: one-shot (until it returns to normal) or timed (``duration_s``, at most ``max_shelve_s``).
+
+    Raises :class:`AlarmError` without a user or a comment, for a timed shelve without a duration or
+    over the maximum, a duration given to a one-shot shelve, or an alarm already shelved.
+
+    >>> from datetime import UTC
+    >>> t = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+    >>> s, c = shelve(Shelving(), "hot:P1", kind=ShelveKind.TIMED, by="ana", comment="sensor swap", at=t,
+    ...               duration_s=1800)
+    >>> s.hidden("hot:P1"), s.shelves["hot:P1"].until.isoformat()
+    ('shelved', '2026-01-05T08:30:00+00:00')
+    >>> s, changes = advance(s, {}, t + timedelta(minutes=30))
+    >>> [(c.change, c.by) for c in changes], s.hidden("hot:P1")
+    ([('expired', 'system')], '')
+    """
+    _who(by, comment, "shelving", key)
+    if key in s.shelves:
+        raise AlarmError(f"alarm {key!r} already shelved by {s.shelves[key].by!r}")
+    until: datetime | None = None
+    if kind is ShelveKind.TIMED:
+        if duration_s is None or not 0 < duration_s <= max_shelve_s:
+            raise AlarmError(f"a timed shelve of {key!r} needs a duration of more than 0 and at most "
+                             f"{max_shelve_s:g} s (got {duration_s!r})")
+        until = at + timedelta(seconds=duration_s)
+    elif duration_s is not None:
+        raise AlarmError(f"a one-shot shelve of {key!r} lasts until the alarm returns to normal: no duration "
+                         f"(got {duration_s!r})")
+    shelf = Shelf(key=key, kind=kind, by=by, comment=comment, at=at, until=until)
+    why = comment if until is None else f"{comment} (until {until.isoformat()})"
+    return _with(s, ShelveChange(ts=at, key=key, change="shelved", by=by, why=why),
+                 shelves={**s.shelves, key: shelf})
+
+
+def unshelve(s: Shelving, key: str, *, by: str, comment: str, at: datetime) -> tuple[Shelving, ShelveChange]:
+    """Unshelve alarm ``key`` by hand; :class:`AlarmError` if it is not shelved or without user or comment."""
+    _who(by, comment, "unshelving", key)
+    if key not in s.shelves:
+        raise AlarmError(f"alarm {key!r} is not shelved")
+    return _with(s, ShelveChange(ts=at, key=key, change="unshelved", by=by, why=comment),
+                 shelves={k: v for k, v in s.shelves.items() if k != key})
+
+
+def take_out_of_service(s: Shelving, key: str, *, by: str, comment: str, at: datetime,
+                        ) -> tuple[Shelving, ShelveChange]:
+    """Take alarm ``key`` out of service (e.g. a sensor under repair) until it is returned to service."""
+    _who(by, comment, "taking out of service", key)
+    if key in s.out_of_service:
+        raise AlarmError(f"alarm {key!r} already out of service")
+    change = ShelveChange(ts=at, key=key, change="out_of_service", by=by, why=comment)
+    return _with(s, change, oos={**s.out_of_service, key: change})
+
+
+def return_to_service(s: Shelving, key: str, *, by: str, comment: str, at: datetime,
+                      ) -> tuple[Shelving, ShelveChange]:
+    """Return alarm ``key`` to service; :class:`AlarmError` if it is in service."""
+    _who(by, comment, "returning to service", key)
+    if key not in s.out_of_service:
+        raise AlarmError(f"alarm {key!r} is in service")
+    return _with(s, ShelveChange(ts=at, key=key, change="in_service", by=by, why=comment),
+                 oos={k: v for k, v in s.out_of_service.items() if k != key})
+
+
+def advance(s: Shelving, alarms: Mapping[str, AlarmState], at: datetime) -> tuple[Shelving, tuple[ShelveChange, ...]]:
+    """End the shelves due at ``at``: a timed one at its end, a one-shot one once its alarm is no longer active.
+
+    ``alarms`` is the site's alarms now (``SiteState.alarms``): a one-shot shelve ends when its alarm
+    is absent or cleared (it returned to normal).
+    """
+    ended: list[ShelveChange] = []
+    for key, shelf in s.shelves.items():
+        if shelf.until is not None and at >= shelf.until:
+            ended.append(ShelveChange(ts=at, key=key, change="expired", by="system",
+                                      why=f"timed shelve by {shelf.by} ended"))
+        elif shelf.kind is ShelveKind.ONE_SHOT and not (key in alarms and alarms[key].active):
+            ended.append(ShelveChange(ts=at, key=key, change="returned_to_normal", by="system",
+                                      why=f"one-shot shelve by {shelf.by} ends: the alarm returned to normal"))
+    if not ended:
+        return s, ()
+    gone = {c.key for c in ended}
+    return Shelving(shelves=FrozenDict({k: v for k, v in s.shelves.items() if k not in gone}),
+                    out_of_service=s.out_of_service, journal=(*s.journal, *ended)), tuple(ended)
+
+
+def hidden_intervals(journal: Sequence[ShelveChange], t1: datetime) -> dict[str, list[tuple[datetime, datetime]]]:
+    """Per alarm key, when it was shelved or out of service (up to ``t1`` when still so): not annunciated then."""
+    opened: dict[tuple[str, str], datetime] = {}
+    out: dict[str, list[tuple[datetime, datetime]]] = {}
+    ends = {"unshelved": "shelf", "expired": "shelf", "returned_to_normal": "shelf", "in_service": "oos"}
+    for c in sorted(journal, key=lambda c: c.ts):
+        if c.change in ("shelved", "out_of_service"):
+            opened.setdefault((c.key, "shelf" if c.change == "shelved" else "oos"), c.ts)
+        elif c.change in ends:
+            start = opened.pop((c.key, ends[c.change]), None)
+            if start is not None and c.ts > start:
+                out.setdefault(c.key, []).append((start, c.ts))
+    for (key, _), start in opened.items():
+        if t1 > start:
+            out.setdefault(key, []).append((start, t1))
+    return out

@@ -15,10 +15,14 @@ from typing import NewType
 from twin.frozen import FrozenDict
 
 __all__ = [
+    "DEFAULT_DOWNTIME",
     "AlarmId",
     "AlarmKind",
     "AlarmRule",
     "DemandSpec",
+    "DowntimeCategory",
+    "DowntimeReason",
+    "DowntimeSpec",
     "FleetSpec",
     "InventoryItemSpec",
     "ItemKind",
@@ -42,6 +46,7 @@ __all__ = [
     "TemplateId",
     "Transport",
     "consuming_step",
+    "default_downtime",
 ]
 
 SiteId = NewType("SiteId", str)
@@ -248,6 +253,65 @@ class DemandSpec:
     hour_factors: tuple[float, ...] = (1.0,) * 24
 
 
+class DowntimeCategory(enum.Enum):
+    """Whether a stop was planned (maintenance, changeover, a break, no shift) or not."""
+
+    PLANNED = "planned"
+    UNPLANNED = "unplanned"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DowntimeReason:
+    """One reason of a site's downtime tree; ``parent`` is "" for a top-level reason."""
+
+    id: str
+    category: DowntimeCategory
+    parent: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DowntimeSpec:
+    """A site's downtime reasons and the rules that classify a stop automatically (``twin.downtime``).
+
+    ``fault_codes`` maps a machine's fault code to a reason; ``fault`` is the reason of a fault whose
+    code is not mapped; ``maintenance`` and ``setup`` those of the statuses of the same names.
+    ``breaks`` are scheduled breaks in the site's local time (a stop inside one is ``scheduled_break``).
+    """
+
+    reasons: tuple[DowntimeReason, ...]
+    fault_codes: FrozenDict[int, str] = field(default_factory=FrozenDict)
+    fault: str = "breakdown"
+    maintenance: str = "maintenance"
+    setup: str = "changeover"
+    breaks: tuple[Shift, ...] = ()
+
+    def reason(self, reason_id: str) -> DowntimeReason | None:
+        """The reason with this id, or None."""
+        for r in self.reasons:
+            if r.id == reason_id:
+                return r
+        return None
+
+
+_PLANNED_REASONS = ("maintenance", "changeover", "scheduled_break", "no_shift")
+_UNPLANNED_REASONS = ("breakdown", "material_shortage", "starved", "blocked", "quality_hold")
+
+
+def default_downtime() -> DowntimeSpec:
+    """The default tree (ISA-95 / OPC UA OEE style), used when a site has no ``[sites.downtime]``.
+
+    >>> [r.id for r in default_downtime().reasons if r.category is DowntimeCategory.PLANNED]
+    ['maintenance', 'changeover', 'scheduled_break', 'no_shift']
+    """
+    return DowntimeSpec(reasons=tuple(
+        [DowntimeReason(id=r, category=DowntimeCategory.PLANNED) for r in _PLANNED_REASONS]
+        + [DowntimeReason(id=r, category=DowntimeCategory.UNPLANNED) for r in _UNPLANNED_REASONS]
+    ))
+
+
+DEFAULT_DOWNTIME = default_downtime()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SiteSpec:
     """A micro-factory."""
@@ -262,6 +326,7 @@ class SiteSpec:
     demand: tuple[DemandSpec, ...] = ()
     daily_plan_units: int = 0
     region: str = ""
+    downtime: DowntimeSpec = DEFAULT_DOWNTIME
 
     def machine(self, machine_id: str) -> MachineSpec | None:
         """The machine with this id, or None."""

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
+from connectors.config.downtime import convert_downtime
 from connectors.config.feeds import FeedsConfig, convert_feeds
 from connectors.config.influx_feed import InfluxFeed, convert_influx_feeds, feed_intervals
 from connectors.config.modbus import convert_modbus
@@ -282,6 +283,7 @@ def _convert_site(s: SiteModel, path: str, templates: dict[str, MachineTemplate]
         calendar=ShiftCalendar(shifts=shifts, holidays=frozenset(s.holidays)),
         machines=tuple(machines), inventory=tuple(items), demand=tuple(demand),
         daily_plan_units=s.daily_plan_units, region=s.region,
+        downtime=convert_downtime(s.downtime, f"{path}.downtime", problems),
     )
 
 

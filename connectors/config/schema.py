@@ -22,6 +22,7 @@ from twin.validation import Id, Int, NonNegative, Num, Positive  # the shared fi
 __all__ = [
     "AlarmModel",
     "DemandModel",
+    "DowntimeModel",
     "FleetModel",
     "HistorianModel",
     "InventoryModel",
@@ -29,6 +30,8 @@ __all__ = [
     "Model",
     "PlantModel",
     "ProductModel",
+    "ReasonModel",
+    "RulesModel",
     "ShiftModel",
     "SignalModel",
     "SiteModel",
@@ -186,6 +189,32 @@ class DemandModel(Model):
     hour_factors: list[NonNegative] = Field(default_factory=lambda: [1.0] * 24, min_length=24, max_length=24)
 
 
+class ReasonModel(Model):
+    """``[sites.downtime.reasons]``: the reason tree; ``children`` adds sub-reasons under a reason."""
+
+    planned: list[Id] = Field(default_factory=lambda: ["maintenance", "changeover", "scheduled_break", "no_shift"])
+    unplanned: list[Id] = Field(
+        default_factory=lambda: ["breakdown", "material_shortage", "starved", "blocked", "quality_hold"])
+    children: dict[Id, list[Id]] = Field(default_factory=dict)
+
+
+class RulesModel(Model):
+    """``[sites.downtime.rules]``: which reason a stop gets automatically."""
+
+    fault_codes: dict[int, Id] = Field(default_factory=dict)
+    fault: Id = "breakdown"
+    maintenance: Id = "maintenance"
+    setup: Id = "changeover"
+
+
+class DowntimeModel(Model):
+    """``[sites.downtime]``: a site's downtime reasons, its classification rules and scheduled breaks."""
+
+    reasons: ReasonModel = Field(default_factory=ReasonModel)
+    rules: RulesModel = Field(default_factory=RulesModel)
+    breaks: list[ShiftModel] = Field(default_factory=list)
+
+
 class SiteModel(Model):
     """``[[sites]]``: a micro-factory."""
 
@@ -200,6 +229,7 @@ class SiteModel(Model):
     machines: list[MachineGroupModel] = Field(min_length=1)
     inventory: list[InventoryModel] = Field(default_factory=list)
     demand: list[DemandModel] = Field(default_factory=list)
+    downtime: DowntimeModel | None = None
 
 
 class ProductModel(Model):

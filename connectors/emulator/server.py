@@ -154,19 +154,20 @@ class Emulator:
     (the plant fast-forwards there first: the demo continues the history it backfilled this way);
     the images are refreshed every ``tick_s`` seconds of wall time while ``run`` is running (or on
     each ``update()`` call). ``truth`` holds the plant's real figures (``connectors.emulator.truth``).
+    ``sites`` adds sites to the plant process beyond the devices' (sites served over OPC UA only).
     """
 
     def __init__(self, fleet: FleetSpec, devices: Iterable[ModbusDevice], *, seed: int = 0, speed: float = 1.0,
                  start: datetime | None = None, clock: Clock = utc_now,
                  host: str = "127.0.0.1", tick_s: float = 0.1, resume_at: datetime | None = None,
-                 truth: Truth | None = None) -> None:
+                 truth: Truth | None = None, sites: Iterable[str] = ()) -> None:
         self.devices = {d.id: d for d in devices}
         self.speed = speed
         self.tick_s = tick_s
         self._clock = clock
         self._wall0 = clock()
         self.plant = Plant(fleet, seed=seed, start=start or self._wall0, truth=truth,
-                           sites={d.site for d in self.devices.values()})
+                           sites={d.site for d in self.devices.values()} | set(sites))
         self._origin = max(resume_at, self.plant.start) if resume_at is not None else self.plant.start
         self._stores: dict[int, _PortStore] = {}
         self._units: dict[str, tuple[int, _Unit]] = {}

@@ -1,8 +1,10 @@
 """What needs attention: the ranked list across the fleet, each line linking to the page that explains it.
 
-The list is ``dashboard.attention.AttentionService.view()`` (built once per change of the site views
-or of the scheduled projection, shared by every tab); this page draws all of it, the fleet overview
-its top five (:func:`top_card`). When nothing is wrong it says so, calmly, with when it checked.
+The list is ``dashboard.attention.AttentionService.view()``: the last list the service's thread
+built (every few seconds, from the site views and the scheduled projection), shared by every tab;
+a callback only reads it. This page draws all of it, the fleet overview its top five
+(:func:`top_card`). When nothing is wrong it says so, calmly, with when it checked; before the
+service's first list it says the check is under way (never "nothing" before anything was looked at).
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ def item_line(item: AttentionItem, fleet: FleetSpec, now: datetime, *, compact: 
 
 def summary(view: AttentionView) -> str:
     """How many of each severity, when checked, and the projection behind the orders' chances."""
+    if view.pending:
+        return f"first check of {view.sites} sites under way (the dashboard's service builds the list)"
     counts = [f"{n} {s.name.lower()}" for s in sorted(Severity, reverse=True)
               if (n := view.count(s))]
     head = " · ".join(counts) if counts else "nothing"
@@ -100,7 +104,10 @@ def summary(view: AttentionView) -> str:
 
 def render_list(view: AttentionView, fleet: FleetSpec, limit: int | None = None, *,
                 compact: bool = False) -> list[Any]:
-    """The lines (the first ``limit``), or the calm "Nothing needs attention" with when it was checked."""
+    """The lines (the first ``limit``), the calm "Nothing needs attention" with when it was checked, or pending."""
+    if view.pending:  # never "nothing" before anything was looked at
+        return [html.Div("Checking what needs attention… (the first look at every site, a few seconds)",
+                         className="notice attention-pending")]
     if not view.items:
         return [html.Div(f"Nothing needs attention · checked {theme.fmt_ts(view.checked_at, seconds=True)}",
                          className="notice attention-calm")]

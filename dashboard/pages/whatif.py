@@ -249,7 +249,7 @@ def register(app: dash.Dash, services: Services) -> None:
     _register_edit(app, services.queries, saved)
     _register_saved(app, saved, services.queries.fleet)
     _register_run(app, services, settings, results)
-    register_results(app, results)
+    register_results(app, results, {str(s.id): s.timezone for s in services.queries.fleet.sites})
 
 
 def stores(services: Services) -> tuple[ScenarioStore, ResultStore]:

@@ -9,14 +9,14 @@ server's run store opens at ``/whatif?result=ID`` with the same numbers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dash
 from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dashboard import figures, ids, theme
+from dashboard import figures, ids, theme, timefmt
 from dashboard.pages._shared import notice, url_param
 from dashboard.scenario_store import ResultStore
 from dashboard.whatif_tables import compare_table, deltas_table, effects_table, orders_table
@@ -71,8 +71,8 @@ def result_link(rid: str) -> str:
     return f"{PATH}?result={rid}"
 
 
-def _shown(data: dict[str, Any], kpi: str | None, runs: list[dict[str, Any]] | None, *, fresh: bool
-           ) -> tuple[Any, ...]:
+def _shown(data: dict[str, Any], kpi: str | None, runs: list[dict[str, Any]] | None, *, fresh: bool,
+           zones: Mapping[str, str] | None = None) -> tuple[Any, ...]:
     """The views of a run: fan-chart KPI choice, deltas, effects, orders, the session's runs, status, link."""
     keep = dash.no_update
     if "error" in data:
@@ -85,16 +85,21 @@ def _shown(data: dict[str, Any], kpi: str | None, runs: list[dict[str, Any]] | N
     else:
         link = html.Div("This result was not kept on the server: it has no link", className="muted small")
     what = "Done" if fresh else "Stored run"
+    tz = (zones or {}).get(result.site)  # the site's own time ("forked 2026-11-30 14:05 CET"), UTC without it
     status = html.Div([notice(f"{what}: {result.replications} replications of {result.name!r} at {result.site}, "
-                              f"forked {theme.fmt_ts(result.at)}, seed {result.seed}"),
+                              f"forked {theme.fmt_ts(result.at, tz=tz)} ({timefmt.fmt_utc(result.at)}), "
+                              f"seed {result.seed}"),
                        *[html.Div(n, className="muted small") for n in result.notes]])
     return ([{"label": k, "value": k} for k in kpis], kpi if kpi in kpis else (kpis[0] if kpis else None),
-            deltas_table(result.deltas), effects_table(result.effects), orders_table(result),
+            deltas_table(result.deltas), effects_table(result.effects), orders_table(result, tz),
             [*(runs or [])[-9:], data] if fresh else keep, status, link, data)
 
 
-def register_results(app: dash.Dash, results: ResultStore) -> None:
-    """A run into the fan chart, the KPI deltas, each intervention alone, the orders and the comparison."""
+def register_results(app: dash.Dash, results: ResultStore, zones: Mapping[str, str] | None = None) -> None:
+    """A run into the fan chart, the KPI deltas, each intervention alone, the orders and the comparison.
+
+    ``zones`` (site id -> time zone) puts a run's times in its site's local time.
+    """
 
     @app.callback(Output(LOADED, "data"), Output(ids.WHATIF_STATUS, "children", allow_duplicate=True),
                   Input(ids.LOCATION, "search"), prevent_initial_call="initial_duplicate")
@@ -138,7 +143,8 @@ def register_results(app: dash.Dash, results: ResultStore) -> None:
         shown = data if fresh else loaded
         if not shown:
             raise PreventUpdate
-        return (*_shown(shown, kpi, runs, fresh=fresh), "")  # the early-bands line goes with the final views
+        # the early-bands line goes with the final views
+        return (*_shown(shown, kpi, runs, fresh=fresh, zones=zones), "")
 
     @app.callback(Output(ids.WHATIF_FAN, "figure"), Input(ids.WHATIF_FAN_KPI, "value"), Input(SHOWN, "data"))
     def _fan(kpi: str | None, data: dict[str, Any] | None) -> Any:

@@ -99,7 +99,8 @@ def test_demo_comes_up_collects_live_data_and_stops_everything(tmp_path: Path) -
     data_dir = tmp_path / "demo"
     proc = subprocess.Popen(
         [sys.executable, "-m", "app", "demo", "--data-dir", str(data_dir), "--port", str(web_port),
-         "--modbus-port-base", str(modbus_base), "--feeds-port", str(feeds_port), "--days", "1.5"],
+         "--modbus-port-base", str(modbus_base), "--feeds-port", str(feeds_port), "--days", "1.5",
+         "--opcua-port", str(free_port())],  # the mixed site's OPC UA server: parallel runs never collide
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
     )
     output = _Output(proc)

@@ -35,6 +35,7 @@ from connectors.feeds.intake import Intake
 from connectors.feeds.ledger import Ledger
 from connectors.store import SqliteHistorian
 from dashboard.app import create_app
+from dashboard.attention import AttentionService, AttentionSettings
 from dashboard.auth import AuthSettings
 from dashboard.queries import QueryService
 from dashboard.services import Services
@@ -181,7 +182,10 @@ def running_plant(tmp: Path, ports: Iterator[int], *, history: timedelta, step_s
         fleet, store = cfg.fleet, cfg.historian.path
         runner = EngineRunner(fleet=fleet, open_historian=lambda: SqliteHistorian(store, fleet, readonly=True),
                               workers=0, calibrate_days=1.0)
-        services = Services(queries=queries, whatif=runner, cache_dir=tmp / "jobs")
+        # the attention list rebuilt every refresh (1 s), as twin dashboard --refresh 1 does; stopped first
+        attention = AttentionService(queries=queries, settings=AttentionSettings(list_every_s=1.0))
+        stack.callback(attention.stop)
+        services = Services(queries=queries, whatif=runner, cache_dir=tmp / "jobs", extra={"attention": attention})
         app = create_app(services, auth=auth, refresh_s=1.0)
         url = stack.enter_context(serving(app, next(ports)))
         yield RunningPlant(config=cfg, url=url, emulator=loop.emulator, collector=loop.collector,

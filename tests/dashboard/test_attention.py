@@ -202,22 +202,62 @@ def test_the_service_projects_the_store_and_lists_its_fault(queries: QueryServic
     # the store's history (tests/dashboard/history.py) puts pod-lyon's CNC1 in FAULT at the first 120 s tick
     # after NOW − 40 min: NOW − 38 min
     service = AttentionService(queries=queries, settings=AttentionSettings(enabled=False, calibrate_days=1.0))
-    first = service.view()
-    assert first.projection is None and first.checked_at == STORE_NOW
+    first = service.refresh()  # what the list thread does every list_every_s, here in the test's thread
+    assert first.projection is None and first.checked_at == STORE_NOW and not first.pending
     down = [i for i in first.items if i.kind is Kind.MACHINE_DOWN]
     assert [(i.site, i.entity, i.text) for i in down] == [("pod-lyon", "CNC1", "CNC1 down for 38 min")]
     assert down[0].link == "/machine?site=pod-lyon&machine=CNC1"
-    assert service.view() is first  # nothing changed: every tab gets the same list
+    assert service.refresh() is first  # nothing changed: the same list, every tab gets it
     run = service.run_now()
     assert run.computed_at == STORE_NOW and run.replications == 20 and run.horizon_s == 24 * H
     assert run.calibrated  # from a reader of its own (the SQLite store reopened read-only)
-    again = service.view()
+    again = service.refresh()
     assert again is not first and again.projection is run
+    service.stop()
+
+
+def test_pages_only_read_the_list_the_service_thread_built(queries: QueryService) -> None:
+    # before the service's first list, a page gets the pending view at once: no history read in its callback
+    reads: list[str] = []
+
+    class Counting(QueryService):
+        def site_view(self, site: str) -> SiteView:  # type: ignore[override]
+            reads.append(site)
+            return QueryService.site_view(self, site)
+
+    counting = Counting(fleet=queries.fleet, historian=queries.historian, clock=queries.clock)
+    service = AttentionService(queries=counting, settings=AttentionSettings(enabled=False, list_every_s=0.2))
+    from dashboard.pages.attention import render_list, summary
+
+    pending = service._pending
+    assert pending.pending and pending.items == () and pending.sites == 4
+    assert summary(pending) == "first check of 4 sites under way (the dashboard's service builds the list)"
+    assert render_list(pending, queries.fleet)[0].children.startswith("Checking what needs attention")
+    try:
+        service.start()  # what twin dashboard does at start
+        assert service.refreshed.wait(30)
+        thread = service._list_thread
+        assert thread is not None and thread.name == "dashboard-attention-list" and service._thread is None
+        built = service.view()
+        assert not built.pending and any(i.kind is Kind.MACHINE_DOWN for i in built.items)
+        n = len(reads)
+        assert n >= 4  # the list thread read the four sites
+        service.refreshed.clear()
+        for _ in range(50):  # fifty tabs' refreshes
+            service.view()
+        assert service.refreshed.wait(30)  # the thread goes on rebuilding on its own
+        assert len(reads) >= n + 4
+        assert all(service.view() is service.view() for _ in range(3))  # one object for every tab
+    finally:
+        service.stop()
+    assert not thread.is_alive()
+    # after stop, the reads are the thread's only: whole lists of four sites, none from the 50 page reads
+    assert len(reads) % 4 == 0
 
 
 def test_the_first_read_starts_one_scheduled_projection(queries: QueryService) -> None:
-    # the list's first reader starts the service's thread; it projects first_delay_s later, whoever reads
-    # the first projection 3 s after the first read: that read returns at once, without one
+    # the list's first reader starts the service's threads when twin dashboard did not; it projects
+    # first_delay_s later, whoever reads the first projection 3 s after the first read: that read returns at once
     service = AttentionService(queries=queries, settings=AttentionSettings(first_delay_s=3.0, calibrate_days=0.0))
     try:
         assert service.view().projection is None  # read at once: the projection is not waited for
@@ -228,6 +268,11 @@ def test_the_first_read_starts_one_scheduled_projection(queries: QueryService) -
         assert service.projected.wait(60)
         run = service.projection()
         assert run is not None and not run.calibrated  # calibrate_days 0: the configured figures
+        for _ in range(3):  # a list begun before the projection ended may not have it; the next one does
+            if service.view().projection is run:
+                break
+            service.refreshed.clear()
+            assert service.refreshed.wait(30)  # the list thread's next list (every 5 s)
         assert service.view().projection is run
     finally:
         service.stop()

@@ -132,7 +132,8 @@ def test_the_timeline_is_drawn_in_the_sites_wall_clock() -> None:
     assert list(bar.customdata[0][2:]) == ["13:00 CET", "14:00 CET"]
     assert fig.layout.xaxis.title.text == "time (CET)"
     grid = fig.data[-1]  # the invisible grid that makes the strip clickable, the bars leave it the pointer
-    assert grid.marker.color == "rgba(0,0,0,0)" and bar.hoverinfo == "skip" and grid.customdata[4] == "13:02 CET"
+    assert grid.marker.color == "rgba(0,0,0,0)" and bar.hoverinfo == "skip"
+    assert list(grid.customdata[4]) == ["13:02 CET", "2026-11-30T12:02:00Z"]  # local on hover, UTC on a click
 
 
 def test_the_replay_at_a_moment_is_the_site_view_built_at_that_moment(queries: QueryService) -> None:
@@ -173,3 +174,93 @@ def test_the_header_control_writes_the_moment_typed_in_the_sites_zone(queries: Q
     assert time_control_search(queries, "?site=pod-lyon", None, "noon", typed_now=True) is None
     # "live" clears the time, keeping the site
     assert time_control_search(queries, typed, "live", None, typed_now=False) == "?site=pod-lyon"
+
+
+BERLIN = "Europe/Berlin"
+
+
+def _drawn(x: object) -> datetime:
+    """Where plotly.js draws a date: the time written, its offset ignored (figures._wall)."""
+    t = x if isinstance(x, datetime) else datetime.fromisoformat(str(x))
+    return t.replace(tzinfo=None)
+
+
+def _day(day: datetime, hours: int) -> list[TimelineSegment]:
+    """A machine running the whole local day, then idle the first local hour of the next: ``hours`` long."""
+    end = day + timedelta(hours=hours)
+    return [TimelineSegment(machine="CNC1", status=MachineStatus.RUNNING, start=day, end=end),
+            TimelineSegment(machine="CNC1", status=MachineStatus.IDLE, start=end, end=end + timedelta(hours=1))]
+
+
+def test_the_25_hour_day_is_25_hours_wide_with_both_of_its_two_oclock_hours() -> None:
+    # Berlin's clocks go back on Sunday 2026-10-25 at 03:00 CEST = 01:00 UTC (to 02:00 CET): the local day
+    # runs from 00:00 CEST (22:00 UTC on the 24th) to 00:00 CET (23:00 UTC on the 25th), 25 hours
+    day0, day1 = utc(2026, 10, 24, 22, 0), utc(2026, 10, 25, 23, 0)
+    assert day1 - day0 == timedelta(hours=25)
+    assert timefmt.preset_range("yesterday", utc(2026, 10, 26, 12, 0), BERLIN).end == day1  # the calendar day
+    fig = figures.status_timeline(_day(day0, 25), day0, day1 + timedelta(hours=1), tz=BERLIN, clickable=True)
+    bar = next(b for b in fig.data if b.name == "RUNNING")
+    # the bar is the day's 25 hours of real time long (90,000,000 ms), not the 24 of its wall clock
+    assert bar.x[0] == 25 * 3600 * 1000
+    assert list(bar.customdata[0][1:]) == ["25.0 h", "00:00 CEST", "00:00 CET"]
+    # drawn on one offset (+2, the range's first): the day ends 25 h after it began on the axis as well
+    x0 = _drawn(fig.layout.xaxis.range[0])
+    idle = next(b for b in fig.data if b.name == "IDLE")
+    assert _drawn(idle.base[0]) - x0 == timedelta(hours=25)
+    # the ticks are written in Berlin's time: every 3 h of 26 h, and 02:00 twice, told apart by the zone
+    ax = fig.layout.xaxis
+    assert ax.title.text == "time (CEST → CET)"
+    texts = [t.split("<br>")[0] for t in ax.ticktext]
+    assert texts[:3] == ["00:00 CEST", "03:00 CET", "06:00 CET"]  # 03:00 CEST never happens: 02:00 CET instead
+    hourly = figures._Clock.over(utc(2026, 10, 24, 23, 0), utc(2026, 10, 25, 3, 0), BERLIN).axis()
+    assert [t.split("<br>")[0] for t in hourly["ticktext"]] == [
+        "01:00 CEST", "02:00 CEST", "02:00 CET", "03:00 CET", "04:00 CET"]
+    gaps = {_drawn(b) - _drawn(a) for a, b in
+            zip(hourly["tickvals"], hourly["tickvals"][1:], strict=False)}
+    assert gaps == {timedelta(hours=1)}  # each hour an hour wide, the repeated one too
+    # a click on the grid reports its UTC instant: a point in the second 02:xx hour (CET) is between
+    # 01:00 and 02:00 UTC, an hour after the same wall-clock time in the first (CEST)
+    grid = fig.data[-1]
+    first = [c for c in grid.customdata if c[0].startswith("02:") and c[0].endswith("CEST")]
+    second = [c for c in grid.customdata if c[0].startswith("02:") and c[0].endswith(" CET")]
+    assert first and second
+    assert all("2026-10-25T00:00:00Z" <= c[1] < "2026-10-25T01:00:00Z" for c in first)
+    assert all("2026-10-25T01:00:00Z" <= c[1] < "2026-10-25T02:00:00Z" for c in second)
+    from dashboard.pages.replay import strip_time
+
+    # its x is the axis position (+2 h: 03:xx), yet the cursor goes to the UTC instant the point carries
+    t = strip_time({"points": [{"x": "2026-10-25 03:35", "customdata": second[0]}]}, BERLIN)
+    assert t == timefmt.parse_url_time(second[0][1]) and timefmt.fmt_time(t, BERLIN) == second[0][0]
+
+
+def test_the_23_hour_day_is_23_hours_wide_and_skips_two_oclock() -> None:
+    # Berlin's clocks go forward on Sunday 2026-03-29 at 02:00 CET = 01:00 UTC (to 03:00 CEST): 23 hours
+    day0, day1 = utc(2026, 3, 28, 23, 0), utc(2026, 3, 29, 22, 0)
+    assert timefmt.preset_range("yesterday", utc(2026, 3, 30, 12, 0), BERLIN).start == day0
+    fig = figures.status_timeline(_day(day0, 23), day0, day1 + timedelta(hours=1), tz=BERLIN)
+    bar = next(b for b in fig.data if b.name == "RUNNING")
+    assert bar.x[0] == 23 * 3600 * 1000 and list(bar.customdata[0][1:]) == ["23.0 h", "00:00 CET", "00:00 CEST"]
+    x0 = _drawn(fig.layout.xaxis.range[0])
+    assert _drawn(next(b for b in fig.data if b.name == "IDLE").base[0]) - x0 == timedelta(hours=23)
+    hourly = figures._Clock.over(utc(2026, 3, 29, 0, 0), utc(2026, 3, 29, 2, 0), BERLIN).axis()
+    assert [t.split("<br>")[0] for t in hourly["ticktext"]] == ["01:00 CET", "03:00 CEST", "04:00 CEST"]
+    assert hourly["title"]["text"] == "time (CET → CEST)"
+
+
+def test_a_range_without_a_clock_change_keeps_plotlys_wall_clock_ticks() -> None:
+    t0 = utc(2026, 11, 30, 12, 0)
+    seg = TimelineSegment(machine="CNC1", status=MachineStatus.RUNNING, start=t0, end=t0 + timedelta(hours=1))
+    ax = figures.status_timeline([seg], t0, t0 + timedelta(hours=2), tz=BERLIN).layout.xaxis
+    assert ax.tickmode is None and ax.tickformat == "%H:%M\n%Y-%m-%d" and ax.title.text == "time (CET)"
+
+
+def test_a_what_if_runs_order_due_times_in_its_sites_zone() -> None:
+    from dashboard.whatif_tables import orders_table
+    from dashboard.whatif_view import OrderChance, WhatIfResult
+
+    due = utc(2026, 11, 30, 13, 5)
+    result = WhatIfResult(name="x", site="pod-lyon", at=due, horizon_h=24.0, replications=10,
+                          orders=(OrderChance(order="O-1", due=due, p_baseline=0.5, p_scenario=0.6, ci_low=0.4,
+                                              ci_high=0.8),))
+    cell = orders_table(result, PARIS).children.children[1].children[0].children[1]
+    assert cell.children == "2026-11-30 14:05 CET" and cell.title == "UTC 2026-11-30T13:05:00Z"

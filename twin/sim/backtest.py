@@ -5,7 +5,16 @@ machines that finish products, and stock on hand per SKU) on the projection's bi
 :func:`backtest` scores the projection against it, per band with an actual series:
 
 - **coverage**: share of bin ends where the actual value lies within P10..P90 (about 0.8 for a
-  calibrated model);
+  calibrated model of a continuous quantity);
+- with the samples, the **PIT coverage** (:func:`pit_coverage`): the same share for a randomized PIT,
+  which stays about 0.8 for a calibrated forecast of a *discrete* quantity too. Units made and stock
+  on hand are counts that often do not move for hours (nights, weekends): then many replications
+  share the actual value, P10 = actual = P90, and the inclusive P10..P90 check counts a hit however
+  the forecast is spread (a calibrated Poisson(2) forecast covers 95 % of its outcomes that way,
+  not 80 %). The randomized PIT of ``y`` is uniform on [F(y-), F(y)] (Czado, Gneiting & Held 2009,
+  *Predictive model assessment for count data*), so a point counts the share of that interval
+  inside [0.1, 0.9]: 0.8 for a point whose every sample equals the actual, 1 or 0 where there are
+  no ties;
 - **error of the median**: mean absolute error of P50 at the bin ends, and relative to the mean
   actual level;
 - with the replications' samples (``samples``): the **PIT** of each actual value (the share of
@@ -41,8 +50,8 @@ from twin.sim.projection import FLEET, Projection, to_plain
 from twin.spec import FleetSpec, SignalKind
 
 __all__ = ["NOISE_FLOOR_FACTOR", "NOISE_FLOOR_UNITS", "BacktestResult", "RollingSummary", "SeriesScore",
-           "SeriesSummary", "actual_series", "backtest", "crps", "daily_values", "noise_floor", "pit", "pit_histogram",
-           "rolling_summary", "with_oracle"]
+           "SeriesSummary", "actual_series", "backtest", "crps", "daily_values", "noise_floor", "pit", "pit_coverage",
+           "pit_histogram", "rolling_summary", "with_oracle"]
 
 MAX_POINTS = 10_000_000
 PIT_BINS = 10
@@ -64,6 +73,29 @@ def pit(samples: Sequence[float] | np.ndarray, y: float) -> float:
     below = float(np.count_nonzero(xs < y))
     ties = float(np.count_nonzero(xs == y))
     return (below + 0.5 * ties) / xs.size
+
+
+def pit_coverage(samples: Sequence[float] | np.ndarray, y: float, lo: float = 0.1, hi: float = 0.9) -> float:
+    """Probability that the randomized PIT of ``y`` under the samples falls in [``lo``, ``hi``].
+
+    The randomized PIT is uniform on [F(y-), F(y)] (share of samples below ``y``, share at or below
+    it); without ties it is the plain PIT, 1.0 inside the band and 0.0 outside.
+
+    >>> pit_coverage([5.0, 5.0, 5.0], 5.0)  # every sample is the actual: uniform on [0, 1] -> 0.8
+    0.8
+    >>> pit_coverage([1.0, 2.0, 3.0, 4.0], 2.5), pit_coverage([1.0, 2.0, 3.0, 4.0], 9.0)
+    (1.0, 0.0)
+    >>> round(pit_coverage([0, 0, 1, 1, 1, 2, 2, 3, 4, 5], 0.0), 3)  # uniform on [0, 0.2]: half in [0.1, 0.9]
+    0.5
+    """
+    xs = np.asarray(samples, dtype=float)
+    if xs.size == 0:
+        return math.nan
+    below = float(np.count_nonzero(xs < y)) / xs.size
+    upto = float(np.count_nonzero(xs <= y)) / xs.size
+    if upto - below <= 0.0:
+        return 1.0 if lo <= below <= hi else 0.0
+    return max(0.0, min(hi, upto) - max(lo, below)) / (upto - below)
 
 
 def pit_histogram(values: Sequence[float], bins: int = PIT_BINS) -> tuple[int, ...]:
@@ -132,6 +164,7 @@ class SeriesScore:
     p90: tuple[float, ...]
     coverage: float  # share of points with p10 <= actual <= p90
     median_abs_error: float  # mean |p50 - actual|
+    pit_coverage: float = math.nan  # mean pit_coverage over the points (with samples)
     median_rel_error: float  # median_abs_error / mean |actual| (NaN when the actual is all zero)
     pit: tuple[float, ...] = ()  # per point (with samples)
     pit_histogram: tuple[int, ...] = ()
@@ -145,6 +178,7 @@ class SeriesScore:
     daily_actual: float = math.nan  # cumulative_units: mean actual daily output over full days
     oracle_daily_error: float = math.nan  # the same error of the oracle forecast (``with_oracle``)
     oracle_daily_bias: float = math.nan
+    oracle_pit_coverage: float = math.nan  # the oracle's PIT coverage (is a band's width the engine's or the fit's?)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -268,9 +302,10 @@ def backtest(
         hit += inside
         total += len(idx)
         pits: tuple[float, ...] = ()
-        mean_crps = math.nan
+        mean_crps = pit_cov = math.nan
         if arr is not None and arr.size:
             pits = tuple(pit(arr[:, i], values[i]) for i in idx)
+            pit_cov = sum(pit_coverage(arr[:, i], values[i]) for i in idx) / len(idx)
             mean_crps = sum(crps(arr[:, i], values[i]) for i in idx) / len(idx)
         naive_pts: tuple[float, ...] = ()
         naive_err = daily_err = naive_daily = daily_bias = daily_actual = math.nan
@@ -296,7 +331,7 @@ def backtest(
             skill = _skill(daily_err, naive_daily)
         scores.append(SeriesScore(
             metric=band.metric, key=band.key, t_s=tuple(t_s), actual=tuple(act), p10=tuple(lo), p50=tuple(mid),
-            p90=tuple(hi), coverage=inside / len(idx), median_abs_error=mae,
+            p90=tuple(hi), coverage=inside / len(idx), median_abs_error=mae, pit_coverage=pit_cov,
             median_rel_error=mae / level if level else math.nan, pit=pits,
             pit_histogram=pit_histogram(pits) if pits else (), crps=mean_crps, naive=naive_pts,
             naive_abs_error=naive_err, daily_error=daily_err, naive_daily_error=naive_daily, skill=skill,
@@ -319,7 +354,8 @@ def with_oracle(result: BacktestResult, oracle: BacktestResult) -> BacktestResul
     for s in result.series:
         o = by_key.get((s.metric, s.key))
         series.append(s if o is None else replace(s, oracle_daily_error=o.daily_error,
-                                                  oracle_daily_bias=o.daily_bias))
+                                                  oracle_daily_bias=o.daily_bias,
+                                                  oracle_pit_coverage=o.pit_coverage))
     return replace(result, series=tuple(series))
 
 
@@ -345,6 +381,7 @@ class SeriesSummary:
     crps: float
     median_abs_error: float
     naive_abs_error: float
+    pit_coverage: float = math.nan  # pooled PIT coverage (see the module docstring; NaN without samples)
     daily_error: float
     naive_daily_error: float
     skill: float  # 1 - mean error / mean naive error (daily output for units, bin ends for stock)
@@ -353,6 +390,7 @@ class SeriesSummary:
     daily_actual: float = math.nan  # cumulative_units: mean actual daily output
     oracle_daily_error: float = math.nan  # the oracle forecast's P50 daily error (NaN: no oracle)
     oracle_daily_bias: float = math.nan
+    oracle_pit_coverage: float = math.nan  # pooled over the points, like pit_coverage
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -363,6 +401,7 @@ class RollingSummary:
     coverage: float
     pit_histogram: tuple[int, ...]
     series: tuple[SeriesSummary, ...]
+    pit_coverage: float = math.nan  # pooled over every series' points (NaN without samples)
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(self)  # type: ignore[no-any-return]
@@ -373,6 +412,12 @@ def _nanmean(xs: Sequence[float]) -> float:
     return sum(ok) / len(ok) if ok else math.nan
 
 
+def _weighted(pairs: Sequence[tuple[float, int]]) -> float:
+    ok = [(x, n) for x, n in pairs if not math.isnan(x)]
+    total = sum(n for _, n in ok)
+    return sum(x * n for x, n in ok) / total if total else math.nan
+
+
 def rolling_summary(results: Sequence[BacktestResult]) -> RollingSummary:
     """Pool backtests from several origins, series by series (see the module docstring)."""
     groups: dict[tuple[str, str], list[SeriesScore]] = {}
@@ -381,9 +426,11 @@ def rolling_summary(results: Sequence[BacktestResult]) -> RollingSummary:
             groups.setdefault((s.metric, s.key), []).append(s)
     out = []
     all_hits = all_points = 0
+    all_pit_hits = all_pit_points = 0.0
     all_pit = [0] * PIT_BINS
     for (metric, key), scores in groups.items():
         hits = points = 0
+        pit_hits = pit_points = 0.0
         by_hour: dict[int, list[int]] = {}
         pit_counts = [0] * PIT_BINS
         for s in scores:
@@ -394,6 +441,11 @@ def rolling_summary(results: Sequence[BacktestResult]) -> RollingSummary:
                 by_hour.setdefault(max(1, math.ceil(t / 3600.0 - 1e-9)), []).append(inside)
             for i, c in enumerate(s.pit_histogram):
                 pit_counts[i] += c
+            if not math.isnan(s.pit_coverage):
+                pit_hits += s.pit_coverage * len(s.t_s)
+                pit_points += len(s.t_s)
+        all_pit_hits += pit_hits
+        all_pit_points += pit_points
         all_hits += hits
         all_points += points
         all_pit = [a + b for a, b in zip(all_pit, pit_counts, strict=True)]
@@ -405,6 +457,7 @@ def rolling_summary(results: Sequence[BacktestResult]) -> RollingSummary:
         skill = _skill(daily, naive_daily) if metric == "cumulative_units" else _skill(mae, naive)
         out.append(SeriesSummary(
             metric=metric, key=key, origins=len(scores), points=points, coverage=hits / points if points else math.nan,
+            pit_coverage=pit_hits / pit_points if pit_points else math.nan,
             pit_histogram=tuple(pit_counts), crps=_nanmean([s.crps for s in scores]), median_abs_error=mae,
             naive_abs_error=naive, daily_error=daily, naive_daily_error=naive_daily, skill=skill,
             coverage_by_hour=tuple(sum(by_hour[h]) / len(by_hour[h]) if h in by_hour else math.nan for h in hours),
@@ -412,6 +465,8 @@ def rolling_summary(results: Sequence[BacktestResult]) -> RollingSummary:
             daily_actual=_nanmean([s.daily_actual for s in scores]),
             oracle_daily_error=_nanmean([s.oracle_daily_error for s in scores]),
             oracle_daily_bias=_nanmean([s.oracle_daily_bias for s in scores]),
+            oracle_pit_coverage=_weighted([(s.oracle_pit_coverage, len(s.t_s)) for s in scores]),
         ))
     return RollingSummary(origins=len(results), coverage=all_hits / all_points if all_points else math.nan,
-                          pit_histogram=tuple(all_pit), series=tuple(out))
+                          pit_histogram=tuple(all_pit), series=tuple(out),
+                          pit_coverage=all_pit_hits / all_pit_points if all_pit_points else math.nan)

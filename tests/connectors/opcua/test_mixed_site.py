@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from app import main as twin_main
 from connectors.collector import Collector
 from connectors.config import PlantConfig, load
-from connectors.emulator.opcua_server import OpcUaMachines
+from connectors.emulator.opcua_server import OpcUaMachines, OpcUaServers
 from connectors.emulator.server import Emulator
 from connectors.opcua.source import OpcUaSources
 from connectors.store import SqliteHistorian
@@ -113,8 +114,9 @@ def test_twin_collect_runs_the_opcua_server_beside_the_modbus_device(tmp_path: P
 
 
 def test_the_modbus_device_keeps_its_rate_while_the_opcua_server_hangs(mixed_cfg: PlantConfig) -> None:
-    """An OPC UA "server" that accepts connections and never answers: its nodes go STALE, then BAD;
-    the Modbus device of the same site, polled by the same collector, keeps its 10 reads a second."""
+    """The emulator's OPC UA server hangs (``OpcUaServers.hang``: its sockets stay open, nothing is
+    answered) 1.5 s into the run: its nodes go from GOOD to STALE, then BAD; the Modbus device of the
+    same site, polled by the same collector, keeps its 10 reads a second throughout."""
     cfg = mixed_cfg
     readings: list[Reading] = []
 
@@ -122,32 +124,43 @@ def test_the_modbus_device_keeps_its_rate_while_the_opcua_server_hangs(mixed_cfg
         def write(self, batch: Sequence[Reading], states: object = (), events: object = ()) -> None:
             readings.extend(batch)
 
-    async def go() -> float:
-        async def black_hole(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.read(-1)  # reads whatever is sent, answers nothing, until the client leaves
-            writer.close()
-
-        port = int(cfg.opcua[0].endpoint.rsplit(":", 1)[1])
-        hung = await asyncio.start_server(black_hole, "127.0.0.1", port)
+    async def go() -> tuple[float, datetime, datetime]:
         modbus = Emulator(cfg.fleet, cfg.modbus, seed=3)
+        opcua = OpcUaServers(cfg.opcua, modbus.plant.values())
         await modbus.start()
+        await opcua.start()
         collector = Collector(cfg.fleet, cfg.modbus, Sink(), flush_interval_s=0.1, seed=1)
         collector.add_source(OpcUaSources(cfg.opcua, collector.ingest, seed=1))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        # the first connect times out after 2 timeout_s (2 s), BAD 1 s (bad_after_s) after that
-        loop.call_later(4.5, stop.set)
+        hung_at: list[datetime] = []
+
+        async def hang() -> None:
+            await asyncio.sleep(1.5)
+            await opcua.hang(cfg.opcua[0].id)
+            hung_at.append(datetime.now(UTC))  # the readings' clock
+
+        # once hung: the session check times out after timeout_s (1 s), each reconnect after 2 timeout_s;
+        # BAD once it has been down bad_after_s (1 s): by about 1.5 + 1 + 2 = 4.5 s
+        loop.call_later(6.0, stop.set)
+        task = asyncio.create_task(hang())
         try:
             await collector.run(stop)
         finally:
+            await task
+            await opcua.stop()
             await modbus.stop()
-            hung.close()
-        return loop.time() - t0
+        return loop.time() - t0, hung_at[0], datetime.now(UTC)
 
-    elapsed = run(go, timeout_s=40.0)
+    elapsed, hung_at, ended = run(go, timeout_s=40.0)
     p1 = [r for r in readings if (r.asset, r.signal) == ("P1", "status")]
     assert len(p1) >= 0.6 * 10 * elapsed and all(r.quality is Quality.GOOD for r in p1), len(p1)
     cnc1 = [r for r in readings if (r.asset, r.signal) == ("CNC1", "status")]
-    assert cnc1 and cnc1[0].quality is Quality.STALE and cnc1[0].reason  # "timed out", at the first attempt
+    assert cnc1 and cnc1[0].quality is Quality.GOOD  # served, before the hang
+    stale = next(r for r in cnc1 if r.quality is not Quality.GOOD)
+    assert (stale.quality, stale.reason) == (Quality.STALE, "timed out")
     assert cnc1[-1].quality is Quality.BAD  # down longer than bad_after_s (1 s)
+    # and the Modbus rate while it hangs, on its own: 10 a second, with the same 40 % margin
+    while_hung = [r for r in p1 if r.ts >= hung_at]
+    assert len(while_hung) >= 0.6 * 10 * (ended - hung_at).total_seconds(), len(while_hung)

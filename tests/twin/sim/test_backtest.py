@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from twin.sim.backtest import backtest as score
-from twin.sim.backtest import crps, pit, pit_histogram, rolling_summary
+from twin.sim.backtest import crps, pit, pit_coverage, pit_histogram, rolling_summary
 from twin.sim.projection import Band, Projection
 
 SAMPLES = np.asarray([[1.0, 10.0], [2.0, 12.0], [3.0, 14.0], [4.0, 16.0]])  # 4 replications x 2 bins
@@ -121,8 +121,44 @@ def test_daily_bias_and_the_oracle_beside_the_forecast() -> None:
     both = with_oracle(r, o).series[0]
     assert both.daily_error == pytest.approx(7.0)  # the forecast's own scores are kept
     assert both.oracle_daily_error == pytest.approx(0.0) and both.oracle_daily_bias == pytest.approx(0.0)
+    # PIT coverage: at 12 h the actual 2 ties one of [1, 2, 3, 4] (randomized PIT uniform on [0.25, 0.5],
+    # inside [0.1, 0.9]: 1); at 24 h the forecast's 20 is above all of [10, 12, 14, 16] (0), the oracle's
+    # [17, 19, 21, 23] has half below (PIT 0.5: 1). Forecast 0.5, oracle 1.0.
+    assert both.pit_coverage == pytest.approx(0.5) and both.oracle_pit_coverage == pytest.approx(1.0)
     # pooled over two origins, the second the same: the means; the noise floor of an oracle error of
     # 0 is 0 x 1.10 + 1 = 1 unit, so 7 is far above it; of 10: 12
     summary = rolling_summary([with_oracle(r, o), with_oracle(r, o)]).series[0]
     assert (summary.daily_bias, summary.daily_actual, summary.oracle_daily_error) == (-7.0, 20.0, 0.0)
+    assert (summary.pit_coverage, summary.oracle_pit_coverage) == (0.5, 1.0)
     assert noise_floor(summary.oracle_daily_error) == pytest.approx(1.0) and noise_floor(10.0) == pytest.approx(12.0)
+
+
+def test_pit_coverage_is_80_percent_for_a_calibrated_count_forecast() -> None:
+    # A forecast of a count whose samples follow exactly the outcome's law, Poisson(2) (10,000 samples in
+    # the pmf's proportions). The inclusive P10..P90 check covers P(P10 <= Y <= P90): P10 = 0 (P(Y = 0) =
+    # e^-2 = 0.135 >= 0.1) and P90 = 4 (F(3) = 0.857 < 0.9 <= F(4) = 0.947), so 94.7 % -- a calibrated
+    # forecast looks too wide. The randomized PIT's intervals [F(y-), F(y)] tile [0, 1], so their
+    # probability-weighted shares inside [0.1, 0.9] add up to exactly 0.8.
+    pmf = [math.exp(-2.0) * 2.0**k / math.factorial(k) for k in range(15)]
+    samples = np.repeat(np.arange(15, dtype=float), [round(p * 10_000) for p in pmf])
+    p10, p90 = np.percentile(samples, [10.0, 90.0])
+    assert (p10, p90) == (0.0, 4.0)
+    inclusive = sum(p for k, p in enumerate(pmf) if p10 <= k <= p90)
+    assert inclusive == pytest.approx(0.947, abs=1e-3)
+    assert sum(p * pit_coverage(samples, float(k)) for k, p in enumerate(pmf)) == pytest.approx(0.8, abs=1e-3)
+
+
+def test_pit_coverage_pooled_in_the_rolling_summary() -> None:
+    # Two origins of one series, one point each: every sample equal to the actual (0.8) and the actual
+    # inside a spread without ties (1.0): the pooled PIT coverage is their mean 0.9; inclusive coverage 1.0.
+    flat = np.full((10, 1), 5.0)
+    spread = np.arange(10, dtype=float).reshape(10, 1)
+    results = []
+    for arr, y in ((flat, 5.0), (spread, 4.5)):
+        proj = _projection("stock", "s/A", (3600.0,), arr)
+        results.append(score(proj, {("stock", "s/A"): [y]}, {("stock", "s/A"): arr}))
+    summary = rolling_summary(results)
+    (s,) = summary.series
+    assert s.coverage == 1.0
+    assert s.pit_coverage == pytest.approx(0.9)
+    assert summary.pit_coverage == pytest.approx(0.9)

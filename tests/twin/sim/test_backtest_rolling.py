@@ -81,6 +81,14 @@ def test_rolling_backtest_scores_every_origin(history: tuple[Path, Path], capsys
     # pooled coverage = mean of the per-hour coverages here (every hour has both origins)
     assert units["coverage"] == pytest.approx(sum(units["coverage_by_hour"]) / 2)
     assert sum(summary["pit_histogram"]) == sum(s["points"] for s in summary["series"] if s["crps"] is not None)
+    # the per-site coverage rows: output is the site's units series, stock pools its SKUs by points
+    (row,) = doc["coverage"]
+    assert row["site"] == "pod-berlin"
+    assert row["output_coverage"] == units["coverage"] and row["output_pit_coverage"] == units["pit_coverage"]
+    stock = [s for s in summary["series"] if s["metric"] == "stock"]
+    pooled = sum(s["pit_coverage"] * s["points"] for s in stock) / sum(s["points"] for s in stock)
+    assert row["stock_pit_coverage"] == pytest.approx(pooled)
+    assert row["stock_coverage_ok"] == (0.73 <= pooled <= 0.87)
 
 
 def test_first_order_flag_and_determinism(history: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
