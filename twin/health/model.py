@@ -134,9 +134,13 @@ class TemplateModel:
         rate = self.failures / self.operating_h if self.failures and self.operating_h > 0 else self.base_per_h
         return -math.expm1(-rate * share * hours)
 
-    def risk(self, values: Mapping[str, float], hours: float, share: float) -> Risk:
-        """P(failure within ``hours`` of calendar time) when the machine runs ``share`` of it."""
-        lam = self.base_per_h * math.exp(self.log_relative(values)) * share * hours
+    def risk(self, values: Mapping[str, float], hours: float, share: float, idle_h: float = 0.0) -> Risk:
+        """P(failure within ``hours`` of calendar time) when the machine runs ``share`` of it after ``idle_h``.
+
+        ``idle_h``: hours at the start of the horizon in which the machine cannot run (off until its
+        next shift); only the rest is exposed.
+        """
+        lam = self.base_per_h * math.exp(self.log_relative(values)) * share * max(0.0, hours - idle_h)
         var = 1.0 / max(self.failures, 1)
         if self.terms:
             x = self.design(values)
