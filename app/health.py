@@ -5,7 +5,8 @@ offset), fits the failure-risk model per template (``twin.health``: a Cox time-v
 the condition signals, or the constant-MTBF hazard when history is short, each with its sample
 sizes and the reason), and prints per machine the probability of a failure within ``--horizon``
 hours (8) and within the rest of its shift, each with a 90 % interval, and the signals that drive
-it; then each template's model. ``--json`` writes the same as one JSON document.
+it (a machine with no known status in the window: "no history", ``seen`` false in JSON); then each
+template's model. ``--json`` writes the same as one JSON document.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def _risk(r: Risk | None) -> dict[str, float] | None:
 
 def _machine(h: MachineHealth) -> dict[str, Any]:
     return {"site": h.site, "machine": h.machine, "template": h.template, "status": h.status.value,
-            "risk": _risk(h.risk), "shift": _risk(h.shift), "baseline": h.baseline, "model": h.model.kind,
+            "seen": h.seen, "risk": _risk(h.risk), "shift": _risk(h.shift), "baseline": h.baseline,
+            "model": h.model.kind,
             "drivers": [{"name": d.name, "value": d.value, "mean": d.mean, "factor": d.factor} for d in h.drivers]}
 
 
@@ -105,6 +107,9 @@ def _text(doc: dict[str, Any]) -> str:
              f"{'site':<14} {'machine':<8} {'status':<12} {'within ' + format(doc['horizon_h'], 'g') + ' h':<24} "
              f"{'rest of shift':<30} drivers"]
     for m in sorted(doc["machines"], key=lambda m: -m["risk"]["p"]):
+        if not m["seen"]:
+            lines.append(f"{m['site']:<14} {m['machine']:<8} {m['status']:<12} no history in the window")
+            continue
         shift = _pct(m["shift"])
         if m["shift"] is not None:
             shift += f" in {m['shift']['hours']:.1f} h"

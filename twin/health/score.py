@@ -42,6 +42,7 @@ class MachineHealth:
     baseline: float  # P within the horizon under the constant-MTBF hazard
     drivers: tuple[Driver, ...]
     model: TemplateModel
+    seen: bool = True  # False: no known status in the whole window (no history: the risk says nothing)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,6 +121,6 @@ def machine_health(fleet: FleetSpec, model: HealthModel, timeline: Timeline, *,
             risk=tm.risk(values, horizon_h, share, idle),
             shift=tm.risk(values, left, share) if left is not None and left > 0 and math.isfinite(left) else None,
             baseline=tm.baseline_probability(max(0.0, horizon_h - idle), share), drivers=tm.drivers(values),
-            model=tm))
+            model=tm, seen=any(s is not MachineStatus.UNKNOWN for s in m.status)))
     return out
 

@@ -95,6 +95,7 @@ def test_twin_health_prints_risk_and_fallback_notes(stored: tuple[FleetSpec, Pat
     assert sorted(m["machine"] for m in doc["machines"]) == sorted(["P1", "P2", "P3", "P4", "W1", "CNC1", "QC1",
                                                                     "PK1"])
     for m in doc["machines"]:
+        assert m["seen"] is True
         r = m["risk"]
         assert 0.0 <= r["low"] <= r["p"] <= r["high"] <= 1.0 and r["hours"] == 8.0
     # 2 days: no template has 10 failures, so every one is the constant-MTBF hazard and says why
@@ -107,6 +108,10 @@ def test_twin_health_prints_risk_and_fallback_notes(stored: tuple[FleetSpec, Pat
     assert cli.main(["health", str(config), "--site", SITE, "--at", at, "--days", "2"]) == 0
     out = capsys.readouterr().out
     assert "fdm-printer: constant-MTBF hazard" in out and "pod-berlin" in out
+    # before the history: nothing known, and it says so instead of a risk of 0
+    assert cli.main(["health", str(config), "--site", SITE, "--at", "2026-01-01T00:00Z", "--days", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("no history in the window") == 8 and "%" not in out.split("models:")[0].splitlines()[-1]
     assert cli.main(["health", str(config), "--site", "nowhere"]) == 2
     assert "unknown site 'nowhere'" in capsys.readouterr().err
 
