@@ -5,7 +5,8 @@ offset), fits the failure-risk model per template (``twin.health``: a Cox time-v
 the condition signals, or the constant-MTBF hazard when history is short, each with its sample
 sizes and the reason), and prints per machine the probability of a failure within ``--horizon``
 hours (8) and within the rest of its shift, each with a 90 % interval, and the signals that drive
-it; then each template's model. ``--json`` writes the same as one JSON document.
+it (a machine with no known status in the window: "no history", ``seen`` false in JSON); then each
+template's model. ``--json`` writes the same as one JSON document.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import json
 import math
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 __all__ = ["register", "report", "run"]
@@ -69,19 +70,12 @@ def run(args: argparse.Namespace) -> int:
 def report(historian: HistorianReader, fleet: FleetSpec, at: datetime, *, days: float = 14.0,
            horizon_h: float = 8.0, site: str | None = None) -> dict[str, Any]:
     """Fit on the ``days`` before ``at`` and score every machine at ``at``: the document ``--json`` prints."""
-    from twin.health.history import load_histories
-    from twin.health.model import fit
-    from twin.health.score import machine_health
-    from twin.health.timeline import build_timeline
+    from twin.health.monitor import HealthMonitor
 
-    step_s = 1800.0
-    t0 = at - timedelta(seconds=math.ceil(days * 86400.0 / step_s) * step_s)  # the grid ends at ``at``
-    histories = load_histories(historian, fleet, t0, at, sites=[site] if site else None)
-    timeline = build_timeline(histories, t0.timestamp(), at.timestamp() + 1.0, step_s=step_s)
-    model = fit(timeline, {str(t.id): t.mtbf_h for t in fleet.templates})
-    health = machine_health(fleet, model, timeline, horizon_h=horizon_h)
-    return {"at": at.isoformat(), "from": t0.isoformat(), "horizon_h": horizon_h,
-            "machines": [_machine(h) for h in health], "models": _models(model)}
+    monitor = HealthMonitor(fleet, days=days, horizon_h=horizon_h, site=site)
+    refresh = monitor.refresh(historian, at)
+    return {"at": at.isoformat(), "from": monitor.window_start(at).isoformat(), "horizon_h": horizon_h,
+            "machines": [_machine(h) for h in refresh.machines], "models": _models(refresh.model)}
 
 
 def _risk(r: Risk | None) -> dict[str, float] | None:
@@ -90,7 +84,8 @@ def _risk(r: Risk | None) -> dict[str, float] | None:
 
 def _machine(h: MachineHealth) -> dict[str, Any]:
     return {"site": h.site, "machine": h.machine, "template": h.template, "status": h.status.value,
-            "risk": _risk(h.risk), "shift": _risk(h.shift), "baseline": h.baseline, "model": h.model.kind,
+            "seen": h.seen, "risk": _risk(h.risk), "shift": _risk(h.shift), "baseline": h.baseline,
+            "model": h.model.kind,
             "drivers": [{"name": d.name, "value": d.value, "mean": d.mean, "factor": d.factor} for d in h.drivers]}
 
 
@@ -112,6 +107,9 @@ def _text(doc: dict[str, Any]) -> str:
              f"{'site':<14} {'machine':<8} {'status':<12} {'within ' + format(doc['horizon_h'], 'g') + ' h':<24} "
              f"{'rest of shift':<30} drivers"]
     for m in sorted(doc["machines"], key=lambda m: -m["risk"]["p"]):
+        if not m["seen"]:
+            lines.append(f"{m['site']:<14} {m['machine']:<8} {m['status']:<12} no history in the window")
+            continue
         shift = _pct(m["shift"])
         if m["shift"] is not None:
             shift += f" in {m['shift']['hours']:.1f} h"

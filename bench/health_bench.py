@@ -1,7 +1,7 @@
 """Benchmark of the failure-risk model (``twin.health``): fitting, scoring, and its accuracy across seeds.
 
 Run: ``.venv/bin/python bench/health_bench.py [--days 14] [--step 60] [--machines 500]
-[--seeds 7,8,9,10,11]``.
+[--seeds 7,8,9,10,11] [--store]``.
 
 History is the EMULATED example fleet (4 sites, 34 machines) with the degrading truth of the health
 tests (``tests/twin/health/degrading_truth.toml``: FDM printers wear out), sampled every ``--step``
@@ -13,6 +13,10 @@ between, so only the model's own cost is timed). Printed (wall and CPU seconds):
 * **scoring per refresh** at ``--machines`` machines (the 34 copied under new names): the risk of
   each at the last grid time (8 h and rest of shift, intervals, drivers) from their timelines, and
   the timelines of the last 6 h rebuilt first (what a refresh recomputes: the covariates at now);
+* with ``--store``: the same history backfilled into a temporary SQLite file first (``twin backfill``'s
+  code, not timed), then reading it back (``twin.health.history.load_histories``: status events and
+  every condition series, a day per request) timed with the timeline and the fit: what ``twin
+  health`` spends;
 * **accuracy**: for each of ``--seeds``, 21 days of Berlin and Austin at 300 s (the health test's
   set-up), fitted on 14, scored on the 7 held out: AUC of the model and of the constant-MTBF
   baseline, Brier skill, median warning lead time.
@@ -24,6 +28,7 @@ import argparse
 import dataclasses
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -32,12 +37,14 @@ from typing import TypeVar
 
 from connectors.config import load
 from connectors.emulator.plant import Plant
-from connectors.emulator.truth import load_truth
+from connectors.emulator.truth import Truth, load_truth
 from connectors.emulator.wear import sample_histories
 from twin.health.evaluate import evaluate
+from twin.health.history import load_histories
 from twin.health.model import FitOptions, fit
 from twin.health.score import machine_health
 from twin.health.timeline import ConditionHistory, build_timeline
+from twin.spec import FleetSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 TRUTH = ROOT / "tests" / "twin" / "health" / "degrading_truth.toml"
@@ -51,12 +58,33 @@ def _timed(fn: Callable[[], T]) -> tuple[T, float, float]:
     return out, time.perf_counter() - w, time.process_time() - c
 
 
+def _store(fleet: FleetSpec, truth: Truth, start: datetime, step_s: float, mtbf: dict[str, float]) -> None:
+    from connectors.emulator.backfill import backfill
+    from connectors.store import SqliteHistorian
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "history.db"
+        store = SqliteHistorian(db, fleet)
+        _, wb, _ = _timed(lambda: backfill(fleet, store, start=start, end=END, step_s=step_s, seed=7, truth=truth))
+        store.close()
+        store = SqliteHistorian(db, fleet)
+        try:
+            hs, w1, c1 = _timed(lambda: load_histories(store, fleet, start, END))
+        finally:
+            store.close()
+        tl, w2, _ = _timed(lambda: build_timeline(hs, start.timestamp(), END.timestamp()))
+        _, w3, _ = _timed(lambda: fit(tl, mtbf))
+        print(f"from the store (backfilled in {wb:.0f} s, {db.stat().st_size / 1e6:.0f} MB): read {w1:.2f} s wall "
+              f"({c1:.2f} CPU), timeline {w2:.2f} s, fit {w3:.2f} s: {w1 + w2 + w3:.2f} s wall in all")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", type=float, default=14.0)
     ap.add_argument("--step", type=float, default=60.0)
     ap.add_argument("--machines", type=int, default=500)
     ap.add_argument("--seeds", default="7,8,9,10,11")
+    ap.add_argument("--store", action="store_true", help="also time reading the history from a SQLite store")
     args = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     config = load(ROOT / "examples" / "fleet.toml")
@@ -74,6 +102,9 @@ def main() -> None:
                                                     for m in cox))
     for m in model.templates.values():
         print(f"  {m.template}: {m.note}")
+
+    if args.store:
+        _store(fleet, truth, start, args.step, mtbf)
 
     # scoring at N machines: the 34 histories copied under new names
     copies = [dataclasses.replace(h, machine=f"{h.machine}-{k}")

@@ -23,7 +23,7 @@ from twin.spec import MachineStatus, SignalKind
 if TYPE_CHECKING:
     from connectors.emulator.plant import Plant
 
-__all__ = ["Wear", "sample_histories", "show_wear"]
+__all__ = ["Wear", "new_wear", "sample_histories", "show_wear"]
 
 
 @dataclass(slots=True, eq=False)
@@ -71,6 +71,16 @@ class Wear:
                 break
             s -= f / self.law.hazard_factor(self.wear + self.rate * s)
         return max(0.0, s)
+
+
+def new_wear(law: Degradation, stream: str, default_maint_s: float) -> Wear:
+    """The wear of a machine at the plant's start, drawn from its own stream ``stream``.
+
+    A plant that has run before: wear anywhere up to one maintenance interval's worth at full load.
+    """
+    maint_s = law.maintenance_every_h * 3600.0 if law.maintenance_every_h is not None else default_maint_s
+    rng = random.Random(stream)
+    return Wear(law=law, rng=rng, wear=rng.uniform(0.0, law.wear_per_h * maint_s / 3600.0), maint_s=maint_s)
 
 
 def show_wear(m: Machine, w: Wear, wear: float, out: dict[ValueKey, Value]) -> None:

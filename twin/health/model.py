@@ -134,9 +134,13 @@ class TemplateModel:
         rate = self.failures / self.operating_h if self.failures and self.operating_h > 0 else self.base_per_h
         return -math.expm1(-rate * share * hours)
 
-    def risk(self, values: Mapping[str, float], hours: float, share: float) -> Risk:
-        """P(failure within ``hours`` of calendar time) when the machine runs ``share`` of it."""
-        lam = self.base_per_h * math.exp(self.log_relative(values)) * share * hours
+    def risk(self, values: Mapping[str, float], hours: float, share: float, idle_h: float = 0.0) -> Risk:
+        """P(failure within ``hours`` of calendar time) when the machine runs ``share`` of it after ``idle_h``.
+
+        ``idle_h``: hours at the start of the horizon in which the machine cannot run (off until its
+        next shift); only the rest is exposed.
+        """
+        lam = self.base_per_h * math.exp(self.log_relative(values)) * share * max(0.0, hours - idle_h)
         var = 1.0 / max(self.failures, 1)
         if self.terms:
             x = self.design(values)
@@ -147,6 +151,31 @@ class TemplateModel:
             return -math.expm1(-v)
 
         return Risk(p=p(lam), low=p(lam / k), high=p(lam * k), hours=hours)
+
+    def threshold(self, name: str, factor: float = 3.0) -> float | None:
+        """The value of feature ``name`` at which it alone makes ``factor`` x the average hazard (None: never).
+
+        Solves b1 z + b2 z^2 = log(factor) for the smallest z above the mean (the feature's linear and
+        squared terms), and returns mean + sd x z: the learnt threshold a trend of the signal can show.
+        """
+        if name not in self.features or factor <= 1.0:
+            return None
+        i = self.features.index(name)
+        b1, b2, target = self.effect(name), self.effect(name + "^2"), math.log(factor)
+        if abs(b2) < 1e-12:
+            if b1 <= 0:
+                return None
+            z = target / b1
+        else:
+            disc = b1 * b1 + 4.0 * b2 * target
+            if disc < 0:
+                return None
+            roots = [(-b1 + sign * math.sqrt(disc)) / (2.0 * b2) for sign in (1.0, -1.0)]
+            above = [r for r in roots if r > 0]
+            if not above:
+                return None
+            z = min(above)
+        return self.means[i] + self.sds[i] * z
 
     def drivers(self, values: Mapping[str, float], top: int = 3) -> tuple[Driver, ...]:
         """The features whose terms raise the hazard most above z = 0 (factor > 1 only), largest first."""

@@ -185,7 +185,8 @@ def _machine_timeline(h: ConditionHistory, grid: Floats, t1: float, step_s: floa
     features["h_since_repair"] = _since(repairs, grid, run_at_grid, _cumulative(starts, ends, repairs))
     features["h_since_maintenance"] = _since(maints, grid, run_at_grid, _cumulative(starts, ends, maints))
     span_h = (t1 - grid[0]) / 3600.0 if len(grid) else 0.0
-    total_run_h = float(_cumulative(starts, ends, np.asarray([t1]))[0] - (run_at_grid[0] if len(grid) else 0.0))
+    run_s = float(_cumulative(starts, ends, np.asarray([t1]))[0] - (run_at_grid[0] if len(grid) else 0.0))
+    total_run_h = run_s / 3600.0
     return MachineTimeline(
         site=h.site, machine=h.machine, template=h.template, t=grid, status=_status_at(status, grid),
         features=features, run_h=run_at_grid / 3600.0, exposure_h=(run_next - run_at_grid) / 3600.0,

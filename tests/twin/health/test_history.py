@@ -24,6 +24,7 @@ from connectors.emulator.truth import load_truth
 from connectors.emulator.wear import sample_histories
 from connectors.store import SqliteHistorian
 from twin.health.history import load_histories
+from twin.health.monitor import HealthMonitor
 from twin.health.timeline import build_timeline
 from twin.spec import FleetSpec, MachineStatus
 
@@ -94,6 +95,7 @@ def test_twin_health_prints_risk_and_fallback_notes(stored: tuple[FleetSpec, Pat
     assert sorted(m["machine"] for m in doc["machines"]) == sorted(["P1", "P2", "P3", "P4", "W1", "CNC1", "QC1",
                                                                     "PK1"])
     for m in doc["machines"]:
+        assert m["seen"] is True
         r = m["risk"]
         assert 0.0 <= r["low"] <= r["p"] <= r["high"] <= 1.0 and r["hours"] == 8.0
     # 2 days: no template has 10 failures, so every one is the constant-MTBF hazard and says why
@@ -106,5 +108,25 @@ def test_twin_health_prints_risk_and_fallback_notes(stored: tuple[FleetSpec, Pat
     assert cli.main(["health", str(config), "--site", SITE, "--at", at, "--days", "2"]) == 0
     out = capsys.readouterr().out
     assert "fdm-printer: constant-MTBF hazard" in out and "pod-berlin" in out
+    # before the history: nothing known, and it says so instead of a risk of 0
+    assert cli.main(["health", str(config), "--site", SITE, "--at", "2026-01-01T00:00Z", "--days", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("no history in the window") == 8 and "%" not in out.split("models:")[0].splitlines()[-1]
     assert cli.main(["health", str(config), "--site", "nowhere"]) == 2
     assert "unknown site 'nowhere'" in capsys.readouterr().err
+
+
+def test_the_monitor_refits_on_its_schedule_not_per_refresh(stored: tuple[FleetSpec, Path]) -> None:
+    fleet, db = stored
+    store = SqliteHistorian(db, fleet)
+    try:
+        monitor = HealthMonitor(fleet, days=2, refit_every_s=6 * 3600.0)
+        first = monitor.refresh(store, END)
+        assert first.refitted and first.model.fitted_until == pytest.approx(END.timestamp() + 1.0)
+        assert len(first.machines) == 8
+        again = monitor.refresh(store, END + timedelta(hours=1))  # 1 h later: the same model
+        assert not again.refitted and again.model is first.model
+        later = monitor.refresh(store, END + timedelta(hours=6, seconds=1))  # due: refitted
+        assert later.refitted and later.model is not first.model and monitor.model is later.model
+    finally:
+        store.close()

@@ -26,9 +26,9 @@ from connectors.emulator.truth import load_truth, parse_truth
 from connectors.emulator.wear import sample_histories
 from twin.health.evaluate import Evaluation, evaluate
 from twin.health.model import FitOptions, HealthModel, fit
-from twin.health.score import machine_health
+from twin.health.score import machine_health, risk_trend
 from twin.health.timeline import Timeline, build_timeline
-from twin.spec import FleetSpec
+from twin.spec import FleetSpec, MachineStatus
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).parent
@@ -136,5 +136,32 @@ def test_live_health_ranks_the_worn_printers_first(fleet: FleetSpec, degrading: 
     top, bottom = printers[0], printers[-1]
     assert top.risk.p > 3 * bottom.risk.p
     assert top.drivers and top.drivers[0].factor > 1.0 and top.drivers[0].value > top.drivers[0].mean
+    # the cut is Wednesday 06:00 UTC: 07:00 in Berlin (in the 06:00-22:00 shifts: 15 h left), midnight in
+    # Austin (shifts 06:00-22:00 local): a machine at rest there is off for 6 h and exposed 2 h of the 8
+    assert {h.site: h.shift is not None for h in health} == {"pod-berlin": True, "pod-austin": False}
+    assert all(h.shift is not None and h.shift.hours == pytest.approx(15.0) for h in health if h.site == "pod-berlin")
+    resting = [h for h in health if h.site == "pod-austin" and h.status in (MachineStatus.OFF, MachineStatus.IDLE)]
+    assert resting
+    for h in resting:
+        share = h.model.share[f"{h.site}/{h.machine}"]
+        assert h.baseline == pytest.approx(h.model.baseline_probability(2.0, share))
     others = [h for h in health if h.template != PRINTER]
     assert all(not h.drivers and h.risk.p == pytest.approx(h.baseline) for h in others)  # constant hazards
+
+
+def test_risk_trend_and_learnt_thresholds(degrading: Run) -> None:
+    timeline, model, _ = degrading
+    tm = model.templates[PRINTER]
+    m = next(x for x in timeline.machines if x.template == PRINTER)
+    trend = risk_trend(tm, m)
+    assert len(trend.p) == len(trend.t) == len(m.t) == 21 * 48
+    # the risk rises before failures: its mean over the 8 h before each failure is above its overall mean
+    before = [p for t, p, nf in zip(trend.t, trend.p, m.next_failure, strict=True) if nf - t <= 8 * 3600]
+    assert before and np.mean(before) > 2 * np.mean(trend.p)
+    # a threshold is where the feature alone makes 3 x the average hazard: its driver factor there is 3
+    for name in ("nozzle_temp_c", "bed_temp_c", "power_kw"):
+        x = trend.thresholds[name]
+        values = {f: (x if f == name else mu) for f, mu in zip(tm.features, tm.means, strict=True)}
+        assert x > tm.means[tm.features.index(name)]
+        assert tm.drivers(values)[0].name == name and tm.drivers(values)[0].factor == pytest.approx(3.0)
+    assert tm.threshold("no-such-signal") is None
