@@ -234,6 +234,13 @@ class OpcUaEndpoint:
     async def start(self) -> None:
         if self._server is not None:
             return
+        with socket.socket() as probe:  # a port in use is one line, not asyncua's logged traceback
+            # as asyncio's listener does: a restart binds past the old connections' TIME_WAIT
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((self.host, self.port))
+            except OSError as exc:
+                raise OSError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from None
         server = Server(user_manager=_Users(self._users) if self._users else None)
         await server.init()
         server.set_endpoint(f"opc.tcp://{self.host}:{self.port}{self.path}")
