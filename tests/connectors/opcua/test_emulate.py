@@ -284,3 +284,19 @@ def test_a_source_whose_password_is_missing_cannot_be_emulated(mixed_cfg: PlantC
     source = replace(mixed_cfg.opcua[0], user="twin", password_env="TWIN_TEST_NO_SUCH_PASSWORD")
     with pytest.raises(ValueError, match="OPC UA source a-cnc-ua: the emulator needs the password of user twin"):
         OpcUaServers([source], {})
+
+
+def test_twin_emulate_says_in_one_line_that_a_port_is_in_use(tmp_path: Path) -> None:
+    import socket
+
+    ua_port = free_port()
+    path = tmp_path / "fleet.toml"
+    path.write_text(mixed_text(free_port(), ua_port), encoding="utf-8")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", ua_port))
+        taken.listen()
+        done = subprocess.run([sys.executable, "-m", "app", "emulate", str(path), "--duration", "5"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"twin emulate: cannot listen on 127.0.0.1:{ua_port}: Address already "
+                                                "in use"], done.stderr
