@@ -92,7 +92,7 @@ def test_a_capped_performance_in_the_oee_panels_says_why_on_hover() -> None:
     capped = OeeView(availability=0.9, performance=1.0, quality=1.0, oee=0.9, performance_capped=True)
     fig = figures.oee_bars([("P1", capped), ("P2", OeeView(availability=0.9, performance=0.8, quality=1.0))])
     perf = fig.data[2]
-    assert perf.name == "Performance" and list(perf.text) == ["≥100.0 %", "80.0 %"]
+    assert perf.name == "Performance" and list(perf.text) == ["≥100 %", "80 %"]
     assert perf.hovertemplate == "%{y} Performance: %{text}%{customdata}<extra></extra>"
     why = perf.customdata[0]
     assert why.startswith("<br>at least 100 %: a build begun before this window finished inside it")
