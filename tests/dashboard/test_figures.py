@@ -95,7 +95,7 @@ def test_a_capped_performance_in_the_oee_panels_says_why_on_hover() -> None:
     assert perf.name == "Performance" and list(perf.text) == ["≥100 %", "80 %"]
     assert perf.hovertemplate == "%{y} Performance: %{text}%{customdata}<extra></extra>"
     why = perf.customdata[0]
-    assert why.startswith("<br>at least 100 %: a build begun before this window finished inside it")
+    assert why.startswith("<br>at least 100 %: a build begun before this window finished")
     assert why.replace("<br>", " ").strip() == theme.CAPPED_PERFORMANCE  # the whole reason, in short lines
     assert all(len(line) <= 70 for line in why.split("<br>"))
     assert perf.customdata[1] == "" and fig.data[0].customdata == ("", "")  # nothing to explain elsewhere
