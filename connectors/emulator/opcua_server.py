@@ -257,6 +257,8 @@ class OpcUaEndpoint:
         while idx < top:  # a configuration's node in namespace 3, say: namespaces up to it
             idx = await server.register_namespace(f"{NAMESPACE}:{idx + 1}")
         self._transports = _Transports()
+        # asyncua (pinned to 1.1.x) keeps each client's socket in this list as it connects: ours pauses
+        # the ones that connect while the server hangs, before it reads their first byte
         self._transports.extend(server.iserver.asyncio_transports)
         server.iserver.asyncio_transports = self._transports
         await self._add_nodes(server)
