@@ -25,12 +25,15 @@ from twin.errors import HistorianError
 from twin.historian import HistorianReader, SeriesKey
 from twin.shift import NextShift, ShiftInputs, ShiftReport, ShiftWindow, build_report, plan_units, shift_windows
 from twin.spec import FleetSpec, MachineStatus, SignalKind, SiteSpec
-from twin.state import Event, SiteState
+from twin.state import Event, EventKind, SiteState
 
-__all__ = ["gather", "project_next", "register", "report", "report_folder", "run", "shift_window", "write_report"]
+__all__ = ["SHELVING_LOOKBACK", "gather", "project_next", "register", "report", "report_folder", "run",
+           "shift_window", "write_report"]
 
 MAX_QUEUE_LOOKUPS = 400  # snapshots read to tell whether an idle machine's upstream queue was empty
 _LOOKBACK = timedelta(hours=6)  # fault codes and stock sampled this long before the shift (their value at its start)
+SHELVING_LOOKBACK = timedelta(days=2)  # alarms shelved or out of service this long before a shift are known in it
+_SHELVING_KINDS = (EventKind.ALARM_SHELVING, EventKind.ALARM_RAISED, EventKind.ALARM_CLEARED)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -118,8 +121,10 @@ def gather(historian: HistorianReader, fleet: FleetSpec, site_id: str, window: S
         if sig is not None:
             codes[str(m.id)] = _samples(historian, site_id, m.id, sig.name, t_lo, window.end)
     stock = {str(i.sku): _samples(historian, site_id, i.sku, "on_hand", t_lo, window.end) for i in site.inventory}
+    earlier = tuple(e for e in historian.events(site_id, window.start - SHELVING_LOOKBACK, window.start)
+                    if e.kind in _SHELVING_KINDS and e.ts < window.start)
     return ShiftInputs(fleet=fleet, site=site, window=window, before=before, after=after, events=events,
-                       fault_codes=codes, on_hand=stock,
+                       fault_codes=codes, on_hand=stock, earlier=earlier,
                        queue_empty=_queue_empty(historian, fleet, site, window, before, events))
 
 
