@@ -241,6 +241,13 @@ def _next_shift(rep: ShiftReport) -> str:
             f"{'calibrated from the history before it' if n.calibrated else 'with the configured figures'}.</p>")
 
 
+def _people_first(rows: Rows) -> Rows:
+    """The stops table with the stops a person classified (or has to) first, each group in time order."""
+    head, body = rows[0], rows[1:]
+    reason, by = head.index("reason"), head.index("classified by")
+    return [head, *sorted(body, key=lambda r: 0 if r[reason] == _NEEDS_A_PERSON or r[by] else 1)]
+
+
 def render_html(rep: ShiftReport) -> str:
     """The printable page of the report."""
     t = tables(rep)
@@ -270,7 +277,8 @@ def render_html(rep: ShiftReport) -> str:
         "<section><h2>Where the planned time went</h2>" + _waterfall_svg(rep) + _table(t["waterfall"])
         + f"<p class='note'>The steps add up to the planned time; the last is planned time × OEE "
           f"({_p(w.oee)}), the OEE above.</p></section>",
-        "<section><h2>Stops</h2>" + _table(t["stops"], limit=40) + "</section>",
+        "<section><h2>Stops</h2>" + _table(_people_first(t["stops"]), limit=40)
+        + "<p class='note'>Those a person classified or has to classify first, then in time order.</p></section>",
         "<section><h2>Alarms (ISA-18.2)</h2>" + _rate_svg(rep) + figures
         + "<h3>Top alarms and their handling</h3>" + _table(t["alarm_bad_actors"])
         + "<h3>Shelving and out of service</h3>" + _table(t["alarm_shelving"], limit=40) + "</section>",

@@ -69,12 +69,17 @@ class ShiftService:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def windows(self, site: str) -> list[ShiftWindow]:
-        """The site's shifts that started in the last ``SHIFTS_BACK``, newest first; one in progress ends now."""
+        """The site's shifts that started in the last ``SHIFTS_BACK``, newest first.
+
+        The one in progress is shown so far: to the end of the current minute (what was recorded a
+        moment ago is in it, and its report is the same for a minute), at most to its end.
+        """
         spec = self.queries.fleet.site(site)
         now = self.queries.now()
+        so_far = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
         out = []
         for w in shift_windows(spec, now - SHIFTS_BACK, now):
-            out.append(w if w.end <= now else ShiftWindow(name=w.name, start=w.start, end=now))
+            out.append(w if w.end <= now else ShiftWindow(name=w.name, start=w.start, end=min(w.end, so_far)))
         return sorted(out, key=lambda w: w.start, reverse=True)
 
     def default_window(self, site: str) -> ShiftWindow | None:

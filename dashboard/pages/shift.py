@@ -81,10 +81,10 @@ def layout(**_query: Any) -> html.Div:
 
 
 def shift_label(w: ShiftWindow, tz: str, now: datetime) -> str:
-    """``early · Tue 2026-01-06 06:00-14:00`` (site time), ``(so far)`` for the shift in progress."""
+    """``early · Tue 2026-01-06 06:00-14:00`` (site time); the shift in progress ``… 06:00-13:01 (so far)``."""
     zone = ZoneInfo(tz)
     a, b = w.start.astimezone(zone), w.end.astimezone(zone)
-    so_far = " (so far)" if w.end >= now else ""
+    so_far = " (so far)" if w.end > now else ""
     return f"{w.name} · {a:%a %Y-%m-%d %H:%M}-{b:%H:%M}{so_far}"
 
 
@@ -117,7 +117,9 @@ def _stop_id(machine: str, start: datetime) -> str:
 def _stops(rep: ShiftReport, reasons: list[dict[str, str]], limit: int = 60) -> Any:
     tz = rep.site.timezone
     rows = []
-    shown = [s for s in rep.stops if s.planned]
+    # the ones waiting for a person first, then those classified by one, then the newest
+    shown = sorted((s for s in rep.stops if s.planned),
+                   key=lambda s: (s.reason is not None, not s.by, -s.start.timestamp(), s.machine))
     for s in shown[:limit]:
         person = s.reason is None or bool(s.by)
         picker: Any = (dcc.Dropdown(id={"type": ids.SHIFT_REASON, "stop": _stop_id(s.machine, s.start)},
