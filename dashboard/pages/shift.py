@@ -48,7 +48,8 @@ def layout(**_query: Any) -> html.Div:
                                  placeholder="Shift…"), md=5),
             dbc.Col(html.Div(id=ids.SHIFT_DOWNLOAD), md=3, className="text-md-end"),
         ], className="g-2 mb-2"),
-        html.Div(id=ids.SHIFT_TILES, className="shift-tiles mb-2"),
+        html.Div(id=ids.SHIFT_TILES, className="shift-tiles mb-2",
+                 style={"display": "flex", "flexWrap": "wrap", "gap": "8px"}),
         dbc.Row([
             dbc.Col(card("Where the planned time went", dcc.Graph(id=ids.SHIFT_WATERFALL,
                                                                  config={"displayModeBar": False})), lg=6),
@@ -94,7 +95,8 @@ def _pct(x: float | None) -> str:
 
 def _tile(label: str, value: str, note: str = "") -> html.Div:
     return html.Div([html.Div(label, className="muted small"), html.B(value, className="fs-5"),
-                     html.Div(note, className="muted small")], className="hmi-card p-2 shift-tile")
+                     html.Div(note, className="muted small")], className="hmi-card p-2 shift-tile",
+                    style={"flex": "1 1 150px", "minWidth": "150px"})
 
 
 def _tiles(rep: ShiftReport) -> list[Any]:
@@ -104,7 +106,8 @@ def _tiles(rep: ShiftReport) -> list[Any]:
     return [
         _tile("Output vs plan", f"{rep.output.actual} / {rep.output.plan:.0f}", _pct(rep.output.ratio)),
         _tile("OEE", _pct(o.oee), f"A {_pct(o.availability)} · P {_pct(o.performance)} · Q {_pct(o.quality)}"),
-        _tile("Lost time", f"{lost / 60:.0f} min", f"of {rep.planned_s / 60:.0f} min planned"),
+        _tile("Lost time", f"{lost / 60:.0f} min",
+              f"of {rep.waterfall.planned_s / 60:.0f} machine-min planned ({rep.planned_s / 60:.0f} min a machine)"),
         _tile("Needs a person", f"{needs / 60:.0f} min", "stops no rule explains"),
         _tile("Alarms / 10 min", f"{a.average_per_10_min:.2f}", a.benchmark),
     ]
@@ -114,7 +117,7 @@ def _stop_id(machine: str, start: datetime) -> str:
     return f"{machine}|{start.isoformat()}"
 
 
-def _stops(rep: ShiftReport, reasons: list[dict[str, str]], limit: int = 60) -> Any:
+def _stops(rep: ShiftReport, reasons: list[dict[str, str]], limit: int = 25) -> Any:
     tz = rep.site.timezone
     rows = []
     # the ones waiting for a person first, then those classified by one, then the newest
@@ -124,7 +127,7 @@ def _stops(rep: ShiftReport, reasons: list[dict[str, str]], limit: int = 60) -> 
         person = s.reason is None or bool(s.by)
         picker: Any = (dcc.Dropdown(id={"type": ids.SHIFT_REASON, "stop": _stop_id(s.machine, s.start)},
                                     options=reasons, value=s.reason, placeholder="Reason…", clearable=False,
-                                    className="shift-reason")
+                                    className="shift-reason", style={"minWidth": "170px"})
                        if person else figs.reason_label(s.reason))
         who = f"{s.by}, {components.when(s.classified_at, tz).children}" if s.by else s.why
         rows.append(html.Tr([html.Td(s.machine), components.time_cell(s.start, tz),
@@ -134,7 +137,8 @@ def _stops(rep: ShiftReport, reasons: list[dict[str, str]], limit: int = 60) -> 
     if not rows:
         return html.P("No stops in the shift's planned time.", className="muted")
     more = len(shown) - limit
-    tail = [html.P(f"{more} more stops in the report.", className="muted small")] if more > 0 else []
+    tail = [html.P(f"{more} more stops in the report (all in its CSV).", className="muted small")
+            ] if more > 0 else []
     return html.Div([components.table(["Machine", "Start", "Min", "Status", "Reason", "Who / why"], rows),
                      *tail], className="table-scroll")
 
