@@ -241,11 +241,19 @@ def _next_shift(rep: ShiftReport) -> str:
             f"{'calibrated from the history before it' if n.calibrated else 'with the configured figures'}.</p>")
 
 
-def _people_first(rows: Rows) -> Rows:
-    """The stops table with the stops a person classified (or has to) first, each group in time order."""
-    head, body = rows[0], rows[1:]
-    reason, by = head.index("reason"), head.index("classified by")
-    return [head, *sorted(body, key=lambda r: 0 if r[reason] == _NEEDS_A_PERSON or r[by] else 1)]
+def _page_stops(rep: ShiftReport) -> Rows:
+    """The stops table of the page (the CSV has every column): who classified it and why in one cell.
+
+    The stops a person classified (or has to) come first, each group in time order.
+    """
+    rows: Rows = [["machine", "start", "end", "min", "status", "reason", "category", "why / who", "planned time"]]
+    people = sorted(rep.stops, key=lambda s: 0 if s.reason is None or s.by else 1)
+    for s in people:
+        who = s.why if not s.by else f"{s.by}, {_local(rep, s.classified_at)}" + (f": {s.comment}" if s.comment else "")
+        rows.append([s.machine, _local(rep, s.start), _local(rep, s.end), _min(s.seconds), s.status.value,
+                     _reason(s.reason), "" if s.category is None else s.category.value, who,
+                     "yes" if s.planned else "no"])
+    return rows
 
 
 def render_html(rep: ShiftReport) -> str:
@@ -277,7 +285,7 @@ def render_html(rep: ShiftReport) -> str:
         "<section><h2>Where the planned time went</h2>" + _waterfall_svg(rep) + _table(t["waterfall"])
         + f"<p class='note'>The steps add up to the planned time; the last is planned time × OEE "
           f"({_p(w.oee)}), the OEE above.</p></section>",
-        "<section><h2>Stops</h2>" + _table(_people_first(t["stops"]), limit=40)
+        "<section><h2>Stops</h2>" + _table(_page_stops(rep), limit=40)
         + "<p class='note'>Those a person classified or has to classify first, then in time order.</p></section>",
         "<section><h2>Alarms (ISA-18.2)</h2>" + _rate_svg(rep) + figures
         + "<h3>Top alarms and their handling</h3>" + _table(t["alarm_bad_actors"])

@@ -129,7 +129,7 @@ def test_classify_a_stop_and_shelve_an_alarm_then_see_both_in_the_journal_and_th
                 assert status == 200 and kind.startswith("text/html")
                 assert f"<td>blocked</td><td>{STALE_S / 60:.1f}</td><td>1</td>" in text  # 1,017 s = 17.0 min
                 assert "Needs a person<b>0 min</b>" in text
-                assert "<td>outfeed conveyor full</td>" in text
+                assert "<td>local, 2026-01-07 13:00: outfeed conveyor full</td>" in text  # who, when (CET), why
                 assert ("<td>stock-below-reorder:PLA-1KG</td><td>shelved</td><td>local</td>"
                         "<td>reorder placed, truck due 14:00 (until 2026-01-07T12:30:00+00:00)</td>") in text
                 if page.locator("#shift-report-pdf").count():
