@@ -35,11 +35,12 @@ from twin.shift import ShiftReport, ShiftWindow, shift_windows
 from twin.spec import SiteId
 from twin.state import Event, EventKind
 
-__all__ = ["CHANGES", "SHIFTS_BACK", "ShiftReports", "ShiftService"]
+__all__ = ["CHANGES", "SHIFTS_BACK", "SO_FAR_MARGIN", "ShiftReports", "ShiftService"]
 
 log = logging.getLogger(__name__)
 
 SHIFTS_BACK = timedelta(days=7)  # the shifts offered: those that started in the last 7 days
+SO_FAR_MARGIN = timedelta(milliseconds=1)  # the shift in progress ends just after now (see ``windows``)
 CHANGES = {"shelved": "Shelve", "unshelved": "Unshelve", "out_of_service": "Take out of service",
            "in_service": "Return to service"}
 
@@ -71,12 +72,12 @@ class ShiftService:
     def windows(self, site: str) -> list[ShiftWindow]:
         """The site's shifts that started in the last ``SHIFTS_BACK``, newest first.
 
-        The one in progress is shown so far: to the end of the current minute (what was recorded a
-        moment ago is in it, and its report is the same for a minute), at most to its end.
+        The one in progress is shown so far: to now and a millisecond (what was recorded this instant,
+        at ``now``, is in it; a report's window excludes its end).
         """
         spec = self.queries.fleet.site(site)
         now = self.queries.now()
-        so_far = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        so_far = now + SO_FAR_MARGIN
         out = []
         for w in shift_windows(spec, now - SHIFTS_BACK, now):
             out.append(w if w.end <= now else ShiftWindow(name=w.name, start=w.start, end=min(w.end, so_far)))

@@ -5,7 +5,7 @@ shift runs 06:00-14:00 local (05:00-13:00 UTC), so the page opens on it "so far"
 at 11:44:03 UTC: from then on without a known status, the one stop of the shift that needs a person. The
 collector (``running_collector``, the SQLite store's only writer) serves its endpoint on 127.0.0.1; the
 dashboard reads the same file read-only, its clock stopped at ``NOW``: the shift in progress is shown to
-the end of the current minute, 12:01, so what is recorded at 12:00 is in it. ``TWIN_SCREENSHOTS=1`` writes
+just after now (a millisecond), so what is recorded at 12:00 is in it. ``TWIN_SCREENSHOTS=1`` writes
 docs/screenshots/shift.png (1440x900) and shift-phone.png (390x844).
 """
 
@@ -42,8 +42,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
 sync_api = pytest.importorskip("playwright.sync_api")
 SHOTS = os.environ.get("TWIN_SCREENSHOTS") == "1"
 STALE_START = "2026-01-07T11:44:03+00:00"  # P3's last report: from then on its status is unknown
-# the shift so far ends at the end of the current minute (12:01:00): P3 unknown for 16 min 57 s by then
-STALE_S = 1017.0
+STALE_S = 957.001  # to the end of the shift so far, a millisecond after 12:00:00
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +79,8 @@ def test_classify_a_stop_and_shelve_an_alarm_then_see_both_in_the_journal_and_th
                 page = new_page(browser, 1440, 900, errors)
                 page.goto(url + "/shift?site=pod-berlin")
                 page.wait_for_selector("#shift-tiles:has-text('Needs a person')")
-                # before: the 1,017 s of P3 need a person (17 min on the tile), the Pareto names them so
-                assert "Needs a person\n17 min" in page.inner_text("#shift-tiles")
+                # before: the 957 s of P3 need a person (16 min on the tile), the Pareto names them so
+                assert "Needs a person\n16 min" in page.inner_text("#shift-tiles")
                 assert "early · Wed 2026-01-07 06:00" in page.inner_text("#shift-window")
                 page.wait_for_selector("#shift-pareto .xtick:has-text('needs a person')")
 
@@ -127,7 +126,7 @@ def test_classify_a_stop_and_shelve_an_alarm_then_see_both_in_the_journal_and_th
                 status, kind, body = _get(url + str(html_link))
                 text = body.decode("utf-8")
                 assert status == 200 and kind.startswith("text/html")
-                assert f"<td>blocked</td><td>{STALE_S / 60:.1f}</td><td>1</td>" in text  # 1,017 s = 17.0 min
+                assert f"<td>blocked</td><td>{STALE_S / 60:.1f}</td><td>1</td>" in text  # 15.95 min
                 assert "Needs a person<b>0 min</b>" in text
                 assert "<td>local, 2026-01-07 13:00: outfeed conveyor full</td>" in text  # who, when (CET), why
                 assert ("<td>stock-below-reorder:PLA-1KG</td><td>shelved</td><td>local</td>"
