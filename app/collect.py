@@ -84,6 +84,15 @@ def run(args: argparse.Namespace) -> int:
         from connectors.opcua.source import OpcUaSources
 
         collector.add_source(OpcUaSources(servers, collector.ingest))
+    if cfg.reports is not None and cfg.reports.on_shift_end:  # [reports]: each shift's report once it has ended
+        if args.log_only:
+            log.warning("[reports] on_shift_end: no shift reports with --log-only (nothing is stored)")
+        else:
+            from app.historians import open_historian as _open_historian
+            from app.report_schedule import ShiftEndReports
+
+            collector.add_source(ShiftEndReports(cfg.reports, cfg.fleet,
+                                                 lambda: _open_historian(cfg.historian, cfg.fleet, "read")))
     ledger_closer = None
     if cfg.feeds is not None and not args.no_feeds:
         ledger_closer = _start_feeds(cfg, collector, events=not args.log_only)

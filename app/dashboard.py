@@ -135,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
     from dashboard.queries import QueryService
     from dashboard.scenarios import WhatIfLimits as Limits
     from dashboard.services import Services
+    from dashboard.shift_view import ShiftService
     from dashboard.trust import TrustService, TrustSettings
     from dashboard.whatif_engine import EngineRunner
 
@@ -152,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
                         secure_cookie=args.secure_cookie, session_lifetime_s=args.session_hours * 3600.0,
                         idle_timeout_s=args.idle_minutes * 60.0, max_body_bytes=max_body_bytes)
     from app.historians import history_exists, open_historian
+    from app.report import DashboardReports
     from twin import limits as server_limits
 
     if not 1 <= args.threads <= 256:
@@ -183,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
     queries: QueryService | None = None
     trust: TrustService | None = None
     attention: AttentionService | None = None
+    shift_reports: DashboardReports | None = None
     try:
         # the model-trust scores (a rolling backtest once a day) on a reader of their own; drift alarms in memory
         trust = TrustService(fleet=fleet, open_historian=open_reader, clock=utc_now, settings=trust_settings)
@@ -192,7 +195,10 @@ def run(args: argparse.Namespace) -> int:
                               limits=limits, max_runs=args.max_runs, max_runs_per_user=args.max_runs_per_user)
         # the attention list's projection on a schedule, on a reader of its own (never per browser tab)
         attention = AttentionService(queries=queries, settings=attention_settings, open_historian=open_reader)
-        extra: dict[str, object] = {"trust": trust, "attention": attention}
+        # the Shift page's reports (twin report's numbers, page and PDF), on a reader of their own
+        shift_reports = DashboardReports(open_reader, fleet)
+        extra: dict[str, object] = {"trust": trust, "attention": attention,
+                                    "shift": ShiftService(queries=queries, reports=shift_reports)}
         if args.whatif_dir is not None:
             extra["whatif_dir"] = args.whatif_dir
         app = create_app(Services(queries=queries, whatif=runner, limits=limits, extra=extra), auth=auth,
@@ -219,5 +225,7 @@ def run(args: argparse.Namespace) -> int:
             trust.stop()
         if queries is not None:
             queries.stop_refresher()
+        if shift_reports is not None:
+            shift_reports.close()
         historian.close()
     return 0

@@ -14,7 +14,7 @@ import argparse
 import csv
 import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,12 +25,15 @@ from twin.errors import HistorianError
 from twin.historian import HistorianReader, SeriesKey
 from twin.shift import NextShift, ShiftInputs, ShiftReport, ShiftWindow, build_report, plan_units, shift_windows
 from twin.spec import FleetSpec, MachineStatus, SignalKind, SiteSpec
-from twin.state import Event, SiteState
+from twin.state import Event, EventKind, SiteState
 
-__all__ = ["gather", "project_next", "register", "report", "report_folder", "run", "shift_window", "write_report"]
+__all__ = ["SHELVING_LOOKBACK", "DashboardReports", "gather", "pdf_bytes", "project_next", "register", "report",
+           "report_folder", "run", "shift_window", "write_report"]
 
 MAX_QUEUE_LOOKUPS = 400  # snapshots read to tell whether an idle machine's upstream queue was empty
 _LOOKBACK = timedelta(hours=6)  # fault codes and stock sampled this long before the shift (their value at its start)
+SHELVING_LOOKBACK = timedelta(days=2)  # alarms shelved or out of service this long before a shift are known in it
+_SHELVING_KINDS = (EventKind.ALARM_SHELVING, EventKind.ALARM_RAISED, EventKind.ALARM_CLEARED)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -118,8 +121,10 @@ def gather(historian: HistorianReader, fleet: FleetSpec, site_id: str, window: S
         if sig is not None:
             codes[str(m.id)] = _samples(historian, site_id, m.id, sig.name, t_lo, window.end)
     stock = {str(i.sku): _samples(historian, site_id, i.sku, "on_hand", t_lo, window.end) for i in site.inventory}
+    earlier = tuple(e for e in historian.events(site_id, window.start - SHELVING_LOOKBACK, window.start)
+                    if e.kind in _SHELVING_KINDS and e.ts < window.start)
     return ShiftInputs(fleet=fleet, site=site, window=window, before=before, after=after, events=events,
-                       fault_codes=codes, on_hand=stock,
+                       fault_codes=codes, on_hand=stock, earlier=earlier,
                        queue_empty=_queue_empty(historian, fleet, site, window, before, events))
 
 
@@ -219,6 +224,62 @@ def _pdf(html: str, path: Path) -> Path:
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     HTML(string=html).write_pdf(path)
     return path
+
+
+def pdf_bytes(html: str) -> bytes:
+    """The page printed to PDF by WeasyPrint; ``HistorianError`` saying what to install when it is not usable."""
+    import logging
+
+    try:
+        from weasyprint import HTML
+    except (ImportError, OSError) as exc:
+        raise HistorianError(f"no PDF: WeasyPrint is not usable here ({exc}); install it (pip install weasyprint; "
+                             "Debian: libpango-1.0-0 libpangoft2-1.0-0)") from exc
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    return bytes(HTML(string=html).write_pdf())
+
+
+class DashboardReports:
+    """The dashboard's ``ShiftReports`` (``dashboard.shift_view``): ``twin report``'s numbers, page and PDF.
+
+    Reads a historian of its own (``open_historian()``, opened on first use, closed by ``close``),
+    one report at a time. No projection of the next shift (a page answers in seconds; ``twin
+    report`` runs it).
+    """
+
+    def __init__(self, open_historian: Callable[[], HistorianReader], fleet: FleetSpec) -> None:
+        import threading
+
+        self._open = open_historian
+        self._historian: HistorianReader | None = None
+        self.fleet = fleet
+        self._lock = threading.Lock()
+
+    def report(self, site: str, window: ShiftWindow) -> ShiftReport:
+        with self._lock:
+            if self._historian is None:
+                self._historian = self._open()
+            return report(self._historian, self.fleet, site, window, projection=0)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._historian is not None:
+                self._historian.close()
+                self._historian = None
+
+    def html(self, rep: ShiftReport) -> str:
+        return render_html(rep)
+
+    def pdf(self, rep: ShiftReport) -> bytes:
+        return pdf_bytes(render_html(rep))
+
+    def pdf_problem(self) -> str:
+        try:
+            import weasyprint  # noqa: F401
+        except (ImportError, OSError) as exc:
+            return f"no PDF here: WeasyPrint is not usable ({exc})"
+        return ""
 
 
 def run(args: argparse.Namespace) -> int:

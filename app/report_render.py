@@ -65,9 +65,11 @@ def tables(rep: ShiftReport) -> dict[str, Rows]:
         waterfall.append([s.kind, "" if s.kind != "availability" else _reason(s.reason), _min(s.seconds),
                           _pct(s.seconds / w.planned_s if w.planned_s else None)])
     waterfall.append(["fully productive time (OEE)", "", _min(w.productive_s), _pct(w.oee)])
-    stops: Rows = [["machine", "start", "end", "min", "status", "reason", "category", "why", "planned time"]]
+    stops: Rows = [["machine", "start", "end", "min", "status", "reason", "category", "why", "planned time",
+                    "classified by", "classified", "comment"]]
     stops += [[s.machine, _local(rep, s.start), _local(rep, s.end), _min(s.seconds), s.status.value,
-               _reason(s.reason), "" if s.category is None else s.category.value, s.why, "yes" if s.planned else "no"]
+               _reason(s.reason), "" if s.category is None else s.category.value, s.why, "yes" if s.planned else "no",
+               s.by, _local(rep, s.classified_at), s.comment]
               for s in rep.stops]
     a = rep.alarms
     rate: Rows = [["period start", "alarms"]]
@@ -84,6 +86,10 @@ def tables(rep: ShiftReport) -> dict[str, Rows]:
     journal += [[_local(rep, j.raised), j.key, j.asset, j.priority.name, j.message, _local(rep, j.cleared),
                  j.acked_by, _local(rep, j.acked_at), j.comment, "yes" if j.suppressed else "",
                  "yes" if j.shelved else ""] for j in a.journal]
+    shelving: Rows = [["time", "alarm", "change", "by", "why"]]
+    shelving += [[_local(rep, c.ts), c.key, c.change.replace("_", " "), c.by, c.why] for c in rep.shelving]
+    shelving += [[_local(rep, e.ts), str(e.data.get("key", "")), f"{e.data.get('change', '')} (not applied)",
+                  str(e.data.get("user", "")), why] for e, why in rep.shelving_refused]
     orders: Rows = [["order", "product", "qty", "due", "shipped", "late min", "state"]]
     orders += [[r.order, r.product, r.qty, _local(rep, r.due), _local(rep, r.shipped), _min(r.late_s),
                 "shipped late" if r.late_s > 0 else "shipped"] for r in rep.shipped]
@@ -103,7 +109,8 @@ def tables(rep: ShiftReport) -> dict[str, Rows]:
                 for sku, p, lo, hi in n.stockouts]
         nxt += [[f"order {o} on time", f"{100 * p:.0f} %"] for o, p in n.orders_at_risk]
     return {"summary": summary, "machines": machines, "pareto": pareto, "waterfall": waterfall, "stops": stops,
-            "alarm_rate": rate, "alarm_bad_actors": actors, "alarm_journal": journal, "orders": orders,
+            "alarm_rate": rate, "alarm_bad_actors": actors, "alarm_journal": journal,
+            "alarm_shelving": shelving, "orders": orders,
             "stock_at_risk": stock, "next_shift": nxt}
 
 
@@ -234,6 +241,21 @@ def _next_shift(rep: ShiftReport) -> str:
             f"{'calibrated from the history before it' if n.calibrated else 'with the configured figures'}.</p>")
 
 
+def _page_stops(rep: ShiftReport) -> Rows:
+    """The stops table of the page (the CSV has every column): who classified it and why in one cell.
+
+    The stops a person classified (or has to) come first, each group in time order.
+    """
+    rows: Rows = [["machine", "start", "end", "min", "status", "reason", "category", "why / who", "planned time"]]
+    people = sorted(rep.stops, key=lambda s: 0 if s.reason is None or s.by else 1)
+    for s in people:
+        who = s.why if not s.by else f"{s.by}, {_local(rep, s.classified_at)}" + (f": {s.comment}" if s.comment else "")
+        rows.append([s.machine, _local(rep, s.start), _local(rep, s.end), _min(s.seconds), s.status.value,
+                     _reason(s.reason), "" if s.category is None else s.category.value, who,
+                     "yes" if s.planned else "no"])
+    return rows
+
+
 def render_html(rep: ShiftReport) -> str:
     """The printable page of the report."""
     t = tables(rep)
@@ -263,9 +285,11 @@ def render_html(rep: ShiftReport) -> str:
         "<section><h2>Where the planned time went</h2>" + _waterfall_svg(rep) + _table(t["waterfall"])
         + f"<p class='note'>The steps add up to the planned time; the last is planned time × OEE "
           f"({_p(w.oee)}), the OEE above.</p></section>",
-        "<section><h2>Stops</h2>" + _table(t["stops"], limit=40) + "</section>",
+        "<section><h2>Stops</h2>" + _table(_page_stops(rep), limit=40)
+        + "<p class='note'>Those a person classified or has to classify first, then in time order.</p></section>",
         "<section><h2>Alarms (ISA-18.2)</h2>" + _rate_svg(rep) + figures
-        + "<h3>Top alarms and their handling</h3>" + _table(t["alarm_bad_actors"]) + "</section>",
+        + "<h3>Top alarms and their handling</h3>" + _table(t["alarm_bad_actors"])
+        + "<h3>Shelving and out of service</h3>" + _table(t["alarm_shelving"], limit=40) + "</section>",
         "<section><h2>Orders shipped and late</h2>" + _table(t["orders"], limit=40) + "</section>",
         "<section><h2>Stock at risk</h2>" + _table(t["stock_at_risk"]) + "</section>",
         "<section><h2>The next shift, as the twin projects it</h2>" + _next_shift(rep) + "</section>",

@@ -40,6 +40,8 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 PROTECTED_OUTPUTS: dict[str, UserRole] = {
     ids.SITE_ACK_RESULT: UserRole.ENGINEER,
     ids.ALARMS_ACK_RESULT: UserRole.ENGINEER,
+    ids.SHIFT_CLASSIFY_RESULT: UserRole.ENGINEER,
+    ids.SHIFT_SHELVE_RESULT: UserRole.ENGINEER,
     ids.WHATIF_REQUEST: UserRole.ENGINEER,
     ids.WHATIF_RESULT: UserRole.ENGINEER,
 }
@@ -55,7 +57,7 @@ TIME_PRESETS = [("Live", "live"), ("Last hour", "last-hour"), ("This shift", "th
                 ("Yesterday", "yesterday"), ("Last 7 days", "last-7-days")]
 
 NAV = [("Fleet", "/"), ("Attention", "/attention"), ("Site", "/site"), ("Machine", "/machine"), ("What-if", "/whatif"),
-       ("Replay", "/replay"), ("Alarms", "/alarms"), ("Model trust", "/trust")]
+       ("Replay", "/replay"), ("Alarms", "/alarms"), ("Shift", "/shift"), ("Model trust", "/trust")]
 
 
 def _shell(refresh_ms: int) -> Any:

@@ -41,9 +41,11 @@ from twin.spec import Priority
 from twin.state import AlarmState, Event, EventKind
 
 __all__ = [
+    "ACCEPTABLE_PER_10_MIN",
     "CHATTER_COUNT",
     "CHATTER_WINDOW",
     "FLOOD_PER_10_MIN",
+    "MANAGEABLE_PER_10_MIN",
     "PERIOD",
     "STALE_AFTER",
     "AlarmActivation",

@@ -10,7 +10,9 @@ Shelving (ISA-18.2, OPC UA Part 9) is a pure reducer of its own over ``Shelving`
 (until the alarm returns to normal) or timed (at most ``MAX_SHELVE_S``), ``unshelve``, out of service
 and back (``take_out_of_service``, ``return_to_service``), each with who and why; ``advance`` ends the
 shelves that are due. Its journal of ``ShelveChange``s says when an alarm was not annunciated
-(``hidden_intervals``), which ``twin.alarm_performance`` leaves out of its figures.
+(``hidden_intervals``), which ``twin.alarm_performance`` leaves out of its figures. The people's
+changes reach the history as ALARM_SHELVING events (through the collector's endpoint);
+``shelving_journal`` replays them with the alarms' own events into that journal.
 
 Conditions:
 
@@ -42,7 +44,7 @@ from datetime import datetime, timedelta
 from twin.errors import AlarmError
 from twin.frozen import FrozenDict
 from twin.readings import Quality, Value
-from twin.spec import AlarmKind, AlarmRule, FleetSpec, MachineId, MachineStatus, SiteSpec, Sku
+from twin.spec import AlarmId, AlarmKind, AlarmRule, FleetSpec, MachineId, MachineStatus, Priority, SiteSpec, Sku
 from twin.state import AlarmState, Event, EventKind, InventoryState, MachineState, SiteState
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "hidden_intervals",
     "return_to_service",
     "shelve",
+    "shelving_journal",
     "take_out_of_service",
     "unshelve",
 ]
@@ -480,3 +483,69 @@ def hidden_intervals(journal: Sequence[ShelveChange], t1: datetime) -> dict[str,
         if t1 > start:
             out.setdefault(key, []).append((start, t1))
     return out
+
+
+def shelving_journal(events: Sequence[Event], t1: datetime) -> tuple[Shelving, tuple[tuple[Event, str], ...]]:
+    """The shelving of a site replayed from its history up to ``t1``: the state then, and the changes refused.
+
+    ``events`` are the site's events in time order or not: ALARM_SHELVING (a person's change, data
+    ``key``, ``change``, ``shelve``, ``duration_s``, ``user``, ``comment``) and ALARM_RAISED /
+    ALARM_CLEARED (so a one-shot shelve ends when its alarm returns to normal, and a timed one at its
+    end, each a ``system`` change of the journal). A change the lifecycle does not allow (unshelving
+    an alarm not shelved, say) is refused with the reason and leaves the journal as it was.
+
+    >>> from datetime import UTC
+    >>> t = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+    >>> ev = lambda m, kind, **d: Event(ts=t + timedelta(minutes=m), site="s1", asset="P1", kind=kind, message="",
+    ...                                 data=FrozenDict({"key": "hot:P1", **d}))
+    >>> s, refused = shelving_journal([ev(0, EventKind.ALARM_RAISED),
+    ...     ev(5, EventKind.ALARM_SHELVING, change="shelved", shelve="one_shot", user="ana", comment="known"),
+    ...     ev(20, EventKind.ALARM_CLEARED),
+    ...     ev(25, EventKind.ALARM_SHELVING, change="unshelved", user="ben", comment="oops")], t + timedelta(hours=1))
+    >>> [(c.ts.minute, c.change, c.by) for c in s.journal], refused[0][1]
+    ([(5, 'shelved', 'ana'), (20, 'returned_to_normal', 'system')], "alarm 'hot:P1' is not shelved")
+    """
+    kinds = (EventKind.ALARM_SHELVING, EventKind.ALARM_RAISED, EventKind.ALARM_CLEARED)
+    shelving = Shelving()
+    refused: list[tuple[Event, str]] = []
+    active: dict[str, AlarmState] = {}
+
+    def due(until: datetime) -> Shelving:
+        # timed shelves that end by ``until``, each at its own end, in order
+        s = shelving
+        while True:
+            ends = [sh.until for sh in s.shelves.values() if sh.until is not None and sh.until <= until]
+            if not ends:
+                return s
+            s, _ = advance(s, active, min(ends))
+
+    for e in sorted((e for e in events if e.kind in kinds and e.ts <= t1), key=lambda e: e.ts):
+        key = str(e.data.get("key") or f"{e.data.get('rule', '')}:{e.asset}")
+        shelving = due(e.ts)
+        if e.kind is EventKind.ALARM_RAISED:
+            active[key] = AlarmState(rule=AlarmId(str(e.data.get("rule", ""))), site=e.site, asset=e.asset,
+                                     priority=Priority.LOW, message=e.message, active=True, raised_at=e.ts)
+            continue
+        if e.kind is EventKind.ALARM_CLEARED:
+            active.pop(key, None)
+            shelving, _ = advance(shelving, active, e.ts)
+            continue
+        by, comment, change = str(e.data.get("user", "")), str(e.data.get("comment", "")), e.data.get("change")
+        try:
+            if change == "shelved":
+                duration = e.data.get("duration_s")
+                kind = ShelveKind(str(e.data.get("shelve", "")))
+                shelving, _ = shelve(shelving, key, kind=kind, by=by, comment=comment, at=e.ts,
+                                     duration_s=float(duration) if isinstance(duration, int | float) else None)
+            elif change == "unshelved":
+                shelving, _ = unshelve(shelving, key, by=by, comment=comment, at=e.ts)
+            elif change == "out_of_service":
+                shelving, _ = take_out_of_service(shelving, key, by=by, comment=comment, at=e.ts)
+            elif change == "in_service":
+                shelving, _ = return_to_service(shelving, key, by=by, comment=comment, at=e.ts)
+            else:
+                refused.append((e, f"unknown shelving change {change!r}"))
+        except (AlarmError, ValueError) as exc:
+            refused.append((e, str(exc)))
+    shelving = due(t1)
+    return shelving, tuple(refused)

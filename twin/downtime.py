@@ -16,6 +16,12 @@ given, and gives each piece the reason of the first rule that applies (the order
 7. anything else, ``blocked`` included (the twin cannot tell it from the data) and time without a
    known status: no reason (``reason is None``): it needs a person.
 
+A person's classification (a STOP_CLASSIFIED event, sent through the collector's endpoint with
+the stop's start, a reason of the site's tree, who and why) gives such a stop its reason:
+``apply_classifications`` puts it on the piece of the machine's stop that begins at that start
+(or contains it), with who, when and the comment; the last one recorded wins. It never overrides
+a reason the data gave.
+
 A rule whose reason is not in the site's tree gives no reason either. ``pareto`` ranks the lost
 time (stops in planned time) by reason; ``waterfall`` splits a window's planned time into the
 availability losses by reason, the performance and quality losses and the fully productive time,
@@ -64,6 +70,7 @@ __all__ = [
     "Stop",
     "Waterfall",
     "WaterfallStep",
+    "apply_classifications",
     "classify",
     "clip",
     "fault_code_at",
@@ -108,6 +115,9 @@ class Stop:
     planned: bool
     category: DowntimeCategory | None = None
     fault_code: int | None = None
+    by: str = ""  # who classified it by hand ("" when the data did, or nobody yet)
+    classified_at: datetime | None = None
+    comment: str = ""
 
     @property
     def seconds(self) -> float:
@@ -289,6 +299,54 @@ def classify(site: SiteSpec, machine: str, spans: Sequence[StatusSpan], *,
         else:
             add(planned_parts, span, (None, "no status data (needs a person)", None), True)
     out.sort(key=lambda s: (s.start, s.end))
+    return out
+
+
+def apply_classifications(site: SiteSpec, stops: Sequence[Stop], events: Iterable[Event]) -> list[Stop]:
+    """``stops`` with the reasons people gave (STOP_CLASSIFIED events of ``site``) on those that needed a person.
+
+    An event names the machine (``asset``), the stop's ``start`` (ISO 8601), the ``reason``, the
+    ``user`` and a ``comment``. It applies to the machine's unclassified piece that contains that
+    start; when it is classified again, the last one by time wins. A reason
+    not in the site's tree (the tree changed since) is left out and the stop still needs a person.
+
+    >>> from datetime import UTC, timedelta
+    >>> from twin.codec import dt_to_json
+    >>> from twin.frozen import FrozenDict
+    >>> from twin.spec import SiteKind, default_downtime
+    >>> t = datetime(2026, 1, 5, 8, tzinfo=UTC)
+    >>> stop = Stop(machine="M1", start=t, end=t + timedelta(minutes=20), status=MachineStatus.IDLE, reason=None,
+    ...             why="idle", planned=True)
+    >>> e = Event(ts=t + timedelta(minutes=30), site="s1", asset="M1", kind=EventKind.STOP_CLASSIFIED, message="",
+    ...           data=FrozenDict({"start": dt_to_json(t), "reason": "blocked", "user": "ana", "comment": "full"}))
+    >>> site = SiteSpec(id="s1", name="s1", kind=SiteKind.POINT_OF_DEMAND, timezone="UTC",
+    ...                 calendar=ShiftCalendar(shifts=()), machines=(), downtime=default_downtime())
+    >>> [(s.reason, s.category.value, s.by) for s in apply_classifications(site, [stop], [e])]
+    [('blocked', 'unplanned', 'ana')]
+    """
+    given = sorted((e for e in events if e.kind is EventKind.STOP_CLASSIFIED), key=lambda e: e.ts)
+    if not given:
+        return list(stops)
+    out = list(stops)
+    for e in given:
+        try:
+            start = datetime.fromisoformat(str(e.data.get("start", "")))
+        except ValueError:
+            continue
+        if start.tzinfo is None:
+            continue
+        rid = str(e.data.get("reason", ""))
+        r = site.downtime.reason(rid)
+        if r is None:
+            continue
+        for i, s in enumerate(out):
+            if s.machine != e.asset or not s.start <= start < s.end:
+                continue
+            if s.reason is not None and not s.by:
+                continue  # the data said why: a person does not override it
+            out[i] = replace(s, reason=rid, category=r.category, by=str(e.data.get("user", "")),
+                             classified_at=e.ts, comment=str(e.data.get("comment", "")),
+                             why=f"classified by {e.data.get('user', '')}")
     return out
 
 

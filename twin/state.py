@@ -161,6 +161,8 @@ class EventKind(enum.Enum):
     ORDER_RECEIVED = "order_received"
     ORDER_UPDATED = "order_updated"
     ORDER_CLOSED = "order_closed"  # shipped, completed or cancelled
+    STOP_CLASSIFIED = "stop_classified"  # a person gave a stop its reason (operator event)
+    ALARM_SHELVING = "alarm_shelving"  # shelved, unshelved, out of / back in service by a person (operator event)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,6 +25,7 @@ from connectors.config.feeds import FeedsConfig, convert_feeds
 from connectors.config.influx_feed import InfluxFeed, convert_influx_feeds, feed_intervals
 from connectors.config.modbus import convert_modbus
 from connectors.config.opcua import OpcUaSource, convert_opcua, opcua_intervals
+from connectors.config.reports import ReportsConfig, convert_reports
 from connectors.config.schema import PlantModel, SiteModel, TemplateModel
 from connectors.modbus.spec import ModbusDevice
 from twin.errors import ConfigError, Problem
@@ -103,6 +104,7 @@ class PlantConfig:
     influx: tuple[InfluxFeed, ...] = ()  # the InfluxDB feed sources
     feeds: FeedsConfig | None = None  # the orders/shipments feeds, when configured
     opcua: tuple[OpcUaSource, ...] = ()  # the OPC UA servers read
+    reports: ReportsConfig | None = None  # where shift reports go, and whether the collector writes them
 
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a plant configuration is kilobytes; anything this big is a mistake
@@ -164,10 +166,11 @@ def load_text(text: str, *, source: str | Path = "<string>") -> PlantConfig:
         fed = {(d.site, p.asset, p.signal): f"sources.modbus[{i}]" for i, d in enumerate(devices) for p in d.points}
         opcua = convert_opcua(model.sources.opcua, fleet, problems, base=base, fed=fed)
         fleet = _with_poll_intervals(fleet, devices, {**feed_intervals(influx), **opcua_intervals(opcua)})
+    reports = convert_reports(model.reports, src, fleet, problems) if not problems else None
     if problems:
         raise ConfigError(str(src), problems)
     return PlantConfig(source=src, fleet=fleet, historian=_convert_historian(model, src), modbus=devices,
-                       influx=influx, feeds=feeds, opcua=opcua)
+                       influx=influx, feeds=feeds, opcua=opcua, reports=reports)
 
 
 def _dupes(values: list[str]) -> set[str]:

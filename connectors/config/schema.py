@@ -16,6 +16,7 @@ from connectors.config.feeds import FeedsModel
 from connectors.config.influx_feed import InfluxFeedModel
 from connectors.config.modbus import ModbusDeviceModel, RegisterMapModel
 from connectors.config.opcua import OpcUaSourceModel
+from connectors.config.reports import ReportsModel
 from twin.spec import AlarmKind, ItemKind, MachineStatus, Role, SignalKind, SiteKind, Transport
 from twin.validation import Id, Int, NonNegative, Num, Positive  # the shared field constraints (strict numbers)
 
@@ -303,3 +304,4 @@ class PlantModel(Model):
     alarms: list[AlarmModel] = Field(default_factory=list)
     sources: SourcesModel = Field(default_factory=SourcesModel)
     feeds: FeedsModel | None = None
+    reports: ReportsModel | None = None

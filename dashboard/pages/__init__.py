@@ -9,4 +9,4 @@ from __future__ import annotations
 
 __all__ = ["PAGES"]
 
-PAGES: tuple[str, ...] = ("fleet", "site", "machine", "whatif", "replay", "alarms", "trust")
+PAGES: tuple[str, ...] = ("fleet", "site", "machine", "whatif", "replay", "alarms", "shift", "trust")

@@ -45,6 +45,7 @@ from pydantic import BaseModel
 from connectors.config import feeds as feeds_schema
 from connectors.config import influx_feed as influx_schema
 from connectors.config import modbus as modbus_schema
+from connectors.config import reports as reports_schema
 from connectors.config import schema
 from tests.conftest import free_port
 
@@ -365,7 +366,7 @@ def test_docs_exist_and_link_each_other() -> None:
 
 def _models() -> list[type[BaseModel]]:
     found: list[type[BaseModel]] = []
-    for module in (schema, modbus_schema, influx_schema, feeds_schema):
+    for module in (schema, modbus_schema, influx_schema, feeds_schema, reports_schema):
         for value in vars(module).values():
             if (isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == module.__name__
                     and value.model_fields and not value.__name__.startswith("_")):
@@ -401,6 +402,7 @@ SECTIONS: dict[str, str] = {
     "InfluxMappingModel": "### `mappings`",
     "FeedsModel": "## `[feeds]`",
     "FeedsHttpModel": "### `[feeds.http]`",
+    "ReportsModel": "## `[reports]`",
 }
 
 
@@ -416,6 +418,8 @@ def _default_text(value: object) -> str | None:
     """How a scalar default is written in the reference (None: not checked)."""
     if value is None or isinstance(value, (list, dict, BaseModel)):
         return None
+    if isinstance(value, bool):  # as TOML writes it
+        return "true" if value else "false"
     if value == "":
         return '""'
     if hasattr(value, "value"):

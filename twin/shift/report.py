@@ -16,12 +16,14 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from twin.alarm_performance import AlarmPerformance, performance
+from twin.alarms import ShelveChange, hidden_intervals, shelving_journal
 from twin.calendar import planned_seconds
 from twin.downtime import (
     Interval,
     ParetoRow,
     Stop,
     Waterfall,
+    apply_classifications,
     classify,
     fault_code_at,
     pareto,
@@ -100,7 +102,9 @@ class ShiftInputs:
     ``before``/``after``: the site's snapshots at the shift's start and end. ``events``: the site's
     events in the shift. ``fault_codes`` / ``on_hand``: samples of each machine's fault-code signal
     and each item's stock over the shift (the last one before it first). ``queue_empty``: per machine,
-    when its upstream queue was known empty.
+    when its upstream queue was known empty. ``earlier``: the site's alarm and shelving events
+    before the shift (a lookback), so an alarm shelved before it is known shelved in it; the people's
+    classifications of the shift's stops and shelvings in it are among ``events``.
     """
 
     fleet: FleetSpec
@@ -112,6 +116,7 @@ class ShiftInputs:
     fault_codes: Mapping[str, Samples] = field(default_factory=dict)
     on_hand: Mapping[str, Samples] = field(default_factory=dict)
     queue_empty: Mapping[str, Sequence[Interval]] = field(default_factory=dict)
+    earlier: tuple[Event, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -189,6 +194,8 @@ class ShiftReport:
     late_open: tuple[OrderRow, ...]
     stock_at_risk: tuple[StockRow, ...]
     next_shift: NextShift | None = None
+    shelving: tuple[ShelveChange, ...] = ()  # the shift's shelving changes (people's and the system's)
+    shelving_refused: tuple[tuple[Event, str], ...] = ()  # people's changes the lifecycle did not allow, why
 
 
 def plan_units(site: SiteSpec, w: ShiftWindow) -> float:
@@ -233,7 +240,7 @@ def _stops(inputs: ShiftInputs) -> list[Stop]:
                  for s in spans]
         shortage = [iv for sku in _materials_of(site, inputs.fleet.products, m) for iv in zero.get(sku, ())]
         out.extend(classify(site, m.id, spans, stock_zero=shortage, queue_empty=inputs.queue_empty.get(m.id, ())))
-    return sorted(out, key=lambda s: (s.start, s.machine))
+    return sorted(apply_classifications(site, out, inputs.events), key=lambda s: (s.start, s.machine))
 
 
 def _orders(inputs: ShiftInputs) -> tuple[list[OrderRow], list[OrderRow]]:
@@ -298,11 +305,15 @@ def build_report(inputs: ShiftInputs) -> ShiftReport:
     counted = {r.machine for r in rows if r.oee.run_s is not None}
     lost = [s for s in stops if s.machine in counted]
     shipped, late = _orders(inputs)
+    shelving, refused = shelving_journal((*inputs.earlier, *inputs.events), w.end)
     return ShiftReport(
         site=site, window=w, planned_s=planned_seconds(site.calendar, site.timezone, w.start, w.end),
         output=_output_vs_plan(made, _plan_units(site, w)), oee=kpi, machines=tuple(rows), stops=tuple(stops),
         pareto=tuple(pareto(lost)), waterfall=waterfall(kpi, lost),
         alarms=performance(str(site.id), inputs.events, w.start, w.end, active_before=before.alarms.values(),
-                           suppress=suppression_intervals(site, inputs.events, before, w.start, w.end)),
+                           suppress=suppression_intervals(site, inputs.events, before, w.start, w.end),
+                           shelved=hidden_intervals(shelving.journal, w.end)),
         shipped=tuple(shipped), late_open=tuple(late), stock_at_risk=tuple(_stock(inputs)),
+        shelving=tuple(c for c in shelving.journal if w.start <= c.ts < w.end),
+        shelving_refused=tuple((e, why) for e, why in refused if w.start <= e.ts < w.end),
     )

@@ -104,7 +104,8 @@ def test_events_are_checked_and_committed_before_the_answer(tmp_path: Path, flee
             # the repr of 201 x's cut to 200 characters, "'" and 199 x's, then "...")
             {"index": 2, "reason": "data.comment: String should have at most 200 characters (got '"
                                    + "x" * 199 + "...)"},
-            {"index": 3, "reason": "kind: Input should be 'alarm_acknowledged' (got 'alarm_raised')"},
+            {"index": 3, "reason": "kind: Input should be 'alarm_acknowledged', 'stop_classified' or "
+                                   "'alarm_shelving' (got 'alarm_raised')"},
             {"index": 4, "reason": "ts must be an ISO 8601 time with an offset, e.g. 2026-03-02T08:00:00Z "
                                    "(got '2026-03-02T08:00:00')"},
             {"index": 5, "reason": "data.key must be RULE:ASSET, here machine-down:CNC1"},
