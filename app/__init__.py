@@ -31,6 +31,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "whatif",
     "backtest",
     "replay",
+    "health",
     "export",
     "report",
     "importer",

@@ -29,6 +29,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -220,7 +221,11 @@ def _demo_config(source: Path, data_dir: Path, port_base: int, feeds_port: int =
     port = opcua_port or max((d.port for d in plcs), default=4839) + 1
     plcs, mixed = _opcua_site(model.model_copy(update={"sources": model.sources.model_copy(
         update={"modbus": plcs})}), opcua_site, port)
-    sources = {"modbus": plcs} if mixed is None else {"modbus": plcs, "opcua": [*model.sources.opcua, mixed]}
+    # the file's own OPC UA servers are emulated too, on 127.0.0.1 at their ports
+    servers = [u.model_copy(update={"endpoint": re.sub(r"^opc\.tcp://(\[[^]]*\]|[^:/]+)", "opc.tcp://127.0.0.1",
+                                                        u.endpoint)}) for u in model.sources.opcua]
+    servers += [mixed] if mixed is not None else []
+    sources: dict[str, object] = {"modbus": plcs, **({"opcua": servers} if servers else {})}
     demo = model.model_copy(update={
         "historian": historian, "feeds": feeds,
         "fleet": model.fleet.model_copy(update={"stale_after_polls": STALE_AFTER_S / DEMO_POLL_S}),

@@ -26,9 +26,10 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.poll import select_devices, select_sources
 from connectors.config.opcua import OpcUaSource
@@ -212,11 +213,22 @@ async def _emulate(fleet: FleetSpec, devs: list[ModbusDevice], args: argparse.Na
         print(f"feeds: {feeds.orders_written} order and {feeds.shipments_written} shipment records "
               f"written to {args.feeds_dir}", flush=True)
 
-    async with asyncio.TaskGroup() as tg:
-        tg.create_task(serve())
-        if args.drop_every > 0:
-            tg.create_task(dropper())
-        if args.feeds_dir is not None:
-            tg.create_task(feeds_writer())
+    failed: list[BaseException] = []
+    try:
+        await _serve_all(serve, dropper if args.drop_every > 0 else None,
+                         feeds_writer if args.feeds_dir is not None else None)
+    except* OSError as group:  # a port in use: one line each
+        failed += group.exceptions
+    if failed:
+        for problem in failed:
+            print(f"twin emulate: {problem}", file=sys.stderr)
+        return 1
     print(f"stopped; write requests received: {emu.writes_received}", flush=True)
     return 0
+
+
+async def _serve_all(*jobs: Callable[[], Coroutine[Any, Any, None]] | None) -> None:
+    async with asyncio.TaskGroup() as tg:
+        for job in jobs:
+            if job is not None:
+                tg.create_task(job())

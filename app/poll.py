@@ -34,9 +34,10 @@ if TYPE_CHECKING:  # the poller imports pymodbus (the reader asyncua): only at r
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("poll", help="read every Modbus point once and print value, unit and quality")
+    p = sub.add_parser("poll", help="read every Modbus point and OPC UA node and print value, unit and quality")
     p.add_argument("config", help="plant configuration file (TOML)")
-    p.add_argument("--device", action="append", default=[], metavar="ID", help="only this device (repeatable)")
+    p.add_argument("--device", action="append", default=[], metavar="ID",
+                   help="only this Modbus device or OPC UA source (repeatable)")
     p.add_argument("--once", action="store_true", help="read once and exit (default: keep polling)")
     p.add_argument("--count", type=int, default=0, metavar="N", help="stop after N polls (without --once)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

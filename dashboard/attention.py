@@ -189,9 +189,9 @@ def _local(t: datetime, site: SiteSpec) -> datetime:
 
 
 def _hhmm(t: datetime, site: SiteSpec, now: datetime) -> str:
-    """A site-local time: "14:00" today, "Thu 14:00" on another day."""
+    """A site-local time with its zone: "14:00 CET" today, "Thu 14:00 CET" on another day."""
     local, today = _local(t, site), _local(now, site)
-    return local.strftime("%H:%M") if local.date() == today.date() else local.strftime("%a %H:%M")
+    return local.strftime("%H:%M %Z" if local.date() == today.date() else "%a %H:%M %Z")
 
 
 def _href(path: str, site: str, **more: str) -> str:

@@ -174,6 +174,21 @@ LABEL_PX = 12  # bar labels and ticks: readable on a phone, never shrunk to fit 
 BAR_ROW_PX = 26  # height per machine in each panel
 
 
+def _capped_why(o: OeeView) -> str:
+    """The hover's second line for a performance shown as "≥100 %" (theme.CAPPED_PERFORMANCE), else ""."""
+    if not o.performance_capped:
+        return ""
+    words, line = theme.CAPPED_PERFORMANCE.split(" "), ""
+    lines: list[str] = []
+    for w in words:  # a hover box of about 60 characters a line
+        if line and len(line) + len(w) > 60:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}".strip()
+    return "<br>" + "<br>".join([*lines, line])
+
+
 def oee_bars(rows: Sequence[tuple[str, OeeView]], *, title: str = "") -> go.Figure:
     """OEE, availability, performance and quality per machine as four small panels (2 × 2).
 
@@ -207,7 +222,9 @@ def oee_bars(rows: Sequence[tuple[str, OeeView]], *, title: str = "") -> go.Figu
             "text": [theme.fmt_performance(v, o.performance_capped) if attr == "performance" else theme.fmt_pct(v)
                      for v, (_, o) in zip(values, rows, strict=True)],
             "textposition": "outside", "textfont": {"size": LABEL_PX}, "cliponaxis": False, "showlegend": False,
-            "hovertemplate": f"%{{y}} {label}: %{{x:.1f}} %<extra></extra>",
+            # the hover says what the label says ("≥100 %") and, for a capped performance, why
+            "customdata": [_capped_why(o) if attr == "performance" else "" for _, o in rows],
+            "hovertemplate": f"%{{y}} {label}: %{{text}}%{{customdata}}<extra></extra>",
         })
         x0 = col * (width + gap_x)
         layout[f"xaxis{axis}"] = _axis(domain=[x0, x0 + width], range=[0, reach * 1.45], anchor=y_axis,
@@ -272,8 +289,11 @@ def status_timeline(segments: Sequence[TimelineSegment], t0: datetime, t1: datet
                      "y": [m for m in machines for _ in xs], "marker": {"size": 14, "color": "rgba(0,0,0,0)"},
                      "customdata": points * len(machines), "showlegend": False, "name": "cursor",
                      "hovertemplate": "%{customdata[0]}: click to move the cursor here<extra></extra>"})
+    # clickable: a drag moves the cursor (assets/replay_strip.js), so plotly's own drag (a zoom) is off
+    drag: dict[str, Any] = {"dragmode": False} if clickable else {}
     return _figure(data, title=title, height=height or max(200, 80 + 28 * len(machines)), barmode="overlay",
-                   bargap=0.25, xaxis=clock.axis(), shapes=shapes,
+                   bargap=0.25, xaxis=clock.axis(**({"fixedrange": True} if clickable else {})), shapes=shapes,
+                   **drag,
                    yaxis={"categoryorder": "array", "categoryarray": machines[::-1]})
 
 

@@ -26,6 +26,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "plotly": ("dashboard/",),
     "simpy": ("twin/sim/",),
     "weasyprint": ("app/report.py",),
+    "lifelines": ("twin/health/model.py",),
+    "pandas": ("twin/health/model.py",),
 }
 
 

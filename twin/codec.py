@@ -181,6 +181,8 @@ def _machine_to_dict(m: MachineState) -> Json:
         "repairs": m.repairs,
         "status_seconds": [[k.value, v] for k, v in m.status_seconds.items()],
         "signals": {k: _signal_to_dict(v) for k, v in m.signals.items()},
+        "counted_at": _opt_dt_to_json(m.counted_at),
+        "running_s_at_count": m.running_s_at_count,
     }
 
 
@@ -199,6 +201,8 @@ def _machine_from_dict(d: Mapping[str, Any]) -> MachineState:
         repairs=d["repairs"],
         status_seconds=FrozenDict({MachineStatus(k): v for k, v in d["status_seconds"]}),
         signals=FrozenDict({SignalName(k): _signal_from_dict(v) for k, v in d["signals"].items()}),
+        counted_at=_opt_dt_from_json(d.get("counted_at")),  # absent in checkpoints written before it
+        running_s_at_count=d.get("running_s_at_count"),
     )
 
 

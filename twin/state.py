@@ -74,6 +74,18 @@ class MachineState:
     repairs: int = 0  # transitions out of FAULT
     status_seconds: FrozenDict[MachineStatus, float] = field(default_factory=FrozenDict)
     signals: FrozenDict[SignalName, SignalValue] = field(default_factory=FrozenDict)
+    # the last increase of the good or scrap counter (a cycle's end) and the RUNNING seconds
+    # (``status_seconds`` + the running stretch) up to it: a fork knows how far the cycle now
+    # running has got in running time, through back-to-back builds, failures and shift ends
+    counted_at: datetime | None = None
+    running_s_at_count: float | None = None
+
+    def running_s(self, at: datetime) -> float:
+        """RUNNING seconds counted by the twin up to ``at`` (at or after ``status_since``)."""
+        total = self.status_seconds.get(MachineStatus.RUNNING, 0.0)
+        if self.status is MachineStatus.RUNNING and self.status_since is not None:
+            total += max(0.0, (at - self.status_since).total_seconds())
+        return total
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

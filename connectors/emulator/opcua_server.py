@@ -31,13 +31,18 @@ import asyncio
 import contextlib
 import logging
 import re
+import shutil
+import socket
+import tempfile
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from asyncua import Server, ua
+from asyncua.crypto import cert_gen
 from asyncua.crypto.permission_rules import User, UserRole
 
 from connectors.config.opcua import OpcUaNode, OpcUaSource
@@ -49,7 +54,7 @@ from twin.readings import Value
 from twin.spec import FleetSpec
 
 __all__ = ["BASIC_TYPES", "NAMESPACE", "OpcUaEndpoint", "OpcUaMachines", "OpcUaServers", "Placed", "Variable",
-           "encode_node", "signal_units"]
+           "encode_node", "self_signed", "signal_units"]
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +125,21 @@ def _coerce(value: object, vt: ua.VariantType) -> object:
     return value
 
 
+_POLICIES = {"None": ua.SecurityPolicyType.NoSecurity, "Sign": ua.SecurityPolicyType.Basic256Sha256_Sign,
+             "SignAndEncrypt": ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt}
+
+
+async def self_signed(folder: Path, name: str) -> tuple[str, str]:
+    """A server certificate (DER) and key (PEM) made for this machine, in ``folder``; their paths."""
+    from cryptography.x509.oid import ExtendedKeyUsageOID  # asyncua's own dependency, for its cert_gen
+
+    key, cert = folder / f"{name}-key.pem", folder / f"{name}-cert.der"
+    await cert_gen.setup_self_signed_certificate(key, cert, "urn:freeopcua:python:server", socket.gethostname(),
+                                                 [ExtendedKeyUsageOID.SERVER_AUTH],
+                                                 {"organizationName": "digital twin emulator"})
+    return str(cert), str(key)
+
+
 class _Users:
     """asyncua's user manager for a secured endpoint: these users with these passwords, nobody else."""
 
@@ -154,16 +174,19 @@ def _simple(v: Variable) -> Placed:
 class OpcUaEndpoint:
     """One OPC UA server serving ``variables``; restartable on the same port.
 
-    With ``certificate`` and ``private_key`` (the server's, PEM or DER) it offers only
-    SignAndEncrypt (Basic256Sha256); with ``users`` (name -> password) only those may log in.
-    ``path`` is the endpoint URL's path (``opc.tcp://HOST:PORT/PATH``).
+    With ``certificate`` and ``private_key`` (the server's, PEM or DER) it offers the security
+    ``modes`` (default only SignAndEncrypt; "None", "Sign", "SignAndEncrypt", policy
+    Basic256Sha256); with ``users`` (name -> password) only those may log in. ``path`` is the
+    endpoint URL's path (``opc.tcp://HOST:PORT/PATH``).
     """
 
     def __init__(self, port: int, variables: Iterable[Variable | Placed], *, host: str = "127.0.0.1",
                  certificate: str | None = None, private_key: str | None = None,
-                 users: dict[str, str] | None = None, path: str = "/") -> None:
+                 users: dict[str, str] | None = None, path: str = "/", modes: Iterable[str] = ("SignAndEncrypt",)
+                 ) -> None:
         self.host, self.port, self.path = host, port, path if path.startswith("/") else "/" + path
         self._certificate, self._private_key, self._users = certificate, private_key, users
+        self.modes = tuple(modes)
         self._placed: dict[Key, Placed] = {}
         self._values: dict[Key, tuple[object, str]] = {}
         self._types: dict[Key, ua.VariantType] = {}
@@ -200,9 +223,24 @@ class OpcUaEndpoint:
     def node_id(asset: str, signal: str) -> str:
         return f"ns=2;s={asset}.{signal}"
 
+    def use_certificate(self, certificate: str, private_key: str) -> None:
+        """The server's certificate and key from the next ``start`` on."""
+        self._certificate, self._private_key = certificate, private_key
+
+    @property
+    def secured(self) -> bool:
+        return bool(self._certificate and self._private_key)
+
     async def start(self) -> None:
         if self._server is not None:
             return
+        with socket.socket() as probe:  # a port in use is one line, not asyncua's logged traceback
+            # as asyncio's listener does: a restart binds past the old connections' TIME_WAIT
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((self.host, self.port))
+            except OSError as exc:
+                raise OSError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from None
         server = Server(user_manager=_Users(self._users) if self._users else None)
         await server.init()
         server.set_endpoint(f"opc.tcp://{self.host}:{self.port}{self.path}")
@@ -210,7 +248,7 @@ class OpcUaEndpoint:
         if self._certificate and self._private_key:
             await server.load_certificate(self._certificate)
             await server.load_private_key(self._private_key)
-            server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+            server.set_security_policy([_POLICIES[m] for m in self.modes])
         else:
             server.set_security_policy([ua.SecurityPolicyType.NoSecurity])  # an emulator: open by default
         server.set_identity_tokens([ua.UserNameIdentityToken] if self._users else [ua.AnonymousIdentityToken])
@@ -219,6 +257,8 @@ class OpcUaEndpoint:
         while idx < top:  # a configuration's node in namespace 3, say: namespaces up to it
             idx = await server.register_namespace(f"{NAMESPACE}:{idx + 1}")
         self._transports = _Transports()
+        # asyncua (pinned to 1.1.x) keeps each client's socket in this list as it connects: ours pauses
+        # the ones that connect while the server hangs, before it reads their first byte
         self._transports.extend(server.iserver.asyncio_transports)
         server.iserver.asyncio_transports = self._transports
         await self._add_nodes(server)
@@ -443,8 +483,9 @@ class OpcUaServers:
     its EngineeringUnits (its configured ``unit`` wins; e.g. the fleet's signal units, as
     ``signal_units`` gives them; a scaled node's unit is the twin's). A source with a user
     gets a server that lets that user in with the password the source reads (its ``password_env``
-    or ``password_file``); message security is not emulated (a ``Sign*`` source is served without,
-    with a warning). Sources with the same port share one server.
+    or ``password_file``). A ``Sign`` or ``SignAndEncrypt`` source gets a server offering that
+    mode (Basic256Sha256) with a self-signed certificate made at ``start`` in ``cert_dir`` (default:
+    a temporary folder, removed by ``stop``). Sources with the same port share one server.
 
     Usage (inside a running event loop)::
 
@@ -456,8 +497,10 @@ class OpcUaServers:
     """
 
     def __init__(self, sources: Sequence[OpcUaSource], values: Mapping[ValueKey, Value], *,
-                 host: str = "127.0.0.1", units: Mapping[ValueKey, str] | None = None) -> None:
+                 host: str = "127.0.0.1", units: Mapping[ValueKey, str] | None = None,
+                 cert_dir: Path | None = None) -> None:
         self.sources = {s.id: s for s in sources}
+        self._cert_dir, self._tmp_dir = cert_dir, ""
         self._by_port: dict[int, _Served] = {}
         self._port_of: dict[str, int] = {}
         grouped: dict[int, list[OpcUaSource]] = {}
@@ -474,9 +517,6 @@ class OpcUaServers:
             users: dict[str, str] = {}
             taken: dict[str, str] = {}
             for s in group:
-                if s.security != "None":
-                    log.warning("emulator: OPC UA source %s wants security %s; the emulator serves %s without "
-                                "message security", s.id, s.security, s.endpoint)
                 if s.user:
                     users[s.user] = self._password(s)
                 for i, n in enumerate(s.nodes):
@@ -495,7 +535,9 @@ class OpcUaServers:
                     placed.append(Placed(key=key, node_id=node_id, path=path, value=initial, unit=unit))
                     nodes[key] = (vkey, n)
             url = _ENDPOINT.match(group[0].endpoint)
-            ep = OpcUaEndpoint(port, placed, host=host, users=users or None, path=(url and url.group(2)) or "/")
+            modes = list(dict.fromkeys(sorted(s.security for s in group)))
+            ep = OpcUaEndpoint(port, placed, host=host, users=users or None, path=(url and url.group(2)) or "/",
+                               modes=modes)
             self._by_port[port] = _Served(endpoint=ep, nodes=nodes)
         self._warned: set[Key] = set()
 
@@ -523,12 +565,22 @@ class OpcUaServers:
         return self._by_port[self._port_of[source_id]]
 
     async def start(self) -> None:
-        for s in self._by_port.values():
-            await s.endpoint.start()
+        for port, s in self._by_port.items():
+            ep = s.endpoint
+            if ep.modes != ("None",) and not ep.secured:
+                folder = self._cert_dir or Path(self._tmp_dir or tempfile.mkdtemp(prefix="twin-emulator-pki-"))
+                self._tmp_dir = self._tmp_dir if self._cert_dir else str(folder)
+                ep.use_certificate(*await self_signed(folder, f"server-{port}"))
+            await ep.start()
 
     async def stop(self) -> None:
         for s in self._by_port.values():
             await s.endpoint.stop()
+        if self._tmp_dir:
+            shutil.rmtree(self._tmp_dir, ignore_errors=True)
+            self._tmp_dir = ""
+            for s in self._by_port.values():  # a new start makes new ones
+                s.endpoint.use_certificate("", "")
 
     async def update(self, values: Mapping[ValueKey, Value]) -> None:
         """Write every value that changed, on every server that is not frozen."""

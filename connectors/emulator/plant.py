@@ -104,7 +104,7 @@ from connectors.emulator.sensors import (
 )
 from connectors.emulator.shopfloor import DAY_S, Demand, Item, Machine, Order, Site, Station, ValueKey, record_time
 from connectors.emulator.truth import Truth
-from connectors.emulator.wear import Wear, show_wear
+from connectors.emulator.wear import Wear, new_wear, show_wear
 from twin.business import BusinessRecord, ShipmentStatus
 from twin.live import INVENTORY_SIGNALS
 from twin.readings import Reading, Value
@@ -275,12 +275,8 @@ class Plant:
         if law is None:
             m.until_maint = rng.uniform(0.0, self._maint_s)
         else:
-            maint_s = law.maintenance_every_h * 3600.0 if law.maintenance_every_h is not None else self._maint_s
-            m.until_maint = rng.uniform(0.0, maint_s)
-            wrng = random.Random(f"{self._seed}:wear:{spec.site}:{spec.id}")
-            # a plant that has run before: wear anywhere up to one maintenance interval at full load
-            self._wear[m] = Wear(law=law, rng=wrng, wear=wrng.uniform(0.0, law.wear_per_h * maint_s / 3600.0),
-                                 maint_s=maint_s)
+            w = self._wear[m] = new_wear(law, f"{self._seed}:wear:{spec.site}:{spec.id}", self._maint_s)
+            m.until_maint = rng.uniform(0.0, w.maint_s)
         m.last_cycle_s = m.cycle_mean_s
         plan_signals(m, tpl)
         self._machines.append(m)
@@ -632,6 +628,10 @@ class Plant:
             fault_s += self._t - m.repair_start  # the repair going on
         return MachineStats(run_s=run_s, fault_s=fault_s, failures=m.failures, repairs=m.repairs,
                             cycles=m.cycles, cycle_s=m.cycle_s, good=m.good, scrap=m.scrap)
+
+    def has(self, site: str, asset: str) -> bool:
+        """Whether the plant runs this machine (``sites`` may leave some out)."""
+        return (site, asset) in self._by_id
 
     def wear(self, site: str, asset: str) -> float:
         """The hidden wear of a machine now (0 for one that does not degrade): for tests and measurements."""

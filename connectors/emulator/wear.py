@@ -2,19 +2,28 @@
 
 Used by ``connectors.emulator.plant`` for templates with a ``[[degradation]]`` entry in the truth file
 (``connectors.emulator.truth.Degradation``); a machine without one never meets this module.
+``sample_histories`` steps a plant and keeps what a polling twin sees of its machines' condition.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from connectors.emulator.shopfloor import Machine, ValueKey
 from connectors.emulator.truth import Degradation
+from twin.health.timeline import CONDITION_KINDS, ConditionHistory
 from twin.readings import Value
-from twin.spec import MachineStatus
+from twin.spec import MachineStatus, SignalKind
 
-__all__ = ["Wear", "show_wear"]
+if TYPE_CHECKING:
+    from connectors.emulator.plant import Plant
+
+__all__ = ["Wear", "new_wear", "sample_histories", "show_wear"]
 
 
 @dataclass(slots=True, eq=False)
@@ -64,6 +73,16 @@ class Wear:
         return max(0.0, s)
 
 
+def new_wear(law: Degradation, stream: str, default_maint_s: float) -> Wear:
+    """The wear of a machine at the plant's start, drawn from its own stream ``stream``.
+
+    A plant that has run before: wear anywhere up to one maintenance interval's worth at full load.
+    """
+    maint_s = law.maintenance_every_h * 3600.0 if law.maintenance_every_h is not None else default_maint_s
+    rng = random.Random(stream)
+    return Wear(law=law, rng=rng, wear=rng.uniform(0.0, law.wear_per_h * maint_s / 3600.0), maint_s=maint_s)
+
+
 def show_wear(m: Machine, w: Wear, wear: float, out: dict[ValueKey, Value]) -> None:
     """Add the wear to the condition signals ``live_values`` just wrote (at rest only the temperatures)."""
     law = w.law
@@ -78,3 +97,41 @@ def show_wear(m: Machine, w: Wear, wear: float, out: dict[ValueKey, Value]) -> N
     if law.power_per_wear > 0.0:
         for key, kw in m.powers:
             out[key] = round(float(out[key] or 0.0) + kw * law.power_per_wear * wear, 2)
+
+
+def sample_histories(plant: Plant, end: datetime, step_s: float) -> list[ConditionHistory]:
+    """Step ``plant`` to ``end`` every ``step_s`` and keep what a polling twin sees of each machine's condition.
+
+    The status of every machine at each sample (a change shows at the first sample after it, as a
+    collector polling every ``step_s`` sees it) and its condition signals (temperature, power,
+    vibration): the input of ``twin.health`` without a historian in between, for tests and
+    benchmarks of many emulated days.
+    """
+    t0 = plant.now
+    machines = [(str(s.id), m) for s in plant.fleet.sites for m in s.machines if plant.has(str(s.id), str(m.id))]
+    status: dict[tuple[str, str], list[tuple[float, MachineStatus]]] = {}
+    signals: dict[tuple[str, str], dict[str, tuple[SignalKind, list[float], list[float]]]] = {}
+    for sid, m in machines:
+        status[(sid, str(m.id))] = [(t0.timestamp(), plant.status(sid, str(m.id)))]
+        signals[(sid, str(m.id))] = {str(s.name): (s.kind, [], []) for s in m.template.signals
+                                     if s.kind in CONDITION_KINDS}
+    n = int((end - t0).total_seconds() // step_s)
+    for k in range(1, n + 1):
+        at = t0 + timedelta(seconds=k * step_s)
+        values = plant.advance(at)
+        ts = at.timestamp()
+        for sid, m in machines:
+            key = (sid, str(m.id))
+            s = plant.status(*key)
+            if s is not status[key][-1][1]:
+                status[key].append((ts, s))
+            for name, (_, times, vals) in signals[key].items():
+                v = values.get((sid, str(m.id), name))
+                if isinstance(v, int | float):
+                    times.append(ts)
+                    vals.append(float(v))
+    return [ConditionHistory(site=sid, machine=str(m.id), template=str(m.template.id),
+                             status=tuple(status[(sid, str(m.id))]),
+                             signals={name: (kind, np.asarray(t, dtype=float), np.asarray(v, dtype=float))
+                                      for name, (kind, t, v) in signals[(sid, str(m.id))].items()})
+            for sid, m in machines]

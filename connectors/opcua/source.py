@@ -28,6 +28,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from connectors.config.opcua import OpcUaNode, OpcUaSource
 from connectors.config.secrets import SecretUnavailable, read_secret
@@ -98,9 +99,11 @@ class OpcUaReader:
         self._last: dict[int, Reading] = {}  # subscribed: each node's latest reading, re-sent on each check
         self._checks = 0  # session checks since the nodes were last read in full
         self._interval_s = source.poll_interval_s if self.polling else source.interval_s
+        # nodes whose server value is the twin's as it is (no scale, offset or enum map)
+        self._plain = [not n.enum and n.scale == 1.0 and n.offset == 0.0 for n in source.nodes]
 
     # ------------------------------------------------------------------ readings
-    def _reading(self, i: int, sample: Sample) -> Reading:
+    def _reading(self, i: int, sample: Sample, ts: datetime | None = None) -> Reading:
         node = self.source.nodes[i]
         value, quality, reason = convert(node, sample)
         if quality is Quality.BAD and self._node_faults.failed(i, reason):
@@ -109,7 +112,7 @@ class OpcUaReader:
         elif quality is not Quality.BAD and self._node_faults and self._node_faults.cleared(i):
             log.warning("OPC UA source %s: %s (%s.%s) reads again", self.source.id, node.where, node.asset,
                         node.signal)
-        reading = Reading.new(self._clock(), self.source.site, node.asset, node.signal, value, quality, reason)
+        reading = Reading.new(ts or self._clock(), self.source.site, node.asset, node.signal, value, quality, reason)
         self._last[i] = reading
         return reading
 
@@ -169,11 +172,22 @@ class OpcUaReader:
     async def _subscribe(self, conn: OpcUaConnection, live: list[tuple[int, Handle]], bad: list[Reading]) -> None:
         s = self.source
         index = [i for i, _ in live]
+        loop = asyncio.get_running_loop()
+        pending: list[tuple[int, Sample]] = []
+
+        def flush() -> None:
+            """The data changes of one publish response, as readings to the sink in one call."""
+            batch = pending.copy()
+            pending.clear()
+            if self._sink is not None:
+                self._sink(self._readings(batch))
 
         def notified(k: int, sample: Sample) -> None:
             self.notifications += 1
-            if self._sink is not None and 0 <= k < len(index):
-                self._sink([self._reading(index[k], sample)])
+            if 0 <= k < len(index):
+                if not pending:  # the first of its response: the others follow in the same step of the loop
+                    loop.call_soon(flush)
+                pending.append((index[k], sample))
 
         errors = await conn.subscribe([h for _, h in live], publish_ms=1000.0 * s.publish_s,
                                       sampling_ms=[1000.0 * s.sampling_interval_s] * len(live),
@@ -181,6 +195,24 @@ class OpcUaReader:
         for (i, _), error in zip(live, errors, strict=True):
             if error:
                 bad.append(self._reading(i, Sample(None, "bad", error, None)))
+
+    def _readings(self, batch: Sequence[tuple[int, Sample]]) -> list[Reading]:
+        """Readings of many samples received together, with one time: the hot path of a subscription.
+
+        A GOOD scalar of a node without scale, offset or enum becomes its reading straight away;
+        anything else goes through ``_reading``.
+        """
+        ts, site, nodes, plain, last = self._clock(), self.source.site, self.source.nodes, self._plain, self._last
+        out: list[Reading] = []
+        for i, sample in batch:
+            if plain[i] and sample.severity == "good" and not sample.problem and not self._node_faults:
+                node = nodes[i]
+                reading = Reading.new(ts, site, node.asset, node.signal, sample.value)
+                last[i] = reading
+            else:
+                reading = self._reading(i, sample, ts)
+            out.append(reading)
+        return out
 
     async def _close(self, *, graceful: bool = True) -> None:
         self._last.clear()  # nothing is confirmed without a session
@@ -225,7 +257,10 @@ class OpcUaReader:
             self._went_down(loop.time(), exc.reason)
             return self._unreachable(loop.time())
         self.reachable = True
-        readings = {i: self._reading(i, sample) for (i, _), sample in zip(live, samples, strict=True)}
+        batch = [(i, sample) for (i, _), sample in zip(live, samples, strict=True)]
+        if len(live) == len(self._handles):  # every node resolved: the readings in the nodes' order
+            return self._readings(batch)
+        readings = dict(zip([i for i, _ in live], self._readings(batch), strict=True))
         readings.update({i: r for i, r in zip([i for i, h in enumerate(self._handles) if h is None],
                                                self._unresolved(), strict=True)})
         return [readings[i] for i in sorted(readings)]

@@ -37,7 +37,8 @@ class ReplayPlan:
       without a value, which carries the previous value, the whole series is kept).
     * **counter** (GOOD/SCRAP counters, not watched by an alarm): a GOOD in-range row may go when
       the previous and next such rows of the series bracket it (previous <= it <= next): the
-      increases then add up to the same total; decreases (wraps, resets) and their neighbours stay.
+      increases then add up to the same total; decreases (wraps, resets) and their neighbours stay,
+      and so does the row of the last increase (when the last cycle end was counted).
 
     Whatever goes, three things are kept so the fold is the same at every sample time: the first
     and last row of each series; the first row of each asset at each sample time (the reducer
@@ -151,9 +152,14 @@ class ReplayPlan:
             if vals[j] is not None:
                 nxt = vals[j]
         prev: int | float | None = None
+        last_rise = -1
         for j, v in enumerate(vals):
             if v is not None:
                 a = after[j]
                 out[j] = prev is not None and a is not None and prev <= v <= a
+                if prev is not None and v > prev:
+                    last_rise = j
                 prev = v
+        if last_rise >= 0:  # the last increase is the machine's last counted cycle end (MachineState.counted_at)
+            out[last_rise] = False
         return out

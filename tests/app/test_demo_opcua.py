@@ -132,3 +132,18 @@ def test_the_demos_opcua_printers_go_live_with_the_values_the_emulator_serves(tm
         assert state is not None and state.machines[p].status_quality is Quality.GOOD  # live in the twin
     assert ("W1", "status") in stored and stored[("W1", "status")].quality is Quality.GOOD  # Modbus, same site
     assert "write requests received: 0" in (data_dir / "emulator.log").read_text()
+
+
+def test_the_files_own_opcua_servers_are_emulated_on_127_0_0_1(tmp_path: Path) -> None:
+    """A plant file whose S1 (pod-lyon) is read from an OPC UA server on the plant network: the demo's
+    copy keeps the source and its port, on 127.0.0.1, where ``twin emulate`` serves it."""
+    text = FLEET.read_text(encoding="utf-8")
+    s1 = '  { asset = "S1", map = "sls-printer", offset = 0 },\n'
+    assert s1 in text
+    own = ('\n[[sources.opcua]]\nid = "lyon-s1"\nsite = "pod-lyon"\nendpoint = "opc.tcp://10.20.1.7:4840/s1"\n'
+           'nodes = [{ asset = "S1", signal = "status", node = "ns=2;s=S1.status" }]\n')
+    plant = tmp_path / "plant.toml"
+    plant.write_text(text.replace(s1, "") + own, encoding="utf-8")
+    cfg = load(_demo_config(plant, tmp_path, 0, free_port(), "auto", 0))
+    assert [(s.id, s.endpoint) for s in cfg.opcua] == [("lyon-s1", "opc.tcp://127.0.0.1:4840/s1"),
+                                                        ("pod-berlin-opcua", "opc.tcp://127.0.0.1:15028")]

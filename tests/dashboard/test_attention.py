@@ -104,7 +104,7 @@ def test_texts_and_ranking_by_hand(fleet: FleetSpec) -> None:
         (Severity.URGENT, "CNC2 down for 1 h 05 min"),
         # high: 100 − 62 = 38 units behind (62 % of plan: below 75 %); O-17: 20 units × (1 − 0.18) = 16.4 late
         # units expected (below 50 %: high); Austin stale cannot be costed and comes last of its severity
-        (Severity.HIGH, "pod-lyon 38 units behind plan (62 of 100 by 14:00)"),
+        (Severity.HIGH, "pod-lyon 38 units behind plan (62 of 100 by 14:00 CET)"),
         (Severity.HIGH, "order O-17: 18 % on time"),
         (Severity.HIGH, "pod-austin: no current data for 5 min"),
         # medium: O-18 at 60 % (50–80 %): 10 × 0.4 = 4 units
@@ -122,7 +122,7 @@ def test_texts_and_ranking_by_hand(fleet: FleetSpec) -> None:
     assert by["CNC2"].since == NOW - timedelta(minutes=65)
     assert by["pod-austin"].since == NOW - timedelta(seconds=310)
     assert by["PLA-1KG"].due == NOW + timedelta(hours=5.2)
-    assert by["O-17"].detail.startswith("due 20:00 · 20 of 20 units left")  # 6 h after 14:00 Lyon time
+    assert by["O-17"].detail.startswith("due 20:00 CET · 20 of 20 units left")  # 6 h after 14:00 Lyon time
 
 
 def test_nothing_wrong_is_an_empty_list(fleet: FleetSpec) -> None:

@@ -87,6 +87,20 @@ def test_oee_bars_stay_on_the_plot_and_are_readable() -> None:
     assert blank.layout.annotations[0].text == "No OEE yet in this window: no planned time with data"
 
 
+def test_a_capped_performance_in_the_oee_panels_says_why_on_hover() -> None:
+    # a build begun before the window finished in it: performance shown as "≥100 %", and its hover says why
+    capped = OeeView(availability=0.9, performance=1.0, quality=1.0, oee=0.9, performance_capped=True)
+    fig = figures.oee_bars([("P1", capped), ("P2", OeeView(availability=0.9, performance=0.8, quality=1.0))])
+    perf = fig.data[2]
+    assert perf.name == "Performance" and list(perf.text) == ["≥100 %", "80 %"]
+    assert perf.hovertemplate == "%{y} Performance: %{text}%{customdata}<extra></extra>"
+    why = perf.customdata[0]
+    assert why.startswith("<br>at least 100 %: a build begun before this window finished")
+    assert why.replace("<br>", " ").strip() == theme.CAPPED_PERFORMANCE  # the whole reason, in short lines
+    assert all(len(line) <= 70 for line in why.split("<br>"))
+    assert perf.customdata[1] == "" and fig.data[0].customdata == ("", "")  # nothing to explain elsewhere
+
+
 def test_timeline_uses_andon_colours_and_names_statuses() -> None:
     segs = [TimelineSegment(machine="M1", status=MachineStatus.RUNNING, start=T0, end=T0 + timedelta(hours=1)),
             TimelineSegment(machine="M1", status=MachineStatus.FAULT, start=T0 + timedelta(hours=1),

@@ -48,6 +48,7 @@ def rich_state() -> SiteState:
         status_reason="", good_total=10, scrap_total=1, last_raw_good=4294967290, last_raw_scrap=None,
         failures=2, repairs=1,
         status_seconds=FrozenDict({MachineStatus.RUNNING: 3600.0, MachineStatus.FAULT: 12.5}),
+        counted_at=T - timedelta(seconds=30), running_s_at_count=3570.0,
         signals=FrozenDict({
             SignalName("status"): SignalValue(value=2, quality=Quality.GOOD, ts=T),
             SignalName("temp_c"): SignalValue(value=2.0, quality=Quality.STALE, ts=T, reason="late"),
@@ -91,6 +92,13 @@ def test_site_state_round_trip_is_exact_through_json() -> None:
     assert back.alarms["hot:P1"].priority is Priority.HIGH
     assert back.as_of.tzinfo is UTC
     assert type(back.recent_events[0].data["flag"]) is bool
+    # a checkpoint written before the last counted cycle end was kept reads as "not counted yet"
+    old = site_state_to_dict(s)
+    for m in old["machines"].values() if isinstance(old["machines"], dict) else old["machines"]:
+        m.pop("counted_at", None)
+        m.pop("running_s_at_count", None)
+    p1 = site_state_from_dict(_through_json(old)).machines[MachineId("P1")]  # type: ignore[arg-type]
+    assert (p1.counted_at, p1.running_s_at_count) == (None, None)
 
 
 def test_reading_and_event_round_trip() -> None:

@@ -319,3 +319,25 @@ def test_a_data_gap_does_not_restart_the_status_it_came_back_in() -> None:
     # the first report ever (from the initial UNKNOWN) is where it began
     first = [change(5, "unknown", "off")]
     assert status_known_since(first, "M1", off, t + timedelta(minutes=5)) == t + timedelta(minutes=5)
+
+
+def test_a_counted_cycle_end_marks_the_running_time_up_to_it(fleet, rd):
+    # P1 runs from 0 (status 2), its good counter reads 10 then 11 at 100 s: a cycle ended at 100 s,
+    # after 100 s of RUNNING. It fails at 150 s (status 3) and runs again from 400 s. RUNNING time
+    # up to 500 s: 150 (0..150) + 100 (400..500) = 250, so the cycle now going on has run 250 - 100 =
+    # 150 s -- the 250 s of repair do not count, and neither would a second cycle started at once
+    # (the status stays RUNNING, only the counter says a cycle ended).
+    state, _ = run(fleet, [
+        [rd(0, "P1", "status", 2), rd(0, "P1", "good", 10)],
+        [rd(100, "P1", "status", 2), rd(100, "P1", "good", 11)],
+        [rd(150, "P1", "status", 3), rd(150, "P1", "good", 11)],
+        [rd(400, "P1", "status", 2), rd(400, "P1", "good", 11)],
+    ])
+    m = state.sites["s1"].machines["P1"]
+    assert m.counted_at == at(100) and m.running_s_at_count == 100.0  # the first reading is only a baseline
+    assert m.running_s(at(500)) == 250.0
+    # a counter wrapping around (the slow path) marks a cycle end too: 65535 -> 2 on a 16-bit scrap counter
+    state, _ = run(fleet, [[rd(500, "P1", "status", 2), rd(500, "P1", "scrap", 65535)],
+                           [rd(560, "P1", "status", 2), rd(560, "P1", "scrap", 2)]], state)
+    m = state.sites["s1"].machines["P1"]
+    assert m.counted_at == at(560) and m.running_s_at_count == 150.0 + 160.0  # RUNNING 0..150 and 400..560

@@ -67,6 +67,7 @@ class MachineFold:
 
     __slots__ = (
         "changed",
+        "counted_at",
         "events",
         "failures",
         "good_total",
@@ -76,6 +77,7 @@ class MachineFold:
         "quality",
         "reason",
         "repairs",
+        "running_at_count",
         "scrap_total",
         "signals",
         "since",
@@ -102,7 +104,17 @@ class MachineFold:
         self.scrap_total = old.scrap_total
         self.last_raw_good = old.last_raw_good
         self.last_raw_scrap = old.last_raw_scrap
+        self.counted_at = old.counted_at
+        self.running_at_count = old.running_s_at_count
         self.signals: dict[SignalName, SignalValue] | None = None
+
+    def counted(self, at: datetime) -> None:
+        """A counter went up at ``at``: a cycle ended; remember the RUNNING seconds up to then."""
+        seconds = self.status_seconds if self.status_seconds is not None else self.old.status_seconds
+        total = seconds.get(MachineStatus.RUNNING, 0.0)
+        if self.status is MachineStatus.RUNNING and self.since is not None and at > self.since:
+            total += (at - self.since).total_seconds()
+        self.counted_at, self.running_at_count = at, total
 
     def sig(self) -> dict[SignalName, SignalValue]:
         if self.signals is None:
@@ -189,6 +201,8 @@ class MachineFold:
                     is_good = kind is good_kind
                     last = self.last_raw_good if is_good else self.last_raw_scrap
                     if last is not None and last <= value < (1 << sig.counter_bits):
+                        if value > last:
+                            self.counted(ts)
                         if is_good:
                             self.good_total += value - last
                             self.last_raw_good = value
@@ -258,6 +272,8 @@ class MachineFold:
                             data=FrozenDict({"signal": str(sig.name), "from": last, "to": raw}),
                         )
                     )
+        if delta > 0 and last is not None:
+            self.counted(r.ts)
         if good:
             self.last_raw_good = raw
             self.good_total += delta
@@ -301,6 +317,8 @@ class MachineFold:
                 old.status_seconds if self.status_seconds is None else FrozenDict(self.status_seconds)
             ),
             signals=old.signals if self.signals is None else FrozenDict(self.signals),
+            counted_at=self.counted_at,
+            running_s_at_count=self.running_at_count,
         )
 
 

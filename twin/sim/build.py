@@ -8,7 +8,10 @@ Assumptions when the snapshot lacks information (each one reported as a :class:`
 
 - status UNKNOWN, OFF or IDLE: the machine is idle and takes work in its next shift;
 - status RUNNING or SETUP: it is in the middle of one cycle; the time left is the cycle time minus
-  the time since ``status_since`` (modulo the cycle time; a full cycle when it is unknown). For a
+  the RUNNING time since its last counted cycle end (``MachineState.running_s_at_count``: the
+  counter goes up when a cycle ends, so this holds through back-to-back builds, repairs and shift
+  ends); without one, minus the time since ``status_since`` (modulo the cycle time; a full cycle
+  when it is unknown). For a
   batch machine the cycle is one build (the template's ``ideal_cycle_time_s``, or the calibrated
   time per build). The cycle is assumed to be working on the oldest units queued at the machine's
   station, the machine whose cycle started first on the oldest (a batch machine: up to
@@ -18,8 +21,9 @@ Assumptions when the snapshot lacks information (each one reported as a :class:`
 - status FAULT or MAINTENANCE: under repair; the time left is exponential with mean MTTR
   (memoryless, so the time already spent does not matter). A machine in FAULT failed while
   running (failures come in running time): it holds the oldest queued units like a running one
-  and, after the repair, finishes the interrupted cycle, half a cycle on average (the failure fell
-  at a uniform point of it; the snapshot does not say where). MAINTENANCE holds nothing;
+  and, after the repair, finishes the interrupted cycle: the cycle time minus its RUNNING time
+  since the last counted cycle end, or half a cycle without one (the failure fell at a uniform
+  point of it). MAINTENANCE holds nothing;
 - stock on hand unknown: the item's configured ``initial_on_hand``;
 - open orders, in FIFO order of creation (the plant's queues are first come first served): each
   order's units are where its per-step confirmations put them (``OpenOrder.done_by_step``, good
@@ -96,7 +100,7 @@ from twin.spec import (
     SiteSpec,
     consuming_step,
 )
-from twin.state import Shipment, SiteState, TwinState
+from twin.state import MachineState, Shipment, SiteState, TwinState
 
 __all__ = ["Fork", "ForkNote", "fork"]
 
@@ -178,15 +182,20 @@ def _initial(
     """(remaining busy, remaining repair) of a machine at the fork."""
     ms = site_state.machines.get(m.id) if site_state is not None else None
     status = ms.status if ms is not None else MachineStatus.UNKNOWN
+    progress = _cycle_progress(ms, as_of, cycle_s)
     if status in (MachineStatus.RUNNING, MachineStatus.SETUP):
+        if progress is not None:
+            return cycle_s - progress, 0.0
         if ms is not None and ms.status_since is not None and cycle_s > 0:
             elapsed = max(0.0, to_sim(ms.status_since, as_of))
             return cycle_s - math.fmod(elapsed, cycle_s), 0.0
         notes.append(ForkNote(kind="running_since_unknown", subject=m.id))
         return cycle_s, 0.0
     if status is MachineStatus.FAULT:
-        # failures come in running time and the plant resumes the interrupted cycle after the repair:
-        # the failure fell at a uniform point of it, so half a cycle is left on average
+        # failures come in running time and the plant resumes the interrupted cycle after the repair
+        if progress is not None:
+            return cycle_s - progress, mttr_s
+        # without a counted cycle end the failure fell at a uniform point of it: half a cycle left on average
         notes.append(ForkNote(kind="fault_machine_assumed_mid_cycle_half_left", subject=m.id))
         return cycle_s / 2.0, mttr_s
     if status is MachineStatus.MAINTENANCE:
@@ -194,6 +203,22 @@ def _initial(
     if status is MachineStatus.UNKNOWN:
         notes.append(ForkNote(kind="status_unknown_assumed_idle", subject=m.id))
     return 0.0, 0.0
+
+
+def _cycle_progress(ms: MachineState | None, as_of: datetime, cycle_s: float) -> float | None:
+    """Running seconds of the cycle in progress: RUNNING time since the last counted cycle end.
+
+    A counter goes up when a cycle ends, so the RUNNING time since then is how far the cycle now
+    running has got, through back-to-back builds (the status stays RUNNING), a failure and repair
+    in the middle of it, or a shift end. None when no cycle end was counted, or when it is a cycle
+    or more ago (a counter not counting, or a cycle much slower than its mean: the caller falls back).
+    """
+    if ms is None or ms.running_s_at_count is None or cycle_s <= 0:
+        return None
+    if ms.counted_at is not None and ms.counted_at > as_of:
+        return None
+    progress = ms.running_s(as_of) - ms.running_s_at_count
+    return progress if 0.0 <= progress < cycle_s else None
 
 
 def _order_step(oid: str, operation: str, product: ProductFamily, notes: list[ForkNote]) -> int:

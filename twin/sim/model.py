@@ -61,7 +61,8 @@ Modelling choices (documented here once):
   middle of a cycle on the oldest queued units of its station, taken before any other machine
   starts: a batch machine holds a build of up to ``batch_size`` of them, a unit machine the first
   unit of the lot at the head of the queue. That material was drawn before the fork; the held
-  units finish when the time left ends. A machine under repair at the fork (``initial_repair_s``)
+  units finish when the time left ends, drawn per replication from the machine's cycle law given
+  the time already done (:meth:`_Machine.time_left`). A machine under repair at the fork (``initial_repair_s``)
   first finishes the repair, then its held units if it holds any. With no queued units a busy
   machine makes nothing.
 - **Replenishment:** (s, Q): whenever the inventory position (on hand + on order) is at or below s,
@@ -476,6 +477,7 @@ class _Machine:
         again.
         """
         self.held = True
+        busy_s = self.time_left(busy_s)
         self.work = busy_s
         if self.pooled:  # the build started a cycle before it ends (as the fork computed the time left)
             self.fill(0.0, False, busy_s - self.mean + 1.0)
@@ -630,6 +632,24 @@ class _Machine:
             lot.n -= 1
             self.lot = _Lot(lot.order, lot.step, 1)
         return attempts
+
+    def time_left(self, busy_s: float) -> float:
+        """The time left of the cycle in progress at the fork, drawn: ``busy_s`` is its estimate.
+
+        The cycle started ``mean - busy_s`` ago (as the fork computed it); its length is one draw of
+        the machine's cycle law given that it is longer than that (rejection, a few tries), so the
+        replications spread its end as the plant's cycles spread. Deterministic cycles keep ``busy_s``.
+        """
+        if self.shape == 0.0 or busy_s <= 0.0:
+            return busy_s
+        elapsed = self.mean - busy_s
+        if elapsed <= 0.0:
+            return self.job_time(1)
+        for _ in range(8):
+            length = self.job_time(1)
+            if length > elapsed:
+                return length - elapsed
+        return busy_s
 
     def job_time(self, cycles: int) -> float:
         """The time of ``cycles`` cycles: one gamma draw for their sum."""
@@ -854,13 +874,25 @@ class _Machine:
             for lot in reversed(remake):
                 queue.appendleft(lot)
                 st.enq.appendleft(now)
-        for lot in self.build:  # each lot goes on as soon as its build is done
+        # each lot goes on as soon as its build is done; at a batch station the whole build joins
+        # the queue before a free machine starts a build there (as the plant does: one build of
+        # the arriving units, not one per order of them)
+        onward: list[_Station] = []
+        for lot in self.build:
             lot.step += 1
             if lot.step < len(lot.path):
-                run.to_station(lot, now)
+                nxt = lot.path[lot.step]
+                if nxt.pooled:
+                    run.enqueue(nxt, lot, now)
+                    if nxt not in onward:
+                        onward.append(nxt)
+                else:
+                    run.to_station(lot, now)
             else:
                 run.finish(lot, now)
         self.build.clear()
+        for nxt in onward:
+            run.start_builds(nxt, now)
         if remake:  # every free machine of the station may take them, this one first
             remake.clear()
             self.park()
@@ -1150,6 +1182,24 @@ class _Run:
             if (m.windows is None or now < m.open_until or m.in_window(now)) and not m.next_job(now):
                 break  # still short: m is idle again
 
+    @staticmethod
+    def enqueue(st: _Station, lot: _Lot, now: float) -> None:
+        """Queue ``lot`` at the batch station ``st`` (no build starts: see ``start_builds``)."""
+        st.q_area += len(st.queue) * (now - st.last)
+        st.last = now
+        st.queue.append(lot)
+        st.enq.append(now)
+
+    @staticmethod
+    def start_builds(st: _Station, now: float) -> None:
+        """The free machines of the batch station ``st`` start builds with its queue, first free first."""
+        idle = st.idle
+        queue = st.queue
+        while idle and queue:
+            m = idle.pop()
+            if (m.windows is None or now < m.open_until or m.in_window(now)) and not m.start_build(now):
+                break  # the head waits for material: m is idle again
+
     def to_station(self, lot: _Lot, now: float) -> None:
         path = lot.path
         step = lot.step
@@ -1160,14 +1210,8 @@ class _Run:
         idle = st.idle
         queue = st.queue
         if st.pooled:
-            st.q_area += len(queue) * (now - st.last)
-            st.last = now
-            queue.append(lot)
-            st.enq.append(now)
-            while idle and queue:
-                m = idle.pop()
-                if (m.windows is None or now < m.open_until or m.in_window(now)) and not m.start_build(now):
-                    break  # the head waits for material: m is idle again
+            self.enqueue(st, lot, now)
+            self.start_builds(st, now)
             return
         if not queue:  # (a queue with idle machines beside it waits for material: join it)
             while idle:

@@ -14,7 +14,7 @@ NODE = OpcUaNode(asset="CNC1", signal="status", ref=("node", "ns=2;s=CNC1.Status
 
 
 def good(value: object) -> Sample:
-    return Sample(value=value, severity="good", status="Good", ts=None)  # type: ignore[arg-type]
+    return Sample(value=value, severity="good", status="Good", stamp=None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("node", "sample", "want"), [

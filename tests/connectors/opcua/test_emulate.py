@@ -250,3 +250,53 @@ def test_twin_emulate_refuses_a_fault_on_an_unknown_id(tmp_path: Path, capsys: p
     err = capsys.readouterr().err
     assert "--freeze: no emulated Modbus device or OPC UA source with this id (known: a-cell-1, a-cnc-ua)" in err
     assert "a-cnc" in err
+
+
+def test_a_source_with_a_user_is_served_with_the_password_it_reads(mixed_cfg: PlantConfig,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The emulator lets the source's user in with the password the source itself reads, nobody else."""
+    monkeypatch.setenv("TWIN_TEST_EMULATED_PASSWORD", "s3cret-for-the-emulator")
+    monkeypatch.setenv("TWIN_TEST_OTHER_PASSWORD", "a guess")
+    source = replace(mixed_cfg.opcua[0], user="twin", password_env="TWIN_TEST_EMULATED_PASSWORD", poll=True)
+    clock = Clock()
+
+    async def go() -> tuple[list[Reading], list[Reading]]:
+        emu = Emulator(mixed_cfg.fleet, (), seed=2, start=MONDAY_10H, clock=clock, sites={"pod-a"})
+        ua = OpcUaServers([source], emu.plant.values())
+        await ua.start()
+        good = OpcUaReader(source)
+        guess = OpcUaReader(replace(source, password_env="TWIN_TEST_OTHER_PASSWORD"))
+        try:
+            return await good.poll_once(), await guess.poll_once()
+        finally:
+            await good.close()
+            await guess.close()
+            await ua.stop()
+
+    ok, refused = run(go)
+    assert {r.quality for r in ok} == {Quality.GOOD}
+    assert {r.quality for r in refused} == {Quality.STALE} and all(r.reason for r in refused)
+
+
+def test_a_source_whose_password_is_missing_cannot_be_emulated(mixed_cfg: PlantConfig,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TWIN_TEST_NO_SUCH_PASSWORD", raising=False)
+    source = replace(mixed_cfg.opcua[0], user="twin", password_env="TWIN_TEST_NO_SUCH_PASSWORD")
+    with pytest.raises(ValueError, match="OPC UA source a-cnc-ua: the emulator needs the password of user twin"):
+        OpcUaServers([source], {})
+
+
+def test_twin_emulate_says_in_one_line_that_a_port_is_in_use(tmp_path: Path) -> None:
+    import socket
+
+    ua_port = free_port()
+    path = tmp_path / "fleet.toml"
+    path.write_text(mixed_text(free_port(), ua_port), encoding="utf-8")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", ua_port))
+        taken.listen()
+        done = subprocess.run([sys.executable, "-m", "app", "emulate", str(path), "--duration", "5"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"twin emulate: cannot listen on 127.0.0.1:{ua_port}: Address already "
+                                                "in use"], done.stderr

@@ -67,3 +67,34 @@ def test_sign_and_encrypt_with_a_user_and_a_password_from_the_environment(
     leaks = sorted({r.name for r in caplog.records
                     if PASSWORD in r.getMessage() or "not the password" in r.getMessage()})
     assert not leaks, leaks
+
+
+@pytest.mark.parametrize("mode", ["Sign", "SignAndEncrypt"])
+def test_the_emulator_serves_a_secured_source_with_a_certificate_of_its_own(
+        mixed_cfg: PlantConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """``twin emulate`` for a source with ``security = Sign*``: a self-signed server certificate made at
+    start, the source's mode offered, its user let in with the password the source reads."""
+    from connectors.emulator.opcua_server import OpcUaServers
+
+    monkeypatch.setenv("TWIN_TEST_OPCUA_PASSWORD", PASSWORD)
+
+    async def go() -> tuple[list[Reading], list[Reading], bool]:
+        client_cert, client_key = await _pair(tmp_path, "client", "urn:freeopcua:client",
+                                              ExtendedKeyUsageOID.CLIENT_AUTH)
+        secured = replace(mixed_cfg.opcua[0], security=mode, certificate=client_cert, private_key=client_key,
+                          user="twin", password_env="TWIN_TEST_OPCUA_PASSWORD", poll=True)
+        ua = OpcUaServers([secured], {("pod-a", "CNC1", "status"): 2})
+        await ua.start()
+        reader, unsecured = OpcUaReader(secured), OpcUaReader(replace(secured, security="None"))
+        try:
+            return await reader.poll_once(), await unsecured.poll_once(), ua.endpoint(secured.id).secured
+        finally:
+            await reader.close()
+            await unsecured.close()
+            await ua.stop()
+
+    ok, refused, had_certificate = run(go, timeout_s=60.0)
+    assert had_certificate
+    assert {r.quality for r in ok} == {Quality.GOOD} and (ok[0].signal, ok[0].value) == ("status", 2)
+    # only the secured mode is offered: a client asking for none gets no session
+    assert {r.quality for r in refused} == {Quality.STALE} and all(r.reason for r in refused)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
@@ -188,3 +189,28 @@ def test_an_array_is_refused_clearly_and_a_node_deleted_at_runtime_goes_bad(mixe
     count = next(r for r in after if r.signal == "good_count")
     assert (count.value, count.quality, count.reason) == (None, Quality.BAD, "BadNodeIdUnknown")
     assert next(r for r in after if r.signal == "status").quality is Quality.GOOD  # the others still read
+
+
+def test_a_samples_time_is_the_servers_source_time_in_utc(server: ServerThread) -> None:
+    """``Sample.ts``: the source timestamp the server wrote with the value, as an aware UTC time."""
+    from datetime import UTC, datetime
+
+    from connectors.opcua.client import OpcUaConnection
+
+    before = datetime.now(UTC)
+    server.call(server.endpoint.set("CNC1", "status", 2))  # the emulator stamps each write with its time
+    after = datetime.now(UTC)
+
+    async def go() -> list[object]:
+        conn = OpcUaConnection(server.endpoint.endpoint, timeout_s=2.0)
+        await conn.connect()
+        try:
+            (handle,) = await conn.resolve([("node", "ns=2;s=CNC1.status")])
+            return list(await conn.read([handle]))
+        finally:
+            await conn.close()
+
+    (sample,) = run(go)
+    assert sample.value == 2 and sample.ts is not None and sample.ts.tzinfo is UTC  # type: ignore[attr-defined]
+    # OPC UA times count 100 ns ticks: the stamp lies within the write's bracket, to the tick
+    assert before - timedelta(microseconds=1) <= sample.ts <= after  # type: ignore[attr-defined]

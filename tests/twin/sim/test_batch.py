@@ -205,3 +205,38 @@ def test_fork_carries_the_templates_batch_size_to_every_machine() -> None:
     sizes = {m.id: m.batch_size for m in data.machines}
     # printers build 4 parts per cycle (tiny_fleet), the added one too; the packer 1
     assert sizes == {"P1": 4, "P2": 4, "s1-printer-new1": 4, "PK1": 1}
+
+
+def test_a_finished_build_joins_the_next_batch_station_whole() -> None:
+    # print (batch 12, 4 h) -> wash (batch 12, 1 h), two wash machines. One build takes o1 and o2 (3 units
+    # each) and ends at 4 h; its 6 units all join the wash queue before a wash starts, as the plant moves a
+    # build's units: W1 washes all 6 in one build, 4 h .. 5 h, and W2 stays idle. (Starting a wash for
+    # each order as it arrived gave W1 o1 and W2 o2: two builds, two machines busy for one build's work.)
+    washers = tuple(MachineData(id=w, site="s", role="post-process", cycle_mean_s=H, cycle_cv=0.0, batch_size=12)
+                    for w in ("W1", "W2"))
+    out = simulate(_data((_printer(), *washers), _orders(3, 3), routing=("print", "post-process")), seed=1)
+    assert out.open_order_done_s == {"o1": 5 * H, "o2": 5 * H}
+    assert out.machine_busy_s["s/W1"] == H and out.machine_busy_s.get("s/W2", 0.0) == 0.0
+    # with one washer (the case where it costs output): o2 no longer waits a second wash cycle
+    one = simulate(_data((_printer(), washers[0]), _orders(3, 3), routing=("print", "post-process")), seed=1)
+    assert one.open_order_done_s == {"o1": 5 * H, "o2": 5 * H}
+
+
+def test_the_cycle_in_progress_at_the_fork_ends_as_the_cycles_spread() -> None:
+    # A printer of 4 h builds with cv 0.10 is 3 h into a build at the fork (1 h left by the mean). Its end
+    # is drawn per replication: the build's length given that it is longer than the 3 h already done,
+    # minus those 3 h. 3 h is 2.5 sd below the 4 h mean, so the conditioning barely matters: the end has
+    # mean ~1 h and sd ~ 0.10 x 4 h = 0.4 h (a little less: the left tail is cut). Every replication ended
+    # exactly at 1 h before, as if the plant's builds never varied.
+    ends = []
+    for seed in range(400):
+        m = MachineData(id="P1", site="s", role="print", cycle_mean_s=4 * H, cycle_cv=0.10, batch_size=12,
+                        initial_busy_s=H)
+        held = (OrderData(id="o1", site="s", product="p", qty=3, created_s=-4 * H, due_s=1e9),)  # before the build
+        out = simulate(_data((m,), held), seed=seed)
+        ends.append(out.open_order_done_s["o1"] / H)
+    mean = sum(ends) / len(ends)
+    sd = math.sqrt(sum((e - mean) ** 2 for e in ends) / (len(ends) - 1))
+    assert mean == pytest.approx(1.0, abs=0.06)  # standard error 0.4 / sqrt(400) = 0.02
+    assert 0.32 <= sd <= 0.44
+    assert min(ends) > 0.0

@@ -215,3 +215,28 @@ def test_an_idle_machine_woken_outside_its_shift_waits_for_the_next_one() -> Non
     st = out.stations[0]
     assert st.waits_n == n  # every started job counted once
     assert st.waits_sum_s / st.waits_n >= 499.0  # each waited from ~500 s to >= 1000 s
+
+
+def test_fork_takes_the_cycle_in_progress_from_the_last_counted_cycle_end() -> None:
+    # Printers of 1 h cycles. P1 has been RUNNING for 3 h (back-to-back builds: the status never
+    # changed), its counter last went up 10 min ago: 10 min of the build done, 50 min left. By its
+    # status alone (3 h mod 1 h = 0) it would be a full hour. P2 failed after 45 min of running since
+    # its last counted cycle end (RUNNING seconds 7200 at the count, 9900 at the failure): after the
+    # repair 15 min are left, not the half cycle assumed without a count.
+    p1 = MachineState(id=MachineId("P1"), status=MachineStatus.RUNNING, status_since=AS_OF - timedelta(hours=3),
+                      status_seconds=FrozenDict({MachineStatus.RUNNING: 1000.0}),
+                      counted_at=AS_OF - timedelta(minutes=10), running_s_at_count=1000.0 + 3 * H - 600.0)
+    assert p1.running_s(AS_OF) - (p1.running_s_at_count or 0.0) == 600.0
+    p2 = MachineState(id=MachineId("P2"), status=MachineStatus.FAULT, status_since=AS_OF - timedelta(minutes=20),
+                      status_seconds=FrozenDict({MachineStatus.RUNNING: 9900.0}),
+                      counted_at=AS_OF - timedelta(hours=2), running_s_at_count=7200.0)
+    fleet, site = _state(machines=FrozenDict({MachineId("P1"): p1, MachineId("P2"): p2}))
+    f = fork(fleet, site, None, horizon_s=24 * H)
+    m = {x.id: x for x in f.data.machines}
+    assert m["P1"].initial_busy_s == pytest.approx(50 * 60.0)
+    assert m["P2"].initial_busy_s == pytest.approx(15 * 60.0) and m["P2"].initial_repair_s == pytest.approx(2 * H)
+    assert ("fault_machine_assumed_mid_cycle_half_left", "P2") not in {(n.kind, n.subject) for n in f.notes}
+    # a count a cycle or more ago (a counter that stopped counting) is not trusted: back to the status
+    stale = replace(p1, running_s_at_count=1000.0)  # 3 h of running since the count
+    fleet, site = _state(machines=FrozenDict({MachineId("P1"): stale}))
+    assert {x.id: x for x in fork(fleet, site, None, horizon_s=24 * H).data.machines}["P1"].initial_busy_s == H
