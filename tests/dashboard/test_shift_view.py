@@ -4,14 +4,22 @@ are ``tests/connectors/test_operator_events.py`` and ``test_shift_browser.py``."
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from conftest import NOW
+from werkzeug.security import generate_password_hash
 
 from app.report import DashboardReports
 from connectors.store import SqliteHistorian
+from dashboard import ids
+from dashboard.app import PROTECTED_OUTPUTS, create_app
+from dashboard.auth import settings_for
 from dashboard.queries import QueryService
+from dashboard.services import Services
 from dashboard.shift_view import SO_FAR_MARGIN, ShiftService
 from twin.errors import AlarmError
 from twin.spec import FleetSpec
@@ -67,3 +75,28 @@ def test_a_classification_changes_the_report(shifts: ShiftService) -> None:
     assert [(r.reason, round(r.seconds)) for r in after.pareto if r.reason in (None, "blocked")] == [("blocked", 957)]
     stop = next(s for s in after.stops if s.machine == "P3" and s.start == P3_STALE)
     assert (stop.by, stop.classified_at, stop.comment) == ("ana", NOW, "outfeed full")
+
+
+def test_a_viewer_may_read_the_shift_but_not_classify_or_shelve(services: Services, shifts: ShiftService,
+                                                                 tmp_path: Path) -> None:
+    users = tmp_path / "users.toml"
+    users.write_text(f'[users.vera]\nrole = "viewer"\npassword_hash = "{generate_password_hash("vera-pw")}"\n')
+    auth = settings_for("0.0.0.0", env={"TWIN_SECRET_KEY": "test-session-secret-0123456789abcdef"},
+                        users_file=users, protected=PROTECTED_OUTPUTS)
+    app = create_app(replace(services, extra={**services.extra, "shift": shifts}), auth=auth)
+    client = app.server.test_client()
+    client.post("/login", data={"username": "vera", "password": "vera-pw"})
+    client.get("/_dash-layout")
+
+    def post(output: str, button: str) -> int:
+        body = {"output": output, "outputs": {"id": output.split(".")[0], "property": output.split(".")[1]},
+                "inputs": [{"id": button, "property": "n_clicks", "value": 1}],
+                "changedPropIds": [f"{button}.n_clicks"], "state": []}
+        return int(client.post("/_dash-update-component", data=json.dumps(body),
+                               content_type="application/json").status_code)
+
+    assert post(f"{ids.SHIFT_CLASSIFY_RESULT}.children", ids.SHIFT_CLASSIFY) == 403
+    assert post(f"{ids.SHIFT_SHELVE_RESULT}.children", ids.SHIFT_SHELVE) == 403
+    r = client.get("/shift/report.html?site=pod-berlin&start=2026-01-07T05:00:00%2B00:00")  # reading is allowed
+    assert r.status_code == 200 and b"Shift report: Berlin" in r.data
+    assert client.get("/shift/report.html?site=pod-berlin&start=2026-01-07T04:00:00%2B00:00").status_code == 404
