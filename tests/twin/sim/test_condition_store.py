@@ -1,0 +1,64 @@
+"""What-if with condition from the twin's own store: ``prepare(health_days=...)`` on a real SQLite history.
+
+14 days of Berlin (4 FDM printers among 8 machines) backfilled every 5 minutes with the degrading
+truth of ``tests/twin/health/degrading_truth.toml`` (printers wear out; a repair removes the
+wear), ending Monday 2026-11-30 06:00 UTC (07:00 in Berlin, in the 06:00-22:00 shifts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from connectors.config import load
+from connectors.emulator.backfill import backfill
+from connectors.emulator.truth import load_truth
+from connectors.store import SqliteHistorian
+from twin.sim.scenario import Maintenance, Scenario, TimeRef
+from twin.sim.stats import mean_ci
+from twin.sim.whatif import RunSettings, prepare, run_whatif
+
+ROOT = Path(__file__).resolve().parents[3]
+END = datetime(2026, 11, 30, 6, tzinfo=UTC)
+SITE = "pod-berlin"
+H = 3600.0
+
+
+def test_maintain_the_worn_printer_tonight_from_the_stored_history(tmp_path: Path) -> None:
+    full = load(ROOT / "examples" / "fleet.toml").fleet
+    fleet = dataclasses.replace(full, sites=(full.site(SITE),))
+    store = SqliteHistorian(tmp_path / "history.db", fleet)
+    try:
+        backfill(fleet, store, start=END - timedelta(days=14), end=END, step_s=300.0, seed=7,
+                 truth=load_truth(ROOT / "tests" / "twin" / "health" / "degrading_truth.toml", fleet))
+        inputs = prepare(fleet, store, END, sites=[SITE], health_days=14)
+    finally:
+        store.close()
+    # 10 weekdays x 4 printers x ~13 operating hours / ~30 h between failures: some 15 failures,
+    # enough for the condition model (10); the other templates fail too rarely and keep the MTBF
+    notes = dict(n.split(": ", 1) for n in inputs.health_notes)
+    assert notes["fdm-printer"].startswith("Cox time-varying model"), notes
+    assert all(v.startswith("constant-MTBF hazard") for k, v in notes.items() if k != "fdm-printer")
+    assert sorted(inputs.hazards) == [f"{SITE}/P{i}" for i in range(1, 5)]
+    # the printer most at risk over its next 8 running hours
+    worn = max(inputs.hazards, key=lambda k: sum(inputs.hazards[k].now[:8]))
+    machine = worn.split("/")[1]
+    # "maintain it tonight": 22:00 Berlin = 21:00 UTC, 15 h after the fork, for 3 h (after the late
+    # shift: no production lost). Until then it runs through today's shifts on its worn hazard; run
+    # to failure it keeps running worn tomorrow. Expected: fewer failures of it over the 48 h when
+    # maintained tonight (paired replications: the 95 % CI of the delta below 0), though not one
+    # fewer: it may well fail in today's shifts first. Measured (seed 3): P3, 1.02 failures run to
+    # failure, 0.77 maintained tonight, delta -0.25 (95 % CI -0.38 to -0.12).
+    tonight = Scenario(name="maintain tonight", interventions=(
+        Maintenance(machine=machine, site=SITE, start=TimeRef(at=END + timedelta(hours=15)), duration_h=3),))
+    out = run_whatif(inputs, inputs.snapshot(), tonight,
+                     RunSettings(horizon_s=48 * H, bin_s=48 * H, replications=60, seed=3, second_order=False))
+    assert out.result.scenario is not None
+    delta = mean_ci([float(s.machine_failures[worn] - b.machine_failures[worn])
+                     for b, s in zip(out.result.baseline, out.result.scenario, strict=True)])
+    base = np.mean([b.machine_failures[worn] for b in out.result.baseline])
+    assert base > 0.5, base
+    assert delta.mean + delta.half_width < 0, delta
