@@ -56,7 +56,8 @@ fill builds from the queue (see :mod:`twin.sim.model`).
 Failures: the constant hazard 1 / MTBF (calibrated, else the template's), unless ``hazards`` gives
 the machine a condition hazard (``twin.sim.condition``: from the fitted health model and the
 machine's wear at the fork). A ``Maintenance`` intervention takes the machine out of its windows
-like a ``MachineDown`` and resets its wear at its start (``MachineData.renewals_s``).
+like a ``MachineDown`` and resets its wear at its start (``MachineData.renewals_s``). A machine
+with a condition hazard is noted (``failures_follow_condition_hazard``).
 """
 
 from __future__ import annotations
@@ -422,6 +423,8 @@ def _machine_data(m: MachineSpec, sid: str, ss: SiteState | None, scenario: Scen
     if downs:
         windows = subtract_windows(shift_w if shift_w is not None else ((0.0, horizon_s),), downs)
     busy, repair = _initial(m, ss, as_of, cycle, mttr_h * HOUR_S, notes)
+    if hazard is not None:
+        notes.append(ForkNote(kind="failures_follow_condition_hazard", subject=m.id))
     return MachineData(
         id=m.id, site=sid, role=m.role.value, cycle_mean_s=cycle, cycle_cv=cv,
         batch_size=max(1, t.batch_size), mtbf_s=mtbf_h * HOUR_S if mtbf_h > 0 else math.inf,

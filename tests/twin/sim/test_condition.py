@@ -59,6 +59,7 @@ def test_the_fork_takes_the_machine_down_and_resets_its_wear_at_the_start() -> N
     assert m["P1"].windows == ((0.0, 2 * H), (5 * H, 24 * H))  # around the clock but the 3 h from 2 h on
     assert m["P1"].renewals_s == (2 * H,) and m["P1"].hazard is None
     assert m["P2"].renewals_s == () and m["P2"].windows is None and m["P2"].hazard == hazard
+    assert [n.subject for n in f.notes if n.kind == "failures_follow_condition_hazard"] == ["P2"]
 
 
 def _busy_machine(hazard: Hazard | None, renewals: tuple[float, ...] = (), horizon_h: float = 10.0,

@@ -8,11 +8,14 @@ wear), ending Monday 2026-11-30 06:00 UTC (07:00 in Berlin, in the 06:00-22:00 s
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+import app as cli
 from connectors.config import load
 from connectors.emulator.backfill import backfill
 from connectors.emulator.truth import load_truth
@@ -20,6 +23,7 @@ from connectors.store import SqliteHistorian
 from twin.sim.scenario import Maintenance, Scenario, TimeRef
 from twin.sim.stats import mean_ci
 from twin.sim.whatif import RunSettings, prepare, run_whatif
+from twin.spec import FleetSpec
 
 ROOT = Path(__file__).resolve().parents[3]
 END = datetime(2026, 11, 30, 6, tzinfo=UTC)
@@ -27,13 +31,24 @@ SITE = "pod-berlin"
 H = 3600.0
 
 
-def test_maintain_the_worn_printer_tonight_from_the_stored_history(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[FleetSpec, Path]:
     full = load(ROOT / "examples" / "fleet.toml").fleet
     fleet = dataclasses.replace(full, sites=(full.site(SITE),))
-    store = SqliteHistorian(tmp_path / "history.db", fleet)
+    db = tmp_path_factory.mktemp("condition") / "history.db"
+    store = SqliteHistorian(db, fleet)
     try:
         backfill(fleet, store, start=END - timedelta(days=14), end=END, step_s=300.0, seed=7,
                  truth=load_truth(ROOT / "tests" / "twin" / "health" / "degrading_truth.toml", fleet))
+    finally:
+        store.close()
+    return fleet, db
+
+
+def test_maintain_the_worn_printer_tonight_from_the_stored_history(stored: tuple[FleetSpec, Path]) -> None:
+    fleet, db = stored
+    store = SqliteHistorian(db, fleet)
+    try:
         inputs = prepare(fleet, store, END, sites=[SITE], health_days=14)
     finally:
         store.close()
@@ -62,3 +77,25 @@ def test_maintain_the_worn_printer_tonight_from_the_stored_history(tmp_path: Pat
     base = np.mean([b.machine_failures[worn] for b in out.result.baseline])
     assert base > 0.5, base
     assert delta.mean + delta.half_width < 0, delta
+
+
+def test_twin_whatif_with_health_days(stored: tuple[FleetSpec, Path], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    _, db = stored
+    text = (ROOT / "examples" / "fleet.toml").read_text(encoding="utf-8")
+    config = tmp_path / "fleet.toml"
+    config.write_text(text.replace('path = "../var/northwind.db"', f'path = "{db.as_posix()}"'), encoding="utf-8")
+    scenario = tmp_path / "p3.toml"
+    scenario.write_text('name = "P3 tonight"\n[[maintenance]]\nsite = "pod-berlin"\nmachine = "P3"\n'
+                        'start = 2026-11-30T21:00:00Z\nduration_h = 3\n', encoding="utf-8")
+    common = [str(config), "--scenario", str(scenario), "--at", END.isoformat(), "--site", SITE, "--horizon", "1d",
+              "--replications", "4", "--workers", "0", "--no-progress", "--calibrate-days", "0", "--json"]
+
+    def notes(extra: list[str]) -> set[tuple[str, str]]:
+        assert cli.main(["whatif", *common, *extra]) == 0
+        return {(n["kind"], n["subject"]) for n in json.loads(capsys.readouterr().out)["notes"]}
+
+    # with the model the four printers follow their condition hazard (the fork says so); without, none
+    with_health = notes(["--health-days", "14"])
+    assert {s for k, s in with_health if k == "failures_follow_condition_hazard"} == {"P1", "P2", "P3", "P4"}
+    assert not any(k == "failures_follow_condition_hazard" for k, _ in notes([]))
