@@ -75,6 +75,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("config", help="plant configuration file (TOML)")
     p.add_argument("--scenario", required=True, help="scenario file (TOML)")
     add_common(p)
+    p.add_argument("--health-days", type=float, default=0.0,
+                   help="fit the failure-risk model on this many days before the fork: failures follow each "
+                        "machine's wear (0 = constant MTBF)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the full comparison as JSON")
     out.add_argument("--csv", action="store_true", help="print the KPI table as CSV")
@@ -120,7 +123,8 @@ def _refuse_before_history(historian: HistorianReader, sites: Sequence[str], at:
                                            message=f"is before the recorded history ({ranges} to now)")])
 
 
-def open_inputs(config_path: str, at: datetime | None, calibrate_days: float, sites: list[str] | None) -> Opened:
+def open_inputs(config_path: str, at: datetime | None, calibrate_days: float, sites: list[str] | None,
+                health_days: float = 0.0) -> Opened:
     """Configuration, snapshot at ``at`` and calibrated parameters (history when available)."""
     from connectors.config import load
     from twin.sim.whatif import prepare
@@ -138,7 +142,7 @@ def open_inputs(config_path: str, at: datetime | None, calibrate_days: float, si
                                                    "a fork starts from a recorded moment")])
     if historian is not None:
         _refuse_before_history(historian, wanted, at, now)
-    inputs = prepare(fleet, historian, at, wanted, calibrate_days)
+    inputs = prepare(fleet, historian, at, wanted, calibrate_days, health_days)
     # the sites with a recorded state; only without any, the configuration's initial state of every site
     state = inputs.recorded_snapshot()
     if state is None:
@@ -189,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     if args.replications < 1:
         raise ConfigError("--replications", [Problem(path="replications", message="must be >= 1",
                                                      got=args.replications)])
-    opened = open_inputs(args.config, args.at, args.calibrate_days, args.site)
+    opened = open_inputs(args.config, args.at, args.calibrate_days, args.site, args.health_days)
     inputs = opened.inputs
     try:
         text = Path(args.scenario).read_text(encoding="utf-8")

@@ -52,13 +52,19 @@ Assumptions when the snapshot lacks information (each one reported as a :class:`
 
 Each machine carries its template's ``batch_size`` (parts per build), which the model uses to
 fill builds from the queue (see :mod:`twin.sim.model`).
+
+Failures: the constant hazard 1 / MTBF (calibrated, else the template's), unless ``hazards`` gives
+the machine a condition hazard (``twin.sim.condition``: from the fitted health model and the
+machine's wear at the fork). A ``Maintenance`` intervention takes the machine out of its windows
+like a ``MachineDown`` and resets its wear at its start (``MachineData.renewals_s``). A machine
+with a condition hazard is noted (``failures_follow_condition_hazard``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -66,6 +72,7 @@ from twin.errors import SimulationError
 from twin.sim.clock import HOUR_S, Window, local_hour_segments, shift_windows, subtract_windows, to_sim
 from twin.sim.model import (
     DemandData,
+    Hazard,
     InTransit,
     ItemData,
     MachineData,
@@ -82,6 +89,7 @@ from twin.sim.scenario import (
     MachineDown,
     MachinesAdded,
     MachinesRemoved,
+    Maintenance,
     OverflowRouting,
     ReorderPolicy,
     Scenario,
@@ -296,11 +304,13 @@ def fork(
     horizon_s: float,
     bin_s: float = HOUR_S,
     sites: Iterable[str] | None = None,
+    hazards: Mapping[str, Hazard] | None = None,
 ) -> Fork:
     """Build the model data of a what-if starting from ``state``.
 
     ``sites`` restricts the model to some sites (default: every site of the snapshot, or the
     fleet when the snapshot has none); sites an overflow rule sends orders to are added.
+    ``hazards`` ("site/machine" -> condition hazard) replaces those machines' constant hazard.
     """
     scenario = scenario or Scenario()
     params = params or SimParams()
@@ -316,7 +326,7 @@ def fork(
             site = fleet.site(sid)
         except KeyError as exc:
             raise SimulationError(f"site {sid!r} is not in fleet {fleet.id!r}") from exc
-        _add_site(parts, fleet, site, states.get(sid), scenario, params, as_of, horizon_s, notes)
+        _add_site(parts, fleet, site, states.get(sid), scenario, params, as_of, horizon_s, notes, hazards or {})
     for md in parts.running:
         kind = ("running_machine_assumed_on_oldest_units" if parts.queued.get((md.site, md.role), 0) > 0
                 else "running_machine_without_queued_units_makes_nothing")
@@ -357,14 +367,16 @@ class _Parts:
 
 
 def _add_site(parts: _Parts, fleet: FleetSpec, site: SiteSpec, ss: SiteState | None, scenario: Scenario,
-              params: SimParams, as_of: datetime, horizon_s: float, notes: list[ForkNote]) -> None:
+              params: SimParams, as_of: datetime, horizon_s: float, notes: list[ForkNote],
+              hazards: Mapping[str, Hazard]) -> None:
     """One site's machines, stock, demand and open orders, in that order (the notes' order)."""
     sid = str(site.id)
     if ss is None:
         notes.append(ForkNote(kind="no_site_state_assumed_empty", subject=sid))
     shift_w = _shift_windows(site, scenario, as_of, horizon_s, notes)
     for m in _machines(site, fleet, scenario):
-        md = _machine_data(m, sid, ss, scenario, params, shift_w, as_of, horizon_s, notes)
+        md = _machine_data(m, sid, ss, scenario, params, shift_w, as_of, horizon_s, notes,
+                           hazards.get(f"{sid}/{m.id}"))
         parts.machines.append(md)
         if md.initial_busy_s > 0:
             parts.running.append(md)
@@ -391,7 +403,7 @@ def _shift_windows(site: SiteSpec, scenario: Scenario, as_of: datetime, horizon_
 
 def _machine_data(m: MachineSpec, sid: str, ss: SiteState | None, scenario: Scenario, params: SimParams,
                   shift_w: tuple[Window, ...] | None, as_of: datetime, horizon_s: float,
-                  notes: list[ForkNote]) -> MachineData:
+                  notes: list[ForkNote], hazard: Hazard | None = None) -> MachineData:
     """A machine's figures (calibrated, else its template's; the scenario's factors) and its state at the fork."""
     t = m.template
     mp = params.machines.get((sid, str(m.id)))
@@ -403,17 +415,21 @@ def _machine_data(m: MachineSpec, sid: str, ss: SiteState | None, scenario: Scen
     downs = [
         (iv.start.seconds_from(as_of), iv.start.seconds_from(as_of) + iv.duration_h * HOUR_S)
         for iv in scenario.interventions
-        if isinstance(iv, MachineDown) and iv.machine == m.id and iv.site in (None, sid)
+        if isinstance(iv, MachineDown | Maintenance) and iv.machine == m.id and iv.site in (None, sid)
     ]
+    renewals = sorted(iv.start.seconds_from(as_of) for iv in scenario.interventions
+                      if isinstance(iv, Maintenance) and iv.machine == m.id and iv.site in (None, sid))
     windows = shift_w
     if downs:
         windows = subtract_windows(shift_w if shift_w is not None else ((0.0, horizon_s),), downs)
     busy, repair = _initial(m, ss, as_of, cycle, mttr_h * HOUR_S, notes)
+    if hazard is not None:
+        notes.append(ForkNote(kind="failures_follow_condition_hazard", subject=m.id))
     return MachineData(
         id=m.id, site=sid, role=m.role.value, cycle_mean_s=cycle, cycle_cv=cv,
         batch_size=max(1, t.batch_size), mtbf_s=mtbf_h * HOUR_S if mtbf_h > 0 else math.inf,
         mttr_s=mttr_h * HOUR_S, scrap_rate=min(max(scrap, 0.0), 0.95), windows=windows,
-        initial_busy_s=busy, initial_repair_s=repair,
+        initial_busy_s=busy, initial_repair_s=repair, hazard=hazard, renewals_s=tuple(renewals),
     )
 
 

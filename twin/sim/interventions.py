@@ -22,6 +22,7 @@ __all__ = [
     "MachineDown",
     "MachinesAdded",
     "MachinesRemoved",
+    "Maintenance",
     "OverflowRouting",
     "ReorderPolicy",
     "Scenario",
@@ -47,6 +48,20 @@ class TimeRef:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MachineDown:
     """A machine is unavailable (planned maintenance, breakdown) from ``start`` for ``duration_h``."""
+
+    machine: str
+    start: TimeRef
+    duration_h: float
+    site: str | None = None  # needed when the machine id exists at several sites
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Maintenance:
+    """Planned maintenance of a machine from ``start`` for ``duration_h``: it is down, then its wear is reset.
+
+    The wear matters where the fork has a condition hazard for the machine (``twin.sim.condition``);
+    with the constant-MTBF hazard a maintenance is a :class:`MachineDown`.
+    """
 
     machine: str
     start: TimeRef
@@ -145,6 +160,7 @@ class OverflowRouting:
 
 Intervention = (
     MachineDown
+    | Maintenance
     | MachinesAdded
     | MachinesRemoved
     | CycleTimeFactor

@@ -52,6 +52,16 @@ Modelling choices (documented here once):
   unit starts.
 - **Failures** are operation-dependent: time to failure is exponential in *running* time with mean
   MTBF, repair exponential with mean MTTR; a failure pauses the job, which resumes after repair.
+  A machine with a condition hazard (``MachineData.hazard``, a :class:`Hazard` from the fitted
+  health model, see :mod:`twin.sim.condition`) fails instead after a running time drawn from its
+  piecewise-constant hazard in running time: the curve from its wear at the fork until its first
+  repair or maintenance, the renewed curve from each of them (inverse transform of one Exp(1) draw on
+  the cumulative hazard: one draw of the same stream, as the constant hazard takes).
+- **Maintenance** (``MachineData.renewals_s``): the machine is unavailable during the maintenance
+  (its windows say so) and the job in progress at its start runs to its end; the first job the
+  machine starts at or after the maintenance's start begins on the renewed hazard (its wear was
+  reset). A repair resets the wear too. With a constant hazard (memoryless) a renewal changes
+  nothing and draws nothing.
 - **Shifts and planned downtime:** a machine starts a job only inside its availability windows
   (shifts minus planned downtime); a started job runs to its end (non-preemptive: a unit started
   before the shift ends is finished, a print build runs overnight).
@@ -93,6 +103,7 @@ from twin.errors import SimulationError
 
 __all__ = [
     "DemandData",
+    "Hazard",
     "InTransit",
     "ItemData",
     "MachineData",
@@ -112,6 +123,37 @@ _STD_NORMAL = NormalDist()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Hazard:
+    """A failure hazard per running second, piecewise constant in steps of ``step_s`` of running time.
+
+    ``now[k]`` is the hazard over running time ``[k step, (k + 1) step)`` after the fork (the machine's
+    wear at the fork, growing), ``renewed[k]`` the same after a repair or maintenance; beyond the
+    last step the last value holds.
+
+    >>> h = Hazard(step_s=10.0, now=(0.0, 0.1), renewed=(0.1,))
+    >>> h.time_to_failure(h.now, 0.5), h.time_to_failure(h.renewed, 0.5)
+    (15.0, 5.0)
+    """
+
+    step_s: float
+    now: tuple[float, ...]
+    renewed: tuple[float, ...]
+
+    def time_to_failure(self, rates: tuple[float, ...], e: float) -> float:
+        """The running time at which the cumulative hazard of ``rates`` reaches ``e`` (an Exp(1) draw)."""
+        step = self.step_s
+        t = 0.0
+        rate = 0.0
+        for rate in rates:
+            seg = rate * step
+            if e < seg:
+                return t + e / rate
+            e -= seg
+            t += step
+        return t + e / rate if rate > 0 else INF
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MachineData:
     """One machine as the model sees it. ``windows`` None means always available."""
 
@@ -127,6 +169,8 @@ class MachineData:
     windows: tuple[tuple[float, float], ...] | None = None
     initial_busy_s: float = 0.0  # remaining time of the cycle running at the fork, on the oldest queued units
     initial_repair_s: float = 0.0  # remaining repair or maintenance at the fork
+    hazard: Hazard | None = None  # a condition hazard (None: the constant hazard 1 / mtbf_s)
+    renewals_s: tuple[float, ...] = ()  # planned maintenance starts, ascending: the wear is reset there
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -278,6 +322,7 @@ class ReplicationOutput:
     machine_busy_s: dict[str, float]  # keyed "site/machine"
     machine_down_s: dict[str, float]
     stations: tuple[StationStats, ...] = field(default=())
+    machine_failures: dict[str, int] = field(default_factory=dict)  # failures in the run, keyed "site/machine"
 
 
 def _neg_rank(m: _Machine) -> int:
@@ -417,10 +462,11 @@ class _Machine:
     """
 
     __slots__ = (
-        "batch", "build", "busy", "busy_bins", "cv", "cycle_random", "down", "env", "expo_rate", "fail_rate", "held",
-        "log_ok", "lot", "mean", "mid", "mttr", "on_done", "on_fail", "on_repaired", "on_wake", "open_until",
-        "p_scrap", "plain", "pooled", "rank", "remake", "repair", "rng_cycle", "rng_fail", "rng_scrap", "run", "scale",
-        "shape", "st", "starts", "t0", "timeout", "ttf", "windows", "work",
+        "batch", "build", "busy", "busy_bins", "cv", "cycle_random", "down", "env", "expo_rate", "fail_rate",
+        "failures", "hazard", "held", "log_ok", "lot", "mean", "mid", "mttr", "on_done", "on_fail", "on_repaired",
+        "on_wake", "open_until", "p_scrap", "plain", "pooled", "rank", "remake", "renew_at", "renewals", "repair",
+        "rng_cycle", "rng_fail", "rng_scrap", "run", "scale", "shape", "st", "starts", "t0", "timeout", "ttf",
+        "windows", "work",
     )
 
     def __init__(self, run: _Run, m: MachineData, st: _Station, busy_bins: list[float]) -> None:
@@ -446,7 +492,15 @@ class _Machine:
         # cv 1: exponential, drawn with expovariate
         self.expo_rate = 1.0 / m.cycle_mean_s if m.cycle_cv == 1.0 and m.cycle_mean_s > 0 else 0.0
         self.fail_rate = 1.0 / m.mtbf_s if m.mtbf_s < INF else 0.0
-        self.ttf = self.rng_fail.expovariate(self.fail_rate) if self.fail_rate > 0 else INF
+        self.hazard = hazard = m.hazard
+        if hazard is not None:  # one Exp(1) draw, as expovariate takes: the same stream
+            curve = hazard.renewed if m.initial_repair_s > 0 else hazard.now
+            self.ttf = hazard.time_to_failure(curve, self.rng_fail.expovariate(1.0))
+        else:
+            self.ttf = self.rng_fail.expovariate(self.fail_rate) if self.fail_rate > 0 else INF
+        self.renewals = list(m.renewals_s)
+        self.renew_at = self.renewals[0] if self.renewals else INF  # the next maintenance start
+        self.failures = 0
         self.mttr = m.mttr_s
         self.busy = 0.0
         self.down = 0.0
@@ -507,6 +561,7 @@ class _Machine:
 
     def _initial_repaired(self, ev: simpy.Event) -> None:
         self.down += self.repair
+        self.passed(self.env.now)
         if self.held:
             self.resume(self.env.now)
         else:
@@ -519,6 +574,20 @@ class _Machine:
             self.timeout(self.ttf).callbacks.append(self.on_fail)
         else:
             self.timeout(self.work).callbacks.append(self.on_done)
+
+    def passed(self, now: float) -> None:
+        """Drop the maintenances started by ``now`` (a repair renewed the machine anyway)."""
+        renewals = self.renewals
+        while renewals and renewals[0] <= now:
+            renewals.pop(0)
+        self.renew_at = renewals[0] if renewals else INF
+
+    def renew(self, now: float) -> None:
+        """A maintenance started by ``now``: the wear is reset before the machine's next job."""
+        self.passed(now)
+        hazard = self.hazard
+        if hazard is not None:
+            self.ttf = hazard.time_to_failure(hazard.renewed, self.rng_fail.expovariate(1.0))
 
     def in_window(self, now: float) -> bool:
         """Whether ``now`` is inside an availability window; if not, sleep until the next one (if any)."""
@@ -693,6 +762,8 @@ class _Machine:
 
     def begin_any(self, lot: _Lot, now: float) -> bool:
         """:meth:`begin` with scrap, windows or material to draw (callers start a unit only inside a window)."""
+        if now >= self.renew_at:
+            self.renew(now)
         draws = lot.draws[lot.step] if lot.draws else ()
         if self.p_scrap > 0 or draws:
             cycles = self.take(lot, now)
@@ -792,6 +863,8 @@ class _Machine:
         if not self.st.queue or self.fill(now) == 0:
             self.park()
             return False
+        if now >= self.renew_at:
+            self.renew(now)
         shape = self.shape
         if shape == 0.0:
             work = self.mean
@@ -814,12 +887,18 @@ class _Machine:
         self.busy += ttf
         self.st.busy += now - self.t0
         self.run.add_busy(self.busy_bins, self.t0, now)
+        self.failures += 1
         self.repair = repair = self.rng_fail.expovariate(1.0 / self.mttr) if self.mttr > 0 else 0.0
         self.timeout(repair).callbacks.append(self.on_repaired)
 
     def _repaired(self, ev: simpy.Event) -> None:
         self.down += self.repair
-        self.ttf = ttf = self.rng_fail.expovariate(self.fail_rate)
+        hazard = self.hazard
+        if hazard is not None:  # the repair reset the wear (and stands for the maintenances due meanwhile)
+            self.passed(self.env.now)
+            self.ttf = ttf = hazard.time_to_failure(hazard.renewed, self.rng_fail.expovariate(1.0))
+        else:
+            self.ttf = ttf = self.rng_fail.expovariate(self.fail_rate)
         self.t0 = self.env.now
         if self.work >= ttf:
             self.timeout(ttf).callbacks.append(self.on_fail)
@@ -1374,6 +1453,7 @@ class _Run:
             machine_busy_s={m.mid: m.busy for m in self.machines},
             machine_down_s={m.mid: m.down for m in self.machines},
             stations=tuple(stations),
+            machine_failures={m.mid: m.failures for m in self.machines},
         )
 
 

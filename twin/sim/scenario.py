@@ -14,6 +14,7 @@ TOML layout (every table is an array of tables, so a scenario may hold several o
 
     name = "Printer P3 maintenance"
     [[machine_down]]      machine, site?, start (datetime) or start_in_h, duration_h
+    [[maintenance]]       machine, site?, start (datetime) or start_in_h, duration_h (down, then wear reset)
     [[machines_added]]    site, template, count
     [[machines_removed]]  site, template, count
     [[cycle_time]]        factor, and role, or machine and/or site (none: everywhere)
@@ -51,6 +52,7 @@ from twin.sim.interventions import (
     MachineDown,
     MachinesAdded,
     MachinesRemoved,
+    Maintenance,
     OverflowRouting,
     ReorderPolicy,
     Scenario,
@@ -70,6 +72,7 @@ __all__ = [
     "MachineDown",
     "MachinesAdded",
     "MachinesRemoved",
+    "Maintenance",
     "OverflowRouting",
     "ReorderPolicy",
     "Scenario",
@@ -278,6 +281,13 @@ class _MachineDown(_Table):
         return MachineDown(machine=self.machine, start=self.start_ref, duration_h=self.duration_h, site=self.site)
 
 
+class _Maintenance(_MachineDown):
+    def build(self) -> Intervention | None:
+        if self.machine is None or self.start_ref is None or self.duration_h is None:
+            return None
+        return Maintenance(machine=self.machine, start=self.start_ref, duration_h=self.duration_h, site=self.site)
+
+
 class _Machines(_Table):
     made: ClassVar[type[MachinesAdded] | type[MachinesRemoved]] = MachinesAdded
     site: _Site
@@ -478,6 +488,7 @@ class _Overflow(_Table):
 
 _TABLES: dict[str, type[_Table]] = {
     "machine_down": _MachineDown,
+    "maintenance": _Maintenance,
     "machines_added": _Machines,
     "machines_removed": _MachinesRemoved,
     "cycle_time": _CycleTime,
@@ -510,6 +521,7 @@ class _Scenario(BaseModel):
     name: Annotated[str, PlainValidator(_name)] = "scenario"
     description: Annotated[str, PlainValidator(_description)] = ""
     machine_down: Any = None
+    maintenance: Any = None
     machines_added: Any = None
     machines_removed: Any = None
     cycle_time: Any = None

@@ -6,7 +6,10 @@ dashboard's what-if runner (``dashboard.whatif_engine``) and the rolling backtes
 
 1. :func:`prepare` reads the sites' recorded state at the fork time ``at`` from a historian (none:
    nothing is recorded) and calibrates the figures from the ``calibrate_days`` before it
-   (``twin.calibrate``); :class:`Inputs` holds both and makes the snapshot to fork from;
+   (``twin.calibrate``); with ``health_days`` it also fits the failure-risk model on that much
+   history (``twin.health``) and gives each machine of a template with a condition model its
+   condition hazard from its wear at ``at`` (``twin.sim.condition``); :class:`Inputs` holds them
+   and makes the snapshot to fork from;
 2. :func:`run_whatif` forks the baseline and the scenario (``twin.sim.build.fork``), runs their
    paired Monte Carlo replications (``twin.sim.montecarlo.run``; second order by default: each
    replication draws the calibrated figures, configured ones get their prior widths) and, when
@@ -30,7 +33,9 @@ from twin.frozen import FrozenDict
 from twin.historian import HistorianReader
 from twin.live import initial_site_state, initial_state
 from twin.sim.build import Fork, fork
+from twin.sim.condition import condition_hazards
 from twin.sim.kpis import SHARE_KPIS
+from twin.sim.model import Hazard
 from twin.sim.montecarlo import MonteCarloResult, StopRule, companion_replications, parameter_share
 from twin.sim.montecarlo import run as monte_carlo
 from twin.sim.params import SimParams
@@ -55,6 +60,8 @@ class Inputs:
     sites: tuple[str, ...]
     recorded: FrozenDict[str, SiteState] = field(default_factory=FrozenDict)  # state_at(site, at), when recorded
     calibration: Calibration | None = None  # None: the configured figures
+    hazards: FrozenDict[str, Hazard] = field(default_factory=FrozenDict)  # "site/machine" -> condition hazard
+    health_notes: tuple[str, ...] = ()  # per template, the health model's note (what it is fitted from, or why not)
 
     @property
     def params(self) -> SimParams | None:
@@ -88,10 +95,11 @@ class Inputs:
 
 
 def prepare(fleet: FleetSpec, historian: HistorianReader | None, at: datetime, sites: Sequence[str] | None = None,
-            calibrate_days: float = 0.0) -> Inputs:
+            calibrate_days: float = 0.0, health_days: float = 0.0) -> Inputs:
     """The recorded states of ``sites`` (default: every site) at ``at`` and the calibration before it.
 
     ``historian`` None: nothing recorded, configured figures. ``calibrate_days`` 0: no calibration.
+    ``health_days`` 0: no condition hazards (every machine fails at its constant MTBF rate).
     Only history up to ``at`` is read, so a fork in the past sees nothing after it.
     """
     wanted = tuple(sites) if sites else tuple(str(s.id) for s in fleet.sites)
@@ -105,7 +113,30 @@ def prepare(fleet: FleetSpec, historian: HistorianReader | None, at: datetime, s
     calibration = None
     if calibrate_days > 0:
         calibration = calibrate(fleet, historian, at - timedelta(days=calibrate_days), at, sites=list(wanted))
-    return Inputs(fleet=fleet, at=at, sites=wanted, recorded=FrozenDict(recorded), calibration=calibration)
+    hazards: dict[str, Hazard] = {}
+    notes: tuple[str, ...] = ()
+    if health_days > 0:
+        hazards, notes = _health(fleet, historian, at, wanted, health_days)
+    return Inputs(fleet=fleet, at=at, sites=wanted, recorded=FrozenDict(recorded), calibration=calibration,
+                  hazards=FrozenDict(hazards), health_notes=notes)
+
+
+def _health(fleet: FleetSpec, historian: HistorianReader, at: datetime, sites: Sequence[str],
+            days: float) -> tuple[dict[str, Hazard], tuple[str, ...]]:
+    """The condition hazards of the machines of ``sites`` at ``at`` from the ``days`` of history before it."""
+    from twin.health.history import load_histories  # here: lifelines is imported only when asked for
+    from twin.health.model import fit
+    from twin.health.timeline import build_timeline
+
+    step = 1800.0
+    t0 = at - timedelta(seconds=-(-days * 86400.0 // step) * step)  # whole grid steps: the grid ends at ``at``
+    histories = load_histories(historian, fleet, t0, at, sites=list(sites))
+    if not histories:
+        return {}, ()
+    timeline = build_timeline(histories, t0.timestamp(), at.timestamp() + 1.0, step_s=step)
+    model = fit(timeline, {str(t.id): t.mtbf_h for t in fleet.templates})
+    notes = tuple(f"{t}: {m.note}" for t, m in sorted(model.templates.items()))
+    return condition_hazards(model, timeline), notes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,9 +180,9 @@ def run_whatif(inputs: Inputs, state: TwinState, scenario: Scenario, settings: R
     baseline's sites (those an overflow rule sends orders to included), so both simulate the same.
     """
     base = fork(inputs.fleet, state, None, inputs.params, horizon_s=settings.horizon_s, bin_s=settings.bin_s,
-                sites=sites)
+                sites=sites, hazards=inputs.hazards)
     scen = fork(inputs.fleet, state, scenario, inputs.params, horizon_s=settings.horizon_s, bin_s=settings.bin_s,
-                sites=base.data.sites)
+                sites=base.data.sites, hazards=inputs.hazards)
     result = monte_carlo(base.data, scen.data, replications=settings.replications, seed=settings.seed,
                          executor=executor, workers=settings.workers, stop=settings.stop, on_progress=on_progress,
                          on_partial=on_partial, as_of=base.as_of, uncertainty=inputs.uncertainty,

@@ -130,3 +130,20 @@ def test_the_monitor_refits_on_its_schedule_not_per_refresh(stored: tuple[FleetS
         assert later.refitted and later.model is not first.model and monitor.model is later.model
     finally:
         store.close()
+
+
+def test_a_whatif_prepared_on_a_short_history_keeps_the_constant_mtbf(stored: tuple[FleetSpec, Path]) -> None:
+    from twin.sim.whatif import prepare
+
+    fleet, db = stored
+    store = SqliteHistorian(db, fleet)
+    try:
+        inputs = prepare(fleet, store, END, sites=[SITE], health_days=2)
+    finally:
+        store.close()
+    # 2 days x 4 printers x ~11 operating h: fewer than the 10 failures the condition model needs, so
+    # no machine gets a condition hazard (the fork draws as without), and the notes say why, per template
+    assert dict(inputs.hazards) == {}
+    notes = dict(n.split(": ", 1) for n in inputs.health_notes)
+    assert set(notes) == {str(m.template.id) for m in fleet.site(SITE).machines}
+    assert "constant-MTBF hazard" in notes["fdm-printer"] and "needs 10" in notes["fdm-printer"]
