@@ -11,8 +11,10 @@ cursor's site and time. Every time is in the site's local time, its UTC instant 
 
 The strip is clicked (its grid's points carry their UTC instant) or dragged
 (``assets/replay_strip.js``: the pointer's position on the axis, which draws every hour an hour
-wide, is the cursor's seconds into the range). "Link to this moment" is the address of the
-cursor's moment (``?from=&to=&at=``): opened, the replay starts there.
+wide, is the cursor's seconds into the range). The cursor goes into the address bar as ``at=``
+(``history.replaceState``: a reload or a copied address opens the same moment), without a
+navigation: the range, its preset and the header's choice stay as they were, and a preset chosen
+later replaces the ``at`` with its own range.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import io
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import dash
 import dash_bootstrap_components as dbc
@@ -34,7 +37,7 @@ from dashboard.services import Services
 from dashboard.timefmt import TimeChoice
 from twin.state import EventKind
 
-__all__ = ["JUMPS_S", "REPLAY_IDS", "cursor_time", "layout", "next_cursor", "parse_local", "register",
+__all__ = ["JUMPS_S", "REPLAY_IDS", "cursor_search", "cursor_time", "layout", "next_cursor", "parse_local", "register",
            "replay_range", "slider_marks", "strip_time"]
 
 PATH = "/replay"
@@ -52,6 +55,8 @@ EXPORT = "replay-export"
 DOWNLOAD = "replay-download"
 LINK = "replay-link"
 NOTE = "replay-note"
+ADDRESS = "replay-address"  # dcc.Store: the query string with the cursor (the address bar follows it)
+ADDRESS_SYNC = "replay-address-sync"  # the clientside callback's (unused) output
 
 REPLAY_IDS = site_page.SiteIds(header="replay-header", tiles=ids.REPLAY_TILES, timeline="replay-timeline",
                                oee="replay-oee", trend_signal="replay-trend-signal", trend="replay-trend",
@@ -115,6 +120,7 @@ def layout(site: str | None = None, **_q: Any) -> html.Div:
                 actions,
                 html.Div(id=NOTE, className="small muted mt-1"),
                 dcc.Interval(id=ids.REPLAY_CLOCK, interval=1000, disabled=True),
+                dcc.Store(id=ADDRESS), html.Div(id=ADDRESS_SYNC, hidden=True),
             ),
             html.Div(id=REPLAY_IDS.header, className="muted mb-2"),
             *site_page.body(REPLAY_IDS, live=False),
@@ -145,6 +151,20 @@ def strip_time(click: Any, tz: str | None) -> datetime | None:
             return found
     x = point.get("x")
     return timefmt.parse_input(str(x)[:19], tz) if x else None
+
+
+def cursor_search(search: str | None, site: str, t0: datetime, t1: datetime, at: datetime) -> str:
+    """The page's query string with the cursor in it: the site, the range (its preset kept) and ``at``.
+
+    >>> from datetime import UTC
+    >>> t0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    >>> cursor_search("?site=pod-lyon&preset=last-hour", "pod-lyon", t0, t0 + timedelta(hours=1),
+    ...               t0 + timedelta(minutes=45))
+    '?site=pod-lyon&from=2026-11-30T12%3A00%3A00Z&to=2026-11-30T13%3A00%3A00Z&at=2026-11-30T12%3A45%3A00Z&preset=last-hour'
+    """
+    choice = TimeChoice.from_search(search)
+    keep = [(k, v) for k, v in parse_qsl((search or "").lstrip("?")) if k != "site"]
+    return TimeChoice(start=t0, end=t1, at=at, preset=choice.preset).search("?" + urlencode([("site", site), *keep]))
 
 
 def cursor_time(start: datetime, cursor_s: float | None) -> datetime:
@@ -208,18 +228,26 @@ def register(app: dash.Dash, services: Services) -> None:
     @app.callback(Output(ids.REPLAY_SITE, "options"), Output(ids.REPLAY_SITE, "value"),
                   Input(ids.LOCATION, "pathname"), Input(ids.LOCATION, "search"), State(ids.REPLAY_SITE, "value"))
     def _site(_p: str | None, search: str | None, site: str | None) -> tuple[Any, ...]:
-        return site_choice(queries, search, site)
+        options, chosen = site_choice(queries, search, site)
+        if site is not None and chosen == site:  # the cursor in the address (or a range) names the same site
+            raise PreventUpdate
+        return options, chosen
 
     @app.callback(Output(ids.REPLAY_START, "value"), Output(ids.REPLAY_END, "value"), Output(ZONE, "children"),
                   Output(ids.REPLAY_CURSOR, "max"), Output(ids.REPLAY_CURSOR, "marks"),
                   Output(ids.REPLAY_CURSOR, "value"),
-                  Input(ids.REPLAY_SITE, "value"), Input(ids.LOCATION, "search"))
-    def _range(site: str | None, search: str | None) -> tuple[Any, ...]:
+                  Input(ids.REPLAY_SITE, "value"), Input(ids.LOCATION, "search"),
+                  State(ids.REPLAY_CURSOR, "value"), State(ids.REPLAY_CURSOR, "max"))
+    def _range(site: str | None, search: str | None, cursor: float | None, maximum: float | None) -> tuple[Any, ...]:
         if not site:
             raise PreventUpdate
         choice = TimeChoice.from_search(search)
         t0, t1 = replay_range(choice, queries.now())
         tz = tz_of(site)
+        # the cursor written into the address: the same range, the cursor already there (nothing to redraw)
+        if (ctx.triggered_id == ids.LOCATION and cursor is not None and maximum == int((t1 - t0).total_seconds())
+                and cursor == _initial_cursor(choice, t0, t1)):
+            raise PreventUpdate
         return (timefmt.fmt_input(t0, tz), timefmt.fmt_input(t1, tz), f"({timefmt.zone_abbr(t1, tz)}, 24 h)",
                 int((t1 - t0).total_seconds()), slider_marks(t0, t1, tz), _initial_cursor(choice, t0, t1))
 
@@ -270,7 +298,7 @@ def register(app: dash.Dash, services: Services) -> None:
                   Output(REPLAY_IDS.alarms, "rowData"), Output(REPLAY_IDS.oee, "figure"),
                   Output(REPLAY_IDS.stock, "children"), Output(REPLAY_IDS.shipments, "children"),
                   Output(REPLAY_IDS.orders, "children"), Output(REPLAY_IDS.projection, "figure"),
-                  Output(REPLAY_IDS.timeline, "figure"),
+                  Output(REPLAY_IDS.timeline, "figure"), Output(ADDRESS, "data"),
                   Input(ids.REPLAY_SITE, "value"), Input(ids.REPLAY_CURSOR, "value"),
                   State(ids.LOCATION, "search"))
     def _render(site: str | None, cursor: float | None, search: str | None) -> tuple[Any, ...]:
@@ -289,7 +317,20 @@ def register(app: dash.Dash, services: Services) -> None:
                                            at - timedelta(hours=site_page.SHIFT_H), at, tz=tz, cursor=at)
         shown = components.when(at, tz, seconds=True)
         return (["state at ", shown], fork, link, note, parts["header"], parts["tiles"], parts["alarms"],
-                parts["oee"], parts["stock"], parts["shipments"], parts["orders"], parts["projection"], timeline)
+                parts["oee"], parts["stock"], parts["shipments"], parts["orders"], parts["projection"], timeline,
+                cursor_search(search, site, t0, t1, at))
+
+    # the address bar follows the cursor without a navigation (no callback sees a new search; see above)
+    app.clientside_callback(  # type: ignore[no-untyped-call]
+        "function(search) { if (search && window.location.pathname.endsWith('" + PATH + "')"
+        " && window.location.search !== search) {"
+        " window.history.replaceState(window.history.state, '', window.location.pathname + search);"
+        # and the location component told both, so it never pushes the address it had before (that undid
+        # a preset chosen after the cursor moved): the callbacks on its search see the same range and site
+        # and stop there (_range, _site)
+        " window.dash_clientside.set_props('" + ids.LOCATION + "', {search: search, href: window.location.href}); }"
+        " return window.dash_clientside.no_update; }",
+        Output(ADDRESS_SYNC, "children"), Input(ADDRESS, "data"), prevent_initial_call=True)
 
     @app.callback(Output(STRIP, "figure"), Input(ids.REPLAY_SITE, "value"), Input(ids.REPLAY_CURSOR, "value"),
                   State(ids.LOCATION, "search"))

@@ -147,7 +147,7 @@ def test_the_header_preset_moves_the_cursor_and_the_url(browser, plant: RunningP
     before = page.inner_text("#replay-time")
     page.locator("#shell-time-preset").click()
     page.get_by_text("Last hour", exact=True).click()
-    page.wait_for_url(re.compile(r"from="))
+    page.wait_for_url(re.compile(r"preset=last-hour"))  # (the cursor puts a from= in the address already)
     q = parse_qs(urlparse(page.url).query)
     start, end = (datetime.fromisoformat(q[k][0].replace("Z", "+00:00")) for k in ("from", "to"))
     assert end - start == timedelta(hours=1) and q["site"] == ["pod-berlin"]  # the site kept, the range in the URL
@@ -215,7 +215,7 @@ def test_site_replay_and_machine_pages_fit_a_phone(browser, plant: RunningPlant,
         page.close()
 
 
-def test_a_drag_along_the_strip_moves_the_cursor_its_link_opens_there_and_presets_still_work(  # type: ignore[no-untyped-def]
+def test_a_drag_along_the_strip_moves_the_cursor_into_the_address_and_presets_still_work(  # type: ignore[no-untyped-def]
         browser, plant: RunningPlant) -> None:
     errors: list[str] = []
     page = new_page(browser, 1400, 1000, errors)
@@ -240,29 +240,31 @@ def test_a_drag_along_the_strip_moves_the_cursor_its_link_opens_there_and_preset
     text = page.inner_text("#replay-time .ts")
     dragged = datetime.strptime(text[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=berlin)
     assert abs((dragged - (start + timedelta(minutes=36))).total_seconds()) <= 30, text
-    # "Link to this moment" names that moment (UTC) with the range: opened, the replay starts there
-    page.wait_for_function("w => decodeURIComponent(document.querySelector('#replay-link').getAttribute('href'))"
-                           ".includes('at=' + w)", arg=_iso(dragged))
-    link = page.get_attribute("#replay-link", "href") or ""
-    q = parse_qs(urlparse(link).query)
+    # the address now names that moment (UTC), with the range: a reload opens the same moment
+    page.wait_for_function("() => window.location.search.includes('at=')")
+    q = parse_qs(urlparse(page.url).query)
     assert q["site"] == ["pod-berlin"] and q["from"] == [_iso(start)] and q["to"] == [_iso(end)]
-    page.goto(plant.url + link)
+    at = datetime.fromisoformat(q["at"][0].replace("Z", "+00:00"))
+    assert at == dragged.astimezone(UTC)
+    page.reload()
     page.wait_for_function("w => (document.querySelector('#replay-time .ts')||{}).innerText?.startsWith(w)",
                            arg=text[:19])
-    # a step from there moves it
+    # a step from there moves it and the address follows
     page.get_by_role("button", name="1 min ▶").click()
-    later = (dragged + timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S")
-    page.wait_for_function("w => document.querySelector('#replay-time').innerText.includes(w)", arg=later)
-    # the header's "Last hour" preset still works after a linked moment: a new range ending now, the
-    # cursor at its start, the linked at= gone, the preset named
+    later = (dragged + timedelta(minutes=1)).astimezone(UTC)
+    page.wait_for_function("w => decodeURIComponent(window.location.search).includes('at=' + w)", arg=_iso(later))
+    # the header's "Last hour" preset still works after the cursor went into the address: a new range
+    # ending now, the cursor at its start, the stale at= gone, the preset named
     page.locator("#shell-time-preset").click()
     page.get_by_text("Last hour", exact=True).click()
     page.wait_for_url(re.compile(r"preset=last-hour"))
     q = parse_qs(urlparse(page.url).query)
     new_start = datetime.fromisoformat(q["from"][0].replace("Z", "+00:00"))
-    assert new_start > start and q["site"] == ["pod-berlin"] and "at" not in q
+    assert new_start > start and q["site"] == ["pod-berlin"]
     want = new_start.astimezone(berlin).strftime("%Y-%m-%d %H:%M:%S")
     page.wait_for_function("w => document.querySelector('#replay-time').innerText.includes(w)", arg=want)
+    page.wait_for_function("() => new URLSearchParams(window.location.search).get('at') !== null")
+    assert parse_qs(urlparse(page.url).query)["at"] == [_iso(new_start)]  # the cursor at the range's start
     assert page.inner_text("#shell-time-preset").strip().startswith("Last hour")
     page.close()
     assert errors == []
