@@ -103,10 +103,8 @@ def layout(site: str | None = None, at: str | None = None, limits: WhatIfLimits 
                                          xs=12, sm=6),
                                  dbc.Col([dbc.Label("Site"), site_dropdown(ids.WHATIF_SITE, site)], xs=12, sm=6)]),
                         dbc.Row([
-                            # 24 h ISO text (a browser's date picker may show AM/PM), read as UTC
-                            dbc.Col([dbc.Label("Fork at (UTC, 24 h; empty: now)"),
-                                     dbc.Input(id=ids.WHATIF_AT, type="text", value=at, maxLength=25,
-                                               placeholder="YYYY-MM-DD HH:MM")], xs=12, sm=6),
+                            dbc.Col([dbc.Label("Fork at (UTC, empty: now)"),
+                                     dbc.Input(id=ids.WHATIF_AT, type="datetime-local", value=at)], xs=12, sm=6),
                             dbc.Col([dbc.Label("Horizon (h)"),
                                      dbc.Input(id=ids.WHATIF_HORIZON, type="number", value=72, min=1,
                                                max=lim.max_horizon_h)], xs=6, sm=3),

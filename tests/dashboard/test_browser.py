@@ -31,7 +31,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
 
 sync_api = pytest.importorskip("playwright.sync_api")
 PAGES = [("fleet", "/"), ("site", "/site?site=pod-berlin"), ("machine", "/machine?site=pod-lyon&machine=CNC1"),
-         ("whatif", "/whatif?site=pod-berlin"), ("replay", "/replay?site=pod-berlin"), ("alarms", "/alarms")]
+         ("whatif", "/whatif?site=pod-berlin"), ("replay", "/replay?site=pod-berlin"), ("alarms", "/alarms"),
+         ("attention", "/attention")]
 SHOTS = os.environ.get("TWIN_SCREENSHOTS") == "1"
 INPUT_FMT = "%Y-%m-%dT%H:%M"
 
@@ -94,6 +95,8 @@ def test_every_page_loads_without_console_errors(browser, plant: RunningPlant, t
             page.wait_for_selector(".machine-tile")
         elif name == "alarms":
             page.wait_for_selector(".ag-row")
+        elif name == "attention":  # the service's first list (a pending line before it), then its lines
+            page.wait_for_selector("#attention-list .attention-item, #attention-list .attention-calm")
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
         if SHOTS:  # the same page on a phone (390 x 844): what a plant manager sees on the floor
