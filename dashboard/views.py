@@ -27,6 +27,7 @@ from dashboard.viewmodels import (
     TimelineSegment,
 )
 from twin import kpi, live
+from twin.alarms import alarm_marks
 from twin.calendar import in_shift
 from twin.frozen import FrozenDict
 from twin.historian import SeriesResult
@@ -236,8 +237,11 @@ def alarm_journal(current: Iterable[AlarmState], events: Iterable[Event]) -> lis
 
     Each ALARM_RAISED event opens an instance; CLEARED and ACKNOWLEDGED events update the latest
     instance of the same ``site``/``rule:asset``; current states not seen in the events are added as they
-    are (raised before the window), and acknowledgements in the events are applied to them.
+    are (raised before the window), and acknowledgements in the events are applied to them. The
+    ALARM_SHELVING and STATUS_CHANGE events among ``events`` mark each instance shelved (how, who, why)
+    or suppressed by design (``twin.alarms.alarm_marks``, replayed up to the newest event).
     """
+    events = sorted(events, key=lambda e: e.ts)
     latest: dict[tuple[str, str], AlarmRow] = {}
     done: list[AlarmRow] = []
     for a in current:
@@ -262,6 +266,12 @@ def alarm_journal(current: Iterable[AlarmState], events: Iterable[Event]) -> lis
             latest[k] = replace(row, acknowledged=True, acked_by=str(e.data.get("user", "")),
                                 acked_at=e.ts, ack_comment=str(e.data.get("comment", "")))
     rows = done + list(latest.values())
+    marks = alarm_marks(events, events[-1].ts) if events else {}
+    for i, r in enumerate(rows):
+        m = marks.get((r.site, r.key, r.raised_at))
+        if m is not None:
+            rows[i] = replace(r, shelf=m.shelf, shelved_until=m.until, shelved_by=m.by, shelved_why=m.why,
+                              suppressed=m.suppressed)
     return sorted(rows, key=lambda r: (r.raised_at, r.priority), reverse=True)
 
 

@@ -54,6 +54,11 @@ ALARM_COLUMNS = [
     {"field": "cleared", "headerName": "Cleared", "width": 215, "tooltipField": "cleared_utc"},
     {"field": "acked_by", "headerName": "Acked by", "width": 110},
     {"field": "comment", "headerName": "Comment", "flex": 1, "minWidth": 120},
+    {"field": "shelved", "headerName": "Shelved", "width": 200},
+    {"field": "shelved_by", "headerName": "Shelved by", "width": 110},
+    {"field": "shelved_why", "headerName": "Why", "flex": 1, "minWidth": 120},
+    {"field": "suppressed", "headerName": "Suppressed", "width": 115,
+     "headerTooltip": "suppressed by design: raised while its machine was OFF or in maintenance"},
 ]
 
 
@@ -134,7 +139,9 @@ def alarm_grid(component_id: str, *, height: str = "300px") -> dag.AgGrid:
         rowData=[],
         getRowId="params.data.id",
         defaultColDef={"sortable": True, "resizable": True, "filter": True},
-        dashGridOptions={"rowSelection": {"mode": "multiRow"}, "animateRows": False},
+        # every column in the page (the shelving columns are to the right; a test reads them)
+        dashGridOptions={"rowSelection": {"mode": "multiRow"}, "animateRows": False,
+                         "suppressColumnVirtualisation": True},
         rowClassRules={"alarm-urgent": "params.data.priority_n >= 4 && params.data.state.startsWith('active')",
                        "alarm-high": "params.data.priority_n == 3 && params.data.state.startsWith('active')"},
         className="hmi-grid",
