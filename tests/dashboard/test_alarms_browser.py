@@ -4,7 +4,7 @@ The history is ``tests/dashboard/history.py``'s ten hours up to ``NOW`` (Wednesd
 alarm events of our own at Berlin written to a copy of the store, as the collector would have:
 
 * ``nozzle-hot:P1`` raised at 11:00 UTC, shelved (timed, 3600 s) by ``ana`` at 11:10 with "known drift":
-  until 12:10 UTC, 13:10 CET in Berlin's zone, as the page shows times;
+  until 12:10 UTC, shown as 13:10 CET in Berlin's zone (the CSV keeps UTC);
 * P2 put in maintenance at 11:24:30 (the history's ticks are at even minutes: its next status is at 11:26),
   ``nozzle-hot:P2`` raised at 11:25: suppressed by design.
 
@@ -14,6 +14,8 @@ docs/screenshots/alarms.png (1440x900) and alarms-phone.png (390x844).
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -24,6 +26,7 @@ from chromium import available, launched, new_page
 from conftest import NOW, ROOT
 from serve import serving
 
+from connectors.export import ALARM_JOURNAL_FIELDS
 from connectors.store import SqliteHistorian
 from dashboard.app import create_app
 from dashboard.queries import QueryService
@@ -84,7 +87,7 @@ def test_a_shelved_alarm_says_who_why_and_until_and_the_filter_hides_it(
             shelved = page.locator(".ag-row:has-text('P1 nozzle too hot')").first
             shelved.wait_for()
             # 11:10 + 3600 s = 12:10 UTC = 13:10 CET (Berlin is UTC+1 in January)
-            assert shelved.locator("[col-id='shelved']").inner_text() == "timed until 2026-01-07 13:10:00 CET"
+            assert shelved.locator("[col-id='shelved']").inner_text() == "timed until 2026-01-07 13:10 CET"
             assert shelved.locator("[col-id='shelved_by']").inner_text() == "ana"
             assert shelved.locator("[col-id='shelved_why']").inner_text() == "known drift"
             assert shelved.locator("[col-id='suppressed']").inner_text() == "no"
@@ -98,6 +101,17 @@ def test_a_shelved_alarm_says_who_why_and_until_and_the_filter_hides_it(
                 page.wait_for_timeout(800)
                 page.screenshot(path=str(ROOT / "docs" / "screenshots" / "alarms-phone.png"), full_page=True)
                 page.set_viewport_size({"width": 1440, "height": 900})
+
+            # the page's CSV: the same columns as `twin export --what alarms`, the until in UTC
+            with page.expect_download() as dl:
+                page.click("#alarms-export")
+            rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text(encoding="utf-8"))))
+            mine = {r["message"]: r for r in rows if "nozzle too hot" in r["message"]}
+            assert list(rows[0]) == list(ALARM_JOURNAL_FIELDS)
+            p1, p2 = mine["P1 nozzle too hot"], mine["P2 nozzle too hot"]
+            assert (p1["shelved"], p1["shelved_by"], p1["shelved_why"], p1["suppressed"]) == (
+                "timed until 2026-01-07T12:10:00+00:00", "ana", "known drift", "no")
+            assert (p2["shelved"], p2["suppressed"]) == ("no", "yes")
 
             page.locator("#alarms-hide input[value='hide shelved']").check()
             page.wait_for_selector(".ag-row:has-text('P1 nozzle too hot')", state="detached")
