@@ -12,7 +12,7 @@ import csv
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TextIO
 
 from twin.alarms import alarm_marks, shelf_label
@@ -24,6 +24,7 @@ from twin.state import Event, EventKind
 __all__ = [
     "ALARM_JOURNAL_FIELDS",
     "JOURNAL_EVENT_KINDS",
+    "SHELVING_LOOKBACK",
     "export_alarms",
     "export_events",
     "export_series",
@@ -42,6 +43,8 @@ ALARM_JOURNAL_FIELDS = ("site", "asset", "priority", "message", "state", "raised
                         "comment", "shelved", "shelved_by", "shelved_why", "suppressed")
 # the events the journal is made of: the alarms', the people's shelving and the machines' status
 JOURNAL_EVENT_KINDS = ALARM_EVENT_KINDS | {EventKind.ALARM_SHELVING, EventKind.STATUS_CHANGE}
+_SHELVING_KINDS = frozenset({EventKind.ALARM_SHELVING, EventKind.ALARM_RAISED, EventKind.ALARM_CLEARED})
+SHELVING_LOOKBACK = timedelta(days=2)  # shelves and out-of-service this long before the window are known in it
 
 StatusCodes = Mapping[tuple[str, str, str], Mapping[int, MachineStatus]]
 
@@ -172,11 +175,20 @@ def export_alarms(historian: HistorianReader, site: str | None, t0: datetime, t1
     site and alarm key fill in ``cleared`` and ``acked_by``/``acked_at``/``comment``. ``priority`` is
     its name as the dashboard shows it (``MEDIUM``), ``state`` as there (``cleared/acked``); times are
     UTC ISO-8601. An acknowledgement or clearing of an alarm raised before the window is left out.
-    ``shelved``/``suppressed`` come from the window's shelving and status events (``journal_rows``).
+    ``shelved``/``suppressed`` come from the shelving and status events (``journal_rows``): those of the
+    window, the shelving of the ``SHELVING_LOOKBACK`` before it (an alarm shelved the day before is
+    shelved in it) and each site's machine status at ``t0`` (from the history's state then).
     """
     w = csv.writer(out, lineterminator="\n")
     w.writerow(ALARM_JOURNAL_FIELDS)
-    rows = journal_rows([e for e in historian.events(site, t0, t1) if e.kind in JOURNAL_EVENT_KINDS], t1)
+    events = [e for e in historian.events(site, t0, t1) if e.kind in JOURNAL_EVENT_KINDS]
+    earlier = [e for e in historian.events(site, t0 - SHELVING_LOOKBACK, t0)
+               if e.kind in _SHELVING_KINDS and e.ts < t0]
+    initial: dict[tuple[str, str], MachineStatus] = {}
+    for sid in sorted({str(e.site) for e in events}):
+        state = historian.state_at(sid, t0)
+        initial.update({(sid, str(m)): ms.status for m, ms in (state.machines.items() if state else ())})
+    rows = journal_rows(events, t1, earlier=earlier, initial=initial)
     w.writerows([spreadsheet_safe(r.get(f)) for f in ALARM_JOURNAL_FIELDS] for r in rows)
     return len(rows)
 
@@ -186,16 +198,19 @@ def _alarm_key(e: Event) -> str:
     return key if isinstance(key, str) and key else f"{e.data.get('rule', '')}:{e.asset}"
 
 
-def journal_rows(events: Iterable[Event], t1: datetime | None = None) -> list[dict[str, str]]:
+def journal_rows(events: Iterable[Event], t1: datetime | None = None, *, earlier: Sequence[Event] = (),
+                 initial: Mapping[tuple[str, str], MachineStatus] | None = None) -> list[dict[str, str]]:
     """Alarm instances (ALARM_JOURNAL_FIELDS as text) from alarm events, in the order they were raised.
 
     ALARM_SHELVING and STATUS_CHANGE events among ``events`` fill ``shelved``, ``shelved_by``,
     ``shelved_why`` and ``suppressed`` (``twin.alarms.alarm_marks``, replayed up to ``t1``, by default
     the last event): a shelve or out-of-service in force at some time while the instance was active.
+    ``earlier`` (alarm and shelving events before the window: no rows of their own) and ``initial``
+    (``(site, asset)`` -> machine status at the window's start) complete what the window's events say.
     """
     events = sorted(events, key=lambda e: e.ts)
     end = t1 if t1 is not None else (events[-1].ts if events else None)
-    marks = alarm_marks(events, end) if end is not None else {}
+    marks = alarm_marks([*earlier, *events], end, initial=initial) if end is not None else {}
     rows: list[dict[str, str]] = []
     latest: dict[tuple[str, str], dict[str, str]] = {}
     for e in events:

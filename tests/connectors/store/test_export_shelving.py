@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from datetime import timedelta
 
 from connectors.export import export_alarms
 from connectors.store import SqliteHistorian
 from tests.connectors.store.conftest import T0
+from twin import live
 from twin.frozen import FrozenDict
-from twin.spec import SiteId
+from twin.spec import FleetSpec, MachineId, MachineStatus, SiteId
 from twin.state import Event, EventKind
 
 
@@ -64,3 +66,38 @@ def test_the_journal_says_how_each_alarm_was_shelved_or_suppressed(store: Sqlite
     # the earlier columns are as before: the alarm's own lifecycle
     assert [r["state"] for r in rows] == ["cleared/unacked", "cleared/unacked", "cleared/unacked", "active/unacked",
                                           "cleared/unacked", "active/unacked", "active/unacked"]
+
+
+def test_a_shelve_made_before_the_window_is_known_in_it(store: SqliteHistorian) -> None:
+    store.write([], events=HOUR)
+    out = io.StringIO()
+    # from 08:34: jam:P3 was taken out of service at 08:33, before the window (read from SHELVING_LOOKBACK)
+    assert export_alarms(store, "s1", T0 + timedelta(minutes=34), T0 + timedelta(hours=1), out) == 4
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [(r["asset"], r["raised"][11:16], r["shelved"], r["shelved_by"], r["suppressed"]) for r in rows] == [
+        ("P3", "08:35", "out of service", "cy", "no"),
+        ("P4", "08:38", "no", "", "yes"),
+        ("P4", "08:52", "no", "", "no"),
+        ("P1", "08:55", "no", "", "no"),
+    ]
+
+
+def test_a_machine_in_maintenance_before_the_window_suppresses_its_alarm(store: SqliteHistorian,
+                                                                        fleet: FleetSpec) -> None:
+    # the history's state at 07:50 (a checkpoint): P1 in maintenance since 07:45, P2 running
+    state = live.initial_state(fleet, T0 - timedelta(minutes=10)).sites[SiteId("s1")]
+    machines = {**state.machines,
+                MachineId("P1"): replace(state.machines[MachineId("P1")], status=MachineStatus.MAINTENANCE,
+                                         status_since=T0 - timedelta(minutes=15)),
+                MachineId("P2"): replace(state.machines[MachineId("P2")], status=MachineStatus.RUNNING,
+                                         status_since=T0 - timedelta(minutes=15))}
+    store.write([], [replace(state, machines=FrozenDict(machines))],
+                [ev(0, EventKind.ALARM_RAISED, "P1"), ev(0, EventKind.ALARM_RAISED, "P2"),
+                 ev(5, EventKind.STATUS_CHANGE, "P1", to="running"), ev(9, EventKind.ALARM_RAISED, "P1", "cold")])
+    out = io.StringIO()
+    assert export_alarms(store, "s1", T0, T0 + timedelta(minutes=10), out) == 3
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    # P1 was in maintenance at 08:00 (no status event in the window says so: the state at 08:00 does);
+    # running from 08:05, so cold:P1 at 08:09 is annunciated; P2 was running throughout
+    assert [(r["asset"], r["raised"][11:16], r["suppressed"]) for r in rows] == [
+        ("P1", "08:00", "yes"), ("P2", "08:00", "no"), ("P1", "08:09", "no")]
