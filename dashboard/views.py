@@ -244,6 +244,7 @@ def alarm_journal(current: Iterable[AlarmState], events: Iterable[Event]) -> lis
     events = sorted(events, key=lambda e: e.ts)
     latest: dict[tuple[str, str], AlarmRow] = {}
     done: list[AlarmRow] = []
+    current = list(current)
     for a in current:
         latest[(a.site, a.key)] = alarm_row(a)
     for e in sorted((e for e in events if e.kind in ALARM_KINDS), key=lambda e: e.ts):
@@ -266,7 +267,10 @@ def alarm_journal(current: Iterable[AlarmState], events: Iterable[Event]) -> lis
             latest[k] = replace(row, acknowledged=True, acked_by=str(e.data.get("user", "")),
                                 acked_at=e.ts, ack_comment=str(e.data.get("comment", "")))
     rows = done + list(latest.values())
-    marks = alarm_marks(events, events[-1].ts) if events else {}
+    seen = {(str(e.site), _event_key(e), e.ts) for e in events if e.kind is EventKind.ALARM_RAISED}
+    before = [a for a in current if (str(a.site), a.key, a.raised_at) not in seen]
+    end = max([e.ts for e in events] + [a.raised_at for a in before], default=None)
+    marks = alarm_marks(events, end, current=before) if end is not None else {}
     for i, r in enumerate(rows):
         m = marks.get((r.site, r.key, r.raised_at))
         if m is not None:

@@ -587,6 +587,7 @@ _SUPPRESSING = (MachineStatus.OFF, MachineStatus.MAINTENANCE)
 
 def alarm_marks(events: Sequence[Event], t1: datetime, *,
                 initial: Mapping[tuple[str, str], MachineStatus] | None = None,
+                current: Sequence[AlarmState] = (),
                 ) -> dict[tuple[str, str, datetime], JournalMark]:
     """Per alarm instance ``(site, key, raised_at)`` of ``events``: its shelving and suppression by design.
 
@@ -594,17 +595,19 @@ def alarm_marks(events: Sequence[Event], t1: datetime, *,
     marks nothing); an instance, active from its raise to its clearing (or ``t1``), is marked with the
     latest shelve or out-of-service whose span overlaps its own, with who and why (the person's comment).
     It is suppressed when its asset's status, from the STATUS_CHANGE events (``initial`` before the
-    first: ``(site, asset)`` -> status), was OFF or MAINTENANCE when it was raised.
+    first: ``(site, asset)`` -> status), was OFF or MAINTENANCE when it was raised. ``current`` are
+    alarms raised before ``events`` begin (a site's alarms at their start): instances too, active
+    until their clearing, suppressed when ``initial`` says their machine was OFF or in maintenance.
     """
     out: dict[tuple[str, str, datetime], JournalMark] = {}
-    for site in sorted({str(e.site) for e in events}):
+    for site in sorted({str(e.site) for e in events} | {str(a.site) for a in current}):
         mine = sorted((e for e in events if str(e.site) == site and e.ts <= t1), key=lambda e: e.ts)
-        out.update(_site_marks(site, mine, t1, initial or {}))
+        out.update(_site_marks(site, mine, t1, initial or {}, [a for a in current if str(a.site) == site]))
     return out
 
 
-def _site_marks(site: str, events: Sequence[Event], t1: datetime,
-                initial: Mapping[tuple[str, str], MachineStatus]) -> dict[tuple[str, str, datetime], JournalMark]:
+def _site_marks(site: str, events: Sequence[Event], t1: datetime, initial: Mapping[tuple[str, str], MachineStatus],
+                current: Sequence[AlarmState]) -> dict[tuple[str, str, datetime], JournalMark]:
     def key_of(e: Event) -> str:
         return str(e.data.get("key") or f"{e.data.get('rule', '')}:{e.asset}")
 
@@ -635,6 +638,12 @@ def _site_marks(site: str, events: Sequence[Event], t1: datetime,
     status = dict(initial)
     raised: dict[str, tuple[datetime, bool]] = {}
     lives: list[tuple[str, datetime, datetime, bool]] = []
+    for a in current:
+        hidden = status.get((site, a.asset)) in _SUPPRESSING
+        if a.active or a.cleared_at is None:
+            raised[a.key] = (a.raised_at, hidden)
+        else:
+            lives.append((a.key, a.raised_at, a.cleared_at, hidden))
     for e in events:
         if e.kind is EventKind.STATUS_CHANGE:
             try:
