@@ -12,9 +12,10 @@ import csv
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TextIO
 
+from twin.alarms import alarm_marks, shelf_label
 from twin.codec import value_to_json
 from twin.historian import ALARM_EVENT_KINDS, HistorianReader, SeriesKey
 from twin.spec import FleetSpec, MachineStatus, Priority, SignalKind
@@ -22,6 +23,8 @@ from twin.state import Event, EventKind
 
 __all__ = [
     "ALARM_JOURNAL_FIELDS",
+    "JOURNAL_EVENT_KINDS",
+    "SHELVING_LOOKBACK",
     "export_alarms",
     "export_events",
     "export_series",
@@ -34,8 +37,14 @@ __all__ = [
 ]
 
 # the columns of the alarm journal CSV, here and in the dashboard's Alarms page (Export CSV)
+# shelved: one-shot / timed until T / out of service / no, with shelved_by and shelved_why (the comment);
+# suppressed: yes when raised while its machine was OFF or in maintenance (suppression by design)
 ALARM_JOURNAL_FIELDS = ("site", "asset", "priority", "message", "state", "raised", "cleared", "acked_by", "acked_at",
-                        "comment")
+                        "comment", "shelved", "shelved_by", "shelved_why", "suppressed")
+# the events the journal is made of: the alarms', the people's shelving and the machines' status
+JOURNAL_EVENT_KINDS = ALARM_EVENT_KINDS | {EventKind.ALARM_SHELVING, EventKind.STATUS_CHANGE}
+_SHELVING_KINDS = frozenset({EventKind.ALARM_SHELVING, EventKind.ALARM_RAISED, EventKind.ALARM_CLEARED})
+SHELVING_LOOKBACK = timedelta(days=2)  # shelves and out-of-service this long before the window are known in it
 
 StatusCodes = Mapping[tuple[str, str, str], Mapping[int, MachineStatus]]
 
@@ -166,10 +175,20 @@ def export_alarms(historian: HistorianReader, site: str | None, t0: datetime, t1
     site and alarm key fill in ``cleared`` and ``acked_by``/``acked_at``/``comment``. ``priority`` is
     its name as the dashboard shows it (``MEDIUM``), ``state`` as there (``cleared/acked``); times are
     UTC ISO-8601. An acknowledgement or clearing of an alarm raised before the window is left out.
+    ``shelved``/``suppressed`` come from the shelving and status events (``journal_rows``): those of the
+    window, the shelving of the ``SHELVING_LOOKBACK`` before it (an alarm shelved the day before is
+    shelved in it) and each site's machine status at ``t0`` (from the history's state then).
     """
     w = csv.writer(out, lineterminator="\n")
     w.writerow(ALARM_JOURNAL_FIELDS)
-    rows = journal_rows(e for e in historian.events(site, t0, t1) if e.kind in ALARM_EVENT_KINDS)
+    events = [e for e in historian.events(site, t0, t1) if e.kind in JOURNAL_EVENT_KINDS]
+    earlier = [e for e in historian.events(site, t0 - SHELVING_LOOKBACK, t0)
+               if e.kind in _SHELVING_KINDS and e.ts < t0]
+    initial: dict[tuple[str, str], MachineStatus] = {}
+    for sid in sorted({str(e.site) for e in events}):
+        state = historian.state_at(sid, t0)
+        initial.update({(sid, str(m)): ms.status for m, ms in (state.machines.items() if state else ())})
+    rows = journal_rows(events, t1, earlier=earlier, initial=initial)
     w.writerows([spreadsheet_safe(r.get(f)) for f in ALARM_JOURNAL_FIELDS] for r in rows)
     return len(rows)
 
@@ -179,17 +198,33 @@ def _alarm_key(e: Event) -> str:
     return key if isinstance(key, str) and key else f"{e.data.get('rule', '')}:{e.asset}"
 
 
-def journal_rows(events: Iterable[Event]) -> list[dict[str, str]]:
-    """Alarm instances (ALARM_JOURNAL_FIELDS as text) from alarm events, in the order they were raised."""
+def journal_rows(events: Iterable[Event], t1: datetime | None = None, *, earlier: Sequence[Event] = (),
+                 initial: Mapping[tuple[str, str], MachineStatus] | None = None) -> list[dict[str, str]]:
+    """Alarm instances (ALARM_JOURNAL_FIELDS as text) from alarm events, in the order they were raised.
+
+    ALARM_SHELVING and STATUS_CHANGE events among ``events`` fill ``shelved``, ``shelved_by``,
+    ``shelved_why`` and ``suppressed`` (``twin.alarms.alarm_marks``, replayed up to ``t1``, by default
+    the last event): a shelve or out-of-service in force at some time while the instance was active.
+    ``earlier`` (alarm and shelving events before the window: no rows of their own) and ``initial``
+    (``(site, asset)`` -> machine status at the window's start) complete what the window's events say.
+    """
+    events = sorted(events, key=lambda e: e.ts)
+    end = t1 if t1 is not None else (events[-1].ts if events else None)
+    marks = alarm_marks([*earlier, *events], end, initial=initial) if end is not None else {}
     rows: list[dict[str, str]] = []
     latest: dict[tuple[str, str], dict[str, str]] = {}
-    for e in sorted(events, key=lambda e: e.ts):
+    for e in events:
+        if e.kind not in ALARM_EVENT_KINDS:
+            continue
         k = (str(e.site), _alarm_key(e))
         row = latest.get(k)
         if e.kind is EventKind.ALARM_RAISED:
             row = {"site": str(e.site), "asset": e.asset, "priority": priority_name(e.data.get("priority")),
                    "message": e.message, "state": "active", "raised": _iso(e.ts), "cleared": "", "acked_by": "",
                    "acked_at": "", "comment": ""}
+            mark = marks.get((str(e.site), k[1], e.ts))
+            row.update(shelved=shelf_label(mark), shelved_by=mark.by if mark else "",
+                       shelved_why=mark.why if mark else "", suppressed="yes" if mark and mark.suppressed else "no")
             latest[k] = row
             rows.append(row)
         elif row is None:

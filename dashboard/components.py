@@ -338,6 +338,13 @@ def orders_table(rows: Sequence[OrderRow], backlog: kpi.Backlog | None = None, *
                      table(("Order", "Product", "Qty", "Due", "Slack", "State"), body), *more])
 
 
+def _shelved(r: AlarmRow, until: str) -> str:
+    """The journal's shelved cell (``twin.alarms.shelf_label``): one-shot, timed until T, out of service, no."""
+    if not r.shelf:
+        return "no"
+    return f"timed until {until}" if r.shelf == "timed" and until else r.shelf
+
+
 def alarm_table_rows(rows: Sequence[AlarmRow], now: datetime | None = None,
                      zones: Mapping[str, str] | None = None) -> list[dict[str, object]]:
     """Alarm rows as plain dicts for dash-ag-grid (strings formatted here, ids kept for acknowledging).
@@ -366,6 +373,11 @@ def alarm_table_rows(rows: Sequence[AlarmRow], now: datetime | None = None,
             "acked_at": at(r.site, r.acked_at),
             "comment": r.ack_comment,
             "acknowledged": r.acknowledged,
+            "shelved": _shelved(r, theme.fmt_ts(r.shelved_until, tz=(zones or {}).get(r.site))
+                                if r.shelved_until else ""),
+            "shelved_by": r.shelved_by,
+            "shelved_why": r.shelved_why,
+            "suppressed": "yes" if r.suppressed else "no",
         }
         for r in rows
     ]

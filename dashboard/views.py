@@ -27,6 +27,7 @@ from dashboard.viewmodels import (
     TimelineSegment,
 )
 from twin import kpi, live
+from twin.alarms import alarm_marks
 from twin.calendar import in_shift
 from twin.frozen import FrozenDict
 from twin.historian import SeriesResult
@@ -236,10 +237,14 @@ def alarm_journal(current: Iterable[AlarmState], events: Iterable[Event]) -> lis
 
     Each ALARM_RAISED event opens an instance; CLEARED and ACKNOWLEDGED events update the latest
     instance of the same ``site``/``rule:asset``; current states not seen in the events are added as they
-    are (raised before the window), and acknowledgements in the events are applied to them.
+    are (raised before the window), and acknowledgements in the events are applied to them. The
+    ALARM_SHELVING and STATUS_CHANGE events among ``events`` mark each instance shelved (how, who, why)
+    or suppressed by design (``twin.alarms.alarm_marks``, replayed up to the newest event).
     """
+    events = sorted(events, key=lambda e: e.ts)
     latest: dict[tuple[str, str], AlarmRow] = {}
     done: list[AlarmRow] = []
+    current = list(current)
     for a in current:
         latest[(a.site, a.key)] = alarm_row(a)
     for e in sorted((e for e in events if e.kind in ALARM_KINDS), key=lambda e: e.ts):
@@ -262,6 +267,15 @@ def alarm_journal(current: Iterable[AlarmState], events: Iterable[Event]) -> lis
             latest[k] = replace(row, acknowledged=True, acked_by=str(e.data.get("user", "")),
                                 acked_at=e.ts, ack_comment=str(e.data.get("comment", "")))
     rows = done + list(latest.values())
+    seen = {(str(e.site), _event_key(e), e.ts) for e in events if e.kind is EventKind.ALARM_RAISED}
+    before = [a for a in current if (str(a.site), a.key, a.raised_at) not in seen]
+    end = max([e.ts for e in events] + [a.raised_at for a in before], default=None)
+    marks = alarm_marks(events, end, current=before) if end is not None else {}
+    for i, r in enumerate(rows):
+        m = marks.get((r.site, r.key, r.raised_at))
+        if m is not None:
+            rows[i] = replace(r, shelf=m.shelf, shelved_until=m.until, shelved_by=m.by, shelved_why=m.why,
+                              suppressed=m.suppressed)
     return sorted(rows, key=lambda r: (r.raised_at, r.priority), reverse=True)
 
 

@@ -51,17 +51,20 @@ __all__ = [
     "MAX_SHELVE_S",
     "RECENT_EVENTS",
     "AlarmError",
+    "JournalMark",
     "Shelf",
     "ShelveChange",
     "ShelveKind",
     "Shelving",
     "acknowledge",
     "advance",
+    "alarm_marks",
     "condition",
     "evaluate",
     "evaluate_parts",
     "hidden_intervals",
     "return_to_service",
+    "shelf_label",
     "shelve",
     "shelving_journal",
     "take_out_of_service",
@@ -549,3 +552,118 @@ def shelving_journal(events: Sequence[Event], t1: datetime) -> tuple[Shelving, t
             refused.append((e, str(exc)))
     shelving = due(t1)
     return shelving, tuple(refused)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournalMark:
+    """How one alarm instance of the journal was handled: shelved (and how, by whom, why) or suppressed.
+
+    ``shelf``: ``one-shot``, ``timed`` (``until`` its end), ``out of service`` or ``""`` (not shelved);
+    ``suppressed``: raised while its machine was OFF or in MAINTENANCE (suppression by design).
+    """
+
+    shelf: str = ""
+    until: datetime | None = None
+    by: str = ""
+    why: str = ""
+    suppressed: bool = False
+
+
+def shelf_label(mark: JournalMark | None, until_text: str | None = None) -> str:
+    """The journal's ``shelved`` cell: ``one-shot``, ``timed until T``, ``out of service`` or ``no``.
+
+    ``until_text`` is how T is written (UTC ISO-8601 when None).
+    """
+    if mark is None or not mark.shelf:
+        return "no"
+    if mark.shelf == "timed" and mark.until is not None:
+        return f"timed until {until_text or mark.until.isoformat()}"
+    return mark.shelf
+
+
+_SHELF_ENDS = {"unshelved": "shelf", "expired": "shelf", "returned_to_normal": "shelf", "in_service": "oos"}
+_SUPPRESSING = (MachineStatus.OFF, MachineStatus.MAINTENANCE)
+
+
+def alarm_marks(events: Sequence[Event], t1: datetime, *,
+                initial: Mapping[tuple[str, str], MachineStatus] | None = None,
+                current: Sequence[AlarmState] = (),
+                ) -> dict[tuple[str, str, datetime], JournalMark]:
+    """Per alarm instance ``(site, key, raised_at)`` of ``events``: its shelving and suppression by design.
+
+    The shelving is ``shelving_journal`` replayed per site up to ``t1`` (a change the lifecycle refused
+    marks nothing); an instance, active from its raise to its clearing (or ``t1``), is marked with the
+    latest shelve or out-of-service whose span overlaps its own, with who and why (the person's comment).
+    It is suppressed when its asset's status, from the STATUS_CHANGE events (``initial`` before the
+    first: ``(site, asset)`` -> status), was OFF or MAINTENANCE when it was raised. ``current`` are
+    alarms raised before ``events`` begin (a site's alarms at their start): instances too, active
+    until their clearing, suppressed when ``initial`` says their machine was OFF or in maintenance.
+    """
+    out: dict[tuple[str, str, datetime], JournalMark] = {}
+    for site in sorted({str(e.site) for e in events} | {str(a.site) for a in current}):
+        mine = sorted((e for e in events if str(e.site) == site and e.ts <= t1), key=lambda e: e.ts)
+        out.update(_site_marks(site, mine, t1, initial or {}, [a for a in current if str(a.site) == site]))
+    return out
+
+
+def _site_marks(site: str, events: Sequence[Event], t1: datetime, initial: Mapping[tuple[str, str], MachineStatus],
+                current: Sequence[AlarmState]) -> dict[tuple[str, str, datetime], JournalMark]:
+    def key_of(e: Event) -> str:
+        return str(e.data.get("key") or f"{e.data.get('rule', '')}:{e.asset}")
+
+    shelving, _ = shelving_journal(events, t1)
+    asked = {(e.ts, key_of(e), e.data.get("change")): e for e in events if e.kind is EventKind.ALARM_SHELVING}
+    # spans per key: (start, end or None while still so, the mark)
+    spans: dict[str, list[tuple[datetime, datetime | None, JournalMark]]] = {}
+    opened: dict[tuple[str, str], int] = {}
+    for c in shelving.journal:
+        if c.change in ("shelved", "out_of_service"):
+            e = asked.get((c.ts, c.key, c.change))
+            comment = str(e.data.get("comment", "")) if e is not None else c.why
+            if c.change == "out_of_service":
+                mark = JournalMark(shelf="out of service", by=c.by, why=comment)
+            else:
+                timed = e is not None and e.data.get("shelve") == ShelveKind.TIMED.value
+                duration = e.data.get("duration_s") if e is not None else None
+                until = (c.ts + timedelta(seconds=float(duration))
+                         if timed and isinstance(duration, int | float) else None)
+                mark = JournalMark(shelf="timed" if timed else "one-shot", until=until, by=c.by, why=comment)
+            opened[(c.key, "shelf" if c.change == "shelved" else "oos")] = len(spans.setdefault(c.key, []))
+            spans[c.key].append((c.ts, None, mark))
+        elif c.change in _SHELF_ENDS:
+            i = opened.pop((c.key, _SHELF_ENDS[c.change]), None)
+            if i is not None:
+                start, _, mark = spans[c.key][i]
+                spans[c.key][i] = (start, c.ts, mark)
+    status = dict(initial)
+    raised: dict[str, tuple[datetime, bool]] = {}
+    lives: list[tuple[str, datetime, datetime, bool]] = []
+    for a in current:
+        hidden = status.get((site, a.asset)) in _SUPPRESSING
+        if a.active or a.cleared_at is None:
+            raised[a.key] = (a.raised_at, hidden)
+        else:
+            lives.append((a.key, a.raised_at, a.cleared_at, hidden))
+    for e in events:
+        if e.kind is EventKind.STATUS_CHANGE:
+            try:
+                status[(site, e.asset)] = MachineStatus(e.data.get("to"))
+            except ValueError:
+                status[(site, e.asset)] = MachineStatus.UNKNOWN
+        elif e.kind is EventKind.ALARM_RAISED:
+            k = key_of(e)
+            if k in raised:  # raised again without a clearing: the earlier instance ends here
+                before, hidden = raised[k]
+                lives.append((k, before, e.ts, hidden))
+            raised[k] = (e.ts, status.get((site, e.asset)) in _SUPPRESSING)
+        elif e.kind is EventKind.ALARM_CLEARED and key_of(e) in raised:
+            k = key_of(e)
+            at, suppressed = raised.pop(k)
+            lives.append((k, at, e.ts, suppressed))
+    lives += [(k, at, t1, suppressed) for k, (at, suppressed) in raised.items()]
+    out: dict[tuple[str, str, datetime], JournalMark] = {}
+    for k, at, end, suppressed in lives:
+        over = [m for start, stop, m in spans.get(k, ()) if start <= end and (stop is None or stop > at)]
+        mark = replace(over[-1], suppressed=suppressed) if over else JournalMark(suppressed=suppressed)
+        out[(site, k, at)] = mark
+    return out

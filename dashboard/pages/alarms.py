@@ -1,7 +1,9 @@
 """Alarm journal: filter by site, priority, state and time; acknowledge; export as CSV.
 
-Times are shown in each alarm's site zone (UTC on hover); the CSV keeps UTC ISO-8601, as
-``twin export --what alarms`` writes it.
+Each row says whether the alarm was shelved (one-shot, timed until T, out of service), by whom and
+why, and whether it was suppressed by design (raised while its machine was OFF or in maintenance);
+a filter hides the shelved or the suppressed ones. Times are shown in each alarm's site zone (UTC on
+hover); the CSV keeps UTC ISO-8601, as ``twin export --what alarms`` writes it.
 """
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ from connectors.export import ALARM_JOURNAL_FIELDS, spreadsheet_safe
 from dashboard import components, ids
 from dashboard.pages._shared import ack_notice, alarm_grid, card, register_page, site_dropdown, site_options
 from dashboard.services import Services
+from dashboard.viewmodels import AlarmRow
+from twin.alarms import JournalMark, shelf_label
 from twin.spec import Priority
 
-__all__ = ["journal_csv", "layout", "register"]
+__all__ = ["hidden", "journal_csv", "layout", "register"]
 
 PATH = "/alarms"
 HOURS = {"1 h": 1, "8 h": 8, "24 h": 24, "7 d": 168, "30 d": 720}
 STATES = ["active", "cleared", "acked", "unacked"]
+HIDE_ID = "alarms-hide"
+HIDE = {"hide shelved": "shelved", "hide suppressed": "suppressed"}
 CSV_FIELDS = list(ALARM_JOURNAL_FIELDS)  # the same columns as `twin export --what alarms`
 
 
@@ -42,6 +48,7 @@ def layout(**_query: Any) -> html.Div:
                         dbc.Col(dcc.Checklist(id=ids.ALARMS_STATES, options=STATES, value=[], inline=True), md=3),
                         dbc.Col(dcc.Dropdown(id=ids.ALARMS_HOURS, options=list(HOURS), value="24 h",
                                              clearable=False), md=2),
+                        dbc.Col(dcc.Checklist(id=HIDE_ID, options=list(HIDE), value=[], inline=True), md=12),
                     ],
                     className="g-2",
                 ),
@@ -73,6 +80,12 @@ def journal_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def hidden(rows: list[AlarmRow], hide: list[str] | None) -> list[AlarmRow]:
+    """``rows`` without the shelved (``hide shelved``) and/or the suppressed by design (``hide suppressed``)."""
+    what = {HIDE[h] for h in hide or () if h in HIDE}
+    return [r for r in rows if not ("shelved" in what and r.shelf) and not ("suppressed" in what and r.suppressed)]
+
+
 def register(app: dash.Dash, services: Services) -> None:
     register_page(__name__, path=PATH, name="Alarms", title="Alarms · Micro-factory twin", order=5,
                        layout=layout)
@@ -85,24 +98,26 @@ def register(app: dash.Dash, services: Services) -> None:
     zones = {s.id: s.timezone for s in queries.fleet.sites}
 
     def rows(sites: list[str] | None, prios: list[int] | None, states: list[str] | None, hours: str | None,
-             *, export: bool = False) -> list[dict[str, Any]]:
+             hide: list[str] | None = None, *, export: bool = False) -> list[dict[str, Any]]:
         found = queries.alarm_rows(sites=sites, priorities=prios, states=states, hours=HOURS.get(hours or "", 24))
+        found = hidden(found, hide)
         shown = components.alarm_table_rows(found, zones=zones)
         if not export:
             return shown
         # the export's times: UTC ISO-8601 (what `twin export` writes), not the local text shown
         for row, r in zip(shown, found, strict=True):
             row.update(raised=r.raised_at.isoformat(), cleared=r.cleared_at.isoformat() if r.cleared_at else "",
-                       acked_at=r.acked_at.isoformat() if r.acked_at else "")
+                       acked_at=r.acked_at.isoformat() if r.acked_at else "",
+                       shelved=shelf_label(JournalMark(shelf=r.shelf, until=r.shelved_until)))
         return shown
 
     @app.callback(Output(ids.ALARMS_GRID, "rowData"),
                   Input(ids.ALARMS_SITES, "value"), Input(ids.ALARMS_PRIORITIES, "value"),
-                  Input(ids.ALARMS_STATES, "value"), Input(ids.ALARMS_HOURS, "value"),
+                  Input(ids.ALARMS_STATES, "value"), Input(ids.ALARMS_HOURS, "value"), Input(HIDE_ID, "value"),
                   Input(ids.REFRESH, "n_intervals"), Input(ids.ALARMS_ACK_RESULT, "children"))
     def _refresh(sites: list[str] | None, prios: list[int] | None, states: list[str] | None, hours: str | None,
-                 _n: int | None, _ack: Any) -> list[dict[str, Any]]:
-        return rows(sites, prios, states, hours)
+                 hide: list[str] | None, _n: int | None, _ack: Any) -> list[dict[str, Any]]:
+        return rows(sites, prios, states, hours, hide)
 
     @app.callback(Output(ids.ALARMS_ACK_RESULT, "children"), Input(ids.ALARMS_ACK, "n_clicks"),
                   State(ids.ALARMS_GRID, "selectedRows"), State(ids.ALARMS_COMMENT, "value"),
@@ -112,9 +127,10 @@ def register(app: dash.Dash, services: Services) -> None:
 
     @app.callback(Output(ids.ALARMS_DOWNLOAD, "data"), Input(ids.ALARMS_EXPORT, "n_clicks"),
                   State(ids.ALARMS_SITES, "value"), State(ids.ALARMS_PRIORITIES, "value"),
-                  State(ids.ALARMS_STATES, "value"), State(ids.ALARMS_HOURS, "value"), prevent_initial_call=True)
+                  State(ids.ALARMS_STATES, "value"), State(ids.ALARMS_HOURS, "value"), State(HIDE_ID, "value"),
+                  prevent_initial_call=True)
     def _export(_n: int | None, sites: list[str] | None, prios: list[int] | None, states: list[str] | None,
-                hours: str | None) -> dict[str, Any]:
+                hours: str | None, hide: list[str] | None) -> dict[str, Any]:
         stamp = queries.now().strftime("%Y%m%dT%H%MZ")
-        return {"content": journal_csv(rows(sites, prios, states, hours, export=True)),
+        return {"content": journal_csv(rows(sites, prios, states, hours, hide, export=True)),
                 "filename": f"alarms-{stamp}.csv", "type": "text/csv", "base64": False}

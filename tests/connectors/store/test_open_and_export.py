@@ -49,12 +49,14 @@ def test_alarm_journal_csv(store: SqliteHistorian) -> None:
 
     store.write([], events=[
         ev(0, EventKind.ALARM_RAISED, rule="hot", priority=3, value=251.5),
-        ev(1, EventKind.STATUS_CHANGE, to="fault"),  # not an alarm: left out
+        ev(1, EventKind.STATUS_CHANGE, to="fault"),  # not an alarm (no row); FAULT suppresses nothing
         ev(2, EventKind.ALARM_ACKNOWLEDGED, rule="hot", priority=3, value=251.5, user="ann", comment="on it"),
     ])
     out = io.StringIO()
     assert export_alarms(store, "s1", T0, T0 + timedelta(minutes=1), out) == 1  # one alarm, raised then acked
     assert out.getvalue().splitlines() == [
-        "site,asset,priority,message,state,raised,cleared,acked_by,acked_at,comment",  # the dashboard's columns
-        "s1,P1,HIGH,alarm_raised,active/acked,2026-01-05T08:00:00+00:00,,ann,2026-01-05T08:00:02+00:00,on it",
+        # the dashboard's columns
+        "site,asset,priority,message,state,raised,cleared,acked_by,acked_at,comment,shelved,shelved_by,shelved_why,"
+        "suppressed",
+        "s1,P1,HIGH,alarm_raised,active/acked,2026-01-05T08:00:00+00:00,,ann,2026-01-05T08:00:02+00:00,on it,no,,,no",
     ]
