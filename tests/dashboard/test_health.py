@@ -1,0 +1,110 @@
+"""The dashboard's health service over a real SQLite store of emulated history with degradation.
+
+Two days of Berlin (8 machines) backfilled every 5 minutes with the degrading truth
+(``tests/twin/health/degrading_truth.toml``). The service scores what a ``HealthMonitor`` of its own
+gives at the same moment, on a reader of its own opened once per refresh; reading its view (what
+every page does) opens no reader and reads nothing from the history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from connectors.config import load
+from connectors.emulator.backfill import backfill
+from connectors.emulator.truth import load_truth
+from connectors.store import SqliteHistorian
+from dashboard.health import HealthService, HealthSettings, fmt_risk
+from twin.errors import ConfigError
+from twin.health.monitor import HealthMonitor
+from twin.historian import HistorianReader
+from twin.spec import FleetSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+TRUTH = ROOT / "tests" / "twin" / "health" / "degrading_truth.toml"
+END = datetime(2026, 11, 30, 6, tzinfo=UTC)
+START = END - timedelta(days=2)
+SITE = "pod-berlin"
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[FleetSpec, Path]:
+    full = load(ROOT / "examples" / "fleet.toml").fleet
+    fleet = dataclasses.replace(full, sites=(full.site(SITE),))
+    db = tmp_path_factory.mktemp("health") / "history.db"
+    store = SqliteHistorian(db, fleet)
+    try:
+        backfill(fleet, store, start=START, end=END, step_s=300.0, seed=7, truth=load_truth(TRUTH, fleet))
+    finally:
+        store.close()
+    return fleet, db
+
+
+def counting_opener(fleet: FleetSpec, db: Path) -> tuple[Callable[[], HistorianReader], list[int]]:
+    opened = [0]
+
+    def open_reader() -> HistorianReader:
+        opened[0] += 1
+        return SqliteHistorian(db, fleet, readonly=True)
+
+    return open_reader, opened
+
+
+def test_the_service_scores_what_the_monitor_does_and_pages_read_nothing(stored: tuple[FleetSpec, Path]) -> None:
+    fleet, db = stored
+    open_reader, opened = counting_opener(fleet, db)
+    service = HealthService(fleet=fleet, open_historian=open_reader, clock=lambda: END)
+    assert service.view() is None  # nothing before the first refresh, and view() does not make one
+    assert opened[0] == 0
+    view = service.refresh()
+    assert opened[0] == 1
+    store = SqliteHistorian(db, fleet, readonly=True)
+    try:
+        mine = HealthMonitor(fleet).refresh(store, END)
+    finally:
+        store.close()
+    assert sorted(view.machines) == sorted((SITE, str(m.id)) for m in fleet.site(SITE).machines)
+    for h in mine.machines:
+        got = view.machine(h.site, h.machine)
+        assert got is not None
+        assert got.risk.p == pytest.approx(h.risk.p) and got.risk.low == pytest.approx(h.risk.low)
+        assert got.risk.high == pytest.approx(h.risk.high)
+        trend = view.trends[(h.site, h.machine)]
+        # the trend's last point is the risk now (same model, same features at the last grid time)
+        assert trend.p[-1] == pytest.approx(h.risk.p, rel=1e-6, abs=1e-9) or h.status.value in ("off", "idle")
+    # every page reads the view: no reader opened, nothing read
+    for _ in range(20):
+        assert service.view() is view
+    assert opened[0] == 1
+    # the model is refitted on the monitor's schedule (6 h), not per refresh: a second refresh keeps it
+    model = service.monitor.model
+    service.refresh()
+    assert service.monitor.model is model and opened[0] == 2
+
+
+def test_thread_starts_and_stops(stored: tuple[FleetSpec, Path]) -> None:
+    fleet, db = stored
+    open_reader, opened = counting_opener(fleet, db)
+    service = HealthService(fleet=fleet, open_historian=open_reader, clock=lambda: END,
+                            settings=HealthSettings(every_s=3600.0))
+    service.start()
+    try:
+        assert service.refreshed.wait(60.0)
+    finally:
+        service.stop()
+    assert service.view() is not None and opened[0] == 1  # once at the start; the next an hour later
+
+
+def test_settings_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError) as err:
+        HealthSettings(high=1.5).check()
+    assert "health.high" in str(err.value) and "0.01..0.99" in str(err.value)
+
+
+def test_fmt_risk() -> None:
+    assert [fmt_risk(p) for p in (0.0, 0.004, 0.449, 0.45, 0.999)] == ["<1 %", "<1 %", "45 %", "45 %", ">99 %"]
