@@ -59,6 +59,8 @@ MACHINE_TREND = "machine-trend"
 MACHINE_KPIS = "machine-kpis"
 MACHINE_EVENTS = "machine-events"
 MACHINE_HEADER = "machine-header"
+MACHINE_HEALTH = "machine-health"
+MACHINE_RISK = "machine-risk"
 
 # --- what-if page
 WHATIF_SITE = "whatif-site"

@@ -1,7 +1,9 @@
 """The dashboard's health service over a real SQLite store of emulated history with degradation.
 
-Two days of Berlin (8 machines) backfilled every 5 minutes with the degrading truth
-(``tests/twin/health/degrading_truth.toml``). The service scores what a ``HealthMonitor`` of its own
+Fourteen days of Berlin (8 machines) backfilled every 5 minutes with the degrading truth
+(``tests/twin/health/degrading_truth.toml``): enough failures of its four printers (15) for the Cox
+model (10 at least); the other templates fall back to the constant-MTBF hazard and say so.
+The service scores what a ``HealthMonitor`` of its own
 gives at the same moment, on a reader of its own opened once per refresh; reading its view (what
 every page does) opens no reader and reads nothing from the history.
 """
@@ -20,6 +22,7 @@ from connectors.emulator.backfill import backfill
 from connectors.emulator.truth import load_truth
 from connectors.store import SqliteHistorian
 from dashboard.health import HealthService, HealthSettings, fmt_risk
+from dashboard.health_view import health_card, risk_figure
 from twin.errors import ConfigError
 from twin.health.monitor import HealthMonitor
 from twin.historian import HistorianReader
@@ -28,7 +31,7 @@ from twin.spec import FleetSpec
 ROOT = Path(__file__).resolve().parents[2]
 TRUTH = ROOT / "tests" / "twin" / "health" / "degrading_truth.toml"
 END = datetime(2026, 11, 30, 6, tzinfo=UTC)
-START = END - timedelta(days=2)
+START = END - timedelta(days=14)
 SITE = "pod-berlin"
 
 
@@ -108,3 +111,35 @@ def test_settings_errors_name_the_key() -> None:
 
 def test_fmt_risk() -> None:
     assert [fmt_risk(p) for p in (0.0, 0.004, 0.449, 0.45, 0.999)] == ["<1 %", "<1 %", "45 %", "45 %", ">99 %"]
+
+
+def _text(component: object) -> str:
+    """All the text of a Dash component tree."""
+    if isinstance(component, str | int | float):
+        return str(component)
+    if isinstance(component, list | tuple):
+        return " ".join(_text(c) for c in component)
+    children = getattr(component, "children", None)
+    return _text(children) if children is not None else ""
+
+
+def test_the_card_says_the_risk_its_interval_drivers_and_model(stored: tuple[FleetSpec, Path]) -> None:
+    fleet, db = stored
+    open_reader, _ = counting_opener(fleet, db)
+    view = HealthService(fleet=fleet, open_historian=open_reader, clock=lambda: END).refresh()
+    p3 = view.machine(SITE, "P3")
+    assert p3 is not None and p3.model.kind == "cox" and p3.model.failures >= 10
+    text = _text(health_card(view, SITE, "P3"))
+    assert f"Failure within 8 h: {fmt_risk(p3.risk.p)}" in text.replace("  ", " ")
+    assert f"90 %: {fmt_risk(p3.risk.low)}–{fmt_risk(p3.risk.high)}" in text
+    assert "Cox model of" in text and f"{p3.model.failures} failures on 4 machines" in text
+    assert all(d.name in text for d in p3.drivers) and p3.drivers
+    # a template without enough failures says it falls back to the constant MTBF hazard
+    w1 = view.machine(SITE, "W1")
+    assert w1 is not None and w1.model.kind == "constant"
+    assert "constant MTBF hazard" in _text(health_card(view, SITE, "W1"))
+    # the trend has the risk and the drivers' signals with their learnt thresholds
+    fig = risk_figure(view, SITE, "P3", tz="Europe/Berlin")
+    names = [t.name for t in fig.data]
+    assert names[0] == "P(failure within 8 h), %" and any("threshold" in n for n in names)
+    assert fig.data[0].y[-1] == pytest.approx(round(100 * view.trends[(SITE, "P3")].p[-1], 2))
