@@ -203,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
         # each machine's failure risk on a schedule, on a reader of its own (never in a browser callback)
         health = HealthService(fleet=fleet, open_historian=open_reader, clock=utc_now, settings=health_settings)
         # the attention list's projection on a schedule, on a reader of its own (never per browser tab)
-        attention = AttentionService(queries=queries, settings=attention_settings, open_historian=open_reader)
+        attention = AttentionService(queries=queries, settings=attention_settings, open_historian=open_reader,
+                                     health=health)
         # the Shift page's reports (twin report's numbers, page and PDF), on a reader of their own
         shift_reports = DashboardReports(open_reader, fleet)
         extra: dict[str, object] = {"trust": trust, "attention": attention, "health": health,

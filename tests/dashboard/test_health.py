@@ -21,8 +21,10 @@ from connectors.config import load
 from connectors.emulator.backfill import backfill
 from connectors.emulator.truth import load_truth
 from connectors.store import SqliteHistorian
+from dashboard.attention import Kind, Severity, attention_items, rank
 from dashboard.health import HealthService, HealthSettings, fmt_risk
 from dashboard.health_view import health_card, risk_figure
+from dashboard.queries import QueryService
 from twin.errors import ConfigError
 from twin.health.monitor import HealthMonitor
 from twin.historian import HistorianReader
@@ -143,3 +145,37 @@ def test_the_card_says_the_risk_its_interval_drivers_and_model(stored: tuple[Fle
     names = [t.name for t in fig.data]
     assert names[0] == "P(failure within 8 h), %" and any("threshold" in n for n in names)
     assert fig.data[0].y[-1] == pytest.approx(round(100 * view.trends[(SITE, "P3")].p[-1], 2))
+
+
+# On 24 November at 08:00 UTC (ten days in) printer P3 is worn: the Cox model, fitted on the ten days
+# before (its printers' failures), gives it about 47 % within 8 h; the other printers are below 1 %.
+WORN = datetime(2026, 11, 24, 8, tzinfo=UTC)
+
+
+def test_a_high_risk_gets_an_attention_line_ranked_and_linked(stored: tuple[FleetSpec, Path]) -> None:
+    fleet, db = stored
+    open_reader, _ = counting_opener(fleet, db)
+    health = HealthService(fleet=fleet, open_historian=open_reader, clock=lambda: WORN).refresh()
+    p3 = health.machine(SITE, "P3")
+    assert p3 is not None and p3.model.kind == "cox" and p3.risk.p >= 0.30
+    assert [h.machine for h in health.high_risk()] == ["P3"]
+    store = SqliteHistorian(db, fleet, readonly=True)
+    try:
+        queries = QueryService(fleet=fleet, historian=store, clock=lambda: WORN)
+        view = queries.site_view(SITE)
+        items = attention_items(fleet, [view], None, WORN, health=health)
+        without = attention_items(fleet, [view], None, WORN)
+    finally:
+        store.close()
+    risk = [i for i in items if i.kind is Kind.FAILURE_RISK]
+    assert len(risk) == 1 and len(items) == len(without) + 1
+    line = risk[0]
+    assert line.severity is Severity.HIGH and line.entity == "P3"
+    assert line.text == f"P3: {fmt_risk(p3.risk.p)} risk of a failure within 8 h"
+    assert line.link == "/machine?site=pod-berlin&machine=P3"
+    # at stake: the risk × what an FDM printer makes over its MTTR (12 parts per 4 h build = 3/h, MTTR 2 h)
+    assert line.cost == pytest.approx(p3.risk.p * 2.0 * 3.0)
+    assert items == rank(items)  # ranked with the others by severity and cost
+    # with 50 % as the threshold (above P3's risk) there is no line
+    high50 = dataclasses.replace(health, high=0.5)
+    assert not [i for i in attention_items(fleet, [view], None, WORN, health=high50) if i.kind is Kind.FAILURE_RISK]
