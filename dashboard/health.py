@@ -84,12 +84,12 @@ def is_high(h: MachineHealth, high: float = DEFAULT_HIGH) -> bool:
 
 
 def fmt_risk(p: float) -> str:
-    """A probability as a person reads it: "45 %", "<1 %", ">99 %"."""
+    """A probability as a person reads it: "45 %", "<1 %", ">99 %" (a no-break space: never split on a phone)."""
     if p < 0.005:
-        return "<1 %"
+        return "<1\u00a0%"
     if p > 0.995:
-        return ">99 %"
-    return f"{100.0 * p:.0f} %"
+        return ">99\u00a0%"
+    return f"{100.0 * p:.0f}\u00a0%"
 
 
 class HealthService:

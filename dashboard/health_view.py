@@ -41,9 +41,10 @@ def _driver(d: Driver) -> str:
 def model_note(h: MachineHealth) -> str:
     """Which model, fitted on how much, and its own note (the constant-MTBF fallback says why)."""
     m = h.model
+    if m.note:  # the model's own note names the model and its sample sizes
+        return f"{m.template}: {m.note}"
     kind = "Cox model" if m.kind == "cox" else "constant MTBF hazard"
-    sizes = f"{m.failures} failures on {m.machines} machines, {m.operating_h:,.0f} operating h"
-    return f"{kind} of {m.template}: {sizes}" + (f" · {m.note}" if m.note else "")
+    return f"{kind} of {m.template}: {m.failures} failures on {m.machines} machines, {m.operating_h:,.0f} operating h"
 
 
 def health_card(view: HealthView | None, site: str, machine: str, *, note: str = "") -> html.Div:
@@ -120,9 +121,10 @@ def risk_figure(view: HealthView | None, site: str, machine: str, *, tz: str | N
             data.append({"type": "scatter", "mode": "lines", "x": [x[0], x[-1]], "y": [v, v], "xaxis": "x",
                          "yaxis": axis, "name": f"{name} threshold {v:.3g}", "hoverinfo": "name",
                          "line": {"color": _THRESHOLD, "dash": "dash"}})
+    # the time axis under the lowest panel (y2: the first signal, drawn at the bottom)
     t0 = datetime.fromtimestamp(trend.t[0], UTC)
     t1 = datetime.fromtimestamp(trend.t[-1], UTC)
-    return _figure(data, height=height, xaxis=_time_axis(t0, t1, tz),
+    return _figure(data, height=height, xaxis=_time_axis(t0, t1, tz, anchor="y2" if rows else "y"),
                    yaxis={"domain": [top + gap, 1.0] if rows else [0.0, 1.0], "rangemode": "tozero",
                           "title": {"text": "risk %", "font": {"size": 11}}},
                    **layout, legend={"orientation": "h", "y": -0.22, "x": 0})

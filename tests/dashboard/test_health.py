@@ -112,7 +112,9 @@ def test_settings_errors_name_the_key() -> None:
 
 
 def test_fmt_risk() -> None:
-    assert [fmt_risk(p) for p in (0.0, 0.004, 0.449, 0.45, 0.999)] == ["<1 %", "<1 %", "45 %", "45 %", ">99 %"]
+    # a no-break space before the % sign (\xa0): a phone never puts "%" alone on the next line
+    got = [fmt_risk(p) for p in (0.0, 0.004, 0.449, 0.45, 0.999)]
+    assert got == ["<1\xa0%", "<1\xa0%", "45\xa0%", "45\xa0%", ">99\xa0%"]
 
 
 def _text(component: object) -> str:
@@ -134,12 +136,12 @@ def test_the_card_says_the_risk_its_interval_drivers_and_model(stored: tuple[Fle
     text = _text(health_card(view, SITE, "P3"))
     assert f"Failure within 8 h: {fmt_risk(p3.risk.p)}" in text.replace("  ", " ")
     assert f"90 %: {fmt_risk(p3.risk.low)}–{fmt_risk(p3.risk.high)}" in text
-    assert "Cox model of" in text and f"{p3.model.failures} failures on 4 machines" in text
+    assert f"fdm-printer: Cox time-varying model from {p3.model.failures} failures" in text and "of 4 machines" in text
     assert all(d.name in text for d in p3.drivers) and p3.drivers
     # a template without enough failures says it falls back to the constant MTBF hazard
     w1 = view.machine(SITE, "W1")
     assert w1 is not None and w1.model.kind == "constant"
-    assert "constant MTBF hazard" in _text(health_card(view, SITE, "W1"))
+    assert "constant-MTBF hazard" in _text(health_card(view, SITE, "W1"))
     # the trend has the risk and the drivers' signals with their learnt thresholds
     fig = risk_figure(view, SITE, "P3", tz="Europe/Berlin")
     names = [t.name for t in fig.data]

@@ -82,12 +82,15 @@ def test_the_machine_page_shows_the_monitors_risk(browser, served, width: int, h
     assert risk.inner_text().strip() == fmt_risk(p)  # e.g. "47 %"
     assert page.locator(".health-card.health-high").count() == 1  # amber: it is high
     card = page.locator("#machine-health").inner_text().lower()  # the labels are drawn in capitals
-    assert "90 %:" in card and "cox model of fdm-printer" in card and "driving signals" in card
+    assert "90 %:" in card and "fdm-printer: cox time-varying model" in card and "driving signals" in card
     page.wait_for_selector("#machine-risk .main-svg")
     assert page.locator("#machine-risk .legendtext", has_text="threshold").count() >= 1
     page.wait_for_load_state("networkidle")
     if SHOTS:
-        page.locator("#machine-health").scroll_into_view_if_needed()
+        # the Health card at the top of the picture, its trend below
+        page.evaluate("() => { const e = document.getElementById('machine-health').closest('.hmi-card') ||"
+                      " document.getElementById('machine-health'); window.scrollTo(0, e.getBoundingClientRect().top"
+                      " + window.scrollY - 56); }")
         page.screenshot(path=str(ROOT / "docs" / "screenshots" / shot), full_page=False)
     # a printer whose risk is low is calm: no amber
     page.goto(url + f"/machine?site={SITE}&machine=P1")
