@@ -61,6 +61,7 @@ MACHINE_EVENTS = "machine-events"
 MACHINE_HEADER = "machine-header"
 MACHINE_HEALTH = "machine-health"
 MACHINE_RISK = "machine-risk"
+MACHINE_HEALTH_DRAWN = "machine-health-drawn"  # what the Health card was last drawn from
 
 # --- what-if page
 WHATIF_SITE = "whatif-site"

@@ -41,7 +41,7 @@ def layout(site: str | None = None, machine: str | None = None, **_query: Any) -
                                      className="range-picker")], className="page-head"),
             dbc.Row([dbc.Col(html.Div(id=ids.MACHINE_HEADER), md=3), dbc.Col(html.Div(id=ids.MACHINE_KPIS), md=9)],
                     className="mb-3"),
-            card("Health", html.Div(id=ids.MACHINE_HEALTH),
+            card("Health", html.Div(id=ids.MACHINE_HEALTH), dcc.Store(id=ids.MACHINE_HEALTH_DRAWN),
                  dcc.Graph(id=ids.MACHINE_RISK, config={"displaylogo": False})),
             card("Trends", dcc.Checklist(id=ids.MACHINE_SIGNALS, options=[], value=[], inline=True,
                                          className="signal-picker"),
@@ -124,15 +124,19 @@ def register(app: dash.Dash, services: Services) -> None:
         return render(view)
 
     @app.callback(Output(ids.MACHINE_HEALTH, "children"), Output(ids.MACHINE_RISK, "figure"),
+                  Output(ids.MACHINE_HEALTH_DRAWN, "data"),
                   Input(ids.MACHINE_SELECT, "value"), Input(ids.REFRESH, "n_intervals"),
-                  State(ids.MACHINE_SITE, "value"))
-    def _health(machine: str | None, _n: int | None, site: str | None) -> tuple[Any, Any]:
+                  State(ids.MACHINE_SITE, "value"), State(ids.MACHINE_HEALTH_DRAWN, "data"))
+    def _health(machine: str | None, _n: int | None, site: str | None, drawn: str | None) -> tuple[Any, Any, str]:
         if not site or not machine or queries.fleet.site(site).machine(machine) is None:
             raise PreventUpdate
         if health is None:
             return (html.Div("Machine health is off in this dashboard", className="notice health-none"),
-                    figures.empty("No risk trend", height=160))
+                    figures.empty("No risk trend", height=160), "off")
         view = health.view()  # the service's last result: no history read here
+        mark = f"{site}/{machine}/{view.at.isoformat() if view is not None else ''}/{health.note}"
+        if mark == drawn:  # an interval tick with nothing new: the card and its trend stay as drawn
+            raise PreventUpdate
         tz = queries.fleet.site(site).timezone
         return (health_view.health_card(view, site, machine, note=health.note),
-                health_view.risk_figure(view, site, machine, tz=tz))
+                health_view.risk_figure(view, site, machine, tz=tz), mark)
