@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from chromium import available, launched, new_page
 from serve import serving
-from test_health import SITE, WORN, stored  # noqa: F401 (the store, a module fixture)
+from test_health import SITE, WORN, counting_opener, stored  # noqa: F401 (the store, a module fixture)
 
 from connectors.store import SqliteHistorian
 from dashboard.app import PROTECTED_OUTPUTS, create_app
@@ -41,10 +41,10 @@ if not available():
 
 
 @pytest.fixture(scope="module")
-def served(stored: tuple[FleetSpec, Path]) -> Iterator[tuple[str, float]]:  # noqa: F811
+def served(stored: tuple[FleetSpec, Path]) -> Iterator[tuple[str, float, list[int]]]:  # noqa: F811
     fleet, db = stored
-    health = HealthService(fleet=fleet, open_historian=lambda: SqliteHistorian(db, fleet, readonly=True),
-                           clock=lambda: WORN)
+    open_reader, opened = counting_opener(fleet, db)
+    health = HealthService(fleet=fleet, open_historian=open_reader, clock=lambda: WORN)
     health.refresh()  # what its thread does at the start, here before the first page is served
     store = SqliteHistorian(db, fleet, readonly=True)
     try:
@@ -56,7 +56,7 @@ def served(stored: tuple[FleetSpec, Path]) -> Iterator[tuple[str, float]]:  # no
         app = create_app(Services(queries=queries, extra={"health": health, "attention": attention}),
                          auth=settings_for("127.0.0.1", env={}, protected=PROTECTED_OUTPUTS), refresh_s=2.0)
         with serving(app, free_port()) as url:
-            yield url, p3.risk.p
+            yield url, p3.risk.p, opened
         attention.stop()
     finally:
         store.close()
@@ -72,7 +72,7 @@ def browser() -> Iterator[object]:
                                                         (390, 844, "machine-health-phone.png")])
 def test_the_machine_page_shows_the_monitors_risk(browser, served, width: int, height: int,  # type: ignore[no-untyped-def]
                                                   shot: str) -> None:
-    url, p = served
+    url, p, opened = served
     assert p >= 0.30
     errors: list[str] = []
     page = new_page(browser, width, height, errors)
@@ -98,11 +98,12 @@ def test_the_machine_page_shows_the_monitors_risk(browser, served, width: int, h
     page.wait_for_function("() => document.querySelector('#machine-select').innerText.includes('P1')")
     assert page.locator(".health-high").count() == 0
     assert errors == []
+    assert opened == [1]  # the health service's one refresh: the pages read its view, never the history
     page.close()
 
 
 def test_the_attention_line_and_the_tile(browser, served) -> None:  # type: ignore[no-untyped-def]
-    url, p = served
+    url, p, opened = served
     page = new_page(browser, 1440, 900)
     page.goto(url + "/attention")
     line = page.locator(".attention-link", has_text="P3:")
@@ -115,4 +116,5 @@ def test_the_attention_line_and_the_tile(browser, served) -> None:  # type: igno
     note = page.locator(".tile-risk")
     note.first.wait_for()
     assert note.count() == 1 and note.inner_text() == f"risk {fmt_risk(p)} / 8 h"
+    assert opened == [1]
     page.close()
