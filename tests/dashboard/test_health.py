@@ -21,7 +21,7 @@ from connectors.config import load
 from connectors.emulator.backfill import backfill
 from connectors.emulator.truth import load_truth
 from connectors.store import SqliteHistorian
-from dashboard.attention import Kind, Severity, attention_items, rank
+from dashboard.attention import AttentionService, AttentionSettings, Kind, Severity, attention_items, rank
 from dashboard.health import HealthService, HealthSettings, fmt_risk
 from dashboard.health_view import health_card, risk_figure
 from dashboard.queries import QueryService
@@ -181,3 +181,23 @@ def test_a_high_risk_gets_an_attention_line_ranked_and_linked(stored: tuple[Flee
     # with 50 % as the threshold (above P3's risk) there is no line
     high50 = dataclasses.replace(health, high=0.5)
     assert not [i for i in attention_items(fleet, [view], None, WORN, health=high50) if i.kind is Kind.FAILURE_RISK]
+
+
+def test_the_attention_service_rebuilds_its_list_on_a_new_health_view(stored: tuple[FleetSpec, Path]) -> None:
+    fleet, db = stored
+    open_reader, _ = counting_opener(fleet, db)
+    health = HealthService(fleet=fleet, open_historian=open_reader, clock=lambda: WORN)
+    store = SqliteHistorian(db, fleet, readonly=True)
+    try:
+        queries = QueryService(fleet=fleet, historian=store, clock=lambda: WORN)
+        attention = AttentionService(queries=queries, settings=AttentionSettings(enabled=False), health=health)
+        before = attention.refresh()  # no health view yet: no risk line
+        assert not [i for i in before.items if i.kind is Kind.FAILURE_RISK]
+        health.refresh()
+        after = attention.refresh()
+        assert after is not before
+        assert [i.entity for i in after.items if i.kind is Kind.FAILURE_RISK] == ["P3"]
+        assert attention.refresh() is after  # nothing new: the same list
+        attention.stop()
+    finally:
+        store.close()
