@@ -66,6 +66,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--attention-every", type=float, default=15.0, metavar="MINUTES",
                    help="how often the attention list projects the open orders and stock ahead (default 15; "
                         "0 = no projection: the list shows what is wrong now)")
+    p.add_argument("--health-high", type=float, default=30.0, metavar="PERCENT",
+                   help="a machine's failure risk within 8 h is high from this (default 30): coloured on its page, "
+                        "a line in the attention list, a note on its tile")
     p.add_argument("--whatif-dir", type=Path, default=None, metavar="DIR",
                    help="where saved scenarios and finished what-if runs are kept (default: whatif/ beside the "
                         "history file)")
@@ -132,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
     from dashboard.app import PROTECTED_OUTPUTS, create_app
     from dashboard.attention import AttentionService, AttentionSettings
     from dashboard.auth import settings_for
+    from dashboard.health import HealthService, HealthSettings
     from dashboard.queries import QueryService
     from dashboard.scenarios import WhatIfLimits as Limits
     from dashboard.services import Services
@@ -144,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
     checks = (("--max-body-mb", args.max_body_mb, 0.001, 1024.0),
               ("--session-hours", args.session_hours, 0.01, 24 * 31.0),
               ("--idle-minutes", args.idle_minutes, 1.0, 24 * 60 * 31.0),
-              ("--max-runs", args.max_runs, 1, 64), ("--max-runs-per-user", args.max_runs_per_user, 1, 64))
+              ("--max-runs", args.max_runs, 1, 64), ("--max-runs-per-user", args.max_runs_per_user, 1, 64),
+              ("--health-high", args.health_high, 1.0, 99.0))
     for name, value, low, high in checks:
         if not low <= value <= high:  # also refuses nan
             raise ConfigError(name, [Problem(path=name, message=f"must be {low:g}..{high:g}", got=value)])
@@ -182,7 +187,9 @@ def run(args: argparse.Namespace) -> int:
     limits = Limits(max_replications=args.max_replications, max_horizon_h=args.max_horizon)
     attention_settings = AttentionSettings(enabled=args.attention_every > 0, list_every_s=args.refresh,
                                            period_s=max(args.attention_every, 0.5) * 60.0).check()
+    health_settings = HealthSettings(high=args.health_high / 100.0).check()
     queries: QueryService | None = None
+    health: HealthService | None = None
     trust: TrustService | None = None
     attention: AttentionService | None = None
     shift_reports: DashboardReports | None = None
@@ -193,11 +200,14 @@ def run(args: argparse.Namespace) -> int:
                                recorder=recorder)
         runner = EngineRunner(fleet=fleet, open_historian=open_reader, clock=utc_now, workers=args.workers,
                               limits=limits, max_runs=args.max_runs, max_runs_per_user=args.max_runs_per_user)
+        # each machine's failure risk on a schedule, on a reader of its own (never in a browser callback)
+        health = HealthService(fleet=fleet, open_historian=open_reader, clock=utc_now, settings=health_settings)
         # the attention list's projection on a schedule, on a reader of its own (never per browser tab)
-        attention = AttentionService(queries=queries, settings=attention_settings, open_historian=open_reader)
+        attention = AttentionService(queries=queries, settings=attention_settings, open_historian=open_reader,
+                                     health=health)
         # the Shift page's reports (twin report's numbers, page and PDF), on a reader of their own
         shift_reports = DashboardReports(open_reader, fleet)
-        extra: dict[str, object] = {"trust": trust, "attention": attention,
+        extra: dict[str, object] = {"trust": trust, "attention": attention, "health": health,
                                     "shift": ShiftService(queries=queries, reports=shift_reports)}
         if args.whatif_dir is not None:
             extra["whatif_dir"] = args.whatif_dir
@@ -207,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
         queries.start_refresher()
         trust.start()
         attention.start()
+        health.start()
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
         print(f"dashboard on http://{args.host}:{args.port}/ ("
               + ("Flask development server, debug" if args.debug else f"waitress, {args.threads} threads") + ")",
@@ -219,6 +230,8 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             log.info("dashboard stopped")
     finally:
+        if health is not None:
+            health.stop()
         if attention is not None:
             attention.stop()
         if trust is not None:

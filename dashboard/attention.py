@@ -15,6 +15,8 @@ of the twin into the list a plant manager reads first, and keep that projection 
 What is listed, when, and how bad (severity) — every threshold is here:
 
 - machine down: its tile shows FAULT (current, good data). Urgent.
+- failure risk: a machine's failure risk within 8 h (``dashboard.health``, the health service's last
+  view) is at least its ``high`` (30 %, ``twin dashboard --health-high``); not for a machine down. High.
 - stock runs out: the stock projection (arrivals counted, ``twin.kpi.project_stock``) reaches 0
   within its horizon. Urgent within ``STOCK_URGENT_H``, high within the item's lead time, else
   medium; with no delivery under way only within ``NOTHING_COMING_LEADS`` × the lead time.
@@ -39,6 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from dashboard.health import HealthService, HealthView, fmt_risk
 from dashboard.queries import QueryService
 from dashboard.theme import Thresholds
 from dashboard.viewmodels import SiteView, StockRow
@@ -78,11 +81,12 @@ ORDER_MEDIUM_P = 0.8  # below this it is at risk (medium); at or above it is not
 HIGH_BEHIND = 0.75  # output below this share of the plan by now is high (below Thresholds.behind_plan: medium)
 
 RANKING = ("Severity first (urgent, high, medium); within a severity, what costs most first: the units of "
-           "output at stake (a machine down: what it would have made at its ideal rate while down; a stockout: "
+           "output at stake (a machine down: what it would have made at its ideal rate while down; a failure risk: "
+           "its probability × what the machine makes at its ideal rate over its MTTR; a stockout: "
            "the site's plan per hour over the hours without stock before the next delivery, or before an order "
            "placed now could arrive; an order: its units still to make × the chance it is late; behind plan: the "
            "units behind); data that is stale cannot be costed and comes after the rest of its severity. Ties: "
-           "machine down, stock, orders, plan, data; then the longest-standing first.")
+           "machine down, failure risk, stock, orders, plan, data; then the longest-standing first.")
 
 
 class Severity(enum.IntEnum):
@@ -97,6 +101,7 @@ class Kind(enum.StrEnum):
     """What an item is about."""
 
     MACHINE_DOWN = "machine_down"
+    FAILURE_RISK = "failure_risk"
     STOCKOUT = "stockout"
     ORDER_LATE = "order_late"
     BEHIND_PLAN = "behind_plan"
@@ -216,6 +221,26 @@ def _machines_down(site: SiteSpec, view: SiteView, now: datetime) -> list[Attent
             text=f"{t.machine} down for {fmt_for(down_s)}", since=now - timedelta(seconds=down_s),
             link=_href("/machine", str(site.id), machine=t.machine), cost=down_s * rate,
             detail=" · ".join(p for p in (t.role, alarm) if p)))
+    return out
+
+
+def _failure_risk(site: SiteSpec, view: SiteView, health: HealthView) -> list[AttentionItem]:
+    """A line per machine of the site whose failure risk within the horizon is high (not one down already)."""
+    down = {t.machine for t in view.machines if t.shown is MachineStatus.FAULT}
+    out = []
+    for h in health.high_risk():
+        spec = site.machine(h.machine)
+        if h.site != str(site.id) or h.machine in down or spec is None:
+            continue
+        tpl = spec.template
+        rate = tpl.batch_size / tpl.ideal_cycle_time_s * 3600.0 if tpl.ideal_cycle_time_s > 0 else 0.0
+        drivers = ", ".join(d.name for d in h.drivers)
+        out.append(AttentionItem(
+            severity=Severity.HIGH, kind=Kind.FAILURE_RISK, site=h.site, entity=h.machine,
+            text=f"{h.machine}: {fmt_risk(h.risk.p)} risk of a failure within {h.risk.hours:g} h",
+            since=None, link=_href("/machine", h.site, machine=h.machine), cost=h.risk.p * tpl.mttr_h * rate,
+            detail=" · ".join(p for p in (f"90 %: {fmt_risk(h.risk.low)}–{fmt_risk(h.risk.high)}",
+                                          f"driven by {drivers}" if drivers else "") if p)))
     return out
 
 
@@ -339,13 +364,16 @@ def rank(items: Sequence[AttentionItem]) -> list[AttentionItem]:
 
 
 def attention_items(fleet: FleetSpec, views: Sequence[SiteView], projection: ProjectionRun | None,
-                    now: datetime, thresholds: Thresholds | None = None) -> list[AttentionItem]:
+                    now: datetime, thresholds: Thresholds | None = None,
+                    health: HealthView | None = None) -> list[AttentionItem]:
     """The ranked list of every site in ``views`` at ``now`` (pure: the views and the projection are given)."""
     th = thresholds or Thresholds()
     items: list[AttentionItem] = []
     for view in views:
         site = fleet.site(view.tile.site)
         items += _machines_down(site, view, now)
+        if health is not None:
+            items += _failure_risk(site, view, health)
         items += [i for r in view.stock if (i := _stockout(site, r, now)) is not None]
         items += _orders(site, view, projection, now)
         behind = _behind_plan(site, view, now, th)
@@ -356,9 +384,9 @@ def attention_items(fleet: FleetSpec, views: Sequence[SiteView], projection: Pro
 
 
 def attention_view(fleet: FleetSpec, views: Sequence[SiteView], projection: ProjectionRun | None,
-                   now: datetime, note: str = "") -> AttentionView:
+                   now: datetime, note: str = "", health: HealthView | None = None) -> AttentionView:
     """The list with when it was checked and the projection behind it (pure)."""
-    return AttentionView(items=tuple(attention_items(fleet, views, projection, now)), checked_at=now,
+    return AttentionView(items=tuple(attention_items(fleet, views, projection, now, health=health)), checked_at=now,
                          sites=len(views), projection=projection, note=note)
 
 
@@ -428,14 +456,17 @@ class AttentionService:
     """
 
     def __init__(self, *, queries: QueryService, settings: AttentionSettings | None = None,
-                 open_historian: Callable[[], HistorianReader] | None = None) -> None:
+                 open_historian: Callable[[], HistorianReader] | None = None,
+                 health: HealthService | None = None) -> None:
         self.queries = queries
+        self.health = health  # its last view gives the failure-risk lines
         self.fleet = queries.fleet
         self.settings = (settings or AttentionSettings()).check()
         self._open = open_historian or _own_reader(queries.historian)
         self._latest: ProjectionRun | None = None
         self._note = ""
-        self._built: tuple[tuple[SiteView, ...], ProjectionRun | None, str, AttentionView] | None = None
+        self._built: tuple[tuple[SiteView, ...], ProjectionRun | None, str, AttentionView,
+                           HealthView | None] | None = None
         self._pending = AttentionView(items=(), checked_at=queries.now(), sites=len(self.fleet.sites), pending=True)
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()
@@ -462,14 +493,16 @@ class AttentionService:
         with self._refresh_lock:
             views = tuple(self.queries.site_view(str(s.id)) for s in self.fleet.sites)
             run, note = self._latest, self._note
+            health = self.health.view() if self.health is not None else None
             built = self._built
-            if (built is not None and built[1] is run and built[2] == note and len(built[0]) == len(views)
+            if (built is not None and built[1] is run and built[2] == note and built[4] is health
+                    and len(built[0]) == len(views)
                     and all(a is b for a, b in zip(built[0], views, strict=True))):
                 self.refreshed.set()
                 return built[3]
             now = max((v.now for v in views), default=self.queries.now())
-            view = attention_view(self.fleet, views, run, now, note)
-            self._built = (views, run, note, view)
+            view = attention_view(self.fleet, views, run, now, note, health)
+            self._built = (views, run, note, view, health)
             self.refreshed.set()
             return view
 

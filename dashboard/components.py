@@ -80,12 +80,14 @@ def attention_note(tile: MachineTile) -> str:
     return "IDLE TOO LONG in shift"
 
 
-def machine_tile(tile: MachineTile, *, scope: str = "live", link: bool = True, at: datetime | None = None) -> html.Div:
+def machine_tile(tile: MachineTile, *, scope: str = "live", link: bool = True, at: datetime | None = None,
+                 risk: str = "") -> html.Div:
     """A machine tile in its Andon colour, with the status word, its age or reason, and the counters.
 
     Normal states are calm (idle is grey: waiting for work is normal); amber is for a machine that
     needs a look, and the tile says why (``attention_note``). A tile of the past (``at``) links to
-    the machine page at that moment.
+    the machine page at that moment. ``risk`` is a small "risk 45 % / 8 h" under the counters, given
+    only when the machine's failure risk is high (``dashboard.health``).
     """
     style = theme.andon(tile.shown)
     css = theme.ATTENTION.css if tile.attention else style.css
@@ -97,6 +99,8 @@ def machine_tile(tile: MachineTile, *, scope: str = "live", link: bool = True, a
     ]
     if tile.attention:
         body.insert(3, html.Div(attention_note(tile), className="tile-attention"))
+    if risk:
+        body.append(html.Div(risk, className="tile-risk"))
     if tile.shown is MachineStatus.UNKNOWN and tile.reported is not MachineStatus.UNKNOWN:
         body.append(html.Div(f"last reported {theme.andon(tile.reported).label}", className="tile-meta"))
     inner: html.Div | dcc.Link = html.Div(body)

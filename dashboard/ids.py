@@ -59,6 +59,9 @@ MACHINE_TREND = "machine-trend"
 MACHINE_KPIS = "machine-kpis"
 MACHINE_EVENTS = "machine-events"
 MACHINE_HEADER = "machine-header"
+MACHINE_HEALTH = "machine-health"
+MACHINE_RISK = "machine-risk"
+MACHINE_HEALTH_DRAWN = "machine-health-drawn"  # what the Health card was last drawn from
 
 # --- what-if page
 WHATIF_SITE = "whatif-site"

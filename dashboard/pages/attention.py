@@ -18,6 +18,7 @@ from dash import Input, Output, dcc, html
 
 from dashboard import components, ids, theme
 from dashboard.attention import RANKING, AttentionItem, AttentionService, AttentionView, Severity
+from dashboard.health import HealthService
 from dashboard.pages._shared import register_page
 from dashboard.services import Services
 from twin.spec import FleetSpec, Priority
@@ -41,7 +42,8 @@ def service_of(services: Services) -> AttentionService:
     found = services.extra.get("attention")
     if isinstance(found, AttentionService):
         return found
-    made = AttentionService(queries=services.queries)
+    health = services.extra.get("health")
+    made = AttentionService(queries=services.queries, health=health if isinstance(health, HealthService) else None)
     services.extra["attention"] = made
     return made
 

@@ -2,6 +2,9 @@
 
 The range is the header's time control (``?from=&to=``, or the hours picked before ``?at=`` or now);
 the tile shows the machine as it was at the range's end. Times are in the site's local time.
+The Health card is the health service's last view (``dashboard.health``): the failure risk within
+8 h and the rest of the shift with its 90 % interval, the driving signals, the model's note and the
+risk trend with the signals' learnt thresholds; nothing is read from the history for it here.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dashboard import components, figures, ids, theme
+from dashboard import components, figures, health_view, ids, theme
+from dashboard.health import HealthService
 from dashboard.pages._shared import card, choose, register_page, site_choice, site_dropdown, url_param
 from dashboard.services import Services
 from dashboard.timefmt import TimeChoice
@@ -37,6 +41,8 @@ def layout(site: str | None = None, machine: str | None = None, **_query: Any) -
                                      className="range-picker")], className="page-head"),
             dbc.Row([dbc.Col(html.Div(id=ids.MACHINE_HEADER), md=3), dbc.Col(html.Div(id=ids.MACHINE_KPIS), md=9)],
                     className="mb-3"),
+            card("Health", html.Div(id=ids.MACHINE_HEALTH), dcc.Store(id=ids.MACHINE_HEALTH_DRAWN),
+                 dcc.Graph(id=ids.MACHINE_RISK, config={"displaylogo": False})),
             card("Trends", dcc.Checklist(id=ids.MACHINE_SIGNALS, options=[], value=[], inline=True,
                                          className="signal-picker"),
                  dcc.Graph(id=ids.MACHINE_TREND, config={"displaylogo": False})),
@@ -71,6 +77,8 @@ def register(app: dash.Dash, services: Services) -> None:
     register_page(__name__, path=PATH, name="Machine", title="Machine · Micro-factory twin", order=2,
                        layout=layout)
     queries = services.queries
+    found = services.extra.get("health")
+    health: HealthService | None = found if isinstance(found, HealthService) else None
 
     # the URL decides what the page opens with (a tile's link, a reload, a deep link); the pickers after
     @app.callback(Output(ids.MACHINE_SITE, "options"), Output(ids.MACHINE_SITE, "value"),
@@ -114,3 +122,21 @@ def register(app: dash.Dash, services: Services) -> None:
             start = end - timedelta(hours=hours) if end is not None else None  # a moment: the hours before it
         view = queries.machine_view(site, machine, hours, signals or [], MAX_POINTS, start=start, end=end)
         return render(view)
+
+    @app.callback(Output(ids.MACHINE_HEALTH, "children"), Output(ids.MACHINE_RISK, "figure"),
+                  Output(ids.MACHINE_HEALTH_DRAWN, "data"),
+                  Input(ids.MACHINE_SELECT, "value"), Input(ids.REFRESH, "n_intervals"),
+                  State(ids.MACHINE_SITE, "value"), State(ids.MACHINE_HEALTH_DRAWN, "data"))
+    def _health(machine: str | None, _n: int | None, site: str | None, drawn: str | None) -> tuple[Any, Any, str]:
+        if not site or not machine or queries.fleet.site(site).machine(machine) is None:
+            raise PreventUpdate
+        if health is None:
+            return (html.Div("Machine health is off in this dashboard", className="notice health-none"),
+                    figures.empty("No risk trend", height=160), "off")
+        view = health.view()  # the service's last result: no history read here
+        mark = f"{site}/{machine}/{view.at.isoformat() if view is not None else ''}/{health.note}"
+        if mark == drawn:  # an interval tick with nothing new: the card and its trend stay as drawn
+            raise PreventUpdate
+        tz = queries.fleet.site(site).timezone
+        return (health_view.health_card(view, site, machine, note=health.note),
+                health_view.risk_figure(view, site, machine, tz=tz), mark)

@@ -18,6 +18,7 @@ from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboard import components, figures, ids, theme, timefmt
+from dashboard.health import HealthService, fmt_risk
 from dashboard.pages._shared import (
     LastDrawing,
     ack_notice,
@@ -223,6 +224,22 @@ def header_part(view: SiteView) -> Any:
     return [html.Div(banner, className="stale-banner", role="alert"), text]
 
 
+def risk_notes(health: HealthService | None, site: str) -> dict[str, str]:
+    """The small "risk 45 % / 8 h" of each machine of ``site`` whose failure risk is high (health's last view)."""
+    view = health.view() if health is not None else None
+    if view is None:
+        return {}
+    return {h.machine: f"risk {fmt_risk(h.risk.p)} / {h.risk.hours:g} h" for h in view.high_risk() if h.site == site}
+
+
+def with_risks(view: SiteView, tiles: list[Any], notes: dict[str, str]) -> list[Any]:
+    """The tiles, those of the machines in ``notes`` redrawn with their risk note."""
+    if not notes:
+        return tiles
+    return [components.machine_tile(m, scope="live", risk=notes[m.machine]) if m.machine in notes else t
+            for m, t in zip(view.machines, tiles, strict=True)]
+
+
 def render_view(view: SiteView) -> Rendered:
     """Every part of the site page for one view-model (pure)."""
     parts: dict[str, Any] = {
@@ -268,6 +285,8 @@ def register(app: dash.Dash, services: Services) -> None:
         return components.href(TRUST_PATH, site=site) if site else TRUST_PATH
 
     drawn: LastDrawing[SiteView, Rendered] = LastDrawing(render_view)
+    found = services.extra.get("health")
+    health = found if isinstance(found, HealthService) else None
 
     @app.callback(
         Output(ids.SITE_HEADER, "children"), Output(ids.SITE_TILES, "children"),
@@ -283,7 +302,13 @@ def register(app: dash.Dash, services: Services) -> None:
         choice = TimeChoice.from_search(page_search())  # the header's time control: live, or a past moment
         at = None if choice.live else choice.moment(queries.now())
         # keyed by site: the drawing is redone whenever the view differs (another moment, a refresh)
-        rendered = drawn(site, queries.site_view_at(site, at))
+        view = queries.site_view_at(site, at)
+        rendered = drawn(site, view)
+        if at is None:  # live: a high failure risk on its tile (the health service's last view, no read)
+            notes = risk_notes(health, site)
+            if notes:
+                rendered = Rendered(parts={**rendered.parts, "tiles": with_risks(view, rendered.parts["tiles"], notes)},
+                                    marks=rendered.marks)
         # a new site or the page's first call sends everything; an interval tick only what changed
         full = ctx.triggered_id not in (ids.REFRESH, ids.SITE_ACK_RESULT)
         return outputs_for(rendered, sent, full=full)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from twin.health.history import load_histories
 from twin.health.model import FitOptions, HealthModel, fit
 from twin.health.score import MachineHealth, machine_health
-from twin.health.timeline import build_timeline
+from twin.health.timeline import Timeline, build_timeline
 from twin.historian import HistorianReader
 from twin.spec import FleetSpec
 
@@ -32,6 +32,7 @@ class HealthRefresh:
     machines: tuple[MachineHealth, ...]
     model: HealthModel
     refitted: bool
+    timeline: Timeline | None = None  # the grid scored (a machine page draws its risk trend from it)
 
 
 class HealthMonitor:
@@ -70,4 +71,4 @@ class HealthMonitor:
             model = self.model = fit(timeline, {str(t.id): t.mtbf_h for t in self.fleet.templates}, self.options)
         return HealthRefresh(at=now, machines=tuple(machine_health(self.fleet, model, timeline,
                                                                    horizon_h=self.horizon_h)),
-                             model=model, refitted=due)
+                             model=model, refitted=due, timeline=timeline)
