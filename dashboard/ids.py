@@ -115,6 +115,7 @@ ALARMS_SITES = "alarms-sites"
 ALARMS_PRIORITIES = "alarms-priorities"
 ALARMS_STATES = "alarms-states"
 ALARMS_HOURS = "alarms-hours"
+ALARMS_HIDE = "alarms-hide"  # hide shelved / suppressed rows
 ALARMS_GRID = "alarms-grid"
 ALARMS_COMMENT = "alarms-comment"
 ALARMS_ACK = "alarms-ack"

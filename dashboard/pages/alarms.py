@@ -29,7 +29,7 @@ __all__ = ["hidden", "journal_csv", "layout", "register"]
 PATH = "/alarms"
 HOURS = {"1 h": 1, "8 h": 8, "24 h": 24, "7 d": 168, "30 d": 720}
 STATES = ["active", "cleared", "acked", "unacked"]
-HIDE_ID = "alarms-hide"
+
 HIDE = {"hide shelved": "shelved", "hide suppressed": "suppressed"}
 CSV_FIELDS = list(ALARM_JOURNAL_FIELDS)  # the same columns as `twin export --what alarms`
 
@@ -48,7 +48,7 @@ def layout(**_query: Any) -> html.Div:
                         dbc.Col(dcc.Checklist(id=ids.ALARMS_STATES, options=STATES, value=[], inline=True), md=3),
                         dbc.Col(dcc.Dropdown(id=ids.ALARMS_HOURS, options=list(HOURS), value="24 h",
                                              clearable=False), md=2),
-                        dbc.Col(dcc.Checklist(id=HIDE_ID, options=list(HIDE), value=[], inline=True), md=12),
+                        dbc.Col(dcc.Checklist(id=ids.ALARMS_HIDE, options=list(HIDE), value=[], inline=True), md=12),
                     ],
                     className="g-2",
                 ),
@@ -113,7 +113,7 @@ def register(app: dash.Dash, services: Services) -> None:
 
     @app.callback(Output(ids.ALARMS_GRID, "rowData"),
                   Input(ids.ALARMS_SITES, "value"), Input(ids.ALARMS_PRIORITIES, "value"),
-                  Input(ids.ALARMS_STATES, "value"), Input(ids.ALARMS_HOURS, "value"), Input(HIDE_ID, "value"),
+                  Input(ids.ALARMS_STATES, "value"), Input(ids.ALARMS_HOURS, "value"), Input(ids.ALARMS_HIDE, "value"),
                   Input(ids.REFRESH, "n_intervals"), Input(ids.ALARMS_ACK_RESULT, "children"))
     def _refresh(sites: list[str] | None, prios: list[int] | None, states: list[str] | None, hours: str | None,
                  hide: list[str] | None, _n: int | None, _ack: Any) -> list[dict[str, Any]]:
@@ -127,7 +127,7 @@ def register(app: dash.Dash, services: Services) -> None:
 
     @app.callback(Output(ids.ALARMS_DOWNLOAD, "data"), Input(ids.ALARMS_EXPORT, "n_clicks"),
                   State(ids.ALARMS_SITES, "value"), State(ids.ALARMS_PRIORITIES, "value"),
-                  State(ids.ALARMS_STATES, "value"), State(ids.ALARMS_HOURS, "value"), State(HIDE_ID, "value"),
+                  State(ids.ALARMS_STATES, "value"), State(ids.ALARMS_HOURS, "value"), State(ids.ALARMS_HIDE, "value"),
                   prevent_initial_call=True)
     def _export(_n: int | None, sites: list[str] | None, prios: list[int] | None, states: list[str] | None,
                 hours: str | None, hide: list[str] | None) -> dict[str, Any]:

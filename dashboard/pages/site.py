@@ -224,7 +224,7 @@ def header_part(view: SiteView) -> Any:
     return [html.Div(banner, className="stale-banner", role="alert"), text]
 
 
-def risk_notes(health: HealthService | None, site: str) -> dict[str, str]:
+def _risk_notes(health: HealthService | None, site: str) -> dict[str, str]:
     """The small "risk 45 % / 8 h" of each machine of ``site`` whose failure risk is high (health's last view)."""
     view = health.view() if health is not None else None
     if view is None:
@@ -232,7 +232,7 @@ def risk_notes(health: HealthService | None, site: str) -> dict[str, str]:
     return {h.machine: f"risk {fmt_risk(h.risk.p)} / {h.risk.hours:g} h" for h in view.high_risk() if h.site == site}
 
 
-def with_risks(view: SiteView, tiles: list[Any], notes: dict[str, str]) -> list[Any]:
+def _with_risks(view: SiteView, tiles: list[Any], notes: dict[str, str]) -> list[Any]:
     """The tiles, those of the machines in ``notes`` redrawn with their risk note."""
     if not notes:
         return tiles
@@ -305,10 +305,10 @@ def register(app: dash.Dash, services: Services) -> None:
         view = queries.site_view_at(site, at)
         rendered = drawn(site, view)
         if at is None:  # live: a high failure risk on its tile (the health service's last view, no read)
-            notes = risk_notes(health, site)
+            notes = _risk_notes(health, site)
             if notes:
-                rendered = Rendered(parts={**rendered.parts, "tiles": with_risks(view, rendered.parts["tiles"], notes)},
-                                    marks=rendered.marks)
+                tiles = _with_risks(view, rendered.parts["tiles"], notes)
+                rendered = Rendered(parts={**rendered.parts, "tiles": tiles}, marks=rendered.marks)
         # a new site or the page's first call sends everything; an interval tick only what changed
         full = ctx.triggered_id not in (ids.REFRESH, ids.SITE_ACK_RESULT)
         return outputs_for(rendered, sent, full=full)

@@ -82,7 +82,8 @@ def _download(c: Client) -> list[dict[str, str]]:
                              [{"id": ids.ALARMS_SITES, "property": "value", "value": None},
                               {"id": ids.ALARMS_PRIORITIES, "property": "value", "value": None},
                               {"id": ids.ALARMS_STATES, "property": "value", "value": []},
-                              {"id": ids.ALARMS_HOURS, "property": "value", "value": "24 h"}])
+                              {"id": ids.ALARMS_HOURS, "property": "value", "value": "24 h"},
+                              {"id": ids.ALARMS_HIDE, "property": "value", "value": []}])
     assert status == 200, text
     content = json.loads(text)["response"][ids.ALARMS_DOWNLOAD]["data"]["content"]
     return list(csv.DictReader(io.StringIO(content)))
