@@ -99,6 +99,7 @@ FIELDS: dict[str, FieldSpec] = {
 # engine table name -> (label, form fields)
 INTERVENTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "machine_down": ("Machine down (maintenance, breakdown)", ("machine", "start_in_h", "duration_h")),
+    "maintenance": ("Maintenance: down, then its wear reset", ("machine", "start_in_h", "duration_h")),
     "machines_added": ("Add machines", ("template", "count")),
     "machines_removed": ("Remove machines", ("template", "count")),
     "cycle_time": ("Cycle-time factor (no machine: whole site)", ("machine", "factor")),
