@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from twin.clock import utc_now
 from twin.errors import ConfigError, HistorianError, Problem
 from twin.historian import EventRecorder, HistorianReader
+from twin.validation import out_of_range
 
 if TYPE_CHECKING:
     from connectors.config import PlantConfig
@@ -150,9 +151,9 @@ def run(args: argparse.Namespace) -> int:
               ("--idle-minutes", args.idle_minutes, 1.0, 24 * 60 * 31.0),
               ("--max-runs", args.max_runs, 1, 64), ("--max-runs-per-user", args.max_runs_per_user, 1, 64),
               ("--health-high", args.health_high, 1.0, 99.0))
-    for name, value, low, high in checks:
-        if not low <= value <= high:  # also refuses nan
-            raise ConfigError(name, [Problem(path=name, message=f"must be {low:g}..{high:g}", got=value)])
+    bad = out_of_range(checks)
+    if bad:
+        raise ConfigError(bad[0].path, bad[:1])
     max_body_bytes = int(args.max_body_mb * 1024 * 1024)
     auth = settings_for(args.host, users_file=args.users, protected=PROTECTED_OUTPUTS,
                         secure_cookie=args.secure_cookie, session_lifetime_s=args.session_hours * 3600.0,

@@ -45,10 +45,11 @@ from dashboard.health import HealthService, HealthView, fmt_risk
 from dashboard.queries import QueryService
 from dashboard.theme import Thresholds
 from dashboard.viewmodels import SiteView, StockRow
-from twin.errors import ConfigError, Problem
+from twin.errors import ConfigError
 from twin.historian import HistorianReader
 from twin.sim.projection import OrderOnTime
 from twin.spec import FleetSpec, MachineStatus, SiteSpec
+from twin.validation import out_of_range
 
 __all__ = [
     "HIGH_BEHIND",
@@ -411,14 +412,12 @@ class AttentionSettings:
 
     def check(self) -> AttentionSettings:
         """Self, or ConfigError naming every setting out of range."""
-        problems = [Problem(path=f"attention.{name}", message=f"must be {low:g}..{high:g}", got=value)
-                    for name, value, low, high in (("list_every_s", self.list_every_s, 0.1, 3600.0),
-                                                   ("period_s", self.period_s, 10.0, 86400.0),
-                                                   ("first_delay_s", self.first_delay_s, 0.0, 3600.0),
-                                                   ("horizon_h", self.horizon_h, 1.0, 24 * 14.0),
-                                                   ("replications", self.replications, 1, 1000),
-                                                   ("calibrate_days", self.calibrate_days, 0.0, 60.0))
-                    if not low <= value <= high]  # also refuses nan
+        problems = out_of_range((("list_every_s", self.list_every_s, 0.1, 3600.0),
+                                 ("period_s", self.period_s, 10.0, 86400.0),
+                                 ("first_delay_s", self.first_delay_s, 0.0, 3600.0),
+                                 ("horizon_h", self.horizon_h, 1.0, 24 * 14.0),
+                                 ("replications", self.replications, 1, 1000),
+                                 ("calibrate_days", self.calibrate_days, 0.0, 60.0)), "attention.")
         if problems:
             raise ConfigError("dashboard attention settings", problems)
         return self

@@ -21,11 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from twin.errors import ConfigError, Problem
+from twin.errors import ConfigError
 from twin.health.monitor import HealthMonitor
 from twin.health.score import MachineHealth, RiskTrend, risk_trend
 from twin.historian import HistorianReader
 from twin.spec import FleetSpec
+from twin.validation import out_of_range
 
 __all__ = ["DEFAULT_HIGH", "HealthService", "HealthSettings", "HealthView", "fmt_risk", "is_high"]
 
@@ -47,13 +48,10 @@ class HealthSettings:
 
     def check(self) -> HealthSettings:
         """Self, or ConfigError naming every setting out of range."""
-        problems = [Problem(path=f"health.{name}", message=f"must be {low:g}..{high:g}", got=value)
-                    for name, value, low, high in (("every_s", self.every_s, 1.0, 86400.0),
-                                                   ("days", self.days, 0.5, 90.0),
-                                                   ("refit_every_s", self.refit_every_s, 60.0, 30 * 86400.0),
-                                                   ("horizon_h", self.horizon_h, 0.5, 168.0),
-                                                   ("high", self.high, 0.01, 0.99))
-                    if not low <= value <= high]  # also refuses nan
+        problems = out_of_range((("every_s", self.every_s, 1.0, 86400.0), ("days", self.days, 0.5, 90.0),
+                                 ("refit_every_s", self.refit_every_s, 60.0, 30 * 86400.0),
+                                 ("horizon_h", self.horizon_h, 0.5, 168.0), ("high", self.high, 0.01, 0.99)),
+                                "health.")
         if problems:
             raise ConfigError("dashboard health settings", problems)
         return self

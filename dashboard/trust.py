@@ -38,6 +38,7 @@ from twin.historian import HistorianReader
 from twin.sim.backtest import PIT_BINS, RollingSummary, SeriesSummary
 from twin.spec import AlarmId, FleetSpec, Priority, SiteId, SiteSpec
 from twin.state import AlarmState
+from twin.validation import out_of_range
 
 __all__ = [
     "COVERAGE_HIGH",
@@ -91,16 +92,13 @@ class TrustSettings:
 
     def check(self) -> TrustSettings:
         """Self, or ConfigError naming every setting out of range."""
-        problems = []
-        for name, value, low, high in (("days", self.days, 0.01, 60.0), ("every_h", self.every_h, 0.1, 24 * 7.0),
-                                       ("horizon_h", self.horizon_h, 0.1, 24 * 14.0),
-                                       ("replications", self.replications, 1, 1000),
-                                       ("calibrate_days", self.calibrate_days, 0.0, 60.0),
-                                       ("period_h", self.period_h, 0.01, 24 * 31.0),
-                                       ("first_delay_s", self.first_delay_s, 0.0, 86400.0),
-                                       ("workers", self.workers, 0, 64), ("bin_s", self.bin_s, 60.0, 86400.0)):
-            if not low <= value <= high:  # also refuses nan
-                problems.append(Problem(path=f"trust.{name}", message=f"must be {low:g}..{high:g}", got=value))
+        problems = out_of_range((("days", self.days, 0.01, 60.0), ("every_h", self.every_h, 0.1, 24 * 7.0),
+                                 ("horizon_h", self.horizon_h, 0.1, 24 * 14.0),
+                                 ("replications", self.replications, 1, 1000),
+                                 ("calibrate_days", self.calibrate_days, 0.0, 60.0),
+                                 ("period_h", self.period_h, 0.01, 24 * 31.0),
+                                 ("first_delay_s", self.first_delay_s, 0.0, 86400.0),
+                                 ("workers", self.workers, 0, 64), ("bin_s", self.bin_s, 60.0, 86400.0)), "trust.")
         if self.horizon_h >= self.days * 24.0:
             problems.append(Problem(path="trust.horizon_h", message="must be shorter than the window (trust.days)",
                                     got=self.horizon_h))

@@ -24,7 +24,7 @@ p.toml: y: unknown key (got 2)
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
@@ -44,6 +44,7 @@ __all__ = [
     "collect",
     "fail",
     "format_loc",
+    "out_of_range",
     "problems",
     "validate",
 ]
@@ -104,6 +105,16 @@ def validate(model: type[M], data: object, *, source: str, context: Any = None, 
         return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise ConfigError(source, problems(exc, prefix, wording=wording, model=model)) from None
+
+
+def out_of_range(checks: Sequence[tuple[str, float, float, float]], prefix: str = "") -> list[Problem]:
+    """A problem per ``(name, value, low, high)`` whose value is not within [low, high] (nan never is).
+
+    >>> [str(p) for p in out_of_range((("days", 0.0, 0.5, 90.0), ("every_s", 60.0, 1.0, 3600.0)), "health.")]
+    ['health.days: must be 0.5..90 (got 0.0)']
+    """
+    return [Problem(path=f"{prefix}{name}", message=f"must be {low:g}..{high:g}", got=value)
+            for name, value, low, high in checks if not low <= value <= high]
 
 
 def collect(model: type[M], data: object, into: list[Problem], *, prefix: str = "", context: Any = None,
