@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TextIO
 
-from twin.alarms import alarm_marks, shelf_label
+from twin.alarm_shelving import alarm_marks, shelf_label
 from twin.codec import value_to_json
 from twin.historian import ALARM_EVENT_KINDS, HistorianReader, SeriesKey
 from twin.spec import FleetSpec, MachineStatus, Priority, SignalKind
@@ -203,7 +203,7 @@ def journal_rows(events: Iterable[Event], t1: datetime | None = None, *, earlier
     """Alarm instances (ALARM_JOURNAL_FIELDS as text) from alarm events, in the order they were raised.
 
     ALARM_SHELVING and STATUS_CHANGE events among ``events`` fill ``shelved``, ``shelved_by``,
-    ``shelved_why`` and ``suppressed`` (``twin.alarms.alarm_marks``, replayed up to ``t1``, by default
+    ``shelved_why`` and ``suppressed`` (``twin.alarm_shelving.alarm_marks``, replayed up to ``t1``, by default
     the last event): a shelve or out-of-service in force at some time while the instance was active.
     ``earlier`` (alarm and shelving events before the window: no rows of their own) and ``initial``
     (``(site, asset)`` -> machine status at the window's start) complete what the window's events say.

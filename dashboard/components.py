@@ -343,7 +343,7 @@ def orders_table(rows: Sequence[OrderRow], backlog: kpi.Backlog | None = None, *
 
 
 def _shelved(r: AlarmRow, until: str) -> str:
-    """The journal's shelved cell (``twin.alarms.shelf_label``): one-shot, timed until T, out of service, no."""
+    """The journal's shelved cell (``twin.alarm_shelving.shelf_label``): one-shot, timed until T, out of service, no."""
     if not r.shelf:
         return "no"
     return f"timed until {until}" if r.shelf == "timed" and until else r.shelf

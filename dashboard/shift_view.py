@@ -28,7 +28,7 @@ from typing import Protocol
 
 from dashboard.queries import MAX_ACK_COMMENT_CHARS, QueryService
 from twin import codec
-from twin.alarms import MAX_SHELVE_S
+from twin.alarm_shelving import MAX_SHELVE_S
 from twin.errors import AlarmError
 from twin.frozen import FrozenDict
 from twin.shift import ShiftReport, ShiftWindow, shift_windows

@@ -177,7 +177,7 @@ class AlarmRow:
     acked_by: str = ""
     acked_at: datetime | None = None
     ack_comment: str = ""
-    # shelving and suppression by design (``twin.alarms.alarm_marks``): shelf "" when not shelved
+    # shelving and suppression by design (``twin.alarm_shelving.alarm_marks``): shelf "" when not shelved
     shelf: str = ""
     shelved_until: datetime | None = None
     shelved_by: str = ""

@@ -27,7 +27,7 @@ from dashboard.viewmodels import (
     TimelineSegment,
 )
 from twin import kpi, live
-from twin.alarms import alarm_marks
+from twin.alarm_shelving import alarm_marks
 from twin.calendar import in_shift
 from twin.frozen import FrozenDict
 from twin.historian import SeriesResult
@@ -239,7 +239,7 @@ def alarm_journal(current: Iterable[AlarmState], events: Iterable[Event]) -> lis
     instance of the same ``site``/``rule:asset``; current states not seen in the events are added as they
     are (raised before the window), and acknowledgements in the events are applied to them. The
     ALARM_SHELVING and STATUS_CHANGE events among ``events`` mark each instance shelved (how, who, why)
-    or suppressed by design (``twin.alarms.alarm_marks``, replayed up to the newest event).
+    or suppressed by design (``twin.alarm_shelving.alarm_marks``, replayed up to the newest event).
     """
     events = sorted(events, key=lambda e: e.ts)
     latest: dict[tuple[str, str], AlarmRow] = {}

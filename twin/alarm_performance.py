@@ -16,7 +16,7 @@ Suppression by design: an alarm raised on a machine while it was OFF or in MAINT
 ``suppress`` intervals per asset the caller gives, from the machine's status history) is not
 annunciated, so it is kept in the journal (``activations``, ``suppressed=True``) but counted in
 none of the figures above; so is an alarm raised while shelved or out of service (``shelved``
-intervals per alarm key, from ``twin.alarms.hidden_intervals``).
+intervals per alarm key, from ``twin.alarm_shelving.hidden_intervals``).
 
 >>> from datetime import UTC, datetime, timedelta
 >>> from twin.frozen import FrozenDict
@@ -83,7 +83,7 @@ class AlarmActivation:
     acked_by: str = ""
     comment: str = ""
     suppressed: bool = False  # by design: the machine was off or in maintenance
-    shelved: bool = False  # shelved or out of service when it was raised (``twin.alarms.hidden_intervals``)
+    shelved: bool = False  # shelved or out of service when it was raised (``twin.alarm_shelving.hidden_intervals``)
 
     def active_s(self, until: datetime) -> float:
         """How long it was active: to its clearing, or to ``until`` while still active."""

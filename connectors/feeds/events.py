@@ -14,7 +14,7 @@ layout of ``twin.codec.event_to_dict``. Three kinds are operator events:
 * ``alarm_shelving``: ``data`` = rule, key, change (``shelved``, ``unshelved``, ``out_of_service``,
   ``in_service``), user, comment (required: ISA-18.2 wants the why), and for ``shelved`` the
   ``shelve`` kind (``one_shot`` or ``timed``) with, when timed, ``duration_s`` (more than 0, at most
-  ``twin.alarms.MAX_SHELVE_S``).
+  ``twin.alarm_shelving.MAX_SHELVE_S``).
 
 Everything is read within limits and an event over one is rejected by itself with the reason (the
 others are taken): at most ``MAX_EVENTS_PER_REQUEST`` events, a site of the fleet, names of at most
@@ -23,7 +23,7 @@ message of at most ``MAX_MESSAGE_CHARS``, a ``key`` that is ``rule:asset``, a ti
 and not more than ``MAX_AHEAD`` ahead of the collector's clock, valid Unicode text (SQLite cannot
 store a lone surrogate). A classification names a machine of the site and a reason of its tree; a
 shelving names an alarm rule that watches that asset. Whether the alarm is shelved already is not
-the collector's to judge: the journal (``twin.alarms.shelving_journal``) keeps each change and says
+the collector's to judge: the journal (``twin.alarm_shelving.shelving_journal``) keeps each change and says
 which it could not apply. The shape is checked by pydantic models, the references to the fleet
 after them; a reason names at most three problems of its event.
 
@@ -48,7 +48,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from twin import codec
-from twin.alarms import MAX_SHELVE_S
+from twin.alarm_shelving import MAX_SHELVE_S
 from twin.limits import MAX_COMMENT_CHARS
 from twin.spec import AlarmKind, FleetSpec, Priority, SiteSpec
 from twin.state import Event

@@ -21,7 +21,7 @@ from dashboard import components, ids
 from dashboard.pages._shared import ack_notice, alarm_grid, card, register_page, site_dropdown, site_options
 from dashboard.services import Services
 from dashboard.viewmodels import AlarmRow
-from twin.alarms import JournalMark, shelf_label
+from twin.alarm_shelving import JournalMark, shelf_label
 from twin.spec import Priority
 
 __all__ = ["hidden", "journal_csv", "layout", "register"]

@@ -21,7 +21,7 @@ from tests.conftest import EXAMPLES
 from tests.connectors.feeds.conftest import T0
 from tests.connectors.feeds.test_endpoint_events import EVENTS, Call, run_collector
 from twin import codec
-from twin.alarms import hidden_intervals, shelving_journal
+from twin.alarm_shelving import hidden_intervals, shelving_journal
 from twin.downtime import Stop, apply_classifications
 from twin.spec import FleetSpec, MachineStatus
 from twin.state import Event, EventKind

@@ -8,8 +8,7 @@ import pytest
 
 from tests.twin.test_alarm_perf import MAINTENANCE, STALE, T0, T1, _history
 from twin.alarm_performance import performance
-from twin.alarms import (
-    AlarmError,
+from twin.alarm_shelving import (
     ShelveKind,
     Shelving,
     advance,
@@ -19,6 +18,7 @@ from twin.alarms import (
     take_out_of_service,
     unshelve,
 )
+from twin.alarms import AlarmError
 from twin.frozen import FrozenDict
 from twin.spec import Priority
 from twin.state import AlarmState
@@ -102,7 +102,9 @@ def test_shelved_alarms_stay_in_the_journal_and_leave_the_figures() -> None:
 def test_docstring_examples() -> None:
     import doctest
 
+    import twin.alarm_shelving
     import twin.alarms
 
-    result = doctest.testmod(twin.alarms)
-    assert result.failed == 0 and result.attempted > 0
+    for module in (twin.alarms, twin.alarm_shelving):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0

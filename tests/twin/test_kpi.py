@@ -203,7 +203,7 @@ def test_output_vs_plan_and_plan_to_date(fleet):
 
 
 @pytest.mark.parametrize("name", ["twin.calendar", "twin.live.reducer", "twin.live.machines", "twin.live.ignored",
-                                  "twin.alarms", "twin.kpi.production", "twin.kpi.supply"])
+                                  "twin.alarms", "twin.alarm_shelving", "twin.kpi.production", "twin.kpi.supply"])
 def test_doc_examples_run(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from twin.alarm_performance import AlarmPerformance, performance
-from twin.alarms import ShelveChange, hidden_intervals, shelving_journal
+from twin.alarm_shelving import ShelveChange, hidden_intervals, shelving_journal
 from twin.calendar import planned_seconds
 from twin.downtime import (
     Interval,
