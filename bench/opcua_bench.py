@@ -3,7 +3,7 @@
     .venv/bin/python bench/opcua_bench.py [--nodes 200] [--change-hz 10] [--seconds 3] [--rounds 3]
                                           [--mode subscription|polling|both]
 
-Setup: the emulator's OPC UA server (``connectors.emulator.opcua_server.OpcUaEndpoint``) runs in a
+Setup: the emulator's OPC UA server (``connectors.emulator.opcua_endpoint.OpcUaEndpoint``) runs in a
 separate process on 127.0.0.1 with ``--nodes`` Double variables, every one changed ``--change-hz``
 times a second (200 x 10 = 2,000 changes/s). The clients run in this process, one at a time, in
 rounds (raw, ours, raw, ours...: interleaving cancels the slow drifts of a shared machine); each
@@ -61,7 +61,7 @@ def free_port() -> int:
 
 def serve(port: int, n: int, change_hz: float, ready: Any, stop: Any) -> None:
     """The server process: ``n`` Double variables, each changed ``change_hz`` times a second."""
-    from connectors.emulator.opcua_server import OpcUaEndpoint
+    from connectors.emulator.opcua_endpoint import OpcUaEndpoint
 
     async def main() -> None:
         ep = OpcUaEndpoint(port, [("M", f"v{i}", 0.0, "") for i in range(n)])

@@ -20,7 +20,7 @@ PACKAGES = ("twin", "connectors", "dashboard", "app")
 ALLOWED: dict[str, tuple[str, ...]] = {
     "pymodbus": ("connectors/modbus/client.py", "connectors/emulator/modbus_server.py"),
     "influxdb_client": ("connectors/influx/client.py",),
-    "asyncua": ("connectors/opcua/client.py", "connectors/emulator/opcua_server.py"),
+    "asyncua": ("connectors/opcua/client.py", "connectors/emulator/opcua_endpoint.py"),
     "aiohttp": ("connectors/feeds/endpoint.py", "connectors/influx/client.py"),
     "dash": ("dashboard/",),
     "plotly": ("dashboard/",),

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from connectors.config import PlantConfig, load_text
-from connectors.emulator.opcua_server import OpcUaEndpoint
+from connectors.emulator.opcua_endpoint import OpcUaEndpoint
 from tests.conftest import free_port
 from tests.connectors.modbus.conftest import FLEET, fleet_text
 

@@ -16,7 +16,7 @@ from asyncua.crypto import cert_gen
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from connectors.config import PlantConfig
-from connectors.emulator.opcua_server import OpcUaEndpoint
+from connectors.emulator.opcua_endpoint import OpcUaEndpoint
 from connectors.opcua.source import OpcUaReader
 from tests.connectors.opcua.conftest import VARIABLES, run
 from twin.readings import Quality, Reading

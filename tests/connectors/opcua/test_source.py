@@ -1,6 +1,6 @@
 """The OPC UA source against a real asyncua server on 127.0.0.1: values, status codes, outages, restarts.
 
-The server is the emulator's (``connectors.emulator.opcua_server``) on a free port: one for the
+The server is the emulator's (``connectors.emulator.opcua_endpoint``) on a free port: one for the
 module (starting one takes seconds), reset after each test, and a test's own where it stops and
 restarts it; every test is bounded in time.
 """
@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 
 from connectors.config import PlantConfig
-from connectors.emulator.opcua_server import OpcUaEndpoint
+from connectors.emulator.opcua_endpoint import OpcUaEndpoint
 from connectors.opcua.source import OpcUaReader
 from tests.connectors.opcua.conftest import VARIABLES, ServerThread, run
 from twin.readings import Quality, Reading

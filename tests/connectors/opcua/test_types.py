@@ -17,7 +17,7 @@ import pytest
 
 from connectors.config import PlantConfig
 from connectors.config.opcua import OpcUaNode
-from connectors.emulator.opcua_server import BASIC_TYPES, OpcUaEndpoint, Placed
+from connectors.emulator.opcua_endpoint import BASIC_TYPES, OpcUaEndpoint, Placed
 from connectors.opcua.source import OpcUaReader
 from tests.connectors.opcua.conftest import run
 from twin.readings import Quality, Reading
