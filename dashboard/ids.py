@@ -130,6 +130,8 @@ ALARMS_ACK = "alarms-ack"
 ALARMS_ACK_RESULT = "alarms-ack-result"
 ALARMS_EXPORT = "alarms-export"
 ALARMS_DOWNLOAD = "alarms-download"
+ALARMS_WIDTH = "alarms-width"  # dcc.Store: the browser window's width (px), read once the page opens
+ALARMS_DETAILS = "alarms-details"  # on a phone: every column instead of one stacked column
 
 # --- shift page
 SHIFT_SITE = "shift-site"
