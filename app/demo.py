@@ -5,8 +5,8 @@
    for the other commands (``twin replay``, ``twin whatif``...);
 2. backfills ``--days`` (8) of EMULATED history from the seeded plant process (with the hidden truth
    of ``--truth``; with the example fleet ``examples/demo-truth.toml`` by default, whose faults, late
-   filament, over-temperature episode and alarm flood give the Shift and Alarms pages and the report
-   something to show), faster than real time, as ``twin backfill`` does: readings, events and the
+   boxes (material shortage), over-temperature episode and alarm flood give the Shift and Alarms pages
+   and the report something to show), faster than real time, as ``twin backfill`` does: readings, events and the
    plant's orders and shipments (through the feeds ledger), so the what-ifs can calibrate from a
    week of history and a fork into any past moment starts from the orders and shipments of then.
    The last day is sampled every ``BACKFILL_STEP_S``, older days every ``OLDER_STEP_S`` (the demo's
@@ -77,7 +77,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path("examples") / "fleet.toml"
 # the example fleet's demo truth: examples/truth.toml and the disturbances of a realistic alarm and downtime
-# history (faults with codes, late filament, an over-temperature episode, an alarm flood; see the file)
+# history (faults with codes, late boxes, an over-temperature episode, an alarm flood; see the file)
 DEMO_TRUTH = Path("examples") / "demo-truth.toml"
 # The last FINE_HOURS of emulated history are sampled every BACKFILL_STEP_S and older days every
 # OLDER_STEP_S (8 days: 1,440 + 2,016 samples instead of 11,520; ~21 s CPU, see
