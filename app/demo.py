@@ -4,7 +4,9 @@
    ``--data-dir``, the PLCs on 127.0.0.1, the feeds' file drop and endpoint) and prints its path,
    for the other commands (``twin replay``, ``twin whatif``...);
 2. backfills ``--days`` (8) of EMULATED history from the seeded plant process (with the hidden truth
-   of ``--truth``), faster than real time, as ``twin backfill`` does: readings, events and the
+   of ``--truth``; with the example fleet ``examples/demo-truth.toml`` by default, whose faults, late
+   boxes (material shortage), over-temperature episode and alarm flood give the Shift and Alarms pages
+   and the report something to show), faster than real time, as ``twin backfill`` does: readings, events and the
    plant's orders and shipments (through the feeds ledger), so the what-ifs can calibrate from a
    week of history and a fork into any past moment starts from the orders and shipments of then.
    The last day is sampled every ``BACKFILL_STEP_S``, older days every ``OLDER_STEP_S`` (the demo's
@@ -40,7 +42,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -53,13 +55,30 @@ if TYPE_CHECKING:
     from connectors.config.modbus import ModbusDeviceModel
     from connectors.config.opcua import OpcUaSourceModel
     from connectors.config.schema import PlantModel
+    from connectors.emulator.truth import Truth
+    from twin.spec import FleetSpec
 
-__all__ = ["BACKFILL_STEP_S", "DEFAULT_CONFIG", "DEFAULT_DAYS", "DEMO_CHECKPOINT_S", "DEMO_POLL_S", "FINE_HOURS",
-           "OLDER_ORDERS_EVERY_S", "OLDER_STEP_S", "STALE_AFTER_S", "register", "run"]
+__all__ = [
+    "BACKFILL_STEP_S",
+    "DEFAULT_CONFIG",
+    "DEFAULT_DAYS",
+    "DEMO_CHECKPOINT_S",
+    "DEMO_POLL_S",
+    "DEMO_TRUTH",
+    "FINE_HOURS",
+    "OLDER_ORDERS_EVERY_S",
+    "OLDER_STEP_S",
+    "STALE_AFTER_S",
+    "register",
+    "run",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path("examples") / "fleet.toml"
+# the example fleet's demo truth: examples/truth.toml and the disturbances of a realistic alarm and downtime
+# history (faults with codes, late boxes, an over-temperature episode, an alarm flood; see the file)
+DEMO_TRUTH = Path("examples") / "demo-truth.toml"
 # The last FINE_HOURS of emulated history are sampled every BACKFILL_STEP_S and older days every
 # OLDER_STEP_S (8 days: 1,440 + 2,016 samples instead of 11,520; ~21 s CPU, see
 # bench/backfill_bench.py --demo); a site's order and shipment changes before those hours are
@@ -75,6 +94,21 @@ OLDER_ORDERS_EVERY_S = 3600.0
 DEMO_POLL_S = 5.0
 STALE_AFTER_S = OLDER_STEP_S
 DEMO_CHECKPOINT_S = 60.0  # the twin's state checkpointed every minute, unless the plant file says otherwise
+
+
+def _fine_from(fleet: FleetSpec, truth: Truth | None, history_from: datetime, now: datetime) -> datetime:
+    """Where the history starts to be sampled every ``BACKFILL_STEP_S``.
+
+    The last ``FINE_HOURS``, and from 10 minutes before the truth's first episode (a chattering
+    alarm is only seen as such at the fine step).
+    """
+    fine = now - timedelta(hours=FINE_HOURS)
+    if truth is not None:
+        from connectors.emulator.backfill import episode_spans
+
+        starts = [t for _, t in episode_spans(fleet, truth, history_from, now)]
+        fine = min([fine, *(t - timedelta(minutes=10) for t in starts)])
+    return max(history_from, fine)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -99,7 +133,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seed", type=int, default=7, help="seed of the emulated plant (default 7)")
     p.add_argument("--truth", type=Path, default=None, metavar="FILE",
                    help="the emulated plant's hidden truth (TOML, see connectors.emulator.truth), for the "
-                        "backfill and the live PLCs alike (default: the plant runs as configured)")
+                        f"backfill and the live PLCs alike (default: {DEMO_TRUTH} with the example fleet, "
+                        "else the plant runs as configured)")
     p.add_argument("--ready-timeout", type=float, default=60.0, help="give up if not ready after S seconds")
     p.add_argument("--duration", type=float, default=0.0, metavar="S", help="stop after S seconds (default: never)")
     p.set_defaults(func=run)
@@ -270,6 +305,8 @@ def run(args: argparse.Namespace) -> int:
     if not math.isfinite(args.days) or args.days <= 0:
         print(f"twin demo: --days: must be a number of days > 0 (got {args.days:g})", file=sys.stderr)
         return 2
+    if args.truth is None and args.config == str(DEFAULT_CONFIG):
+        args.truth = DEMO_TRUTH if DEMO_TRUTH.exists() else Path(__file__).resolve().parents[2] / DEMO_TRUTH
     if args.truth is not None and not args.truth.is_file():
         print(f"twin demo: --truth: no such file {args.truth}", file=sys.stderr)
         return 2
@@ -337,7 +374,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             result = backfill(fleet, store, start=history_from, end=now, step_s=BACKFILL_STEP_S, seed=args.seed,
                               truth=truth, intake=Intake(fleet, ledger), older_step_s=OLDER_STEP_S,
-                              fine_from=max(history_from, now - timedelta(hours=FINE_HOURS)),
+                              fine_from=_fine_from(fleet, truth, history_from, now),
                               older_orders_every_s=OLDER_ORDERS_EVERY_S)
         finally:
             ledger.close()

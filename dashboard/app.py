@@ -38,10 +38,12 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 # Outputs of callbacks that change something or start work, and the role they need. The request
 # guard refuses them before any callback code runs; the callbacks check again themselves.
 PROTECTED_OUTPUTS: dict[str, UserRole] = {
-    ids.SITE_ACK_RESULT: UserRole.ENGINEER,
-    ids.ALARMS_ACK_RESULT: UserRole.ENGINEER,
-    ids.SHIFT_CLASSIFY_RESULT: UserRole.ENGINEER,
-    ids.SHIFT_SHELVE_RESULT: UserRole.ENGINEER,
+    ids.SITE_ACK_RESULT: UserRole.OPERATOR,
+    ids.ALARMS_ACK_RESULT: UserRole.OPERATOR,
+    ids.SHIFT_CLASSIFY_RESULT: UserRole.OPERATOR,
+    ids.SITE_CLASSIFY_RESULT: UserRole.OPERATOR,
+    ids.MACHINE_CLASSIFY_RESULT: UserRole.OPERATOR,
+    ids.SHIFT_SHELVE_RESULT: UserRole.OPERATOR,  # out of service: the callback asks for the engineer role
     ids.WHATIF_REQUEST: UserRole.ENGINEER,
     ids.WHATIF_RESULT: UserRole.ENGINEER,
 }

@@ -1,7 +1,8 @@
 """Who may use the dashboard and do what: roles, login, server-side sessions and server-side checks.
 
-* Roles: ``viewer`` (reads everything), ``engineer`` (also acknowledges alarms and runs what-ifs),
-  ``admin`` (everything). Checks run on the server in every callback that changes something or
+* Roles: ``viewer`` (reads everything), ``operator`` (also acknowledges alarms, classifies stops and
+  shelves alarms, one-shot or timed), ``engineer`` (also takes alarms out of service and back, and runs
+  what-ifs), ``admin`` (everything). Checks run on the server in every callback that changes something or
   starts work (``require``), and a request guard refuses such callbacks' HTTP requests up front,
   so hiding a button is never the only protection.
 * Login is required whenever the server listens on anything but loopback (or when a users file is
@@ -94,8 +95,9 @@ class UserRole(enum.IntEnum):
     """What a user may do; a higher role may do everything a lower one may."""
 
     VIEWER = 1
-    ENGINEER = 2
-    ADMIN = 3
+    OPERATOR = 2  # ISA-18.2: the operator acknowledges and shelves; out of service is the engineer's (MOC)
+    ENGINEER = 3
+    ADMIN = 4
 
 
 class Forbidden(TwinError):
@@ -178,7 +180,7 @@ def is_loopback(host: str) -> bool:
 
 def _role(value: object) -> UserRole:
     if not isinstance(value, str) or value not in {r.name.lower() for r in UserRole}:
-        raise fail("must be viewer, engineer or admin", value)
+        raise fail("must be viewer, operator, engineer or admin", value)
     return UserRole[value.upper()]
 
 

@@ -49,6 +49,10 @@ SITE_ACK_RESULT = "site-ack-result"
 SITE_SENT = "site-sent"  # dcc.Store: fingerprints of the slow-changing parts this browser already has
 SITE_ORDERS = "site-orders"
 SITE_PROJECTION = "site-projection"
+SITE_STOPS = "site-stops"  # today's stops that need a reason (dashboard.pages._stops)
+SITE_STOP_COMMENT = "site-stop-comment"
+SITE_CLASSIFY = "site-classify"
+SITE_CLASSIFY_RESULT = "site-classify-result"
 
 # --- machine page
 MACHINE_SITE = "machine-site"
@@ -62,6 +66,10 @@ MACHINE_HEADER = "machine-header"
 MACHINE_HEALTH = "machine-health"
 MACHINE_RISK = "machine-risk"
 MACHINE_HEALTH_DRAWN = "machine-health-drawn"  # what the Health card was last drawn from
+MACHINE_STOPS = "machine-stops"  # the machine's stops of today that need a reason
+MACHINE_STOP_COMMENT = "machine-stop-comment"
+MACHINE_CLASSIFY = "machine-classify"
+MACHINE_CLASSIFY_RESULT = "machine-classify-result"
 
 # --- what-if page
 WHATIF_SITE = "whatif-site"
@@ -122,6 +130,8 @@ ALARMS_ACK = "alarms-ack"
 ALARMS_ACK_RESULT = "alarms-ack-result"
 ALARMS_EXPORT = "alarms-export"
 ALARMS_DOWNLOAD = "alarms-download"
+ALARMS_WIDTH = "alarms-width"  # dcc.Store: the browser window's width (px), read once the page opens
+ALARMS_DETAILS = "alarms-details"  # on a phone: every column instead of one stacked column
 
 # --- shift page
 SHIFT_SITE = "shift-site"
@@ -131,6 +141,7 @@ SHIFT_TILES = "shift-tiles"
 SHIFT_WATERFALL = "shift-waterfall"
 SHIFT_PARETO = "shift-pareto"
 SHIFT_STOPS = "shift-stops"
+STOP_REASON = "stop-reason"  # {"type": STOP_REASON, "scope": "site"|"machine", "stop": "MACHINE|START|SHIFT_START"}
 SHIFT_REASON = "shift-reason"  # pattern-matching type: {"type": SHIFT_REASON, "stop": "MACHINE|START"}
 SHIFT_STOP_COMMENT = "shift-stop-comment"
 SHIFT_CLASSIFY = "shift-classify"

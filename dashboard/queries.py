@@ -435,10 +435,29 @@ class QueryService:
         rows: list[AlarmRow] = []
         for site in chosen:
             live_state = self._live_state(site.id, now)
-            rows += alarm_journal(self._current_alarms(site.id, live_state), self.events(site.id, t0, now))
+            rows += alarm_journal(self._current_alarms(site.id, live_state), self.events(site.id, t0, now),
+                                  initial=self.statuses_at(site.id, t0, live_state))
             if self.derived_alarms is not None:
                 rows += self.derived_alarms.past_alarms(site.id)
         return filter_alarms(rows, t0, priorities, states)
+
+    def statuses_at(self, site: str, t: datetime, live_state: SiteState | None) -> dict[tuple[str, str], MachineStatus]:
+        """Each machine's status at ``t`` (``(site, machine)`` -> status), as the journal's window starts there.
+
+        The snapshot of the 5 minutes before (``_past_state``: cached ``past_ttl_s`` once final), then the
+        status changes from it to ``t``: what ``connectors.export`` reads as the history's state at ``t``.
+        """
+        first = self._past_state(site, t, live_state)
+        if first is None:
+            return {}
+        status = {(site, str(m)): ms.status for m, ms in first.machines.items()}
+        for e in self.events(site, first.as_of, t):
+            if e.kind is EventKind.STATUS_CHANGE and e.ts <= t:
+                try:
+                    status[(site, str(e.asset))] = MachineStatus(e.data.get("to"))
+                except ValueError:
+                    status[(site, str(e.asset))] = MachineStatus.UNKNOWN
+        return status
 
     def acknowledge(self, *, site: str, key: str, user: str, comment: str) -> Event:
         """Record that ``user`` acknowledged alarm ``key`` at ``site`` (an ALARM_ACKNOWLEDGED event).

@@ -7,7 +7,10 @@ composition root hands it in). A report is kept ``ttl_s`` seconds per (site, shi
 someone records something. A classification or a shelving is checked here (role, reason of the
 site's tree, a stop that needs a person, an alarm of the shift or active now, a duration within the
 maximum) and recorded as an operator event through the collector's endpoint, like an
-acknowledgement; the collector checks it again against the plant file.
+acknowledgement; the collector checks it again against the plant file. The Shift, Site and Machine
+pages all record reasons through ``record_reasons`` (the operator role) and list today's stops that
+need one with ``needing_reason``; ``authorise_shelving`` says who may make a shelving change
+(ISA-18.2: the operator shelves, the engineer takes out of service).
 
 Usage::
 
@@ -21,21 +24,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
+from dashboard.auth import CurrentUser, UserRole, require
 from dashboard.queries import MAX_ACK_COMMENT_CHARS, QueryService
 from twin import codec
 from twin.alarm_shelving import MAX_SHELVE_S
-from twin.errors import AlarmError
+from twin.downtime import Stop
+from twin.errors import AlarmError, HistorianError
 from twin.frozen import FrozenDict
 from twin.shift import ShiftReport, ShiftWindow, shift_windows
 from twin.spec import SiteId
 from twin.state import Event, EventKind
 
-__all__ = ["CHANGES", "SHIFTS_BACK", "SO_FAR_MARGIN", "ShiftReports", "ShiftService"]
+__all__ = ["CHANGES", "CHANGE_ROLES", "SHIFTS_BACK", "SO_FAR_MARGIN", "NoReports", "ShiftReports", "ShiftService",
+           "authorise_shelving", "shift_service", "stop_id"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,23 @@ SHIFTS_BACK = timedelta(days=7)  # the shifts offered: those that started in the
 SO_FAR_MARGIN = timedelta(milliseconds=1)  # the shift in progress ends just after now (see ``windows``)
 CHANGES = {"shelved": "Shelve", "unshelved": "Unshelve", "out_of_service": "Take out of service",
            "in_service": "Return to service"}
+# who may make each change (ISA-18.2 / EEMUA 191): the operator shelves (one-shot or timed) and unshelves;
+# taking an alarm out of service, and back, is maintenance under management of change: the engineer's
+CHANGE_ROLES = {"shelved": UserRole.OPERATOR, "unshelved": UserRole.OPERATOR, "out_of_service": UserRole.ENGINEER,
+                "in_service": UserRole.ENGINEER}
+_CHANGE_ACTIONS = {"shelved": "shelving alarms", "unshelved": "unshelving alarms",
+                   "out_of_service": "taking alarms out of service", "in_service": "returning alarms to service"}
+
+
+def authorise_shelving(user: CurrentUser | None, change: str | None) -> CurrentUser:
+    """``user`` if its role allows ``change`` (``CHANGE_ROLES``; an unknown change needs the operator role)."""
+    key = change if change in CHANGE_ROLES else "shelved"
+    return require(user, CHANGE_ROLES[key], _CHANGE_ACTIONS[key])
+
+
+def stop_id(machine: str, start: datetime, window: ShiftWindow | None = None) -> str:
+    """A reason picker's ``stop``: ``MACHINE|START`` (the page's shift) or ``MACHINE|START|SHIFT_START``."""
+    return f"{machine}|{start.isoformat()}" + (f"|{window.start.isoformat()}" if window is not None else "")
 
 
 class ShiftReports(Protocol):
@@ -183,6 +207,53 @@ class ShiftService:
         log.info("alarm %s at %s: %s by %s", key, site, change, user)
         return self._record(event)
 
+    def today(self, site: str) -> list[ShiftWindow]:
+        """The site's shifts that started today (site time) or are in progress, newest first."""
+        spec = self.queries.fleet.site(site)
+        now = self.queries.now()
+        midnight = now.astimezone(ZoneInfo(spec.timezone)).replace(hour=0, minute=0, second=0, microsecond=0)
+        return [w for w in self.windows(site) if w.start >= midnight or w.end > now]
+
+    def needing_reason(self, site: str, machine: str | None = None) -> list[tuple[ShiftWindow, Stop]]:
+        """The stops of today's shifts (``today``) in planned time that no rule explains and nobody classified.
+
+        Of one machine, or of all the site's; newest first.
+        """
+        out = [(w, s) for w in self.today(site) for s in self.report(site, w).stops
+               if s.planned and s.reason is None and (machine is None or s.machine == machine)]
+        return sorted(out, key=lambda ws: (-ws[1].start.timestamp(), ws[1].machine))
+
+    def record_reasons(self, *, site: str | None, user: CurrentUser | None, picks: Sequence[tuple[str, object]],
+                       comment: str | None, window: ShiftWindow | None = None) -> str:
+        """Record the reasons picked (``(stop_id, reason)``, an empty reason skipped) as ``user``; what was done.
+
+        The operator role (``Forbidden`` otherwise, nothing recorded). A picker's stop names its shift
+        (``stop_id`` with a window), else it is of ``window``. A reason the stop has already is skipped;
+        ``AlarmError`` for a shift that is not offered, or as ``classify``.
+        """
+        who = require(user, UserRole.OPERATOR, "classifying stops")
+        if site is None:
+            raise AlarmError("site: pick a site")
+        done = 0
+        for stop, value in picks:
+            if not value:
+                continue
+            machine, at, shift_start = [*str(stop).split("|", 2), "", ""][:3]
+            w = window if not shift_start else self.window(site, shift_start)
+            if w is None or (shift_start and w.start.isoformat() != shift_start):
+                raise AlarmError(f"no shift of {site} starts at {shift_start[:40]!r} in the last 7 days: "
+                                 "nothing recorded for that stop")
+            start = datetime.fromisoformat(at)
+            given = {(s.machine, s.start): s.reason for s in self.report(site, w).stops}
+            if given.get((machine, start)) == value:
+                continue
+            self.classify(site=site, window=w, machine=machine, start=start, reason=str(value), user=who.name,
+                          comment=(comment or "").strip())
+            done += 1
+        if not done:
+            return "Choose a reason for at least one stop."
+        return f"{done} stop(s) classified by {who.name}."
+
     def alarm_keys(self, site: str, window: ShiftWindow) -> list[str]:
         """The alarms one may shelve: those of the shift's journal and those active now, sorted."""
         rep = self.report(site, window)
@@ -192,3 +263,26 @@ class ShiftService:
             keys.update(a.key for a in state.alarms.values())
         keys.update(c.key for c in rep.shelving)
         return sorted(keys)
+
+
+class NoReports:
+    """Where the app was built without the reports service (``twin dashboard`` gives it): says so."""
+
+    _WHY = "the shift's stops need the shift reports (services.extra['shift']; twin dashboard sets it)"
+
+    def report(self, site: str, window: ShiftWindow) -> ShiftReport:
+        raise HistorianError(self._WHY)
+
+    def html(self, rep: ShiftReport) -> str:
+        raise HistorianError(self._WHY)
+
+    def pdf(self, rep: ShiftReport) -> bytes:
+        raise HistorianError(self._WHY)
+
+    def pdf_problem(self) -> str:
+        return self._WHY
+
+
+def shift_service(queries: QueryService, given: object) -> ShiftService:
+    """The app's ``ShiftService`` (``services.extra['shift']``), else one over ``queries`` without reports."""
+    return given if isinstance(given, ShiftService) else ShiftService(queries=queries, reports=NoReports())

@@ -232,14 +232,18 @@ def _event_key(e: Event) -> str:
     return f"{e.data.get('rule', '')}:{e.asset}"
 
 
-def alarm_journal(current: Iterable[AlarmState], events: Iterable[Event]) -> list[AlarmRow]:
+def alarm_journal(current: Iterable[AlarmState], events: Iterable[Event], *,
+                  initial: Mapping[tuple[str, str], MachineStatus] | None = None) -> list[AlarmRow]:
     """Alarm instances from current alarm states and the alarm events of a window, newest first.
 
     Each ALARM_RAISED event opens an instance; CLEARED and ACKNOWLEDGED events update the latest
     instance of the same ``site``/``rule:asset``; current states not seen in the events are added as they
     are (raised before the window), and acknowledgements in the events are applied to them. The
     ALARM_SHELVING and STATUS_CHANGE events among ``events`` mark each instance shelved (how, who, why)
-    or suppressed by design (``twin.alarm_shelving.alarm_marks``, replayed up to the newest event).
+    or suppressed by design (``twin.alarm_shelving.alarm_marks``, replayed up to the newest event);
+    ``initial`` is each machine's status where ``events`` begin (``(site, machine)`` -> status), as the
+    CSV export (``connectors.export``) gives it: an alarm raised before the window's first status change
+    of a machine in maintenance since before the window is suppressed on both.
     """
     events = sorted(events, key=lambda e: e.ts)
     latest: dict[tuple[str, str], AlarmRow] = {}
@@ -270,7 +274,7 @@ def alarm_journal(current: Iterable[AlarmState], events: Iterable[Event]) -> lis
     seen = {(str(e.site), _event_key(e), e.ts) for e in events if e.kind is EventKind.ALARM_RAISED}
     before = [a for a in current if (str(a.site), a.key, a.raised_at) not in seen]
     end = max([e.ts for e in events] + [a.raised_at for a in before], default=None)
-    marks = alarm_marks(events, end, current=before) if end is not None else {}
+    marks = alarm_marks(events, end, current=before, initial=initial) if end is not None else {}
     for i, r in enumerate(rows):
         m = marks.get((r.site, r.key, r.raised_at))
         if m is not None:

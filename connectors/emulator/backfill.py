@@ -9,7 +9,8 @@ How it is written, sample by sample (``step_s``; history before ``fine_from`` ev
 ``older_step_s``, which makes long histories cheap):
 
 * the plant is advanced to the sample time and its readings are folded in by ``twin.live.apply``,
-  exactly as the collector folds one poll;
+  exactly as the collector folds one poll (the truth's ``[[episodes]]``, if any, raise the
+  temperatures they name first: ``sensors.apply_episodes``);
 * the order and shipment record versions the plant emitted since the previous sample
   (``Plant.take_records``) are folded in by ``twin.business.apply_records`` *at the time each
   happened*, before the sample's readings (at the sample's own time: after them, as the collector
@@ -40,20 +41,23 @@ import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from connectors.emulator.plant import Plant
-from connectors.emulator.truth import Truth
+from connectors.emulator.sensors import apply_episodes
+from connectors.emulator.truth import Episode, Truth
 from connectors.feeds.intake import Intake
 from connectors.feeds.parse import Line
 from twin import business, live
 from twin.business import BusinessRecord, OrderRecord
+from twin.calendar import in_shift
 from twin.historian import Historian, SeriesKey
 from twin.readings import Reading
 from twin.spec import FleetSpec, SiteId
 from twin.state import Event, SiteState, TwinState
 
-__all__ = ["BackfillResult", "Existing", "backfill", "existing_data", "sample_times"]
+__all__ = ["BackfillResult", "Existing", "backfill", "episode_spans", "existing_data", "sample_times"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +100,35 @@ def sample_times(start: datetime, end: datetime, step_s: float, *, older_step_s:
         yield t
         t = min(t + coarse, switch) if t < switch else t + fine
     yield end
+
+
+def episode_spans(fleet: FleetSpec, truth: Truth, start: datetime, end: datetime) -> list[tuple[Episode, datetime]]:
+    """When each of the truth's episodes starts in ``start``..``end``.
+
+    At ``at`` (site time) on the ``days_back``-th most recent day on which ``at`` is in a shift and
+    before ``end`` (0: ``end``'s own day). An episode whose day falls before ``start`` is left out (logged).
+    """
+    out = []
+    for e in truth.episodes:
+        site = fleet.site(e.site)
+        zone = ZoneInfo(site.timezone)
+        hh, mm = int(e.at[:2]), int(e.at[3:])
+        day = end.astimezone(zone).date()
+        found: list[datetime] = []
+        for back in range(0, 60):
+            t = datetime.combine(day - timedelta(days=back), time(hh, mm), tzinfo=zone).astimezone(UTC)
+            if t < start:
+                break
+            if t < end and in_shift(site.calendar, site.timezone, t):
+                found.append(t)
+                if len(found) > e.days_back:
+                    break
+        if len(found) > e.days_back:
+            out.append((e, found[e.days_back]))
+        else:
+            log.warning("backfill: the episode of %s at %s, %d shift day(s) back, is before %s: left out",
+                        e.site, e.at, e.days_back, start.isoformat())
+    return out
 
 
 def _at(state: TwinState, sites: set[SiteId], t: datetime) -> TwinState:
@@ -142,12 +175,15 @@ def backfill(
     run = _Run(fleet, historian, intake, start=start, fine_from=fine_from if fine_from is not None else start,
                orders_every_s=older_orders_every_s)
     plant = Plant(fleet, seed=seed, start=start, truth=truth)
+    episodes = episode_spans(fleet, truth, start, end) if truth is not None else []
     fine_every = timedelta(seconds=checkpoint_every_s)
     older_every = timedelta(seconds=checkpoint_every_s * coarse / step_s)
     total_s = (end - start).total_seconds()
     try:
         for t in sample_times(start, end, step_s, older_step_s=older_step_s, fine_from=fine_from):
             batch = plant.readings(t)
+            if episodes:  # the truth's scheduled disturbances, as the PLCs show them (none: unchanged)
+                batch = apply_episodes(batch, episodes, t)
             timed = plant.take_records()
             run.take(timed)
             at_sample: list[BusinessRecord] = []

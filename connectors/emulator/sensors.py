@@ -3,20 +3,25 @@
 Status codes, counters (wrapping at their ``counter_bits``), cycle time, fault code, job and level
 change only at the plant's events; temperatures follow the machine's status with a thermal time
 constant, power and vibration move while it runs. Noise is drawn from a table of normal quantiles.
+The truth's episodes (``Episode``: a heater running away, a chattering sensor) raise temperature
+readings as sampled (``apply_episodes``), after the plant has made them: no draw or event changes.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from statistics import NormalDist
 
 from connectors.emulator.shopfloor import Item, Machine, ValueKey
-from twin.readings import Value
+from connectors.emulator.truth import Episode
+from twin.readings import Reading, Value
 from twin.spec import MachineStatus, MachineTemplate, Role, SignalKind
 
-__all__ = ["AMBIENT_C", "DEFAULT_CODES", "item_values", "live_values", "plan_signals", "static_values", "temperature"]
+__all__ = ["AMBIENT_C", "DEFAULT_CODES", "apply_episodes", "item_values",
+           "live_values", "plan_signals", "static_values", "temperature"]
 
 DEFAULT_CODES = {MachineStatus.OFF: 0, MachineStatus.IDLE: 1, MachineStatus.RUNNING: 2, MachineStatus.FAULT: 3,
                  MachineStatus.MAINTENANCE: 4, MachineStatus.SETUP: 5}
@@ -128,3 +133,25 @@ def item_values(it: Item, out: dict[ValueKey, Value], start: datetime) -> None:
     out[(it.site, sku, "in_transit")] = round(it.in_transit, 3)
     eta = (start + timedelta(seconds=min(it.pending)[0])).timestamp() if it.pending else 0
     out[(it.site, sku, "eta")] = int(eta)
+
+
+def apply_episodes(readings: list[Reading], spans: Sequence[tuple[Episode, datetime]], t: datetime) -> list[Reading]:
+    """``readings`` (sampled at ``t``), the signals of the episodes in force at least their ``to_c``.
+
+    ``spans``: each episode with its start (``backfill.episode_spans``).
+    """
+    floors: dict[tuple[str, str, str], float] = {}
+    for e, at in spans:
+        if e.raised((t - at).total_seconds()):
+            for m in e.machines:
+                key = (e.site, m, e.signal)
+                floors[key] = max(floors.get(key, e.to_c), e.to_c)
+    if not floors:
+        return readings
+    out = []
+    for r in readings:
+        floor = floors.get((str(r.site), str(r.asset), str(r.signal)))
+        if floor is not None and isinstance(r.value, int | float) and r.value < floor:
+            r = r._replace(value=floor)
+        out.append(r)
+    return out

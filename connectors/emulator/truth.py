@@ -52,6 +52,17 @@ configured one)::
     maintenance_every_h = 120     # operating hours between planned maintenance stops (> 0; default:
                                   # the plant's maintenance_every_h)
 
+    [[episodes]]                  # a scheduled disturbance of a temperature signal (off without an entry;
+    site = "pod-berlin"           # the demo's truth file has some): at local time `time` of the site on
+    machines = ["P1", "P2"]       # the days_back-th most recent day before the backfilled history's
+    signal = "nozzle_temp_c"      # end on which `time` is in a shift (0: the end's own day, if `time`
+    days_back = 1                 # is before the end), for for_min minutes, the signal reads at least
+    time = "10:00"                # to_c degC (a heater running away). machines: optional, default every
+    for_min = 20                  # machine of the site with that temperature signal. period_s (> 0,
+    to_c = 280                    # optional): a chattering sensor, at least to_c for the first 2/3 of
+    period_s = 180                # each period only. Only the backfilled readings change (no random
+                                  # draw, no event of the plant): the same plant, the same draws.
+
 ``load_truth(path, fleet)`` checks the whole file and raises ``twin.errors.ConfigError`` listing
 every problem, e.g. ``truth.toml: machines[0].mtbf_h: must be > 0 (got -3)``; unknown keys and
 sites, machines, templates, products and SKUs the fleet does not have are named. Each section's
@@ -74,8 +85,8 @@ from twin.spec import FleetSpec, InventoryItemSpec, MachineSpec
 from twin.tomltext import loads_toml
 from twin.validation import Wording, collect, fail
 
-__all__ = ["Degradation", "ItemTruth", "MachineTruth", "ResolvedItem", "ResolvedMachine", "Truth", "load_truth",
-           "parse_truth"]
+__all__ = ["Degradation", "Episode", "ItemTruth", "MachineTruth", "ResolvedItem", "ResolvedMachine", "Truth",
+           "load_truth", "parse_truth"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,6 +141,37 @@ class Degradation:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Episode:
+    """A scheduled disturbance: temperature ``signal`` of ``machines`` at ``site`` reads at least ``to_c``.
+
+    For ``for_s`` seconds from ``at`` (local ``HH:MM``) of the ``days_back``-th shift day before the
+    history's end (``connectors.emulator.backfill.episode_spans``); with ``period_s``, only in the
+    first two thirds of each period (a chattering alarm).
+    """
+
+    site: str
+    machines: tuple[str, ...]
+    signal: str
+    days_back: int
+    at: str
+    for_s: float
+    to_c: float
+    period_s: float | None = None
+
+    def raised(self, elapsed_s: float) -> bool:
+        """Whether the signal is forced up ``elapsed_s`` seconds after the episode's start.
+
+        >>> e = Episode(site="s", machines=("P1",), signal="x", days_back=1, at="10:00", for_s=540, to_c=280,
+        ...             period_s=180)
+        >>> [e.raised(t) for t in (-1, 0, 60, 120, 180, 240, 540)]
+        [False, True, True, False, True, True, False]
+        """
+        if not 0 <= elapsed_s < self.for_s:
+            return False
+        return self.period_s is None or elapsed_s % self.period_s < self.period_s * 2.0 / 3.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ResolvedMachine:
     """The figures a machine really runs with."""
 
@@ -159,6 +201,7 @@ class Truth:
     product_demand: FrozenDict[tuple[str, str], float] = field(default_factory=FrozenDict)  # (site or "", product)
     items: FrozenDict[tuple[str, str], ItemTruth] = field(default_factory=FrozenDict)  # (site or "", sku)
     degradation: FrozenDict[str, Degradation] = field(default_factory=FrozenDict)  # template -> wear law
+    episodes: tuple[Episode, ...] = ()
     source: str = ""
 
     def wear(self, spec: MachineSpec) -> Degradation | None:
@@ -379,6 +422,68 @@ class _DegradationEntry(_Entry):
                                 lambda d: f"template {d['template']!r}")] = _check("once")
 
 
+def _temperature_signal(v: object, info: ValidationInfo) -> str | None:
+    """A temperature signal of every machine of the episode (not checked while its site is not known)."""
+    if not isinstance(v, str):
+        raise fail("must be a string", v)
+    sid = info.data.get("site")
+    if sid is None:
+        return v
+    wanted = info.data.get("machines")
+    machines = [m for m in _ctx(info).fleet.site(sid).machines if wanted is None or str(m.id) in wanted]
+    lacking = [str(m.id) for m in machines
+               if (sig := m.template.signal(v)) is None or sig.kind.value != "temperature"]
+    if wanted is None and len(lacking) < len(machines):
+        lacking = []  # every machine of the site with that signal
+    if not machines or lacking:
+        raise fail(f"not a temperature signal of {', '.join(lacking) or 'any machine'} at {sid!r}", v)
+    return v
+
+
+def _machines(v: object, info: ValidationInfo) -> tuple[str, ...] | None:
+    if v is None:
+        return None
+    if not isinstance(v, list) or not v:
+        raise fail("must be a non-empty list of machine ids", v)
+    sid = info.data.get("site")
+    if sid is None:
+        return tuple(str(x) for x in v)
+    return tuple(_name_of(x, {str(m.id) for m in _ctx(info).fleet.site(sid).machines}, f"machine at {sid!r}")
+                 for x in v)
+
+
+def _days_back(v: object) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 30:
+        raise fail("must be a whole number of days from 0 to 30", v)
+    return v
+
+
+def _hhmm(v: object) -> str:
+    if not isinstance(v, str) or len(v) != 5 or v[2] != ":" or not (v[:2] + v[3:]).isdigit() \
+            or int(v[:2]) > 23 or int(v[3:]) > 59:
+        raise fail("must be a local time HH:MM", v)
+    return v
+
+
+class _EpisodeEntry(_Entry):
+    site: Annotated[str, _known("sites", "site")]
+    machines: Annotated[tuple[str, ...] | None, PlainValidator(_machines)] = None
+    signal: Annotated[str, PlainValidator(_temperature_signal)]
+    days_back: Annotated[int, PlainValidator(_days_back)]
+    time: Annotated[str, PlainValidator(_hhmm)]
+    for_min: Annotated[float, _figure(lambda v: v > 0, "must be > 0")]
+    to_c: Annotated[float, _figure(lambda v: True, "")]
+    period_s: _Positive = None
+
+
+def _episode(e: _EpisodeEntry, fleet: FleetSpec) -> Episode:
+    machines = e.machines or tuple(str(m.id) for m in fleet.site(e.site).machines
+                                   if (sig := m.template.signal(e.signal)) is not None
+                                   and sig.kind.value == "temperature")
+    return Episode(site=e.site, machines=machines, signal=e.signal, days_back=e.days_back, at=e.time,
+                   for_s=e.for_min * 60.0, to_c=e.to_c, period_s=e.period_s)
+
+
 def _degradation(e: _DegradationEntry) -> Degradation:
     given = {k: v for k, v in e.model_dump().items() if k not in ("at", "template", "once") and v is not None}
     return Degradation(**given)
@@ -388,7 +493,7 @@ def _degradation(e: _DegradationEntry) -> Degradation:
 _WORDING = Wording(types={"model_type": "must be a table"}, unknown_first=True, bare_keys=True)
 _SECTIONS: dict[str, type[_Entry]] = {"templates": _TemplateEntry, "machines": _MachineEntry, "sites": _SiteEntry,
                                       "products": _ProductEntry, "skus": _SkuEntry,
-                                      "degradation": _DegradationEntry}
+                                      "degradation": _DegradationEntry, "episodes": _EpisodeEntry}
 
 
 def _entries(raw: Mapping[str, Any], section: str, context: _Context, problems: list[Problem]) -> list[Any]:
@@ -423,8 +528,9 @@ def parse_truth(text: str, fleet: FleetSpec, *, source: str = "<truth>") -> Trut
                                               delay_factor=e.delay_factor, bom_factor=e.bom_factor)
              for e in _entries(raw, "skus", context, problems)}
     degradation = {e.template: _degradation(e) for e in _entries(raw, "degradation", context, problems)}
+    episodes = tuple(_episode(e, fleet) for e in _entries(raw, "episodes", context, problems))
     if problems:
         raise ConfigError(source, problems)
     return Truth(templates=FrozenDict(templates), machines=FrozenDict(machines), site_demand=FrozenDict(site_demand),
                  product_demand=FrozenDict(product_demand), items=FrozenDict(items),
-                 degradation=FrozenDict(degradation), source=source)
+                 degradation=FrozenDict(degradation), episodes=episodes, source=source)

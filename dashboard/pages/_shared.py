@@ -153,8 +153,8 @@ def alarm_grid(component_id: str, *, height: str = "300px") -> dag.AgGrid:
 
 def acknowledge(queries: QueryService, user: CurrentUser | None, rows: Sequence[dict[str, Any]] | None,
                 comment: str | None) -> str:
-    """Acknowledge the selected alarm rows as ``user`` (engineer or admin); returns what was done."""
-    who = require(user, UserRole.ENGINEER, "acknowledging alarms")
+    """Acknowledge the selected alarm rows as ``user`` (operator or above); returns what was done."""
+    who = require(user, UserRole.OPERATOR, "acknowledging alarms")
     todo = [r for r in _alarm_rows(rows) if not r.get("acknowledged")]
     if not todo:
         return "Select at least one unacknowledged alarm."

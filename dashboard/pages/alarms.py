@@ -3,7 +3,10 @@
 Each row says whether the alarm was shelved (one-shot, timed until T, out of service), by whom and
 why, and whether it was suppressed by design (raised while its machine was OFF or in maintenance);
 a filter hides the shelved or the suppressed ones. Times are shown in each alarm's site zone (UTC on
-hover); the CSV keeps UTC ISO-8601, as ``twin export --what alarms`` writes it.
+hover); the CSV keeps UTC ISO-8601, as ``twin export --what alarms`` writes it. On a phone (a window
+narrower than ``NARROW_PX``) the journal is one stacked column per alarm (priority, where, state;
+message; raised; shelving, suppression and acknowledgement when there are any: ``summary``), read
+without sideways scrolling; *all columns* shows the full grid.
 """
 
 from __future__ import annotations
@@ -18,13 +21,21 @@ from dash import Input, Output, State, dcc, html
 
 from connectors.export import ALARM_JOURNAL_FIELDS, spreadsheet_safe
 from dashboard import components, ids
-from dashboard.pages._shared import ack_notice, alarm_grid, card, register_page, site_dropdown, site_options
+from dashboard.pages._shared import (
+    ALARM_COLUMNS,
+    ack_notice,
+    alarm_grid,
+    card,
+    register_page,
+    site_dropdown,
+    site_options,
+)
 from dashboard.services import Services
 from dashboard.viewmodels import AlarmRow
 from twin.alarm_shelving import JournalMark, shelf_label
 from twin.spec import Priority
 
-__all__ = ["hidden", "journal_csv", "layout", "register"]
+__all__ = ["NARROW_PX", "PHONE_COLUMNS", "columns_for", "hidden", "journal_csv", "layout", "register", "summary"]
 
 PATH = "/alarms"
 HOURS = {"1 h": 1, "8 h": 8, "24 h": 24, "7 d": 168, "30 d": 720}
@@ -32,6 +43,34 @@ STATES = ["active", "cleared", "acked", "unacked"]
 
 HIDE = {"hide shelved": "shelved", "hide suppressed": "suppressed"}
 CSV_FIELDS = list(ALARM_JOURNAL_FIELDS)  # the same columns as `twin export --what alarms`
+NARROW_PX = 768  # below this window width (Bootstrap's md) the journal is one stacked column
+PHONE_COLUMNS = [{"field": "summary", "headerName": "Alarm", "flex": 1, "minWidth": 0, "wrapText": True,
+                  "autoHeight": True, "tooltipField": "raised_utc",
+                  "cellStyle": {"whiteSpace": "pre-line", "lineHeight": "1.35", "paddingTop": "4px",
+                                "paddingBottom": "4px", "wordBreak": "break-word"}}]
+
+
+def summary(row: dict[str, Any]) -> str:
+    """One alarm as a few short lines (the phone's stacked column)."""
+    lines = [f"{row.get('priority', '')} · {row.get('site', '')} {row.get('asset', '')} · {row.get('state', '')}",
+             str(row.get("message", "")), f"raised {row.get('raised', '')}"]
+    if row.get("cleared"):
+        lines.append(f"cleared {row['cleared']}")
+    if row.get("shelved") not in ("", "no", None):
+        lines.append(f"shelved: {row['shelved']}" + (f" by {row['shelved_by']}" if row.get("shelved_by") else "")
+                     + (f": {row['shelved_why']}" if row.get("shelved_why") else ""))
+    if row.get("suppressed") == "yes":
+        lines.append("suppressed by design (machine off or in maintenance)")
+    if row.get("acked_by"):
+        lines.append(f"acked by {row['acked_by']}" + (f": {row['comment']}" if row.get("comment") else ""))
+    return "\n".join(lines)
+
+
+def columns_for(width: float | None, details: list[str] | None) -> list[dict[str, Any]]:
+    """The grid's columns: every one on a wide window (or asked for), else the stacked one."""
+    if width is not None and width < NARROW_PX and "all" not in (details or []):
+        return PHONE_COLUMNS
+    return ALARM_COLUMNS
 
 
 def layout(**_query: Any) -> html.Div:
@@ -48,7 +87,10 @@ def layout(**_query: Any) -> html.Div:
                         dbc.Col(dcc.Checklist(id=ids.ALARMS_STATES, options=STATES, value=[], inline=True), md=3),
                         dbc.Col(dcc.Dropdown(id=ids.ALARMS_HOURS, options=list(HOURS), value="24 h",
                                              clearable=False), md=2),
-                        dbc.Col(dcc.Checklist(id=ids.ALARMS_HIDE, options=list(HIDE), value=[], inline=True), md=12),
+                        dbc.Col(dcc.Checklist(id=ids.ALARMS_HIDE, options=list(HIDE), value=[], inline=True), md=8),
+                        dbc.Col(dcc.Checklist(id=ids.ALARMS_DETAILS, value=[], inline=True,
+                                              options=[{"label": " all columns", "value": "all"}],
+                                              className="d-md-none"), md=4),
                     ],
                     className="g-2",
                 ),
@@ -67,6 +109,7 @@ def layout(**_query: Any) -> html.Div:
             ),
             html.Div(id=ids.ALARMS_ACK_RESULT, className="mt-1"),
             dcc.Download(id=ids.ALARMS_DOWNLOAD),
+            dcc.Store(id=ids.ALARMS_WIDTH, data=None),
         ]
     )
 
@@ -103,6 +146,8 @@ def register(app: dash.Dash, services: Services) -> None:
         found = hidden(found, hide)
         shown = components.alarm_table_rows(found, zones=zones)
         if not export:
+            for row in shown:
+                row["summary"] = summary(row)
             return shown
         # the export's times: UTC ISO-8601 (what `twin export` writes), not the local text shown
         for row, r in zip(shown, found, strict=True):
@@ -110,6 +155,14 @@ def register(app: dash.Dash, services: Services) -> None:
                        acked_at=r.acked_at.isoformat() if r.acked_at else "",
                        shelved=shelf_label(JournalMark(shelf=r.shelf, until=r.shelved_until)))
         return shown
+
+    app.clientside_callback("function(_p) { return window.innerWidth; }", Output(ids.ALARMS_WIDTH, "data"),
+                            Input(ids.LOCATION, "pathname"))
+
+    @app.callback(Output(ids.ALARMS_GRID, "columnDefs"), Input(ids.ALARMS_WIDTH, "data"),
+                  Input(ids.ALARMS_DETAILS, "value"))
+    def _columns(width: float | None, details: list[str] | None) -> list[dict[str, Any]]:
+        return columns_for(width, details)
 
     @app.callback(Output(ids.ALARMS_GRID, "rowData"),
                   Input(ids.ALARMS_SITES, "value"), Input(ids.ALARMS_PRIORITIES, "value"),

@@ -5,6 +5,8 @@ the tile shows the machine as it was at the range's end. Times are in the site's
 The Health card is the health service's last view (``dashboard.health``): the failure risk within
 8 h and the rest of the shift with its 90 % interval, the driving signals, the model's note and the
 risk trend with the signals' learnt thresholds; nothing is read from the history for it here.
+The machine's stops of today's shifts that no rule explains are listed with a reason dropdown each
+(``dashboard.pages._stops``: the Shift page's path, operator role).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from dash.exceptions import PreventUpdate
 from dashboard import components, figures, health_view, ids, theme
 from dashboard.health import HealthService
 from dashboard.pages._shared import card, choose, register_page, site_choice, site_dropdown, url_param
+from dashboard.pages._stops import MACHINE_STOPS, register_stops, stops_card
 from dashboard.services import Services
+from dashboard.shift_view import shift_service
 from dashboard.timefmt import TimeChoice
 from dashboard.viewmodels import MachineKpis, MachineView
 
@@ -46,6 +50,7 @@ def layout(site: str | None = None, machine: str | None = None, **_query: Any) -
             card("Trends", dcc.Checklist(id=ids.MACHINE_SIGNALS, options=[], value=[], inline=True,
                                          className="signal-picker"),
                  dcc.Graph(id=ids.MACHINE_TREND, config={"displaylogo": False})),
+            stops_card(MACHINE_STOPS, "Stops needing a reason (today)"),
             card("Events", html.Div(id=ids.MACHINE_EVENTS)),
         ]
     )
@@ -79,6 +84,8 @@ def register(app: dash.Dash, services: Services) -> None:
     queries = services.queries
     found = services.extra.get("health")
     health: HealthService | None = found if isinstance(found, HealthService) else None
+    register_stops(app, shift_service(queries, services.extra.get("shift")), MACHINE_STOPS, ids.MACHINE_SITE,
+                   ids.MACHINE_SELECT)
 
     # the URL decides what the page opens with (a tile's link, a reload, a deep link); the pickers after
     @app.callback(Output(ids.MACHINE_SITE, "options"), Output(ids.MACHINE_SITE, "value"),

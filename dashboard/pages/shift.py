@@ -5,8 +5,9 @@ OEE with A/P/Q, the OEE loss waterfall, the downtime Pareto, the stops (a reason
 that needs a person), the alarm performance as ISA-18.2 measures it (rate per 10 min against its
 benchmarks, floods, stale, chattering, the top-10 bad actors, priorities), the shelving journal and
 a shelve action, and links to the report as a printable page and a PDF (``/shift/report.html`` and
-``/shift/report.pdf``, the same as ``twin report``). Classifying and shelving need the engineer role
-and go to the collector (``dashboard.shift_view``); the page then reads them back from the history.
+``/shift/report.pdf``, the same as ``twin report``). Classifying and shelving need the operator role
+(taking out of service and back the engineer's) and go to the collector (``dashboard.shift_view``); the
+page then reads them back from the history.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ from dash import ALL, Input, Output, State, dcc, html
 
 from dashboard import components, figures, ids
 from dashboard import shift_figures as figs
-from dashboard.auth import UserRole, current_user, require
+from dashboard.auth import current_user
 from dashboard.pages._shared import card, choose, notice, register_page, site_dropdown, site_options, url_param
 from dashboard.services import Services
-from dashboard.shift_view import CHANGES, ShiftService
+from dashboard.shift_view import CHANGES, authorise_shelving, shift_service, stop_id
 from twin.alarm_performance import ACCEPTABLE_PER_10_MIN, MANAGEABLE_PER_10_MIN
-from twin.errors import HistorianError, TwinError
+from twin.errors import TwinError
 from twin.shift import ShiftReport, ShiftWindow
 
 __all__ = ["REPORT_PATH", "layout", "register", "shift_label"]
@@ -39,7 +40,7 @@ REPORT_PATH = "/shift/report"  # .html or .pdf, ?site=&start=
 
 
 def layout(**_query: Any) -> html.Div:
-    reason_hint = "Give each stop that needs a person its reason, then record (engineer role)."
+    reason_hint = "Give each stop that needs a person its reason, then record (operator role)."
     return html.Div([
         html.Div([html.H2("Shift")], className="page-head"),
         dbc.Row([
@@ -113,10 +114,6 @@ def _tiles(rep: ShiftReport) -> list[Any]:
     ]
 
 
-def _stop_id(machine: str, start: datetime) -> str:
-    return f"{machine}|{start.isoformat()}"
-
-
 def _stops(rep: ShiftReport, reasons: list[dict[str, str]], limit: int = 25) -> Any:
     tz = rep.site.timezone
     rows = []
@@ -125,7 +122,7 @@ def _stops(rep: ShiftReport, reasons: list[dict[str, str]], limit: int = 25) -> 
                    key=lambda s: (s.reason is not None, not s.by, -s.start.timestamp(), s.machine))
     for s in shown[:limit]:
         person = s.reason is None or bool(s.by)
-        picker: Any = (dcc.Dropdown(id={"type": ids.SHIFT_REASON, "stop": _stop_id(s.machine, s.start)},
+        picker: Any = (dcc.Dropdown(id={"type": ids.SHIFT_REASON, "stop": stop_id(s.machine, s.start)},
                                     options=reasons, value=s.reason, placeholder="Reason…", clearable=False,
                                     className="shift-reason", style={"minWidth": "170px"})
                        if person else figs.reason_label(s.reason))
@@ -200,7 +197,7 @@ def register(app: dash.Dash, services: Services) -> None:
     register_page(__name__, path=PATH, name="Shift", title="Shift · Micro-factory twin", order=6, layout=layout)
     queries = services.queries
     given = services.extra.get("shift")
-    shifts = given if isinstance(given, ShiftService) else ShiftService(queries=queries, reports=_NoReports())
+    shifts = shift_service(queries, given)
 
     @app.callback(Output(ids.SHIFT_SITE, "options"), Output(ids.SHIFT_SITE, "value"),
                   Input(ids.LOCATION, "pathname"), State(ids.LOCATION, "search"), State(ids.SHIFT_SITE, "value"))
@@ -247,23 +244,12 @@ def register(app: dash.Dash, services: Services) -> None:
     def _classify(_n: int | None, values: list[Any], pickers: list[dict[str, str]], comment: str | None,
                   site: str | None, start: str | None) -> Any:
         try:
-            who = require(current_user(), UserRole.ENGINEER, "classifying stops")
             w = shifts.window(site, start) if site else None
             if site is None or w is None:
                 return notice("Pick a site and a shift.", error=True)
-            rep = shifts.report(site, w)
-            given = {(s.machine, s.start.isoformat()): s.reason for s in rep.stops}
-            done = 0
-            for value, picker in zip(values, pickers, strict=True):
-                machine, _, at = str(picker.get("stop", "")).partition("|")
-                if not value or given.get((machine, at)) == value:
-                    continue
-                shifts.classify(site=site, window=w, machine=machine, start=datetime.fromisoformat(at),
-                                reason=str(value), user=who.name, comment=(comment or "").strip())
-                done += 1
-            if not done:
-                return notice("Choose a reason for at least one stop.")
-            return notice(f"{done} stop(s) classified by {who.name}.")
+            picks = [(str(p.get("stop", "")), v) for v, p in zip(values, pickers, strict=True)]
+            return notice(shifts.record_reasons(site=site, user=current_user(), picks=picks, comment=comment,
+                                                window=w))
         except (TwinError, ValueError) as exc:
             return notice(str(exc), error=True)
 
@@ -275,7 +261,7 @@ def register(app: dash.Dash, services: Services) -> None:
     def _shelve(_n: int | None, key: str | None, change: str | None, kind: str | None, minutes: Any,
                 comment: str | None, site: str | None, start: str | None) -> Any:
         try:
-            who = require(current_user(), UserRole.ENGINEER, "shelving alarms")
+            who = authorise_shelving(current_user(), change)
             w = shifts.window(site, start) if site else None
             if site is None or w is None or not key:
                 return notice("Pick an alarm.", error=True)
@@ -314,21 +300,3 @@ def register(app: dash.Dash, services: Services) -> None:
 
     app.server.add_url_rule(f"{REPORT_PATH}.html", "shift_report_html", lambda: _report_file("html"))
     app.server.add_url_rule(f"{REPORT_PATH}.pdf", "shift_report_pdf", lambda: _report_file("pdf"))
-
-
-class _NoReports:
-    """Where the app was built without the reports service (``twin dashboard`` gives it): says so."""
-
-    _WHY = "the Shift page needs the shift reports (services.extra['shift']; twin dashboard sets it)"
-
-    def report(self, site: str, window: ShiftWindow) -> ShiftReport:
-        raise HistorianError(self._WHY)
-
-    def html(self, rep: ShiftReport) -> str:
-        raise HistorianError(self._WHY)
-
-    def pdf(self, rep: ShiftReport) -> bytes:
-        raise HistorianError(self._WHY)
-
-    def pdf_problem(self) -> str:
-        return self._WHY

@@ -2,7 +2,8 @@
 
 Machine tiles in Andon colours with a legend, the last shift's status timeline, live trends, OEE
 breakdown, open orders with their slack, inbound shipments with their delay, stock against reorder
-points and projected forward by the arrivals, and alarms to acknowledge.
+points and projected forward by the arrivals, alarms to acknowledge, and today's stops that need a
+reason, to give one (``dashboard.pages._stops``, the Shift page's path; operator role).
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from dashboard.pages._shared import (
     site_dropdown,
     trend_signals,
 )
+from dashboard.pages._stops import SITE_STOPS, register_stops, stops_card
 from dashboard.queries import QueryService
 from dashboard.services import Services
+from dashboard.shift_view import shift_service
 from dashboard.timefmt import TimeChoice
 from dashboard.viewmodels import SiteView
 
@@ -139,6 +142,7 @@ def layout(site: str | None = None, **_query: Any) -> html.Div:
                                className="small")], className="page-head"),
             dcc.Store(id=ids.SITE_SENT, data=None),
             *body(SITE_IDS, acknowledge=ack),
+            stops_card(SITE_STOPS, "Stops needing a reason (today)"),
         ]
     )
 
@@ -274,6 +278,7 @@ def render(services: Services, site: str, at: datetime | None = None) -> tuple[A
 def register(app: dash.Dash, services: Services) -> None:
     register_page(__name__, path=PATH, name="Site", title="Site · Micro-factory twin", order=1, layout=layout)
     queries = services.queries
+    register_stops(app, shift_service(queries, services.extra.get("shift")), SITE_STOPS, ids.SITE_SELECT)
 
     @app.callback(Output(ids.SITE_SELECT, "options"), Output(ids.SITE_SELECT, "value"),
                   Input(ids.LOCATION, "pathname"), Input(ids.LOCATION, "search"), State(ids.SITE_SELECT, "value"))

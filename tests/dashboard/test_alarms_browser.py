@@ -9,7 +9,7 @@ alarm events of our own at Berlin written to a copy of the store, as the collect
   ``nozzle-hot:P2`` raised at 11:25: suppressed by design.
 
 The dashboard reads the copy read-only, its clock stopped at ``NOW``. ``TWIN_SCREENSHOTS=1`` writes
-docs/screenshots/alarms.png (1440x900) and alarms-phone.png (390x844).
+docs/screenshots/alarms.png (1440x900) and alarms-phone.png (390x844: one stacked column per alarm).
 """
 
 from __future__ import annotations
@@ -97,10 +97,25 @@ def test_a_shelved_alarm_says_who_why_and_until_and_the_filter_hides_it(
             if SHOTS:
                 page.wait_for_load_state("networkidle")
                 page.screenshot(path=str(ROOT / "docs" / "screenshots" / "alarms.png"), full_page=True)
-                page.set_viewport_size({"width": 390, "height": 844})
-                page.wait_for_timeout(800)
-                page.screenshot(path=str(ROOT / "docs" / "screenshots" / "alarms-phone.png"), full_page=True)
-                page.set_viewport_size({"width": 1440, "height": 900})
+
+            # on a phone: one stacked column per alarm, the shelving and the suppression in it, no sideways scroll
+            phone = new_page(browser, 390, 844, errors)
+            phone.goto(url + "/alarms")
+            cell = phone.locator(".ag-row:has-text('P1 nozzle too hot') [col-id='summary']").first
+            cell.wait_for()
+            assert "shelved: timed until 2026-01-07 13:10 CET by ana: known drift" in cell.inner_text()
+            other = phone.locator(".ag-row:has-text('P2 nozzle too hot') [col-id='summary']").first
+            assert "suppressed by design" in other.inner_text()
+            assert phone.locator("[col-id='shelved_by']").count() == 0  # the secondary columns are folded in
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+            grid = phone.locator("#alarms-grid .ag-center-cols-viewport").first
+            assert grid.evaluate("e => e.scrollWidth <= e.clientWidth + 1")  # nor inside the grid
+            if SHOTS:
+                phone.wait_for_load_state("networkidle")
+                phone.screenshot(path=str(ROOT / "docs" / "screenshots" / "alarms-phone.png"), full_page=True)
+            phone.locator("#alarms-details input[value='all']").check()  # every column, on request
+            phone.locator(".ag-row:has-text('P1 nozzle too hot') [col-id='shelved_by']").first.wait_for()
+            phone.close()
 
             # the page's CSV: the same columns as `twin export --what alarms`, the until in UTC
             with page.expect_download() as dl:
