@@ -244,7 +244,8 @@ class ShiftService:
                 raise AlarmError(f"no shift of {site} starts at {shift_start[:40]!r} in the last 7 days: "
                                  "nothing recorded for that stop")
             start = datetime.fromisoformat(at)
-            given = {(s.machine, s.start): s.reason for s in self.report(site, w).stops}
+            given: dict[tuple[str, datetime], str | None] = {(s.machine, s.start): s.reason
+                                                             for s in self.report(site, w).stops}
             if given.get((machine, start)) == value:
                 continue
             self.classify(site=site, window=w, machine=machine, start=start, reason=str(value), user=who.name,
