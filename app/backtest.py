@@ -434,8 +434,8 @@ def alarm_table(summary: AlarmSummary) -> str:
                      f"{_ci(s.precision, s.precision_low, s.precision_high):>20}"
                      f"{_ci(s.recall, s.recall_low, s.recall_high):>17}{f'{s.events_caught}/{s.events}':>9}"
                      f"{lead:>9}{_num(s.brier):>7}{_num(s.brier_naive):>7}{_num(s.brier_skill):>7}")
-    lines.append("(cases: candidates x origins with a known outcome, "
-                 + ", ".join(f"{k} {n} left out: the history does not tell" for k, n in censored.items())
+    lines.append("(cases: candidates x origins with a known outcome; left out, the history cannot tell: "
+                 + ", ".join(f"{k} {n}" for k, n in censored.items())
                  + "; caught: events raised before they happened; lead: from the first origin raising it to "
                    "the stockout or the due time; naive: Brier score of the base rate)")
     lines.append(f"{'by threshold':<18}{'p >':>5}{'raised':>8}{'TP':>5}{'precision':>11}{'recall':>8}"
