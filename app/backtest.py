@@ -405,7 +405,7 @@ def _run_rolling(args: argparse.Namespace, calibrate_days: float, second_order: 
     print(_fidelity_table(_fidelity(summary), oracle is not None))
     print(_coverage_table(_coverage_by_site(summary), oracle is not None))
     if run_.alarms is not None:
-        print(alarm_table(run_.alarms))
+        print(_alarm_table(run_.alarms))
     return 0
 
 
@@ -419,7 +419,7 @@ def _ci(x: float, lo: float, hi: float) -> str:
     return "-" if math.isnan(x) else f"{x * 100:.0f}% ({lo * 100:.0f}-{hi * 100:.0f})"
 
 
-def alarm_table(summary: AlarmSummary) -> str:
+def _alarm_table(summary: AlarmSummary) -> str:
     """The predictive alarms' backtest as text: each rule at its threshold, then precision / recall by threshold."""
     st = summary.settings
     horizons = {"stockout_risk": st.stockout_horizon_s, "late_order_risk": st.late_horizon_s}
@@ -434,7 +434,8 @@ def alarm_table(summary: AlarmSummary) -> str:
                      f"{_ci(s.precision, s.precision_low, s.precision_high):>20}"
                      f"{_ci(s.recall, s.recall_low, s.recall_high):>17}{f'{s.events_caught}/{s.events}':>9}"
                      f"{lead:>9}{_num(s.brier):>7}{_num(s.brier_naive):>7}{_num(s.brier_skill):>7}")
-    lines.append("(cases: candidates x origins with a known outcome; left out, the history cannot tell: "
+    lines.append("(cases: candidates x origins with a known outcome; left out (out at the origin, or past the end of "
+                 "the history): "
                  + ", ".join(f"{k} {n}" for k, n in censored.items())
                  + "; caught: events raised before they happened; lead: from the first origin raising it to "
                    "the stockout or the due time; naive: Brier score of the base rate)")
