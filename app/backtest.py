@@ -25,6 +25,13 @@ exactly would still miss by (the plant's own randomness, and what the engine doe
 twin is at the floor when its error is at most the oracle's x 1.10 + 1 unit
 (``twin.sim.backtest.noise_floor``). The twin's calibration never sees the file.
 
+``--alarms`` (rolling only) also backtests the predictive alarms ``stockout_risk`` (raised when
+P(the SKU's shelf empties within ``--alarm-horizon-stockout``, 48 h) > ``--alarm-threshold-stockout``,
+0.5) and ``late_order_risk`` (P(an open order due within ``--alarm-horizon-late``, 24 h, finishes
+late) > ``--alarm-threshold-late``, 0.5) against what the history then shows
+(``twin.sim.alarm_backtest``): precision and recall with Wilson intervals, the median lead time,
+the Brier score against the base rate, and a table over other thresholds; ``--json``: ``"alarms"``.
+
 The forking and scoring at every origin is ``twin.sim.rolling`` (shared with the dashboard's
 model-trust scheduler, ``dashboard.trust``); this module parses the command and prints (the
 rolling summary ends with a table of the daily output: P50 error, bias against the 10 % limit and,
@@ -46,10 +53,11 @@ from app.whatif import add_common, check_sites, open_history, parse_duration, pa
 from connectors.executors import executor_for
 from twin.errors import ConfigError, Problem, TwinError
 from twin.frozen import FrozenDict
+from twin.sim.alarm_backtest import AlarmSettings, AlarmSummary
 from twin.sim.backtest import RollingSummary, noise_floor
 from twin.sim.params import DemandParams, LeadTimeParams, MachineParams, SimParams
 from twin.sim.projection import to_plain
-from twin.sim.rolling import origins, rolling, score_at
+from twin.sim.rolling import origins, rolling_run, score_at
 from twin.spec import Transport
 
 if TYPE_CHECKING:
@@ -123,12 +131,36 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--oracle-truth", default=None, metavar="FILE",
                    help="an emulated plant's truth file: also score an oracle forecast made with its figures "
                         "(the noise floor; the twin never reads it)")
+    p.add_argument("--alarms", action="store_true",
+                   help="rolling: also backtest the predictive alarms stockout_risk and late_order_risk")
+    p.add_argument("--alarm-threshold-stockout", type=float, default=0.5, metavar="P",
+                   help="stockout_risk is raised when P(stockout within its horizon) > P (0.5)")
+    p.add_argument("--alarm-horizon-stockout", type=parse_duration, default=48 * 3600.0, metavar="D",
+                   help="horizon of stockout_risk (48h)")
+    p.add_argument("--alarm-threshold-late", type=float, default=0.5, metavar="P",
+                   help="late_order_risk is raised when P(an order due within its horizon is late) > P (0.5)")
+    p.add_argument("--alarm-horizon-late", type=parse_duration, default=24 * 3600.0, metavar="D",
+                   help="horizon of late_order_risk (24h)")
     add_common(p)
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.set_defaults(func=run, replications=50, horizon=86400.0, calibrate_days=7.0)
 
 
 def _check(args: argparse.Namespace) -> None:
+    for name in ("alarm_threshold_stockout", "alarm_threshold_late"):
+        value = getattr(args, name, 0.5)
+        if not 0.0 <= value <= 1.0:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(flag, [Problem(path=name.replace("_", "-"), message="must be a probability in [0, 1]",
+                                             got=value)])
+    for name in ("alarm_horizon_stockout", "alarm_horizon_late"):
+        if getattr(args, name, 1.0) <= 0:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(flag, [Problem(path=name.replace("_", "-"), message="must be > 0",
+                                             got=getattr(args, name))])
+    if getattr(args, "alarms", False) and args.origin_from is None:
+        raise ConfigError("--alarms", [Problem(path="alarms", message="needs a rolling backtest (--from and --to)",
+                                               has_got=False)])
     if args.replications < 1:
         raise ConfigError("--replications", [Problem(path="replications", message="must be >= 1",
                                                      got=args.replications)])
@@ -343,18 +375,21 @@ def _run_rolling(args: argparse.Namespace, calibrate_days: float, second_order: 
                 sys.stderr.write("\n")
             sys.stderr.flush()
 
+    alarms = _alarm_settings(args) if args.alarms else None
     try:
         with executor_for(args.dask, args.workers) as ex:
-            results, summary = rolling(fleet, historian, at, args.horizon, bin_s=args.bin,
-                                       replications=args.replications, seed=args.seed, executor=ex,
-                                       workers=max(1, args.workers), calibrate_days=calibrate_days,
-                                       second_order=second_order, sites=args.site, on_origin=on_origin,
-                                       oracle=oracle)
+            run_ = rolling_run(fleet, historian, at, args.horizon, bin_s=args.bin, replications=args.replications,
+                               seed=args.seed, executor=ex, workers=max(1, args.workers),
+                               calibrate_days=calibrate_days, second_order=second_order, sites=args.site,
+                               on_origin=on_origin, oracle=oracle, alarms=alarms)
     finally:
         historian.close()
+    results, summary = run_.results, run_.summary
     if args.json:
         doc = {"origins": [r.to_dict() for r in results], "summary": summary.to_dict(),
                "fidelity": to_plain(_fidelity(summary)), "coverage": to_plain(_coverage_by_site(summary))}
+        if run_.alarms is not None:
+            doc["alarms"] = run_.alarms.to_dict()
         print(json.dumps(doc, allow_nan=False))
         return 0
     order = "second order" if second_order else "first order"
@@ -369,4 +404,45 @@ def _run_rolling(args: argparse.Namespace, calibrate_days: float, second_order: 
         print(f"coverage of fleet output by horizon hour: {by_hour}")
     print(_fidelity_table(_fidelity(summary), oracle is not None))
     print(_coverage_table(_coverage_by_site(summary), oracle is not None))
+    if run_.alarms is not None:
+        print(_alarm_table(run_.alarms))
     return 0
+
+
+def _alarm_settings(args: argparse.Namespace) -> AlarmSettings:
+    return AlarmSettings(stockout_threshold=args.alarm_threshold_stockout,
+                         stockout_horizon_s=args.alarm_horizon_stockout,
+                         late_threshold=args.alarm_threshold_late, late_horizon_s=args.alarm_horizon_late)
+
+
+def _ci(x: float, lo: float, hi: float) -> str:
+    return "-" if math.isnan(x) else f"{x * 100:.0f}% ({lo * 100:.0f}-{hi * 100:.0f})"
+
+
+def _alarm_table(summary: AlarmSummary) -> str:
+    """The predictive alarms' backtest as text: each rule at its threshold, then precision / recall by threshold."""
+    st = summary.settings
+    horizons = {"stockout_risk": st.stockout_horizon_s, "late_order_risk": st.late_horizon_s}
+    censored = dict(summary.censored)
+    lines = [f"{'predictive alarm':<18}{'p >':>5}{'horizon':>8}{'cases':>7}{'happened':>9}{'raised':>7}"
+             f"{'TP':>5}{'FP':>5}{'FN':>5}{'precision (95% CI)':>20}{'recall (95% CI)':>17}{'caught':>9}"
+             f"{'lead P50':>9}{'Brier':>7}{'naive':>7}{'skill':>7}"]
+    for s in summary.scores:
+        lead = "-" if math.isnan(s.lead_median_h) else f"{s.lead_median_h:.1f} h"
+        lines.append(f"{s.kind:<18}{s.threshold:>5.2f}{horizons[s.kind] / 3600:>7g}h{s.observations:>7}"
+                     f"{s.positives:>9}{s.raised:>7}{s.tp:>5}{s.fp:>5}{s.fn:>5}"
+                     f"{_ci(s.precision, s.precision_low, s.precision_high):>20}"
+                     f"{_ci(s.recall, s.recall_low, s.recall_high):>17}{f'{s.events_caught}/{s.events}':>9}"
+                     f"{lead:>9}{_num(s.brier):>7}{_num(s.brier_naive):>7}{_num(s.brier_skill):>7}")
+    lines.append("(cases: candidates x origins with a known outcome; left out (out at the origin, or past the end of "
+                 "the history): "
+                 + ", ".join(f"{k} {n}" for k, n in censored.items())
+                 + "; caught: events raised before they happened; lead: from the first origin raising it to "
+                   "the stockout or the due time; naive: Brier score of the base rate)")
+    lines.append(f"{'by threshold':<18}{'p >':>5}{'raised':>8}{'TP':>5}{'precision':>11}{'recall':>8}"
+                 f"{'lead P50':>10}")
+    for s in summary.table:
+        lead = "-" if math.isnan(s.lead_median_h) else f"{s.lead_median_h:.1f} h"
+        lines.append(f"{s.kind:<18}{s.threshold:>5.2f}{s.raised:>8}{s.tp:>5}{_pct(s.precision):>11}"
+                     f"{_pct(s.recall):>8}{lead:>10}")
+    return "\n".join(lines)

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from twin.historian import HistorianReader, SeriesKey, SeriesPoint
+from twin.sim.alarm_backtest import Observation
 from twin.sim.projection import FLEET, Projection, to_plain
 from twin.spec import FleetSpec, SignalKind
 
@@ -191,6 +192,7 @@ class BacktestResult:
     series: tuple[SeriesScore, ...]
     coverage: float
     second_order: bool = False
+    alarms: tuple[Observation, ...] = ()  # the predictive alarms at this origin (``twin.sim.alarm_backtest``)
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(self)  # type: ignore[no-any-return]

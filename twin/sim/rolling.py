@@ -8,7 +8,8 @@ over the horizon and scores the projection against what happened (``twin.sim.bac
 against the naive forecast (the same hours one week earlier). :func:`rolling_run` does that at every origin through a
 :class:`WindowCache` (the windows overlap by most of their length: every series is read once) and
 pools the scores (``twin.sim.backtest.rolling_summary``); it keeps each origin's calibration, so a
-caller can say which figures came from history and with how many samples.
+caller can say which figures came from history and with how many samples. With alarm settings it
+also backtests the predictive alarms at every origin (``twin.sim.alarm_backtest``).
 
 Reads go through the ``twin.historian.HistorianReader`` protocol only; nothing is written.
 """
@@ -19,13 +20,14 @@ import logging
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from twin.calibrate import Calibration
 from twin.errors import TwinError
 from twin.historian import HistorianReader, SeriesKey, SeriesPoint, SeriesResult
 from twin.readings import Reading
+from twin.sim.alarm_backtest import AlarmSettings, AlarmSummary, observe, summarize
 from twin.sim.backtest import BacktestResult, RollingSummary, actual_series, backtest, rolling_summary, with_oracle
 from twin.sim.build import fork
 from twin.sim.montecarlo import run as monte_carlo
@@ -49,6 +51,7 @@ class RollingRun:
     results: tuple[BacktestResult, ...]
     summary: RollingSummary
     calibrations: tuple[Calibration | None, ...]  # one per origin; None when calibration was off
+    alarms: AlarmSummary | None = None  # the predictive alarms' backtest (with ``alarms`` settings)
 
 
 def origins(first: datetime, last: datetime, every_s: float) -> list[datetime]:
@@ -72,13 +75,16 @@ def score_with_calibration(
     fleet: FleetSpec, historian: HistorianReader, at: datetime, horizon_s: float, *, bin_s: float, replications: int,
     seed: int, executor: Executor | None, workers: int, calibrate_days: float, second_order: bool,
     sites: Sequence[str] | None = None, on_progress: Callable[[int, int], None] | None = None,
-    oracle: SimParams | None = None,
+    oracle: SimParams | None = None, alarms: AlarmSettings | None = None,
 ) -> tuple[BacktestResult, Calibration | None]:
     """Fork at ``at`` from history before it, project ``horizon_s``, score; with the calibration used.
 
     ``oracle`` (a measuring instrument, never a forecast): the figures the plant really runs; the
     same state is forked again with them, first order (they are known exactly), and its P50 daily
     error and bias go beside the forecast's (``twin.sim.backtest.with_oracle``).
+    ``alarms``: also observe the predictive alarms at ``at`` (``twin.sim.alarm_backtest.observe``) from
+    the same replications, or, when the alarms look further ahead than ``horizon_s``, from a second
+    fork of the same state with the same figures over their horizon; in ``result.alarms``.
     """
     inputs = prepare(fleet, historian, at, sites, calibrate_days)
     snapshot = inputs.snapshot()
@@ -98,6 +104,13 @@ def score_with_calibration(
                          as_of=fo.as_of, second_order=False)
         po = ro.projection()
         result = with_oracle(result, backtest(po, actual, {key: ro.samples(*key) for key in actual}))
+    if alarms is not None:
+        outputs = res.baseline
+        if alarms.horizon_s > horizon_s + 1e-9:
+            fa = fork(fleet, snapshot, None, inputs.params, horizon_s=alarms.horizon_s, bin_s=bin_s, sites=inputs.sites)
+            outputs = monte_carlo(fa.data, replications=replications, seed=seed, executor=executor, workers=workers,
+                                  as_of=fa.as_of, uncertainty=inputs.uncertainty, second_order=second_order).baseline
+        result = replace(result, alarms=observe(fleet, historian, f.as_of, outputs, alarms))
     return result, inputs.calibration
 
 
@@ -173,11 +186,13 @@ def rolling_run(
     replications: int, seed: int, executor: Executor | None, workers: int, calibrate_days: float,
     second_order: bool, sites: Sequence[str] | None = None, on_origin: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None, oracle: SimParams | None = None,
+    alarms: AlarmSettings | None = None,
 ) -> RollingRun:
     """Backtests at every origin (through one :class:`WindowCache`), their summary and calibrations.
 
     ``should_stop`` is asked before each origin: True ends the run early with the origins done so far.
-    ``oracle``: see :func:`score_with_calibration`.
+    ``oracle``, ``alarms``: see :func:`score_with_calibration` (with ``alarms``, ``RollingRun.alarms``
+    pools every origin's observations: ``twin.sim.alarm_backtest.summarize``).
     """
     results: list[BacktestResult] = []
     calibrations: list[Calibration | None] = []
@@ -185,14 +200,16 @@ def rolling_run(
     source: HistorianReader = historian
     if at:
         lo = min(at) - timedelta(days=calibrate_days) - WEEK - timedelta(hours=1)
-        source = WindowCache(historian, lo, max(at) + timedelta(seconds=horizon_s))
+        ahead = max(horizon_s, alarms.horizon_s) if alarms is not None else horizon_s
+        source = WindowCache(historian, lo, max(at) + timedelta(seconds=ahead))
     for i, t in enumerate(at):
         if should_stop is not None and should_stop():
             log.info("rolling backtest stopped after %d of %d origins", i, len(at))
             break
         result, calibration = score_with_calibration(
             fleet, source, t, horizon_s, bin_s=bin_s, replications=replications, seed=seed, executor=executor,
-            workers=workers, calibrate_days=calibrate_days, second_order=second_order, sites=sites, oracle=oracle)
+            workers=workers, calibrate_days=calibrate_days, second_order=second_order, sites=sites, oracle=oracle,
+            alarms=alarms)
         results.append(result)
         calibrations.append(calibration)
         done.append(t)
@@ -200,8 +217,9 @@ def rolling_run(
             on_origin(i + 1, len(at))
     if source is not historian:
         source.close()
+    summary_alarms = (summarize([o for r in results for o in r.alarms], alarms) if alarms is not None else None)
     return RollingRun(origins=tuple(done), results=tuple(results), summary=rolling_summary(results),
-                      calibrations=tuple(calibrations))
+                      calibrations=tuple(calibrations), alarms=summary_alarms)
 
 
 def rolling(
