@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--days", type=float, default=14.0)
     ap.add_argument("--replications", type=int, default=40)
     ap.add_argument("--cycles", type=int, default=3)
+    ap.add_argument("--verbose", action="store_true", help="print the risks above 30 % of the first cycle")
     args = ap.parse_args()
     fleet = load(ROOT / "examples" / "fleet.toml").fleet
     end = datetime(2026, 11, 30, 6, tzinfo=UTC)
@@ -51,6 +52,8 @@ def main() -> None:
             f = forecaster.compute(end - timedelta(hours=args.cycles - 1 - i))
             above = sum(1 for r in f.risks
                         if r.probability > next(a.threshold or 0.5 for a in fleet.alarms if a.id == r.rule))
+            if i == 0 and args.verbose:
+                print(*(f"  {r.site} {r.asset}: {r.detail}" for r in f.risks if r.probability > 0.3), sep="\n")
             print(f"cycle {i + 1}: {len(f.risks)} risks ({above} above their threshold), "
                   f"{f.cpu_s:.2f} s CPU, {f.duration_s:.2f} s wall")
 

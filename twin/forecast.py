@@ -8,7 +8,8 @@ the live reducer:
 * ``stockout_risk``: P(the SKU's shelf empties within ``horizon_h``), the share of Monte Carlo
   replications (``twin.sim``) whose first stockout comes within it, one instance per site and SKU;
 * ``late_order_risk``: P(an open order due within ``horizon_h`` finishes after its due time),
-  the share of replications where it is not done by then, one instance per order.
+  the share of replications where it is not done by then, one instance per order (an order
+  already overdue is late, not at risk: it has no instance, and its instance clears).
 
 The forecaster (``connectors.forecaster``) computes a :class:`Forecast` on its schedule; the
 collector folds it into its state with :func:`apply_forecast`, which runs each instance through
@@ -156,8 +157,8 @@ def projection_risks(fleet: FleetSpec, outputs: Sequence[ReplicationOutput], as_
         h_s = (rule.horizon_h or 24.0) * 3600.0
         for oid, due in outputs[0].open_order_due_s.items():
             site = fleet.site(outputs[0].open_order_site[oid])
-            if (rule.sites and site.id not in rule.sites) or due > h_s:
-                continue
+            if (rule.sites and site.id not in rule.sites) or due > h_s or due <= 0.0:
+                continue  # not due within the horizon, or overdue: late already, no prediction
             done = [o.open_order_done_s[oid] for o in outputs]
             p = sum(1 for t in done if t > due + 1e-9) / n
             finish = _median(done)

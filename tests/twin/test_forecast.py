@@ -114,10 +114,11 @@ def test_projection_risks_by_hand(fleet: FleetSpec) -> None:
     # four replications. PLA-1KG runs out at 1 h, 2 h, never, 60 h: 2 of 4 within 48 h, p 0.5;
     # the median of the stockouts within the horizon (1 h, 2 h: the lower middle) is 1 h after the fork.
     # SO-7 is due in 10 h and done at 5, 12, 11 h and never: late in 3 of 4, p 0.75; median finish 11 h.
-    # SO-8 is due in 30 h: beyond the 24 h horizon, no risk.
+    # SO-8 is due in 30 h: beyond the 24 h horizon, no risk; SO-9 was due an hour ago: late already, no risk.
     times = [1 * h, 2 * h, inf, 60 * h]
     finish = [5 * h, 12 * h, 11 * h, inf]
-    outputs = [_out({("pod-berlin", "PLA-1KG"): t}, {"SO-7": f, "SO-8": 20 * h}, {"SO-7": 10 * h, "SO-8": 30 * h})
+    outputs = [_out({("pod-berlin", "PLA-1KG"): t}, {"SO-7": f, "SO-8": 20 * h, "SO-9": inf},
+                    {"SO-7": 10 * h, "SO-8": 30 * h, "SO-9": -1 * h})
                for t, f in zip(times, finish, strict=True)]
     berlin = dataclasses.replace(fleet, sites=(fleet.site("pod-berlin"),))
     risks = {r.asset: r for r in projection_risks(berlin, cast(Any, outputs), T)}
