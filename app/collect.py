@@ -10,6 +10,10 @@ at start the ledger's latest records are re-applied to the resumed state (nothin
 lost by a crash). ``--no-feeds`` leaves them off. The endpoint also takes the dashboard's operator
 events (alarm acknowledgements, ``POST /api/v1/events``) and answers once the collector committed
 them to the historian: the collector is the history's only writer.
+
+With ``[forecaster] enabled = true`` and predictive ``[[alarms]]`` (failure, stockout, late-order
+risk) it also runs the forecaster (``connectors.forecaster``) in a worker thread on its schedule:
+its risks raise and clear those alarms through the collector's batches like any other alarm.
 """
 
 from __future__ import annotations
@@ -93,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
             collector.add_source(ShiftEndReports(cfg.reports, cfg.fleet,
                                                  lambda: _open_historian(cfg.historian, cfg.fleet, "read")))
+    _start_forecaster(cfg, collector, log_only=args.log_only)
     ledger_closer = None
     if cfg.feeds is not None and not args.no_feeds:
         ledger_closer = _start_feeds(cfg, collector, events=not args.log_only)
@@ -125,6 +130,33 @@ def run(args: argparse.Namespace) -> int:
             ledger_closer()
     print(f"collected {collector.readings_written} readings in {collector.flushes} batches")
     return 0
+
+
+def _start_forecaster(cfg: PlantConfig, collector: Collector, *, log_only: bool = False) -> None:
+    """Run the forecaster beside the sources when ``[forecaster]`` is enabled and there are predictive rules."""
+    from twin.forecast import predictive_rules
+
+    rules = predictive_rules(cfg.fleet)
+    if not cfg.forecaster.enabled:
+        if rules:
+            log.info("forecaster off ([forecaster] enabled = false): %d predictive alarm rules are not evaluated",
+                     len(rules))
+        return
+    if not rules:
+        log.warning("[forecaster] enabled, but no predictive [[alarms]] (failure_risk, stockout_risk, "
+                    "late_order_risk): nothing to forecast")
+        return
+    if log_only:
+        log.warning("[forecaster] enabled: no forecasts with --log-only (they read the history)")
+        return
+    from app.historians import open_historian
+    from connectors.forecaster import Forecaster
+
+    collector.add_source(Forecaster(cfg.fleet, cfg.forecaster,
+                                    lambda: open_historian(cfg.historian, cfg.fleet, "read"),
+                                    deliver=collector.submit_forecast, current=lambda: collector.state))
+    log.info("forecaster: %d predictive rules every %g min, %d replications", len(rules),
+             cfg.forecaster.every_s / 60.0, cfg.forecaster.replications)
 
 
 def _start_feeds(cfg: PlantConfig, collector: Collector, *, events: bool = True) -> Callable[[], None]:

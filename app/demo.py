@@ -93,6 +93,7 @@ FINE_HOURS = 24.0
 OLDER_ORDERS_EVERY_S = 3600.0
 DEMO_POLL_S = 5.0
 STALE_AFTER_S = OLDER_STEP_S
+DEMO_FORECAST_MIN = 5.0  # the demo's forecaster (predictive alarms) runs every 5 minutes
 DEMO_CHECKPOINT_S = 60.0  # the twin's state checkpointed every minute, unless the plant file says otherwise
 
 
@@ -233,6 +234,7 @@ def _demo_config(source: Path, data_dir: Path, port_base: int, feeds_port: int =
     """
     from connectors.config import load, read_config_text
     from connectors.config.feeds import FeedsHttpModel, FeedsModel
+    from connectors.config.forecaster import ForecasterModel
     from connectors.config.schema import HistorianModel, PlantModel
     from twin.tomltext import loads_toml
 
@@ -261,8 +263,11 @@ def _demo_config(source: Path, data_dir: Path, port_base: int, feeds_port: int =
                                                         u.endpoint)}) for u in model.sources.opcua]
     servers += [mixed] if mixed is not None else []
     sources: dict[str, object] = {"modbus": plcs, **({"opcua": servers} if servers else {})}
+    # the predictive alarms' forecaster is on in the demo (off by default): every 5 min unless the file says
+    forecaster = (model.forecaster.model_copy(update={"enabled": True}) if model.forecaster is not None
+                  else ForecasterModel(enabled=True, every_min=DEMO_FORECAST_MIN))
     demo = model.model_copy(update={
-        "historian": historian, "feeds": feeds,
+        "historian": historian, "feeds": feeds, "forecaster": forecaster,
         "fleet": model.fleet.model_copy(update={"stale_after_polls": STALE_AFTER_S / DEMO_POLL_S}),
         "sources": model.sources.model_copy(update=sources)})
     path = data_dir / "fleet.toml"

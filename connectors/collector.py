@@ -16,6 +16,11 @@ through ``submit(records)`` and are folded in by ``twin.business.apply_records``
 sources (e.g. an InfluxDB feed poller) are passed as ``sources``: objects with
 ``async def run(self, stop)``, started in the collector's task group, that call ``ingest(readings)``.
 
+Forecasts of the predictive alarms (``twin.forecast.Forecast``, from ``connectors.forecaster``)
+arrive through ``submit_forecast``; the latest is folded in by ``twin.forecast.apply_forecast`` in
+the next ``apply_pending``, after the readings and records, so its raised/cleared events are in that
+batch (and the site gets a checkpoint).
+
 Operator events (alarm acknowledgements from the dashboard, through the feed endpoint) arrive
 through ``record(events)``: they go to the sink with the next batch, unchanged, and the future
 ``record`` returns is done once that batch is committed, so the endpoint answers only then. If the
@@ -51,6 +56,7 @@ from twin import business, live
 from twin.business import BusinessRecord
 from twin.clock import Clock, utc_now
 from twin.errors import TwinError
+from twin.forecast import Forecast, apply_forecast
 from twin.frozen import FrozenDict
 from twin.historian import HistorianReader
 from twin.readings import Reading
@@ -135,6 +141,7 @@ class Collector:
         self.poller = Poller(devices, self.ingest, clock=clock, seed=seed)
         self._pending: list[Reading] = []
         self._pending_records: list[BusinessRecord] = []
+        self._pending_forecast: Forecast | None = None  # the latest forecast, for the next batch
         self._pending_events: list[_Waiter] = []  # operator events for the next batch
         self._committing: list[_Waiter] = []  # operator events of the batch being written
         self.sources: tuple[Source, ...] = (self.poller, *sources)  # the Modbus poller is a source like the others
@@ -159,6 +166,10 @@ class Collector:
     def submit(self, records: Sequence[BusinessRecord]) -> None:
         """Queue order/shipment records for the next flush (call it in the event loop's thread)."""
         self._pending_records.extend(records)
+
+    def submit_forecast(self, forecast: Forecast) -> None:
+        """Queue the forecaster's latest risks for the next flush (call it in the event loop's thread)."""
+        self._pending_forecast = forecast
 
     def record(self, events: Sequence[Event]) -> asyncio.Future[None]:
         """Queue operator events for the next batch; the future is done once they are committed.
@@ -193,6 +204,11 @@ class Collector:
             records, self._pending_records = self._pending_records, []
             state, business_events = business.apply_records(self.fleet, state, records, now)
             events = events + business_events
+        if self._pending_forecast is not None:
+            forecast, self._pending_forecast = self._pending_forecast, None
+            state, risk_events = apply_forecast(self.fleet, state, replace(forecast, at=max(forecast.at, now)),
+                                                self.sites)
+            events = events + risk_events
         self.state = state
         with_events = {e.site for e in events}
         counts = self._since_checkpoint

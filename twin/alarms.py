@@ -14,6 +14,8 @@ Conditions:
   a stale or bad value neither raises nor clears (nor restarts the pending timer).
 * STOCK_BELOW_REORDER: an item's GOOD ``on_hand`` below the item's ``reorder_point``.
 * MACHINE_DOWN: the machine's status is FAULT; UNKNOWN neither raises nor clears.
+* FAILURE_RISK, STOCKOUT_RISK, LATE_ORDER_RISK (predictive): not evaluated here but by the
+  forecaster (``twin.forecast``), through :func:`step`, the same lifecycle with a probability.
 
 >>> from datetime import UTC, datetime
 >>> from twin.spec import Priority
@@ -37,7 +39,7 @@ from datetime import datetime, timedelta
 from twin.errors import AlarmError
 from twin.frozen import FrozenDict
 from twin.readings import Quality, Value
-from twin.spec import AlarmKind, AlarmRule, FleetSpec, MachineId, MachineStatus, SiteSpec, Sku
+from twin.spec import AlarmKind, AlarmRule, FleetSpec, MachineId, MachineStatus, SiteId, SiteSpec, Sku
 from twin.state import AlarmState, Event, EventKind, InventoryState, MachineState, SiteState
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "condition",
     "evaluate",
     "evaluate_parts",
+    "step",
 ]
 
 log = logging.getLogger(__name__)
@@ -97,6 +100,8 @@ def condition(
     rule: AlarmRule, site_spec: SiteSpec, site_state: SiteState, asset: str
 ) -> tuple[bool | None, Value]:
     """Whether ``rule``'s condition holds for ``asset`` now (True, False, or None if unknown), and the value."""
+    if rule.kind.predictive:
+        return None, None  # the forecaster's (twin.forecast)
     if rule.kind is AlarmKind.STOCK_BELOW_REORDER:
         item = site_spec.item(asset)
         if item is None:
@@ -147,7 +152,7 @@ def _targets(
     out: list[tuple[AlarmRule, str, float | None]] = []
     if changed is None:
         for rule in spec.alarms:
-            if rule.sites and site not in rule.sites:
+            if (rule.sites and site not in rule.sites) or rule.kind.predictive:
                 continue
             if rule.kind is AlarmKind.STOCK_BELOW_REORDER:
                 out.extend((rule, i.sku, i.reorder_point) for i in site_spec.inventory
@@ -169,7 +174,7 @@ def _targets(
         machine = site_spec.machine(asset)
         item = site_spec.item(asset) if machine is None else None
         for rule in spec.alarms:
-            if rule.sites and site not in rule.sites:
+            if (rule.sites and site not in rule.sites) or rule.kind.predictive:
                 continue
             if machine is not None and rule.applies_to_machine(machine):
                 out.append((rule, asset, None))
@@ -251,6 +256,55 @@ def evaluate_parts(
         pending if pending_out is None else FrozenDict(pending_out),
         tuple(events),
     )
+
+
+def step(
+    rule: AlarmRule,
+    site: SiteId,
+    asset: str,
+    holds: bool | None,
+    value: Value,
+    alarms: dict[str, AlarmState],
+    pending: dict[str, datetime],
+    now: datetime,
+    *,
+    detail: str = "",
+    data: Mapping[str, Value] | None = None,
+) -> Event | None:
+    """One instance's lifecycle at ``now`` given whether its condition ``holds`` (None: unknown).
+
+    The same transitions as :func:`evaluate_parts` (``for_s`` pending, raise, clear, a cleared and
+    acknowledged alarm leaves), on mutable ``alarms``/``pending`` dicts, for conditions computed
+    elsewhere (the forecaster's probabilities). ``detail`` is appended to the rule's message (e.g.
+    "42 % chance of failure within 8 h") and ``data`` to the event's data. Returns the event, if any.
+    """
+    if holds is None:
+        return None
+    key = f"{rule.id}:{asset}"
+    current = alarms.get(key)
+    message = f"{rule.message}: {detail}" if detail else rule.message
+    extra = dict(data or {})
+    if holds:
+        if current is not None and current.active:
+            return None
+        since = pending.get(key, now)
+        if (now - since).total_seconds() < rule.for_s:
+            pending[key] = since
+            return None
+        pending.pop(key, None)
+        raised = AlarmState(rule=rule.id, site=site, asset=asset, priority=rule.priority, message=message,
+                            active=True, raised_at=now, value=value)
+        alarms[key] = raised
+        return _event(EventKind.ALARM_RAISED, raised, now, f"{asset}: {message}", **extra)
+    pending.pop(key, None)
+    if current is None or not current.active:
+        return None
+    cleared = replace(current, active=False, cleared_at=now, value=value)
+    if cleared.acknowledged:
+        del alarms[key]
+    else:
+        alarms[key] = cleared
+    return _event(EventKind.ALARM_CLEARED, cleared, now, f"{asset}: cleared: {message}", **extra)
 
 
 def acknowledge(

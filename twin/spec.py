@@ -137,6 +137,23 @@ class AlarmKind(enum.Enum):
     BELOW = "below"  # a machine signal below a threshold for at least for_s
     STOCK_BELOW_REORDER = "stock_below_reorder"  # on hand below the item's reorder point
     MACHINE_DOWN = "machine_down"  # status FAULT for at least for_s
+    # predictive (evaluated by the forecaster, ``twin.forecast``, not by the live reducer):
+    FAILURE_RISK = "failure_risk"  # P(the machine fails within horizon_h) > threshold
+    STOCKOUT_RISK = "stockout_risk"  # P(the SKU's shelf empties within horizon_h) > threshold
+    LATE_ORDER_RISK = "late_order_risk"  # P(an open order due within horizon_h finishes late) > threshold
+
+    @property
+    def predictive(self) -> bool:
+        """Whether the forecaster evaluates this kind (a probability over ``horizon_h``), not the reducer."""
+        return self in _PREDICTIVE
+
+    @property
+    def watches_machines(self) -> bool:
+        """Whether an instance of this kind is per machine (else per SKU or, for late orders, per order)."""
+        return self not in (AlarmKind.STOCK_BELOW_REORDER, AlarmKind.STOCKOUT_RISK, AlarmKind.LATE_ORDER_RISK)
+
+
+_PREDICTIVE = frozenset({AlarmKind.FAILURE_RISK, AlarmKind.STOCKOUT_RISK, AlarmKind.LATE_ORDER_RISK})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -354,6 +371,7 @@ class AlarmRule:
     signal: SignalName | None = None
     threshold: float | None = None
     for_s: float = 0.0
+    horizon_h: float | None = None  # predictive kinds: how far ahead the probability looks
     sites: frozenset[SiteId] = frozenset()
     templates: frozenset[TemplateId] = frozenset()
     machines: frozenset[MachineId] = frozenset()
@@ -361,7 +379,7 @@ class AlarmRule:
 
     def applies_to_machine(self, machine: MachineSpec) -> bool:
         """Whether this rule watches ``machine``."""
-        if self.kind is AlarmKind.STOCK_BELOW_REORDER:
+        if not self.kind.watches_machines:
             return False
         return (
             (not self.sites or machine.site in self.sites)
@@ -371,7 +389,7 @@ class AlarmRule:
 
     def applies_to_item(self, site: SiteId, item: InventoryItemSpec) -> bool:
         """Whether this rule watches the stock of ``item`` at ``site``."""
-        if self.kind is not AlarmKind.STOCK_BELOW_REORDER:
+        if self.kind not in (AlarmKind.STOCK_BELOW_REORDER, AlarmKind.STOCKOUT_RISK):
             return False
         return (not self.sites or site in self.sites) and (not self.skus or item.sku in self.skus)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,13 +22,15 @@ from pydantic import ValidationError
 
 from connectors.config.downtime import convert_downtime
 from connectors.config.feeds import FeedsConfig, convert_feeds
+from connectors.config.forecaster import ForecasterConfig, convert_forecaster
 from connectors.config.influx_feed import InfluxFeed, convert_influx_feeds, feed_intervals
 from connectors.config.modbus import convert_modbus
 from connectors.config.opcua import OpcUaSource, convert_opcua, opcua_intervals
 from connectors.config.reports import ReportsConfig, convert_reports
-from connectors.config.schema import PlantModel, SiteModel, TemplateModel
+from connectors.config.schema import AlarmModel, PlantModel, SiteModel, TemplateModel
 from connectors.modbus.spec import ModbusDevice
 from twin.errors import ConfigError, Problem
+from twin.forecast import MAX_HORIZON_H
 from twin.frozen import FrozenDict
 from twin.spec import (
     AlarmId,
@@ -105,6 +107,7 @@ class PlantConfig:
     feeds: FeedsConfig | None = None  # the orders/shipments feeds, when configured
     opcua: tuple[OpcUaSource, ...] = ()  # the OPC UA servers read
     reports: ReportsConfig | None = None  # where shift reports go, and whether the collector writes them
+    forecaster: ForecasterConfig = field(default_factory=ForecasterConfig)  # predictive alarms (off by default)
 
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a plant configuration is kilobytes; anything this big is a mistake
@@ -170,7 +173,8 @@ def load_text(text: str, *, source: str | Path = "<string>") -> PlantConfig:
     if problems:
         raise ConfigError(str(src), problems)
     return PlantConfig(source=src, fleet=fleet, historian=_convert_historian(model, src), modbus=devices,
-                       influx=influx, feeds=feeds, opcua=opcua, reports=reports)
+                       influx=influx, feeds=feeds, opcua=opcua, reports=reports,
+                       forecaster=convert_forecaster(model.forecaster))
 
 
 def _dupes(values: list[str]) -> set[str]:
@@ -329,6 +333,8 @@ def _convert_alarms(model: PlantModel, sites: list[SiteSpec], templates: dict[st
             for j, v in enumerate(values):
                 if v not in known:
                     problems.append(Problem(path=f"{path}.{key}[{j}]", message=f"no such {key[:-1]}", got=v))
+        if a.kind.predictive:
+            _check_predictive(a, path, problems)
         if a.signal is not None:
             watched = [templates[t] for t in (a.templates or list(templates)) if t in templates]
             if not any(t.signal(a.signal) for t in watched):
@@ -337,10 +343,23 @@ def _convert_alarms(model: PlantModel, sites: list[SiteSpec], templates: dict[st
         rules.append(AlarmRule(
             id=AlarmId(a.id), kind=AlarmKind(a.kind), priority=Priority[a.priority.upper()], message=a.message,
             signal=SignalName(a.signal) if a.signal else None, threshold=a.threshold, for_s=a.for_s,
-            sites=frozenset(SiteId(x) for x in a.sites), templates=frozenset(TemplateId(x) for x in a.templates),
+            horizon_h=a.horizon_h, sites=frozenset(SiteId(x) for x in a.sites),
+            templates=frozenset(TemplateId(x) for x in a.templates),
             machines=frozenset(MachineId(x) for x in a.machines), skus=frozenset(Sku(x) for x in a.skus),
         ))
     return tuple(rules)
+
+
+def _check_predictive(a: AlarmModel, path: str, problems: list[Problem]) -> None:
+    """A predictive rule's threshold (a probability in (0, 1)) and horizon_h (hours, at most 14 days)."""
+    kind = a.kind.value
+    if a.threshold is None or not 0.0 < a.threshold < 1.0:
+        problems.append(Problem(path=f"{path}.threshold", got=a.threshold, has_got=a.threshold is not None,
+                                message=f"kind '{kind}' needs a probability strictly between 0 and 1"))
+    if a.horizon_h is None or not 0.0 < a.horizon_h <= MAX_HORIZON_H:
+        problems.append(Problem(path=f"{path}.horizon_h", got=a.horizon_h, has_got=a.horizon_h is not None,
+                                message=f"kind '{kind}' needs hours ahead, more than 0 and at most "
+                                        f"{MAX_HORIZON_H:g} (14 days)"))
 
 
 def _convert_fleet(model: PlantModel, problems: list[Problem]) -> FleetSpec:

@@ -13,6 +13,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connectors.config.feeds import FeedsModel
+from connectors.config.forecaster import ForecasterModel
 from connectors.config.influx_feed import InfluxFeedModel
 from connectors.config.modbus import ModbusDeviceModel, RegisterMapModel
 from connectors.config.opcua import OpcUaSourceModel
@@ -261,6 +262,7 @@ class AlarmModel(Model):
     signal: Id | None = None
     threshold: Num | None = None
     for_s: NonNegative = 0.0
+    horizon_h: Num | None = None
     sites: list[Id] = Field(default_factory=list)
     templates: list[Id] = Field(default_factory=list)
     machines: list[Id] = Field(default_factory=list)
@@ -268,6 +270,11 @@ class AlarmModel(Model):
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> Self:
+        if self.kind.predictive:
+            return self._predictive()
+        if self.horizon_h is not None:
+            raise ValueError(f"kind '{self.kind.value}' is evaluated now: horizon_h belongs to the predictive kinds "
+                             "(failure_risk, stockout_risk, late_order_risk)")
         if self.kind in (AlarmKind.ABOVE, AlarmKind.BELOW):
             if self.signal is None or self.threshold is None:
                 raise ValueError(f"kind '{self.kind.value}' needs signal and threshold")
@@ -281,6 +288,19 @@ class AlarmModel(Model):
                 raise ValueError("kind 'stock_below_reorder' watches stock: templates/machines do not apply")
         elif self.kind is AlarmKind.MACHINE_DOWN and (self.signal is not None or self.threshold is not None):
             raise ValueError("kind 'machine_down' uses the status signal: signal and threshold do not apply")
+        return self
+
+    def _predictive(self) -> Self:
+        kind = self.kind.value  # threshold and horizon_h are checked with their paths in connectors.config
+        if self.signal is not None:
+            raise ValueError(f"kind '{kind}' is a probability from the forecaster: signal does not apply")
+        if self.kind is AlarmKind.FAILURE_RISK and self.skus:
+            raise ValueError("kind 'failure_risk' watches machines: skus does not apply")
+        if self.kind is not AlarmKind.FAILURE_RISK and (self.templates or self.machines):
+            raise ValueError(f"kind '{kind}' watches {'stock' if self.kind is AlarmKind.STOCKOUT_RISK else 'orders'}: "
+                             "templates/machines do not apply")
+        if self.kind is AlarmKind.LATE_ORDER_RISK and self.skus:
+            raise ValueError("kind 'late_order_risk' watches orders: skus does not apply")
         return self
 
 
@@ -305,3 +325,4 @@ class PlantModel(Model):
     sources: SourcesModel = Field(default_factory=SourcesModel)
     feeds: FeedsModel | None = None
     reports: ReportsModel | None = None
+    forecaster: ForecasterModel | None = None
