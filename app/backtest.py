@@ -31,6 +31,7 @@ P(the SKU's shelf empties within ``--alarm-horizon-stockout``, 48 h) > ``--alarm
 late) > ``--alarm-threshold-late``, 0.5) against what the history then shows
 (``twin.sim.alarm_backtest``): precision and recall with Wilson intervals, the median lead time,
 the Brier score against the base rate, and a table over other thresholds; ``--json``: ``"alarms"``.
+Without the flags, each rule's threshold and horizon are the plant file's (its first rule of the kind).
 
 The forking and scoring at every origin is ``twin.sim.rolling`` (shared with the dashboard's
 model-trust scheduler, ``dashboard.trust``); this module parses the command and prints (the
@@ -58,7 +59,7 @@ from twin.sim.backtest import RollingSummary, noise_floor
 from twin.sim.params import DemandParams, LeadTimeParams, MachineParams, SimParams
 from twin.sim.projection import to_plain
 from twin.sim.rolling import origins, rolling_run, score_at
-from twin.spec import Transport
+from twin.spec import AlarmKind, AlarmRule, Transport
 
 if TYPE_CHECKING:
     from connectors.emulator.truth import Truth
@@ -133,14 +134,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "(the noise floor; the twin never reads it)")
     p.add_argument("--alarms", action="store_true",
                    help="rolling: also backtest the predictive alarms stockout_risk and late_order_risk")
-    p.add_argument("--alarm-threshold-stockout", type=float, default=0.5, metavar="P",
-                   help="stockout_risk is raised when P(stockout within its horizon) > P (0.5)")
-    p.add_argument("--alarm-horizon-stockout", type=parse_duration, default=48 * 3600.0, metavar="D",
-                   help="horizon of stockout_risk (48h)")
-    p.add_argument("--alarm-threshold-late", type=float, default=0.5, metavar="P",
-                   help="late_order_risk is raised when P(an order due within its horizon is late) > P (0.5)")
-    p.add_argument("--alarm-horizon-late", type=parse_duration, default=24 * 3600.0, metavar="D",
-                   help="horizon of late_order_risk (24h)")
+    p.add_argument("--alarm-threshold-stockout", type=float, default=None, metavar="P",
+                   help="stockout_risk is raised when P(stockout within its horizon) > P (default: the plant "
+                        "file's stockout_risk rule, else 0.5)")
+    p.add_argument("--alarm-horizon-stockout", type=parse_duration, default=None, metavar="D",
+                   help="horizon of stockout_risk (default: the plant file's rule, else 48h)")
+    p.add_argument("--alarm-threshold-late", type=float, default=None, metavar="P",
+                   help="late_order_risk is raised when P(an order due within its horizon is late) > P "
+                        "(default: the plant file's late_order_risk rule, else 0.5)")
+    p.add_argument("--alarm-horizon-late", type=parse_duration, default=None, metavar="D",
+                   help="horizon of late_order_risk (default: the plant file's rule, else 24h)")
     add_common(p)
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.set_defaults(func=run, replications=50, horizon=86400.0, calibrate_days=7.0)
@@ -148,13 +151,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _check(args: argparse.Namespace) -> None:
     for name in ("alarm_threshold_stockout", "alarm_threshold_late"):
-        value = getattr(args, name, 0.5)
-        if not 0.0 <= value <= 1.0:
+        value = getattr(args, name, None)
+        if value is not None and not 0.0 <= value <= 1.0:
             flag = "--" + name.replace("_", "-")
             raise ConfigError(flag, [Problem(path=name.replace("_", "-"), message="must be a probability in [0, 1]",
                                              got=value)])
     for name in ("alarm_horizon_stockout", "alarm_horizon_late"):
-        if getattr(args, name, 1.0) <= 0:
+        if (getattr(args, name, None) or 1.0) <= 0:
             flag = "--" + name.replace("_", "-")
             raise ConfigError(flag, [Problem(path=name.replace("_", "-"), message="must be > 0",
                                              got=getattr(args, name))])
@@ -375,7 +378,7 @@ def _run_rolling(args: argparse.Namespace, calibrate_days: float, second_order: 
                 sys.stderr.write("\n")
             sys.stderr.flush()
 
-    alarms = _alarm_settings(args) if args.alarms else None
+    alarms = _alarm_settings(args, fleet) if args.alarms else None
     try:
         with executor_for(args.dask, args.workers) as ex:
             run_ = rolling_run(fleet, historian, at, args.horizon, bin_s=args.bin, replications=args.replications,
@@ -409,10 +412,29 @@ def _run_rolling(args: argparse.Namespace, calibrate_days: float, second_order: 
     return 0
 
 
-def _alarm_settings(args: argparse.Namespace) -> AlarmSettings:
-    return AlarmSettings(stockout_threshold=args.alarm_threshold_stockout,
-                         stockout_horizon_s=args.alarm_horizon_stockout,
-                         late_threshold=args.alarm_threshold_late, late_horizon_s=args.alarm_horizon_late)
+def _alarm_settings(args: argparse.Namespace, fleet: FleetSpec) -> AlarmSettings:
+    """The thresholds and horizons to score: a flag, else the plant file's first rule of the kind, else the default."""
+    default = AlarmSettings()
+
+    def rule(kind: AlarmKind) -> AlarmRule | None:
+        return next((r for r in fleet.alarms if r.kind is kind), None)
+
+    def pick(flag: float | None, configured: float | None, fallback: float) -> float:
+        return flag if flag is not None else configured if configured is not None else fallback
+
+    out, late = rule(AlarmKind.STOCKOUT_RISK), rule(AlarmKind.LATE_ORDER_RISK)
+
+    def threshold(r: AlarmRule | None) -> float | None:
+        return r.threshold if r is not None else None
+
+    def horizon_s(r: AlarmRule | None) -> float | None:
+        return r.horizon_h * 3600.0 if r is not None and r.horizon_h is not None else None
+
+    return AlarmSettings(
+        stockout_threshold=pick(args.alarm_threshold_stockout, threshold(out), default.stockout_threshold),
+        stockout_horizon_s=pick(args.alarm_horizon_stockout, horizon_s(out), default.stockout_horizon_s),
+        late_threshold=pick(args.alarm_threshold_late, threshold(late), default.late_threshold),
+        late_horizon_s=pick(args.alarm_horizon_late, horizon_s(late), default.late_horizon_s))
 
 
 def _ci(x: float, lo: float, hi: float) -> str:

@@ -252,8 +252,11 @@ def _check_shelving(data: ShelvingData, asset: str, fleet: FleetSpec, site: Site
         known = ", ".join(r.id for r in fleet.alarms) or "none"
         return f"data.rule: no alarm rule {data.rule[:100]!r} (rules: {known})"
     machine, item = site.machine(asset), site.item(asset)
-    watches = (machine is not None and rule.applies_to_machine(machine)) or (
-        item is not None and rule.kind is AlarmKind.STOCK_BELOW_REORDER and rule.applies_to_item(site.id, item))
+    watches = ((machine is not None and rule.applies_to_machine(machine))
+               or (item is not None and rule.applies_to_item(site.id, item))
+               # a late-order alarm's asset is the order: orders are records, not in the plant file
+               or (rule.kind is AlarmKind.LATE_ORDER_RISK and machine is None and item is None
+                   and (not rule.sites or site.id in rule.sites)))
     if not watches:
         return f"alarm rule {rule.id!r} does not watch {asset[:100]!r} at site {site.id!r}: no such alarm"
     if data.change != "shelved":

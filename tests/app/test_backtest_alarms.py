@@ -147,3 +147,33 @@ def test_bad_alarm_options_are_refused(history: Path, capsys: pytest.CaptureFixt
                  "--alarms"])
     err = capsys.readouterr().err
     assert code == 2 and "--alarms" in err and "rolling" in err
+
+
+def test_the_scored_thresholds_and_horizons_are_the_plant_files_unless_a_flag_says_else() -> None:
+    """``--alarms`` scores the rules as configured: the example's stockout_risk is 0.5 over 48 h and its
+    late_order_risk 0.5 over 24 h; with those rules changed to 0.3 / 12 h and 0.7 / 6 h the scored
+    settings follow them (hours x 3600 = seconds), and a flag overrides the file for its own setting only."""
+    import argparse
+    import dataclasses
+
+    from app.backtest import _alarm_settings
+    from connectors.config import load
+    from twin.spec import AlarmKind
+
+    fleet = load(EXAMPLES / "fleet.toml").fleet
+    unset = argparse.Namespace(alarm_threshold_stockout=None, alarm_horizon_stockout=None,
+                               alarm_threshold_late=None, alarm_horizon_late=None)
+    got = _alarm_settings(unset, fleet)
+    assert (got.stockout_threshold, got.stockout_horizon_s, got.late_threshold, got.late_horizon_s) == (
+        0.5, 48 * 3600.0, 0.5, 24 * 3600.0)
+
+    changed = {AlarmKind.STOCKOUT_RISK: (0.3, 12.0), AlarmKind.LATE_ORDER_RISK: (0.7, 6.0)}
+    rules = tuple(dataclasses.replace(r, threshold=changed[r.kind][0], horizon_h=changed[r.kind][1])
+                  if r.kind in changed else r for r in fleet.alarms)
+    mine = dataclasses.replace(fleet, alarms=rules)
+    got = _alarm_settings(unset, mine)
+    assert (got.stockout_threshold, got.stockout_horizon_s, got.late_threshold, got.late_horizon_s) == (
+        0.3, 12 * 3600.0, 0.7, 6 * 3600.0)
+    flagged = argparse.Namespace(**{**vars(unset), "alarm_threshold_late": 0.9})
+    got = _alarm_settings(flagged, mine)
+    assert (got.stockout_threshold, got.late_threshold, got.late_horizon_s) == (0.3, 0.9, 6 * 3600.0)

@@ -140,3 +140,24 @@ def test_the_module_examples_run() -> None:
 
     result = doctest.testmod(connectors.feeds.events)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_predictive_alarms_can_be_shelved_like_the_others(fleet: FleetSpec) -> None:
+    """The forecaster's alarms are keyed RULE:ASSET like every alarm: a machine (failure risk), an item
+    (stockout risk) or an order (late-order risk: orders are records, not in the plant file, so any asset that
+    is neither a machine nor an item of the site names one). Each can be shelved; a rule still refuses an
+    asset it does not watch."""
+    from connectors.feeds.events import parse_events
+
+    def at_berlin(rule: str, asset: str) -> dict[str, Any]:
+        return {**shelving(rule=rule, asset=asset, shelve="one_shot"), "site": "pod-berlin"}
+
+    body = [at_berlin("failure-risk", "P3"), at_berlin("stockout-risk", "PLA-1KG"),
+            at_berlin("late-order-risk", "pod-berlin-O000042"),
+            at_berlin("late-order-risk", "P3"),  # a machine is not an order
+            at_berlin("stockout-risk", "P3")]  # nor an item
+    parsed = parse_events(json.dumps(body).encode(), fleet, T0)
+    assert [e.asset for e in parsed.events] == ["P3", "PLA-1KG", "pod-berlin-O000042"]
+    assert [(r.index, r.reason) for r in parsed.rejected] == [
+        (3, "alarm rule 'late-order-risk' does not watch 'P3' at site 'pod-berlin': no such alarm"),
+        (4, "alarm rule 'stockout-risk' does not watch 'P3' at site 'pod-berlin': no such alarm")]
