@@ -12,8 +12,9 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from chromium import available, launched, new_page
@@ -311,8 +312,11 @@ def test_fork_from_a_lyon_replay_opens_whatif_at_lyon_and_that_time(  # type: ig
     page.click("#replay-fork")
     _settled(page, "#whatif-interventions:has-text('No interventions')")
     assert page.inner_text("#whatif-site") == "Lyon point-of-demand (pod-lyon)"  # not Berlin, the first site
-    assert page.input_value("#whatif-at") == start
-    assert start in page.inner_text("#whatif-fork-note")
+    # the fork time in Lyon's own time, 24 h (the URL's is UTC), the zone beside it and in the note
+    lyon = datetime.strptime(start, INPUT_FMT).replace(tzinfo=UTC).astimezone(ZoneInfo("Europe/Paris"))
+    assert page.input_value("#whatif-at") == lyon.strftime("%Y-%m-%d %H:%M")
+    assert page.inner_text("#whatif-at-zone") == lyon.tzname()
+    assert f"{lyon.strftime('%Y-%m-%d %H:%M')} {lyon.tzname()}" in page.inner_text("#whatif-fork-note")
     page.close()
 
 
