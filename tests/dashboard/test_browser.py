@@ -2,8 +2,8 @@
 
 The PLC emulator and the collector run for real (Modbus TCP on free ports) after a short EMULATED
 backfill; the dashboard serves them with the real what-if engine. Set ``TWIN_SCREENSHOTS=1`` to
-write every page's screenshot into ``docs/screenshots/`` (with 10 hours of history instead of 15
-minutes).
+write fleet-phone.png and machine-phone.png into ``docs/screenshots/`` (with 10 hours of history
+instead of 15 minutes); every other page's picture there is written by that page's own test.
 """
 
 from __future__ import annotations
