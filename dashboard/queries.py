@@ -226,7 +226,7 @@ class QueryService:
         """
         if start is not None:
             return start
-        first = self.history_start(site)
+        first = self.history_start(site, before=t0)  # no state at t0: the history begins after it
         if first is None or first <= t0:
             return None
         return self.state_at(site, first, ttl_s=self.past_ttl_s)
@@ -343,15 +343,19 @@ class QueryService:
             lambda: live.status_known_since(self.events(site, since - KNOWN_SINCE_LOOKBACK, since), machine,
                                             m.status, since))
 
-    def history_start(self, site: str) -> datetime | None:
+    def history_start(self, site: str, *, before: datetime | None = None) -> datetime | None:
         """The first moment of ``site``'s recorded history (to the minute), None without any.
 
         The historian has a state at ``t`` exactly from the first reading on (``state_at`` is None
-        before): found by bisection over the last ``HISTORY_SEARCH`` (a few dozen cheap reads of
-        early times), kept ``past_ttl_s``.
+        before): found by bisection over the last ``HISTORY_SEARCH``, kept ``past_ttl_s``. ``before``,
+        a time the caller found no state at, bounds the search to after it: the fleet tiles' OEE
+        window of a site whose history began today bisects its hours (about 12 reads), not 400 days
+        (about 27 reads that replayed from the first checkpoint: 88 % of a cold fleet page).
         """
         def search() -> datetime | None:
-            return history_start(self.historian, site, self.now(), HISTORY_SEARCH)
+            now = self.now()
+            span = HISTORY_SEARCH if before is None else min(HISTORY_SEARCH, max(now - before, timedelta(0)))
+            return history_start(self.historian, site, now, span)
 
         found = self._cache.get(("history-start", site), self.past_ttl_s, search)
         if found is None:  # no history yet: look again at the next refresh, not in five minutes

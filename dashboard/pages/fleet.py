@@ -1,7 +1,9 @@
 """Fleet overview: what needs attention first (its top five), then one tile per site; a tile opens its site page.
 
 Each tile shows OEE with A/P/Q, output against plan, machines by status, alarms, stock at risk
-and data freshness. The attention list's own page (``dashboard.pages.attention``, all of it) is
+and data freshness. A site with a machine whose failure risk is high (the health service's last
+view, ``dashboard.health``) gets one line under its tile, "P3 risk 47 % / 8 h", linking to that
+machine; calm sites get nothing (ISA-101). The attention list's own page (``dashboard.pages.attention``, all of it) is
 registered here too: it is the fleet overview's list in full.
 """
 
@@ -11,16 +13,17 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, html
+from dash import Input, Output, dcc, html
 
 from dashboard import components, ids
 from dashboard.attention import AttentionView
+from dashboard.health import HealthService, HealthView, fmt_risk
 from dashboard.pages import attention
 from dashboard.pages._shared import register_page
 from dashboard.services import Services
 from dashboard.viewmodels import SiteTile
 
-__all__ = ["layout", "register", "render", "render_tiles"]
+__all__ = ["layout", "register", "render", "render_tiles", "risk_link"]
 
 PATH = "/"
 
@@ -41,8 +44,18 @@ def render(services: Services) -> tuple[list[Any], str]:
     return render_tiles(services.queries.fleet_tiles())
 
 
-def render_tiles(tiles: list[SiteTile]) -> tuple[list[Any], str]:
-    cols = [dbc.Col(components.site_tile(t), xs=12, md=6, xl=4, xxl=3) for t in tiles]
+def risk_link(view: HealthView | None, site: str) -> Any:
+    """The line under a site's tile naming its machine of highest high failure risk, linked to it; None if calm."""
+    worst = next((h for h in view.high_risk() if h.site == site), None) if view is not None else None
+    if worst is None:
+        return None
+    return dcc.Link(f"{worst.machine} risk {fmt_risk(worst.risk.p)} / {worst.risk.hours:g} h",
+                    href=components.href("/machine", site=site, machine=worst.machine),
+                    className="site-risk small abnormal-amber")
+
+
+def render_tiles(tiles: list[SiteTile], health: HealthView | None = None) -> tuple[list[Any], str]:
+    cols = [dbc.Col([components.site_tile(t), risk_link(health, t.site)], xs=12, md=6, xl=4, xxl=3) for t in tiles]
     alarms = sum(t.active_alarms for t in tiles)
     stale = sum(1 for t in tiles if t.stale)
     summary = f"{len(tiles)} sites · {alarms} active alarms" + (f" · {stale} site(s) with stale data" if stale else "")
@@ -68,15 +81,18 @@ def register(app: dash.Dash, services: Services) -> None:
 
     # the components of the last tiles drawn: the refresher replaces the tiles list every TTL, and
     # every tab's interval in between gets the same components without building them again
-    last: dict[int, tuple[list[SiteTile], tuple[list[Any], str]]] = {}
+    last: dict[int, tuple[list[SiteTile], HealthView | None, tuple[list[Any], str]]] = {}
+    found = services.extra.get("health")
+    health = found if isinstance(found, HealthService) else None
 
     @app.callback(Output(ids.FLEET_TILES, "children"), Output(ids.FLEET_SUMMARY, "children"),
                   Input(ids.REFRESH, "n_intervals"))
     def _refresh(_n: int | None) -> tuple[list[Any], str]:
         tiles = services.queries.fleet_tiles()
+        view = health.view() if health is not None else None  # its last result: nothing read here
         hit = last.get(0)
-        if hit is not None and hit[0] is tiles:
-            return hit[1]
-        out = render_tiles(tiles)
-        last[0] = (tiles, out)
+        if hit is not None and hit[0] is tiles and hit[1] is view:
+            return hit[2]
+        out = render_tiles(tiles, view)
+        last[0] = (tiles, view, out)
         return out

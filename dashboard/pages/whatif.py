@@ -24,10 +24,11 @@ from dash import ALL, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 from werkzeug.exceptions import BadRequest
 
-from dashboard import auth, figures, ids, theme
+from dashboard import auth, figures, ids, timefmt
 from dashboard.auth import CurrentUser, Forbidden, UserRole
-from dashboard.pages._shared import card, choose, notice, register_page, site_dropdown, site_options, url_param
+from dashboard.pages._shared import card, choose, notice, register_page, site_options
 from dashboard.pages.replay import parse_local
+from dashboard.pages.whatif_fork import fork_at, fork_field, fork_note, fork_problems, zone_of
 from dashboard.pages.whatif_results import (
     DELETE,
     DUPLICATE,
@@ -59,11 +60,11 @@ from dashboard.services import Services
 from dashboard.whatif_tables import deltas_table, effects_table, saved_options
 from dashboard.whatif_view import WhatIfRequest, WhatIfResult
 from twin.clock import utc_now
-from twin.errors import ConfigError, Problem, TwinError
+from twin.errors import ConfigError, TwinError
 from twin.spec import FleetSpec
 
-__all__ = ["authorise_run", "choice_options", "fork_note", "fork_problems", "form_values", "layout", "register",
-           "run_request", "scenario_doc", "stores"]
+__all__ = ["authorise_run", "choice_options", "fork_at", "fork_field", "fork_note", "fork_problems", "form_values",
+           "layout", "register", "run_request", "scenario_doc", "stores"]
 
 log = logging.getLogger(__name__)
 PATH = "/whatif"
@@ -72,6 +73,7 @@ TOKEN_MAX_AGE_S = 60
 CHOICE_TYPES = {"machine", "template", "sku", "product", "site", "weekdays"}
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 REMOVE, EDIT = "whatif-remove", "whatif-edit"  # per-intervention buttons (pattern ids, index = position)
+AT_ZONE, AT_ERROR = "whatif-at-zone", "whatif-at-error"  # the fork time's zone and its problem, next to it
 
 
 def _field(key: str) -> html.Div:
@@ -88,12 +90,26 @@ def _field(key: str) -> html.Div:
                     style={"display": "none"})
 
 
-def layout(site: str | None = None, at: str | None = None, limits: WhatIfLimits | None = None, **_q: Any) -> html.Div:
+def layout(site: str | None = None, at: str | None = None, limits: WhatIfLimits | None = None,
+           queries: QueryService | None = None, **_q: Any) -> html.Div:
+    """The page; with ``queries``, its site, fork time and note come from the URL (``?site=&at=``, UTC) here.
+
+    The form is drawn with them (no callback fills it in after the page is drawn): a fork from the
+    replay opens with its site and time whatever order the page's first callbacks run in.
+    """
     lim = limits or WhatIfLimits()
+    options = site_options(queries) if queries is not None else []
+    chosen = choose([o["value"] for o in options], site) if options else None
+    tz = queries.fleet.site(chosen).timezone if queries is not None and chosen else timefmt.FLEET_ZONE
+    moment = timefmt.parse_url_time(at)
+    typed = fork_field(at, tz)
+    zone_name = timefmt.zone_abbr(moment or (queries.now() if queries is not None else utc_now()),
+                                  tz)
+    note = fork_note(queries, chosen, at) if queries is not None else ""
     kinds = [{"label": label, "value": k} for k, (label, _) in INTERVENTIONS.items()]
     return html.Div(
         [
-            html.Div([html.H2("What-if"), html.Div(id=ids.WHATIF_FORK_NOTE, className="muted")],
+            html.Div([html.H2("What-if"), html.Div(note, id=ids.WHATIF_FORK_NOTE, className="muted")],
                      className="page-head"),
             dbc.Row(
                 [
@@ -101,10 +117,16 @@ def layout(site: str | None = None, at: str | None = None, limits: WhatIfLimits 
                         "Scenario",
                         dbc.Row([dbc.Col([dbc.Label("Name"), dbc.Input(id=ids.WHATIF_NAME, value="scenario 1")],
                                          xs=12, sm=6),
-                                 dbc.Col([dbc.Label("Site"), site_dropdown(ids.WHATIF_SITE, site)], xs=12, sm=6)]),
+                                 dbc.Col([dbc.Label("Site"), dcc.Dropdown(
+                                     id=ids.WHATIF_SITE, options=options, value=chosen, clearable=False,
+                                     placeholder="Site…", className="site-dropdown")], xs=12, sm=6)]),
                         dbc.Row([
-                            dbc.Col([dbc.Label("Fork at (UTC, empty: now)"),
-                                     dbc.Input(id=ids.WHATIF_AT, type="datetime-local", value=at)], xs=12, sm=6),
+                            # 24 h ISO text in the site's time (a browser's date picker may show AM/PM)
+                            dbc.Col([dbc.Label(["Fork at (", html.Span(zone_name, id=AT_ZONE),
+                                                ", 24 h; empty: now)"]),
+                                     dbc.Input(id=ids.WHATIF_AT, type="text", value=typed, maxLength=25,
+                                               placeholder="YYYY-MM-DD HH:MM", debounce=True),
+                                     html.Div(id=AT_ERROR)], xs=12, sm=6),
                             dbc.Col([dbc.Label("Horizon (h)"),
                                      dbc.Input(id=ids.WHATIF_HORIZON, type="number", value=72, min=1,
                                                max=lim.max_horizon_h)], xs=6, sm=3),
@@ -207,26 +229,6 @@ def authorise_run(services: Services, settings: auth.AuthSettings, user: Current
     return {"token": auth.sign(settings, {"user": who.name, "doc": doc}, salt=TOKEN_SALT), "doc": doc}
 
 
-def fork_problems(queries: QueryService, site: str, at: Any) -> list[Problem]:
-    """A fork time after now or before the site's recorded history is refused, naming the history's range.
-
-    Empty ``at`` forks from the live state (now). A fork needs a recorded state: one before the
-    history would run from the configured initial state, one in the future from a state nobody has.
-    """
-    t = parse_local(at) if at not in (None, "") else None
-    if t is None:
-        return []
-    now = queries.now()
-    start = queries.history_start(site)
-    span = (f"the recorded history of {site} runs from {theme.fmt_ts(start)} to now ({theme.fmt_ts(now)})"
-            if start is not None else f"{site} has no recorded history yet: fork from now (empty time)")
-    if t > now:
-        return [Problem(path="at", message=f"is in the future; {span}", got=at)]
-    if start is None or t < start:
-        return [Problem(path="at", message=f"is before the recorded history; {span}", got=at)]
-    return []
-
-
 def run_request(settings: auth.AuthSettings, request: dict[str, Any]) -> WhatIfRequest:
     """The what-if request in a signed token (``Forbidden`` if forged, altered or expired)."""
     payload = auth.verify(settings, str(request.get("token", "")), salt=TOKEN_SALT, max_age_s=TOKEN_MAX_AGE_S)
@@ -239,7 +241,7 @@ def run_request(settings: auth.AuthSettings, request: dict[str, Any]) -> WhatIfR
 def register(app: dash.Dash, services: Services) -> None:
     """The page and its callbacks: the form, the run in the background, the result views."""
     def page(**query: Any) -> html.Div:
-        return layout(limits=services.limits, **query)
+        return layout(limits=services.limits, queries=services.queries, **query)
 
     register_page(__name__, path=PATH, name="What-if", title="What-if · Micro-factory twin", order=3,
                   layout=page)
@@ -256,15 +258,6 @@ def stores(services: Services) -> tuple[ScenarioStore, ResultStore]:
     """The saved scenarios and the finished runs, in ``whatif/`` beside the history (``extra['whatif_dir']``)."""
     folder = whatif_folder(services.queries.historian, services.extra)
     return ScenarioStore(folder=folder / "scenarios"), ResultStore(folder=folder / "results")
-
-
-def fork_note(queries: QueryService, site: str | None, at: str | None) -> str:
-    """The line under the page title saying where the fork starts (and the site's recorded history)."""
-    note = f"forked from the recorded state at {at} UTC" if at else "forked from the live state (now)"
-    start = queries.history_start(site) if site else None
-    if start is not None:
-        note += f" · history of {site} from {theme.fmt_ts(start)} to now"
-    return note
 
 
 def choice_options(fleet: FleetSpec, site: str, fields: list[dict[str, str]]) -> list[list[dict[str, Any]]]:
@@ -288,17 +281,20 @@ def choice_options(fleet: FleetSpec, site: str, fields: list[dict[str, str]]) ->
 def _register_form(app: dash.Dash, queries: QueryService) -> None:
     """The form's header from the URL, its fields per intervention kind and their choices."""
 
-    @app.callback(Output(ids.WHATIF_SITE, "options"), Output(ids.WHATIF_SITE, "value"),
-                  Output(ids.WHATIF_FORK_NOTE, "children"),
-                  Output(ids.WHATIF_AT, "value", allow_duplicate=True),
-                  Input(ids.LOCATION, "pathname"), Input(ids.LOCATION, "search"), State(ids.WHATIF_SITE, "value"),
-                  State(ids.WHATIF_AT, "value"), prevent_initial_call="initial_duplicate")
-    def _sites(_p: str | None, search: str | None, site: str | None, at: str | None) -> tuple[Any, ...]:
-        # a fork (replay's "fork from here", a shared link) names its site and time in the URL
-        options = site_options(queries)
-        site = choose([o["value"] for o in options], url_param(search, "site"), site)
-        at = url_param(search, "at") or at
-        return options, site, fork_note(queries, site, at), at
+    # the site, the fork time and the note are drawn with the page from its URL (``layout``): this callback
+    # only follows what the user changes, and never writes the site or the time (no order of callbacks
+    # can undo a fork's site: the race that opened a fork without its site had a URL callback here)
+    @app.callback(Output(AT_ZONE, "children"), Output(AT_ERROR, "children"),
+                  Output(ids.WHATIF_FORK_NOTE, "children"), Input(ids.WHATIF_SITE, "value"),
+                  Input(ids.WHATIF_AT, "value"), prevent_initial_call=True)
+    def _fork_time(site: str | None, typed: str | None) -> tuple[Any, ...]:
+        tz = zone_of(queries.fleet, site)
+        try:
+            at = fork_at(typed, tz)
+        except ValueError as exc:
+            return dash.no_update, notice(str(exc), error=True), dash.no_update
+        moment = timefmt.parse_url_time(at) or queries.now()
+        return timefmt.zone_abbr(moment, tz), None, fork_note(queries, site, at)
 
     @app.callback(Output(ids.whatif_wrap(ALL), "style"), Input(ids.WHATIF_KIND, "value"),
                   State(ids.whatif_wrap(ALL), "id"))
@@ -314,6 +310,13 @@ def _register_form(app: dash.Dash, queries: QueryService) -> None:
         return choice_options(queries.fleet, site, fields)
 
 
+def _form_doc(fleet: FleetSpec, stored: dict[str, Any] | None, *, name: Any, site: Any, at: Any, horizon: Any,
+              reps: Any) -> dict[str, Any]:
+    """``scenario_doc`` of the form, its fork time typed in the site's zone as UTC (``ValueError`` if not a time)."""
+    return scenario_doc(stored, name=name, site=site, at=fork_at(at, zone_of(fleet, site)), horizon=horizon,
+                        reps=reps)
+
+
 def _loaded(text: str, source: str, fleet: FleetSpec) -> tuple[Any, ...]:
     """The form after loading a scenario's TOML: the document and its header fields, or the refusal."""
     keep = dash.no_update
@@ -321,8 +324,9 @@ def _loaded(text: str, source: str, fleet: FleetSpec) -> tuple[Any, ...]:
         doc = scenario_from_toml(text, fleet, source)
     except ConfigError as exc:
         return keep, notice(str(exc), error=True), keep, keep, keep, keep, keep
+    at = fork_field(str(doc["at"]), zone_of(fleet, doc.get("site"))) if doc.get("at") else keep
     return (doc, notice(f"Loaded {source}"), doc.get("name", keep), doc.get("horizon_h", keep),
-            doc.get("replications", keep), doc.get("site", keep), doc.get("at", keep))
+            doc.get("replications", keep), doc.get("site", keep), at)
 
 
 def _uploaded(upload: str) -> str:
@@ -444,7 +448,10 @@ def _register_edit(app: dash.Dash, queries: QueryService, saved: ScenarioStore) 
                   State(ids.WHATIF_AT, "value"), State(ids.WHATIF_HORIZON, "value"),
                   State(ids.WHATIF_REPLICATIONS, "value"), prevent_initial_call=True)
     def _save(_n: Any, stored: Any, name: Any, site: Any, at: Any, horizon: Any, reps: Any) -> dict[str, Any]:
-        doc = scenario_doc(stored, name=name, site=site, at=at, horizon=horizon, reps=reps)
+        try:
+            doc = _form_doc(queries.fleet, stored, name=name, site=site, at=at, horizon=horizon, reps=reps)
+        except ValueError:
+            raise PreventUpdate from None  # the field says what is wrong with its time (``_fork_time``)
         filename = "".join(c if c.isalnum() or c in "-_" else "-" for c in doc["name"] or "scenario") + ".toml"
         return {"content": scenario_to_toml(doc), "filename": filename, "type": "application/toml", "base64": False}
 
@@ -465,12 +472,14 @@ def _register_run(app: dash.Dash, services: Services, settings: auth.AuthSetting
                   State(ids.WHATIF_AT, "value"), State(ids.WHATIF_HORIZON, "value"),
                   State(ids.WHATIF_REPLICATIONS, "value"), prevent_initial_call=True)
     def _start(_n: Any, stored: Any, name: Any, site: Any, at: Any, horizon: Any, reps: Any) -> tuple[Any, Any]:
-        doc = scenario_doc(stored, name=name, site=site, at=at, horizon=horizon, reps=reps)
         try:
+            doc = _form_doc(services.queries.fleet, stored, name=name, site=site, at=at, horizon=horizon, reps=reps)
             request = authorise_run(services, settings, auth.current_user(), doc)
-        except (Forbidden, TwinError) as exc:
+        except (Forbidden, TwinError, ValueError) as exc:
             return dash.no_update, notice(str(exc), error=True)
-        at_text = f"the recorded state at {doc['at']} UTC" if doc.get("at") else "the live state (now)"
+        tz = zone_of(services.queries.fleet, site)
+        at_text = (f"the recorded state at {timefmt.fmt_datetime(timefmt.parse_url_time(doc['at']), tz)}"
+                   if doc.get("at") else "the live state (now)")
         return request, notice(f"Running {doc['replications']} replications at {site} from {at_text}…")
 
     @app.callback(Output(ids.WHATIF_STATUS, "children", allow_duplicate=True),
@@ -536,7 +545,7 @@ def _register_saved(app: dash.Dash, saved: ScenarioStore, fleet: FleetSpec) -> N
             if trig in (SAVE_SERVER, DUPLICATE, DELETE):
                 who = auth.require(auth.current_user(), UserRole.ENGINEER, "changing saved scenarios")
                 if trig == SAVE_SERVER:
-                    doc = scenario_doc(stored, name=name, site=site, at=at, horizon=horizon, reps=reps)
+                    doc = _form_doc(fleet, stored, name=name, site=site, at=at, horizon=horizon, reps=reps)
                     value = saved.save(doc["name"], scenario_to_toml(doc), author=who.name, at=utc_now()).name
                     note = notice(f"Saved {value!r} on the server")
                 elif not chosen:
@@ -548,6 +557,6 @@ def _register_saved(app: dash.Dash, saved: ScenarioStore, fleet: FleetSpec) -> N
                 else:
                     saved.delete(chosen)
                     value, note = None, notice(f"Deleted {chosen!r}")
-        except (Forbidden, TwinError, OSError) as exc:
+        except (Forbidden, TwinError, OSError, ValueError) as exc:
             note = notice(str(exc), error=True)
         return saved_options(saved.list()), value, note

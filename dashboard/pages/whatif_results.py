@@ -126,8 +126,11 @@ def register_results(app: dash.Dash, results: ResultStore, zones: Mapping[str, s
         doc = ((data or {}).get("request") or {}).get("scenario")
         if not isinstance(doc, dict):
             raise PreventUpdate
+        # its fork time (UTC in the document) in the field as typed: 24 h, the site's time
+        at = timefmt.parse_url_time(str(doc.get("at") or ""))
+        typed = timefmt.fmt_input(at, (zones or {}).get(str(doc.get("site")))) if at is not None else ""
         return ({"interventions": list(doc.get("interventions", []))}, doc.get("name"), doc.get("horizon_h"),
-                doc.get("replications"), doc.get("site"), doc.get("at") or "")
+                doc.get("replications"), doc.get("site"), typed)
 
     @app.callback(Output(ids.WHATIF_FAN_KPI, "options"), Output(ids.WHATIF_FAN_KPI, "value"),
                   Output(ids.WHATIF_DELTAS, "children"), Output(EFFECTS, "children"),

@@ -2,8 +2,8 @@
 
 The PLC emulator and the collector run for real (Modbus TCP on free ports) after a short EMULATED
 backfill; the dashboard serves them with the real what-if engine. Set ``TWIN_SCREENSHOTS=1`` to
-write every page's screenshot into ``docs/screenshots/`` (with 10 hours of history instead of 15
-minutes).
+write fleet-phone.png into ``docs/screenshots/`` (with 10 hours of history
+instead of 15 minutes); every other page's picture there is written by that page's own test.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from chromium import available, launched, new_page
@@ -35,6 +36,10 @@ PAGES = [("fleet", "/"), ("site", "/site?site=pod-berlin"), ("machine", "/machin
          ("attention", "/attention")]
 SHOTS = os.environ.get("TWIN_SCREENSHOTS") == "1"
 INPUT_FMT = "%Y-%m-%dT%H:%M"
+# each picture in docs/screenshots has one writer: the page's own test (site, replay, machine: test_replay_browser;
+# what-if: test_whatif_browser; fleet, attention: test_attention_browser; alarms: test_alarms_browser); this
+# tour of every page documents only the two nobody else takes
+DOCUMENTED_HERE = ("fleet-phone",)  # machine-phone is test_stops_browser's
 
 if not available():
     pytest.skip("no /usr/bin/chromium", allow_module_level=True)
@@ -69,8 +74,11 @@ def _page(browser, errors: list[str]):  # type: ignore[no-untyped-def]
 
 
 def test_every_page_loads_without_console_errors(browser, plant: RunningPlant, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    shots = ROOT / "docs" / "screenshots" if SHOTS else tmp_path
-    shots.mkdir(parents=True, exist_ok=True)
+    docs = ROOT / "docs" / "screenshots"
+
+    def shot(name: str) -> str:
+        return str(docs / f"{name}.png" if SHOTS and name in DOCUMENTED_HERE else tmp_path / f"{name}.png")
+
     errors: list[str] = []
     page = _page(browser, errors)
     for name, path in PAGES:
@@ -98,11 +106,11 @@ def test_every_page_loads_without_console_errors(browser, plant: RunningPlant, t
         elif name == "attention":  # the service's first list (a pending line before it), then its lines
             page.wait_for_selector("#attention-list .attention-item, #attention-list .attention-calm")
         page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+        page.screenshot(path=shot(name), full_page=True)
         if SHOTS:  # the same page on a phone (390 x 844): what a plant manager sees on the floor
             page.set_viewport_size({"width": 390, "height": 844})
             page.wait_for_timeout(800)  # charts redraw at the new width
-            page.screenshot(path=str(shots / f"{name}-phone.png"), full_page=True)
+            page.screenshot(path=shot(f"{name}-phone"), full_page=True)
             page.set_viewport_size({"width": 1400, "height": 1000})
         assert errors == [], f"{name}: {errors}"
     page.close()
@@ -225,10 +233,7 @@ def test_whatif_run_shows_bands(browser, plant: RunningPlant) -> None:  # type: 
     page.wait_for_selector("#whatif-fan .legend:has-text('scenario P10–P90')")
     page.wait_for_selector("#whatif-fan .legend:has-text('actual')")
     assert page.locator("#whatif-deltas .point").count() >= 3
-    if SHOTS:
-        page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(ROOT / "docs" / "screenshots" / "whatif-result.png"), full_page=True)
-    page.close()
+    page.close()  # (its picture, whatif-result.png, is test_whatif_browser's)
     assert errors == []
 
 
@@ -311,8 +316,11 @@ def test_fork_from_a_lyon_replay_opens_whatif_at_lyon_and_that_time(  # type: ig
     page.click("#replay-fork")
     _settled(page, "#whatif-interventions:has-text('No interventions')")
     assert page.inner_text("#whatif-site") == "Lyon point-of-demand (pod-lyon)"  # not Berlin, the first site
-    assert page.input_value("#whatif-at") == start
-    assert start in page.inner_text("#whatif-fork-note")
+    # the fork time in Lyon's own time, 24 h (the URL's is UTC), the zone beside it and in the note
+    lyon = datetime.strptime(start, INPUT_FMT).replace(tzinfo=UTC).astimezone(ZoneInfo("Europe/Paris"))
+    assert page.input_value("#whatif-at") == lyon.strftime("%Y-%m-%d %H:%M")
+    assert page.inner_text("#whatif-at-zone") == lyon.tzname()
+    assert f"{lyon.strftime('%Y-%m-%d %H:%M')} {lyon.tzname()}" in page.inner_text("#whatif-fork-note")
     page.close()
 
 

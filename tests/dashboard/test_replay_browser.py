@@ -3,8 +3,8 @@
 The same running plant as ``test_browser`` (emulated PLCs -> collector -> SQLite -> dashboard). The
 replay at a moment must show what ``twin replay --json`` prints for that moment (the CLI's own
 function, run here on the same store); every time must read in its site's zone; the header's
-time control must move the cursor and the URL. ``TWIN_SCREENSHOTS=1`` writes site, replay and
-machine screenshots (desktop 1440×900, phone 390×844) into ``docs/screenshots/``.
+time control must move the cursor and the URL. ``TWIN_SCREENSHOTS=1`` writes the replay
+screenshots (desktop 1440×900, phone 390×844) into ``docs/screenshots/``.
 """
 
 from __future__ import annotations
@@ -210,8 +210,9 @@ def test_site_replay_and_machine_pages_fit_a_phone(browser, plant: RunningPlant,
             page.wait_for_timeout(1500)  # the first refresh has drawn its tables and charts
             # no sideways scroll: wide tables scroll inside their cards, never the page
             assert page.evaluate("document.documentElement.scrollWidth") == width, (name, width)
-            if suffix == "" or name != "machine":
-                page.screenshot(path=str(shots / f"{name}{suffix}.png"), full_page=suffix == "")
+            # the replay pictures are this test's; site and machine are test_stops_browser's (with a stop to classify)
+            folder = shots if name == "replay" else tmp_path
+            page.screenshot(path=str(folder / f"{name}{suffix}.png"), full_page=suffix == "")
         page.close()
 
 

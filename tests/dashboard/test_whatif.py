@@ -180,3 +180,36 @@ def test_a_fork_from_the_future_or_before_the_history_is_refused_with_the_range(
     # inside the history (and empty = now) the run is signed
     for at in ("2026-01-07T02:00", "2026-01-07T09:30", ""):
         assert whatif.authorise_run(services, settings, engineer, {**base, "at": at})["token"]
+
+
+def test_the_fork_time_is_typed_in_24_h_iso_in_the_sites_zone_and_read_as_utc(services: Services) -> None:
+    # a text field in the site's time, not the browser's date picker (AM/PM in some locales). Lyon is
+    # Europe/Paris, UTC+1 in January: 10:30 typed there is 09:30 UTC, with a space or a T alike
+    assert whatif.fork_at("2026-01-07 10:30", "Europe/Paris") == "2026-01-07T09:30"
+    assert whatif.fork_at("2026-01-07T10:30", "Europe/Paris") == "2026-01-07T09:30"
+    assert whatif.fork_at("", "Europe/Paris") is None  # empty: now
+    # and in July (CEST, UTC+2) the same wall time is an hour earlier in UTC
+    assert whatif.fork_at("2026-07-07 10:30", "Europe/Paris") == "2026-07-07T08:30"
+    for bad in ("7/1/2026 10:30 AM", "2026-01-07", "10:30", "2026-01-07 25:00"):
+        with pytest.raises(ValueError, match=r"Fork at: expected a 24 h time like 2026-11-29 14:30"):
+            whatif.fork_at(bad, "Europe/Paris")
+    # the page opened from a fork (URL: site and UTC time) shows the field in Lyon's time, the zone beside it
+    page = whatif.layout(site="pod-lyon", at="2026-01-07T09:30", queries=services.queries)
+    by_id = {str(c.id): c for c in _walk(page) if isinstance(getattr(c, "id", None), str)}
+    assert (by_id["whatif-at"].type, by_id["whatif-at"].value) == ("text", "2026-01-07 10:30")
+    assert by_id["whatif-at-zone"].children == "CET" and by_id["whatif-site"].value == "pod-lyon"
+    assert "2026-01-07 10:30 CET (2026-01-07T09:30:00Z)" in by_id["whatif-fork-note"].children
+    # the run is refused or signed by the UTC time exactly as before (NOW is 12:00 UTC)
+    settings = settings_for("127.0.0.1", env={})
+    engineer = CurrentUser(name="e", role=UserRole.ENGINEER)
+    base = {"name": "x", "site": "pod-berlin", "horizon_h": 24, "replications": 5, "interventions": []}
+    assert whatif.authorise_run(services, settings, engineer, {**base, "at": "2026-01-07T09:30"})["token"]
+    with pytest.raises(ConfigError, match="is in the future"):
+        whatif.authorise_run(services, settings, engineer, {**base, "at": "2026-01-07T13:00"})
+
+
+def _walk(c: object) -> list[object]:
+    kids = getattr(c, "children", None)
+    if kids is None or isinstance(kids, str):
+        return [c]
+    return [c, *[x for k in (kids if isinstance(kids, list | tuple) else [kids]) for x in _walk(k)]]
