@@ -94,7 +94,7 @@ def fmt_risk(p: float) -> str:
 
 def fmt_interval(r: Risk) -> str:
     """A risk's 90 % interval, "90 %: 5–25 %", or why there is none worth showing ("too little history: ...")."""
-    return r.vague if r.vague else f"90\u00a0%: {fmt_risk(r.low)}–{fmt_risk(r.high)}"
+    return r.vague if r.vague else f"90 %: {fmt_risk(r.low)}–{fmt_risk(r.high)}"
 
 
 class HealthService:

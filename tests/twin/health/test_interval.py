@@ -74,7 +74,7 @@ def test_too_little_history_is_said_in_words() -> None:
     # P(8 h) at least 1 - exp(-0.137) = 12.8 %, a range of 92x: wide, but it says the risk is not small
     r = _constant(1, 3.0).risk({}, 8.0, 1.0)
     assert r.low == pytest.approx(-math.expm1(-8 * 0.1026 / 6), abs=1e-3) and r.vague == ""
-    assert fmt_interval(r) == "90\u00a0%: 13\u00a0%–>99\u00a0%"
+    assert fmt_interval(r) == "90 %: 13\u00a0%–>99\u00a0%"
 
 
 def test_the_bootstrap_moves_the_baseline_with_beta() -> None:
