@@ -114,6 +114,15 @@ class TemplateModel:
             return 0.0
         return float(np.dot(self.design(values), self.coefs))
 
+    def design_many(self, values: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+        """The covariate vectors (``n`` x terms) for ``n`` rows of raw feature arrays (missing or NaN: the mean)."""
+        z = {}
+        for f, mu, sd in zip(self.features, self.means, self.sds, strict=True):
+            v = values.get(f)
+            z[f] = np.zeros(n) if v is None else np.where(np.isfinite(v), (v - mu) / sd, 0.0)
+        cols = [z[t[:-2]] ** 2 if t.endswith("^2") else z[t] for t in self.terms]
+        return np.column_stack(cols) if cols else np.zeros((n, 0))
+
     def log_relative_many(self, values: Mapping[str, np.ndarray], n: int) -> np.ndarray:
         """Return beta z for ``n`` rows of raw feature arrays (a missing or NaN value: the mean)."""
         if not self.terms:
