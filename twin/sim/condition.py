@@ -17,7 +17,9 @@ Each machine gets a :class:`twin.sim.model.Hazard`: ``now`` from its covariates 
 last grid time of the timeline, a signal not seen yet: its fresh level plus the growth since the
 repair), ``renewed`` from a freshly serviced machine (hours since repair and maintenance 0, the
 signals at their fresh level). A repair or a ``Maintenance`` intervention puts it on ``renewed``:
-a maintenance is taken as a full renewal (the emulated plant's may remove only part of the wear).
+a maintenance is taken as a full renewal (the emulated plant's may remove only part of the wear;
+:func:`maintenance_restore` reads the share a maintenance removed from the history's signal drops,
+but the simulation model has one renewed curve for repairs and maintenance alike, so it is not used yet).
 The curves are piecewise constant: the hazard at the middle of each ``step_h`` of running time,
 for ``span_h`` (the last value beyond), capped at ``max_per_h``.
 
@@ -51,7 +53,7 @@ from twin.sim.model import Hazard
 if TYPE_CHECKING:
     from twin.health.model import HealthModel, TemplateModel
 
-__all__ = ["DrawnHazard", "Growth", "condition_hazards", "wear_growth"]
+__all__ = ["DrawnHazard", "Growth", "condition_hazards", "maintenance_restore", "wear_growth"]
 
 _HOUR_S = 3600.0
 _SINCE = ("h_since_repair", "h_since_maintenance")
@@ -131,6 +133,50 @@ class DrawnHazard(Hazard):
             return tuple((np.minimum(per_h, self.max_per_h) / _HOUR_S).tolist())
 
         return Hazard(step_s=self.step_s, now=curve(self.design_now), renewed=curve(self.design_renewed))
+
+
+def _after(x: np.ndarray, since: np.ndarray, i: int, settle_h: float) -> int:
+    """The first row from ``i`` whose signal is finite and whose ``since`` counter reached ``settle_h``."""
+    while i < len(x) and (not np.isfinite(x[i]) or since[i] < settle_h):
+        i += 1
+    return i
+
+
+def maintenance_restore(machines: Sequence[MachineTimeline], feature: str,
+                        settle_h: float = 2.0) -> tuple[float, int] | None:
+    """The share of the wear a planned maintenance removed, read from ``feature``'s drop (None: no maintenance seen).
+
+    Per machine the fresh level is the signal ``settle_h`` operating hours after each repair (a
+    repair renews), less its wear growth since; at each maintenance (hours since maintenance drop,
+    hours since repair do not), restore = (level before - level ``settle_h`` after, less the growth
+    since) / (level before - fresh), pooled over the maintenances as a ratio of sums. ``settle_h``:
+    the signals are means over the last 2 h of running, so only then is the level after all new.
+    Returns (restore, maintenances used). Not yet used by the fork (see docs/health.md).
+    """
+    g = wear_growth(machines, feature)
+    if g is None:
+        return None
+    num = den = 0.0
+    used = 0
+    for m in machines:
+        x, rep, mnt = m.features.get(feature), m.features.get("h_since_repair"), m.features.get("h_since_maintenance")
+        if x is None or rep is None or mnt is None:
+            continue
+        fresh_levels = []
+        for i in np.flatnonzero(rep[1:] < rep[:-1] - 1e-9) + 1:
+            j = _after(x, rep, int(i), settle_h)
+            if j < len(x) and rep[j] < 2.0 * settle_h:
+                fresh_levels.append(float(x[j] - g.per_h * rep[j]))
+        fresh = float(np.mean(fresh_levels)) if fresh_levels else g.fresh.get(f"{m.site}/{m.machine}", math.nan)
+        for i in np.flatnonzero((mnt[1:] < mnt[:-1] - 1e-9) & (rep[1:] >= rep[:-1] - 1e-9)) + 1:
+            before = float(x[i - 1])
+            j = _after(x, mnt, int(i), settle_h)
+            if j >= len(x) or not (math.isfinite(before) and math.isfinite(fresh)) or rep[j] < rep[i] - 1e-9:
+                continue  # no level after it, or a repair came first
+            num += before - float(x[j] - g.per_h * mnt[j])
+            den += before - fresh
+            used += 1
+    return (num / den, used) if used and den > 0 else None
 
 
 def _highest(machines: Sequence[MachineTimeline], feature: str) -> float:

@@ -91,3 +91,21 @@ def test_few_failures_widen_the_spread_many_barely(fleet: FleetSpec) -> None:
     # 200 replications: a variance is estimated within ~10 % (sqrt(2 / 199)), a ratio of two within ~15 %
     assert v_few > 3.0, v_few  # measured 7.6: the 11 failures leave the coefficients wide
     assert v_many < 1.6, v_many  # measured 1.15: 68 failures pin them
+
+
+def test_the_maintenance_restore_is_read_from_the_power_drop(fleet: FleetSpec) -> None:
+    # the truth removes half of the wear at a maintenance (maintenance_reset = 0.5) and all of it at a
+    # repair; power shows wear linearly (0.3 x rated per unit while printing), so its drop across a
+    # maintenance over its excess above the fresh level (read after repairs) is 0.5. 21 days: ~27
+    # maintenances of 10 printers. Measured: 0.47 from power; the temperatures read 0.67-0.68 (they
+    # are means only once a printer has run 1.5 h, so their level after a maintenance is late).
+    from twin.sim.condition import maintenance_restore
+
+    start = END - timedelta(days=21)
+    plant = Plant(fleet, seed=7, start=start, truth=load_truth(TRUTH, fleet))
+    timeline = build_timeline(sample_histories(plant, END, 300.0), start.timestamp(), END.timestamp())
+    got = maintenance_restore(timeline.templates()["fdm-printer"], "power_kw")
+    assert got is not None
+    restore, used = got
+    assert used >= 15
+    assert restore == pytest.approx(0.5, abs=0.15)
