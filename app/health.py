@@ -78,8 +78,8 @@ def report(historian: HistorianReader, fleet: FleetSpec, at: datetime, *, days: 
             "machines": [_machine(h) for h in refresh.machines], "models": _models(refresh.model)}
 
 
-def _risk(r: Risk | None) -> dict[str, float] | None:
-    return None if r is None else {"p": r.p, "low": r.low, "high": r.high, "hours": r.hours}
+def _risk(r: Risk | None) -> dict[str, float | str] | None:
+    return None if r is None else {"p": r.p, "low": r.low, "high": r.high, "hours": r.hours, "vague": r.vague}
 
 
 def _machine(h: MachineHealth) -> dict[str, Any]:
@@ -96,9 +96,11 @@ def _models(model: HealthModel) -> dict[str, Any]:
             for tpl, m in model.templates.items()}
 
 
-def _pct(r: dict[str, float] | None) -> str:
+def _pct(r: dict[str, Any] | None) -> str:
     if r is None:
         return "no shift now"
+    if r["vague"]:  # the interval says nothing usable: say so (the model's note gives the sample sizes)
+        return f"{100 * r['p']:.1f} % (too little history)"
     return f"{100 * r['p']:.1f} % ({100 * r['low']:.1f}-{100 * r['high']:.1f})"
 
 

@@ -22,13 +22,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from twin.errors import ConfigError
+from twin.health.model import Risk
 from twin.health.monitor import HealthMonitor
 from twin.health.score import MachineHealth, RiskTrend, risk_trend
 from twin.historian import HistorianReader
 from twin.spec import FleetSpec
 from twin.validation import out_of_range
 
-__all__ = ["DEFAULT_HIGH", "HealthService", "HealthSettings", "HealthView", "fmt_risk", "is_high"]
+__all__ = ["DEFAULT_HIGH", "HealthService", "HealthSettings", "HealthView", "fmt_interval", "fmt_risk",
+           "is_high"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,11 @@ def fmt_risk(p: float) -> str:
     if p > 0.995:
         return ">99\u00a0%"
     return f"{100.0 * p:.0f}\u00a0%"
+
+
+def fmt_interval(r: Risk) -> str:
+    """A risk's 90 % interval, "90 %: 5–25 %", or why there is none worth showing ("too little history: ...")."""
+    return r.vague if r.vague else f"90 %: {fmt_risk(r.low)}–{fmt_risk(r.high)}"
 
 
 class HealthService:

@@ -17,7 +17,7 @@ from dash import html
 from dashboard import theme
 from dashboard.components import data_attrs
 from dashboard.figures import _figure, _time_axis, _wall, empty
-from dashboard.health import HealthView, fmt_risk, is_high
+from dashboard.health import HealthView, fmt_interval, fmt_risk, is_high
 from twin.health.model import Driver, Risk
 from twin.health.score import MachineHealth, RiskTrend
 
@@ -30,8 +30,8 @@ _THRESHOLD = "#7b838a"
 
 
 def risk_text(r: Risk) -> str:
-    """A risk with its interval, e.g. "12 % (90 %: 5–25 %)"."""
-    return f"{fmt_risk(r.p)} (90 %: {fmt_risk(r.low)}–{fmt_risk(r.high)})"
+    """A risk with its interval, e.g. "12 % (90 %: 5–25 %)", or "12 % (too little history: ...)"."""
+    return f"{fmt_risk(r.p)} ({fmt_interval(r)})"
 
 
 def _driver(d: Driver) -> str:
@@ -62,7 +62,7 @@ def health_card(view: HealthView | None, site: str, machine: str, *, note: str =
     rows: list[Any] = [
         html.Div([html.Span(f"Failure within {h.risk.hours:g} h: ", className="kpi-label"),
                   html.Span(fmt_risk(h.risk.p), className="kpi-mid health-risk-8h"),
-                  html.Span(f" 90 %: {fmt_risk(h.risk.low)}–{fmt_risk(h.risk.high)}", className="small muted")]),
+                  html.Span(f" {fmt_interval(h.risk)}", className="small muted")]),
         html.Div([html.Span("Rest of the shift: ", className="kpi-label"),
                   html.Span(f"{risk_text(h.shift)} over {h.shift.hours:.1f} h" if h.shift is not None
                             else "not in a shift now", className="health-risk-shift")]),

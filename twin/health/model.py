@@ -19,8 +19,9 @@ none) and its ``note`` says so.
 
 A :class:`TemplateModel` scores a machine: the probability of a failure within ``hours`` of
 calendar time, 1 - exp(-Lambda) with Lambda = h0 exp(beta z) x running share x hours, with a 90 %
-interval (delta method on log Lambda: z' V z + 1 / failures) and the covariates that push it up
-most (``drivers``).
+interval (``twin.health.interval``: exact Poisson for the constant hazard, a parametric bootstrap of
+the fitted coefficients and baseline for the Cox model; ``Risk.vague`` says in words when the
+history cannot narrow it) and the covariates that push it up most (``drivers``).
 """
 
 from __future__ import annotations
@@ -35,11 +36,10 @@ import pandas as pd
 from lifelines import CoxTimeVaryingFitter
 from lifelines.exceptions import ConvergenceError
 
+from twin.health.interval import cox_draws, garwood, vague
 from twin.health.timeline import MachineTimeline, Timeline
 
 __all__ = ["Driver", "FitOptions", "HealthModel", "Risk", "TemplateModel", "fit"]
-
-_Z90 = 1.6448536269514722  # standard normal 95 % quantile: a two-sided 90 % interval
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +71,7 @@ class Risk:
     low: float
     high: float
     hours: float
+    vague: str = ""  # not empty: the interval says nothing usable, and this says why ("too little history: ...")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,6 +93,8 @@ class TemplateModel:
     cov: tuple[tuple[float, ...], ...] = ()
     share: Mapping[str, float] = field(default_factory=dict)  # "site/machine" -> running share in the history
     note: str = ""
+    # Cox: bootstrap rows (log h0, beta...) from the fit's covariance (twin.health.interval.cox_draws)
+    draws: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), compare=False, repr=False)
 
     def effect(self, name: str) -> float:
         """The coefficient of a term (0 when the model has no such term)."""
@@ -110,6 +113,15 @@ class TemplateModel:
         if not self.terms:
             return 0.0
         return float(np.dot(self.design(values), self.coefs))
+
+    def design_many(self, values: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+        """The covariate vectors (``n`` x terms) for ``n`` rows of raw feature arrays (missing or NaN: the mean)."""
+        z = {}
+        for f, mu, sd in zip(self.features, self.means, self.sds, strict=True):
+            v = values.get(f)
+            z[f] = np.zeros(n) if v is None else np.where(np.isfinite(v), (v - mu) / sd, 0.0)
+        cols = [z[t[:-2]] ** 2 if t.endswith("^2") else z[t] for t in self.terms]
+        return np.column_stack(cols) if cols else np.zeros((n, 0))
 
     def log_relative_many(self, values: Mapping[str, np.ndarray], n: int) -> np.ndarray:
         """Return beta z for ``n`` rows of raw feature arrays (a missing or NaN value: the mean)."""
@@ -140,17 +152,35 @@ class TemplateModel:
         ``idle_h``: hours at the start of the horizon in which the machine cannot run (off until its
         next shift); only the rest is exposed.
         """
-        lam = self.base_per_h * math.exp(self.log_relative(values)) * share * max(0.0, hours - idle_h)
-        var = 1.0 / max(self.failures, 1)
-        if self.terms:
-            x = self.design(values)
-            var += float(x @ np.asarray(self.cov) @ x)
-        k = math.exp(_Z90 * math.sqrt(var))
+        exposed = share * max(0.0, hours - idle_h)
+        lam = self.base_per_h * math.exp(self.log_relative(values)) * exposed
+        low, high = self.rate_interval(values)
+        lo_lam, hi_lam = min(low * exposed, lam), max(high * exposed, lam)
 
         def p(v: float) -> float:
-            return -math.expm1(-v)
+            return -math.expm1(-v) if math.isfinite(v) else 1.0
 
-        return Risk(p=p(lam), low=p(lam / k), high=p(lam * k), hours=hours)
+        words = ""
+        if exposed > 0 and vague(lo_lam, hi_lam, p(hi_lam)):
+            words = (f"too little history: {self.failures} failures in {self.operating_h:.0f} operating hours"
+                     if self.kind != "cox" else
+                     f"too little history: {self.failures} failures for {len(self.terms)} effects, and this "
+                     f"machine's condition is unlike most of them")
+        return Risk(p=p(lam), low=p(lo_lam), high=p(hi_lam), hours=hours, vague=words)
+
+    def rate_interval(self, values: Mapping[str, float]) -> tuple[float, float]:
+        """The 90 % interval of the hazard per operating hour at raw feature ``values``.
+
+        Constant: the exact Poisson interval of failures / operating hours (without failures from 0,
+        at least up to the configured rate it uses); Cox: the 5 % and 95 % quantiles of
+        h0 exp(beta z) over the bootstrap draws (see ``twin.health.interval``).
+        """
+        if self.kind == "cox" and self.draws.size:
+            eta = self.draws[:, 0] + self.draws[:, 1:] @ self.design(values)
+            q = np.quantile(eta, (0.05, 0.95))
+            return math.exp(float(q[0])), math.exp(min(float(q[1]), 700.0))
+        low, high = garwood(self.failures, self.operating_h)
+        return min(low, self.base_per_h), max(high, self.base_per_h)
 
     def threshold(self, name: str, factor: float = 3.0) -> float | None:
         """The value of feature ``name`` at which it alone makes ``factor`` x the average hazard (None: never).
@@ -290,9 +320,10 @@ def _fit_template(template: str, ms: Sequence[MachineTimeline], opts: FitOptions
     cov = tuple(tuple(float(v) for v in row) for row in var)
     x = np.column_stack([data[t] for t in terms])
     exposure = float((np.exp(x @ np.asarray(coefs)) * (stop - start)).sum())
+    draws = cox_draws(template, x, stop - start, failures, np.asarray(coefs), var)
     return TemplateModel(template=template, kind="cox", failures=failures, machines=len(ms), operating_h=op_h,
                          rows=rows, base_per_h=failures / exposure, features=tuple(feats), means=tuple(means),
-                         sds=tuple(sds), terms=tuple(terms), coefs=coefs, cov=cov, share=share,
+                         sds=tuple(sds), terms=tuple(terms), coefs=coefs, cov=cov, share=share, draws=draws,
                          note=f"Cox time-varying model from {failures} failures in {op_h:.0f} operating hours "
                               f"of {len(ms)} machines (likelihood-ratio test against the constant hazard: "
                               f"p = {p_value:.2g})")

@@ -33,6 +33,11 @@ Each figure's stream is a SplitMix64 generator seeded from its ``stream_seed`` (
 Twister per figure cost more than a short replication's simulation); normals by Box-Muller, gamma
 by Marsaglia-Tsang, beta from two gammas.
 
+A machine whose failures follow a condition hazard (``twin.sim.condition.DrawnHazard``) gets no
+MTBF factor (its hazard is not 1 / MTBF); instead the replication runs on one of the health model's
+bootstrap draws of its coefficients, picked by the stream ``param:condition:<template>`` (one draw
+for all machines of a template, the same for both models of a pair).
+
 A figure the :class:`Uncertainty` does not list (a machine a scenario adds, a site that was not
 calibrated) gets its kind's prior width.
 """
@@ -48,7 +53,8 @@ from typing import Protocol
 import numpy as np
 
 from twin.frozen import FrozenDict
-from twin.sim.model import ModelData, stream_seed
+from twin.sim.condition import DrawnHazard
+from twin.sim.model import MachineData, ModelData, stream_seed
 
 __all__ = ["FIGURES", "FigureLaw", "Law", "Perturber", "PriorWidths", "SplitMix", "Uncertainty", "Variates",
            "draw_factor", "perturb"]
@@ -293,17 +299,30 @@ class Perturber:
     def __call__(self, seed: int, replication: int) -> ModelData:
         f = self.factors(seed, replication)
         laws = self._laws
-        machines = [
-            replace(m, cycle_mean_s=m.cycle_mean_s * f[cycle], mtbf_s=m.mtbf_s * f[mtbf], mttr_s=m.mttr_s * f[mttr],
-                    initial_repair_s=m.initial_repair_s * f[mttr],
-                    scrap_rate=_scrap(laws[scrap], f[scrap], m.scrap_rate))
-            for m, mtbf, mttr, cycle, scrap in self._machines
-        ]
+        picks: dict[str, float] = {}  # per condition template: its uniform for this replication
+
+        def condition(m: MachineData) -> MachineData:
+            h = m.hazard
+            if not isinstance(h, DrawnHazard):
+                return m
+            if h.group not in picks:
+                picks[h.group] = SplitMix(stream_seed(seed, replication, f"param:condition:{h.group}")).random()
+            return replace(m, hazard=h.drawn(picks[h.group]))
+
+        machines = [condition(m) for m in self._machines_drawn(f, laws)]
         demand = [replace(d, rates_per_s=tuple(r * f[i] for r in d.rates_per_s)) for d, i in self._demand]
         # same cv for the lead time; the consumption factor is the item's own (per site)
         items = [replace(it, lead_mean_s=it.lead_mean_s * f[lead], lead_sd_s=it.lead_sd_s * f[lead],
                          consumption=it.consumption * f[cons]) for it, lead, cons in self._items]
         return replace(self._data, machines=tuple(machines), demand=tuple(demand), items=tuple(items))
+
+    def _machines_drawn(self, f: list[float], laws: list[FigureLaw | None]) -> list[MachineData]:
+        return [
+            replace(m, cycle_mean_s=m.cycle_mean_s * f[cycle], mtbf_s=m.mtbf_s * f[mtbf], mttr_s=m.mttr_s * f[mttr],
+                    initial_repair_s=m.initial_repair_s * f[mttr],
+                    scrap_rate=_scrap(laws[scrap], f[scrap], m.scrap_rate))
+            for m, mtbf, mttr, cycle, scrap in self._machines
+        ]
 
 
 def perturb(data: ModelData, uncertainty: Uncertainty, seed: int, replication: int) -> ModelData:
