@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from dashboard.health import HealthService, HealthView, fmt_risk
+from dashboard.health import HealthService, HealthView, fmt_interval, fmt_risk
 from dashboard.queries import QueryService
 from dashboard.theme import Thresholds
 from dashboard.viewmodels import SiteView, StockRow
@@ -240,7 +240,7 @@ def _failure_risk(site: SiteSpec, view: SiteView, health: HealthView) -> list[At
             severity=Severity.HIGH, kind=Kind.FAILURE_RISK, site=h.site, entity=h.machine,
             text=f"{h.machine}: {fmt_risk(h.risk.p)} risk of a failure within {h.risk.hours:g} h",
             since=None, link=_href("/machine", h.site, machine=h.machine), cost=h.risk.p * tpl.mttr_h * rate,
-            detail=" · ".join(p for p in (f"90 %: {fmt_risk(h.risk.low)}–{fmt_risk(h.risk.high)}",
+            detail=" · ".join(p for p in (fmt_interval(h.risk),
                                           f"driven by {drivers}" if drivers else "") if p)))
     return out
 
