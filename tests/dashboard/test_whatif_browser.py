@@ -1,7 +1,8 @@
 """The what-if page in real headless Chromium over a running emulated plant: two interventions, the
 table of each one alone, baseline and scenario side by side, the result's link opened in a new page
 with the same numbers, and the scenario saved on the server. ``TWIN_SCREENSHOTS=1`` writes
-docs/screenshots/whatif.png, whatif-result.png (1440x900) and whatif-phone.png (390x844)."""
+docs/screenshots/whatif.png, whatif-result.png (1440x900), whatif-phone.png (the form) and whatif-result-phone.png
+(390x844)."""
 
 from __future__ import annotations
 
@@ -142,10 +143,12 @@ def test_two_interventions_each_alone_side_by_side_and_a_result_link(browser, pl
     phone.wait_for_selector("#whatif-status:has-text('Stored run')", timeout=20_000)
     phone.wait_for_load_state("networkidle")
     assert phone.evaluate("document.documentElement.scrollWidth") == 390  # tables scroll in their cards
-    if SHOTS:
-        phone.locator("#whatif-link").scroll_into_view_if_needed()
+    if SHOTS:  # the form as a phone opens it (top of the page), then the stored run's results below it
         phone.wait_for_timeout(300)
         phone.screenshot(path=str(ROOT / "docs" / "screenshots" / "whatif-phone.png"))
+        phone.locator("#whatif-link").scroll_into_view_if_needed()
+        phone.wait_for_timeout(300)
+        phone.screenshot(path=str(ROOT / "docs" / "screenshots" / "whatif-result-phone.png"))
     phone.close()
     page.close()
     assert errors == []
