@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 
 from dashboard.health import HealthService, HealthView, fmt_interval, fmt_risk
 from dashboard.queries import QueryService
+from dashboard.schedule import every
 from dashboard.theme import Thresholds
 from dashboard.viewmodels import SiteView, StockRow
 from twin.errors import ConfigError
@@ -550,13 +551,13 @@ class AttentionService:
             ref = weakref.ref(self)
             if self._list_thread is None or not self._list_thread.is_alive():
                 self._list_thread = threading.Thread(
-                    target=_every, args=(ref, self._stop, 0.0, self.settings.list_every_s, AttentionService.refresh,
+                    target=every, args=(ref, self._stop, 0.0, self.settings.list_every_s, AttentionService.refresh,
                                          "building the attention list failed"),
                     name="dashboard-attention-list", daemon=True)
                 self._list_thread.start()
             if self.settings.enabled and (self._thread is None or not self._thread.is_alive()):
                 self._thread = threading.Thread(
-                    target=_every, args=(ref, self._stop, self.settings.first_delay_s, self.settings.period_s,
+                    target=every, args=(ref, self._stop, self.settings.first_delay_s, self.settings.period_s,
                                          AttentionService.run_now, "projecting the attention list's orders failed"),
                     name="dashboard-attention", daemon=True)
                 self._thread.start()
@@ -571,23 +572,3 @@ class AttentionService:
                 thread.join(timeout_s)
 
     close = stop
-
-
-def _every(ref: weakref.ref[AttentionService], stop: threading.Event, first_s: float, every_s: float,
-           job: Callable[[AttentionService], object], failed: str) -> None:
-    """Call ``job(service)`` ``first_s`` after the start and then every ``every_s`` until ``stop`` is set."""
-    wait = first_s
-    last_error = ""
-    while not stop.wait(wait):
-        service = ref()
-        if service is None:
-            return
-        try:
-            job(service)
-            last_error = ""
-        except Exception as exc:  # keep the schedule; the page says the last projection failed
-            if str(exc) != last_error:
-                log.exception(failed)
-            last_error = str(exc)
-        del service
-        wait = every_s

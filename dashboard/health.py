@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from dashboard.schedule import every
 from twin.errors import ConfigError
 from twin.health.model import Risk
 from twin.health.monitor import HealthMonitor
@@ -161,8 +162,10 @@ class HealthService:
             if not self.settings.enabled or (self._thread is not None and self._thread.is_alive()):
                 return
             self._stop.clear()
-            self._thread = threading.Thread(target=_every, args=(weakref.ref(self), self._stop, self.settings.every_s),
-                                            name="dashboard-health", daemon=True)
+            self._thread = threading.Thread(
+                target=every, args=(weakref.ref(self), self._stop, 0.0, self.settings.every_s, HealthService.refresh,
+                                    "scoring the machines' health failed"),
+                name="dashboard-health", daemon=True)
             self._thread.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
@@ -173,21 +176,3 @@ class HealthService:
             thread.join(timeout_s)
 
     close = stop
-
-
-def _every(ref: weakref.ref[HealthService], stop: threading.Event, every_s: float) -> None:
-    wait = 0.0
-    last_error = ""
-    while not stop.wait(wait):
-        service = ref()
-        if service is None:
-            return
-        try:
-            service.refresh()
-            last_error = ""
-        except Exception as exc:  # keep the schedule; the page says the last check failed
-            if str(exc) != last_error:
-                log.exception("scoring the machines' health failed")
-            last_error = str(exc)
-        del service
-        wait = every_s
