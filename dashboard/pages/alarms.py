@@ -53,10 +53,11 @@ PHONE_COLUMNS = [{"field": "summary", "headerName": "Alarm", "flex": 1, "minWidt
                   "autoHeight": True, "tooltipField": "raised_utc",
                   "cellStyle": {"whiteSpace": "pre-line", "lineHeight": "1.35", "paddingTop": "4px",
                                 "paddingBottom": "4px", "wordBreak": "break-word"}}]
-# the shared alarm columns with a predictive alarm's risk and predicted time after the message (hover: all of it)
+# the shared alarm columns with a predictive alarm's risk and predicted time after the message, the message
+# wide enough for "P1: Failure likely: 46 % chance of failure within 8 h" less its asset (hover: all of it)
 JOURNAL_COLUMNS = [
-    *[dict(c, tooltipField="message") if c["field"] == "message" else c for c in ALARM_COLUMNS[:4]],
-    {"field": "risk", "headerName": "Risk", "width": 150,
+    *[dict(c, tooltipField="message", minWidth=340) if c["field"] == "message" else c for c in ALARM_COLUMNS[:4]],
+    {"field": "risk", "headerName": "Risk", "width": 140,
      "headerTooltip": "a predictive alarm's probability (when raised) within its horizon"},
     {"field": "predicted", "headerName": "Predicted (site time)", "width": 205, "tooltipField": "predicted_utc",
      "headerTooltip": "failure: when it becomes 50 % likely; stockout: median stockout; order: median finish"},
@@ -65,12 +66,17 @@ JOURNAL_COLUMNS = [
 
 
 def predictive_cells(r: AlarmRow, tz: str | None) -> dict[str, str]:
-    """A predictive alarm's ``risk`` ("46 % within 8 h"), ``predicted`` (in ``tz``), ``predicted_utc``; "": none."""
-    risk = ""
-    if r.probability is not None:
-        risk = fmt_risk(r.probability) + (f" within {r.horizon_h:g} h" if r.horizon_h else "")
+    """A predictive alarm's ``risk`` ("46 % within 8 h"), ``predicted`` (in ``tz``), ``predicted_utc``; "": none.
+
+    A predictive alarm without a predicted time within its horizon (a failure less than 50 % likely
+    in it: ``twin.forecast`` gives the time only within the horizon) is predicted "beyond 8 h".
+    """
+    if r.probability is None:
+        return {"risk": "", "predicted": "", "predicted_utc": ""}
+    within = f" {r.horizon_h:g} h" if r.horizon_h else " the horizon"
     at = r.predicted_at
-    return {"risk": risk, "predicted": theme.fmt_ts(at, tz=tz) if at else "",
+    return {"risk": fmt_risk(r.probability) + " within" + within,
+            "predicted": theme.fmt_ts(at, tz=tz) if at else "beyond" + within,
             "predicted_utc": timefmt.utc_title(at) if at else ""}
 
 

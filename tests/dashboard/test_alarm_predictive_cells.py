@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from connectors.export import ALARM_JOURNAL_FIELDS, journal_rows
@@ -42,6 +43,10 @@ def test_the_page_shows_the_risk_and_the_predicted_time_in_cells_of_their_own() 
                                                      "predicted": "2026-11-26 12:10 CET",
                                                      "predicted_utc": "UTC 2026-11-26T11:10:00Z"}
     assert predictive_cells(hot, "Europe/Berlin") == {"risk": "", "predicted": "", "predicted_utc": ""}
+    # no predicted time (a failure less than 50 % likely within its 8 h: twin.forecast gives none): beyond 8 h
+    later = replace(p1, probability=0.2, predicted_at=None)
+    assert predictive_cells(later, "Europe/Berlin") == {"risk": "20\u00a0% within 8 h", "predicted": "beyond 8 h",
+                                                        "predicted_utc": ""}
     # the grid has them right after the message (which alone is cut short), the message whole on hover
     fields = [c["field"] for c in JOURNAL_COLUMNS]
     assert fields[fields.index("message"):fields.index("message") + 3] == ["message", "risk", "predicted"]
@@ -54,8 +59,9 @@ def test_the_phone_stacks_the_risk_under_the_message() -> None:
     assert summary(row).splitlines() == ["HIGH · pod-berlin P1 · active/unacked", MESSAGE,
                                          "risk 46\u00a0% within 8 h, predicted 2026-11-26 12:10 CET",
                                          "raised 2026-11-26 06:05:00 CET"]
-    # no predicted time (a failure not 50 % likely within the horizon): the risk alone; not predictive: no line
-    assert summary({**row, "predicted": ""}).splitlines()[2] == "risk 46\u00a0% within 8 h"
+    beyond = summary({**row, "predicted": "beyond 8 h"}).splitlines()[2]
+    assert beyond == "risk 46\u00a0% within 8 h, predicted beyond 8 h"
+    # not predictive: no line
     assert "risk" not in summary({**row, "risk": "", "predicted": ""})
 
 
