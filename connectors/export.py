@@ -31,6 +31,7 @@ __all__ = [
     "journal_rows",
     "parse_time",
     "priority_name",
+    "probability_text",
     "spreadsheet_safe",
     "status_codes",
     "status_label",
@@ -38,9 +39,11 @@ __all__ = [
 
 # the columns of the alarm journal CSV, here and in the dashboard's Alarms page (Export CSV)
 # shelved: one-shot / timed until T / out of service / no, with shelved_by and shelved_why (the comment);
-# suppressed: yes when raised while its machine was OFF or in maintenance (suppression by design)
+# suppressed: yes when raised while its machine was OFF or in maintenance (suppression by design);
+# probability, predicted_at: a predictive alarm's, from its raised event's data (``twin.forecast``: the
+# probability as stored, e.g. 0.4604, and the predicted time, UTC ISO-8601 or empty); empty for other alarms
 ALARM_JOURNAL_FIELDS = ("site", "asset", "priority", "message", "state", "raised", "cleared", "acked_by", "acked_at",
-                        "comment", "shelved", "shelved_by", "shelved_why", "suppressed")
+                        "comment", "shelved", "shelved_by", "shelved_why", "suppressed", "probability", "predicted_at")
 # the events the journal is made of: the alarms', the people's shelving and the machines' status
 JOURNAL_EVENT_KINDS = ALARM_EVENT_KINDS | {EventKind.ALARM_SHELVING, EventKind.STATUS_CHANGE}
 _SHELVING_KINDS = frozenset({EventKind.ALARM_SHELVING, EventKind.ALARM_RAISED, EventKind.ALARM_CLEARED})
@@ -193,6 +196,13 @@ def export_alarms(historian: HistorianReader, site: str | None, t0: datetime, t1
     return len(rows)
 
 
+def probability_text(value: object) -> str:
+    """A predictive alarm's probability as a journal cell (``0.4604``); empty for none (not a number)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return ""
+    return str(float(value))
+
+
 def _alarm_key(e: Event) -> str:
     key = e.data.get("key")
     return key if isinstance(key, str) and key else f"{e.data.get('rule', '')}:{e.asset}"
@@ -224,7 +234,9 @@ def journal_rows(events: Iterable[Event], t1: datetime | None = None, *, earlier
                    "acked_at": "", "comment": ""}
             mark = marks.get((str(e.site), k[1], e.ts))
             row.update(shelved=shelf_label(mark), shelved_by=mark.by if mark else "",
-                       shelved_why=mark.why if mark else "", suppressed="yes" if mark and mark.suppressed else "no")
+                       shelved_why=mark.why if mark else "", suppressed="yes" if mark and mark.suppressed else "no",
+                       probability=probability_text(e.data.get("probability")),
+                       predicted_at=str(e.data.get("predicted_at") or ""))
             latest[k] = row
             rows.append(row)
         elif row is None:

@@ -183,6 +183,10 @@ class AlarmRow:
     shelved_by: str = ""
     shelved_why: str = ""
     suppressed: bool = False
+    # a predictive alarm's (``twin.forecast``, its raised event's data): P(it happens within horizon_h), when
+    probability: float | None = None
+    horizon_h: float | None = None
+    predicted_at: datetime | None = None
 
     @property
     def state(self) -> str:

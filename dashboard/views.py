@@ -7,9 +7,10 @@ returns ``dashboard.viewmodels`` values, so each is tested without any store;
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -232,6 +233,22 @@ def _event_key(e: Event) -> str:
     return f"{e.data.get('rule', '')}:{e.asset}"
 
 
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _predicted(e: Event) -> dict[str, Any]:
+    """A predictive alarm's raised event's ``probability``, ``horizon_h`` and ``predicted_at`` (None: absent)."""
+    at = e.data.get("predicted_at")
+    when: datetime | None = None
+    if isinstance(at, str) and at:
+        with contextlib.suppress(ValueError):
+            when = datetime.fromisoformat(at)
+            when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return {"probability": _number(e.data.get("probability")), "horizon_h": _number(e.data.get("horizon_h")),
+            "predicted_at": when}
+
+
 def alarm_journal(current: Iterable[AlarmState], events: Iterable[Event], *,
                   initial: Mapping[tuple[str, str], MachineStatus] | None = None) -> list[AlarmRow]:
     """Alarm instances from current alarm states and the alarm events of a window, newest first.
@@ -255,14 +272,15 @@ def alarm_journal(current: Iterable[AlarmState], events: Iterable[Event], *,
         k = (e.site, _event_key(e))
         row = latest.get(k)
         if e.kind is EventKind.ALARM_RAISED:
-            if row is not None and row.raised_at == e.ts:
-                continue  # the current state already describes this instance
+            if row is not None and row.raised_at == e.ts:  # the current state describes this instance
+                latest[k] = replace(row, **_predicted(e))  # but not what it predicted
+                continue
             if row is not None and row.raised_at < e.ts:
                 done.append(row)
             rule = str(e.data.get("rule", k[1].split(":", 1)[0]))
             latest[k] = AlarmRow(site=e.site, key=k[1], rule=rule, asset=e.asset,
                                  priority=_priority(e.data.get("priority")), message=e.message, active=True,
-                                 raised_at=e.ts)
+                                 raised_at=e.ts, **_predicted(e))
         elif row is None:
             continue
         elif e.kind is EventKind.ALARM_CLEARED and row.raised_at <= e.ts:

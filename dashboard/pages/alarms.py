@@ -5,8 +5,11 @@ why, and whether it was suppressed by design (raised while its machine was OFF o
 a filter hides the shelved or the suppressed ones. Times are shown in each alarm's site zone (UTC on
 hover); the CSV keeps UTC ISO-8601, as ``twin export --what alarms`` writes it. On a phone (a window
 narrower than ``NARROW_PX``) the journal is one stacked column per alarm (priority, where, state;
-message; raised; shelving, suppression and acknowledgement when there are any: ``summary``), read
-without sideways scrolling; *all columns* shows the full grid.
+message; a predictive alarm's risk and predicted time; raised; shelving, suppression and
+acknowledgement when there are any: ``summary``), read without sideways scrolling; *all columns*
+shows the full grid. A predictive alarm (``twin.forecast``) shows its probability within its horizon
+(*Risk*, "46 % within 8 h") and its predicted time (*Predicted*, site time) in columns of their own,
+from its raised event's data (``predictive_cells``): its message alone is cut short in the grid.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
-from connectors.export import ALARM_JOURNAL_FIELDS, spreadsheet_safe
-from dashboard import components, ids
+from connectors.export import ALARM_JOURNAL_FIELDS, probability_text, spreadsheet_safe
+from dashboard import components, ids, theme, timefmt
+from dashboard.health import fmt_risk
 from dashboard.pages._shared import (
     ALARM_COLUMNS,
     ack_notice,
@@ -35,7 +39,8 @@ from dashboard.viewmodels import AlarmRow
 from twin.alarm_shelving import JournalMark, shelf_label
 from twin.spec import Priority
 
-__all__ = ["NARROW_PX", "PHONE_COLUMNS", "columns_for", "hidden", "journal_csv", "layout", "register", "summary"]
+__all__ = ["JOURNAL_COLUMNS", "NARROW_PX", "PHONE_COLUMNS", "columns_for", "hidden", "journal_csv", "layout",
+           "predictive_cells", "register", "summary"]
 
 PATH = "/alarms"
 HOURS = {"1 h": 1, "8 h": 8, "24 h": 24, "7 d": 168, "30 d": 720}
@@ -48,12 +53,40 @@ PHONE_COLUMNS = [{"field": "summary", "headerName": "Alarm", "flex": 1, "minWidt
                   "autoHeight": True, "tooltipField": "raised_utc",
                   "cellStyle": {"whiteSpace": "pre-line", "lineHeight": "1.35", "paddingTop": "4px",
                                 "paddingBottom": "4px", "wordBreak": "break-word"}}]
+# the shared alarm columns with a predictive alarm's risk and predicted time after the message, the message
+# wide enough for "P1: Failure likely: 46 % chance of failure within 8 h" less its asset (hover: all of it)
+JOURNAL_COLUMNS = [
+    *[dict(c, tooltipField="message", minWidth=340) if c["field"] == "message" else c for c in ALARM_COLUMNS[:4]],
+    {"field": "risk", "headerName": "Risk", "width": 140,
+     "headerTooltip": "a predictive alarm's probability (when raised) within its horizon"},
+    {"field": "predicted", "headerName": "Predicted (site time)", "width": 205, "tooltipField": "predicted_utc",
+     "headerTooltip": "failure: when it becomes 50 % likely; stockout: median stockout; order: median finish"},
+    *ALARM_COLUMNS[4:],
+]
+
+
+def predictive_cells(r: AlarmRow, tz: str | None) -> dict[str, str]:
+    """A predictive alarm's ``risk`` ("46 % within 8 h"), ``predicted`` (in ``tz``), ``predicted_utc``; "": none.
+
+    A predictive alarm without a predicted time within its horizon (a failure less than 50 % likely
+    in it: ``twin.forecast`` gives the time only within the horizon) is predicted "beyond 8 h".
+    """
+    if r.probability is None:
+        return {"risk": "", "predicted": "", "predicted_utc": ""}
+    within = f" {r.horizon_h:g} h" if r.horizon_h else " the horizon"
+    at = r.predicted_at
+    return {"risk": fmt_risk(r.probability) + " within" + within,
+            "predicted": theme.fmt_ts(at, tz=tz) if at else "beyond" + within,
+            "predicted_utc": timefmt.utc_title(at) if at else ""}
 
 
 def summary(row: dict[str, Any]) -> str:
     """One alarm as a few short lines (the phone's stacked column)."""
     lines = [f"{row.get('priority', '')} · {row.get('site', '')} {row.get('asset', '')} · {row.get('state', '')}",
-             str(row.get("message", "")), f"raised {row.get('raised', '')}"]
+             str(row.get("message", ""))]
+    if row.get("risk"):
+        lines.append(f"risk {row['risk']}" + (f", predicted {row['predicted']}" if row.get("predicted") else ""))
+    lines.append(f"raised {row.get('raised', '')}")
     if row.get("cleared"):
         lines.append(f"cleared {row['cleared']}")
     if row.get("shelved") not in ("", "no", None):
@@ -70,7 +103,7 @@ def columns_for(width: float | None, details: list[str] | None) -> list[dict[str
     """The grid's columns: every one on a wide window (or asked for), else the stacked one."""
     if width is not None and width < NARROW_PX and "all" not in (details or []):
         return PHONE_COLUMNS
-    return ALARM_COLUMNS
+    return JOURNAL_COLUMNS
 
 
 def layout(**_query: Any) -> html.Div:
@@ -138,13 +171,15 @@ def register(app: dash.Dash, services: Services) -> None:
     def _sites(_p: str | None) -> list[dict[str, str]]:
         return site_options(queries)
 
-    zones = {s.id: s.timezone for s in queries.fleet.sites}
+    zones = {str(s.id): s.timezone for s in queries.fleet.sites}
 
     def rows(sites: list[str] | None, prios: list[int] | None, states: list[str] | None, hours: str | None,
              hide: list[str] | None = None, *, export: bool = False) -> list[dict[str, Any]]:
         found = queries.alarm_rows(sites=sites, priorities=prios, states=states, hours=HOURS.get(hours or "", 24))
         found = hidden(found, hide)
         shown = components.alarm_table_rows(found, zones=zones)
+        for row, r in zip(shown, found, strict=True):
+            row.update(predictive_cells(r, zones.get(r.site)))
         if not export:
             for row in shown:
                 row["summary"] = summary(row)
@@ -153,7 +188,9 @@ def register(app: dash.Dash, services: Services) -> None:
         for row, r in zip(shown, found, strict=True):
             row.update(raised=r.raised_at.isoformat(), cleared=r.cleared_at.isoformat() if r.cleared_at else "",
                        acked_at=r.acked_at.isoformat() if r.acked_at else "",
-                       shelved=shelf_label(JournalMark(shelf=r.shelf, until=r.shelved_until)))
+                       shelved=shelf_label(JournalMark(shelf=r.shelf, until=r.shelved_until)),
+                       probability=probability_text(r.probability),
+                       predicted_at=r.predicted_at.isoformat() if r.predicted_at else "")
         return shown
 
     app.clientside_callback("function(_p) { return window.innerWidth; }", Output(ids.ALARMS_WIDTH, "data"),

@@ -106,8 +106,8 @@ def test_the_alarm_journal_has_the_dashboards_columns_and_priority_names(config:
     # the dashboard's journal CSV columns; one row per alarm raised, oldest first; 2 = MEDIUM, 4 = URGENT
     assert lines == [
         "site,asset,priority,message,state,raised,cleared,acked_by,acked_at,comment,shelved,shelved_by,shelved_why,"
-        "suppressed",
+        "suppressed,probability,predicted_at",
         f"{site.id},P1,MEDIUM,alarm_raised msg,cleared/acked,2026-01-05T08:00:00+00:00,2026-01-05T08:00:09+00:00,"
-        "ann,2026-01-05T08:00:05+00:00,'=HYPERLINK(1),no,,,no",
-        f"{site.id},P1,URGENT,alarm_raised msg,active/unacked,2026-01-05T08:00:20+00:00,,,,,no,,,no",
+        "ann,2026-01-05T08:00:05+00:00,'=HYPERLINK(1),no,,,no,,",
+        f"{site.id},P1,URGENT,alarm_raised msg,active/unacked,2026-01-05T08:00:20+00:00,,,,,no,,,no,,",
     ]

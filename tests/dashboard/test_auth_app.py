@@ -161,8 +161,9 @@ def test_alarm_csv_export() -> None:
                                 "state": "active/unacked", "raised": "t"}])
     lines = text.splitlines()
     assert lines[0].startswith("site,asset,priority,message")
-    # 14 columns (ALARM_JOURNAL_FIELDS): the 6 given, 8 empty (cleared .. comment, the 4 shelving ones)
-    assert lines[1] == 's,M1,HIGH,"hot, ""very""",active/unacked,t' + "," * 8
+    # 16 columns (ALARM_JOURNAL_FIELDS): the 6 given, 10 empty (cleared .. comment, the 4 shelving ones and
+    # probability, predicted_at)
+    assert lines[1] == 's,M1,HIGH,"hot, ""very""",active/unacked,t' + "," * 10
 
 
 def test_import_does_no_io() -> None:

@@ -57,6 +57,6 @@ def test_alarm_journal_csv(store: SqliteHistorian) -> None:
     assert out.getvalue().splitlines() == [
         # the dashboard's columns
         "site,asset,priority,message,state,raised,cleared,acked_by,acked_at,comment,shelved,shelved_by,shelved_why,"
-        "suppressed",
-        "s1,P1,HIGH,alarm_raised,active/acked,2026-01-05T08:00:00+00:00,,ann,2026-01-05T08:00:02+00:00,on it,no,,,no",
+        "suppressed,probability,predicted_at",
+        "s1,P1,HIGH,alarm_raised,active/acked,2026-01-05T08:00:00+00:00,,ann,2026-01-05T08:00:02+00:00,on it,no,,,no,,",
     ]
