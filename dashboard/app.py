@@ -25,6 +25,7 @@ from dash import dcc, html
 from dashboard import auth as auth_mod
 from dashboard import ids
 from dashboard.auth import AuthSettings, UserRole
+from dashboard.jobs import ThreadJobManager
 from dashboard.pages import PAGES
 from dashboard.pages._shared import page_zone, time_control_search, time_note, url_param
 from dashboard.services import Services
@@ -188,7 +189,8 @@ def create_app(
     import diskcache
 
     cache_dir = services.cache_dir or Path(tempfile.mkdtemp(prefix="twin-dash-"))
-    manager = dash.DiskcacheManager(diskcache.Cache(str(cache_dir)))  # type: ignore[no-untyped-call]
+    # jobs in threads: a fork of this threaded process can inherit a held SQLite mutex (dashboard.jobs)
+    manager = ThreadJobManager(diskcache.Cache(str(cache_dir)))
     app = dash.Dash(
         __name__,
         use_pages=True,
