@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 from twin.alarms import RECENT_EVENTS, step
 from twin.frozen import FrozenDict
-from twin.readings import Value
+from twin.readings import Quality, Value
 from twin.spec import AlarmId, AlarmKind, AlarmRule, FleetSpec, SiteId, SiteSpec
 from twin.state import AlarmState, Event, SiteState, TwinState
 
@@ -131,7 +131,9 @@ def projection_risks(fleet: FleetSpec, outputs: Sequence[ReplicationOutput], as_
     """The ``stockout_risk`` and ``late_order_risk`` rules' risks from replications forked at ``as_of``.
 
     A rule's horizon must not exceed the replications' (the forecaster runs them over the longest
-    one). ``state`` (the twin now) names each SKU's next delivery in the stockout message.
+    one). ``state`` (the twin now) names each SKU's next delivery in the stockout message. A SKU out
+    already (GOOD on hand at 0, or out at the fork in every replication) gets no risk: that is the
+    stock alarm's, not a prediction (as an overdue order gets none).
     """
     if not outputs:
         return []
@@ -144,12 +146,15 @@ def projection_risks(fleet: FleetSpec, outputs: Sequence[ReplicationOutput], as_
             item = site.item(sku)
             if item is None or not rule.applies_to_item(site.id, item):
                 continue
+            inv = state.sites[site.id].inventory.get(item.sku) if state and site.id in state.sites else None
+            out_now = inv is not None and inv.quality is Quality.GOOD and inv.on_hand is not None and inv.on_hand <= 0
+            if out_now or all(o.stockout_s[(site_id, sku)] <= 0.0 for o in outputs):
+                continue  # out already (on the shelf, or at the fork in every replication): no prediction
             hits = [t for o in outputs if (t := o.stockout_s[(site_id, sku)]) <= h_s]
             p = len(hits) / n
             at = as_of + timedelta(seconds=_median(hits)) if hits else None
             text = (f"{sku} runs out ~{_local(at, site)} (p {p:.2f})" if at is not None
                     else f"{sku}: {_pct(p)} chance of running out within {rule.horizon_h:g} h")
-            inv = state.sites[site.id].inventory.get(item.sku) if state and site.id in state.sites else None
             etas = sorted(s.eta for s in inv.inbound if s.eta >= as_of) if inv is not None else []
             text += f", next delivery {_local(etas[0], site)}" if etas else ", no delivery announced"
             out.append(Risk(rule=rule.id, site=site.id, asset=item.sku, probability=p, predicted_at=at, detail=text))
